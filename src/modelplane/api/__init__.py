@@ -1,0 +1,82 @@
+"""The resource types of modelplane (``modelplane.io/v1alpha1``): no I/O, nothing of ours below.
+
+Everything a caller needs is re-exported here; the submodules are an implementation detail.
+"""
+
+from modelplane.api.manifests import (
+    dump_json,
+    dump_yaml,
+    load_model_file,
+    load_models,
+    parse_model,
+    to_wire,
+)
+from modelplane.api.meta import Condition, ConditionStatus, ObjectMeta
+from modelplane.api.model import (
+    API_VERSION,
+    GROUP,
+    KIND,
+    VERSION,
+    Analysis,
+    AnalysisResult,
+    Batching,
+    MetricVerdict,
+    Model,
+    ModelFormat,
+    ModelSpec,
+    ModelStatus,
+    Protocol,
+    Resources,
+    RevisionStatus,
+    Rollout,
+    RolloutPhase,
+    RolloutStatus,
+    RolloutStep,
+    RolloutStrategy,
+    RuntimeOptions,
+    Scaling,
+    Source,
+    Task,
+)
+from modelplane.api.revision import revision_digest, revision_name
+from modelplane.api.schema import crd, json_schema
+
+__all__ = [
+    "API_VERSION",
+    "GROUP",
+    "KIND",
+    "VERSION",
+    "Analysis",
+    "AnalysisResult",
+    "Batching",
+    "Condition",
+    "ConditionStatus",
+    "MetricVerdict",
+    "Model",
+    "ModelFormat",
+    "ModelSpec",
+    "ModelStatus",
+    "ObjectMeta",
+    "Protocol",
+    "Resources",
+    "RevisionStatus",
+    "Rollout",
+    "RolloutPhase",
+    "RolloutStatus",
+    "RolloutStep",
+    "RolloutStrategy",
+    "RuntimeOptions",
+    "Scaling",
+    "Source",
+    "Task",
+    "crd",
+    "dump_json",
+    "dump_yaml",
+    "json_schema",
+    "load_model_file",
+    "load_models",
+    "parse_model",
+    "revision_digest",
+    "revision_name",
+    "to_wire",
+]

@@ -1,0 +1,104 @@
+"""Reading and writing ``Model`` manifests: YAML or JSON, one or many documents per file.
+
+Validation errors are turned into :class:`~modelplane.errors.SpecError` with one problem per field,
+each naming the field path as written (``spec.scaling.minReplicas``), the value given and what is
+allowed, so the CLI, the control API and the operator report the same precise message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from modelplane.api.model import API_VERSION, KIND, Model
+from modelplane.errors import FieldProblem, SpecError
+
+_MAX_VALUE_CHARS = 60
+
+
+def problems_from(exc: ValidationError, prefix: str = "") -> list[FieldProblem]:
+    """Translate pydantic's errors into field problems with wire (camelCase) paths."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        path = ".".join(str(part) for part in error["loc"])
+        path = f"{prefix}.{path}" if prefix and path else (prefix or path)
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] not in ("missing", "model_type") and "input" in error:
+            given = repr(error["input"])
+            if len(given) > _MAX_VALUE_CHARS:
+                given = given[:_MAX_VALUE_CHARS] + "…"
+            message = f"{message} (got {given})"
+        problems.append(FieldProblem(path, message))
+    return problems
+
+
+def parse_model(document: Mapping[str, Any], where: str = "") -> Model:
+    """Validate one decoded document as a Model; raise SpecError naming every bad field."""
+    what = f"{where}: " if where else ""
+    if not isinstance(document, Mapping):
+        raise SpecError(f"{what}expected a mapping, got {type(document).__name__}")
+    api_version, kind = document.get("apiVersion"), document.get("kind")
+    if kind != KIND or api_version != API_VERSION:
+        raise SpecError(
+            f"{what}unsupported resource apiVersion={api_version!r} kind={kind!r}; "
+            f"expected apiVersion: {API_VERSION} and kind: {KIND}"
+        )
+    try:
+        return Model.model_validate(document)
+    except ValidationError as exc:
+        name = (document.get("metadata") or {}).get("name", "?")
+        raise SpecError(f"{what}invalid Model {name!r}", problems_from(exc)) from exc
+
+
+def load_documents(text: str, source: str = "<input>") -> list[dict[str, Any]]:
+    """Decode every non-empty YAML (or JSON) document in ``text``."""
+    try:
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{source}: not valid YAML or JSON: {exc}") from exc
+    for index, document in enumerate(documents, start=1):
+        if not isinstance(document, dict):
+            raise SpecError(
+                f"{source}: document {index} is a {type(document).__name__}, expected a mapping"
+            )
+    return documents
+
+
+def load_models(text: str, source: str = "<input>") -> list[Model]:
+    """Parse a multi-document manifest; every document must be a valid Model."""
+    documents = load_documents(text, source)
+    many = len(documents) > 1
+    return [
+        parse_model(doc, f"{source} document {i}" if many else source)
+        for i, doc in enumerate(documents, start=1)
+    ]
+
+
+def load_model_file(path: Path) -> list[Model]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot read {path}: {exc.strerror}") from exc
+    return load_models(text, str(path))
+
+
+def to_wire(model: Model, *, include_status: bool = True) -> dict[str, Any]:
+    """The JSON-ready form, camelCase, without unset optional noise."""
+    exclude = None if include_status else {"status"}
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True, exclude=exclude)
+
+
+def dump_yaml(models: Iterable[Model], *, include_status: bool = True) -> str:
+    return yaml.safe_dump_all(
+        [to_wire(m, include_status=include_status) for m in models], sort_keys=False
+    )
+
+
+def dump_json(models: Iterable[Model], *, include_status: bool = True) -> str:
+    items = [to_wire(m, include_status=include_status) for m in models]
+    return json.dumps(items[0] if len(items) == 1 else items, indent=2)

@@ -1,0 +1,263 @@
+"""The ``Model`` resource (``modelplane.io/v1alpha1``): what to serve, how to scale and roll it out.
+
+The same type is the embedded control plane's stored object, the operator's custom resource and
+the runtime's configuration. Defaults that depend on other fields (the protocols a task speaks)
+are filled in at validation, so a stored object always reads complete.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from itertools import pairwise
+from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+
+from modelplane.api.meta import Condition, ObjectMeta, Wire
+
+GROUP = "modelplane.io"
+VERSION = "v1alpha1"
+API_VERSION: Literal["modelplane.io/v1alpha1"] = "modelplane.io/v1alpha1"
+KIND: Literal["Model"] = "Model"
+
+
+class ModelFormat(StrEnum):
+    SKLEARN = "sklearn"
+    ONNX = "onnx"
+    HUGGINGFACE = "huggingface"
+    PYTHON = "python"
+    LLAMACPP = "llamacpp"
+    VLLM = "vllm"
+
+
+class Task(StrEnum):
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+    EMBEDDING = "embedding"
+    TEXT_GENERATION = "text-generation"
+    CHAT = "chat"
+
+
+class Protocol(StrEnum):
+    V2 = "v2"
+    OPENAI = "openai"
+
+
+class RolloutStrategy(StrEnum):
+    CANARY = "Canary"
+    IMMEDIATE = "Immediate"
+
+
+GENERATIVE_TASKS = frozenset({Task.TEXT_GENERATION, Task.CHAT})
+OPENAI_TASKS = frozenset({Task.EMBEDDING, Task.TEXT_GENERATION, Task.CHAT})
+DEFAULT_PROTOCOLS: dict[Task, list[Protocol]] = {
+    Task.CLASSIFICATION: [Protocol.V2],
+    Task.REGRESSION: [Protocol.V2],
+    Task.EMBEDDING: [Protocol.OPENAI, Protocol.V2],
+    Task.TEXT_GENERATION: [Protocol.OPENAI],
+    Task.CHAT: [Protocol.OPENAI],
+}
+# Formats that only make sense for some tasks; formats not listed accept every task.
+FORMAT_TASKS: dict[ModelFormat, frozenset[Task]] = {
+    ModelFormat.SKLEARN: frozenset({Task.CLASSIFICATION, Task.REGRESSION, Task.EMBEDDING}),
+    ModelFormat.ONNX: frozenset({Task.CLASSIFICATION, Task.REGRESSION, Task.EMBEDDING}),
+    ModelFormat.LLAMACPP: frozenset(OPENAI_TASKS),
+    ModelFormat.VLLM: frozenset(OPENAI_TASKS),
+}
+SOURCE_SCHEMES = ("file", "http", "https")
+
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+CpuQuantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?m?$")]
+MemoryQuantity = Annotated[
+    str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+]
+
+
+class Source(Wire):
+    """Where the artifact lives, and the digest it must have."""
+
+    uri: Annotated[str, Field(min_length=1)]
+    sha256: Sha256 | None = None
+
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, uri: str) -> str:
+        scheme = urlsplit(uri).scheme
+        if scheme not in SOURCE_SCHEMES:
+            allowed = ", ".join(f"{s}://" for s in SOURCE_SCHEMES)
+            raise ValueError(
+                f"scheme {scheme or '(none)'!r} is not supported; use one of {allowed}"
+            )
+        return uri
+
+
+class Resources(Wire):
+    cpu: CpuQuantity = "1"
+    memory: MemoryQuantity = "1Gi"
+    accelerators: Annotated[int, Field(ge=0, le=16)] = 0
+
+
+class Batching(Wire):
+    """Adaptive batching: concurrent requests merge into one model call up to these bounds."""
+
+    max_batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
+    max_delay_ms: Annotated[float, Field(ge=0, le=1000)] = 2
+
+
+class Scaling(Wire):
+    min_replicas: Annotated[int, Field(ge=0, le=1000)] = 1
+    max_replicas: Annotated[int, Field(ge=1, le=1000)] = 4
+    target_in_flight: Annotated[int, Field(ge=1, le=10000)] = 4
+    scale_to_zero_after_seconds: Annotated[int, Field(ge=0)] = 300
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"minReplicas ({self.min_replicas}) must not exceed maxReplicas "
+                f"({self.max_replicas})"
+            )
+        return self
+
+
+class RolloutStep(Wire):
+    weight: Annotated[int, Field(ge=1, le=100)]
+    pause_seconds: Annotated[int, Field(ge=0)] = 30
+
+
+class Analysis(Wire):
+    """Thresholds a canary must meet at each step before it takes more traffic."""
+
+    max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
+    max_latency_p99_ms: Annotated[float, Field(gt=0)] = 250
+    max_disagreement: Annotated[float, Field(ge=0, le=1)] = 0.05
+    min_requests: Annotated[int, Field(ge=1)] = 50
+
+
+def _default_steps() -> list[RolloutStep]:
+    return [RolloutStep(weight=10, pause_seconds=30), RolloutStep(weight=50, pause_seconds=30)]
+
+
+class Rollout(Wire):
+    strategy: RolloutStrategy = RolloutStrategy.CANARY
+    steps: list[RolloutStep] = Field(default_factory=_default_steps)
+    analysis: Analysis = Field(default_factory=Analysis)
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing(cls, steps: list[RolloutStep]) -> list[RolloutStep]:
+        weights = [s.weight for s in steps]
+        if any(b <= a for a, b in pairwise(weights)):
+            raise ValueError(f"step weights must increase strictly, got {weights}")
+        return steps
+
+
+class RuntimeOptions(Wire):
+    """How the runtime serves this model; every field here is part of the revision."""
+
+    allow_pickle: bool = Field(
+        default=False,
+        description="Load pickle-based artifacts (sklearn/joblib). Pickle runs code on load, so "
+        "this also requires source.sha256.",
+    )
+    python_class: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "Model"
+    max_request_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
+    parameters: dict[str, str] = Field(default_factory=dict)
+
+
+class ModelSpec(Wire):
+    source: Source
+    format: ModelFormat
+    task: Task
+    protocols: list[Protocol] | None = Field(
+        default=None, description="Defaults to the protocols the task speaks."
+    )
+    resources: Resources = Field(default_factory=Resources)
+    batching: Batching = Field(default_factory=Batching)
+    scaling: Scaling = Field(default_factory=Scaling)
+    rollout: Rollout = Field(default_factory=Rollout)
+    runtime: RuntimeOptions = Field(default_factory=RuntimeOptions)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        allowed_tasks = FORMAT_TASKS.get(self.format)
+        if allowed_tasks is not None and self.task not in allowed_tasks:
+            names = ", ".join(sorted(allowed_tasks))
+            raise ValueError(
+                f"format {self.format.value!r} cannot serve task {self.task.value!r}; "
+                f"it serves: {names}"
+            )
+        if self.protocols is None:
+            self.protocols = list(DEFAULT_PROTOCOLS[self.task])
+        if Protocol.OPENAI in self.protocols and self.task not in OPENAI_TASKS:
+            raise ValueError(
+                f"protocol 'openai' needs a task of embedding, text-generation or chat, "
+                f"not {self.task.value!r}; use protocols: [v2]"
+            )
+        if self.runtime.allow_pickle and self.source.sha256 is None:
+            raise ValueError(
+                "runtime.allowPickle needs source.sha256: pickle runs code on load, "
+                "so only a pinned artifact may be trusted"
+            )
+        return self
+
+
+class RevisionStatus(Wire):
+    name: str
+    digest: str = ""
+    replicas: int = 0
+    ready_replicas: int = 0
+    traffic: Annotated[int, Field(ge=0, le=100)] = 0
+
+
+class MetricVerdict(Wire):
+    name: str
+    value: float | None = None
+    threshold: float
+    passed: bool
+
+
+class AnalysisResult(Wire):
+    passed: bool
+    message: str = ""
+    metrics: list[MetricVerdict] = Field(default_factory=list)
+
+
+class RolloutPhase(StrEnum):
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    PROMOTED = "Promoted"
+    ROLLED_BACK = "RolledBack"
+    FAILED = "Failed"
+
+
+class RolloutStatus(Wire):
+    phase: RolloutPhase
+    step: int = 0
+    last_analysis: AnalysisResult | None = None
+
+
+class ModelStatus(Wire):
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    revisions: list[RevisionStatus] = Field(default_factory=list)
+    stable_revision: str | None = None
+    canary_revision: str | None = None
+    rollout: RolloutStatus | None = None
+    url: str | None = None
+
+
+class Model(Wire):
+    """A model to serve: the ``Model`` resource of ``modelplane.io/v1alpha1``."""
+
+    api_version: Literal["modelplane.io/v1alpha1"] = API_VERSION
+    kind: Literal["Model"] = KIND
+    metadata: ObjectMeta
+    spec: ModelSpec
+    status: ModelStatus = Field(default_factory=ModelStatus)
+
+    @property
+    def key(self) -> str:
+        """``namespace/name``: how the gateway and the CLI address a model."""
+        return f"{self.metadata.namespace}/{self.metadata.name}"

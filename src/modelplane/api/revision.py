@@ -1,0 +1,27 @@
+"""Revision identity: which spec changes produce a new immutable revision.
+
+A revision is what a replica serves. Its digest covers every field that changes the served
+behaviour (source, format, task, protocols, resources, batching, runtime options); scaling and
+rollout edits keep the digest, so they never restart a replica or start a rollout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from modelplane.api.model import ModelSpec
+
+SERVING_FIELDS = ("source", "format", "task", "protocols", "resources", "batching", "runtime")
+
+
+def revision_digest(spec: ModelSpec) -> str:
+    """Hex sha256 of the serving fields; defaults are filled, so writing them out changes nothing."""
+    served = spec.model_dump(mode="json", by_alias=True, include=set(SERVING_FIELDS))
+    canonical = json.dumps(served, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def revision_name(model_name: str, number: int) -> str:
+    """Revisions are numbered per model: ``iris-r1``, ``iris-r2`` ..."""
+    return f"{model_name}-r{number}"

@@ -1,0 +1,1 @@
+"""The ``modelplane`` command: the composition root that builds every component and runs it."""

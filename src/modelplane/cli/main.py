@@ -1,0 +1,73 @@
+"""The ``modelplane`` entry point: builds the typer app and turns errors into one clear line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from modelplane import __version__
+from modelplane.cli import resources, serving
+from modelplane.cli.errors import report
+from modelplane.errors import ModelplaneError
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"modelplane {__version__}")
+        raise typer.Exit()
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="modelplane",
+        help="Declare a model, serve it behind one gateway, roll it out safely.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+
+    @app.callback()
+    def root(
+        version: Annotated[
+            bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+        ] = False,
+        debug: Annotated[bool, typer.Option(help="Show tracebacks on errors.")] = False,
+    ) -> None:
+        """modelplane: an open platform for AI inference."""
+
+    app.command()(serving.serve)
+    app.command()(resources.validate)
+    app.command()(resources.schema)
+    app.command("crd")(resources.crd_command)
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        result = build_app()(args, standalone_mode=False)
+    except ModelplaneError as exc:
+        if debug:
+            raise
+        return report(exc)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        return 130
+    except Exception as exc:  # click's usage errors
+        from click import ClickException
+
+        if isinstance(exc, ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return result if isinstance(result, int) else 0

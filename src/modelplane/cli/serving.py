@@ -1,0 +1,98 @@
+"""``modelplane serve``: run one model revision in this process (what a replica runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from modelplane.api import Model, ModelFormat, ModelSpec, ObjectMeta, Source, Task, revision_digest
+from modelplane.api.manifests import load_model_file
+from modelplane.cli.errors import EXIT_USAGE, CliError
+from modelplane.runtime.server import Runtime, RuntimeOptions, run
+
+
+def serve(
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="A Model manifest (YAML or JSON).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Which Model of a multi-document file; or the model name.")
+    ] = None,
+    uri: Annotated[str | None, typer.Option(help="Artifact URI, instead of a manifest.")] = None,
+    model_format: Annotated[
+        ModelFormat | None, typer.Option("--format", help="Artifact format, with --uri.")
+    ] = None,
+    task: Annotated[Task, typer.Option(help="What the model does, with --uri.")] = (
+        Task.CLASSIFICATION
+    ),
+    sha256: Annotated[str | None, typer.Option(help="Pinned digest, with --uri.")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    model_version: Annotated[
+        str | None, typer.Option(help="Version reported by the v2 API; default: digest prefix.")
+    ] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Where fetched artifacts are kept.")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve one model over the Open Inference Protocol v2 until interrupted."""
+    model = _model_from(file, name, uri, model_format, task, sha256)
+    version = model_version or revision_digest(model.spec)[:12]
+    options = RuntimeOptions(
+        host=host, port=port, model_version=version, cache_dir=cache_dir, log_level=log_level
+    )
+    runtime = Runtime(model, options)
+    url = f"http://{_display_host(host)}:{port}/v2/models/{model.metadata.name}"
+    runtime.on_ready.append(lambda: print(f"serving {model.metadata.name} at {url}", flush=True))
+    raise typer.Exit(run(runtime))
+
+
+def _model_from(
+    file: Path | None,
+    name: str | None,
+    uri: str | None,
+    model_format: ModelFormat | None,
+    task: Task,
+    sha256: str | None,
+) -> Model:
+    if file is not None and uri is not None:
+        raise CliError("give either --file or --uri, not both", exit_code=EXIT_USAGE)
+    if file is not None:
+        return _pick(load_model_file(file), name, file)
+    if uri is None or model_format is None:
+        raise CliError(
+            "nothing to serve",
+            hint="modelplane serve -f model.yaml, or --uri file://model.onnx --format onnx",
+            exit_code=EXIT_USAGE,
+        )
+    return Model(
+        metadata=ObjectMeta(name=name or _stem(uri)),
+        spec=ModelSpec(source=Source(uri=uri, sha256=sha256), format=model_format, task=task),
+    )
+
+
+def _pick(models: list[Model], name: str | None, file: Path) -> Model:
+    if name is not None:
+        for model in models:
+            if model.metadata.name == name:
+                return model
+        raise CliError(f"{file} has no Model named {name!r}", exit_code=EXIT_USAGE)
+    if len(models) != 1:
+        names = ", ".join(m.metadata.name for m in models)
+        raise CliError(
+            f"{file} holds {len(models)} Models ({names})",
+            hint="pick one with --name",
+            exit_code=EXIT_USAGE,
+        )
+    return models[0]
+
+
+def _stem(uri: str) -> str:
+    return Path(uri.rstrip("/")).stem.lower().replace("_", "-") or "model"
+
+
+def _display_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - display only

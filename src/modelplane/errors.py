@@ -1,0 +1,96 @@
+"""The one error tree of modelplane.
+
+Every error the project raises on purpose derives from :class:`ModelplaneError`. Errors describe
+what went wrong in domain terms; only HTTP adapters map them to status codes, and only the CLI maps
+them to exit codes. Library exceptions are wrapped at the boundary with ``raise ... from exc``.
+
+    ModelplaneError
+    ├── SpecError                  a resource or manifest is invalid (carries field-level details)
+    ├── ArtifactError              a model artifact cannot be fetched or fails verification
+    ├── ModelLoadError             an artifact was fetched but the model cannot be loaded
+    │   └── MissingExtraError      the format needs an optional extra that is not installed
+    └── InferenceError             a request could not be served
+        ├── InvalidRequestError    the request is malformed or does not fit the model
+        ├── ModelNotFoundError     no such model (or version) is served here
+        ├── ModelNotReadyError     the model exists but cannot serve yet
+        └── PredictError           the model itself failed on valid input
+
+Errors are *permanent* unless marked retryable: ``retryable`` tells callers such as the gateway
+or a reconciler whether the same call may succeed later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ModelplaneError(Exception):
+    """Root of every error modelplane raises on purpose."""
+
+    retryable: bool = False
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One invalid field: where (``spec.scaling.minReplicas``), what was given, what is wrong."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class SpecError(ModelplaneError):
+    """A resource or manifest is invalid; ``problems`` name each offending field."""
+
+    def __init__(self, message: str, problems: list[FieldProblem] | None = None) -> None:
+        self.problems = problems or []
+        detail = "; ".join(str(p) for p in self.problems)
+        super().__init__(f"{message}: {detail}" if detail else message)
+        self.summary = message
+
+
+class ArtifactError(ModelplaneError):
+    """A model artifact cannot be fetched, or its content does not match the pinned digest."""
+
+
+class ModelLoadError(ModelplaneError):
+    """The artifact is here but the model cannot be loaded from it."""
+
+
+class MissingExtraError(ModelLoadError):
+    """A format needs an optional dependency; the message names the extra to install."""
+
+    def __init__(self, what: str, extra: str) -> None:
+        super().__init__(
+            f"{what} needs the '{extra}' extra, which is not installed; "
+            f"install it with: pip install 'modelplane[{extra}]'"
+        )
+        self.extra = extra
+
+
+class InferenceError(ModelplaneError):
+    """A request could not be served."""
+
+
+class InvalidRequestError(InferenceError):
+    """The request is malformed or does not fit the model's inputs."""
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    """The request body is larger than the configured limit."""
+
+
+class ModelNotFoundError(InferenceError):
+    """No model (or model version) of that name is served here."""
+
+
+class ModelNotReadyError(InferenceError):
+    """The model is known but not ready: still loading, or failed to load."""
+
+    retryable = True
+
+
+class PredictError(InferenceError):
+    """The model raised on input that passed validation."""

@@ -1,0 +1,48 @@
+"""The seam between the data plane and a model format.
+
+A format loads an artifact into a :class:`Predictor`; the data plane validates requests against
+the predictor's declared inputs, batches them and calls ``predict`` from one worker thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from modelplane.runtime.types import Array, TensorSpec
+
+
+class Predictor(Protocol):
+    """A loaded model. ``predict`` is called from a single worker thread, never concurrently."""
+
+    @property
+    def signature(self) -> Signature: ...
+
+    def predict(self, inputs: dict[str, Array], outputs: frozenset[str]) -> dict[str, Array]:
+        """Compute the named ``outputs`` (a subset of the signature's) for ``inputs``."""
+        ...
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What a predictor accepts and returns.
+
+    ``inputs`` empty means the model declares nothing and takes any tensors (python models).
+    ``batchable`` means every input and output has a variable first dimension along which
+    requests may be concatenated and split.
+    """
+
+    platform: str
+    inputs: tuple[TensorSpec, ...] = ()
+    outputs: tuple[TensorSpec, ...] = ()
+    batchable: bool = False
+
+
+@dataclass(frozen=True)
+class LoadContext:
+    """Everything a format may read while loading: the fetched artifact and the spec's options."""
+
+    artifact: Path
+    parameters: dict[str, str] = field(default_factory=dict)
+    python_class: str = "Model"

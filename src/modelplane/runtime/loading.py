@@ -1,0 +1,68 @@
+"""From a ``ModelSpec`` to a loaded :class:`Predictor`: fetch, apply the pickle policy, load."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from modelplane.api import ModelFormat, ModelSpec
+from modelplane.errors import ModelLoadError
+from modelplane.runtime import artifacts
+from modelplane.runtime.formats.base import LoadContext, Predictor
+
+# Formats whose artifacts are pickles: loading them executes code chosen by whoever wrote them.
+PICKLE_FORMATS = frozenset({ModelFormat.SKLEARN})
+
+
+def _onnx(context: LoadContext) -> Predictor:
+    from modelplane.runtime.formats.onnx import OnnxPredictor
+
+    return OnnxPredictor(context)
+
+
+def _sklearn(context: LoadContext) -> Predictor:
+    from modelplane.runtime.formats.sklearn import SklearnPredictor
+
+    return SklearnPredictor(context)
+
+
+def _python(context: LoadContext) -> Predictor:
+    from modelplane.runtime.formats.python import PythonPredictor
+
+    return PythonPredictor(context)
+
+
+LOADERS: dict[ModelFormat, Callable[[LoadContext], Predictor]] = {
+    ModelFormat.ONNX: _onnx,
+    ModelFormat.SKLEARN: _sklearn,
+    ModelFormat.PYTHON: _python,
+}
+
+
+def check_pickle_policy(spec: ModelSpec) -> None:
+    """Refuse pickle-based formats unless the artifact is pinned and pickle explicitly allowed."""
+    if spec.format not in PICKLE_FORMATS:
+        return
+    if spec.source.sha256 is None or not spec.runtime.allow_pickle:
+        raise ModelLoadError(
+            f"format {spec.format.value!r} loads a pickle, which runs code from the artifact; "
+            f"refusing to load it. Convert the model to ONNX (recommended), or pin the artifact "
+            f"with source.sha256 and set runtime.allowPickle: true"
+        )
+
+
+def load(spec: ModelSpec, *, base_dir: Path, cache_dir: Path) -> Predictor:
+    loader = LOADERS.get(spec.format)
+    if loader is None:
+        supported = ", ".join(sorted(f.value for f in LOADERS))
+        raise ModelLoadError(
+            f"format {spec.format.value!r} is not served by this runtime; supported: {supported}"
+        )
+    check_pickle_policy(spec)
+    path = artifacts.fetch(spec.source, base_dir=base_dir, cache_dir=cache_dir)
+    context = LoadContext(
+        artifact=path,
+        parameters=dict(spec.runtime.parameters),
+        python_class=spec.runtime.python_class,
+    )
+    return loader(context)

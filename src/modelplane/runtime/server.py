@@ -1,0 +1,165 @@
+"""The runtime process: one model revision served over HTTP until SIGTERM.
+
+``run`` is what ``modelplane serve`` calls. The socket opens before the model loads, so probes see
+``/v2/health/live`` at once and ``/v2/health/ready`` turn 200 only when the model can serve. A model
+that fails to load ends the process with :data:`EXIT_LOAD_FAILED` and the reason on stderr, the
+signal a supervisor (the embedded backend, or a kubelet) acts on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+import uvloop
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from modelplane.api import Model
+from modelplane.errors import ModelplaneError
+from modelplane.runtime import artifacts, loading
+from modelplane.runtime.batching import Batcher, BatchObservers
+from modelplane.runtime.dataplane import DataPlane
+from modelplane.runtime.formats.base import Predictor
+from modelplane.runtime.v2.routes import V2Routes
+from modelplane.telemetry.metrics import CONTENT_TYPE, RuntimeMetrics
+from modelplane.telemetry.tracing import tracer
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_LOAD_FAILED = 3
+
+
+@dataclass
+class RuntimeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    base_dir: Path = field(default_factory=Path.cwd)
+    cache_dir: Path | None = None
+    model_version: str = "1"
+    shutdown_timeout: float = 30.0
+    log_level: str = "info"
+
+
+@dataclass
+class Runtime:
+    """One model served: the data plane, its batcher and the thread the model runs on."""
+
+    model: Model
+    options: RuntimeOptions
+    dataplane: DataPlane = field(init=False)
+    on_load_failure: list[asyncio.Event] = field(default_factory=list)
+    on_ready: list[Callable[[], None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        name = self.model.metadata.name
+        self.metrics = RuntimeMetrics(name)
+        self.dataplane = DataPlane(name, self.options.model_version, self.metrics, tracer())
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._batcher: Batcher | None = None
+
+    def app(self) -> Starlette:
+        v2 = V2Routes(self.dataplane, self.model.spec.runtime.max_request_bytes)
+        routes = [*v2.routes(), Route("/metrics", self._metrics)]
+        return Starlette(routes=routes, lifespan=self._lifespan)
+
+    async def _metrics(self, request: Request) -> Response:
+        return Response(self.metrics.exposition(), media_type=CONTENT_TYPE)
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        loader = asyncio.get_running_loop().create_task(self._load(), name="load-model")
+        try:
+            yield
+        finally:
+            loader.cancel()
+            if self._batcher is not None:
+                await self._batcher.close()
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _load(self) -> None:
+        spec = self.model.spec
+        cache = self.options.cache_dir or artifacts.default_cache_dir()
+        loop = asyncio.get_running_loop()
+        try:
+            predictor: Predictor = await loop.run_in_executor(
+                self._executor,
+                lambda: loading.load(spec, base_dir=self.options.base_dir, cache_dir=cache),
+            )
+        except ModelplaneError as exc:
+            self._failed(str(exc))
+            return
+        except Exception as exc:
+            self._failed(f"unexpected error while loading: {exc!r}")
+            return
+        signature = predictor.signature
+        outputs = frozenset(s.name for s in signature.outputs)
+        self._batcher = Batcher(
+            predict=lambda inputs: predictor.predict(inputs, outputs),
+            executor=self._executor,
+            max_batch_size=spec.batching.max_batch_size,
+            max_delay=spec.batching.max_delay_ms / 1000,
+            arriving=self.dataplane.arriving,
+            batchable=signature.batchable,
+            observers=BatchObservers(
+                queue_seconds=self.metrics.queue_duration.observe,
+                inference_seconds=self.metrics.inference_duration.observe,
+                batch_size=self.metrics.batch_size.observe,
+            ),
+        )
+        self._batcher.start()
+        self.dataplane.serve(signature, self._batcher)
+        log.info("model %s is ready (%s)", self.model.metadata.name, signature.platform)
+        for callback in self.on_ready:
+            callback()
+
+    def _failed(self, reason: str) -> None:
+        log.error("model %s failed to load: %s", self.model.metadata.name, reason)
+        self.dataplane.fail(reason)
+        for event in self.on_load_failure:
+            event.set()
+
+
+async def _serve(runtime: Runtime) -> int:
+    options = runtime.options
+    config = uvicorn.Config(
+        runtime.app(),
+        host=options.host,
+        port=options.port,
+        http="httptools",
+        loop="none",
+        log_level=options.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=int(options.shutdown_timeout),
+    )
+    server = uvicorn.Server(config)
+    failed = asyncio.Event()
+    runtime.on_load_failure.append(failed)
+
+    async def stop_on_failure() -> None:
+        await failed.wait()
+        server.should_exit = True
+
+    watcher = asyncio.get_running_loop().create_task(stop_on_failure())
+    try:
+        await server.serve()
+    finally:
+        watcher.cancel()
+    if failed.is_set():
+        return EXIT_LOAD_FAILED
+    return EXIT_OK if server.started else 1
+
+
+def run(runtime: Runtime) -> int:
+    """Serve until SIGTERM or SIGINT; returns the process exit code."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(_serve(runtime))

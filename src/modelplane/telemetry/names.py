@@ -1,0 +1,42 @@
+"""The names modelplane exports: Prometheus metrics and OpenTelemetry span attributes.
+
+Prometheus practice: ``modelplane_`` prefix, base units (seconds), ``_total`` for counters, and
+labels of low cardinality only (model and outcome, never request ids).
+"""
+
+RUNTIME_REQUESTS = "modelplane_runtime_requests"  # prometheus_client appends _total
+RUNTIME_REQUEST_DURATION = "modelplane_runtime_request_duration_seconds"
+RUNTIME_QUEUE_DURATION = "modelplane_runtime_queue_duration_seconds"
+RUNTIME_INFERENCE_DURATION = "modelplane_runtime_inference_duration_seconds"
+RUNTIME_BATCH_SIZE = "modelplane_runtime_batch_size"
+RUNTIME_IN_FLIGHT = "modelplane_runtime_in_flight_requests"
+RUNTIME_MODEL_READY = "modelplane_runtime_model_ready"
+
+LABEL_MODEL = "model"
+LABEL_OUTCOME = "outcome"
+
+# OpenTelemetry attributes beyond the semantic conventions' own.
+ATTR_MODEL = "modelplane.model.name"
+ATTR_MODEL_VERSION = "modelplane.model.version"
+ATTR_BATCH_SIZE = "modelplane.batch.size"
+ATTR_OUTCOME = "modelplane.outcome"
+
+# Latency buckets in seconds: sub-millisecond resolution for small models, up to LLM scale.
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
