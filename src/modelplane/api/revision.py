@@ -16,7 +16,7 @@ SERVING_FIELDS = ("source", "format", "task", "protocols", "resources", "batchin
 
 
 def revision_digest(spec: ModelSpec) -> str:
-    """Hex sha256 of the serving fields; defaults are filled, so writing them out changes nothing."""
+    """Hex sha256 of the serving fields; defaults are filled, so spelling them out is a no-op."""
     served = spec.model_dump(mode="json", by_alias=True, include=set(SERVING_FIELDS))
     canonical = json.dumps(served, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
