@@ -29,7 +29,7 @@ NUMPY_DTYPES: dict[str, np.dtype[Any]] = {
 }
 DATATYPES = (*NUMPY_DTYPES, "BF16", "BYTES")
 _BY_KIND_AND_SIZE = {(dt.kind, dt.itemsize): name for name, dt in NUMPY_DTYPES.items()}
-_ACCEPTED_KINDS = {"b": "b", "u": "bu", "i": "biu", "f": "biuf"}  # JSON kinds each kind takes
+_ACCEPTED_KINDS = {"b": "b", "u": "biu", "i": "biu", "f": "biuf"}  # JSON kinds each kind takes
 
 
 def check_datatype(datatype: str, where: str) -> None:
@@ -68,6 +68,8 @@ def from_json_data(data: Any, datatype: str, where: str) -> Array:
         raise InvalidRequestError(f"{where}: data is not a regular nested list: {exc}") from exc
     values = values.reshape(-1)
     target = np.dtype(np.float32) if datatype == "BF16" else NUMPY_DTYPES[datatype]
+    if datatype == "UINT64" and values.dtype.kind == "f":
+        values = _uint64_from(values, data, where)
     if values.size and values.dtype.kind not in _ACCEPTED_KINDS[target.kind]:
         raise InvalidRequestError(
             f"{where}: datatype {datatype} cannot hold the given values "
@@ -85,6 +87,17 @@ def _check_range(values: Array, target: np.dtype[Any], datatype: str, where: str
         raise InvalidRequestError(
             f"{where}: values from {low} to {high} do not fit {datatype} ({info.min}..{info.max})"
         )
+
+
+def _uint64_from(values: Array, data: Any, where: str) -> Array:
+    # numpy reads integers above INT64's range as float64; re-read them exactly.
+    try:
+        exact = np.asarray(data, dtype=np.uint64).reshape(-1)
+    except (OverflowError, ValueError, TypeError) as exc:
+        raise InvalidRequestError(f"{where}: values do not fit UINT64: {exc}") from exc
+    if not np.array_equal(exact.astype(np.float64), values):
+        raise InvalidRequestError(f"{where}: datatype UINT64 cannot hold fractional values")
+    return exact
 
 
 def _describe_kind(kind: str) -> str:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,6 +130,27 @@ class Runtime:
             event.set()
 
 
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after a graceful stop, so the process would die by the signal;
+    a supervisor should see a clean exit 0 instead. A second signal forces the exit."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    def _stop(self) -> None:
+        if self.should_exit:
+            self.force_exit = True
+        self.should_exit = True
+
+
 async def _serve(runtime: Runtime) -> int:
     options = runtime.options
     config = uvicorn.Config(
@@ -141,7 +163,7 @@ async def _serve(runtime: Runtime) -> int:
         access_log=False,
         timeout_graceful_shutdown=int(options.shutdown_timeout),
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     failed = asyncio.Event()
     runtime.on_load_failure.append(failed)
 

@@ -1,0 +1,74 @@
+"""Shared fixtures: the iris example artifacts, and runtimes started as real processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.processes import RuntimeProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = Path(__file__).resolve().parent / "runtime" / "models"
+
+StartRuntime = Callable[..., RuntimeProcess]
+
+
+@pytest.fixture(scope="session")
+def iris_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The iris example built by its own script, as a user would."""
+    out = tmp_path_factory.mktemp("iris")
+    subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "iris" / "train.py"), "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def iris_runtime(
+    iris_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RuntimeProcess]:
+    log = tmp_path_factory.mktemp("iris-runtime") / "serve.log"
+    runtime = RuntimeProcess(["-f", str(iris_dir / "iris.yaml"), "--model-version", "1"], log)
+    try:
+        runtime.wait_ready()
+        yield runtime
+    finally:
+        runtime.terminate()
+
+
+@pytest.fixture
+def start_runtime(tmp_path: Path) -> Iterator[StartRuntime]:
+    """Start ``modelplane serve`` with the given arguments; stopped after the test."""
+    started: list[RuntimeProcess] = []
+
+    def start(*args: str, **kwargs: object) -> RuntimeProcess:
+        log = tmp_path / f"serve-{len(started)}.log"
+        runtime = RuntimeProcess(list(args), log, **kwargs)  # type: ignore[arg-type]
+        started.append(runtime)
+        return runtime
+
+    yield start
+    for runtime in started:
+        runtime.terminate()
+
+
+def write_manifest(path: Path, name: str, uri: str, fmt: str, extra: str = "", **spec: str) -> Path:
+    """A minimal Model manifest; ``extra`` is appended under ``spec`` verbatim."""
+    pin = f", sha256: '{spec['sha256']}'" if "sha256" in spec else ""
+    lines = [
+        "apiVersion: modelplane.io/v1alpha1",
+        "kind: Model",
+        f"metadata: {{name: {name}}}",
+        "spec:",
+        f"  source: {{uri: '{uri}'{pin}}}",
+        f"  format: {fmt}",
+        f"  task: {spec.get('task', 'classification')}",
+    ]
+    path.write_text("\n".join(lines) + "\n" + extra)
+    return path

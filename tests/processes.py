@@ -1,0 +1,92 @@
+"""Real modelplane processes for tests: started on a free loopback port, awaited on readiness."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+STARTUP_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def modelplane(*args: str) -> list[str]:
+    return [sys.executable, "-m", "modelplane", *args]
+
+
+@dataclass
+class RuntimeProcess:
+    """``modelplane serve`` in a subprocess, its output captured to a log file."""
+
+    args: list[str]
+    log: Path
+    cwd: Path | None = None
+    port: int = field(default_factory=free_port)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._handle = self.log.open("wb")
+        environment = {**os.environ, "MODELPLANE_CACHE": str(self.log.parent / "cache"), **self.env}
+        self.process = subprocess.Popen(
+            modelplane("serve", *self.args, "--port", str(self.port)),
+            stdout=self._handle,
+            stderr=subprocess.STDOUT,
+            cwd=self.cwd,
+            env=environment,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_listening(self) -> None:
+        self._wait(lambda reply: True)
+
+    def wait_ready(self) -> None:
+        self._wait(lambda reply: reply.status_code == 200)
+
+    def _wait(self, done: object) -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"runtime exited with {self.process.returncode}:\n{self.output()}"
+                )
+            try:
+                reply = httpx.get(f"{self.url}/v2/health/ready", timeout=1)
+            except httpx.TransportError:
+                time.sleep(0.05)
+                continue
+            if done(reply):  # type: ignore[operator]
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"runtime not ready after {STARTUP_SECONDS}s:\n{self.output()}")
+
+    def wait_exit(self, timeout: float = STARTUP_SECONDS) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def terminate(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._handle.close()
+        return self.process.returncode
