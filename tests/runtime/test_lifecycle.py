@@ -21,8 +21,8 @@ def slow_manifest(
         "slow",
         (MODELS / "slow_load.py").as_uri(),
         "python",
-        extra=f"  runtime:\n    parameters: {{delay: '{delay}', predict_delay: '{predict_delay}'}}\n"
-        + extra,
+        extra="  runtime:\n"
+        f"    parameters: {{delay: '{delay}', predict_delay: '{predict_delay}'}}\n" + extra,
     )
 
 

@@ -165,12 +165,14 @@ def test_binary_data_output_applies_to_all_outputs(iris_runtime: RuntimeProcess)
             "appears more than once",
         ),
         (
-            b'{"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 4], "data": ["a","b","c","d"]}]}',
+            b'{"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 4],'
+            b' "data": ["a","b","c","d"]}]}',
             400,
             "cannot hold the given values",
         ),
         (
-            b'{"inputs": [{"name": "X", "datatype": "FP32", "shape": [2, 2], "data": [[1,2],[3]]}]}',
+            b'{"inputs": [{"name": "X", "datatype": "FP32", "shape": [2, 2],'
+            b' "data": [[1,2],[3]]}]}',
             400,
             "not a regular nested list",
         ),

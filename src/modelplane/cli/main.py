@@ -10,7 +10,7 @@ import typer
 
 from modelplane import __version__
 from modelplane.cli import resources, serving
-from modelplane.cli.errors import report
+from modelplane.cli.errors import EXIT_USAGE, report
 from modelplane.errors import ModelplaneError
 
 
@@ -63,11 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except typer.Abort:
         return 130
-    except Exception as exc:  # click's usage errors
-        from click import ClickException
-
-        if isinstance(exc, ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except typer.TyperException as exc:  # usage errors: unknown option, bad value
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        return int(getattr(exc, "exit_code", EXIT_USAGE))
     return result if isinstance(result, int) else 0

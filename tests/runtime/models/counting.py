@@ -6,13 +6,14 @@ makes the call fail, to show that one bad request fails alone.
 
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 
 class Model:
-    inputs = [{"name": "x", "datatype": "FP32", "shape": [-1, 2]}]
-    outputs = [
+    inputs: ClassVar = [{"name": "x", "datatype": "FP32", "shape": [-1, 2]}]
+    outputs: ClassVar = [
         {"name": "doubled", "datatype": "FP32", "shape": [-1, 2]},
         {"name": "batch_rows", "datatype": "INT64", "shape": [-1]},
     ]

@@ -1,0 +1,243 @@
+"""The Model resource: defaults, validation messages, revision identity, manifests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelplane.api import (
+    Model,
+    Protocol,
+    dump_json,
+    dump_yaml,
+    load_models,
+    parse_model,
+    revision_digest,
+    revision_name,
+    to_wire,
+)
+from modelplane.errors import SpecError
+
+
+def document(**spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "source": {"uri": "file://examples/iris/model.onnx"},
+        "format": "onnx",
+        "task": "classification",
+    }
+    base.update(spec)
+    return {
+        "apiVersion": "modelplane.io/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "iris"},
+        "spec": base,
+    }
+
+
+def problems(doc: dict[str, Any]) -> list[str]:
+    with pytest.raises(SpecError) as caught:
+        parse_model(doc)
+    return [str(p) for p in caught.value.problems] or [str(caught.value)]
+
+
+def test_minimal_model_gets_defaults() -> None:
+    model = parse_model(document())
+    spec = model.spec
+    assert model.metadata.namespace == "default"
+    assert spec.protocols == [Protocol.V2]
+    assert spec.scaling.min_replicas == 1
+    assert spec.scaling.max_replicas == 4
+    assert spec.batching.max_batch_size == 32
+    assert spec.rollout.strategy == "Canary"
+    assert [s.weight for s in spec.rollout.steps] == [10, 50]
+    assert spec.runtime.allow_pickle is False
+    assert model.key == "default/iris"
+
+
+@pytest.mark.parametrize(
+    ("task", "fmt", "protocols"),
+    [
+        ("classification", "onnx", ["v2"]),
+        ("regression", "sklearn", ["v2"]),
+        ("embedding", "huggingface", ["openai", "v2"]),
+        ("chat", "llamacpp", ["openai"]),
+        ("text-generation", "vllm", ["openai"]),
+    ],
+)
+def test_protocols_default_from_the_task(task: str, fmt: str, protocols: list[str]) -> None:
+    model = parse_model(document(task=task, format=fmt))
+    assert [p.value for p in model.spec.protocols or []] == protocols
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"format": "onxx"}, "spec.format: Input should be 'sklearn', 'onnx', 'huggingface'"),
+        ({"format": "onxx"}, "(got 'onxx')"),
+        ({"task": "chat"}, "format 'onnx' cannot serve task 'chat'; it serves: classification"),
+        ({"protocols": ["openai"]}, "protocol 'openai' needs a task of embedding"),
+        ({"source": {"uri": "s3://bucket/model.onnx"}}, "scheme 's3' is not supported"),
+        ({"source": {"uri": "model.onnx"}}, "scheme '(none)' is not supported"),
+        (
+            {"source": {"uri": "file://m.onnx", "sha256": "abc"}},
+            "spec.source.sha256: String should match",
+        ),
+        (
+            {"scaling": {"minReplicas": 5, "maxReplicas": 2}},
+            "minReplicas (5) must not exceed maxReplicas (2)",
+        ),
+        (
+            {"scaling": {"minReplicas": -1}},
+            "spec.scaling.minReplicas: Input should be greater than or equal to 0",
+        ),
+        (
+            {"rollout": {"steps": [{"weight": 50}, {"weight": 10}]}},
+            "step weights must increase strictly, got [50, 10]",
+        ),
+        (
+            {"rollout": {"strategy": "BlueGreen"}},
+            "spec.rollout.strategy: Input should be 'Canary' or 'Immediate'",
+        ),
+        (
+            {"batching": {"maxBatchSize": 0}},
+            "spec.batching.maxBatchSize: Input should be greater than or equal to 1",
+        ),
+        ({"resources": {"memory": "lots"}}, "spec.resources.memory: String should match"),
+        ({"replicas": 3}, "spec.replicas: Extra inputs are not permitted"),
+        ({"runtime": {"allowPickle": True}}, "runtime.allowPickle needs source.sha256"),
+    ],
+)
+def test_invalid_specs_name_the_field_value_and_rule(spec: dict[str, Any], expected: str) -> None:
+    found = problems(document(**spec))
+    assert any(expected in p for p in found), found
+
+
+def test_missing_fields_and_bad_names() -> None:
+    doc = document()
+    del doc["spec"]["format"]
+    assert "spec.format: Field required" in problems(doc)
+    doc = document()
+    doc["metadata"]["name"] = "Iris_Model"
+    assert any(p.startswith("metadata.name: String should match pattern") for p in problems(doc))
+    doc["metadata"]["name"] = "x" * 53
+    assert any("at most 52 characters" in p for p in problems(doc))
+
+
+def test_wrong_kind_or_version_is_refused() -> None:
+    doc = document()
+    doc["apiVersion"] = "modelplane.io/v1"
+    assert "expected apiVersion: modelplane.io/v1alpha1 and kind: Model" in problems(doc)[0]
+
+
+def test_scaling_and_rollout_edits_keep_the_revision() -> None:
+    base = revision_digest(parse_model(document()).spec)
+    assert revision_digest(parse_model(document(scaling={"maxReplicas": 9})).spec) == base
+    assert revision_digest(parse_model(document(rollout={"strategy": "Immediate"})).spec) == base
+    spelled_out = document(batching={"maxBatchSize": 32, "maxDelayMs": 2}, protocols=["v2"])
+    assert revision_digest(parse_model(spelled_out).spec) == base
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"source": {"uri": "file://examples/iris/model-v2.onnx"}},
+        {"source": {"uri": "file://examples/iris/model.onnx", "sha256": "a" * 64}},
+        {"resources": {"cpu": "2"}},
+        {"batching": {"maxBatchSize": 8}},
+        {"runtime": {"parameters": {"intraOpThreads": "1"}}},
+        {"task": "regression"},
+    ],
+)
+def test_serving_changes_make_a_new_revision(change: dict[str, Any]) -> None:
+    base = revision_digest(parse_model(document()).spec)
+    assert revision_digest(parse_model(document(**change)).spec) != base
+
+
+def test_revision_names() -> None:
+    assert revision_name("iris", 3) == "iris-r3"
+
+
+def test_multi_document_yaml_round_trip(tmp_path: Path) -> None:
+    text = """
+apiVersion: modelplane.io/v1alpha1
+kind: Model
+metadata: {name: a, namespace: team-a, labels: {tier: gold}}
+spec: {source: {uri: "file://a.onnx"}, format: onnx, task: classification}
+---
+---
+apiVersion: modelplane.io/v1alpha1
+kind: Model
+metadata: {name: b}
+spec: {source: {uri: "https://models.example/b.onnx"}, format: onnx, task: regression}
+"""
+    models = load_models(text, "models.yaml")
+    assert [m.key for m in models] == ["team-a/a", "default/b"]
+    assert load_models(dump_yaml(models)) == models
+    single = load_models(dump_json(models[:1]))
+    assert single == models[:1]
+    wire = to_wire(models[0], include_status=False)
+    assert "status" not in wire
+    assert wire["spec"]["scaling"]["targetInFlight"] == 4
+
+
+def test_errors_in_multi_document_files_say_which_document() -> None:
+    text = """
+apiVersion: modelplane.io/v1alpha1
+kind: Model
+metadata: {name: fine}
+spec: {source: {uri: "file://a.onnx"}, format: onnx, task: classification}
+---
+apiVersion: modelplane.io/v1alpha1
+kind: Model
+metadata: {name: broken}
+spec:
+  source: {uri: "file://a.onnx"}
+  format: onnx
+  task: classification
+  scaling: {maxReplicas: 0}
+"""
+    with pytest.raises(SpecError) as caught:
+        load_models(text, "models.yaml")
+    assert "models.yaml document 2: invalid Model 'broken'" in str(caught.value)
+    assert "spec.scaling.maxReplicas" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("key: [unclosed", "not valid YAML or JSON"),
+        ("- a\n- b\n", "document 1 is a list, expected a mapping"),
+    ],
+)
+def test_unreadable_manifests(text: str, fragment: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        load_models(text)
+    assert fragment in str(caught.value)
+
+
+def test_status_round_trips_with_conditions() -> None:
+    doc = document()
+    doc["status"] = {
+        "observedGeneration": 3,
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "AllReplicasReady",
+                "message": "2/2 replicas ready",
+                "lastTransitionTime": "2026-11-27T10:00:00Z",
+                "observedGeneration": 3,
+            }
+        ],
+        "revisions": [{"name": "iris-r2", "replicas": 2, "readyReplicas": 2, "traffic": 90}],
+        "stableRevision": "iris-r2",
+        "rollout": {"phase": "Progressing", "step": 1},
+    }
+    model = Model.model_validate(doc)
+    assert model.status.conditions[0].reason == "AllReplicasReady"
+    assert to_wire(model)["status"]["conditions"][0]["lastTransitionTime"] == "2026-11-27T10:00:00Z"
+    doc["status"]["conditions"][0]["status"] = "Maybe"
+    with pytest.raises(SpecError):
+        parse_model(doc)

@@ -1,0 +1,76 @@
+"""The ``modelplane`` command as a user runs it: real subprocesses, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from tests.processes import modelplane
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(modelplane(*args), capture_output=True, text=True, timeout=60, cwd=cwd)
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("modelplane ")
+
+
+def test_validate_prints_revision_digests(iris_dir: Path) -> None:
+    result = run("validate", str(iris_dir / "iris.yaml"), str(iris_dir / "iris-sklearn.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert "default/iris is valid (revision digest " in result.stdout
+    assert "default/iris-sklearn is valid" in result.stdout
+
+
+def test_invalid_manifest_is_one_clear_error_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: modelplane.io/v1alpha1\nkind: Model\nmetadata: {name: iris}\n"
+        "spec: {source: {uri: 'file://m.onnx'}, format: onxx, task: classification}\n"
+    )
+    result = run("validate", str(bad))
+    assert result.returncode == 4
+    assert result.stderr.startswith(f"error: {bad}: invalid Model 'iris'")
+    assert "spec.format: Input should be" in result.stderr
+    assert "Traceback" not in result.stderr
+    debug = run("--debug", "validate", str(bad))
+    assert "Traceback" in debug.stderr
+
+
+def test_missing_file_and_usage_errors(tmp_path: Path) -> None:
+    missing = run("validate", str(tmp_path / "absent.yaml"))
+    assert missing.returncode == 4
+    assert "cannot read" in missing.stderr
+    nothing = run("serve")
+    assert nothing.returncode == 2
+    assert "error: nothing to serve" in nothing.stderr
+    assert "hint: modelplane serve -f model.yaml" in nothing.stderr
+    unknown = run("serve", "--uri", "file://m.onnx", "--format", "tensorflow")
+    assert unknown.returncode == 2
+    assert "tensorflow" in unknown.stderr
+
+
+def test_serve_picks_a_model_from_a_multi_document_file(tmp_path: Path, iris_dir: Path) -> None:
+    both = tmp_path / "both.yaml"
+    both.write_text(
+        (iris_dir / "iris.yaml").read_text()
+        + "---\n"
+        + (iris_dir / "iris-sklearn.yaml").read_text()
+    )
+    result = run("serve", "-f", str(both))
+    assert result.returncode == 2
+    assert "holds 2 Models (iris, iris-sklearn)" in result.stderr
+    assert "hint: pick one with --name" in result.stderr
+
+
+def test_schema_and_crd_are_printable() -> None:
+    schema = json.loads(run("schema").stdout)
+    assert schema["properties"]["kind"]["const"] == "Model"
+    crd = yaml.safe_load(run("crd").stdout)
+    assert crd["kind"] == "CustomResourceDefinition"
