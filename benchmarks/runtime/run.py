@@ -245,7 +245,7 @@ def table(points: list[Point], arm_list: list[Arm]) -> str:
         here = [p for p in points if (p.rows, p.concurrency) == (rows, concurrency)]
         best_peer = max((p.rps for p in here if p.arm in peers), default=0.0)
         for p in here:
-            ratio = f"{p.rps / best_peer:.2f}×" if best_peer else "–"
+            ratio = f"{p.rps / best_peer:.2f}x" if best_peer else "-"
             lines.append(
                 f"| {rows} | {concurrency} | {p.arm} | {p.rps:,.0f} | {p.p50_ms:.2f} | "
                 f"{p.p99_ms:.2f} | {p.errors} | {ratio} |"
