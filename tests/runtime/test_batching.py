@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -158,3 +159,32 @@ def test_server_batches_concurrent_clients(start_runtime: StartRuntime, tmp_path
         assert outputs["doubled"] == [2.0 * i, 2.0 * i]
         batch_sizes.append(outputs["batch_rows"][0])
     assert max(batch_sizes) > 1, "concurrent requests should have shared model calls"
+
+
+def test_fast_lone_requests_run_on_the_event_loop_slow_ones_on_the_model_thread(
+    executor: ThreadPoolExecutor,
+) -> None:
+    threads: list[str] = []
+
+    def model(inputs: dict[str, Array]) -> dict[str, Array]:
+        threads.append(threading.current_thread().name)
+        if inputs["x"].item() > 0:
+            deadline = time.thread_time() + 0.01  # burn CPU: a slow model
+            while time.thread_time() < deadline:
+                pass
+        return {"y": inputs["x"]}
+
+    batcher = Batcher(model, executor, max_batch_size=8)
+
+    async def scenario() -> None:
+        batcher.start()
+        try:
+            for value in (0.0, 0.0, 0.0, 1.0, 1.0, 1.0):
+                await batcher.submit({"x": np.array([[value]])})
+        finally:
+            await batcher.close()
+
+    asyncio.run(scenario())
+    loop_thread = threading.current_thread().name
+    assert threads[1] == loop_thread  # fast: measured, then served inline
+    assert threads[-1] != loop_thread  # slow calls moved to the model thread

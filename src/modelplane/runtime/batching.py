@@ -5,12 +5,18 @@ rows, and waits up to ``max_delay`` for more only while other requests are still
 read or decoded); at concurrency 1 nothing waits. While the model runs on its thread the event
 loop keeps accepting, so the next batch grows with the load. A failed merged call is retried one
 request at a time, so one poisonous request fails alone.
+
+A lone request to a model whose calls take less than ``INLINE_BELOW`` seconds of CPU (a running
+average) runs on the event loop itself: for a sub-millisecond model the hop to the model thread
+and back costs more than the call. Batches and slower models go to the model thread, so the loop
+keeps accepting (and the next batch keeps growing) while they compute.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -19,6 +25,9 @@ import numpy as np
 
 from modelplane.errors import ModelplaneError, PredictError
 from modelplane.runtime.types import Array, rows
+
+INLINE_BELOW = 0.0005
+_SMOOTHING = 0.2
 
 PredictFn = Callable[[dict[str, Array]], dict[str, Array]]
 Observer = Callable[[float], None]
@@ -56,6 +65,7 @@ class Batcher:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._held: _Pending | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._typical_call = INLINE_BELOW  # seconds; the first call measures on the thread
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="batcher")
@@ -71,7 +81,7 @@ class Batcher:
         loop = asyncio.get_running_loop()
         key = tuple(sorted((n, a.dtype.str, a.shape[1:]) for n, a in inputs.items()))
         count = max((rows(a) for a in inputs.values()), default=1)
-        pending = _Pending(inputs, count, key, loop.create_future(), loop.time())
+        pending = _Pending(inputs, count, key, loop.create_future(), time.perf_counter())
         self._queue.put_nowait(pending)
         return await pending.future
 
@@ -85,7 +95,7 @@ class Batcher:
         self._held = None
         batch, total = [first], first.rows
         limit = self.max_batch_size if self.batchable and first.key else 1
-        deadline = asyncio.get_running_loop().time() + self.max_delay
+        deadline = time.perf_counter() + self.max_delay
         while total < limit:
             item = await self._next(deadline)
             if item is None:
@@ -100,7 +110,7 @@ class Batcher:
     async def _next(self, deadline: float) -> _Pending | None:
         with contextlib.suppress(asyncio.QueueEmpty):
             return self._queue.get_nowait()
-        remaining = deadline - asyncio.get_running_loop().time()
+        remaining = deadline - time.perf_counter()
         if remaining <= 0 or self.arriving() <= 0:
             return None
         try:
@@ -109,8 +119,7 @@ class Batcher:
             return None
 
     async def _execute(self, batch: list[_Pending]) -> None:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = time.perf_counter()
         for item in batch:
             self.observers.queue_seconds(started - item.enqueued)
         self.observers.batch_size(len(batch))
@@ -118,19 +127,19 @@ class Batcher:
         if not live:
             return
         try:
-            merged = await loop.run_in_executor(self.executor, self._call, live)
+            merged = await self._run_model(live)
         except Exception as exc:
             if len(live) == 1:
                 _settle(live[0], exc)
                 return
             for item in live:  # isolate the request that broke the batch
                 try:
-                    _settle(item, await loop.run_in_executor(self.executor, self._call, [item]))
+                    _settle(item, await self._run_model([item]))
                 except Exception as single_exc:
                     _settle(item, single_exc)
             return
         finally:
-            self.observers.inference_seconds(loop.time() - started)
+            self.observers.inference_seconds(time.perf_counter() - started)
         if len(live) == 1:
             _settle(live[0], merged)
             return
@@ -139,7 +148,22 @@ class Batcher:
         for index, item in enumerate(live):
             _settle(item, {name: chunks[index] for name, chunks in parts.items()})
 
+    async def _run_model(self, batch: list[_Pending]) -> dict[str, Array]:
+        if len(batch) == 1 and self._typical_call < INLINE_BELOW:
+            return self._call(batch)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self._call, batch)
+
     def _call(self, batch: list[_Pending]) -> dict[str, Array]:
+        # CPU time of the calling thread: unlike wall time it excludes waiting for the GIL,
+        # which under load would keep a fast model off the event loop for good.
+        started = time.thread_time()
+        try:
+            return self._compute(batch)
+        finally:
+            took = time.thread_time() - started
+            self._typical_call += _SMOOTHING * (took - self._typical_call)
+
+    def _compute(self, batch: list[_Pending]) -> dict[str, Array]:
         if len(batch) == 1:
             return self.predict(batch[0].inputs)
         names = batch[0].inputs.keys()

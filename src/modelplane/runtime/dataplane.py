@@ -52,7 +52,7 @@ class RequestScope:
 
 class DataPlane:
     def __init__(
-        self, name: str, version: str, metrics: RuntimeMetrics, tracer: trace.Tracer
+        self, name: str, version: str, metrics: RuntimeMetrics, tracer: trace.Tracer | None
     ) -> None:
         self.name = name
         self.version = version
@@ -129,6 +129,8 @@ class DataPlane:
     async def infer(
         self, name: str, version: str | None, request: InferenceRequest, scope: RequestScope
     ) -> InferenceResponse:
+        if self._tracer is None:
+            return await self._infer(name, version, request, scope)
         with self._tracer.start_as_current_span(f"infer {name}") as span:
             span.set_attribute(names.ATTR_MODEL, name)
             try:

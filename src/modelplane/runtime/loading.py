@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,6 +52,12 @@ def check_pickle_policy(spec: ModelSpec) -> None:
         )
 
 
+def cpu_threads(cpu: str) -> int:
+    """Whole CPUs in a Kubernetes CPU quantity ("500m" → 1, "2" → 2, "2.5" → 3)."""
+    cores = float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
+    return max(1, math.ceil(cores))
+
+
 def load(spec: ModelSpec, *, base_dir: Path, cache_dir: Path) -> Predictor:
     loader = LOADERS.get(spec.format)
     if loader is None:
@@ -64,5 +71,6 @@ def load(spec: ModelSpec, *, base_dir: Path, cache_dir: Path) -> Predictor:
         artifact=path,
         parameters=dict(spec.runtime.parameters),
         python_class=spec.runtime.python_class,
+        cpu_threads=cpu_threads(spec.resources.cpu),
     )
     return loader(context)

@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from modelplane.api import Model
 from modelplane.errors import ModelplaneError
@@ -30,6 +31,7 @@ from modelplane.runtime import artifacts, loading
 from modelplane.runtime.batching import Batcher, BatchObservers
 from modelplane.runtime.dataplane import DataPlane
 from modelplane.runtime.formats.base import Predictor
+from modelplane.runtime.v2.inference import InferEndpoint
 from modelplane.runtime.v2.routes import V2Routes
 from modelplane.telemetry.metrics import CONTENT_TYPE, RuntimeMetrics
 from modelplane.telemetry.tracing import tracer
@@ -68,10 +70,10 @@ class Runtime:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._batcher: Batcher | None = None
 
-    def app(self) -> Starlette:
-        v2 = V2Routes(self.dataplane, self.model.spec.runtime.max_request_bytes)
-        routes = [*v2.routes(), Route("/metrics", self._metrics)]
-        return Starlette(routes=routes, lifespan=self._lifespan)
+    def app(self) -> ASGIApp:
+        routes = [*V2Routes(self.dataplane).routes(), Route("/metrics", self._metrics)]
+        rest = Starlette(routes=routes, lifespan=self._lifespan)
+        return InferEndpoint(self.dataplane, self.model.spec.runtime.max_request_bytes, rest)
 
     async def _metrics(self, request: Request) -> Response:
         return Response(self.metrics.exposition(), media_type=CONTENT_TYPE)
@@ -161,6 +163,7 @@ async def _serve(runtime: Runtime) -> int:
         loop="none",
         log_level=options.log_level,
         access_log=False,
+        proxy_headers=False,
         timeout_graceful_shutdown=int(options.shutdown_timeout),
     )
     server = _Server(config)

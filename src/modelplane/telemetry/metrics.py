@@ -23,6 +23,7 @@ class RuntimeMetrics:
             registry=r,
         )
         self._model = model
+        self._by_outcome: dict[str, Counter] = {}
         self.request_duration = Histogram(
             names.RUNTIME_REQUEST_DURATION,
             "Time from receiving an inference request to its response.",
@@ -65,7 +66,10 @@ class RuntimeMetrics:
         ).labels(**labels)
 
     def count(self, outcome: str) -> None:
-        self._requests.labels(self._model, outcome).inc()
+        child = self._by_outcome.get(outcome)
+        if child is None:
+            child = self._by_outcome[outcome] = self._requests.labels(self._model, outcome)
+        child.inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,5 +1,5 @@
-"""Tracing hooks. Spans go to whatever TracerProvider the process configured; with none, the
-OpenTelemetry API's no-op tracer makes them free."""
+"""Tracing hooks. Spans go to the process's configured TracerProvider; with none configured,
+components get no tracer at all and skip span bookkeeping on their hot paths."""
 
 from __future__ import annotations
 
@@ -8,5 +8,9 @@ from opentelemetry import trace
 INSTRUMENTATION = "modelplane"
 
 
-def tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer:
-    return trace.get_tracer(INSTRUMENTATION, tracer_provider=provider)
+def tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer | None:
+    """The modelplane tracer, or None when no SDK provider is configured (tracing is off)."""
+    chosen = provider or trace.get_tracer_provider()
+    if isinstance(chosen, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+        return None
+    return chosen.get_tracer(INSTRUMENTATION)

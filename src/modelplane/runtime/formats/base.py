@@ -46,3 +46,4 @@ class LoadContext:
     artifact: Path
     parameters: dict[str, str] = field(default_factory=dict)
     python_class: str = "Model"
+    cpu_threads: int = 1  # from spec.resources.cpu: how many threads a format may compute on

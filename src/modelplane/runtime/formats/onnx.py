@@ -30,9 +30,10 @@ class OnnxPredictor:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        threads = context.parameters.get("intraOpThreads")
-        if threads is not None:
-            options.intra_op_num_threads = int(threads)
+        # As many threads as the spec grants CPUs: more only add wake-ups on a small model.
+        options.intra_op_num_threads = int(
+            context.parameters.get("intraOpThreads", context.cpu_threads)
+        )
         # Spinning threads would steal the core the event loop needs between calls.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:

@@ -1,12 +1,10 @@
-"""HTTP routes of the Open Inference Protocol v2 over the data plane.
+"""HTTP routes of the Open Inference Protocol v2 over the data plane, except ``infer``.
 
-Only this adapter knows HTTP: it reads bodies within the size limit, decodes, calls the data plane
-and maps the error tree to status codes with ``{"error": "..."}`` bodies.
+Only this adapter knows HTTP: it maps the error tree to status codes with ``{"error": "..."}``
+bodies. The ``infer`` hot path is a plain ASGI app in ``inference.py`` that shares this mapping.
 """
 
 from __future__ import annotations
-
-import logging
 
 import orjson
 from starlette.requests import Request
@@ -24,10 +22,7 @@ from modelplane.errors import (
 from modelplane.runtime.dataplane import DataPlane
 from modelplane.runtime.v2 import codec
 
-log = logging.getLogger(__name__)
-
 JSON = "application/json"
-BINARY = "application/octet-stream"
 _STATUS: list[tuple[type[InferenceError], int]] = [
     (PayloadTooLargeError, 413),
     (InvalidRequestError, 400),
@@ -52,23 +47,9 @@ def error_response(error: InferenceError) -> Response:
     return json_response({"error": str(error)}, status_of(error))
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"request body of {declared} bytes exceeds the limit of {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 class V2Routes:
-    def __init__(self, dataplane: DataPlane, max_request_bytes: int) -> None:
+    def __init__(self, dataplane: DataPlane) -> None:
         self.dataplane = dataplane
-        self.max_request_bytes = max_request_bytes
 
     def routes(self) -> list[Route]:
         model = "/v2/models/{name}"
@@ -81,8 +62,6 @@ class V2Routes:
             Route(version, self.model_metadata),
             Route(model + "/ready", self.model_ready),
             Route(version + "/ready", self.model_ready),
-            Route(model + "/infer", self.infer, methods=["POST"]),
-            Route(version + "/infer", self.infer, methods=["POST"]),
         ]
 
     async def server_metadata(self, request: Request) -> Response:
@@ -115,34 +94,6 @@ class V2Routes:
         except InferenceError as exc:
             return error_response(exc)
         return json_response({"name": name, "ready": True})
-
-    async def infer(self, request: Request) -> Response:
-        name, version = _address(request)
-        with self.dataplane.scope() as scope:
-            try:
-                body = await read_body(request, self.max_request_bytes)
-                decoded = codec.decode_request(body, request.headers.get(codec.HEADER_LENGTH))
-                binary_default = codec.binary_output_default(decoded)
-                response = await self.dataplane.infer(name, version, decoded, scope)
-                content, header_length = codec.encode_response(
-                    response, decoded.outputs, binary_default
-                )
-            except InferenceError as exc:
-                reply = error_response(exc)
-            except Exception as exc:
-                log.exception("inference on %s failed unexpectedly", name)
-                reply = json_response({"error": f"internal error: {exc!r}"}, 500)
-            else:
-                if header_length is None:
-                    reply = Response(content, media_type=JSON)
-                else:
-                    reply = Response(
-                        content,
-                        media_type=BINARY,
-                        headers={"Inference-Header-Content-Length": str(header_length)},
-                    )
-            self.dataplane.metrics.count(OUTCOMES.get(reply.status_code, "error"))
-            return reply
 
 
 def _address(request: Request) -> tuple[str, str | None]:

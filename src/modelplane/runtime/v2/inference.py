@@ -1,0 +1,121 @@
+"""The v2 ``infer`` endpoint as a plain ASGI app: the runtime's hot path.
+
+It sits in front of the Starlette app that serves every other route, so an inference request
+skips routing tables, middleware and request/response objects; everything else (metadata, health,
+metrics) goes through Starlette as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from modelplane.errors import InferenceError, PayloadTooLargeError
+from modelplane.runtime.dataplane import DataPlane
+from modelplane.runtime.v2 import codec
+from modelplane.runtime.v2.routes import OUTCOMES, status_of
+
+log = logging.getLogger(__name__)
+
+_JSON = [(b"content-type", b"application/json")]
+_BINARY = [(b"content-type", b"application/octet-stream")]
+_CONTENT_LENGTH = b"content-length"
+_HEADER_LENGTH = codec.HEADER_LENGTH.encode()
+
+
+def infer_address(path: str) -> tuple[str, str | None] | None:
+    """``(name, version)`` for ``/v2/models/{name}[/versions/{v}]/infer``, else None."""
+    parts = path.split("/")
+    if len(parts) == 5 and parts[1:3] == ["v2", "models"] and parts[4] == "infer":
+        return parts[3], None
+    if len(parts) == 7 and parts[1:3] == ["v2", "models"] and parts[4] == "versions":
+        return (parts[3], parts[5]) if parts[6] == "infer" else None
+    return None
+
+
+class InferEndpoint:
+    def __init__(self, dataplane: DataPlane, max_request_bytes: int, fallback: ASGIApp) -> None:
+        self.dataplane = dataplane
+        self.max_request_bytes = max_request_bytes
+        self.fallback = fallback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            address = infer_address(scope["path"])
+            if address is not None:
+                await self._infer(address, scope, receive, send)
+                return
+        await self.fallback(scope, receive, send)
+
+    async def _infer(
+        self, address: tuple[str, str | None], scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        name, version = address
+        declared, header_length = _lengths(scope)
+        with self.dataplane.scope() as request_scope:
+            try:
+                body = await self._read_body(declared, receive)
+                if body is None:
+                    return  # the client went away
+                decoded = codec.decode_request(body, header_length)
+                binary_default = codec.binary_output_default(decoded)
+                response = await self.dataplane.infer(name, version, decoded, request_scope)
+                content, json_length = codec.encode_response(
+                    response, decoded.outputs, binary_default
+                )
+            except InferenceError as exc:
+                status, headers, content = status_of(exc), _JSON, _error(str(exc))
+            except Exception as exc:
+                log.exception("inference on %s failed unexpectedly", name)
+                status, headers, content = 500, _JSON, _error(f"internal error: {exc!r}")
+            else:
+                status = 200
+                headers = _JSON
+                if json_length is not None:
+                    headers = [*_BINARY, (_HEADER_LENGTH, str(json_length).encode())]
+            self.dataplane.metrics.count(OUTCOMES.get(status, "error"))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*headers, (_CONTENT_LENGTH, str(len(content)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": content})
+
+    async def _read_body(self, declared: int | None, receive: Receive) -> bytes | None:
+        limit = self.max_request_bytes
+        if declared is not None and declared > limit:
+            raise PayloadTooLargeError(
+                f"request body of {declared} bytes exceeds the limit of {limit}"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message: Message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLargeError(f"request body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _lengths(scope: Scope) -> tuple[int | None, str | None]:
+    declared: int | None = None
+    header_length: str | None = None
+    for key, value in scope["headers"]:
+        if key == _CONTENT_LENGTH and value.isdigit():
+            declared = int(value)
+        elif key == _HEADER_LENGTH:
+            header_length = value.decode("latin-1")
+    return declared, header_length
+
+
+def _error(message: str) -> bytes:
+    return orjson.dumps({"error": message})
