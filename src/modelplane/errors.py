@@ -9,11 +9,17 @@ them to exit codes. Library exceptions are wrapped at the boundary with ``raise 
     ├── ArtifactError              a model artifact cannot be fetched or fails verification
     ├── ModelLoadError             an artifact was fetched but the model cannot be loaded
     │   └── MissingExtraError      the format needs an optional extra that is not installed
-    └── InferenceError             a request could not be served
-        ├── InvalidRequestError    the request is malformed or does not fit the model
-        ├── ModelNotFoundError     no such model (or version) is served here
-        ├── ModelNotReadyError     the model exists but cannot serve yet
-        └── PredictError           the model itself failed on valid input
+    ├── InferenceError             a request could not be served
+    │   ├── InvalidRequestError    the request is malformed or does not fit the model
+    │   │   └── PayloadTooLargeError   the body is over the limit
+    │   ├── ModelNotFoundError     no such model (or version) is served here
+    │   ├── ModelNotReadyError     the model exists but cannot serve yet (retryable)
+    │   └── PredictError           the model itself failed on valid input
+    └── ResourceError              a control-plane operation on a stored object failed
+        ├── NotFoundError          no object of that name
+        ├── AlreadyExistsError     create of a name that exists
+        ├── ConflictError          stale resourceVersion: re-read and retry (retryable)
+        └── GoneError              a watch asked for history that was compacted away
 
 Errors are *permanent* unless marked retryable: ``retryable`` tells callers such as the gateway
 or a reconciler whether the same call may succeed later.
@@ -94,3 +100,25 @@ class ModelNotReadyError(InferenceError):
 
 class PredictError(InferenceError):
     """The model raised on input that passed validation."""
+
+
+class ResourceError(ModelplaneError):
+    """A control-plane operation on a stored object failed."""
+
+
+class NotFoundError(ResourceError):
+    """No object of that kind, namespace and name."""
+
+
+class AlreadyExistsError(ResourceError):
+    """An object of that name exists already."""
+
+
+class ConflictError(ResourceError):
+    """The write carried a stale resourceVersion: someone else changed the object first."""
+
+    retryable = True
+
+
+class GoneError(ResourceError):
+    """A watch asked to resume from a resourceVersion older than the retained history."""

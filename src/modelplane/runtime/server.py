@@ -19,6 +19,7 @@ from pathlib import Path
 
 import uvicorn
 import uvloop
+from opentelemetry.trace import TracerProvider
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -51,6 +52,7 @@ class RuntimeOptions:
     model_version: str = "1"
     shutdown_timeout: float = 30.0
     log_level: str = "info"
+    tracer_provider: TracerProvider | None = None  # default: the process's global provider
 
 
 @dataclass
@@ -66,7 +68,9 @@ class Runtime:
     def __post_init__(self) -> None:
         name = self.model.metadata.name
         self.metrics = RuntimeMetrics(name)
-        self.dataplane = DataPlane(name, self.options.model_version, self.metrics, tracer())
+        self.dataplane = DataPlane(
+            name, self.options.model_version, self.metrics, tracer(self.options.tracer_provider)
+        )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._batcher: Batcher | None = None
 

@@ -1,0 +1,1 @@
+"""Embedded mode: SQLite store, replica process supervisor, the control API server."""

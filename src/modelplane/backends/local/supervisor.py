@@ -1,0 +1,181 @@
+"""The process supervisor of embedded mode: one ``modelplane serve`` process per replica.
+
+It starts replicas on free loopback ports with a log file each, watches them become ready, and
+restarts a replica that exits with exponential backoff, keeping the runtime's last words as the
+reason the reconciler reports. Stopping is a drain: SIGTERM lets the runtime finish what it is
+serving (the gateway stops routing to it first), then SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from modelplane.control.reconcile import Phase, ReplicaView
+
+log = logging.getLogger(__name__)
+
+READY_POLL_SECONDS = 0.05
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
+STOP_GRACE_SECONDS = 30.0
+
+
+@dataclass
+class Replica:
+    id: str
+    revision: str
+    manifest: Path
+    log: Path
+    port: int = 0
+    phase: Phase = Phase.STARTING
+    restarts: int = 0
+    reason: str = ""
+    process: asyncio.subprocess.Process | None = None
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def view(self) -> ReplicaView:
+        return ReplicaView(self.id, self.revision, self.phase, self.restarts, self.reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def last_words(path: Path, limit: int = 400) -> str:
+    """The last non-empty line of a replica's log: the runtime prints its reason there."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - 8192))
+            lines = [ln.strip() for ln in handle.read().decode(errors="replace").splitlines()]
+    except OSError:
+        return ""
+    text = next((ln for ln in reversed(lines) if ln), "")
+    return text[-limit:]
+
+
+@dataclass
+class Supervisor:
+    state_dir: Path
+    base_dir: Path
+    on_change: Callable[[], None] = lambda: None
+    replicas: dict[str, Replica] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._ids = itertools.count(1)
+        (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self._client = httpx.AsyncClient(timeout=1.0)
+
+    def views(self) -> list[ReplicaView]:
+        return [r.view() for r in self.replicas.values()]
+
+    def ready_endpoints(self, revision: str) -> list[tuple[str, str]]:
+        return [
+            (r.id, r.endpoint)
+            for r in self.replicas.values()
+            if r.revision == revision and r.phase is Phase.READY
+        ]
+
+    def start(self, revision: str, manifest: Path) -> Replica:
+        replica_id = f"{revision}-{next(self._ids)}"
+        replica = Replica(
+            replica_id, revision, manifest, self.state_dir / "logs" / f"{replica_id}.log"
+        )
+        self.replicas[replica_id] = replica
+        replica.task = asyncio.get_running_loop().create_task(
+            self._keep_running(replica), name=f"replica {replica_id}"
+        )
+        return replica
+
+    async def stop(self, replica_id: str) -> None:
+        replica = self.replicas.get(replica_id)
+        if replica is None:
+            return
+        replica.phase = Phase.STOPPING
+        self.on_change()
+        if replica.task is not None:
+            replica.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await replica.task
+        await self._terminate(replica)
+        self.replicas.pop(replica_id, None)
+        self.on_change()
+
+    async def close(self) -> None:
+        await asyncio.gather(*(self.stop(r) for r in list(self.replicas)))
+        await self._client.aclose()
+
+    async def _keep_running(self, replica: Replica) -> None:
+        backoff = BACKOFF_FIRST
+        while True:
+            started = time.monotonic()
+            code = await self._run_once(replica)
+            replica.phase = Phase.FAILED
+            replica.restarts += 1
+            replica.reason = last_words(replica.log) or f"exited with code {code}"
+            log.warning("replica %s exited (%s): %s", replica.id, code, replica.reason)
+            self.on_change()
+            if time.monotonic() - started > 60:
+                backoff = BACKOFF_FIRST  # it ran fine for a while: a fresh failure
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def _run_once(self, replica: Replica) -> int:
+        replica.port = _free_port()
+        replica.phase = Phase.STARTING
+        with replica.log.open("ab") as handle:
+            replica.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "modelplane", "serve", "-f", str(replica.manifest),
+                "--port", str(replica.port), "--model-version", replica.revision,
+                "--log-level", "warning",
+                stdout=handle, stderr=handle, cwd=self.base_dir, env=os.environ.copy(),
+                start_new_session=True,
+            )  # fmt: skip
+        self.on_change()
+        waiter = asyncio.get_running_loop().create_task(replica.process.wait())
+        try:
+            await self._wait_ready(replica, waiter)
+            return await waiter
+        finally:
+            waiter.cancel()
+
+    async def _wait_ready(self, replica: Replica, exited: asyncio.Task[int]) -> None:
+        while not exited.done():
+            try:
+                reply = await self._client.get(f"{replica.endpoint}/v2/health/ready")
+                if reply.status_code == 200:
+                    replica.phase = Phase.READY
+                    replica.reason = ""
+                    self.on_change()
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.wait({exited}, timeout=READY_POLL_SECONDS)
+
+    async def _terminate(self, replica: Replica) -> None:
+        process = replica.process
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), STOP_GRACE_SECONDS)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
