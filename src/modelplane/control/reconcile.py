@@ -125,17 +125,13 @@ def _status(
         )
         for name in names
     ]
-    failing = [
-        r for r in live if r.revision == latest.name and r.phase is Phase.FAILED
-    ]
+    failing = [r for r in live if r.revision == latest.name and r.phase is Phase.FAILED]
     stalled = next((r for r in failing if r.restarts >= CRASH_LOOP_RESTARTS), None)
     converged = all(counts[n] == c and ready[n] == c for n, c in wanted.items()) and set(
         counts
     ) <= set(wanted)
     conditions = list(model.status.conditions)
-    conditions = _ready_condition(
-        conditions, latest, serving, wanted, stalled, generation, now
-    )
+    conditions = _ready_condition(conditions, latest, serving, wanted, stalled, generation, now)
     conditions = set_condition(
         conditions,
         STALLED,

@@ -139,7 +139,7 @@ class SqliteStore:
             raise NotFoundError(f'models "{name}" not found in namespace "{namespace}"')
         return Model.model_validate_json(row[0])
 
-    def list(self, namespace: str | None = None) -> tuple[list[Model], int]:
+    def list_models(self, namespace: str | None = None) -> tuple[list[Model], int]:
         """Models (in one namespace, or all) and the resourceVersion they were read at."""
         with self._transaction() as db:
             if namespace is None:
@@ -251,9 +251,7 @@ class SqliteStore:
             "VALUES (?, ?, ?, ?, ?)",
             (version, change, model.metadata.namespace, model.metadata.name, body),
         )
-        db.execute(
-            "DELETE FROM changes WHERE resource_version <= ?", (version - RETAINED_CHANGES,)
-        )
+        db.execute("DELETE FROM changes WHERE resource_version <= ?", (version - RETAINED_CHANGES,))
 
     # -- Revisions ---------------------------------------------------------------------------
 
@@ -268,7 +266,9 @@ class SqliteStore:
             for n, d, s, c in rows
         ]
 
-    def add_revision(self, namespace: str, model: str, digest: str, spec: dict[str, Any]) -> Revision:
+    def add_revision(
+        self, namespace: str, model: str, digest: str, spec: dict[str, Any]
+    ) -> Revision:
         """Record a new immutable revision numbered after the model's last one."""
         with self._transaction() as db:
             row = db.execute(
@@ -287,7 +287,12 @@ class SqliteStore:
     # -- Events ------------------------------------------------------------------------------
 
     def record_event(
-        self, namespace: str, obj: str, kind: Literal["Normal", "Warning"], reason: str, message: str
+        self,
+        namespace: str,
+        obj: str,
+        kind: Literal["Normal", "Warning"],
+        reason: str,
+        message: str,
     ) -> None:
         with self._transaction() as db:
             db.execute(
@@ -303,5 +308,6 @@ class SqliteStore:
             (namespace, obj, limit),
         ).fetchall()
         return [
-            Event(namespace, obj, t, r, m, datetime.fromisoformat(w)) for t, r, m, w in reversed(rows)
+            Event(namespace, obj, t, r, m, datetime.fromisoformat(w))
+            for t, r, m, w in reversed(rows)
         ]
