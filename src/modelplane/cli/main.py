@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from modelplane import __version__
-from modelplane.cli import resources, serving
+from modelplane.cli import inference, models, platform, resources, serving
 from modelplane.cli.errors import EXIT_USAGE, report
 from modelplane.errors import ModelplaneError
 
@@ -38,6 +38,13 @@ def build_app() -> typer.Typer:
     ) -> None:
         """modelplane: an open platform for AI inference."""
 
+    app.command()(platform.up)
+    app.command()(models.apply)
+    app.command()(models.get)
+    app.command()(models.describe)
+    app.command()(models.delete)
+    app.command()(models.logs)
+    app.command()(inference.infer)
     app.command()(serving.serve)
     app.command()(resources.validate)
     app.command()(resources.schema)
@@ -49,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     logging.basicConfig(
-        level=logging.INFO,
+        level=logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

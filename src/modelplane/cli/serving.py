@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -39,6 +40,7 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve one model over the Open Inference Protocol v2 until interrupted."""
+    logging.getLogger().setLevel(log_level.upper())
     model = _model_from(file, name, uri, model_format, task, sha256)
     version = model_version or revision_digest(model.spec)[:12]
     options = RuntimeOptions(

@@ -40,3 +40,10 @@ LATENCY_BUCKETS = (
     30.0,
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+GATEWAY_REQUESTS = "modelplane_gateway_requests"
+GATEWAY_REQUEST_DURATION = "modelplane_gateway_request_duration_seconds"
+GATEWAY_IN_FLIGHT = "modelplane_gateway_in_flight_requests"
+GATEWAY_HELD = "modelplane_gateway_held_requests"
+GATEWAY_RETRIES = "modelplane_gateway_retries"
+LABEL_REVISION = "revision"

@@ -114,16 +114,18 @@ class SqliteStore:
         self._listeners.append(listener)
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+    def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
+        before = self._db.total_changes
         try:
             yield self._db
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
-        for listener in self._listeners:
-            listener()
+        if self._db.total_changes != before:  # listeners hear of writes, not of reads or no-ops
+            for listener in self._listeners:
+                listener()
 
     # -- Models ------------------------------------------------------------------------------
 
@@ -141,7 +143,7 @@ class SqliteStore:
 
     def list_models(self, namespace: str | None = None) -> tuple[list[Model], int]:
         """Models (in one namespace, or all) and the resourceVersion they were read at."""
-        with self._transaction() as db:
+        with self._transaction(write=False) as db:
             if namespace is None:
                 rows = db.execute("SELECT body FROM models ORDER BY namespace, name").fetchall()
             else:

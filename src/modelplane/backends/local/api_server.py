@@ -1,0 +1,329 @@
+"""The control API of embedded mode: Kubernetes-shaped REST over the SQLite store.
+
+    /apis/modelplane.io/v1alpha1/models                                   list, watch (all)
+    /apis/modelplane.io/v1alpha1/namespaces/{ns}/models                   list, watch, create
+    …/namespaces/{ns}/models/{name}             get, replace, merge-patch, delete
+    …/namespaces/{ns}/models/{name}/status      get, replace, merge-patch
+    …/namespaces/{ns}/models/{name}/events      recent events
+    …/namespaces/{ns}/models/{name}/logs        replica logs
+
+Errors are ``Status`` objects as the Kubernetes API returns them, so the same client code reads
+both: 404 NotFound, 409 AlreadyExists or Conflict, 410 Gone, 422 Invalid (with one cause per
+field), 400 BadRequest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from modelplane.api import API_VERSION, Model, parse_model, to_wire
+from modelplane.backends.local.store import Change, SqliteStore
+from modelplane.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    GoneError,
+    NotFoundError,
+    ResourceError,
+    SpecError,
+)
+
+PREFIX = "/apis/modelplane.io/v1alpha1"
+MERGE_PATCH = "application/merge-patch+json"
+WATCH_SECONDS_MAX = 3600
+
+_REASONS: list[tuple[type[ResourceError], int, str]] = [
+    (NotFoundError, 404, "NotFound"),
+    (AlreadyExistsError, 409, "AlreadyExists"),
+    (ConflictError, 409, "Conflict"),
+    (GoneError, 410, "Gone"),
+]
+
+
+def status_response(
+    code: int, reason: str, message: str, causes: list[dict[str, str]] | None = None
+) -> Response:
+    body: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+    if causes:
+        body["details"] = {"kind": "models", "causes": causes}
+    return Response(orjson.dumps(body), status_code=code, media_type="application/json")
+
+
+def error_response(error: Exception) -> Response:
+    if isinstance(error, SpecError):
+        causes = [
+            {"reason": "FieldValueInvalid", "field": p.path, "message": p.message}
+            for p in error.problems
+        ]
+        return status_response(422, "Invalid", str(error), causes)
+    for kind, code, reason in _REASONS:
+        if isinstance(error, kind):
+            return status_response(code, reason, str(error))
+    raise error
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: objects merge, ``null`` deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def matches(model: Model, selector: dict[str, str]) -> bool:
+    labels = model.metadata.labels
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def parse_selector(raw: str | None) -> dict[str, str]:
+    """Equality-based label selectors: ``app=iris,tier=gold``."""
+    selector: dict[str, str] = {}
+    for term in filter(None, (raw or "").split(",")):
+        key, sep, value = term.partition("=")
+        if not sep or not key:
+            raise SpecError(f"labelSelector term {term!r} is not key=value")
+        selector[key.strip()] = value.lstrip("=").strip()
+    return selector
+
+
+class ControlApi:
+    def __init__(self, store: SqliteStore, logs_dir: Path) -> None:
+        self.store = store
+        self.logs_dir = logs_dir
+        self._changed = asyncio.Event()
+        store.on_change(self._notify)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def app(self, extra_routes: list[Route] | None = None) -> Starlette:
+        one = PREFIX + "/namespaces/{namespace}/models/{name}"
+        routes = [
+            Route("/healthz", self.healthz),
+            Route(PREFIX + "/models", self.collection),
+            Route(
+                PREFIX + "/namespaces/{namespace}/models", self.collection, methods=["GET", "POST"]
+            ),
+            Route(one, self.item, methods=["GET", "PUT", "PATCH", "DELETE"]),
+            Route(one + "/status", self.status, methods=["GET", "PUT", "PATCH"]),
+            Route(one + "/events", self.events),
+            Route(one + "/logs", self.logs),
+            *(extra_routes or []),
+        ]
+        return Starlette(routes=routes)
+
+    async def healthz(self, request: Request) -> Response:
+        return Response("ok")
+
+    # -- collection ----------------------------------------------------------------------------
+
+    async def collection(self, request: Request) -> Response:
+        namespace = request.path_params.get("namespace")
+        try:
+            if request.method == "POST":
+                model = await self._body_model(request, namespace, None)
+                return _model_response(self.store.create(model), 201)
+            selector = parse_selector(request.query_params.get("labelSelector"))
+            if request.query_params.get("watch") in ("true", "1"):
+                return self._watch(request, namespace, selector)
+            models, version = self.store.list_models(namespace)
+            items = [to_wire(m) for m in models if matches(m, selector)]
+            body = {
+                "apiVersion": API_VERSION,
+                "kind": "ModelList",
+                "metadata": {"resourceVersion": str(version)},
+                "items": items,
+            }
+            return Response(orjson.dumps(body), media_type="application/json")
+        except (SpecError, ResourceError) as exc:
+            return error_response(exc)
+
+    def _watch(self, request: Request, namespace: str | None, selector: dict[str, str]) -> Response:
+        since = request.query_params.get("resourceVersion")
+        timeout = min(
+            float(request.query_params.get("timeoutSeconds", WATCH_SECONDS_MAX)), WATCH_SECONDS_MAX
+        )
+        if since is not None and not since.isdigit():
+            raise SpecError(f"resourceVersion {since!r} is not a number")
+        if since is not None:
+            self.store.changes_since(int(since))  # raises GoneError before the stream starts
+
+        def wanted(model: Model) -> bool:
+            ns_ok = namespace is None or model.metadata.namespace == namespace
+            return ns_ok and matches(model, selector)
+
+        stream = self._events(since, wanted, timeout, request.is_disconnected)
+        return StreamingResponse(stream, media_type="application/json")
+
+    async def _events(
+        self,
+        since: str | None,
+        wanted: Callable[[Model], bool],
+        seconds: float,
+        disconnected: Callable[[], Any],
+    ) -> AsyncIterator[bytes]:
+        if since is None:
+            models, version = self.store.list_models()
+            for model in filter(wanted, models):
+                yield _event_line("ADDED", model)
+        else:
+            version = int(since)
+        deadline = asyncio.get_running_loop().time() + seconds
+        while asyncio.get_running_loop().time() < deadline:
+            changed = self._changed
+            try:
+                changes: list[Change] = self.store.changes_since(version)
+            except GoneError as exc:
+                status = json.loads(bytes(error_response(exc).body))
+                yield orjson.dumps({"type": "ERROR", "object": status}) + b"\n"
+                return
+            for change in changes:
+                version = change.resource_version
+                if wanted(change.model):
+                    yield _event_line(change.type, change.model)
+            if await disconnected():
+                return
+            left = deadline - asyncio.get_running_loop().time()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), max(0.0, min(1.0, left)))
+
+    # -- one object ----------------------------------------------------------------------------
+
+    async def item(self, request: Request) -> Response:
+        namespace, name = request.path_params["namespace"], request.path_params["name"]
+        try:
+            if request.method == "GET":
+                return _model_response(self.store.get(namespace, name))
+            if request.method == "DELETE":
+                return _model_response(self.store.delete(namespace, name))
+            if request.method == "PATCH":
+                model = await self._patched(request, namespace, name)
+            else:
+                model = await self._body_model(request, namespace, name)
+            return _model_response(self.store.update(model))
+        except (SpecError, ResourceError) as exc:
+            return error_response(exc)
+
+    async def status(self, request: Request) -> Response:
+        namespace, name = request.path_params["namespace"], request.path_params["name"]
+        try:
+            if request.method == "GET":
+                return _model_response(self.store.get(namespace, name))
+            if request.method == "PATCH":
+                model = await self._patched(request, namespace, name)
+            else:
+                model = await self._body_model(request, namespace, name)
+            return _model_response(self.store.update(model, subresource="status"))
+        except (SpecError, ResourceError) as exc:
+            return error_response(exc)
+
+    async def events(self, request: Request) -> Response:
+        namespace, name = request.path_params["namespace"], request.path_params["name"]
+        items = [
+            {
+                "type": e.type,
+                "reason": e.reason,
+                "message": e.message,
+                "lastTimestamp": e.time.isoformat().replace("+00:00", "Z"),
+                "involvedObject": {"kind": "Model", "namespace": namespace, "name": name},
+            }
+            for e in self.store.events(namespace, name, int(request.query_params.get("limit", 50)))
+        ]
+        return Response(
+            orjson.dumps({"kind": "EventList", "items": items}), media_type="application/json"
+        )
+
+    async def logs(self, request: Request) -> Response:
+        namespace, name = request.path_params["namespace"], request.path_params["name"]
+        revision = request.query_params.get("revision")
+        try:
+            known = [r.name for r in self.store.revisions(namespace, name)]
+            self.store.get(namespace, name)
+        except ResourceError as exc:
+            return error_response(exc)
+        if revision is not None and revision not in known:
+            return status_response(404, "NotFound", f"model {name!r} has no revision {revision!r}")
+        prefixes = [f"{revision}-"] if revision else [f"{r}-" for r in known]
+        files = sorted(
+            p for p in self.logs_dir.glob("*.log") if any(p.name.startswith(x) for x in prefixes)
+        )
+        tail = int(request.query_params.get("tailLines", 200))
+        chunks: list[str] = []
+        for path in files:
+            lines = path.read_text(errors="replace").splitlines()[-tail:]
+            chunks.extend(f"[{path.stem}] {line}" for line in lines)
+        return Response("\n".join(chunks) + ("\n" if chunks else ""), media_type="text/plain")
+
+    # -- bodies --------------------------------------------------------------------------------
+
+    async def _document(self, request: Request) -> dict[str, Any]:
+        raw = await request.body()
+        try:
+            document = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            raise SpecError(f"request body is not valid JSON or YAML: {exc}") from exc
+        if not isinstance(document, dict):
+            raise SpecError("request body must be a Model object")
+        return document
+
+    async def _body_model(self, request: Request, namespace: str | None, name: str | None) -> Model:
+        document = await self._document(request)
+        metadata = (
+            document.setdefault("metadata", {})
+            if isinstance(document.get("metadata", {}), dict)
+            else {}
+        )
+        if namespace is not None:
+            given = metadata.setdefault("namespace", namespace)
+            if given != namespace:
+                raise SpecError(
+                    f"metadata.namespace {given!r} does not match the URL's {namespace!r}"
+                )
+        if name is not None and metadata.get("name") != name:
+            raise SpecError(
+                f"metadata.name {metadata.get('name')!r} does not match the URL's {name!r}"
+            )
+        return parse_model(document)
+
+    async def _patched(self, request: Request, namespace: str, name: str) -> Model:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip()
+        if content_type not in (MERGE_PATCH, "application/json"):
+            raise SpecError(f"unsupported patch type {content_type!r}; use {MERGE_PATCH}")
+        current = to_wire(self.store.get(namespace, name))
+        patch = await self._document(request)
+        patched = merge_patch(current, patch)
+        patched["metadata"]["name"], patched["metadata"]["namespace"] = name, namespace
+        return parse_model(patched)
+
+
+def _model_response(model: Model, code: int = 200) -> Response:
+    return Response(orjson.dumps(to_wire(model)), status_code=code, media_type="application/json")
+
+
+def _event_line(kind: str, model: Model) -> bytes:
+    return orjson.dumps({"type": kind, "object": to_wire(model)}) + b"\n"

@@ -1,0 +1,242 @@
+"""The embedded controller: reconciles every stored Model against the replica processes.
+
+Each pass reads the store, records a new revision when a spec's serving fields changed, asks the
+autoscaler for a replica count, computes the plan with ``modelplane.control.reconcile``, and applies
+it: replicas started or drained through the supervisor, routes published to the gateway, status
+and events written back. Passes run on every change (store write, replica state, request demand)
+and on a short tick, so the loop is driven by state, not by events: a restart simply reconciles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from modelplane.api import Model, ModelSpec, ModelStatus, ObjectMeta, dump_yaml, revision_digest
+from modelplane.backends.local.store import Revision, SqliteStore
+from modelplane.backends.local.supervisor import Supervisor
+from modelplane.control.autoscaling import STABLE_WINDOW, Sample, decide
+from modelplane.control.conditions import STALLED, condition
+from modelplane.control.reconcile import Plan, RevisionRef, reconcile
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 0.5
+
+EndpointList = list[tuple[str, str]]
+
+
+class RouteSink(Protocol):
+    """Where routes go: the gateway's routing table."""
+
+    def publish(
+        self, key: str, name: str, revisions: dict[str, tuple[int, EndpointList]]
+    ) -> None: ...
+
+    def remove(self, key: str) -> None: ...
+
+
+class LoadSource(Protocol):
+    """What the gateway sees of demand, per model and revision."""
+
+    last_request: dict[str, float]  # time.monotonic() of the latest request per model
+
+    def in_flight(self, key: str, revision: str) -> int: ...
+
+    def held(self, key: str) -> int: ...
+
+
+@dataclass
+class _ModelMemory:
+    """What the controller remembers between passes, to report transitions once."""
+
+    samples: deque[Sample] = field(default_factory=deque)
+    desired: int | None = None
+    serving: str | None = None
+    stalled: bool = False
+    revision: str = ""  # the newest revision, and when this controller first saw it
+    born: datetime | None = None
+
+
+@dataclass
+class Controller:
+    store: SqliteStore
+    supervisor: Supervisor
+    routes: RouteSink
+    load: LoadSource
+    state_dir: Path
+    gateway_url: str
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    _memory: dict[str, _ModelMemory] = field(default_factory=dict)
+    _owners: dict[str, str] = field(default_factory=dict)  # revision name -> model key
+    _manifests: dict[str, Path] = field(default_factory=dict)  # revision name -> manifest
+
+    def __post_init__(self) -> None:
+        self._wake = asyncio.Event()
+        (self.state_dir / "revisions").mkdir(parents=True, exist_ok=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.reconcile_all()
+            except Exception:
+                log.exception("reconcile pass failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), TICK_SECONDS)
+            self._wake.clear()
+
+    async def reconcile_all(self) -> None:
+        models, _ = self.store.list_models()
+        present = {m.key for m in models}
+        for model in models:
+            self._reconcile(model)
+        for key in [k for k in self._memory if k not in present]:
+            await self._forget(key)
+
+    def _reconcile(self, model: Model) -> None:
+        key = model.key
+        memory = self._memory.setdefault(key, _ModelMemory())
+        latest = self._latest_revision(model)
+        self._owners[latest.name] = key
+        replicas = [v for v in self.supervisor.views() if self._owners.get(v.revision) == key]
+        desired = self._desired(
+            model, latest.name, memory, len([r for r in replicas if r.revision == latest.name])
+        )
+        now = self.clock()
+        plan = reconcile(
+            model,
+            RevisionRef(latest.name, latest.number, latest.digest),
+            replicas,
+            desired,
+            now,
+            self._url(model),
+        )
+        for revision in plan.start:
+            self.supervisor.start(revision, self._manifest(revision))
+        self._publish(model, latest.name, plan)
+        for replica_id in plan.stop:
+            asyncio.get_running_loop().create_task(self.supervisor.stop(replica_id))
+        self._report(model, plan, memory, desired)
+
+    def _latest_revision(self, model: Model) -> Revision:
+        meta = model.metadata
+        digest = revision_digest(model.spec)
+        revisions = self.store.revisions(meta.namespace, meta.name)
+        for revision in revisions:
+            self._owners[revision.name] = model.key
+        if revisions and revisions[-1].digest == digest:
+            latest = revisions[-1]
+        else:
+            spec = model.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+            latest = self.store.add_revision(meta.namespace, meta.name, digest, spec)
+            message = f"revision {latest.name} created for generation {meta.generation}"
+            self.store.record_event(meta.namespace, meta.name, "Normal", "RevisionCreated", message)
+        for revision in [*revisions, latest]:
+            self._write_manifest(revision)
+        return latest
+
+    def _write_manifest(self, revision: Revision) -> None:
+        """The revision as a Model file for its replicas: written once, never changed."""
+        if revision.name in self._manifests:
+            return
+        path = self.state_dir / "revisions" / f"{revision.namespace}.{revision.name}.yaml"
+        if not path.exists():
+            served = Model(
+                metadata=ObjectMeta(name=revision.model, namespace=revision.namespace),
+                spec=ModelSpec.model_validate(revision.spec),
+            )
+            path.write_text(dump_yaml([served], include_status=False))
+        self._manifests[revision.name] = path
+
+    def _manifest(self, revision: str) -> Path:
+        return self._manifests[revision]
+
+    def _desired(self, model: Model, revision: str, memory: _ModelMemory, current: int) -> int:
+        now = self.clock()
+        key = model.key
+        memory.samples.append(Sample(now, self.load.in_flight(key, revision) + self.load.held(key)))
+        while memory.samples and memory.samples[0].time < now - STABLE_WINDOW:
+            memory.samples.popleft()
+        if memory.revision != revision:
+            memory.revision, memory.born = revision, now
+        last = self.load.last_request.get(key)
+        seen = now - timedelta(seconds=time.monotonic() - last) if last else None
+        # A new revision counts as just used: it starts, proves it loads, then may scale to zero.
+        last_request = max(seen, memory.born) if seen and memory.born else (seen or memory.born)
+        decision = decide(model.spec.scaling, list(memory.samples), current, last_request, now)
+        return decision.replicas
+
+    def _publish(self, model: Model, latest: str, plan: Plan) -> None:
+        stopping = set(plan.stop)
+        weights = dict(plan.traffic) or {latest: 100}  # nothing ready: hold for the newest
+        revisions = {
+            name: (
+                weight,
+                [
+                    (rid, url)
+                    for rid, url in self.supervisor.ready_endpoints(name)
+                    if rid not in stopping
+                ],
+            )
+            for name, weight in weights.items()
+        }
+        self.routes.publish(model.key, model.metadata.name, revisions)
+
+    def _report(self, model: Model, plan: Plan, memory: _ModelMemory, desired: int) -> None:
+        meta = model.metadata
+        serving = next(iter(plan.traffic), None)
+        if serving != memory.serving and serving is not None:
+            self.store.record_event(
+                meta.namespace,
+                meta.name,
+                "Normal",
+                "TrafficShifted",
+                f"{serving} takes 100% of traffic",
+            )
+        stalled = condition(plan.status.conditions, STALLED)
+        is_stalled = stalled is not None and stalled.status.value == "True"
+        if is_stalled and not memory.stalled and stalled is not None:
+            self.store.record_event(
+                meta.namespace, meta.name, "Warning", "RevisionFailing", stalled.message
+            )
+        if memory.desired is not None and desired != memory.desired:
+            self.store.record_event(
+                meta.namespace,
+                meta.name,
+                "Normal",
+                "Scaled",
+                f"replicas {memory.desired} -> {desired}",
+            )
+        memory.serving, memory.stalled, memory.desired = serving, is_stalled, desired
+        if to_wire_status(plan.status) != to_wire_status(model.status):
+            updated = model.model_copy(deep=True)
+            updated.status = plan.status
+            updated.metadata.resource_version = None
+            with contextlib.suppress(Exception):  # deleted meanwhile: the next pass forgets it
+                self.store.update(updated, subresource="status")
+
+    async def _forget(self, key: str) -> None:
+        self._memory.pop(key, None)
+        self.routes.remove(key)
+        owned = [v.id for v in self.supervisor.views() if self._owners.get(v.revision) == key]
+        await asyncio.gather(*(self.supervisor.stop(rid) for rid in owned))
+
+    def _url(self, model: Model) -> str:
+        meta = model.metadata
+        path = meta.name if meta.namespace == "default" else f"{meta.namespace}/{meta.name}"
+        return f"{self.gateway_url}/v2/models/{path}"
+
+
+def to_wire_status(status: ModelStatus) -> dict[str, Any]:
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -1,0 +1,126 @@
+"""``modelplane up``: the embedded platform in one process.
+
+Composes the store, the control API, the controller with its replica supervisor, and the gateway
+on one event loop; replicas are child processes. Ctrl-C (or SIGTERM) stops accepting, drains the
+replicas and exits; state stays in the state directory for the next ``up``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+import uvloop
+
+from modelplane.api import load_model_file
+from modelplane.backends.local.api_server import ControlApi
+from modelplane.backends.local.controller import Controller
+from modelplane.backends.local.store import SqliteStore
+from modelplane.backends.local.supervisor import Supervisor
+from modelplane.errors import AlreadyExistsError
+from modelplane.gateway.proxy import Gateway
+from modelplane.gateway.routing import RoutingTable
+from modelplane.telemetry.gateway_metrics import GatewayMetrics
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """The platform handles signals itself, once for both servers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def up(
+    host: Annotated[
+        str, typer.Option(help="Address for the control API and gateway.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Control API port.")] = 8090,
+    gateway_port: Annotated[int, typer.Option(help="Gateway port.")] = 8080,
+    state_dir: Annotated[Path, typer.Option(help="Where state and replica logs live.")] = Path(
+        ".modelplane"
+    ),
+    examples: Annotated[bool, typer.Option(help="Also apply the example models.")] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+) -> None:
+    """Start the embedded platform: control API, gateway and model replicas on this machine."""
+    logging.getLogger().setLevel(log_level.upper())
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_up(host, port, gateway_port, state_dir.resolve(), examples, log_level))
+
+
+async def _up(
+    host: str, port: int, gateway_port: int, state_dir: Path, examples: bool, log_level: str
+) -> None:
+    store = SqliteStore(state_dir / "state.db")
+    table = RoutingTable()
+    gateway_url = f"http://{host}:{gateway_port}"
+    wake: list[Controller] = []
+    gateway = Gateway(table, GatewayMetrics(), on_demand=lambda key: wake[0].wake())
+    supervisor = Supervisor(state_dir, base_dir=Path.cwd(), on_change=lambda: wake[0].wake())
+    controller = Controller(store, supervisor, table, gateway, state_dir, gateway_url)
+    wake.append(controller)
+    store.on_change(controller.wake)
+    api = ControlApi(store, state_dir / "logs")
+    servers = [
+        _Server(
+            uvicorn.Config(api.app(), host=host, port=port, log_level=log_level, access_log=False)
+        ),
+        _Server(
+            uvicorn.Config(
+                gateway, host=host, port=gateway_port, http="httptools", log_level=log_level,
+                access_log=False, proxy_headers=False, lifespan="on",
+            )
+        ),
+    ]  # fmt: skip
+    if examples:
+        _apply_examples(store)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [loop.create_task(s.serve()) for s in servers]
+    control_loop = loop.create_task(controller.run())
+    while not all(s.started for s in servers):
+        if any(t.done() for t in tasks):
+            break  # a port in use: uvicorn said why
+        await asyncio.sleep(0.05)
+    if all(s.started for s in servers):
+        print(
+            f"modelplane is up\n  control API  http://{host}:{port}\n  gateway      {gateway_url}",
+            flush=True,
+        )
+        print(f"  state        {state_dir}\nPress Ctrl-C to stop.", flush=True)
+        await asyncio.wait(
+            [loop.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED
+        )
+    for server in servers:
+        server.should_exit = True
+    control_loop.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await control_loop
+    await supervisor.close()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await gateway.close()
+    store.close()
+    failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception()]
+    if not all(s.started for s in servers) or failed:
+        raise typer.Exit(1)
+
+
+def _apply_examples(store: SqliteStore) -> None:
+    for manifest in sorted(Path("examples").glob("*/*.yaml")):
+        for model in load_model_file(manifest):
+            with contextlib.suppress(AlreadyExistsError):
+                store.create(model)
+                print(f"applied example {model.key} from {manifest}", flush=True)

@@ -1,0 +1,312 @@
+"""The gateway's proxy: a plain ASGI app that routes v2 requests to runtime replicas.
+
+For each request: find the model's route, pick a revision by traffic weight (or the one named as
+the version), pick a replica by the power of two choices, and forward. A model with no ready
+replica (starting, or scaled to zero) has its requests *held* — up to a bounded number and a
+deadline — while the control plane is told of the demand; over either bound the answer is 503
+with ``Retry-After`` at once. Failed attempts (connection errors, 503) are retried on another
+replica, only before any response byte went to the client and within a retry budget; a replica
+that keeps failing is ejected for a while.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+from starlette.types import Message, Receive, Scope, Send
+
+from modelplane import __version__
+from modelplane.gateway import paths
+from modelplane.gateway.balancing import pick_endpoint, pick_revision
+from modelplane.gateway.routing import Endpoint, RoutingTable
+from modelplane.telemetry.gateway_metrics import GatewayMetrics
+
+log = logging.getLogger(__name__)
+
+_FORWARDED = (b"content-type", b"inference-header-content-length", b"traceparent", b"tracestate")
+_RETURNED = ("Content-Type", "Inference-Header-Content-Length")
+
+
+@dataclass(frozen=True)
+class GatewayOptions:
+    request_timeout: float = 60.0
+    hold_timeout: float = 60.0  # the longest a request waits for a cold start
+    max_held: int = 1000  # held requests per model before refusing
+    max_attempts: int = 3
+    retry_ratio: float = 0.2  # retries allowed per request, on average
+    eject_after: int = 3  # consecutive failures
+    eject_seconds: float = 10.0
+    max_request_bytes: int = 64 * 1024 * 1024
+
+
+class RefusalError(Exception):
+    """A request the gateway answers itself, with this status and message."""
+
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status, self.retry_after = status, retry_after
+
+
+class RetryBudget:
+    """Retries may add at most ``ratio`` of the request rate, plus a small floor."""
+
+    def __init__(self, ratio: float, floor: float = 10.0) -> None:
+        self.ratio, self.tokens, self.floor = ratio, floor, floor
+
+    def request(self) -> None:
+        self.tokens = min(self.tokens + self.ratio, self.floor + 100 * self.ratio)
+
+    def try_retry(self) -> bool:
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class Gateway:
+    def __init__(
+        self,
+        table: RoutingTable,
+        metrics: GatewayMetrics,
+        options: GatewayOptions | None = None,
+        on_demand: Callable[[str], None] = lambda key: None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.table, self.metrics = table, metrics
+        self.options = options or GatewayOptions()
+        self.on_demand = on_demand
+        self._rng = rng or random.Random()  # noqa: S311 - load balancing, not secrets
+        self._held: dict[str, int] = {}
+        self._budget = RetryBudget(self.options.retry_ratio)
+        self._session: aiohttp.ClientSession | None = None
+        self.last_request: dict[str, float] = {}
+
+    def held(self, key: str) -> int:
+        return self._held.get(key, 0)
+
+    def in_flight(self, key: str, revision: str) -> int:
+        route = self.table.lookup(key)
+        found = route.revision(revision) if route else None
+        return sum(e.outstanding for e in found.endpoints) if found else 0
+
+    # -- ASGI --------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        if path in ("/v2/health/live", "/v2/health/ready"):
+            await _reply(send, 200, orjson.dumps({"live": True}))
+        elif path == "/v2":
+            document = {"name": "modelplane-gateway", "version": __version__, "extensions": []}
+            await _reply(send, 200, orjson.dumps(document))
+        elif path == "/metrics":
+            await _reply(send, 200, self.metrics.exposition(), b"text/plain; version=0.0.4")
+        else:
+            target = paths.parse(path)
+            if target is None:
+                await _reply(send, 404, _error(f"no route for {path}"))
+            else:
+                await self._model_request(target, scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
+            timeout = aiohttp.ClientTimeout(total=self.options.request_timeout)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        return self._session
+
+    # -- proxying ----------------------------------------------------------------------------
+
+    async def _model_request(
+        self, target: paths.ModelPath, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        started = time.perf_counter()
+        revision_name = "-"
+        try:
+            body = await _read_body(receive, self.options.max_request_bytes)
+            self.last_request[target.key] = time.monotonic()
+            self._budget.request()
+            headers = {
+                k.decode(): v.decode("latin-1") for k, v in scope["headers"] if k in _FORWARDED
+            }
+            status, reply_headers, content, revision_name = await self._forward(
+                target, scope["method"], body, headers
+            )
+        except RefusalError as refused:
+            status, content = refused.status, _error(str(refused))
+            reply_headers = {"Content-Type": "application/json"}
+            if refused.retry_after is not None:
+                reply_headers["Retry-After"] = str(refused.retry_after)
+        model = target.key
+        outcome = "success" if status < 400 else ("client_error" if status < 500 else "error")
+        self.metrics.requests.labels(model, revision_name, outcome).inc()
+        self.metrics.duration.labels(model, revision_name).observe(time.perf_counter() - started)
+        await _reply(send, status, content, headers=reply_headers)
+
+    async def _forward(
+        self, target: paths.ModelPath, method: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes, str]:
+        tried: set[str] = set()
+        attempt = 0
+        while True:
+            attempt += 1
+            endpoint = await self._choose(target, tried)
+            tried.add(endpoint.id)
+            result = await self._attempt(endpoint, target, method, body, headers)
+            retry = result is None or result[0] == 503
+            if retry and attempt < self.options.max_attempts and self._budget.try_retry():
+                self.metrics.retries.labels(target.key).inc()
+                continue
+            if result is None:
+                raise RefusalError(502, f"replica {endpoint.id} of {target.key} failed to answer")
+            status, reply_headers, content = result
+            reply_headers["X-Modelplane-Revision"] = endpoint.revision
+            return status, reply_headers, content, endpoint.revision
+
+    async def _choose(self, target: paths.ModelPath, tried: set[str]) -> Endpoint:
+        """A replica for the request, holding it while the model has none ready."""
+        deadline = time.monotonic() + self.options.hold_timeout
+        holding = False
+        try:
+            while True:
+                route = self.table.lookup(target.key)
+                if route is None:
+                    raise RefusalError(404, f"model {target.key!r} is not served by this gateway")
+                if target.version is not None:
+                    revision = route.revision(target.version)
+                    if revision is None:
+                        raise RefusalError(
+                            404, f"model {target.key!r} has no revision {target.version!r}"
+                        )
+                else:
+                    revision = pick_revision(route.revisions, self._rng)
+                    if revision is None:
+                        raise RefusalError(
+                            503, f"model {target.key!r} has no revision taking traffic", 1
+                        )
+                endpoint = pick_endpoint(revision.endpoints, time.monotonic(), self._rng, tried)
+                if endpoint is not None:
+                    return endpoint
+                if tried:  # a retry with every replica tried: no point holding
+                    raise RefusalError(503, f"no other replica of {target.key!r} to retry on", 1)
+                if not holding:
+                    holding = self._hold(target.key)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise RefusalError(
+                        503,
+                        f"no ready replica of {target.key!r} within "
+                        f"{self.options.hold_timeout:.0f}s",
+                        1,
+                    )
+                self.on_demand(target.key)
+                await self.table.wait_changed(min(remaining, 1.0))
+        finally:
+            if holding:
+                self._held[target.key] -= 1
+                self.metrics.held.labels(target.key).set(self._held[target.key])
+
+    def _hold(self, key: str) -> bool:
+        if self._held.get(key, 0) >= self.options.max_held:
+            raise RefusalError(503, f"too many requests waiting for {key!r} to start", 1)
+        self._held[key] = self._held.get(key, 0) + 1
+        self.metrics.held.labels(key).set(self._held[key])
+        self.on_demand(key)
+        return True
+
+    async def _attempt(
+        self,
+        endpoint: Endpoint,
+        target: paths.ModelPath,
+        method: str,
+        body: bytes,
+        headers: dict[str, str],
+    ) -> tuple[int, dict[str, str], bytes] | None:
+        in_flight = self.metrics.in_flight.labels(target.key, endpoint.revision)
+        endpoint.outstanding += 1
+        in_flight.inc()
+        try:
+            async with self._client().request(
+                method, endpoint.url + target.upstream(), data=body, headers=headers
+            ) as reply:
+                content = await reply.read()
+                returned = {h: reply.headers[h] for h in _RETURNED if h in reply.headers}
+                status = reply.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.info("replica %s failed: %r", endpoint.id, exc)
+            self._failed(endpoint)
+            return None
+        finally:
+            endpoint.outstanding -= 1
+            in_flight.dec()
+        if status == 503:
+            self._failed(endpoint)
+        else:
+            endpoint.consecutive_failures = 0
+        return status, returned, content
+
+    def _failed(self, endpoint: Endpoint) -> None:
+        endpoint.consecutive_failures += 1
+        if endpoint.consecutive_failures >= self.options.eject_after:
+            endpoint.ejected_until = time.monotonic() + self.options.eject_seconds
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            raise RefusalError(499, "client disconnected")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise RefusalError(413, f"request body exceeds the gateway's limit of {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _error(message: str) -> bytes:
+    return orjson.dumps({"error": message})
+
+
+async def _reply(
+    send: Send,
+    status: int,
+    content: bytes,
+    content_type: bytes = b"application/json",
+    headers: dict[str, str] | None = None,
+) -> None:
+    raw = [(b"content-length", str(len(content)).encode())]
+    if headers:
+        raw += [(k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()]
+    if not headers or "Content-Type" not in headers:
+        raw.append((b"content-type", content_type))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": content})

@@ -1,0 +1,97 @@
+"""The gateway's routing table: for each model, its revisions' traffic weights and endpoints.
+
+The control plane publishes routes; the proxy reads them on every request. Endpoint objects
+survive updates (matched by id) so that in-flight counts and ejections carry over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+DEFAULT_NAMESPACE = "default"
+
+
+@dataclass(eq=False)
+class Endpoint:
+    id: str
+    url: str
+    revision: str
+    outstanding: int = 0
+    consecutive_failures: int = 0
+    ejected_until: float = 0.0
+
+
+@dataclass
+class RevisionRoute:
+    name: str
+    weight: int
+    endpoints: list[Endpoint] = field(default_factory=list)
+
+
+@dataclass
+class ModelRoute:
+    key: str  # namespace/name
+    name: str  # the name the runtime serves
+    revisions: list[RevisionRoute] = field(default_factory=list)
+
+    def revision(self, name: str) -> RevisionRoute | None:
+        return next((r for r in self.revisions if r.name == name), None)
+
+
+def model_key(name: str) -> str:
+    """``name`` or ``namespace/name`` as the table's key."""
+    return name if "/" in name else f"{DEFAULT_NAMESPACE}/{name}"
+
+
+class RoutingTable:
+    def __init__(self) -> None:
+        self._routes: dict[str, ModelRoute] = {}
+        self._endpoints: dict[str, Endpoint] = {}
+        self._changed = asyncio.Event()
+
+    def lookup(self, name: str) -> ModelRoute | None:
+        return self._routes.get(model_key(name))
+
+    def routes(self) -> list[ModelRoute]:
+        return list(self._routes.values())
+
+    def publish(
+        self, key: str, name: str, revisions: dict[str, tuple[int, list[tuple[str, str]]]]
+    ) -> None:
+        """Set a model's route: revision name -> (weight, [(endpoint id, url)])."""
+        route = ModelRoute(key, name)
+        for revision, (weight, endpoints) in revisions.items():
+            kept = [self._endpoint(eid, url, revision) for eid, url in endpoints]
+            route.revisions.append(RevisionRoute(revision, weight, kept))
+        self._routes[key] = route
+        self._forget_unused()
+        self._wake()
+
+    def remove(self, key: str) -> None:
+        if self._routes.pop(key, None) is not None:
+            self._forget_unused()
+            self._wake()
+
+    async def wait_changed(self, seconds: float) -> None:
+        """Wait until the next publish, or ``seconds``."""
+        event = self._changed
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), seconds)
+
+    def _endpoint(self, endpoint_id: str, url: str, revision: str) -> Endpoint:
+        endpoint = self._endpoints.get(endpoint_id)
+        if endpoint is None or endpoint.url != url:
+            endpoint = self._endpoints[endpoint_id] = Endpoint(endpoint_id, url, revision)
+        return endpoint
+
+    def _forget_unused(self) -> None:
+        used = {e.id for r in self._routes.values() for rev in r.revisions for e in rev.endpoints}
+        for endpoint_id in list(self._endpoints):
+            if endpoint_id not in used:
+                del self._endpoints[endpoint_id]
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()

@@ -1,0 +1,45 @@
+"""Prometheus metrics of the gateway, per model and revision."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from modelplane.telemetry import names
+
+_MODEL_REVISION = [names.LABEL_MODEL, names.LABEL_REVISION]
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = r = registry or CollectorRegistry()
+        self.requests = Counter(
+            names.GATEWAY_REQUESTS,
+            "Requests through the gateway by outcome.",
+            [*_MODEL_REVISION, names.LABEL_OUTCOME],
+            registry=r,
+        )
+        self.duration = Histogram(
+            names.GATEWAY_REQUEST_DURATION,
+            "Time from receiving a request to its response, holds and retries included.",
+            _MODEL_REVISION,
+            buckets=names.LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            names.GATEWAY_IN_FLIGHT, "Requests being proxied now.", _MODEL_REVISION, registry=r
+        )
+        self.held = Gauge(
+            names.GATEWAY_HELD,
+            "Requests held while a model has no ready replica (cold start).",
+            [names.LABEL_MODEL],
+            registry=r,
+        )
+        self.retries = Counter(
+            names.GATEWAY_RETRIES,
+            "Requests retried on another replica.",
+            [names.LABEL_MODEL],
+            registry=r,
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
