@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import itertools
 import logging
 import os
@@ -27,6 +28,7 @@ from modelplane.control.reconcile import Phase, ReplicaView
 
 log = logging.getLogger(__name__)
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 READY_POLL_SECONDS = 0.05
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
 STOP_GRACE_SECONDS = 30.0
@@ -51,6 +53,13 @@ class Replica:
 
     def view(self) -> ReplicaView:
         return ReplicaView(self.id, self.revision, self.phase, self.restarts, self.reason)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it if ``modelplane up`` dies, so no replica outlives
+    its supervisor (a restarted ``up`` starts fresh replicas)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _free_port() -> int:
@@ -146,7 +155,7 @@ class Supervisor:
                 "--port", str(replica.port), "--model-version", replica.revision,
                 "--log-level", "warning",
                 stdout=handle, stderr=handle, cwd=self.base_dir, env=os.environ.copy(),
-                start_new_session=True,
+                start_new_session=True, preexec_fn=_die_with_parent,
             )  # fmt: skip
         self.on_change()
         waiter = asyncio.get_running_loop().create_task(replica.process.wait())
