@@ -19,7 +19,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import yaml
@@ -215,6 +215,13 @@ class ControlApi:
     # -- one object ----------------------------------------------------------------------------
 
     async def item(self, request: Request) -> Response:
+        return await self._object(request, "")
+
+    async def status(self, request: Request) -> Response:
+        return await self._object(request, "status")
+
+    async def _object(self, request: Request, subresource: Literal["", "status"]) -> Response:
+        """GET, PUT, PATCH (and DELETE of the main resource) of one Model or its status."""
         namespace, name = request.path_params["namespace"], request.path_params["name"]
         try:
             if request.method == "GET":
@@ -225,20 +232,7 @@ class ControlApi:
                 model = await self._patched(request, namespace, name)
             else:
                 model = await self._body_model(request, namespace, name)
-            return _model_response(self.store.update(model))
-        except (SpecError, ResourceError) as exc:
-            return error_response(exc)
-
-    async def status(self, request: Request) -> Response:
-        namespace, name = request.path_params["namespace"], request.path_params["name"]
-        try:
-            if request.method == "GET":
-                return _model_response(self.store.get(namespace, name))
-            if request.method == "PATCH":
-                model = await self._patched(request, namespace, name)
-            else:
-                model = await self._body_model(request, namespace, name)
-            return _model_response(self.store.update(model, subresource="status"))
+            return _model_response(self.store.update(model, subresource=subresource))
         except (SpecError, ResourceError) as exc:
             return error_response(exc)
 
