@@ -53,3 +53,10 @@ def test_min_replicas_holds_without_traffic_and_demand_wakes_from_zero() -> None
     zero = Scaling(min_replicas=0, max_replicas=4, scale_to_zero_after_seconds=0)
     held = [Sample(NOW, 1)]  # one request held by the gateway
     assert decide(zero, held, current=0, last_request=NOW, now=NOW).replicas == 1
+
+
+def test_scale_to_zero_follows_the_last_request_not_the_window() -> None:
+    scaling = Scaling(min_replicas=0, max_replicas=4, scale_to_zero_after_seconds=5)
+    burst_then_quiet = [Sample(NOW - timedelta(seconds=s), 8 if s > 10 else 0) for s in range(60)]
+    last = NOW - timedelta(seconds=11)
+    assert decide(scaling, burst_then_quiet, current=2, last_request=last, now=NOW).replicas == 0

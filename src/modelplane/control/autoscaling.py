@@ -64,11 +64,11 @@ def decide(
         replicas, reason = want_stable, f"average in-flight {stable:.1f}, target {target}"
     idle_for = (now - last_request) if last_request else None
     idle = idle_for is None or idle_for >= timedelta(seconds=scaling.scale_to_zero_after_seconds)
-    if replicas == 0 and not (scaling.min_replicas == 0 and idle):
-        replicas = 1  # keep one replica until scale to zero is allowed and due
-    if panic > 0 or stable > 0:
-        replicas = max(replicas, 1)
-    bounded = min(max(replicas, scaling.min_replicas), scaling.max_replicas)
-    if bounded == 0:
+    busy_now = bool(samples) and samples[-1].in_flight > 0
+    if scaling.min_replicas == 0 and idle and not busy_now:
+        # Idle is judged by the last request, not by the windows' averages, which remember a
+        # burst for a minute: scaleToZeroAfterSeconds means what it says.
         reason = f"idle for {scaling.scale_to_zero_after_seconds}s: scaled to zero"
+        return Decision(0, False, reason)
+    bounded = min(max(replicas, scaling.min_replicas, 1), scaling.max_replicas)
     return Decision(bounded, in_panic, reason)
