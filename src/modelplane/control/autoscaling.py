@@ -64,7 +64,7 @@ def decide(
         replicas, reason = want_stable, f"average in-flight {stable:.1f}, target {target}"
     idle_for = (now - last_request) if last_request else None
     idle = idle_for is None or idle_for >= timedelta(seconds=scaling.scale_to_zero_after_seconds)
-    busy_now = bool(samples) and samples[-1].in_flight > 0
+    busy_now = bool(samples) and max(samples, key=lambda s: s.time).in_flight > 0
     if scaling.min_replicas == 0 and idle and not busy_now:
         # Idle is judged by the last request, not by the windows' averages, which remember a
         # burst for a minute: scaleToZeroAfterSeconds means what it says.
