@@ -243,7 +243,7 @@ def steady(up: Up) -> dict[str, Any]:
     tally: dict[str, int] = {"ok": 0}
 
     async def scenario() -> None:
-        task = asyncio.create_task(load(f"{up.gateway}/v2/models/steady/infer", 16, 25, tally))
+        task = asyncio.create_task(load(f"{up.gateway}/v2/models/steady/infer", 16, 40, tally))
         await asyncio.sleep(8)
         await asyncio.to_thread(up.apply, model("steady", {"batching": {"maxBatchSize": 16}}))
         await task

@@ -30,6 +30,7 @@ from modelplane.control.reconcile import Plan, RevisionRef, reconcile
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.5
+SAMPLE_EVERY = timedelta(seconds=TICK_SECONDS)
 
 EndpointList = list[tuple[str, str]]
 
@@ -165,7 +166,10 @@ class Controller:
     def _desired(self, model: Model, revision: str, memory: _ModelMemory, current: int) -> int:
         now = self.clock()
         key = model.key
-        memory.samples.append(Sample(now, self.load.in_flight(key, revision) + self.load.held(key)))
+        # One sample per tick, however often passes run: the windows average over time.
+        if not memory.samples or now - memory.samples[-1].time >= SAMPLE_EVERY:
+            in_flight = self.load.in_flight(key, revision) + self.load.held(key)
+            memory.samples.append(Sample(now, in_flight))
         while memory.samples and memory.samples[0].time < now - STABLE_WINDOW:
             memory.samples.popleft()
         if memory.revision != revision:
