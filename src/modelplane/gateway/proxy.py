@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import aiohttp
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 
@@ -25,12 +24,16 @@ from modelplane import __version__
 from modelplane.gateway import paths
 from modelplane.gateway.balancing import pick_endpoint, pick_revision
 from modelplane.gateway.routing import Endpoint, RoutingTable
+from modelplane.gateway.upstream import UpstreamError, UpstreamPool
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
 
 _FORWARDED = (b"content-type", b"inference-header-content-length", b"traceparent", b"tracestate")
-_RETURNED = ("Content-Type", "Inference-Header-Content-Length")
+_RETURNED = {
+    "content-type": "Content-Type",
+    "inference-header-content-length": "Inference-Header-Content-Length",
+}
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class Gateway:
         self._rng = rng or random.Random()  # noqa: S311 - load balancing, not secrets
         self._held: dict[str, int] = {}
         self._budget = RetryBudget(self.options.retry_ratio)
-        self._session: aiohttp.ClientSession | None = None
+        self._upstream = UpstreamPool(self.options.request_timeout)
         self.last_request: dict[str, float] = {}
 
     def held(self, key: str) -> int:
@@ -129,16 +132,7 @@ class Gateway:
                 return
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
-            timeout = aiohttp.ClientTimeout(total=self.options.request_timeout)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
-        return self._session
+        await self._upstream.close()
 
     # -- proxying ----------------------------------------------------------------------------
 
@@ -162,6 +156,10 @@ class Gateway:
             reply_headers = {"Content-Type": "application/json"}
             if refused.retry_after is not None:
                 reply_headers["Retry-After"] = str(refused.retry_after)
+        except Exception as exc:  # a bug here must cost one request, never the gateway
+            log.exception("proxying to %s failed", target.key)
+            status, content = 502, _error(f"gateway error: {exc!r}")
+            reply_headers = {"Content-Type": "application/json"}
         model = target.key
         outcome = "success" if status < 400 else ("client_error" if status < 500 else "error")
         self.metrics.requests.labels(model, revision_name, outcome).inc()
@@ -251,24 +249,22 @@ class Gateway:
         endpoint.outstanding += 1
         in_flight.inc()
         try:
-            async with self._client().request(
-                method, endpoint.url + target.upstream(), data=body, headers=headers
-            ) as reply:
-                content = await reply.read()
-                returned = {h: reply.headers[h] for h in _RETURNED if h in reply.headers}
-                status = reply.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            reply = await self._upstream.request(
+                endpoint.url, method, target.upstream(), headers, body
+            )
+        except (UpstreamError, TimeoutError) as exc:
             log.info("replica %s failed: %r", endpoint.id, exc)
             self._failed(endpoint)
             return None
         finally:
             endpoint.outstanding -= 1
             in_flight.dec()
-        if status == 503:
+        if reply.status == 503:
             self._failed(endpoint)
         else:
             endpoint.consecutive_failures = 0
-        return status, returned, content
+        returned = {_RETURNED[k]: v for k, v in reply.headers.items() if k in _RETURNED}
+        return reply.status, returned, reply.body
 
     def _failed(self, endpoint: Endpoint) -> None:
         endpoint.consecutive_failures += 1

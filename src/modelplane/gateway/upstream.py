@@ -1,0 +1,178 @@
+"""The gateway's client to replicas: pooled keep-alive HTTP/1.1 connections, parsed by httptools.
+
+A general-purpose client spends most of a proxied request's CPU on machinery a gateway does not
+need (cookie jars, redirects, tracing hooks, header normalisation). This one writes a prebuilt
+request head and parses the response with the same C parser the server side uses. Replicas are
+modelplane runtimes on a trusted network, answering with ``Content-Length`` bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import cast
+from urllib.parse import urlsplit
+
+import httptools
+
+IDLE_SECONDS = 4.0  # below the runtime's (uvicorn's) 5 s keep-alive: never reuse a closing one
+_KEEP = frozenset({b"content-type", b"inference-header-content-length"})
+
+
+class UpstreamError(Exception):
+    """The replica could not be reached, or closed the connection before a whole response."""
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter: asyncio.Future[Reply] | None = None
+        self._reply = Reply(0)
+        self._chunks: list[bytes] = []
+        self._header: bytes = b""
+        self.reusable = False
+        self.idle_since = time.monotonic()
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamError(f"malformed response from replica: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.reusable = False
+        self._fail(UpstreamError(f"replica closed the connection: {exc or 'EOF'}"))
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lowered = name.lower()
+        if lowered in _KEEP:
+            self._reply.headers[lowered.decode()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self._reply.status = self._parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        self._chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        self._reply.body = b"".join(self._chunks)
+        self.reusable = self._parser.should_keep_alive()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(self._reply)
+
+    def _fail(self, error: Exception) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
+
+    @property
+    def usable(self) -> bool:
+        fresh = time.monotonic() - self.idle_since < IDLE_SECONDS
+        return (
+            self.reusable
+            and fresh
+            and self.transport is not None
+            and not self.transport.is_closing()
+        )
+
+    async def exchange(self, request: bytes) -> Reply:
+        assert self.transport is not None
+        self._reply, self._chunks = Reply(0), []
+        self.reusable = False
+        self._waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        try:
+            return await self._waiter
+        finally:
+            self._waiter = None
+            self.idle_since = time.monotonic()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class UpstreamPool:
+    def __init__(self, timeout: float, connect_timeout: float = 5.0) -> None:
+        self.timeout, self.connect_timeout = timeout, connect_timeout
+        self._idle: dict[str, list[_Connection]] = {}
+        self._addresses: dict[str, tuple[str, int]] = {}
+
+    async def request(
+        self, base: str, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> Reply:
+        host, port = self._address(base)
+        head = [
+            f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n"
+        ]
+        head += [f"{name}: {value}\r\n" for name, value in headers.items()]
+        request = "".join(head).encode("latin-1") + b"\r\n" + body
+        connection = self._pooled(base)
+        if connection is not None:
+            try:
+                return await self._exchange(base, connection, request)
+            except UpstreamError:
+                pass  # the replica closed an idle connection as we reused it: try a fresh one
+        connection = await self._connect(host, port)
+        return await self._exchange(base, connection, request)
+
+    async def _exchange(self, base: str, connection: _Connection, request: bytes) -> Reply:
+        try:
+            reply = await asyncio.wait_for(connection.exchange(request), self.timeout)
+        except BaseException:
+            connection.close()
+            raise
+        if connection.reusable:
+            self._idle.setdefault(base, []).append(connection)
+        else:
+            connection.close()
+        return reply
+
+    def _pooled(self, base: str) -> _Connection | None:
+        idle = self._idle.get(base)
+        while idle:
+            connection = idle.pop()
+            if connection.usable:
+                return connection
+            connection.close()
+        return None
+
+    async def _connect(self, host: str, port: int) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            _, protocol = await asyncio.wait_for(
+                loop.create_connection(_Connection, host, port), self.connect_timeout
+            )
+        except (OSError, TimeoutError) as exc:
+            raise UpstreamError(f"cannot connect to replica {host}:{port}: {exc}") from exc
+        return protocol
+
+    def _address(self, base: str) -> tuple[str, int]:
+        address = self._addresses.get(base)
+        if address is None:
+            parts = urlsplit(base)
+            address = self._addresses[base] = (parts.hostname or "127.0.0.1", parts.port or 80)
+        return address
+
+    def forget(self, base: str) -> None:
+        for connection in self._idle.pop(base, []):
+            connection.close()
+
+    async def close(self) -> None:
+        for base in list(self._idle):
+            self.forget(base)
