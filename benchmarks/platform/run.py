@@ -57,7 +57,8 @@ class Up:
         self.log = (state.parent / "up.log").open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "modelplane", "up", "--state-dir", str(state),
-             "--port", str(CONTROL), "--gateway-port", str(GATEWAY)],
+             "--port", str(CONTROL), "--gateway-port", str(GATEWAY),
+             "--max-held", "20000", "--hold-timeout", "180"],
             stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.api = f"http://127.0.0.1:{CONTROL}"
@@ -290,6 +291,93 @@ def fromzero(up: Up) -> dict[str, Any]:
     started = time.monotonic()
     statuses = asyncio.run(burst())
     return {"succeeded": statuses.count(200), "of": 100, "seconds": time.monotonic() - started}
+
+
+SLOW_MODEL = """
+import time
+import numpy as np
+
+
+class Model:
+    inputs = [{"name": "X", "datatype": "FP32", "shape": [-1, 4]}]
+    batchable = True
+
+    def load(self, path, parameters):
+        time.sleep(float(parameters.get("delay", "0")))
+
+    def predict(self, inputs):
+        return {"label": np.zeros(len(inputs["X"]), dtype=np.int64)}
+"""
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def connections(up: Up) -> dict[str, Any]:
+    """10,000 concurrent requests held open by the gateway through a 20 s cold start, twice."""
+    source = BENCH / "slow_model.py"
+    source.write_text(SLOW_MODEL)
+    spec = {
+        "source": {"uri": source.as_uri()},
+        "format": "python",
+        "task": "classification",
+        "scaling": {"minReplicas": 0, "scaleToZeroAfterSeconds": 1},
+        "runtime": {"parameters": {"delay": "20"}},
+    }
+    document = model("held")
+    document["spec"] = {**spec, "rollout": {"strategy": "Immediate"}}
+    up.apply(document)
+    results: dict[str, Any] = {"rss_mib_before": rss_mib(up.process.pid), "rounds": []}
+
+    async def burst() -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        peak = {"rss": 0.0, "held": 0.0}
+        timeout = aiohttp.ClientTimeout(total=240)
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0), timeout=timeout
+        ) as session:
+
+            async def one() -> None:
+                try:
+                    async with session.post(
+                        f"{up.gateway}/v2/models/held/infer", data=BODY
+                    ) as reply:
+                        await reply.read()
+                        key = str(reply.status)
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    key = type(exc).__name__
+                counts[key] = counts.get(key, 0) + 1
+
+            async def watch() -> None:
+                while True:
+                    peak["rss"] = max(peak["rss"], rss_mib(up.process.pid))
+                    text = (await (await session.get(f"{up.gateway}/metrics")).read()).decode()
+                    match = re.search(
+                        r'modelplane_gateway_held_requests\{model="default/held"\} ([\d.]+)', text
+                    )
+                    if match:
+                        peak["held"] = max(peak["held"], float(match.group(1)))
+                    await asyncio.sleep(0.5)
+
+            watcher = asyncio.create_task(watch())
+            started = time.monotonic()
+            await asyncio.gather(*(one() for _ in range(10_000)))
+            watcher.cancel()
+        return {"statuses": counts, "seconds": time.monotonic() - started,
+                "peak_held": peak["held"], "peak_rss_mib": peak["rss"]}  # fmt: skip
+
+    for _ in range(2):
+        wait(lambda: up.ready("held", "ScaledToZero") and not replica_pids("held-r1"), 120)
+        round_result = asyncio.run(burst())
+        time.sleep(5)
+        round_result["rss_mib_after"] = rss_mib(up.process.pid)
+        results["rounds"].append(round_result)
+        print(round_result, flush=True)
+    return results
 
 
 FIGURES = {

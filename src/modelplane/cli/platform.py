@@ -25,7 +25,7 @@ from modelplane.backends.local.controller import Controller
 from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
 from modelplane.errors import AlreadyExistsError
-from modelplane.gateway.proxy import Gateway
+from modelplane.gateway.proxy import Gateway, GatewayOptions
 from modelplane.gateway.routing import RoutingTable
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
 
@@ -51,22 +51,35 @@ def up(
     ),
     examples: Annotated[bool, typer.Option(help="Also apply the example models.")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+    max_held: Annotated[
+        int, typer.Option(help="Requests the gateway holds per model during a cold start.")
+    ] = 1000,
+    hold_timeout: Annotated[
+        float, typer.Option(help="Seconds a held request waits for a replica.")
+    ] = 60.0,
 ) -> None:
     """Start the embedded platform: control API, gateway and model replicas on this machine."""
     logging.getLogger().setLevel(log_level.upper())
     state_dir.mkdir(parents=True, exist_ok=True)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(_up(host, port, gateway_port, state_dir.resolve(), examples, log_level))
+        options = GatewayOptions(max_held=max_held, hold_timeout=hold_timeout)
+        runner.run(_up(host, port, gateway_port, state_dir.resolve(), examples, log_level, options))
 
 
 async def _up(
-    host: str, port: int, gateway_port: int, state_dir: Path, examples: bool, log_level: str
+    host: str,
+    port: int,
+    gateway_port: int,
+    state_dir: Path,
+    examples: bool,
+    log_level: str,
+    options: GatewayOptions,
 ) -> None:
     store = SqliteStore(state_dir / "state.db")
     table = RoutingTable()
     gateway_url = f"http://{host}:{gateway_port}"
     wake: list[Controller] = []
-    gateway = Gateway(table, GatewayMetrics(), on_demand=lambda key: wake[0].wake())
+    gateway = Gateway(table, GatewayMetrics(), options, on_demand=lambda key: wake[0].wake())
     supervisor = Supervisor(state_dir, base_dir=Path.cwd(), on_change=lambda: wake[0].wake())
     controller = Controller(store, supervisor, table, gateway, state_dir, gateway_url)
     wake.append(controller)
@@ -79,7 +92,7 @@ async def _up(
         _Server(
             uvicorn.Config(
                 gateway, host=host, port=gateway_port, http="httptools", log_level=log_level,
-                access_log=False, proxy_headers=False, lifespan="on",
+                access_log=False, proxy_headers=False, lifespan="on", backlog=4096,
             )
         ),
     ]  # fmt: skip

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
+MAX_CONNECTIONS_PER_REPLICA = 256  # more requests wait for a connection, as with nginx's pools
 IDLE_SECONDS = 4.0  # below the runtime's (uvicorn's) 5 s keep-alive: never reuse a closing one
 _KEEP = frozenset({b"content-type", b"inference-header-content-length"})
 
@@ -108,9 +109,15 @@ class _Connection(asyncio.Protocol):
 
 
 class UpstreamPool:
-    def __init__(self, timeout: float, connect_timeout: float = 5.0) -> None:
-        self.timeout, self.connect_timeout = timeout, connect_timeout
+    def __init__(
+        self,
+        timeout: float,
+        connect_timeout: float = 5.0,
+        per_replica: int = MAX_CONNECTIONS_PER_REPLICA,
+    ) -> None:
+        self.timeout, self.connect_timeout, self.per_replica = timeout, connect_timeout, per_replica
         self._idle: dict[str, list[_Connection]] = {}
+        self._slots: dict[str, asyncio.Semaphore] = {}
         self._addresses: dict[str, tuple[str, int]] = {}
 
     async def request(
@@ -122,6 +129,13 @@ class UpstreamPool:
         ]
         head += [f"{name}: {value}\r\n" for name, value in headers.items()]
         request = "".join(head).encode("latin-1") + b"\r\n" + body
+        slots = self._slots.get(base)
+        if slots is None:
+            slots = self._slots[base] = asyncio.Semaphore(self.per_replica)
+        async with slots:
+            return await self._send(base, host, port, request)
+
+    async def _send(self, base: str, host: str, port: int, request: bytes) -> Reply:
         connection = self._pooled(base)
         if connection is not None:
             try:
@@ -170,6 +184,7 @@ class UpstreamPool:
         return address
 
     def forget(self, base: str) -> None:
+        self._slots.pop(base, None)
         for connection in self._idle.pop(base, []):
             connection.close()
 
