@@ -1,7 +1,7 @@
 """Figures of the embedded platform: time to first inference, cold start, gateway overhead against
 nginx, failures during a spec change and during replica kills, scale from zero.
 
-    python benchmarks/platform/run.py [--only startup overhead steady kills fromzero]
+    python benchmarks/platform/run.py [--only startup overhead steady kills fromzero connections]
 
 Everything runs on loopback against a real ``modelplane up``. The overhead comparison sends the
 same wrk load to one replica directly, through the modelplane gateway and through nginx as a
@@ -386,6 +386,7 @@ FIGURES = {
     "steady": steady,
     "kills": kills,
     "fromzero": fromzero,
+    "connections": connections,
 }
 
 
