@@ -7,6 +7,7 @@ are filled in at validation, so a stored object always reads complete.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from itertools import pairwise
 from typing import Annotated, Literal, Self
@@ -235,6 +236,8 @@ class RolloutPhase(StrEnum):
 class RolloutStatus(Wire):
     phase: RolloutPhase
     step: int = 0
+    step_started_at: datetime | None = None  # None until the canary is ready to take traffic
+    message: str = ""
     last_analysis: AnalysisResult | None = None
 
 

@@ -1,0 +1,117 @@
+"""Canary analysis: does the canary revision behave as well as the stable one?
+
+Pure: it compares two windows of per-revision measurements (from the gateway's own counters in
+embedded mode, from Prometheus on a cluster) against the Model's ``rollout.analysis`` thresholds
+and returns a verdict with each metric's value and threshold, so status and events can say
+exactly which metric failed and by how much.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelplane.api import Analysis, AnalysisResult, MetricVerdict
+
+# "Not worse than stable": absolute slack over the stable error rate, and a latency factor with a
+# small absolute slack so sub-millisecond jitter does not fail a healthy canary.
+ERROR_RATE_MARGIN = 0.01
+LATENCY_FACTOR = 1.5
+LATENCY_SLACK_MS = 5.0
+
+
+@dataclass(frozen=True)
+class Window:
+    """What one revision did over an analysis window."""
+
+    requests: int = 0
+    errors: int = 0
+    p99_ms: float | None = None
+    compared: int = 0  # shadow comparisons with the stable revision
+    disagreement: float = 0.0  # mean disagreement over those comparisons (0 agree .. 1 differ)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``passed`` is None while there is too little traffic to judge."""
+
+    passed: bool | None
+    result: AnalysisResult
+
+
+def analyse(analysis: Analysis, canary: Window, stable: Window) -> Verdict:
+    if canary.requests < analysis.min_requests:
+        message = f"waiting for traffic: {canary.requests}/{analysis.min_requests} canary requests"
+        return Verdict(None, AnalysisResult(passed=False, message=message))
+    metrics = [
+        *_error_rate(analysis, canary, stable),
+        *_latency(analysis, canary, stable),
+        *_disagreement(analysis, canary),
+    ]
+    failed = [m for m in metrics if not m.passed]
+    if failed:
+        message = "; ".join(_describe(m) for m in failed)
+        return Verdict(False, AnalysisResult(passed=False, message=message, metrics=metrics))
+    return Verdict(
+        True, AnalysisResult(passed=True, message="all metrics within thresholds", metrics=metrics)
+    )
+
+
+def _error_rate(analysis: Analysis, canary: Window, stable: Window) -> list[MetricVerdict]:
+    rate = canary.error_rate
+    relative = stable.error_rate + ERROR_RATE_MARGIN
+    return [
+        MetricVerdict(
+            name="errorRate",
+            value=rate,
+            threshold=analysis.max_error_rate,
+            passed=rate <= analysis.max_error_rate,
+        ),
+        MetricVerdict(
+            name="errorRateVsStable", value=rate, threshold=relative, passed=rate <= relative
+        ),
+    ]
+
+
+def _latency(analysis: Analysis, canary: Window, stable: Window) -> list[MetricVerdict]:
+    if canary.p99_ms is None:
+        return []
+    limit = analysis.max_latency_p99_ms
+    verdicts = [
+        MetricVerdict(
+            name="latencyP99Ms", value=canary.p99_ms, threshold=limit, passed=canary.p99_ms <= limit
+        )
+    ]
+    if stable.p99_ms is not None:
+        relative = stable.p99_ms * LATENCY_FACTOR + LATENCY_SLACK_MS
+        verdicts.append(
+            MetricVerdict(
+                name="latencyP99MsVsStable",
+                value=canary.p99_ms,
+                threshold=relative,
+                passed=canary.p99_ms <= relative,
+            )
+        )
+    return verdicts
+
+
+def _disagreement(analysis: Analysis, canary: Window) -> list[MetricVerdict]:
+    if canary.compared == 0:
+        return []
+    limit = analysis.max_disagreement
+    return [
+        MetricVerdict(
+            name="disagreement",
+            value=canary.disagreement,
+            threshold=limit,
+            passed=canary.disagreement <= limit,
+        )
+    ]
+
+
+def _describe(metric: MetricVerdict) -> str:
+    value = metric.value if metric.value is not None else float("nan")
+    return f"{metric.name} {value:.4g} exceeds {metric.threshold:.4g}"
