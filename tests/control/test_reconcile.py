@@ -15,7 +15,7 @@ R1 = RevisionRef("iris-r1", 1, "d1")
 R2 = RevisionRef("iris-r2", 2, "d2")
 
 
-def model(stable: str | None = None, generation: int = 1) -> Model:
+def model(stable: str | None = None, generation: int = 1, strategy: str = "Canary") -> Model:
     m = parse_model(
         {
             "apiVersion": "modelplane.io/v1alpha1",
@@ -25,6 +25,7 @@ def model(stable: str | None = None, generation: int = 1) -> Model:
                 "source": {"uri": "file:///m.onnx"},
                 "format": "onnx",
                 "task": "classification",
+                "rollout": {"strategy": strategy},
             },
         }
     )
@@ -67,12 +68,13 @@ def test_converged_model_yields_an_empty_plan_and_the_same_status() -> None:
 
 def test_new_revision_takes_traffic_only_once_ready_then_old_drains() -> None:
     starting = ReplicaView("iris-r2-3", "iris-r2", Phase.STARTING)
-    plan = reconcile(model("iris-r1"), R2, [ready("iris-r1"), starting], 1, NOW)
-    assert plan.traffic == {"iris-r1": 100}
+    immediate = model("iris-r1", strategy="Immediate")
+    plan = reconcile(immediate, R2, [ready("iris-r1"), starting], 1, NOW)
+    assert plan.traffic == {"iris-r1": 100, "iris-r2": 0}
     assert plan.stop == ()
-    assert status_of(plan, "Ready") == ("False", "RevisionStarting")
+    assert status_of(plan, "Ready") == ("False", "RolloutInProgress")
 
-    done = reconcile(model("iris-r1"), R2, [ready("iris-r1"), ready("iris-r2", 3)], 1, NOW)
+    done = reconcile(immediate, R2, [ready("iris-r1"), ready("iris-r2", 3)], 1, NOW)
     assert done.traffic == {"iris-r2": 100}
     assert done.stop == ("iris-r1-1",)
     assert done.status.stable_revision == "iris-r2"
@@ -84,12 +86,37 @@ def test_crash_looping_revision_is_stalled_and_never_takes_traffic() -> None:
     )
     plan = reconcile(model("iris-r1"), R2, [ready("iris-r1"), failing], 1, NOW)
     assert plan.traffic == {"iris-r1": 100}
-    assert status_of(plan, "Stalled") == ("True", "RevisionFailing")
-    assert status_of(plan, "Ready") == ("False", "RevisionFailed")
+    assert plan.stop == ("iris-r2-3",)  # the failed canary is scaled down
+    assert status_of(plan, "Stalled") == ("True", "RolledBack")
+    assert status_of(plan, "Ready") == ("False", "RolledBack")
     ready_condition = condition(plan.status.conditions, "Ready")
     assert ready_condition is not None
     assert "sha256 mismatch" in ready_condition.message
-    assert "iris-r1 keeps serving" in ready_condition.message
+    assert "rolled back to iris-r1" in ready_condition.message
+    assert plan.event is not None
+    assert plan.event.reason == "CanaryFailing"
+
+
+def test_first_revision_crash_loop_is_stalled() -> None:
+    failing = ReplicaView("iris-r1-1", "iris-r1", Phase.FAILED, restarts=3, reason="bad file")
+    plan = reconcile(model(), R1, [failing], 1, NOW)
+    assert status_of(plan, "Stalled") == ("True", "RevisionFailing")
+    assert status_of(plan, "Ready") == ("False", "RevisionFailed")
+
+
+def test_canary_takes_step_weights_and_keeps_both_revisions_up() -> None:
+    started = reconcile(model("iris-r1"), R2, [ready("iris-r1"), ready("iris-r2", 3)], 2, NOW)
+    assert started.traffic == {"iris-r1": 90, "iris-r2": 10}  # the canary is ready: step 1
+    assert started.new_window
+    assert started.start == ("iris-r1", "iris-r2")  # both revisions get the autoscaled count
+    assert status_of(started, "RolloutProgressing") == ("True", "Progressing")
+    assert status_of(started, "Ready") == ("False", "RolloutInProgress")
+    assert started.status.canary_revision == "iris-r2"
+    next_model = model("iris-r1")
+    next_model.status = started.status
+    later = reconcile(next_model, R2, [ready("iris-r1"), ready("iris-r2", 3)], 2, NOW)
+    assert later.traffic == {"iris-r1": 90, "iris-r2": 10}
+    assert not later.new_window
 
 
 def test_scale_up_and_down_stops_unready_replicas_first() -> None:

@@ -113,11 +113,12 @@ def test_broken_model_file_is_stalled_and_old_revision_keeps_serving(
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"this is not an onnx model")
     platform.cli("apply", "-f", str(manifest(tmp_path / "m.yaml", "fragile", broken)))
-    stalled = platform.wait_condition("fragile", "Stalled", "True", "RevisionFailing", timeout=90)
+    stalled = platform.wait_condition("fragile", "Stalled", "True", "RolledBack", timeout=90)
     assert "onnxruntime cannot load broken.onnx" in stalled["message"]
     ready = platform.condition("fragile", "Ready")
-    assert (ready["status"], ready["reason"]) == ("False", "RevisionFailed")
-    assert "fragile-r1 keeps serving" in ready["message"]
+    assert (ready["status"], ready["reason"]) == ("False", "RolledBack")
+    assert "rolled back to fragile-r1" in ready["message"]
+    assert platform.model("fragile")["status"]["rollout"]["phase"] == "RolledBack"
     reply = platform.infer("fragile", [SETOSA])
     assert reply.status_code == 200
     assert reply.headers["x-modelplane-revision"] == "fragile-r1"

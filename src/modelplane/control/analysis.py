@@ -115,3 +115,42 @@ def _disagreement(analysis: Analysis, canary: Window) -> list[MetricVerdict]:
 def _describe(metric: MetricVerdict) -> str:
     value = metric.value if metric.value is not None else float("nan")
     return f"{metric.name} {value:.4g} exceeds {metric.threshold:.4g}"
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Cumulative per-revision counters as a gateway (or Prometheus) keeps them: requests, errors
+    (5xx and failed upstream calls) and a latency histogram with upper bounds in milliseconds
+    (the last bucket, beyond the last bound, is +Inf)."""
+
+    requests: int
+    errors: int
+    bounds_ms: tuple[float, ...]
+    buckets: tuple[int, ...]
+
+
+def window(before: Counts | None, after: Counts) -> Window:
+    """What happened between two readings of the same counters (``None``: since zero)."""
+    base = before.buckets if before else (0,) * len(after.buckets)
+    deltas = [b - a for a, b in zip(base, after.buckets, strict=True)]
+    return Window(
+        requests=after.requests - (before.requests if before else 0),
+        errors=after.errors - (before.errors if before else 0),
+        p99_ms=quantile_ms(after.bounds_ms, deltas, 0.99),
+    )
+
+
+def quantile_ms(bounds: tuple[float, ...], counts: list[int], q: float) -> float | None:
+    """The q-quantile from per-bucket counts, interpolated linearly inside its bucket."""
+    total = sum(counts)
+    if total == 0:
+        return None
+    rank = q * total
+    seen = 0
+    for index, count in enumerate(counts):
+        if count and seen + count >= rank:
+            low = bounds[index - 1] if index > 0 else 0.0
+            high = bounds[index] if index < len(bounds) else low * 2
+            return low + (high - low) * (rank - seen) / count
+        seen += count
+    return float(bounds[-1])

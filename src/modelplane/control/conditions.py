@@ -9,6 +9,7 @@ from modelplane.api import Condition, ConditionStatus
 READY = "Ready"
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
+ROLLOUT_PROGRESSING = "RolloutProgressing"
 
 
 def set_condition(

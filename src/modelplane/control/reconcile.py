@@ -3,10 +3,10 @@
 Pure and idempotent: the same inputs always give the same plan, and a converged model gives an
 empty one, so a backend can crash at any point and recover by reconciling again.
 
-Traffic policy: the newest revision takes all traffic once one of its replicas is ready; until
-then the stable revision keeps serving, and after it the stable revision drains and stops. A
-newest revision that keeps failing is reported ``Stalled`` with the runtime's reason and never
-takes traffic. (Stepped canary traffic and its analysis drive ``traffic`` in the rollout logic.)
+Traffic comes from the rollout state machine (``rollout.py``): the stable revision serves, a new
+revision enters as a canary that takes traffic step by step while its analysis passes, and is
+promoted or rolled back. Replicas follow: the serving revisions are autoscaled, a canary is kept
+up while it rolls out, everything else drains and stops.
 """
 
 from __future__ import annotations
@@ -16,8 +16,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from modelplane.api import Condition, Model, ModelStatus, RevisionStatus
-from modelplane.control.conditions import READY, RECONCILING, STALLED, set_condition
+from modelplane.api import Condition, Model, ModelStatus, RevisionStatus, RolloutPhase
+from modelplane.control.analysis import Window
+from modelplane.control.conditions import (
+    READY,
+    RECONCILING,
+    ROLLOUT_PROGRESSING,
+    STALLED,
+    set_condition,
+)
+from modelplane.control.rollout import Command, Decision, Event, Observed
+from modelplane.control.rollout import decide as decide_rollout
 
 CRASH_LOOP_RESTARTS = 3
 
@@ -51,6 +60,8 @@ class Plan:
     stop: tuple[str, ...] = ()  # replica ids to drain and stop
     traffic: dict[str, int] = field(default_factory=dict)
     status: ModelStatus = field(default_factory=ModelStatus)
+    event: Event | None = None  # a rollout decision worth recording
+    new_window: bool = False  # rollout analysis starts measuring afresh
 
     @property
     def empty(self) -> bool:
@@ -64,19 +75,56 @@ def reconcile(
     desired_replicas: int,
     now: datetime,
     url: str | None = None,
+    windows: tuple[Window, Window] = (Window(), Window()),
+    command: Command | None = None,
 ) -> Plan:
-    """The plan for ``model`` whose newest revision is ``latest``."""
+    """The plan for ``model`` whose newest revision is ``latest``.
+
+    ``windows`` are the canary's and the stable revision's measurements since the current
+    rollout step began; ``command`` is a user's promote, abort, pause or resume.
+    """
     live = [r for r in replicas if r.phase is not Phase.STOPPING]
     ready = Counter(r.revision for r in live if r.phase is Phase.READY)
-    stable = model.status.stable_revision
-    serving = latest.name if ready[latest.name] else (stable if stable and ready[stable] else None)
-    wanted = {latest.name: desired_replicas}
-    if stable and stable != latest.name and serving != latest.name:
-        wanted[stable] = max(desired_replicas, 1) if ready[stable] else desired_replicas
+    failing = _crash_looping(live, latest.name)
+    seen = Observed(
+        latest=latest.name,
+        stable=model.status.stable_revision,
+        state=model.status.rollout,
+        state_canary=model.status.canary_revision,
+        canary_ready=ready[latest.name] > 0,
+        canary_failing=failing is not None,
+        canary_failure=failing.reason if failing else "",
+        canary_window=windows[0],
+        stable_window=windows[1],
+        command=command,
+    )
+    decision = decide_rollout(model.spec.rollout, seen, now)
+    wanted = _wanted(decision, latest.name, desired_replicas)
     start, stop = _replica_changes(live, wanted)
-    traffic = {serving: 100} if serving else {}
-    status = _status(model, latest, live, wanted, traffic, serving, stable, now, url)
-    return Plan(start=start, stop=stop, traffic=traffic, status=status)
+    status = _status(model, latest, live, wanted, decision, failing, now, url)
+    return Plan(start, stop, decision.traffic, status, decision.event, decision.new_window)
+
+
+def _crash_looping(live: list[ReplicaView], revision: str) -> ReplicaView | None:
+    failing = [r for r in live if r.revision == revision and r.phase is Phase.FAILED]
+    return next((r for r in failing if r.restarts >= CRASH_LOOP_RESTARTS), None)
+
+
+def _rolling(decision: Decision) -> bool:
+    state = decision.state
+    active = (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED)
+    return decision.canary is not None and state is not None and state.phase in active
+
+
+def _wanted(decision: Decision, latest: str, desired: int) -> dict[str, int]:
+    """Replicas per revision: the serving ones autoscaled, a canary kept up while it rolls out."""
+    if decision.stable is None:
+        return {latest: desired}
+    rolling = _rolling(decision)
+    wanted = {decision.stable: max(desired, 1) if rolling else desired}
+    if rolling and decision.canary is not None:
+        wanted[decision.canary] = max(desired, 1)
+    return wanted
 
 
 def _replica_changes(
@@ -105,58 +153,68 @@ def _status(
     latest: RevisionRef,
     live: list[ReplicaView],
     wanted: dict[str, int],
-    traffic: dict[str, int],
-    serving: str | None,
-    stable: str | None,
+    decision: Decision,
+    failing: ReplicaView | None,
     now: datetime,
     url: str | None,
 ) -> ModelStatus:
     generation = model.metadata.generation
     counts = Counter(r.revision for r in live)
     ready = Counter(r.revision for r in live if r.phase is Phase.READY)
-    names = sorted(set(wanted) | set(counts), key=_revision_number)
+    names = sorted(set(wanted) | set(counts) | set(decision.traffic), key=_revision_number)
     revisions = [
         RevisionStatus(
             name=name,
             digest=latest.digest if name == latest.name else "",
             replicas=counts[name],
             ready_replicas=ready[name],
-            traffic=traffic.get(name, 0),
+            traffic=decision.traffic.get(name, 0),
         )
         for name in names
     ]
-    failing = [r for r in live if r.revision == latest.name and r.phase is Phase.FAILED]
-    stalled = next((r for r in failing if r.restarts >= CRASH_LOOP_RESTARTS), None)
+    phase = decision.state.phase if decision.state is not None and decision.canary else None
+    rolled_back = phase is RolloutPhase.ROLLED_BACK
+    message = decision.state.message if decision.state is not None else ""
+    stalled_first = failing is not None and decision.stable is None
     converged = all(counts[n] == c and ready[n] == c for n, c in wanted.items()) and set(
         counts
     ) <= set(wanted)
-    conditions = list(model.status.conditions)
-    conditions = _ready_condition(conditions, latest, serving, wanted, stalled, generation, now)
-    conditions = set_condition(
-        conditions,
-        STALLED,
-        stalled is not None,
-        "RevisionFailing" if stalled else "Progressing",
-        f"revision {latest.name} keeps failing: {stalled.reason}" if stalled else "",
-        generation,
-        now,
+    conditions = _ready_condition(
+        list(model.status.conditions), latest, decision, ready, wanted, failing, generation, now
     )
+    if rolled_back:
+        stalled = (True, "RolledBack", message)
+    elif stalled_first and failing is not None:
+        stalled = (
+            True,
+            "RevisionFailing",
+            f"revision {latest.name} keeps failing: {failing.reason}",
+        )
+    else:
+        stalled = (False, "Progressing", "")
+    conditions = set_condition(conditions, STALLED, *stalled, generation, now)
+    reconciling = not converged and not stalled[0]
     conditions = set_condition(
         conditions,
         RECONCILING,
-        not converged and stalled is None,
-        "ReplicasChanging" if not converged else "Converged",
-        _describe(wanted, counts, ready) if not converged else "",
+        reconciling,
+        "ReplicasChanging" if reconciling else "Converged",
+        _describe(wanted, counts, ready) if reconciling else "",
         generation,
         now,
+    )
+    progressing = phase in (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED)
+    rollout_reason = phase.value if phase is not None else "NoRollout"
+    conditions = set_condition(
+        conditions, ROLLOUT_PROGRESSING, progressing, rollout_reason, message, generation, now
     )
     return ModelStatus(
         observed_generation=generation,
         conditions=conditions,
         revisions=revisions,
-        stable_revision=serving or stable,
-        canary_revision=None,
-        rollout=model.status.rollout,
+        stable_revision=decision.stable,
+        canary_revision=decision.canary,
+        rollout=decision.state if decision.canary or phase is not None else model.status.rollout,
         url=url,
     )
 
@@ -164,28 +222,29 @@ def _status(
 def _ready_condition(
     conditions: list[Condition],
     latest: RevisionRef,
-    serving: str | None,
+    decision: Decision,
+    ready: Counter[str],
     wanted: dict[str, int],
-    stalled: ReplicaView | None,
+    failing: ReplicaView | None,
     generation: int | None,
     now: datetime,
 ) -> list[Condition]:
-    if serving == latest.name:
-        return set_condition(
-            conditions, READY, True, "RevisionReady", f"{latest.name} is serving", generation, now
-        )
-    if wanted.get(latest.name, 0) == 0 and serving is None:
+    def ready_is(value: bool, reason: str, message: str) -> list[Condition]:
+        return set_condition(conditions, READY, value, reason, message, generation, now)
+
+    state = decision.state
+    if _rolling(decision) and state is not None:
+        return ready_is(False, "RolloutInProgress", f"{state.message}; {decision.stable} serving")
+    if decision.canary is not None and state is not None:
+        return ready_is(False, "RolledBack", state.message)
+    if ready[latest.name] and decision.traffic.get(latest.name):
+        return ready_is(True, "RevisionReady", f"{latest.name} is serving")
+    if wanted.get(latest.name, 0) == 0:
         message = f"{latest.name} is scaled to zero; the next request starts it"
-        return set_condition(conditions, READY, True, "ScaledToZero", message, generation, now)
-    if stalled is not None:
-        message = f"{latest.name} failed: {stalled.reason}"
-        if serving:
-            message += f"; {serving} keeps serving"
-        return set_condition(conditions, READY, False, "RevisionFailed", message, generation, now)
-    message = f"waiting for {latest.name} to become ready"
-    if serving:
-        message += f"; {serving} is serving meanwhile"
-    return set_condition(conditions, READY, False, "RevisionStarting", message, generation, now)
+        return ready_is(True, "ScaledToZero", message)
+    if failing is not None:
+        return ready_is(False, "RevisionFailed", f"{latest.name} failed: {failing.reason}")
+    return ready_is(False, "RevisionStarting", f"waiting for {latest.name} to become ready")
 
 
 def _describe(wanted: dict[str, int], counts: Counter[str], ready: Counter[str]) -> str:

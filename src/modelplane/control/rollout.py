@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from modelplane.api import Rollout, RolloutPhase, RolloutStatus, RolloutStrategy
 from modelplane.control.analysis import Verdict, Window, analyse
@@ -33,7 +33,7 @@ class Command(StrEnum):
 
 @dataclass(frozen=True)
 class Event:
-    type: str  # Normal or Warning
+    type: Literal["Normal", "Warning"]
     reason: str
     message: str
 
@@ -48,6 +48,7 @@ class Observed:
     state_canary: str | None  # status.canaryRevision as last written
     canary_ready: bool = False
     canary_failing: bool = False
+    canary_failure: str = ""  # why, in the runtime's words
     canary_window: Window = field(default_factory=Window)
     stable_window: Window = field(default_factory=Window)
     command: Command | None = None
@@ -96,7 +97,12 @@ def _continue(rollout: Rollout, seen: Observed, now: datetime, event: Event | No
     if seen.command is Command.PROMOTE and seen.canary_ready:
         return _promote(seen, state, "promoted by a user")
     if seen.canary_failing:
-        return _roll_back(seen, state, "CanaryFailing", f"{canary} keeps failing to serve", None)
+        why = (
+            f"{canary} keeps failing: {seen.canary_failure}"
+            if seen.canary_failure
+            else (f"{canary} keeps failing to serve")
+        )
+        return _roll_back(seen, state, "CanaryFailing", why, None)
     if not seen.canary_ready:
         waiting = _with(state, message=f"waiting for {canary} to become ready")
         return Decision({stable: 100, canary: 0}, stable, canary, waiting, event)

@@ -24,6 +24,7 @@ from modelplane import __version__
 from modelplane.gateway import paths
 from modelplane.gateway.balancing import pick_endpoint, pick_revision
 from modelplane.gateway.routing import Endpoint, RoutingTable
+from modelplane.gateway.stats import RevisionStats
 from modelplane.gateway.upstream import UpstreamError, UpstreamPool
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
 
@@ -51,9 +52,11 @@ class GatewayOptions:
 class RefusalError(Exception):
     """A request the gateway answers itself, with this status and message."""
 
-    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, retry_after: int | None = None, revision: str = "-"
+    ) -> None:
         super().__init__(message)
-        self.status, self.retry_after = status, retry_after
+        self.status, self.retry_after, self.revision = status, retry_after, revision
 
 
 class RetryBudget:
@@ -89,6 +92,14 @@ class Gateway:
         self._budget = RetryBudget(self.options.retry_ratio)
         self._upstream = UpstreamPool(self.options.request_timeout)
         self.last_request: dict[str, float] = {}
+        self._stats: dict[tuple[str, str], RevisionStats] = {}
+
+    def reading(
+        self, key: str, revision: str
+    ) -> tuple[int, int, tuple[float, ...], tuple[int, ...]]:
+        """Cumulative requests, errors and latency buckets of one revision, for analysis."""
+        stats = self._stats.get((key, revision)) or RevisionStats()
+        return stats.reading()
 
     def held(self, key: str) -> int:
         return self._held.get(key, 0)
@@ -152,6 +163,7 @@ class Gateway:
                 target, scope["method"], body, headers
             )
         except RefusalError as refused:
+            revision_name = refused.revision
             status, content = refused.status, _error(str(refused))
             reply_headers = {"Content-Type": "application/json"}
             if refused.retry_after is not None:
@@ -162,8 +174,14 @@ class Gateway:
             reply_headers = {"Content-Type": "application/json"}
         model = target.key
         outcome = "success" if status < 400 else ("client_error" if status < 500 else "error")
+        elapsed = time.perf_counter() - started
         self.metrics.requests.labels(model, revision_name, outcome).inc()
-        self.metrics.duration.labels(model, revision_name).observe(time.perf_counter() - started)
+        self.metrics.duration.labels(model, revision_name).observe(elapsed)
+        if revision_name != "-":
+            stats = self._stats.get((model, revision_name))
+            if stats is None:
+                stats = self._stats[(model, revision_name)] = RevisionStats()
+            stats.record(elapsed, failed=status >= 500)
         await _reply(send, status, content, headers=reply_headers)
 
     async def _forward(
@@ -181,7 +199,8 @@ class Gateway:
                 self.metrics.retries.labels(target.key).inc()
                 continue
             if result is None:
-                raise RefusalError(502, f"replica {endpoint.id} of {target.key} failed to answer")
+                message = f"replica {endpoint.id} of {target.key} failed to answer"
+                raise RefusalError(502, message, revision=endpoint.revision)
             status, reply_headers, content = result
             reply_headers["X-Modelplane-Revision"] = endpoint.revision
             return status, reply_headers, content, endpoint.revision

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from modelplane.api import Model, ModelSpec, ModelStatus, ObjectMeta, dump_yaml, revision_digest
 from modelplane.backends.local.store import Revision, SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
+from modelplane.control.analysis import Counts, Window, window
 from modelplane.control.autoscaling import STABLE_WINDOW, Sample, decide
 from modelplane.control.conditions import STALLED, condition
 from modelplane.control.reconcile import Plan, RevisionRef, reconcile
@@ -33,6 +34,7 @@ TICK_SECONDS = 0.5
 SAMPLE_EVERY = timedelta(seconds=TICK_SECONDS)
 
 EndpointList = list[tuple[str, str]]
+Reading = tuple[int, int, tuple[float, ...], tuple[int, ...]]
 
 
 class RouteSink(Protocol):
@@ -54,6 +56,10 @@ class LoadSource(Protocol):
 
     def held(self, key: str) -> int: ...
 
+    def reading(self, key: str, revision: str) -> Reading:
+        """Cumulative requests, errors, latency bucket bounds (ms) and counts of a revision."""
+        ...
+
 
 @dataclass
 class _ModelMemory:
@@ -61,7 +67,8 @@ class _ModelMemory:
 
     samples: deque[Sample] = field(default_factory=deque)
     desired: int | None = None
-    serving: str | None = None
+    traffic: dict[str, int] = field(default_factory=dict)
+    baselines: dict[str, Counts] = field(default_factory=dict)  # revision -> counters at step start
     stalled: bool = False
     revision: str = ""  # the newest revision, and when this controller first saw it
     born: datetime | None = None
@@ -122,7 +129,13 @@ class Controller:
             desired,
             now,
             self._url(model),
+            windows=(
+                self._window(key, memory, latest.name),
+                self._window(key, memory, model.status.stable_revision),
+            ),
         )
+        if plan.new_window:
+            memory.baselines = {revision: self._counts(key, revision) for revision in plan.traffic}
         for revision in plan.start:
             self.supervisor.start(revision, self._manifest(revision))
         self._publish(model, latest.name, plan)
@@ -197,22 +210,30 @@ class Controller:
         }
         self.routes.publish(model.key, model.metadata.name, revisions)
 
+    def _counts(self, key: str, revision: str) -> Counts:
+        return Counts(*self.load.reading(key, revision))
+
+    def _window(self, key: str, memory: _ModelMemory, revision: str | None) -> Window:
+        """What ``revision`` did since the current rollout step began."""
+        if revision is None:
+            return Window()
+        return window(memory.baselines.get(revision), self._counts(key, revision))
+
     def _report(self, model: Model, plan: Plan, memory: _ModelMemory, desired: int) -> None:
         meta = model.metadata
-        serving = next(iter(plan.traffic), None)
-        if serving != memory.serving and serving is not None:
+        shown = {name: weight for name, weight in plan.traffic.items() if weight}
+        if shown and shown != memory.traffic:
+            split = ", ".join(f"{name} {weight}%" for name, weight in shown.items())
+            self.store.record_event(meta.namespace, meta.name, "Normal", "TrafficShifted", split)
+        if plan.event is not None:
             self.store.record_event(
-                meta.namespace,
-                meta.name,
-                "Normal",
-                "TrafficShifted",
-                f"{serving} takes 100% of traffic",
+                meta.namespace, meta.name, plan.event.type, plan.event.reason, plan.event.message
             )
         stalled = condition(plan.status.conditions, STALLED)
         is_stalled = stalled is not None and stalled.status.value == "True"
-        if is_stalled and not memory.stalled and stalled is not None:
+        if is_stalled and not memory.stalled and stalled is not None and plan.event is None:
             self.store.record_event(
-                meta.namespace, meta.name, "Warning", "RevisionFailing", stalled.message
+                meta.namespace, meta.name, "Warning", stalled.reason, stalled.message
             )
         if memory.desired is not None and desired != memory.desired:
             self.store.record_event(
@@ -222,7 +243,11 @@ class Controller:
                 "Scaled",
                 f"replicas {memory.desired} -> {desired}",
             )
-        memory.serving, memory.stalled, memory.desired = serving, is_stalled, desired
+        memory.traffic, memory.stalled, memory.desired = (
+            shown or memory.traffic,
+            is_stalled,
+            desired,
+        )
         if to_wire_status(plan.status) != to_wire_status(model.status):
             updated = model.model_copy(deep=True)
             updated.status = plan.status
