@@ -172,8 +172,8 @@ def _status(
         )
         for name in names
     ]
-    phase = decision.state.phase if decision.state is not None and decision.canary else None
-    rolled_back = phase is RolloutPhase.ROLLED_BACK
+    phase = decision.state.phase if decision.state is not None else None
+    rolled_back = phase is RolloutPhase.ROLLED_BACK and decision.canary is not None
     message = decision.state.message if decision.state is not None else ""
     stalled_first = failing is not None and decision.stable is None
     converged = all(counts[n] == c and ready[n] == c for n, c in wanted.items()) and set(
@@ -214,7 +214,7 @@ def _status(
         revisions=revisions,
         stable_revision=decision.stable,
         canary_revision=decision.canary,
-        rollout=decision.state if decision.canary or phase is not None else model.status.rollout,
+        rollout=decision.state,
         url=url,
     )
 

@@ -1,0 +1,112 @@
+"""Canary rollouts end to end: a good revision is promoted step by step, a bad one rolled back."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import MODELS
+from tests.platform.conftest import API, Platform, wait_for
+
+ROW = [5.1, 3.5, 1.4, 0.2]
+CANARY = (
+    "  rollout:\n"
+    "    strategy: Canary\n"
+    "    steps: [{weight: 20, pauseSeconds: 2}, {weight: 60, pauseSeconds: 2}]\n"
+    "    analysis: {minRequests: 20, maxLatencyP99Ms: 2000}\n"
+)
+
+
+def flaky(path: Path, name: str, fail: bool) -> Path:
+    path.write_text(
+        f"apiVersion: modelplane.io/v1alpha1\nkind: Model\nmetadata: {{name: {name}}}\nspec:\n"
+        f"  source: {{uri: '{(MODELS / 'flaky.py').as_uri()}'}}\n  format: python\n"
+        f"  task: classification\n  runtime: {{parameters: {{fail: '{str(fail).lower()}'}}}}\n"
+        + CANARY
+    )
+    return path
+
+
+@contextmanager
+def steady_load(platform: Platform, name: str) -> Iterator[Counter[str]]:
+    outcomes: Counter[str] = Counter()
+    stop = threading.Event()
+
+    def run() -> None:
+        body = {"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 4], "data": ROW}]}
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                reply = client.post(f"{platform.gateway}/v2/models/{name}/infer", json=body)
+                outcomes[f"{reply.status_code} {reply.headers.get('x-modelplane-revision')}"] += 1
+
+    workers = [threading.Thread(target=run) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    try:
+        yield outcomes
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+
+
+def events(platform: Platform, name: str) -> list[str]:
+    reply = httpx.get(f"{platform.api}{API}/namespaces/default/models/{name}/events")
+    return [f"{e['reason']}: {e['message']}" for e in reply.json()["items"]]
+
+
+def rollout_phase(platform: Platform, name: str) -> str | None:
+    rollout = platform.model(name)["status"].get("rollout") or {}
+    return rollout.get("phase")
+
+
+def test_good_canary_is_promoted_step_by_step(platform: Platform, tmp_path: Path) -> None:
+    platform.cli("apply", "-f", str(flaky(tmp_path / "m.yaml", "canary-good", fail=False)))
+    platform.wait_condition("canary-good", "Ready", "True", "RevisionReady")
+    with steady_load(platform, "canary-good") as outcomes:
+        wait_for(lambda: sum(outcomes.values()) > 20, "traffic", 30)
+        changed = flaky(tmp_path / "m.yaml", "canary-good", fail=False).read_text()
+        (tmp_path / "m.yaml").write_text(changed + "  batching: {maxBatchSize: 4}\n")
+        platform.cli("apply", "-f", str(tmp_path / "m.yaml"))
+        wait_for(lambda: rollout_phase(platform, "canary-good") == "Promoted", "promotion", 90)
+    assert [k for k in outcomes if not k.startswith("200")] == []
+    assert {k.split()[1] for k in outcomes} == {"canary-good-r1", "canary-good-r2"}
+    status = platform.model("canary-good")["status"]
+    assert status["stableRevision"] == "canary-good-r2"
+    assert status["rollout"]["lastAnalysis"]["passed"] is True
+    history = "\n".join(events(platform, "canary-good"))
+    assert "RolloutStarted" in history
+    assert "TrafficShifted: canary-good-r1 80%, canary-good-r2 20%" in history
+    assert "RolloutStepPassed: step 1 passed; canary-good-r2 now takes 60%" in history
+    assert "RolloutPromoted" in history
+    platform.wait_condition("canary-good", "Ready", "True", "RevisionReady")
+    platform.wait_condition("canary-good", "RolloutProgressing", "False", "Promoted")
+
+
+def test_bad_canary_is_rolled_back_with_the_failing_metric(
+    platform: Platform, tmp_path: Path
+) -> None:
+    platform.cli("apply", "-f", str(flaky(tmp_path / "m.yaml", "canary-bad", fail=False)))
+    platform.wait_condition("canary-bad", "Ready", "True", "RevisionReady")
+    with steady_load(platform, "canary-bad") as outcomes:
+        platform.cli("apply", "-f", str(flaky(tmp_path / "m.yaml", "canary-bad", fail=True)))
+        wait_for(lambda: rollout_phase(platform, "canary-bad") == "RolledBack", "rollback", 90)
+        before = sum(outcomes.values())
+        wait_for(lambda: sum(outcomes.values()) > before + 50, "more traffic", 30)
+        after_rollback = Counter(outcomes)
+    stalled = platform.condition("canary-bad", "Stalled")
+    assert stalled["reason"] == "RolledBack"
+    assert "errorRate" in stalled["message"]
+    assert "AnalysisFailed" in "\n".join(events(platform, "canary-bad"))
+    status = platform.model("canary-bad")["status"]
+    assert status["stableRevision"] == "canary-bad-r1"
+    failed = {m["name"] for m in status["rollout"]["lastAnalysis"]["metrics"] if not m["passed"]}
+    assert "errorRate" in failed
+    # Only canary requests failed, and none once it was rolled back.
+    assert all(k.endswith("canary-bad-r2") for k in after_rollback if not k.startswith("200"))
+    wait_for(lambda: not platform.replica_pids("canary-bad-r2"), "canary scaled down", 30)
