@@ -110,3 +110,54 @@ def test_bad_canary_is_rolled_back_with_the_failing_metric(
     # Only canary requests failed, and none once it was rolled back.
     assert all(k.endswith("canary-bad-r2") for k in after_rollback if not k.startswith("200"))
     wait_for(lambda: not platform.replica_pids("canary-bad-r2"), "canary scaled down", 30)
+
+
+def test_rollout_commands_steer_a_canary(platform: Platform, tmp_path: Path) -> None:
+    slow_steps = CANARY.replace("pauseSeconds: 2", "pauseSeconds: 600")
+    first = flaky(tmp_path / "m.yaml", "steered", fail=False)
+    first.write_text(first.read_text().replace(CANARY, slow_steps))
+    platform.cli("apply", "-f", str(first))
+    platform.wait_condition("steered", "Ready", "True", "RevisionReady")
+    second = tmp_path / "m2.yaml"
+    second.write_text(first.read_text() + "  batching: {maxBatchSize: 4}\n")
+    platform.cli("apply", "-f", str(second))
+    wait_for(lambda: rollout_phase(platform, "steered") == "Progressing", "canary at step 1", 60)
+    wait_for(
+        lambda: "steered-r2 20%" in platform.cli("rollout", "status", "steered").stdout, "20%", 30
+    )
+    shown = platform.cli("rollout", "status", "steered").stdout
+    assert "Phase:     Progressing (step 1/2)" in shown
+    assert "Traffic:   steered-r1 80%, steered-r2 20%" in shown
+
+    assert platform.cli("rollout", "pause", "steered").stdout.strip().endswith("pause requested")
+    wait_for(lambda: rollout_phase(platform, "steered") == "Paused", "paused", 30)
+    platform.cli("rollout", "resume", "steered")
+    wait_for(lambda: rollout_phase(platform, "steered") == "Progressing", "resumed", 30)
+    platform.cli("rollout", "promote", "steered")
+    wait_for(lambda: rollout_phase(platform, "steered") == "Promoted", "promoted", 30)
+    assert platform.model("steered")["status"]["stableRevision"] == "steered-r2"
+
+    undo = platform.cli("rollout", "undo", "steered")
+    assert "returning to the spec of steered-r1" in undo.stdout
+    wait_for(
+        lambda: platform.model("steered")["status"].get("canaryRevision") == "steered-r3",
+        "r3 canary",
+        60,
+    )
+    platform.cli("rollout", "abort", "steered")
+    wait_for(lambda: rollout_phase(platform, "steered") == "RolledBack", "aborted", 30)
+    history = platform.cli("rollout", "history", "steered").stdout
+    for line in (
+        "steered-r1",
+        "steered-r2",
+        "steered-r3",
+        "RolloutPaused",
+        "RolloutResumed",
+        "RolloutPromoted",
+        "RolloutAborted",
+    ):
+        assert line in history
+    revisions = httpx.get(
+        f"{platform.api}{API}/namespaces/default/models/steered/revisions"
+    ).json()["items"]
+    assert revisions[0]["digest"] == revisions[2]["digest"]  # r3 serves r1's spec again

@@ -225,6 +225,9 @@ class AnalysisResult(Wire):
     metrics: list[MetricVerdict] = Field(default_factory=list)
 
 
+ROLLOUT_COMMAND_ANNOTATION = "modelplane.io/rollout-command"
+
+
 class RolloutPhase(StrEnum):
     PROGRESSING = "Progressing"
     PAUSED = "Paused"
@@ -239,6 +242,7 @@ class RolloutStatus(Wire):
     step_started_at: datetime | None = None  # None until the canary is ready to take traffic
     message: str = ""
     last_analysis: AnalysisResult | None = None
+    last_command: str = ""  # the rollout-command annotation last acted on
 
 
 class ModelStatus(Wire):

@@ -78,6 +78,29 @@ class ControlClient:
         items: list[dict[str, Any]] = reply.json()["items"]
         return items
 
+    def revisions(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._call(
+            "GET", self._path(namespace, name, "revisions")
+        ).json()["items"]
+        return items
+
+    def annotate(self, namespace: str, name: str, annotations: dict[str, str]) -> Model:
+        patch = {"metadata": {"annotations": annotations}}
+        reply = self._call(
+            "PATCH",
+            self._path(namespace, name),
+            json=patch,
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        return Model.model_validate(reply.json())
+
+    def replace_spec(self, model: Model) -> Model:
+        body = to_wire(model, include_status=False)
+        reply = self._call(
+            "PUT", self._path(model.metadata.namespace, model.metadata.name), json=body
+        )
+        return Model.model_validate(reply.json())
+
     def logs(self, namespace: str, name: str, revision: str | None, tail: int) -> str:
         params: dict[str, str | int] = {"tailLines": tail}
         if revision:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from modelplane import __version__
-from modelplane.cli import inference, models, platform, resources, serving
+from modelplane.cli import inference, models, platform, resources, rollouts, serving
 from modelplane.cli.errors import EXIT_USAGE, report
 from modelplane.errors import ModelplaneError
 
@@ -45,6 +45,7 @@ def build_app() -> typer.Typer:
     app.command()(models.delete)
     app.command()(models.logs)
     app.command()(inference.infer)
+    app.add_typer(rollouts.app, name="rollout")
     app.command()(serving.serve)
     app.command()(resources.validate)
     app.command()(resources.schema)

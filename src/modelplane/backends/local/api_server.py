@@ -5,6 +5,7 @@
     …/namespaces/{ns}/models/{name}             get, replace, merge-patch, delete
     …/namespaces/{ns}/models/{name}/status      get, replace, merge-patch
     …/namespaces/{ns}/models/{name}/events      recent events
+    …/namespaces/{ns}/models/{name}/revisions   immutable revisions with their specs
     …/namespaces/{ns}/models/{name}/logs        replica logs
 
 Errors are ``Status`` objects as the Kubernetes API returns them, so the same client code reads
@@ -132,6 +133,7 @@ class ControlApi:
             Route(one, self.item, methods=["GET", "PUT", "PATCH", "DELETE"]),
             Route(one + "/status", self.status, methods=["GET", "PUT", "PATCH"]),
             Route(one + "/events", self.events),
+            Route(one + "/revisions", self.revisions),
             Route(one + "/logs", self.logs),
             *(extra_routes or []),
         ]
@@ -251,6 +253,26 @@ class ControlApi:
         return Response(
             orjson.dumps({"kind": "EventList", "items": items}), media_type="application/json"
         )
+
+    async def revisions(self, request: Request) -> Response:
+        """The model's immutable revisions, oldest first, each with the spec it serves."""
+        namespace, name = request.path_params["namespace"], request.path_params["name"]
+        try:
+            self.store.get(namespace, name)
+        except ResourceError as exc:
+            return error_response(exc)
+        items = [
+            {
+                "name": r.name,
+                "number": r.number,
+                "digest": r.digest,
+                "created": r.created.isoformat().replace("+00:00", "Z"),
+                "spec": r.spec,
+            }
+            for r in self.store.revisions(namespace, name)
+        ]
+        body = {"kind": "RevisionList", "items": items}
+        return Response(orjson.dumps(body), media_type="application/json")
 
     async def logs(self, request: Request) -> Response:
         namespace, name = request.path_params["namespace"], request.path_params["name"]

@@ -20,13 +20,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from modelplane.api import Model, ModelSpec, ModelStatus, ObjectMeta, dump_yaml, revision_digest
+from modelplane.api import (
+    ROLLOUT_COMMAND_ANNOTATION,
+    Model,
+    ModelSpec,
+    ModelStatus,
+    ObjectMeta,
+    dump_yaml,
+    revision_digest,
+)
 from modelplane.backends.local.store import Revision, SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
 from modelplane.control.analysis import Counts, Window, window
 from modelplane.control.autoscaling import STABLE_WINDOW, Sample, decide
 from modelplane.control.conditions import STALLED, condition
 from modelplane.control.reconcile import Plan, RevisionRef, reconcile
+from modelplane.control.rollout import Command
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +131,7 @@ class Controller:
             model, latest.name, memory, len([r for r in replicas if r.revision == latest.name])
         )
         now = self.clock()
+        command, annotation = _command(model)
         plan = reconcile(
             model,
             RevisionRef(latest.name, latest.number, latest.digest),
@@ -133,7 +143,10 @@ class Controller:
                 self._window(key, memory, latest.name),
                 self._window(key, memory, model.status.stable_revision),
             ),
+            command=command,
         )
+        if command is not None and plan.status.rollout is not None:
+            plan.status.rollout.last_command = annotation
         if plan.new_window:
             memory.baselines = {revision: self._counts(key, revision) for revision in plan.traffic}
         for revision in plan.start:
@@ -269,3 +282,13 @@ class Controller:
 
 def to_wire_status(status: ModelStatus) -> dict[str, Any]:
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _command(model: Model) -> tuple[Command | None, str]:
+    """A user's rollout command (``promote:<time>`` …) not yet acted on, and its annotation."""
+    annotation = model.metadata.annotations.get(ROLLOUT_COMMAND_ANNOTATION, "")
+    handled = model.status.rollout.last_command if model.status.rollout else ""
+    verb = annotation.split(":", 1)[0]
+    if not annotation or annotation == handled or verb not in Command.__members__.values():
+        return None, annotation
+    return Command(verb), annotation
