@@ -161,3 +161,25 @@ def test_rollout_commands_steer_a_canary(platform: Platform, tmp_path: Path) -> 
         f"{platform.api}{API}/namespaces/default/models/steered/revisions"
     ).json()["items"]
     assert revisions[0]["digest"] == revisions[2]["digest"]  # r3 serves r1's spec again
+
+
+def test_canary_that_predicts_differently_is_rolled_back_on_shadow_traffic(
+    platform: Platform, tmp_path: Path
+) -> None:
+    mirrored = CANARY.replace("minRequests: 20,", "minRequests: 20, shadowPercent: 100,")
+    first = flaky(tmp_path / "m.yaml", "shadowed", fail=False)
+    first.write_text(first.read_text().replace(CANARY, mirrored))
+    platform.cli("apply", "-f", str(first))
+    platform.wait_condition("shadowed", "Ready", "True", "RevisionReady")
+    different = tmp_path / "m2.yaml"
+    different.write_text(first.read_text().replace("fail: 'false'", "fail: 'false', label: '2'"))
+    with steady_load(platform, "shadowed") as outcomes:
+        platform.cli("apply", "-f", str(different))
+        wait_for(lambda: rollout_phase(platform, "shadowed") == "RolledBack", "rollback", 90)
+    assert [k for k in outcomes if not k.startswith("200")] == []  # nothing failed for clients
+    stalled = platform.condition("shadowed", "Stalled")
+    assert "disagreement 1 exceeds 0.05" in stalled["message"]
+    analysis = platform.model("shadowed")["status"]["rollout"]["lastAnalysis"]
+    verdicts = {m["name"]: m for m in analysis["metrics"]}
+    assert verdicts["disagreement"]["passed"] is False
+    assert verdicts["errorRate"]["passed"] is True

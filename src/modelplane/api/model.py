@@ -134,6 +134,11 @@ class Analysis(Wire):
     max_latency_p99_ms: Annotated[float, Field(gt=0)] = 250
     max_disagreement: Annotated[float, Field(ge=0, le=1)] = 0.05
     min_requests: Annotated[int, Field(ge=1)] = 50
+    shadow_percent: Annotated[float, Field(ge=0, le=100)] = Field(
+        default=10,
+        description="Share of the stable revision's requests mirrored to the canary to measure "
+        "prediction disagreement; clients only ever see the stable answer.",
+    )
 
 
 def _default_steps() -> list[RolloutStep]:

@@ -127,16 +127,22 @@ class Counts:
     errors: int
     bounds_ms: tuple[float, ...]
     buckets: tuple[int, ...]
+    compared: int = 0  # shadow comparisons made
+    disagreement: float = 0.0  # summed disagreement of those comparisons
 
 
 def window(before: Counts | None, after: Counts) -> Window:
     """What happened between two readings of the same counters (``None``: since zero)."""
     base = before.buckets if before else (0,) * len(after.buckets)
     deltas = [b - a for a, b in zip(base, after.buckets, strict=True)]
+    compared = after.compared - (before.compared if before else 0)
+    disagreement = after.disagreement - (before.disagreement if before else 0.0)
     return Window(
         requests=after.requests - (before.requests if before else 0),
         errors=after.errors - (before.errors if before else 0),
         p99_ms=quantile_ms(after.bounds_ms, deltas, 0.99),
+        compared=compared,
+        disagreement=disagreement / compared if compared else 0.0,
     )
 
 

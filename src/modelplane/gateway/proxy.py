@@ -11,6 +11,7 @@ that keeps failing is ejected for a while.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -23,12 +24,15 @@ from starlette.types import Message, Receive, Scope, Send
 from modelplane import __version__
 from modelplane.gateway import paths
 from modelplane.gateway.balancing import pick_endpoint, pick_revision
-from modelplane.gateway.routing import Endpoint, RoutingTable
-from modelplane.gateway.stats import RevisionStats
+from modelplane.gateway.routing import Endpoint, RoutingTable, Shadow
+from modelplane.gateway.shadowing import disagreement
+from modelplane.gateway.stats import Reading, RevisionStats
 from modelplane.gateway.upstream import UpstreamError, UpstreamPool
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
+
+MAX_MIRRORS = 64  # shadow requests in flight at once; beyond, mirroring skips a request
 
 _FORWARDED = (b"content-type", b"inference-header-content-length", b"traceparent", b"tracestate")
 _RETURNED = {
@@ -93,13 +97,17 @@ class Gateway:
         self._upstream = UpstreamPool(self.options.request_timeout)
         self.last_request: dict[str, float] = {}
         self._stats: dict[tuple[str, str], RevisionStats] = {}
+        self._mirrors: set[asyncio.Task[None]] = set()
 
-    def reading(
-        self, key: str, revision: str
-    ) -> tuple[int, int, tuple[float, ...], tuple[int, ...]]:
-        """Cumulative requests, errors and latency buckets of one revision, for analysis."""
-        stats = self._stats.get((key, revision)) or RevisionStats()
-        return stats.reading()
+    def reading(self, key: str, revision: str) -> Reading:
+        """Cumulative counters of one revision, for the rollout analysis."""
+        return self._revision_stats(key, revision).reading()
+
+    def _revision_stats(self, key: str, revision: str) -> RevisionStats:
+        stats = self._stats.get((key, revision))
+        if stats is None:
+            stats = self._stats[(key, revision)] = RevisionStats()
+        return stats
 
     def held(self, key: str) -> int:
         return self._held.get(key, 0)
@@ -143,6 +151,8 @@ class Gateway:
                 return
 
     async def close(self) -> None:
+        for mirror in list(self._mirrors):
+            mirror.cancel()
         await self._upstream.close()
 
     # -- proxying ----------------------------------------------------------------------------
@@ -152,6 +162,7 @@ class Gateway:
     ) -> None:
         started = time.perf_counter()
         revision_name = "-"
+        body = b""
         try:
             body = await _read_body(receive, self.options.max_request_bytes)
             self.last_request[target.key] = time.monotonic()
@@ -178,10 +189,9 @@ class Gateway:
         self.metrics.requests.labels(model, revision_name, outcome).inc()
         self.metrics.duration.labels(model, revision_name).observe(elapsed)
         if revision_name != "-":
-            stats = self._stats.get((model, revision_name))
-            if stats is None:
-                stats = self._stats[(model, revision_name)] = RevisionStats()
-            stats.record(elapsed, failed=status >= 500)
+            self._revision_stats(model, revision_name).record(elapsed, failed=status >= 500)
+            if status == 200 and target.action == "infer":
+                self._maybe_mirror(target, revision_name, scope["method"], body, content)
         await _reply(send, status, content, headers=reply_headers)
 
     async def _forward(
@@ -247,6 +257,44 @@ class Gateway:
             if holding:
                 self._held[target.key] -= 1
                 self.metrics.held.labels(target.key).set(self._held[target.key])
+
+    def _maybe_mirror(
+        self, target: paths.ModelPath, served_by: str, method: str, body: bytes, answer: bytes
+    ) -> None:
+        """Mirror a share of answered requests to the canary, off the client's path."""
+        route = self.table.lookup(target.key)
+        shadow = route.shadow if route else None
+        if shadow is None or served_by == shadow.revision or len(self._mirrors) >= MAX_MIRRORS:
+            return
+        if self._rng.random() * 100 >= shadow.percent:
+            return
+        mirror = asyncio.get_running_loop().create_task(
+            self._mirror(target, shadow, method, body, answer)
+        )
+        self._mirrors.add(mirror)
+        mirror.add_done_callback(self._mirrors.discard)
+
+    async def _mirror(
+        self, target: paths.ModelPath, shadow: Shadow, method: str, body: bytes, answer: bytes
+    ) -> None:
+        route = self.table.lookup(target.key)
+        revision = route.revision(shadow.revision) if route else None
+        endpoint = (
+            pick_endpoint(revision.endpoints, time.monotonic(), self._rng) if revision else None
+        )
+        if endpoint is None:
+            return
+        headers = {"content-type": "application/json"}
+        try:
+            reply = await self._upstream.request(
+                endpoint.url, method, target.upstream(), headers, body
+            )
+        except (UpstreamError, TimeoutError):
+            return  # a failing canary shows in its own error rate, not here
+        if reply.status == 200:
+            score = disagreement(shadow.task, answer, reply.body)
+            if score is not None:
+                self._revision_stats(target.key, shadow.revision).compare(score)
 
     def _hold(self, key: str) -> bool:
         if self._held.get(key, 0) >= self.options.max_held:

@@ -30,11 +30,21 @@ class RevisionRoute:
     endpoints: list[Endpoint] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Shadow:
+    """Mirror ``percent`` of the other revisions' requests to ``revision`` and compare by task."""
+
+    revision: str
+    percent: float
+    task: str
+
+
 @dataclass
 class ModelRoute:
     key: str  # namespace/name
     name: str  # the name the runtime serves
     revisions: list[RevisionRoute] = field(default_factory=list)
+    shadow: Shadow | None = None
 
     def revision(self, name: str) -> RevisionRoute | None:
         return next((r for r in self.revisions if r.name == name), None)
@@ -58,10 +68,15 @@ class RoutingTable:
         return list(self._routes.values())
 
     def publish(
-        self, key: str, name: str, revisions: dict[str, tuple[int, list[tuple[str, str]]]]
+        self,
+        key: str,
+        name: str,
+        revisions: dict[str, tuple[int, list[tuple[str, str]]]],
+        shadow: tuple[str, float, str] | None = None,
     ) -> None:
-        """Set a model's route: revision name -> (weight, [(endpoint id, url)])."""
-        route = ModelRoute(key, name)
+        """Set a model's route: revision name -> (weight, [(endpoint id, url)]), and the
+        revision that shadow traffic goes to: (revision, percent, task)."""
+        route = ModelRoute(key, name, shadow=Shadow(*shadow) if shadow else None)
         for revision, (weight, endpoints) in revisions.items():
             kept = [self._endpoint(eid, url, revision) for eid, url in endpoints]
             route.revisions.append(RevisionRoute(revision, weight, kept))

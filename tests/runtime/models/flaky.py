@@ -1,4 +1,5 @@
-"""Serves iris-shaped requests; with ``fail: "true"`` every call fails (a bad release)."""
+"""Serves iris-shaped requests with a constant label (parameter ``label``, default 0); with
+``fail: "true"`` every call fails. Two ways for a release to be bad."""
 
 from pathlib import Path
 from typing import ClassVar
@@ -12,8 +13,9 @@ class Model:
 
     def load(self, path: Path, parameters: dict[str, str]) -> None:
         self.fail = parameters.get("fail") == "true"
+        self.label = int(parameters.get("label", "0"))
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.fail:
             raise RuntimeError("this release is broken")
-        return {"label": np.zeros(len(inputs["X"]), dtype=np.int64)}
+        return {"label": np.full(len(inputs["X"]), self.label, dtype=np.int64)}

@@ -26,6 +26,7 @@ from modelplane.api import (
     ModelSpec,
     ModelStatus,
     ObjectMeta,
+    RolloutPhase,
     dump_yaml,
     revision_digest,
 )
@@ -43,15 +44,21 @@ TICK_SECONDS = 0.5
 SAMPLE_EVERY = timedelta(seconds=TICK_SECONDS)
 
 EndpointList = list[tuple[str, str]]
-Reading = tuple[int, int, tuple[float, ...], tuple[int, ...]]
+Reading = tuple[int, int, tuple[float, ...], tuple[int, ...], int, float]
 
 
 class RouteSink(Protocol):
     """Where routes go: the gateway's routing table."""
 
     def publish(
-        self, key: str, name: str, revisions: dict[str, tuple[int, EndpointList]]
-    ) -> None: ...
+        self,
+        key: str,
+        name: str,
+        revisions: dict[str, tuple[int, EndpointList]],
+        shadow: tuple[str, float, str] | None = None,
+    ) -> None:
+        """``shadow``: (canary revision, percent of other requests to mirror to it, task)."""
+        ...
 
     def remove(self, key: str) -> None: ...
 
@@ -66,7 +73,8 @@ class LoadSource(Protocol):
     def held(self, key: str) -> int: ...
 
     def reading(self, key: str, revision: str) -> Reading:
-        """Cumulative requests, errors, latency bucket bounds (ms) and counts of a revision."""
+        """Cumulative requests, errors, latency bucket bounds (ms) and counts, shadow
+        comparisons and their summed disagreement, of one revision."""
         ...
 
 
@@ -221,7 +229,12 @@ class Controller:
             )
             for name, weight in weights.items()
         }
-        self.routes.publish(model.key, model.metadata.name, revisions)
+        rollout = plan.status.rollout
+        canary = plan.status.canary_revision
+        percent = model.spec.rollout.analysis.shadow_percent
+        mirroring = canary and rollout and rollout.phase is RolloutPhase.PROGRESSING and percent > 0
+        shadow = (canary, percent, model.spec.task.value) if mirroring and canary else None
+        self.routes.publish(model.key, model.metadata.name, revisions, shadow)
 
     def _counts(self, key: str, revision: str) -> Counts:
         return Counts(*self.load.reading(key, revision))
