@@ -114,7 +114,7 @@ def test_too_little_traffic_extends_the_step() -> None:
     [
         (Window(requests=200, errors=20, p99_ms=12.0), "errorRate 0.1 exceeds 0.01"),
         (Window(requests=200, errors=0, p99_ms=400.0), "latencyP99Ms 400 exceeds 250"),
-        (Window(requests=200, errors=0, p99_ms=60.0), "latencyP99MsVsStable 60 exceeds 20"),
+        (Window(requests=200, errors=0, p99_ms=60.0), "latencyP99MsVsStable 60 exceeds 30"),
         (
             Window(requests=200, errors=0, p99_ms=12.0, compared=100, disagreement=0.3),
             "disagreement 0.3 exceeds 0.05",

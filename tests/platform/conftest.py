@@ -121,13 +121,18 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float) -> None:
 
 
 def manifest(
-    path: Path, name: str, artifact: Path, extra: str = "", sha256: str | None = None
+    path: Path,
+    name: str,
+    artifact: Path,
+    extra: str = "",
+    sha256: str | None = None,
+    rollout: str = "{strategy: Immediate}",
 ) -> Path:
     pin = f"\n    sha256: '{sha256}'" if sha256 else ""
     path.write_text(
         f"apiVersion: modelplane.io/v1alpha1\nkind: Model\nmetadata:\n  name: {name}\nspec:\n"
         f"  source:\n    uri: {artifact.as_uri()}{pin}\n  format: onnx\n  task: classification\n"
-        f"  rollout: {{strategy: Immediate}}\n{extra}"
+        f"  rollout: {rollout}\n{extra}"
     )
     return path
 

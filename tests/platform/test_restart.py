@@ -47,3 +47,52 @@ def test_sigkill_and_restart_keep_state(iris_dir: Path, tmp_path: Path) -> None:
         assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == ["keep-a", "keep-b"]
     finally:
         running.stop()
+
+
+def test_restart_mid_rollout_resumes_at_the_recorded_step(iris_dir: Path, tmp_path: Path) -> None:
+    slow = "{weight: 20, pauseSeconds: 600}, {weight: 60, pauseSeconds: 600}"
+    canary = f"{{strategy: Canary, steps: [{slow}]}}"
+    running = Platform(tmp_path / "state", tmp_path / "up.log")
+    try:
+        running.cli(
+            "apply",
+            "-f",
+            str(manifest(tmp_path / "m.yaml", "mid", iris_dir / "model.onnx", rollout=canary)),
+        )
+        running.wait_condition("mid", "Ready", "True", "RevisionReady")
+        changed = manifest(
+            tmp_path / "m.yaml",
+            "mid",
+            iris_dir / "model.onnx",
+            "  batching: {maxBatchSize: 4}\n",
+            rollout=canary,
+        )
+        running.cli("apply", "-f", str(changed))
+        wait_for(
+            lambda: (
+                (running.model("mid")["status"].get("rollout") or {}).get("stepStartedAt")
+                is not None
+            ),
+            "step 1",
+            60,
+        )
+        before = running.model("mid")["status"]
+        assert running.stop(signal.SIGKILL) == -9
+
+        running.start()
+        wait_for(
+            lambda: (
+                {r["name"]: r["traffic"] for r in running.model("mid")["status"]["revisions"]}
+                == {"mid-r1": 80, "mid-r2": 20}
+            ),
+            "80/20 again",
+            60,
+        )
+        after = running.model("mid")["status"]
+        assert after["rollout"]["phase"] == "Progressing"
+        assert after["rollout"]["step"] == before["rollout"]["step"] == 0
+        assert after["rollout"]["stepStartedAt"] == before["rollout"]["stepStartedAt"]
+        history = running.cli("rollout", "history", "mid").stdout
+        assert history.count("RolloutStarted") == 1
+    finally:
+        running.stop()

@@ -15,8 +15,8 @@ from modelplane.api import Analysis, AnalysisResult, MetricVerdict
 # "Not worse than stable": absolute slack over the stable error rate, and a latency factor with a
 # small absolute slack so sub-millisecond jitter does not fail a healthy canary.
 ERROR_RATE_MARGIN = 0.01
-LATENCY_FACTOR = 1.5
-LATENCY_SLACK_MS = 5.0
+LATENCY_FACTOR = 2.0
+LATENCY_SLACK_MS = 10.0
 
 
 @dataclass(frozen=True)
