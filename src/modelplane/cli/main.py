@@ -45,7 +45,7 @@ def build_app() -> typer.Typer:
     app.command()(models.delete)
     app.command()(models.logs)
     app.command()(inference.infer)
-    app.add_typer(rollouts.app, name="rollout")
+    app.add_typer(rollouts.build(), name="rollout")
     app.command()(serving.serve)
     app.command()(resources.validate)
     app.command()(resources.schema)

@@ -18,8 +18,6 @@ from modelplane.cli.client import DEFAULT_SERVER, ControlClient
 from modelplane.cli.errors import CliError
 from modelplane.cli.output import table
 
-app = typer.Typer(help="Follow and steer rollouts.", no_args_is_help=True)
-
 ServerOption = Annotated[
     str, typer.Option("--server", help="Control API URL.", envvar="MODELPLANE_SERVER")
 ]
@@ -31,7 +29,6 @@ ROLLOUT_REASONS = (
 )  # fmt: skip
 
 
-@app.command()
 def status(
     name: NameArgument,
     namespace: NamespaceOption = "default",
@@ -81,47 +78,26 @@ def _command(verb: str, name: str, namespace: str, server: str) -> None:
     typer.echo(f"rollout of {namespace}/{name}: {verb} requested")
 
 
-@app.command()
-def promote(
-    name: NameArgument,
-    namespace: NamespaceOption = "default",
-    server: ServerOption = DEFAULT_SERVER,
-) -> None:
-    """Skip the remaining steps: the canary becomes stable now."""
-    _command("promote", name, namespace, server)
+STEERING = {
+    "promote": "Skip the remaining steps: the canary becomes stable now.",
+    "abort": "Roll back now: all traffic to the stable revision.",
+    "pause": "Hold the rollout at its current step.",
+    "resume": "Continue a paused rollout; the current step starts over.",
+}
 
 
-@app.command()
-def abort(
-    name: NameArgument,
-    namespace: NamespaceOption = "default",
-    server: ServerOption = DEFAULT_SERVER,
-) -> None:
-    """Roll back now: all traffic to the stable revision."""
-    _command("abort", name, namespace, server)
+def _steering_command(app: typer.Typer, verb: str, summary: str) -> None:
+    def command(
+        name: NameArgument,
+        namespace: NamespaceOption = "default",
+        server: ServerOption = DEFAULT_SERVER,
+    ) -> None:
+        _command(verb, name, namespace, server)
+
+    command.__doc__ = summary
+    app.command(verb)(command)
 
 
-@app.command()
-def pause(
-    name: NameArgument,
-    namespace: NamespaceOption = "default",
-    server: ServerOption = DEFAULT_SERVER,
-) -> None:
-    """Hold the rollout at its current step."""
-    _command("pause", name, namespace, server)
-
-
-@app.command()
-def resume(
-    name: NameArgument,
-    namespace: NamespaceOption = "default",
-    server: ServerOption = DEFAULT_SERVER,
-) -> None:
-    """Continue a paused rollout; the current step starts over."""
-    _command("resume", name, namespace, server)
-
-
-@app.command()
 def undo(
     name: NameArgument,
     to_revision: Annotated[str | None, typer.Option(help="Revision to return to.")] = None,
@@ -155,7 +131,6 @@ def undo(
     typer.echo(f"rollout of {namespace}/{name}: returning to the spec of {target['name']}")
 
 
-@app.command()
 def history(
     name: NameArgument,
     namespace: NamespaceOption = "default",
@@ -177,3 +152,14 @@ def history(
     ]
     if decisions:
         typer.echo("\n" + table(["TIME", "DECISION", "REASON"], decisions))
+
+
+def build() -> typer.Typer:
+    """The ``modelplane rollout`` command group."""
+    app = typer.Typer(help="Follow and steer rollouts.", no_args_is_help=True)
+    app.command()(status)
+    for verb, summary in STEERING.items():
+        _steering_command(app, verb, summary)
+    app.command()(undo)
+    app.command()(history)
+    return app
