@@ -198,14 +198,29 @@ class Gateway:
         self, target: paths.ModelPath, method: str, body: bytes, headers: dict[str, str]
     ) -> tuple[int, dict[str, str], bytes, str]:
         tried: set[str] = set()
+        avoid: str | None = None
         attempt = 0
         while True:
             attempt += 1
-            endpoint = await self._choose(target, tried)
+            endpoint = await self._choose(target, tried, avoid)
             tried.add(endpoint.id)
+            started = time.perf_counter()
             result = await self._attempt(endpoint, target, method, body, headers)
-            retry = result is None or result[0] == 503
-            if retry and attempt < self.options.max_attempts and self._budget.try_retry():
+            failed = result is None or result[0] >= 500
+            if failed and self._is_canary(target, endpoint.revision):
+                # A failing canary must not fail the client: count it against the canary, whose
+                # analysis rolls it back, and answer from the stable revision instead.
+                elapsed = time.perf_counter() - started
+                self._revision_stats(target.key, endpoint.revision).record(elapsed, failed=True)
+                avoid = endpoint.revision
+            # Falling back from a canary needs no budget: the canary's weight already bounds it.
+            fallback = avoid == endpoint.revision
+            retry = fallback or result is None or result[0] == 503
+            if (
+                retry
+                and attempt < self.options.max_attempts
+                and (fallback or self._budget.try_retry())
+            ):
                 self.metrics.retries.labels(target.key).inc()
                 continue
             if result is None:
@@ -215,7 +230,13 @@ class Gateway:
             reply_headers["X-Modelplane-Revision"] = endpoint.revision
             return status, reply_headers, content, endpoint.revision
 
-    async def _choose(self, target: paths.ModelPath, tried: set[str]) -> Endpoint:
+    def _is_canary(self, target: paths.ModelPath, revision: str) -> bool:
+        route = self.table.lookup(target.key)
+        return target.version is None and route is not None and route.canary == revision
+
+    async def _choose(
+        self, target: paths.ModelPath, tried: set[str], avoid: str | None = None
+    ) -> Endpoint:
         """A replica for the request, holding it while the model has none ready."""
         deadline = time.monotonic() + self.options.hold_timeout
         holding = False
@@ -231,7 +252,8 @@ class Gateway:
                             404, f"model {target.key!r} has no revision {target.version!r}"
                         )
                 else:
-                    revision = pick_revision(route.revisions, self._rng)
+                    others = [r for r in route.revisions if r.name != avoid]
+                    revision = pick_revision(others or route.revisions, self._rng)
                     if revision is None:
                         raise RefusalError(
                             503, f"model {target.key!r} has no revision taking traffic", 1

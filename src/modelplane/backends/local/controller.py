@@ -56,8 +56,10 @@ class RouteSink(Protocol):
         name: str,
         revisions: dict[str, tuple[int, EndpointList]],
         shadow: tuple[str, float, str] | None = None,
+        canary: str | None = None,
     ) -> None:
-        """``shadow``: (canary revision, percent of other requests to mirror to it, task)."""
+        """``shadow``: (canary revision, percent of other requests to mirror to it, task);
+        ``canary``: the revision on trial, whose failed requests are retried on the others."""
         ...
 
     def remove(self, key: str) -> None: ...
@@ -229,12 +231,13 @@ class Controller:
             )
             for name, weight in weights.items()
         }
-        rollout = plan.status.rollout
-        canary = plan.status.canary_revision
+        phase = plan.status.rollout.phase if plan.status.rollout else None
+        on_trial = phase in (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED)
+        canary = plan.status.canary_revision if on_trial else None
         percent = model.spec.rollout.analysis.shadow_percent
-        mirroring = canary and rollout and rollout.phase is RolloutPhase.PROGRESSING and percent > 0
-        shadow = (canary, percent, model.spec.task.value) if mirroring and canary else None
-        self.routes.publish(model.key, model.metadata.name, revisions, shadow)
+        mirrored = canary is not None and phase is RolloutPhase.PROGRESSING and percent > 0
+        shadow = (canary, percent, model.spec.task.value) if mirrored and canary else None
+        self.routes.publish(model.key, model.metadata.name, revisions, shadow, canary)
 
     def _counts(self, key: str, revision: str) -> Counts:
         return Counts(*self.load.reading(key, revision))
