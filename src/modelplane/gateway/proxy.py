@@ -204,10 +204,11 @@ class Gateway:
             attempt += 1
             endpoint = await self._choose(target, tried, avoid)
             tried.add(endpoint.id)
+            on_trial = self._is_canary(target, endpoint.revision)  # as routed, not as answered
             started = time.perf_counter()
             result = await self._attempt(endpoint, target, method, body, headers)
             failed = result is None or result[0] >= 500
-            if failed and self._is_canary(target, endpoint.revision):
+            if failed and on_trial:
                 # A failing canary must not fail the client: count it against the canary, whose
                 # analysis rolls it back, and answer from the stable revision instead.
                 elapsed = time.perf_counter() - started
