@@ -105,6 +105,7 @@ class Controller:
     _memory: dict[str, _ModelMemory] = field(default_factory=dict)
     _owners: dict[str, str] = field(default_factory=dict)  # revision name -> model key
     _manifests: dict[str, Path] = field(default_factory=dict)  # revision name -> manifest
+    _draining: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._wake = asyncio.Event()
@@ -163,7 +164,9 @@ class Controller:
             self.supervisor.start(revision, self._manifest(revision))
         self._publish(model, latest.name, plan)
         for replica_id in plan.stop:
-            asyncio.get_running_loop().create_task(self.supervisor.stop(replica_id))
+            draining = asyncio.get_running_loop().create_task(self.supervisor.stop(replica_id))
+            self._draining.add(draining)  # a reference, so the task is not collected mid-drain
+            draining.add_done_callback(self._draining.discard)
         self._report(model, plan, memory, desired)
 
     def _latest_revision(self, model: Model) -> Revision:
