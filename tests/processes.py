@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +61,7 @@ class RuntimeProcess:
     def wait_ready(self) -> None:
         self._wait(lambda reply: reply.status_code == 200)
 
-    def _wait(self, done: object) -> None:
+    def _wait(self, done: Callable[[httpx.Response], bool]) -> None:
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -72,7 +73,7 @@ class RuntimeProcess:
             except httpx.TransportError:
                 time.sleep(0.05)
                 continue
-            if done(reply):  # type: ignore[operator]
+            if done(reply):
                 return
             time.sleep(0.05)
         raise AssertionError(f"runtime not ready after {STARTUP_SECONDS}s:\n{self.output()}")

@@ -78,11 +78,12 @@ async def _up(
     store = SqliteStore(state_dir / "state.db")
     table = RoutingTable()
     gateway_url = f"http://{host}:{gateway_port}"
-    wake: list[Controller] = []
-    gateway = Gateway(table, GatewayMetrics(), options, on_demand=lambda key: wake[0].wake())
-    supervisor = Supervisor(state_dir, base_dir=Path.cwd(), on_change=lambda: wake[0].wake())
+    gateway = Gateway(table, GatewayMetrics(), options)
+    supervisor = Supervisor(state_dir, base_dir=Path.cwd())
     controller = Controller(store, supervisor, table, gateway, state_dir, gateway_url)
-    wake.append(controller)
+    # Demand, replica changes and writes all wake the controller at once.
+    gateway.on_demand = lambda key: controller.wake()
+    supervisor.on_change = controller.wake
     store.on_change(controller.wake)
     api = ControlApi(store, state_dir / "logs")
     servers = [

@@ -13,8 +13,6 @@ from typing import Any
 
 import orjson
 
-TASK_OUTPUT_COMPARERS = ("classification", "regression", "embedding")
-
 
 def first_output(body: bytes) -> list[float] | None:
     """The first output tensor's flat data of a JSON v2 response, or None if there is none."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import numpy.typing as npt
 
 Array = npt.NDArray[Any]
@@ -76,7 +75,3 @@ class ModelMetadata:
 def rows(array: Array) -> int:
     """Size of the batch dimension (the first); a scalar counts as one row."""
     return int(array.shape[0]) if array.ndim else 1
-
-
-def empty_array() -> Array:
-    return np.empty((0,), dtype=np.float32)

@@ -18,7 +18,6 @@ LABEL_OUTCOME = "outcome"
 # OpenTelemetry attributes beyond the semantic conventions' own.
 ATTR_MODEL = "modelplane.model.name"
 ATTR_MODEL_VERSION = "modelplane.model.version"
-ATTR_BATCH_SIZE = "modelplane.batch.size"
 ATTR_OUTCOME = "modelplane.outcome"
 
 # Latency buckets in seconds: sub-millisecond resolution for small models, up to LLM scale.
