@@ -122,3 +122,9 @@ class ConflictError(ResourceError):
 
 class GoneError(ResourceError):
     """A watch asked to resume from a resourceVersion older than the retained history."""
+
+
+class MetricsUnavailableError(ModelplaneError):
+    """The rollout analysis could not read its metrics (Prometheus down, a bad answer)."""
+
+    retryable = True

@@ -26,6 +26,7 @@ class Platform:
     log: Path
     port: int = field(default_factory=free_port)
     gateway_port: int = field(default_factory=free_port)
+    options: tuple[str, ...] = ()  # more `modelplane up` options
 
     def __post_init__(self) -> None:
         self.start()
@@ -35,7 +36,7 @@ class Platform:
         self.process = subprocess.Popen(
             modelplane(
                 "up", "--state-dir", str(self.state_dir), "--port", str(self.port),
-                "--gateway-port", str(self.gateway_port),
+                "--gateway-port", str(self.gateway_port), *self.options,
             ),
             stdout=self._handle, stderr=subprocess.STDOUT,
         )  # fmt: skip

@@ -22,8 +22,11 @@ import uvloop
 from modelplane.api import load_model_file
 from modelplane.backends.local.api_server import ControlApi
 from modelplane.backends.local.controller import Controller
+from modelplane.backends.local.metric_source import GatewayMetricSource
 from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
+from modelplane.backends.prometheus import PrometheusSource
+from modelplane.control.analysis import MetricSource
 from modelplane.errors import AlreadyExistsError
 from modelplane.gateway.proxy import Gateway, GatewayOptions
 from modelplane.gateway.routing import RoutingTable
@@ -57,13 +60,31 @@ def up(
     hold_timeout: Annotated[
         float, typer.Option(help="Seconds a held request waits for a replica.")
     ] = 60.0,
+    prometheus: Annotated[
+        str | None,
+        typer.Option(
+            help="Prometheus URL to read canary analysis metrics from (it must scrape the "
+            "gateway's /metrics); default: the gateway's own counters."
+        ),
+    ] = None,
 ) -> None:
     """Start the embedded platform: control API, gateway and model replicas on this machine."""
     logging.getLogger().setLevel(log_level.upper())
     state_dir.mkdir(parents=True, exist_ok=True)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         options = GatewayOptions(max_held=max_held, hold_timeout=hold_timeout)
-        runner.run(_up(host, port, gateway_port, state_dir.resolve(), examples, log_level, options))
+        runner.run(
+            _up(
+                host,
+                port,
+                gateway_port,
+                state_dir.resolve(),
+                examples,
+                log_level,
+                options,
+                prometheus,
+            )
+        )
 
 
 async def _up(
@@ -74,13 +95,17 @@ async def _up(
     examples: bool,
     log_level: str,
     options: GatewayOptions,
+    prometheus: str | None,
 ) -> None:
     store = SqliteStore(state_dir / "state.db")
     table = RoutingTable()
     gateway_url = f"http://{host}:{gateway_port}"
     gateway = Gateway(table, GatewayMetrics(), options)
     supervisor = Supervisor(state_dir, base_dir=Path.cwd())
-    controller = Controller(store, supervisor, table, gateway, state_dir, gateway_url)
+    metrics: MetricSource = (
+        PrometheusSource(prometheus) if prometheus else GatewayMetricSource(gateway.reading)
+    )
+    controller = Controller(store, supervisor, table, gateway, metrics, state_dir, gateway_url)
     # Demand, replica changes and writes all wake the controller at once.
     gateway.on_demand = lambda key: controller.wake()
     supervisor.on_change = controller.wake

@@ -8,7 +8,10 @@ exactly which metric failed and by how much.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
 from modelplane.api import Analysis, AnalysisResult, MetricVerdict
 
@@ -160,3 +163,39 @@ def quantile_ms(bounds: tuple[float, ...], counts: list[int], q: float) -> float
             return low + (high - low) * (rank - seen) / count
         seen += count
     return float(bounds[-1])
+
+
+class MetricSource(Protocol):
+    """Where analysis windows come from: the gateway's own counters in embedded mode, Prometheus
+    on a cluster. The controller asks on every pass while a rollout is on."""
+
+    async def windows(
+        self, model: str, revisions: Sequence[str], since: datetime, now: datetime
+    ) -> dict[str, Window]:
+        """What each revision of ``model`` (``namespace/name``) did between ``since`` and
+        ``now``; a revision with no data gets an empty window."""
+        ...
+
+    def forget(self, model: str) -> None:
+        """The model is gone: drop whatever is kept for it."""
+        ...
+
+
+class History:
+    """Readings of one revision's cumulative counters, enough to answer "since when".
+
+    A step begins at the time of a controller pass that took a reading, so two readings
+    suffice: the base (the last one at or before the step's start) and the latest.
+    """
+
+    def __init__(self) -> None:
+        self._base: tuple[datetime, Counts] | None = None
+        self._last: tuple[datetime, Counts] | None = None
+
+    def window(self, since: datetime, now: datetime, current: Counts) -> Window:
+        if self._last is not None and self._last[0] <= since:
+            self._base = self._last
+        if self._base is None:  # nothing read before: the first reading stands in for ``since``
+            self._base = (now, current)
+        self._last = (now, current)
+        return window(self._base[1], current)

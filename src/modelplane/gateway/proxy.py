@@ -106,7 +106,7 @@ class Gateway:
     def _revision_stats(self, key: str, revision: str) -> RevisionStats:
         stats = self._stats.get((key, revision))
         if stats is None:
-            stats = self._stats[(key, revision)] = RevisionStats()
+            stats = self._stats[(key, revision)] = RevisionStats(self.metrics, key, revision)
         return stats
 
     def held(self, key: str) -> int:
@@ -132,6 +132,9 @@ class Gateway:
             document = {"name": "modelplane-gateway", "version": __version__, "extensions": []}
             await _reply(send, 200, orjson.dumps(document))
         elif path == "/metrics":
+            for route in self.table.routes():  # a revision's series exist before its traffic
+                for revision in route.revisions:
+                    self._revision_stats(route.key, revision.name)
             await _reply(send, 200, self.metrics.exposition(), b"text/plain; version=0.0.4")
         else:
             target = paths.parse(path)

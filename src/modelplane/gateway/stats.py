@@ -1,58 +1,50 @@
 """Per-revision request counters kept by the gateway, read by the rollout analysis.
 
-Cumulative, like Prometheus counters: the analysis takes a reading when a step starts and
-compares it with later readings, so nothing here knows about windows or steps.
+Cumulative, like Prometheus counters: the analysis compares a reading with one taken when the
+step began, so nothing here knows about windows or steps. Every update also goes to the
+gateway's Prometheus metrics, so a Prometheus-based analysis sees the same numbers.
 """
 
 from __future__ import annotations
 
 import bisect
 
+from modelplane.telemetry import names
+from modelplane.telemetry.gateway_metrics import GatewayMetrics
+
 Reading = tuple[int, int, tuple[float, ...], tuple[int, ...], int, float]
 
 # Upper bounds (ms) of the latency buckets; a last bucket catches everything slower.
-LATENCY_BOUNDS_MS = (
-    0.5,
-    1,
-    2,
-    3,
-    5,
-    7.5,
-    10,
-    15,
-    20,
-    30,
-    50,
-    75,
-    100,
-    150,
-    200,
-    300,
-    500,
-    750,
-    1000,
-    2000,
-    5000,
-)
+LATENCY_BOUNDS_MS = tuple(bound * 1000 for bound in names.ANALYSIS_LATENCY_BUCKETS)
 
 
 class RevisionStats:
-    def __init__(self) -> None:
+    def __init__(self, metrics: GatewayMetrics, model: str, revision: str) -> None:
         self.requests = 0
         self.errors = 0
         self.buckets = [0] * (len(LATENCY_BOUNDS_MS) + 1)
         self.compared = 0  # shadow comparisons with the stable revision's answers
         self.disagreement = 0.0  # their summed disagreement, each 0 (same) .. 1 (different)
+        # Every series exists from the start, so Prometheus sees increases from zero.
+        self._successes = metrics.analysis_requests.labels(model, revision, "success")
+        self._errors = metrics.analysis_requests.labels(model, revision, "error")
+        self._duration = metrics.analysis_duration.labels(model, revision)
+        self._disagreement = metrics.shadow_disagreement.labels(model, revision)
 
     def record(self, seconds: float, failed: bool) -> None:
         self.requests += 1
         if failed:
             self.errors += 1
+            self._errors.inc()
+        else:
+            self._successes.inc()
         self.buckets[bisect.bisect_left(LATENCY_BOUNDS_MS, seconds * 1000)] += 1
+        self._duration.observe(seconds)
 
     def compare(self, disagreement: float) -> None:
         self.compared += 1
         self.disagreement += disagreement
+        self._disagreement.observe(disagreement)
 
     def reading(self) -> Reading:
         """requests, errors, bucket bounds (ms), bucket counts, comparisons, summed disagreement."""

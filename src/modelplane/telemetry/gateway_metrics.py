@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    generate_latest,
+)
 
 from modelplane.telemetry import names
 
@@ -38,6 +45,28 @@ class GatewayMetrics:
             names.GATEWAY_RETRIES,
             "Requests retried on another replica.",
             [names.LABEL_MODEL],
+            registry=r,
+        )
+
+        self.analysis_requests = Counter(
+            names.ANALYSIS_REQUESTS,
+            "Requests as the rollout analysis judges each revision: success or error (5xx, or no "
+            "answer). A canary's failed attempt counts here even when another revision answered.",
+            [*_MODEL_REVISION, names.LABEL_OUTCOME],
+            registry=r,
+        )
+        self.analysis_duration = Histogram(
+            names.ANALYSIS_REQUEST_DURATION,
+            "Latency of each revision's answers, as the rollout analysis judges it.",
+            _MODEL_REVISION,
+            buckets=names.ANALYSIS_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.shadow_disagreement = Summary(
+            names.SHADOW_DISAGREEMENT,
+            "Disagreement of a canary's answer to a mirrored request with the stable answer, "
+            "0 (same) to 1 (different).",
+            _MODEL_REVISION,
             registry=r,
         )
 

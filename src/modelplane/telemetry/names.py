@@ -46,3 +46,14 @@ GATEWAY_IN_FLIGHT = "modelplane_gateway_in_flight_requests"
 GATEWAY_HELD = "modelplane_gateway_held_requests"
 GATEWAY_RETRIES = "modelplane_gateway_retries"
 LABEL_REVISION = "revision"
+
+# What the rollout analysis reads, per revision: a request a canary failed and the stable revision
+# then answered counts as an error of the canary (and a success of the stable revision).
+ANALYSIS_REQUESTS = "modelplane_gateway_analysis_requests"
+ANALYSIS_REQUEST_DURATION = "modelplane_gateway_analysis_request_duration_seconds"
+SHADOW_DISAGREEMENT = "modelplane_gateway_shadow_disagreement"
+# Buckets of the analysis histogram (seconds): fine enough for a p99 verdict at every scale.
+ANALYSIS_LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
+    0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0,
+)  # fmt: skip

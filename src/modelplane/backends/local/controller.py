@@ -32,11 +32,12 @@ from modelplane.api import (
 )
 from modelplane.backends.local.store import Revision, SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
-from modelplane.control.analysis import Counts, Window, window
+from modelplane.control.analysis import MetricSource, Window
 from modelplane.control.autoscaling import STABLE_WINDOW, Sample, decide
 from modelplane.control.conditions import STALLED, condition
 from modelplane.control.reconcile import Plan, RevisionRef, reconcile
 from modelplane.control.rollout import Command
+from modelplane.errors import MetricsUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,6 @@ TICK_SECONDS = 0.5
 SAMPLE_EVERY = timedelta(seconds=TICK_SECONDS)
 
 EndpointList = list[tuple[str, str]]
-Reading = tuple[int, int, tuple[float, ...], tuple[int, ...], int, float]
 
 
 class RouteSink(Protocol):
@@ -74,11 +74,6 @@ class LoadSource(Protocol):
 
     def held(self, key: str) -> int: ...
 
-    def reading(self, key: str, revision: str) -> Reading:
-        """Cumulative requests, errors, latency bucket bounds (ms) and counts, shadow
-        comparisons and their summed disagreement, of one revision."""
-        ...
-
 
 @dataclass
 class _ModelMemory:
@@ -87,7 +82,6 @@ class _ModelMemory:
     samples: deque[Sample] = field(default_factory=deque)
     desired: int | None = None
     traffic: dict[str, int] = field(default_factory=dict)
-    baselines: dict[str, Counts] = field(default_factory=dict)  # revision -> counters at step start
     stalled: bool = False
     revision: str = ""  # the newest revision, and when this controller first saw it
     born: datetime | None = None
@@ -99,6 +93,7 @@ class Controller:
     supervisor: Supervisor
     routes: RouteSink
     load: LoadSource
+    metrics: MetricSource
     state_dir: Path
     gateway_url: str
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -128,11 +123,11 @@ class Controller:
         models, _ = self.store.list_models()
         present = {m.key for m in models}
         for model in models:
-            self._reconcile(model)
+            await self._reconcile(model)
         for key in [k for k in self._memory if k not in present]:
             await self._forget(key)
 
-    def _reconcile(self, model: Model) -> None:
+    async def _reconcile(self, model: Model) -> None:
         key = model.key
         memory = self._memory.setdefault(key, _ModelMemory())
         latest = self._latest_revision(model)
@@ -142,6 +137,7 @@ class Controller:
             model, latest.name, memory, len([r for r in replicas if r.revision == latest.name])
         )
         now = self.clock()
+        windows = await self._windows(model, latest.name, now)
         command, annotation = _command(model)
         plan = reconcile(
             model,
@@ -150,16 +146,11 @@ class Controller:
             desired,
             now,
             self._url(model),
-            windows=(
-                self._window(key, memory, latest.name),
-                self._window(key, memory, model.status.stable_revision),
-            ),
+            windows=windows,
             command=command,
         )
         if command is not None and plan.status.rollout is not None:
             plan.status.rollout.last_command = annotation
-        if plan.new_window:
-            memory.baselines = {revision: self._counts(key, revision) for revision in plan.traffic}
         for revision in plan.start:
             self.supervisor.start(revision, self._manifest(revision))
         self._publish(model, latest.name, plan)
@@ -242,14 +233,26 @@ class Controller:
         shadow = (canary, percent, model.spec.task.value) if mirrored and canary else None
         self.routes.publish(model.key, model.metadata.name, revisions, shadow, canary)
 
-    def _counts(self, key: str, revision: str) -> Counts:
-        return Counts(*self.load.reading(key, revision))
+    async def _windows(self, model: Model, latest: str, now: datetime) -> tuple[Window, Window]:
+        """The canary's and the stable revision's measurements since the rollout step began.
 
-    def _window(self, key: str, memory: _ModelMemory, revision: str | None) -> Window:
-        """What ``revision`` did since the current rollout step began."""
-        if revision is None:
-            return Window()
-        return window(memory.baselines.get(revision), self._counts(key, revision))
+        Read while a new revision waits to take over too, so the source has a reading at the
+        instant the first step begins."""
+        stable, rollout = model.status.stable_revision, model.status.rollout
+        on = rollout is not None and rollout.phase in (
+            RolloutPhase.PROGRESSING,
+            RolloutPhase.PAUSED,
+        )
+        waiting = model.status.canary_revision != latest
+        if stable is None or stable == latest or not (on or waiting):
+            return Window(), Window()
+        since = rollout.step_started_at if rollout and rollout.step_started_at else now
+        try:
+            found = await self.metrics.windows(model.key, [latest, stable], since, now)
+        except MetricsUnavailableError as exc:  # no verdict without numbers: the step waits
+            log.warning("rollout analysis of %s: %s", model.key, exc)
+            return Window(), Window()
+        return found.get(latest, Window()), found.get(stable, Window())
 
     def _report(self, model: Model, plan: Plan, memory: _ModelMemory, desired: int) -> None:
         meta = model.metadata
@@ -289,6 +292,7 @@ class Controller:
 
     async def _forget(self, key: str) -> None:
         self._memory.pop(key, None)
+        self.metrics.forget(key)
         self.routes.remove(key)
         owned = [v.id for v in self.supervisor.views() if self._owners.get(v.revision) == key]
         await asyncio.gather(*(self.supervisor.stop(rid) for rid in owned))

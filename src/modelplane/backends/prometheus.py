@@ -1,0 +1,115 @@
+"""Analysis windows from Prometheus, which scrapes the gateways' per-revision metrics.
+
+Used on a cluster, where several gateways serve a model and only Prometheus sees them all; also
+usable by ``modelplane up --prometheus URL``. Each window is a set of ``increase()`` queries over
+the step so far, summed over gateways; counter resets (a gateway restarting) are handled by
+Prometheus itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+import httpx
+
+from modelplane.control.analysis import Window
+from modelplane.errors import MetricsUnavailableError
+from modelplane.telemetry import names
+
+# Ask again at most this often per model: the answer only moves once per scrape anyway.
+MIN_INTERVAL_SECONDS = 1.0
+
+
+class PrometheusSource:
+    def __init__(
+        self,
+        url: str,
+        client: httpx.AsyncClient | None = None,
+        timeout: float = 2.0,
+        min_interval: float = MIN_INTERVAL_SECONDS,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._client = client or httpx.AsyncClient(timeout=timeout)
+        self._min_interval = min_interval
+        self._cache: dict[tuple[str, datetime], tuple[float, dict[str, Window]]] = {}
+
+    async def windows(
+        self, model: str, revisions: Sequence[str], since: datetime, now: datetime
+    ) -> dict[str, Window]:
+        span_ms = int((now - since).total_seconds() * 1000)
+        if span_ms < 1000:
+            return {}
+        cached = self._cache.get((model, since))
+        if cached is not None and time.monotonic() - cached[0] < self._min_interval:
+            found = cached[1]
+        else:
+            found = await self._query(model, f"{span_ms}ms", now)
+            self._cache = {k: v for k, v in self._cache.items() if k[0] != model}
+            self._cache[(model, since)] = (time.monotonic(), found)
+        return {revision: found[revision] for revision in revisions if revision in found}
+
+    def forget(self, model: str) -> None:
+        self._cache = {k: v for k, v in self._cache.items() if k[0] != model}
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def _query(self, model: str, span: str, now: datetime) -> dict[str, Window]:
+        selector = f'{names.LABEL_MODEL}="{_escape(model)}"'
+        by = names.LABEL_REVISION
+
+        def increase(metric: str, extra: str = "") -> str:
+            return f"sum by ({by}) (increase({metric}{{{selector}{extra}}}[{span}]))"
+
+        requests_metric = f"{names.ANALYSIS_REQUESTS}_total"
+        queries = {
+            "requests": increase(requests_metric),
+            "errors": increase(requests_metric, f',{names.LABEL_OUTCOME}="error"'),
+            "p99": (
+                f"histogram_quantile(0.99, sum by ({by}, le) "
+                f"(increase({names.ANALYSIS_REQUEST_DURATION}_bucket{{{selector}}}[{span}])))"
+            ),
+            "compared": increase(f"{names.SHADOW_DISAGREEMENT}_count"),
+            "disagreement": increase(f"{names.SHADOW_DISAGREEMENT}_sum"),
+        }
+        answers = await asyncio.gather(*(self._instant(q, now) for q in queries.values()))
+        values = dict(zip(queries, answers, strict=True))
+        windows = {}
+        for revision, requests in values["requests"].items():
+            compared = values["compared"].get(revision, 0.0)
+            p99 = values["p99"].get(revision, math.nan)
+            windows[revision] = Window(
+                requests=round(requests),
+                errors=round(values["errors"].get(revision, 0.0)),
+                p99_ms=None if math.isnan(p99) else p99 * 1000,
+                compared=round(compared),
+                disagreement=values["disagreement"].get(revision, 0.0) / compared
+                if compared > 0
+                else 0.0,
+            )
+        return windows
+
+    async def _instant(self, query: str, at: datetime) -> dict[str, float]:
+        """An instant query's vector, as revision -> value."""
+        try:
+            response = await self._client.get(
+                f"{self.url}/api/v1/query", params={"query": query, "time": f"{at.timestamp():.3f}"}
+            )
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise MetricsUnavailableError(f"prometheus at {self.url}: {exc}") from exc
+        if body.get("status") != "success":
+            error = body.get("error", f"HTTP {response.status_code}")
+            raise MetricsUnavailableError(f"prometheus at {self.url} refused {query!r}: {error}")
+        return {
+            sample["metric"].get(names.LABEL_REVISION, ""): float(sample["value"][1])
+            for sample in body["data"]["result"]
+        }
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
