@@ -1,0 +1,64 @@
+"""A real Kubernetes control plane for the operator's tests: binaries built (once, cached
+outside the repository) by ``scripts/k8s-testenv``, processes run by :class:`ControlPlane`.
+
+A cold build of the binaries takes tens of minutes and the control plane a few seconds to start,
+so the fixture's setup is kept out of pytest-timeout's per-test limit: every test that uses
+``control_plane`` is marked ``timeout(..., func_only=True)``, which bounds the test's own body
+only. The build and the start are bounded by their own deadlines.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.kubernetes.controlplane import ControlPlane
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD_SECONDS = 80 * 60  # a cold build on a 2-core machine, with room to spare
+TEST_SECONDS = 120
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "control_plane" in getattr(item, "fixturenames", ()):
+            # Appended: a test's own timeout marker, if any, comes first and wins.
+            item.add_marker(pytest.mark.timeout(TEST_SECONDS, func_only=True), append=True)
+
+
+@pytest.fixture(scope="session")
+def k8s_bin_dir() -> Path:
+    """Where ``scripts/k8s-testenv`` keeps the binaries: the last line it prints."""
+    try:
+        result = subprocess.run(
+            [str(ROOT / "scripts" / "k8s-testenv")],
+            capture_output=True,
+            text=True,
+            timeout=BUILD_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as error:
+        pytest.fail(f"scripts/k8s-testenv did not finish in {BUILD_SECONDS}s: {error}")
+    if result.returncode != 0:
+        pytest.fail(f"scripts/k8s-testenv exited {result.returncode}:\n{result.stderr[-6000:]}")
+    lines = result.stdout.strip().splitlines()
+    if not lines or not Path(lines[-1]).is_dir():
+        pytest.fail(f"scripts/k8s-testenv printed no bin directory:\n{result.stdout}")
+    return Path(lines[-1])
+
+
+@pytest.fixture(scope="session")
+def control_plane(
+    k8s_bin_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ControlPlane]:
+    """etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok on 127.0.0.1,
+    for the whole session; ``.kubeconfig`` is the admin's, ``.kubectl(...)`` runs as admin."""
+    plane = ControlPlane(k8s_bin_dir, tmp_path_factory.mktemp("k8s"))
+    plane.start()
+    try:
+        yield plane
+    finally:
+        plane.stop()
