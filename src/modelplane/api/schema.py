@@ -57,6 +57,10 @@ def structural(node: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
             out[key] = structural(value, defs)
         else:
             out[key] = value
+    if "properties" in out and out.get("additionalProperties") is False:
+        # Kubernetes forbids both together; it prunes (or, with strict field validation,
+        # rejects) unknown fields of a structural schema anyway.
+        del out["additionalProperties"]
     if "type" not in out and "enum" in out:
         out["type"] = "string"
     return out

@@ -1,0 +1,69 @@
+"""The Model CRD, generated from the ``api`` types, on a real kube-apiserver."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.kubernetes.controlplane import ControlPlane, wait_until
+from tests.processes import modelplane
+
+pytestmark = pytest.mark.slow
+
+MODEL = """\
+apiVersion: modelplane.io/v1alpha1
+kind: Model
+metadata: {{name: {name}, namespace: default}}
+spec:
+  source: {{uri: 'https://models.example.com/iris.onnx'}}
+  format: onnx
+  task: classification
+{extra}"""
+
+
+@pytest.fixture(scope="module")
+def crd(control_plane: ControlPlane) -> str:
+    rendered = subprocess.run(modelplane("crd"), capture_output=True, text=True, check=True)
+    control_plane.kubectl("apply", "--server-side", "-f", "-", input=rendered.stdout, check=True)
+
+    def established() -> bool:
+        found = control_plane.get_json("crd", "models.modelplane.io")
+        conditions = found.get("status", {}).get("conditions", [])
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+    wait_until(established, "the Model CRD established")
+    return rendered.stdout
+
+
+def test_the_crd_is_structural_and_serves_models(control_plane: ControlPlane, crd: str) -> None:
+    found = control_plane.get_json("crd", "models.modelplane.io")
+    problems = [c for c in found["status"]["conditions"] if c["type"] == "NonStructuralSchema"]
+    assert problems == []
+    applied = control_plane.kubectl("apply", "-f", "-", input=MODEL.format(name="ok", extra=""))
+    assert applied.returncode == 0, applied.stderr
+    table = control_plane.kubectl("get", "mdl", "ok", "-o", "wide", check=True).stdout
+    assert table.split("\n")[0].split() == [
+        "NAME", "URL", "READY", "REASON", "AGE", "STABLE", "CANARY", "FORMAT",
+    ]  # fmt: skip
+    assert "onnx" in table
+
+
+@pytest.mark.parametrize(
+    ("extra", "complaint"),
+    [
+        ("  scaling: {minReplicas: -1}\n", "spec.scaling.minReplicas"),
+        ("  rollout: {steps: [{weight: 150}]}\n", "spec.rollout.steps[0].weight"),
+        ("  batching: {maxBatchSize: 8, surprise: 1}\n", 'unknown field "spec.batching.surprise"'),
+        ("  scaling: {targetInFlight: 'four'}\n", "spec.scaling.targetInFlight"),
+    ],
+)
+def test_invalid_models_are_rejected_with_the_field(
+    control_plane: ControlPlane, crd: str, extra: str, complaint: str
+) -> None:
+    rejected = control_plane.kubectl(
+        "apply", "-f", "-", input=MODEL.format(name="bad", extra=extra)
+    )
+    assert rejected.returncode != 0
+    assert complaint in rejected.stderr, rejected.stderr
+    assert control_plane.kubectl("get", "mdl", "bad").returncode != 0  # nothing half-applied
