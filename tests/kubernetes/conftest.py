@@ -12,10 +12,12 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.kubernetes.controlplane import ControlPlane
+from tests.kubernetes.controlplane import ControlPlane, wait_until
+from tests.processes import modelplane
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SECONDS = 80 * 60  # a cold build on a 2-core machine, with room to spare
@@ -62,3 +64,53 @@ def control_plane(
         yield plane
     finally:
         plane.stop()
+
+
+NODE = "kwok-node-0"
+
+
+def condition(obj: Any, kind: str) -> str | None:
+    """The status of condition ``kind`` in an object's ``status.conditions``."""
+    for entry in obj.get("status", {}).get("conditions") or []:
+        if entry.get("type") == kind:
+            return str(entry.get("status"))
+    return None
+
+
+@pytest.fixture(scope="session")
+def kwok_node(control_plane: ControlPlane) -> str:
+    """A Node that kwok manages, Ready and schedulable."""
+    control_plane.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": NODE,
+                "labels": {"type": "kwok", "kubernetes.io/hostname": NODE},
+                "annotations": {"kwok.x-k8s.io/node": "fake"},
+            },
+        }
+    )
+
+    def ready() -> bool:
+        node = control_plane.get_json("node", NODE)
+        # The node lifecycle controller lifts its not-ready taint once kwok reports Ready.
+        return condition(node, "Ready") == "True" and not node["spec"].get("taints")
+
+    wait_until(ready, f"node {NODE} Ready and untainted")
+    return NODE
+
+
+@pytest.fixture(scope="session")
+def crd(control_plane: ControlPlane) -> str:
+    """The Model CRD as `modelplane crd` renders it, installed and established."""
+    rendered = subprocess.run(modelplane("crd"), capture_output=True, text=True, check=True)
+    control_plane.kubectl("apply", "--server-side", "-f", "-", input=rendered.stdout, check=True)
+
+    def established() -> bool:
+        return condition(control_plane.get_json("crd", "models.modelplane.io"), "Established") == (
+            "True"
+        )
+
+    wait_until(established, "the Model CRD established")
+    return rendered.stdout

@@ -7,43 +7,10 @@ from typing import Any
 
 import pytest
 
+from tests.kubernetes.conftest import condition
 from tests.kubernetes.controlplane import ControlPlane, wait_until
 
 pytestmark = pytest.mark.slow
-
-NODE = "kwok-node-0"
-
-
-def condition(obj: Any, kind: str) -> str | None:
-    """The status of condition ``kind`` in an object's ``status.conditions``."""
-    for entry in obj.get("status", {}).get("conditions") or []:
-        if entry.get("type") == kind:
-            return str(entry.get("status"))
-    return None
-
-
-@pytest.fixture(scope="module")
-def kwok_node(control_plane: ControlPlane) -> str:
-    """A Node that kwok manages, Ready and schedulable."""
-    control_plane.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {
-                "name": NODE,
-                "labels": {"type": "kwok", "kubernetes.io/hostname": NODE},
-                "annotations": {"kwok.x-k8s.io/node": "fake"},
-            },
-        }
-    )
-
-    def ready() -> bool:
-        node = control_plane.get_json("node", NODE)
-        # The node lifecycle controller lifts its not-ready taint once kwok reports Ready.
-        return condition(node, "Ready") == "True" and not node["spec"].get("taints")
-
-    wait_until(ready, f"node {NODE} Ready and untainted")
-    return NODE
 
 
 def test_api_server_is_ready(control_plane: ControlPlane) -> None:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from tests.kubernetes.controlplane import ControlPlane, wait_until
-from tests.processes import modelplane
+from tests.kubernetes.controlplane import ControlPlane
 
 pytestmark = pytest.mark.slow
 
@@ -20,20 +17,6 @@ spec:
   format: onnx
   task: classification
 {extra}"""
-
-
-@pytest.fixture(scope="module")
-def crd(control_plane: ControlPlane) -> str:
-    rendered = subprocess.run(modelplane("crd"), capture_output=True, text=True, check=True)
-    control_plane.kubectl("apply", "--server-side", "-f", "-", input=rendered.stdout, check=True)
-
-    def established() -> bool:
-        found = control_plane.get_json("crd", "models.modelplane.io")
-        conditions = found.get("status", {}).get("conditions", [])
-        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
-
-    wait_until(established, "the Model CRD established")
-    return rendered.stdout
 
 
 def test_the_crd_is_structural_and_serves_models(control_plane: ControlPlane, crd: str) -> None:

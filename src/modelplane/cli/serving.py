@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from modelplane.api import Model, ModelFormat, ModelSpec, ObjectMeta, Source, Task, revision_digest
-from modelplane.api.manifests import load_model_file
+from modelplane.api.manifests import load_model_file, load_models
 from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.runtime.server import Runtime, RuntimeOptions, run
 
@@ -17,6 +17,13 @@ from modelplane.runtime.server import Runtime, RuntimeOptions, run
 def serve(
     file: Annotated[
         Path | None, typer.Option("--file", "-f", help="A Model manifest (YAML or JSON).")
+    ] = None,
+    manifest: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MODELPLANE_MANIFEST",
+            help="A Model manifest's text, instead of --file (how a pod on Kubernetes gets it).",
+        ),
     ] = None,
     name: Annotated[
         str | None, typer.Option(help="Which Model of a multi-document file; or the model name.")
@@ -41,7 +48,7 @@ def serve(
 ) -> None:
     """Serve one model over the Open Inference Protocol v2 until interrupted."""
     logging.getLogger().setLevel(log_level.upper())
-    model = _model_from(file, name, uri, model_format, task, sha256)
+    model = _model_from(file, manifest, name, uri, model_format, task, sha256)
     version = model_version or revision_digest(model.spec)[:12]
     options = RuntimeOptions(
         host=host, port=port, model_version=version, cache_dir=cache_dir, log_level=log_level
@@ -54,6 +61,7 @@ def serve(
 
 def _model_from(
     file: Path | None,
+    manifest: str | None,
     name: str | None,
     uri: str | None,
     model_format: ModelFormat | None,
@@ -63,7 +71,9 @@ def _model_from(
     if file is not None and uri is not None:
         raise CliError("give either --file or --uri, not both", exit_code=EXIT_USAGE)
     if file is not None:
-        return _pick(load_model_file(file), name, file)
+        return _pick(load_model_file(file), name, str(file))
+    if manifest is not None and uri is None:
+        return _pick(load_models(manifest, "MODELPLANE_MANIFEST"), name, "the manifest")
     if uri is None or model_format is None:
         raise CliError(
             "nothing to serve",
@@ -76,7 +86,7 @@ def _model_from(
     )
 
 
-def _pick(models: list[Model], name: str | None, file: Path) -> Model:
+def _pick(models: list[Model], name: str | None, file: str) -> Model:
     if name is not None:
         for model in models:
             if model.metadata.name == name:

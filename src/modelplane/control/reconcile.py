@@ -62,6 +62,7 @@ class Plan:
     status: ModelStatus = field(default_factory=ModelStatus)
     event: Event | None = None  # a rollout decision worth recording
     new_window: bool = False  # rollout analysis starts measuring afresh
+    replicas: dict[str, int] = field(default_factory=dict)  # wanted per revision; absent: none
 
     @property
     def empty(self) -> bool:
@@ -102,7 +103,7 @@ def reconcile(
     wanted = _wanted(decision, latest.name, desired_replicas)
     start, stop = _replica_changes(live, wanted)
     status = _status(model, latest, live, wanted, decision, failing, now, url)
-    return Plan(start, stop, decision.traffic, status, decision.event, decision.new_window)
+    return Plan(start, stop, decision.traffic, status, decision.event, decision.new_window, wanted)
 
 
 def _crash_looping(live: list[ReplicaView], revision: str) -> ReplicaView | None:

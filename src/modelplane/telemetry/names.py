@@ -57,3 +57,10 @@ ANALYSIS_LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
     0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0,
 )  # fmt: skip
+
+OPERATOR_WRITES = "modelplane_operator_api_writes"
+OPERATOR_RECONCILES = "modelplane_operator_reconciles"
+OPERATOR_RECONCILE_DURATION = "modelplane_operator_reconcile_duration_seconds"
+OPERATOR_QUEUE_DEPTH = "modelplane_operator_queue_depth"
+LABEL_VERB = "verb"
+LABEL_KIND = "kind"

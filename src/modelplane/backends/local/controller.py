@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from modelplane.api import (
-    ROLLOUT_COMMAND_ANNOTATION,
     Model,
     ModelSpec,
     ModelStatus,
@@ -32,12 +31,10 @@ from modelplane.api import (
 )
 from modelplane.backends.local.store import Revision, SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
-from modelplane.control.analysis import MetricSource, Window
+from modelplane.control.analysis import MetricSource, rollout_windows
 from modelplane.control.autoscaling import STABLE_WINDOW, Sample, decide
-from modelplane.control.conditions import STALLED, condition
 from modelplane.control.reconcile import Plan, RevisionRef, reconcile
-from modelplane.control.rollout import Command
-from modelplane.errors import MetricsUnavailableError
+from modelplane.control.reporting import Reported, events, pending_command, reported_from
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +77,7 @@ class _ModelMemory:
     """What the controller remembers between passes, to report transitions once."""
 
     samples: deque[Sample] = field(default_factory=deque)
-    desired: int | None = None
-    traffic: dict[str, int] = field(default_factory=dict)
-    stalled: bool = False
+    reported: Reported = field(default_factory=Reported)
     revision: str = ""  # the newest revision, and when this controller first saw it
     born: datetime | None = None
 
@@ -129,7 +124,9 @@ class Controller:
 
     async def _reconcile(self, model: Model) -> None:
         key = model.key
-        memory = self._memory.setdefault(key, _ModelMemory())
+        memory = self._memory.get(key)
+        if memory is None:
+            memory = self._memory[key] = _ModelMemory(reported=reported_from(model.status))
         latest = self._latest_revision(model)
         self._owners[latest.name] = key
         replicas = [v for v in self.supervisor.views() if self._owners.get(v.revision) == key]
@@ -137,8 +134,8 @@ class Controller:
             model, latest.name, memory, len([r for r in replicas if r.revision == latest.name])
         )
         now = self.clock()
-        windows = await self._windows(model, latest.name, now)
-        command, annotation = _command(model)
+        windows = await rollout_windows(self.metrics, model, latest.name, now)
+        command, annotation = pending_command(model)
         plan = reconcile(
             model,
             RevisionRef(latest.name, latest.number, latest.digest),
@@ -233,56 +230,13 @@ class Controller:
         shadow = (canary, percent, model.spec.task.value) if mirrored and canary else None
         self.routes.publish(model.key, model.metadata.name, revisions, shadow, canary)
 
-    async def _windows(self, model: Model, latest: str, now: datetime) -> tuple[Window, Window]:
-        """The canary's and the stable revision's measurements since the rollout step began.
-
-        Read while a new revision waits to take over too, so the source has a reading at the
-        instant the first step begins."""
-        stable, rollout = model.status.stable_revision, model.status.rollout
-        on = rollout is not None and rollout.phase in (
-            RolloutPhase.PROGRESSING,
-            RolloutPhase.PAUSED,
-        )
-        waiting = model.status.canary_revision != latest
-        if stable is None or stable == latest or not (on or waiting):
-            return Window(), Window()
-        since = rollout.step_started_at if rollout and rollout.step_started_at else now
-        try:
-            found = await self.metrics.windows(model.key, [latest, stable], since, now)
-        except MetricsUnavailableError as exc:  # no verdict without numbers: the step waits
-            log.warning("rollout analysis of %s: %s", model.key, exc)
-            return Window(), Window()
-        return found.get(latest, Window()), found.get(stable, Window())
-
     def _report(self, model: Model, plan: Plan, memory: _ModelMemory, desired: int) -> None:
         meta = model.metadata
-        shown = {name: weight for name, weight in plan.traffic.items() if weight}
-        if shown and shown != memory.traffic:
-            split = ", ".join(f"{name} {weight}%" for name, weight in shown.items())
-            self.store.record_event(meta.namespace, meta.name, "Normal", "TrafficShifted", split)
-        if plan.event is not None:
+        found, memory.reported = events(plan, desired, memory.reported)
+        for event in found:
             self.store.record_event(
-                meta.namespace, meta.name, plan.event.type, plan.event.reason, plan.event.message
+                meta.namespace, meta.name, event.type, event.reason, event.message
             )
-        stalled = condition(plan.status.conditions, STALLED)
-        is_stalled = stalled is not None and stalled.status.value == "True"
-        if is_stalled and not memory.stalled and stalled is not None and plan.event is None:
-            self.store.record_event(
-                meta.namespace, meta.name, "Warning", stalled.reason, stalled.message
-            )
-        if memory.desired is not None and desired != memory.desired:
-            self.store.record_event(
-                meta.namespace,
-                meta.name,
-                "Normal",
-                "Scaled",
-                f"replicas {memory.desired} -> {desired}",
-            )
-        memory.traffic, memory.stalled, memory.desired = (
-            shown or memory.traffic,
-            is_stalled,
-            desired,
-        )
         if to_wire_status(plan.status) != to_wire_status(model.status):
             updated = model.model_copy(deep=True)
             updated.status = plan.status
@@ -305,13 +259,3 @@ class Controller:
 
 def to_wire_status(status: ModelStatus) -> dict[str, Any]:
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-def _command(model: Model) -> tuple[Command | None, str]:
-    """A user's rollout command (``promote:<time>`` …) not yet acted on, and its annotation."""
-    annotation = model.metadata.annotations.get(ROLLOUT_COMMAND_ANNOTATION, "")
-    handled = model.status.rollout.last_command if model.status.rollout else ""
-    verb = annotation.split(":", 1)[0]
-    if not annotation or annotation == handled or verb not in Command.__members__.values():
-        return None, annotation
-    return Command(verb), annotation

@@ -1,0 +1,2 @@
+"""Kubernetes mode: the operator that turns ``Model`` resources into Deployments, Services and
+routes, reconciling by state with the same ``modelplane.control`` logic as embedded mode."""

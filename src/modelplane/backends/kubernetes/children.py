@@ -1,0 +1,237 @@
+"""The objects a Model owns on a cluster, as manifests: pure functions of the Model, a revision
+and the operator's settings, so the same inputs always give the same bytes.
+
+Per revision: a Deployment running ``modelplane serve`` with the revision's manifest, a Service
+and a PodDisruptionBudget. Per model: an ``HTTPRoute`` with weighted backends, when Gateway API is
+installed. Every child carries the recommended ``app.kubernetes.io/*`` labels, an owner reference
+to its Model (deleting the Model collects them) and a hash of its own content, so a converged
+child is recognised without a write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from modelplane import __version__
+from modelplane.api import API_VERSION, KIND, Model, ModelSpec, ObjectMeta, dump_yaml
+
+Manifest = dict[str, Any]
+
+MANAGER = "modelplane"
+LABEL_MODEL = "modelplane.io/model"
+LABEL_REVISION = "modelplane.io/revision"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+HASH_ANNOTATION = "modelplane.io/applied-hash"
+RUNTIME_PORT = 8080
+SERVICE_PORT = 80
+CACHE_DIR = "/var/cache/modelplane"
+TMP_DIR = "/tmp"  # noqa: S108 - an emptyDir of the pod's own: the root filesystem is read-only
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - in a pod: the kubelet's probes and the gateway reach it
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """How the operator builds children: the runtime image and cluster specifics."""
+
+    image: str = f"ghcr.io/modelplane/modelplane:{__version__}"
+    image_pull_policy: str = "IfNotPresent"
+    accelerator_resource: str = "nvidia.com/gpu"
+    gateway_url: str = "http://modelplane-gateway.modelplane-system.svc"
+    # The Gateway (namespace/name) HTTPRoutes attach to; None: no HTTPRoute is written.
+    route_parent: tuple[str, str] | None = None
+
+
+def labels(model: Model, revision: str | None = None) -> dict[str, str]:
+    found = {
+        "app.kubernetes.io/name": "modelplane-model",
+        "app.kubernetes.io/instance": model.metadata.name,
+        "app.kubernetes.io/component": "model-server",
+        "app.kubernetes.io/part-of": "modelplane",
+        LABEL_MANAGED_BY: MANAGER,
+        LABEL_MODEL: model.metadata.name,
+    }
+    if revision is not None:
+        found[LABEL_REVISION] = revision
+        found["app.kubernetes.io/version"] = revision
+    return found
+
+
+def selector(model: Model, revision: str) -> dict[str, str]:
+    return {LABEL_MODEL: model.metadata.name, LABEL_REVISION: revision}
+
+
+def owner_reference(model: Model) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": model.metadata.name,
+        "uid": model.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _object(api_version: str, kind: str, name: str, model: Model, revision: str | None) -> Manifest:
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "namespace": model.metadata.namespace,
+            "labels": labels(model, revision),
+            "ownerReferences": [owner_reference(model)],
+        },
+    }
+
+
+def hashed(manifest: Manifest) -> Manifest:
+    """``manifest`` with the hash of its content in an annotation."""
+    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+    metadata = manifest["metadata"]
+    metadata["annotations"] = {**metadata.get("annotations", {}), HASH_ANNOTATION: digest}
+    return manifest
+
+
+def revision_manifest(model: Model, spec: ModelSpec) -> str:
+    """The Model file a revision's pods serve: its spec under the model's name."""
+    served = Model(
+        metadata=ObjectMeta(name=model.metadata.name, namespace=model.metadata.namespace),
+        spec=spec,
+    )
+    return dump_yaml([served], include_status=False)
+
+
+def deployment(
+    model: Model, revision: str, spec: ModelSpec, replicas: int, settings: ClusterSettings
+) -> Manifest:
+    probe = {"port": "http", "scheme": "HTTP"}
+    resources = spec.resources
+    limits: dict[str, Any] = {"memory": resources.memory}
+    if resources.accelerators:
+        limits[settings.accelerator_resource] = resources.accelerators
+    container = {
+        "name": "model",
+        "image": settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "args": [
+            *("serve", "--host", ALL_INTERFACES, "--port", str(RUNTIME_PORT)),
+            *("--model-version", revision, "--cache-dir", CACHE_DIR),
+        ],
+        "env": [{"name": "MODELPLANE_MANIFEST", "value": revision_manifest(model, spec)}],
+        "ports": [{"name": "http", "containerPort": RUNTIME_PORT, "protocol": "TCP"}],
+        "startupProbe": {
+            "httpGet": {"path": "/v2/health/live", **probe},
+            "periodSeconds": 2,
+            "failureThreshold": 150,  # up to 5 minutes to start the process
+        },
+        "readinessProbe": {
+            "httpGet": {"path": "/v2/health/ready", **probe},
+            "periodSeconds": 2,
+            "failureThreshold": 2,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/v2/health/live", **probe},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
+        "resources": {
+            "requests": {"cpu": resources.cpu, "memory": resources.memory},
+            "limits": limits,
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [
+            {"name": "cache", "mountPath": CACHE_DIR},
+            {"name": "tmp", "mountPath": TMP_DIR},
+        ],
+    }
+    manifest = _object("apps/v1", "Deployment", revision, model, revision)
+    manifest["spec"] = {
+        "replicas": replicas,
+        "selector": {"matchLabels": selector(model, revision)},
+        "template": {
+            "metadata": {"labels": labels(model, revision)},
+            "spec": {
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "terminationGracePeriodSeconds": 30,
+                "containers": [container],
+                "volumes": [{"name": "cache", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+            },
+        },
+    }
+    return hashed(manifest)
+
+
+def service(model: Model, revision: str) -> Manifest:
+    manifest = _object("v1", "Service", revision, model, revision)
+    manifest["spec"] = {
+        "selector": selector(model, revision),
+        "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+    }
+    return hashed(manifest)
+
+
+def disruption_budget(model: Model, revision: str) -> Manifest:
+    manifest = _object("policy/v1", "PodDisruptionBudget", revision, model, revision)
+    manifest["spec"] = {"maxUnavailable": 1, "selector": {"matchLabels": selector(model, revision)}}
+    return hashed(manifest)
+
+
+def http_route(model: Model, traffic: dict[str, int], settings: ClusterSettings) -> Manifest:
+    """One route for the model's v2 paths, split over its revisions' Services by weight."""
+    meta = model.metadata
+    manifest = _object("gateway.networking.k8s.io/v1", "HTTPRoute", meta.name, model, None)
+    backends = [
+        {"name": name, "port": SERVICE_PORT, "weight": weight}
+        for name, weight in sorted(traffic.items())
+    ]
+    served = f"/v2/models/{meta.name}"  # the path the runtime answers on
+    rules: list[dict[str, Any]] = [
+        {
+            "matches": [
+                {
+                    "path": {
+                        "type": "PathPrefix",
+                        "value": f"/v2/models/{meta.namespace}/{meta.name}",
+                    }
+                }
+            ],
+            "filters": [
+                {
+                    "type": "URLRewrite",
+                    "urlRewrite": {
+                        "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": served}
+                    },
+                }
+            ],
+            "backendRefs": backends,
+        }
+    ]
+    if (
+        meta.namespace == "default"
+    ):  # as the embedded gateway: the default namespace may be left out
+        rules.append(
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": served}}],
+                "backendRefs": backends,
+            }
+        )
+    spec: dict[str, Any] = {"rules": rules}
+    if settings.route_parent is not None:
+        namespace, name = settings.route_parent
+        spec["parentRefs"] = [{"name": name, "namespace": namespace}]
+    manifest["spec"] = spec
+    return hashed(manifest)

@@ -1,0 +1,84 @@
+"""What the cluster shows, in the terms of ``modelplane.control``: pods as replica views,
+ControllerRevisions as a Model's immutable revisions, raw objects as ``Model``s."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from modelplane.api import Model, ModelSpec, ModelStatus, ObjectMeta
+from modelplane.api.manifests import parse_model
+from modelplane.backends.kubernetes.children import LABEL_REVISION
+from modelplane.control.reconcile import Phase, ReplicaView, RevisionRef
+
+Body = dict[str, Any]
+
+_META_FIELDS = (
+    "name", "namespace", "labels", "annotations", "uid", "resourceVersion", "generation",
+    "creationTimestamp", "deletionTimestamp",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StoredRevision:
+    ref: RevisionRef
+    spec: ModelSpec
+
+
+def model_from(body: Body) -> Model:
+    """A Model from the API server's object. The spec must validate (``SpecError`` if not);
+    a status that does not is dropped, as if the Model had none."""
+    metadata = {k: v for k, v in body.get("metadata", {}).items() if k in _META_FIELDS}
+    model = parse_model(
+        {"apiVersion": body["apiVersion"], "kind": body["kind"], "metadata": metadata,
+         "spec": body.get("spec", {})}
+    )  # fmt: skip
+    with contextlib.suppress(ValidationError):
+        model.status = ModelStatus.model_validate(body.get("status") or {})
+    return model
+
+
+def meta_of(body: Body) -> ObjectMeta:
+    metadata = {k: v for k, v in body.get("metadata", {}).items() if k in _META_FIELDS}
+    return ObjectMeta.model_validate(metadata)
+
+
+def replica_view(pod: Body) -> ReplicaView:
+    meta, status = pod.get("metadata", {}), pod.get("status", {})
+    revision = meta.get("labels", {}).get(LABEL_REVISION, "")
+    containers = status.get("containerStatuses") or []
+    restarts = sum(int(c.get("restartCount", 0)) for c in containers)
+    if meta.get("deletionTimestamp"):
+        return ReplicaView(meta["name"], revision, Phase.STOPPING, restarts)
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    if ready:
+        return ReplicaView(meta["name"], revision, Phase.READY, restarts)
+    reason = _failure(containers)
+    if status.get("phase") == "Failed" or (reason and restarts):
+        return ReplicaView(meta["name"], revision, Phase.FAILED, restarts, reason)
+    return ReplicaView(meta["name"], revision, Phase.STARTING, restarts, reason)
+
+
+def _failure(containers: list[Body]) -> str:
+    """The last words of a failing container: its termination message, or why it waits."""
+    for container in containers:
+        last = (container.get("lastState") or {}).get("terminated") or {}
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if last:
+            said = (last.get("message") or "").strip().splitlines()
+            return said[-1] if said else f"exited {last.get('exitCode')} ({last.get('reason')})"
+        if waiting.get("reason") in ("CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff"):
+            return f"{waiting['reason']}: {waiting.get('message', '')}".strip(": ")
+    return ""
+
+
+def stored_revision(body: Body) -> StoredRevision:
+    data = body.get("data") or {}
+    ref = RevisionRef(body["metadata"]["name"], int(body["revision"]), data.get("digest", ""))
+    return StoredRevision(ref, ModelSpec.model_validate(data.get("spec", {})))

@@ -1,0 +1,368 @@
+"""The operator's reconciler: from the cluster's objects (kept current by watches) to the
+children a Model needs, its status and its events, with ``modelplane.control`` deciding.
+
+Reconciles by state, never by event: any change to a Model or to what it owns queues the Model,
+and a pass reads only the watch caches, so a converged Model costs no API call at all. Every
+write is server-side apply with the ``modelplane`` field manager (or a create of an immutable
+object), so a pass interrupted anywhere is finished by the next one, without duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from lightkube import ApiError, AsyncClient
+from lightkube.codecs import from_dict
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.apps_v1 import ControllerRevision, Deployment
+from lightkube.resources.core_v1 import Service
+from lightkube.resources.policy_v1 import PodDisruptionBudget
+from lightkube.types import PatchType
+
+from modelplane.api import (
+    API_VERSION,
+    GROUP,
+    KIND,
+    VERSION,
+    Model,
+    ModelStatus,
+    ObjectMeta,
+    revision_digest,
+    revision_name,
+)
+from modelplane.backends.kubernetes import children
+from modelplane.backends.kubernetes.children import (
+    HASH_ANNOTATION,
+    LABEL_MODEL,
+    LABEL_REVISION,
+    MANAGER,
+    ClusterSettings,
+)
+from modelplane.backends.kubernetes.observed import (
+    Body,
+    StoredRevision,
+    meta_of,
+    model_from,
+    replica_view,
+    stored_revision,
+)
+from modelplane.backends.kubernetes.workqueue import WorkQueue
+from modelplane.control.analysis import MetricSource, rollout_windows
+from modelplane.control.conditions import READY, RECONCILING, STALLED, set_condition
+from modelplane.control.reconcile import Plan, reconcile
+from modelplane.control.reporting import Reported, events, pending_command, reported_from
+from modelplane.control.rollout import Event
+from modelplane.errors import SpecError
+from modelplane.telemetry.operator_metrics import OperatorMetrics
+
+log = logging.getLogger(__name__)
+
+ModelResource = create_namespaced_resource(GROUP, VERSION, KIND, "models")
+HTTPRoute = create_namespaced_resource("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes")
+
+# Kinds the operator owns, by the ``kind`` their manifests carry.
+RESOURCES: dict[str, Any] = {
+    "Deployment": Deployment,
+    "Service": Service,
+    "PodDisruptionBudget": PodDisruptionBudget,
+    "HTTPRoute": HTTPRoute,
+    "ControllerRevision": ControllerRevision,
+}
+PER_REVISION = ("Deployment", "Service", "PodDisruptionBudget")
+TICK_SECONDS = 2.0  # time-driven decisions (rollout steps, analysis) need a pass now and then
+RETRY_SECONDS = 2.0
+
+
+class Operator:
+    def __init__(
+        self,
+        client: AsyncClient,
+        settings: ClusterSettings,
+        metrics: MetricSource | None = None,
+        gateway_api: bool = False,
+        telemetry: OperatorMetrics | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.client, self.settings, self.metrics = client, settings, metrics
+        self.gateway_api, self.clock = gateway_api, clock
+        self.telemetry = telemetry or OperatorMetrics()
+        self.queue = WorkQueue()
+        self._models: dict[str, Body] = {}
+        self._owned: dict[str, dict[str, dict[str, Body]]] = {k: {} for k in [*RESOURCES, "Pod"]}
+        self._reported: dict[str, Reported] = {}
+
+    # -- what the watches say ---------------------------------------------------------------
+
+    def observe(self, kind: str, event_type: str | None, body: Body) -> None:
+        """A watch event (``event_type`` None for the initial listing) of a Model or a child."""
+        meta = body["metadata"]
+        namespace = meta.get("namespace", "default")
+        if kind == KIND:
+            key = f"{namespace}/{meta['name']}"
+            if event_type == "DELETED":
+                self._models.pop(key, None)
+                self._reported.pop(key, None)
+                if self.metrics is not None:
+                    self.metrics.forget(key)
+            else:
+                self._models[key] = body
+            self.queue.add(key)
+            return
+        model = (meta.get("labels") or {}).get(LABEL_MODEL)
+        if model is None or kind not in self._owned:
+            return
+        key = f"{namespace}/{model}"
+        found = self._owned[kind].setdefault(key, {})
+        if event_type == "DELETED":
+            found.pop(meta["name"], None)
+        else:
+            found[meta["name"]] = body
+        if key in self._models:
+            self.queue.add(key)
+
+    async def tick(self) -> None:
+        """Queue every Model now and then, for decisions that time alone makes due."""
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            for key in list(self._models):
+                self.queue.add(key)
+
+    async def work(self) -> None:
+        await self.queue.work(self._safely)
+
+    async def _safely(self, key: str) -> None:
+        self.telemetry.queue_depth.set(len(self.queue))
+        started = time.perf_counter()
+        try:
+            await self.reconcile(key)
+        except Exception:  # one Model's trouble must not stop the others: retry it later
+            log.exception("reconciling %s failed; retrying", key)
+            self.telemetry.reconciles.labels("error").inc()
+            asyncio.get_running_loop().call_later(RETRY_SECONDS, self.queue.add, key)
+        else:
+            self.telemetry.reconciles.labels("success").inc()
+        self.telemetry.reconcile_duration.observe(time.perf_counter() - started)
+
+    def _wrote(self, verb: str, kind: str) -> None:
+        self.telemetry.writes.labels(verb, kind).inc()
+
+    # -- reconcile ---------------------------------------------------------------------------
+
+    async def reconcile(self, key: str) -> None:
+        body = self._models.get(key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return  # owner references collect the children
+        try:
+            model = model_from(body)
+        except SpecError as exc:
+            await self._invalid(body, exc)
+            return
+        revisions = await self._revisions(model)
+        latest = revisions[-1]
+        replicas = [replica_view(pod) for pod in self._owned["Pod"].get(key, {}).values()]
+        desired = _desired(model)
+        now = self.clock()
+        windows = await rollout_windows(self.metrics, model, latest.ref.name, now)
+        command, annotation = pending_command(model)
+        url = f"{self.settings.gateway_url}/v2/models/{key}"
+        plan = reconcile(model, latest.ref, replicas, desired, now, url, windows, command)
+        if command is not None and plan.status.rollout is not None:
+            plan.status.rollout.last_command = annotation
+        specs = {r.ref.name: r for r in revisions}
+        await self._apply_children(model, plan, specs, latest.ref.name)
+        await self._report(model, plan, desired)
+
+    async def _revisions(self, model: Model) -> list[StoredRevision]:
+        """The Model's revisions, oldest first, with a new one for a changed spec."""
+        stored = [stored_revision(b) for b in self._children("ControllerRevision", model)]
+        stored.sort(key=lambda r: r.ref.number)
+        digest = revision_digest(model.spec)
+        if stored and stored[-1].ref.digest == digest:
+            return stored
+        number = stored[-1].ref.number + 1 if stored else 1
+        meta = model.metadata
+        manifest: Body = {
+            "apiVersion": "apps/v1",
+            "kind": "ControllerRevision",
+            "metadata": {
+                "name": revision_name(meta.name, number),
+                "namespace": meta.namespace,
+                "labels": children.labels(model),
+                "ownerReferences": [children.owner_reference(model)],
+            },
+            "revision": number,
+            "data": {
+                "digest": digest,
+                "spec": model.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+            },
+        }
+        try:
+            created = await self.client.create(from_dict(manifest))
+        except ApiError as exc:
+            if exc.status.code == 409:  # made by a pass that crashed before its watch event
+                raise CacheBehindError(f"revision {number} of {model.key} exists already") from exc
+            raise
+        self._wrote("create", "ControllerRevision")
+        body = _as_dict(created)
+        name = revision_name(meta.name, number)
+        self._owned["ControllerRevision"].setdefault(model.key, {})[name] = body
+        message = f"revision {name} created for generation {meta.generation}"
+        await self._event(model, Event("Normal", "RevisionCreated", message))
+        return [*stored, stored_revision(body)]
+
+    def _children(self, kind: str, model: Model) -> list[Body]:
+        """Children of this very Model (not of a deleted namesake being collected)."""
+        return [
+            body
+            for body in self._owned[kind].get(model.key, {}).values()
+            if any(
+                o.get("uid") == model.metadata.uid
+                for o in body["metadata"].get("ownerReferences") or []
+            )
+        ]
+
+    async def _apply_children(
+        self, model: Model, plan: Plan, revisions: dict[str, StoredRevision], latest: str
+    ) -> None:
+        wanted: list[Body] = []
+        for revision, count in plan.replicas.items():
+            spec = revisions[revision].spec
+            wanted += [
+                children.deployment(model, revision, spec, count, self.settings),
+                children.service(model, revision),
+                children.disruption_budget(model, revision),
+            ]
+        if self.gateway_api:
+            traffic = {name: weight for name, weight in plan.traffic.items() if weight}
+            wanted.append(children.http_route(model, traffic or {latest: 100}, self.settings))
+        for manifest in wanted:
+            await self._apply(model, manifest)
+        for kind in PER_REVISION:
+            for live in self._children(kind, model):
+                revision = live["metadata"]["labels"].get(LABEL_REVISION)
+                if revision not in plan.replicas and not live["metadata"].get("deletionTimestamp"):
+                    await self._delete(model, kind, live["metadata"]["name"])
+
+    async def _apply(self, model: Model, manifest: Body) -> None:
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        live = self._owned[kind].get(model.key, {}).get(name)
+        if live is not None and _hash(live) == _hash(manifest):
+            return
+        applied = await self.client.patch(
+            RESOURCES[kind], name, manifest, namespace=model.metadata.namespace,
+            patch_type=PatchType.APPLY, field_manager=MANAGER, force=True,
+        )  # fmt: skip
+        self._wrote("apply", kind)
+        self._owned[kind].setdefault(model.key, {})[name] = _as_dict(applied)
+
+    async def _delete(self, model: Model, kind: str, name: str) -> None:
+        try:
+            await self.client.delete(RESOURCES[kind], name, namespace=model.metadata.namespace)
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
+        self._wrote("delete", kind)
+        self._owned[kind].get(model.key, {}).pop(name, None)
+
+    async def _report(self, model: Model, plan: Plan, desired: int) -> None:
+        key = model.key
+        before = self._reported.get(key) or reported_from(model.status)
+        found, self._reported[key] = events(plan, desired, before)
+        for event in found:
+            await self._event(model, event)
+        await self._write_status(key, model.metadata, model.status, plan.status)
+
+    async def _write_status(
+        self, key: str, meta: ObjectMeta, before: ModelStatus, status: ModelStatus
+    ) -> None:
+        wire = _wire(status)
+        if wire == _wire(before):
+            return
+        patch = {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {"name": meta.name, "namespace": meta.namespace},
+            "status": wire,
+        }
+        applied = await self.client.patch(
+            ModelResource.Status, meta.name, patch, namespace=meta.namespace,
+            patch_type=PatchType.APPLY, field_manager=MANAGER, force=True,
+        )  # fmt: skip
+        self._wrote("apply", "Model/status")
+        if key in self._models:  # the next pass starts from what was written
+            self._models[key] = _as_dict(applied)
+
+    async def _invalid(self, body: Body, error: SpecError) -> None:
+        """A spec the API server took but the types refuse: say why on status, touch nothing."""
+        meta = meta_of(body)
+        message = str(error)
+        if error.problems:
+            message += ": " + "; ".join(str(p) for p in error.problems)
+        try:
+            before = ModelStatus.model_validate(body.get("status") or {})
+        except ValueError:
+            before = ModelStatus()
+        status = before.model_copy(deep=True)
+        status.observed_generation = meta.generation
+        now = self.clock()
+        for type_, value in ((READY, False), (STALLED, True), (RECONCILING, False)):
+            status.conditions = set_condition(
+                status.conditions, type_, value, "InvalidSpec", message, meta.generation, now
+            )
+        await self._write_status(f"{meta.namespace}/{meta.name}", meta, before, status)
+
+    async def _event(self, model: Model, event: Event) -> None:
+        meta = model.metadata
+        now = self.clock().isoformat().replace("+00:00", "Z")
+        manifest = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta.name}.", "namespace": meta.namespace},
+            "involvedObject": {
+                "apiVersion": API_VERSION, "kind": KIND, "name": meta.name,
+                "namespace": meta.namespace, "uid": meta.uid,
+            },
+            "type": event.type, "reason": event.reason, "message": event.message[:1024],
+            "source": {"component": "modelplane-operator"},
+            "reportingComponent": "modelplane.io/operator",
+            "reportingInstance": socket.gethostname(),
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }  # fmt: skip
+        try:
+            await self.client.create(from_dict(manifest))
+            self._wrote("create", "Event")
+        except ApiError as exc:  # an event is worth a try, never a failed pass
+            log.warning("event %s for %s not recorded: %s", event.reason, model.key, exc)
+
+
+class CacheBehindError(Exception):
+    """The cache is behind the cluster: try the Model again once the watch catches up."""
+
+
+def _desired(model: Model) -> int:
+    """Replicas for the serving revision. Demand-driven scaling on a cluster follows the
+    gateway's in-flight metrics; until then, the lower bound, at least one."""
+    scaling = model.spec.scaling
+    return min(max(scaling.min_replicas, 1), scaling.max_replicas)
+
+
+def _hash(body: Body) -> str | None:
+    annotations = body.get("metadata", {}).get("annotations") or {}
+    found = annotations.get(HASH_ANNOTATION)
+    return str(found) if found is not None else None
+
+
+def _wire(status: ModelStatus) -> dict[str, Any]:
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _as_dict(found: Any) -> Body:
+    """A lightkube object (typed or generic) as the plain dict a watch would give."""
+    body: Body = found.to_dict() if hasattr(found, "to_dict") else dict(found)
+    return body

@@ -1,0 +1,125 @@
+"""``modelplane operator``: kopf watches the cluster, the reconciler decides and writes.
+
+kopf brings watching with reconnection and resumption, logins from a kubeconfig or a service
+account, and a liveness endpoint; its handlers here only feed the watch caches and queue work.
+No kopf state is written to any object (no finalizers, no annotations), so a converged cluster
+sees no writes at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+from lightkube import ApiError, AsyncClient
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from prometheus_client import start_http_server
+
+from modelplane.api import GROUP, KIND, VERSION
+from modelplane.backends.kubernetes.children import (
+    ALL_INTERFACES,
+    LABEL_MANAGED_BY,
+    MANAGER,
+    ClusterSettings,
+)
+from modelplane.backends.kubernetes.operator import Operator
+from modelplane.backends.prometheus import PrometheusSource
+from modelplane.telemetry.operator_metrics import OperatorMetrics
+
+log = logging.getLogger(__name__)
+
+MANAGED = {LABEL_MANAGED_BY: MANAGER}
+# (group, version, plural, kind, label filter) of everything the reconciler reads.
+WATCHES: list[tuple[str, str, str, str, dict[str, str] | None]] = [
+    (GROUP, VERSION, "models", KIND, None),
+    ("apps", "v1", "controllerrevisions", "ControllerRevision", MANAGED),
+    ("apps", "v1", "deployments", "Deployment", MANAGED),
+    ("", "v1", "services", "Service", MANAGED),
+    ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", MANAGED),
+    ("", "v1", "pods", "Pod", MANAGED),
+]
+HTTPROUTE_WATCH = ("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute", MANAGED)
+HTTPROUTE_CRD = "httproutes.gateway.networking.k8s.io"
+
+
+@dataclass(frozen=True)
+class OperatorOptions:
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    namespaces: tuple[str, ...] = ()  # none: the whole cluster
+    prometheus: str | None = None
+    workers: int = 8
+    liveness: str | None = "http://0.0.0.0:8081/healthz"
+    metrics_port: int | None = 8080  # Prometheus /metrics of the operator; None: not served
+
+
+async def run(options: OperatorOptions, stop: asyncio.Event | None = None) -> None:
+    async with AsyncClient(field_manager=MANAGER) as client:
+        gateway_api = await _has_gateway_api(client)
+        metrics = PrometheusSource(options.prometheus) if options.prometheus else None
+        telemetry = OperatorMetrics()
+        if options.metrics_port is not None:
+            start_http_server(options.metrics_port, ALL_INTERFACES, telemetry.registry)
+        operator = Operator(client, options.cluster, metrics, gateway_api, telemetry)
+        registry = _registry(operator, gateway_api)
+        settings = kopf.OperatorSettings()
+        settings.posting.enabled = False  # events are the reconciler's to write
+        settings.watching.server_timeout = 300
+        loop_tasks = [asyncio.create_task(operator.work()) for _ in range(options.workers)]
+        loop_tasks.append(asyncio.create_task(operator.tick()))
+        log.info("operator started: gateway API %s", "found" if gateway_api else "not installed")
+        try:
+            await kopf.operator(
+                registry=registry,
+                settings=settings,
+                standalone=True,
+                clusterwide=not options.namespaces,
+                namespaces=list(options.namespaces),
+                liveness_endpoint=options.liveness,
+                stop_flag=stop,
+            )
+        finally:
+            for task in loop_tasks:
+                task.cancel()
+            for task in loop_tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if metrics is not None:
+                await metrics.close()
+
+
+def _registry(operator: Operator, gateway_api: bool) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    kopf.on.login(registry=registry)(_login)
+    for group, version, plural, kind, labels in [
+        *WATCHES,
+        *([HTTPROUTE_WATCH] if gateway_api else []),
+    ]:
+        kopf.on.event(
+            group, version, plural, labels=labels, registry=registry, id=f"observe-{plural}"
+        )(_observer(operator, kind))
+    return registry
+
+
+def _observer(operator: Operator, kind: str) -> Any:
+    async def observe(event: kopf.RawEvent, **_: Any) -> None:
+        operator.observe(kind, event.get("type"), dict(event["object"]))
+
+    return observe
+
+
+def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+async def _has_gateway_api(client: AsyncClient) -> bool:
+    try:
+        await client.get(CustomResourceDefinition, HTTPROUTE_CRD)
+    except ApiError as exc:
+        if exc.status.code in (403, 404):
+            return False
+        raise
+    return True

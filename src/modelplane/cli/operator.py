@@ -1,0 +1,73 @@
+"""``modelplane operator``: run the Kubernetes operator (in a cluster, or against a kubeconfig)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+
+import typer
+
+from modelplane.cli.errors import EXIT_USAGE, CliError
+from modelplane.errors import MissingExtraError
+
+
+def operator(
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option(help="Watch only this namespace (repeatable); default: the whole cluster."),
+    ] = None,
+    image: Annotated[str | None, typer.Option(help="The runtime image model pods run.")] = None,
+    gateway_url: Annotated[
+        str | None, typer.Option(help="Base URL of the cluster's modelplane gateway, for status.")
+    ] = None,
+    prometheus: Annotated[
+        str | None,
+        typer.Option(help="Prometheus URL for canary analysis (it must scrape the gateways)."),
+    ] = None,
+    route_parent: Annotated[
+        str | None,
+        typer.Option(help="NAMESPACE/NAME of the Gateway that HTTPRoutes attach to."),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Models reconciled at once.")] = 8,
+    liveness: Annotated[
+        str, typer.Option(help="Liveness endpoint URL to serve.")
+    ] = "http://0.0.0.0:8081/healthz",
+    metrics_port: Annotated[
+        int, typer.Option(help="Port of the operator's Prometheus /metrics; 0: none.")
+    ] = 8080,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the operator: reconcile Model resources into Deployments, Services and routes."""
+    try:
+        from modelplane.backends.kubernetes.children import ClusterSettings
+        from modelplane.backends.kubernetes.running import OperatorOptions, run
+    except ImportError as exc:
+        raise MissingExtraError("the operator", "kubernetes") from exc
+    logging.getLogger().setLevel(log_level.upper())
+    quiet = max(logging.WARNING, logging.getLogger().level)
+    for chatty in ("kopf", "httpx2"):  # a line per watch event, a line per request
+        logging.getLogger(chatty).setLevel(quiet)
+    defaults = ClusterSettings()
+    parent = None
+    if route_parent is not None:
+        found = route_parent.split("/")
+        if len(found) != 2 or not all(found):
+            raise CliError(
+                f"--route-parent {route_parent!r} is not NAMESPACE/NAME", exit_code=EXIT_USAGE
+            )
+        parent = (found[0], found[1])
+    cluster = ClusterSettings(
+        image=image or defaults.image,
+        gateway_url=(gateway_url or defaults.gateway_url).rstrip("/"),
+        route_parent=parent,
+    )
+    options = OperatorOptions(
+        cluster=cluster,
+        namespaces=tuple(namespace or ()),
+        prometheus=prometheus,
+        workers=workers,
+        liveness=liveness or None,
+        metrics_port=metrics_port or None,
+    )
+    asyncio.run(run(options))

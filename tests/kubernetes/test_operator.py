@@ -1,0 +1,263 @@
+"""The operator end to end on a real control plane: kubectl applies a Model, the operator makes
+its children, kwok runs the pods, status and events tell the story."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.kubernetes.conftest import condition
+from tests.kubernetes.controlplane import ControlPlane, wait_until
+from tests.processes import free_port, modelplane
+
+pytestmark = pytest.mark.slow
+
+MODEL = """\
+apiVersion: modelplane.io/v1alpha1
+kind: Model
+metadata: {{name: {name}, namespace: default}}
+spec:
+  source: {{uri: 'https://models.example.com/iris.onnx'}}
+  format: onnx
+  task: classification
+  rollout: {{steps: [{{weight: 10, pauseSeconds: 600}}]}}
+{extra}"""
+
+
+@dataclass
+class RunningOperator:
+    kubeconfig: Path
+    log: Path
+    metrics_port: int = field(default_factory=free_port)
+
+    def __post_init__(self) -> None:
+        self.start()
+
+    def start(self) -> None:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        self._out = self.log.open("ab")
+        self.process = subprocess.Popen(
+            modelplane(
+                "operator", "--liveness", "", "--metrics-port", str(self.metrics_port),
+                "--image", "registry.example.com/modelplane:test",
+            ),
+            env=env, stdout=self._out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        wait_until(lambda: self.writes() is not None, "operator metrics served")
+
+    def writes(self) -> float | None:
+        """Writes this operator process made to the API server so far."""
+        if self.process.poll() is not None:
+            raise AssertionError(f"the operator exited:\n{self.log.read_text()}")
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
+        except httpx.TransportError:
+            return None
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "modelplane_operator_api_writes"
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        )
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._out.close()
+
+
+@pytest.fixture(scope="module")
+def operator(
+    control_plane: ControlPlane, crd: str, kwok_node: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningOperator]:
+    running = RunningOperator(control_plane.kubeconfig, tmp_path_factory.mktemp("op") / "op.log")
+    yield running
+    running.stop()
+
+
+def apply(plane: ControlPlane, name: str, extra: str = "") -> None:
+    plane.kubectl("apply", "-f", "-", input=MODEL.format(name=name, extra=extra), check=True)
+
+
+def model(plane: ControlPlane, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = plane.get_json("mdl", name)
+    return found
+
+
+def ready(plane: ControlPlane, name: str) -> bool:
+    return condition(model(plane, name), "Ready") == "True"
+
+
+def names(plane: ControlPlane, kinds: str, name: str) -> set[str]:
+    listed = plane.get_json(kinds, "-l", f"modelplane.io/model={name}")
+    return {f"{i['kind']}/{i['metadata']['name']}" for i in listed["items"]}
+
+
+def events(plane: ControlPlane, name: str) -> list[str]:
+    listed = plane.get_json("events", "--field-selector", f"involvedObject.name={name}")
+    return [f"{e['reason']}: {e['message']}" for e in listed["items"]]
+
+
+def test_a_model_gets_its_children_and_becomes_ready(
+    control_plane: ControlPlane, operator: RunningOperator
+) -> None:
+    apply(control_plane, "iris", "  resources: {cpu: 500m, memory: 256Mi}\n")
+    wait_until(lambda: ready(control_plane, "iris"), "iris Ready", 60)
+    assert names(control_plane, "deploy,svc,pdb,controllerrevision", "iris") == {
+        "Deployment/iris-r1", "Service/iris-r1", "PodDisruptionBudget/iris-r1",
+        "ControllerRevision/iris-r1",
+    }  # fmt: skip
+    status = model(control_plane, "iris")["status"]
+    assert status["stableRevision"] == "iris-r1"
+    assert status["revisions"][0] == {
+        "name": "iris-r1", "digest": status["revisions"][0]["digest"], "replicas": 1,
+        "readyReplicas": 1, "traffic": 100,
+    }  # fmt: skip
+    assert status["url"].endswith("/v2/models/default/iris")
+
+    deployment = control_plane.get_json("deploy", "iris-r1")
+    uid = model(control_plane, "iris")["metadata"]["uid"]
+    assert deployment["metadata"]["ownerReferences"][0]["uid"] == uid
+    assert deployment["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "modelplane"
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == "registry.example.com/modelplane:test"
+    assert container["args"][:1] == ["serve"]
+    assert "iris-r1" in container["args"]
+    served = yaml.safe_load(container["env"][0]["value"])
+    assert served["spec"]["source"]["uri"] == "https://models.example.com/iris.onnx"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert container["resources"]["requests"] == {"cpu": "500m", "memory": "256Mi"}
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    service = control_plane.get_json("svc", "iris-r1")["spec"]
+    assert service["selector"] == {
+        "modelplane.io/model": "iris",
+        "modelplane.io/revision": "iris-r1",
+    }
+    table = control_plane.kubectl("get", "mdl", "iris", check=True).stdout
+    assert "True" in table.splitlines()[1]
+    assert "RevisionReady" in table
+
+
+def test_a_converged_model_costs_no_writes(
+    control_plane: ControlPlane, operator: RunningOperator
+) -> None:
+    apply(control_plane, "quiet")
+    wait_until(lambda: ready(control_plane, "quiet"), "quiet Ready", 60)
+    time.sleep(1)
+    before = operator.writes()
+    time.sleep(6)  # three periodic passes over every Model
+    assert operator.writes() == before
+
+
+def test_a_spec_change_is_a_new_revision_rolled_out_by_canary(
+    control_plane: ControlPlane, operator: RunningOperator
+) -> None:
+    apply(control_plane, "canary")
+    wait_until(lambda: ready(control_plane, "canary"), "canary Ready", 60)
+    apply(control_plane, "canary", "  batching: {maxBatchSize: 8}\n")
+
+    def split() -> bool:
+        status = model(control_plane, "canary")["status"]
+        return {r["name"]: r["traffic"] for r in status["revisions"]} == {
+            "canary-r1": 90, "canary-r2": 10,
+        }  # fmt: skip
+
+    wait_until(split, "traffic split 90/10", 60)
+    status = model(control_plane, "canary")["status"]
+    assert status["canaryRevision"] == "canary-r2"
+    assert status["rollout"]["phase"] == "Progressing"
+    assert condition(model(control_plane, "canary"), "RolloutProgressing") == "True"
+    assert "Deployment/canary-r2" in names(control_plane, "deploy", "canary")
+    # No metric source on this cluster: the analysis waits rather than passing blindly.
+    assert "waiting for traffic" in status["rollout"]["lastAnalysis"]["message"]
+
+    control_plane.kubectl(
+        "annotate", "mdl", "canary", "modelplane.io/rollout-command=promote:1", check=True
+    )
+    wait_until(
+        lambda: model(control_plane, "canary")["status"].get("stableRevision") == "canary-r2",
+        "promotion",
+        30,
+    )
+    wait_until(
+        lambda: (
+            names(control_plane, "deploy,svc,pdb", "canary")
+            == {"Deployment/canary-r2", "Service/canary-r2", "PodDisruptionBudget/canary-r2"}
+        ),
+        "the old revision's children deleted",
+        30,
+    )
+    history = "\n".join(events(control_plane, "canary"))
+    assert "RevisionCreated: revision canary-r2 created for generation 2" in history
+    assert "RolloutPromoted" in history
+
+
+def test_a_spec_the_types_refuse_is_reported_and_nothing_changes(
+    control_plane: ControlPlane, operator: RunningOperator
+) -> None:
+    apply(control_plane, "bounds", "  scaling: {minReplicas: 5, maxReplicas: 2}\n")
+
+    def refused() -> bool:
+        return condition(model(control_plane, "bounds"), "Stalled") == "True"
+
+    wait_until(refused, "bounds Stalled", 30)
+    stalled = next(
+        c for c in model(control_plane, "bounds")["status"]["conditions"] if c["type"] == "Stalled"
+    )
+    assert stalled["reason"] == "InvalidSpec"
+    assert "minReplicas" in stalled["message"]
+    assert names(control_plane, "deploy", "bounds") == set()
+    apply(control_plane, "bounds", "  scaling: {minReplicas: 2, maxReplicas: 2}\n")
+    wait_until(lambda: ready(control_plane, "bounds"), "bounds Ready once fixed", 60)
+    assert control_plane.get_json("deploy", "bounds-r1")["spec"]["replicas"] == 2
+
+
+def test_deleting_a_model_collects_everything(
+    control_plane: ControlPlane, operator: RunningOperator
+) -> None:
+    apply(control_plane, "gone")
+    wait_until(lambda: ready(control_plane, "gone"), "gone Ready", 60)
+    control_plane.kubectl("delete", "mdl", "gone", "--wait=true", check=True)
+    wait_until(
+        lambda: names(control_plane, "deploy,svc,pdb,controllerrevision,pods", "gone") == set(),
+        "children collected",
+        60,
+    )
+
+
+def test_a_killed_operator_resumes_without_duplicates_or_writes(
+    control_plane: ControlPlane, operator: RunningOperator
+) -> None:
+    apply(control_plane, "sturdy")
+    wait_until(lambda: ready(control_plane, "sturdy"), "sturdy Ready", 60)
+    operator.stop(signal.SIGKILL)
+    operator.start()
+    time.sleep(6)
+    assert operator.writes() == 0, json.dumps(operator.log.read_text()[-3000:])
+    assert names(control_plane, "deploy,svc,pdb,controllerrevision", "sturdy") == {
+        "Deployment/sturdy-r1", "Service/sturdy-r1", "PodDisruptionBudget/sturdy-r1",
+        "ControllerRevision/sturdy-r1",
+    }  # fmt: skip
