@@ -33,6 +33,7 @@ from modelplane.api import (
     Model,
     ModelStatus,
     ObjectMeta,
+    RolloutPhase,
     revision_digest,
     revision_name,
 )
@@ -127,11 +128,14 @@ class Operator:
             self.queue.add(key)
 
     async def tick(self) -> None:
-        """Queue every Model now and then, for decisions that time alone makes due."""
+        """Queue the Models whose next decision time alone makes due (a rollout step ending,
+        its analysis); everything else changes only when the cluster does."""
         while True:
             await asyncio.sleep(TICK_SECONDS)
-            for key in list(self._models):
-                self.queue.add(key)
+            for key, body in list(self._models.items()):
+                rollout = (body.get("status") or {}).get("rollout") or {}
+                if rollout.get("phase") == RolloutPhase.PROGRESSING.value:
+                    self.queue.add(key)
 
     async def work(self) -> None:
         await self.queue.work(self._safely)
