@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -226,15 +227,28 @@ def main() -> None:
 
         # -- scale ----------------------------------------------------------------------------
         started = time.monotonic()
+        written: list[float] = []  # when the operator had written every Model's Deployment
+
+        def watch_writes() -> None:
+            while not written and time.monotonic() - started < 1800:
+                found = operator.writes() or Counter()
+                if found["apply Deployment"] >= len(expected):
+                    written.append(time.monotonic() - started)
+                time.sleep(0.5)
+
+        sampler = threading.Thread(target=watch_writes, daemon=True)
+        sampler.start()
         for n in range(args.namespaces):
             apply(plane, [model(f"m{i}", f"team-{n}") for i in range(per_namespace)])
         applied = time.monotonic() - started
         converge = wait_converged(plane, expected, 1800) + applied
+        sampler.join()
         usage = operator.usage()
         writes = operator.writes() or Counter()
         pods = kubectl_json(plane, "get", "pods", "-A", "--field-selector=status.phase=Running")
         results["scale"] = {
             "apply_s": round(applied, 1),
+            "operator_wrote_all_deployments_s": round(written[0], 1) if written else None,
             "converged_s": round(converge, 1),
             "running_pods": len(pods["items"]),
             "operator": usage,

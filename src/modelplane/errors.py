@@ -128,3 +128,7 @@ class MetricsUnavailableError(ModelplaneError):
     """The rollout analysis could not read its metrics (Prometheus down, a bad answer)."""
 
     retryable = True
+
+
+class KubernetesError(ModelplaneError):
+    """The Kubernetes API server refused a request; the message carries its reason."""

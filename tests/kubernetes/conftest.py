@@ -9,6 +9,8 @@ only. The build and the start are bounded by their own deadlines.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,3 +116,39 @@ def crd(control_plane: ControlPlane) -> str:
 
     wait_until(established, "the Model CRD established")
     return rendered.stdout
+
+
+OPERATOR_NAMESPACE = "modelplane-system"
+
+
+def run_as_admin(plane: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
+    """A ``modelplane`` command with the admin's kubeconfig."""
+    env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig)}
+    return subprocess.run(modelplane(*args), capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def installed(control_plane: ControlPlane, crd: str) -> str:
+    """`modelplane install` done: CRD, namespace, RBAC, the operator's Deployment."""
+    result = run_as_admin(control_plane, "install")
+    assert result.returncode == 0, result.stderr
+    return OPERATOR_NAMESPACE
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(
+    control_plane: ControlPlane, installed: str, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A kubeconfig holding the operator ServiceAccount's token: what the operator may do in
+    a cluster, and nothing more."""
+    token = control_plane.kubectl(
+        "create", "token", "modelplane-operator", "-n", installed, "--duration=4h", check=True
+    ).stdout.strip()
+    admin = json.loads(control_plane.kubeconfig.read_text())
+    config = {
+        **admin,
+        "users": [{"name": "user", "user": {"token": token}}],
+    }
+    path = tmp_path_factory.mktemp("operator") / "kubeconfig"
+    path.write_text(json.dumps(config))
+    return path

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.kubernetes.conftest import condition
 from tests.kubernetes.controlplane import ControlPlane, wait_until
+from tests.kubernetes.health import argocd, flux
 from tests.processes import free_port, modelplane
 
 pytestmark = pytest.mark.slow
@@ -86,9 +87,11 @@ class RunningOperator:
 
 @pytest.fixture(scope="module")
 def operator(
-    control_plane: ControlPlane, crd: str, kwok_node: str, tmp_path_factory: pytest.TempPathFactory
+    operator_kubeconfig: Path, kwok_node: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningOperator]:
-    running = RunningOperator(control_plane.kubeconfig, tmp_path_factory.mktemp("op") / "op.log")
+    """The operator, run here with the ServiceAccount `modelplane install` made: every test
+    below also proves its RBAC is enough."""
+    running = RunningOperator(operator_kubeconfig, tmp_path_factory.mktemp("op") / "op.log")
     yield running
     running.stop()
 
@@ -159,6 +162,8 @@ def test_a_model_gets_its_children_and_becomes_ready(
     table = control_plane.kubectl("get", "mdl", "iris", check=True).stdout
     assert "True" in table.splitlines()[1]
     assert "RevisionReady" in table
+    assert argocd(model(control_plane, "iris")) == ("Healthy", "RevisionReady: iris-r1 is serving")
+    assert flux(model(control_plane, "iris")) == "Current"
 
 
 def test_a_converged_model_costs_no_writes(
@@ -196,6 +201,8 @@ def test_a_spec_change_is_a_new_revision_rolled_out_by_canary(
     assert "Deployment/canary-r2" in names(control_plane, "deploy", "canary")
     # No metric source on this cluster: the analysis waits rather than passing blindly.
     assert "waiting for traffic" in status["rollout"]["lastAnalysis"]["message"]
+    assert argocd(model(control_plane, "canary"))[0] == "Progressing"
+    assert flux(model(control_plane, "canary")) == "InProgress"
 
     control_plane.kubectl(
         "annotate", "mdl", "canary", "modelplane.io/rollout-command=promote:1", check=True
@@ -233,6 +240,8 @@ def test_a_spec_the_types_refuse_is_reported_and_nothing_changes(
     assert stalled["reason"] == "InvalidSpec"
     assert "minReplicas" in stalled["message"]
     assert names(control_plane, "deploy", "bounds") == set()
+    assert argocd(model(control_plane, "bounds"))[0] == "Degraded"
+    assert flux(model(control_plane, "bounds")) == "Failed"
     apply(control_plane, "bounds", "  scaling: {minReplicas: 2, maxReplicas: 2}\n")
     wait_until(lambda: ready(control_plane, "bounds"), "bounds Ready once fixed", 60)
     assert control_plane.get_json("deploy", "bounds-r1")["spec"]["replicas"] == 2

@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 
 from modelplane import __version__
-from modelplane.cli import inference, models, operator, platform, resources, rollouts, serving
+from modelplane.cli import (
+    inference,
+    install,
+    models,
+    operator,
+    platform,
+    resources,
+    rollouts,
+    serving,
+)
 from modelplane.cli.errors import EXIT_USAGE, report
 from modelplane.errors import ModelplaneError
 
@@ -51,6 +60,7 @@ def build_app() -> typer.Typer:
     app.command()(resources.schema)
     app.command("crd")(resources.crd_command)
     app.command()(operator.operator)
+    app.command()(install.install)
     return app
 
 

@@ -78,6 +78,7 @@ RESOURCES: dict[str, Any] = {
 PER_REVISION = ("Deployment", "Service", "PodDisruptionBudget")
 TICK_SECONDS = 2.0  # time-driven decisions (rollout steps, analysis) need a pass now and then
 RETRY_SECONDS = 2.0
+BUILT_CACHE = 20_000
 
 
 class Operator:
@@ -97,12 +98,17 @@ class Operator:
         self._models: dict[str, Body] = {}
         self._owned: dict[str, dict[str, dict[str, Body]]] = {k: {} for k in [*RESOURCES, "Pod"]}
         self._reported: dict[str, Reported] = {}
+        # Built Deployments by (Model uid, revision, replicas): revisions are immutable, and
+        # rendering one (its manifest as YAML, its hash) is most of a pass's CPU.
+        self._built: dict[tuple[str | None, str, int], Body] = {}
 
     # -- what the watches say ---------------------------------------------------------------
 
     def observe(self, kind: str, event_type: str | None, body: Body) -> None:
         """A watch event (``event_type`` None for the initial listing) of a Model or a child."""
-        meta = body["metadata"]
+        # managedFields are the bulk of most objects and never read here: not kept.
+        meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+        body = {**body, "metadata": meta}
         namespace = meta.get("namespace", "default")
         if kind == KIND:
             key = f"{namespace}/{meta['name']}"
@@ -236,9 +242,8 @@ class Operator:
     ) -> None:
         wanted: list[Body] = []
         for revision, count in plan.replicas.items():
-            spec = revisions[revision].spec
             wanted += [
-                children.deployment(model, revision, spec, count, self.settings),
+                self._deployment(model, revisions[revision], count),
                 children.service(model, revision),
                 children.disruption_budget(model, revision),
             ]
@@ -252,6 +257,17 @@ class Operator:
                 revision = live["metadata"]["labels"].get(LABEL_REVISION)
                 if revision not in plan.replicas and not live["metadata"].get("deletionTimestamp"):
                     await self._delete(model, kind, live["metadata"]["name"])
+
+    def _deployment(self, model: Model, revision: StoredRevision, replicas: int) -> Body:
+        key = (model.metadata.uid, revision.ref.name, replicas)
+        built = self._built.get(key)
+        if built is None:
+            if len(self._built) > BUILT_CACHE:
+                self._built.clear()
+            built = self._built[key] = children.deployment(
+                model, revision.ref.name, revision.spec, replicas, self.settings
+            )
+        return built
 
     async def _apply(self, model: Model, manifest: Body) -> None:
         kind, name = manifest["kind"], manifest["metadata"]["name"]
@@ -369,4 +385,5 @@ def _wire(status: ModelStatus) -> dict[str, Any]:
 def _as_dict(found: Any) -> Body:
     """A lightkube object (typed or generic) as the plain dict a watch would give."""
     body: Body = found.to_dict() if hasattr(found, "to_dict") else dict(found)
+    body.get("metadata", {}).pop("managedFields", None)
     return body
