@@ -18,14 +18,15 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 def _lua(value: Any) -> str:
     """A JSON value as a Lua table constructor (Argo CD hands the script such a table)."""
     if isinstance(value, dict):
-        return "{" + ", ".join(f"[{json.dumps(k)}] = {_lua(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"[{_lua(k)}] = {_lua(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
         return "{" + ", ".join(_lua(v) for v in value) + "}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "nil"
-    return json.dumps(value)
+    # JSON's string escapes are Lua's too, but for \uXXXX: keep non-ASCII text as UTF-8 bytes.
+    return json.dumps(value, ensure_ascii=False)
 
 
 def argocd(obj: dict[str, Any]) -> tuple[str, str]:

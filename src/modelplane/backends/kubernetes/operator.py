@@ -21,7 +21,7 @@ from lightkube import ApiError, AsyncClient
 from lightkube.codecs import from_dict
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import ControllerRevision, Deployment
-from lightkube.resources.core_v1 import Service
+from lightkube.resources.core_v1 import Pod, Service
 from lightkube.resources.policy_v1 import PodDisruptionBudget
 from lightkube.types import PatchType
 
@@ -40,6 +40,7 @@ from modelplane.api import (
 from modelplane.backends.kubernetes import children
 from modelplane.backends.kubernetes.children import (
     HASH_ANNOTATION,
+    LABEL_MANAGED_BY,
     LABEL_MODEL,
     LABEL_REVISION,
     MANAGER,
@@ -132,6 +133,18 @@ class Operator:
             found[meta["name"]] = body
         if key in self._models:
             self.queue.add(key)
+
+    async def sync(self, namespaces: tuple[str, ...] = ()) -> None:
+        """Fill every cache with a list call before the first pass: a pass on half-filled
+        caches would take a missing revision for a new one, or missing pods for none."""
+        kinds: dict[str, Any] = {KIND: ModelResource, **RESOURCES, "Pod": Pod}
+        if not self.gateway_api:
+            del kinds["HTTPRoute"]
+        for kind, resource in kinds.items():
+            labels: dict[str, Any] | None = None if kind == KIND else {LABEL_MANAGED_BY: MANAGER}
+            for namespace in namespaces or ("*",):
+                async for found in self.client.list(resource, namespace=namespace, labels=labels):
+                    self.observe(kind, None, _as_dict(found))
 
     async def tick(self) -> None:
         """Queue the Models whose next decision time alone makes due (a rollout step ending,

@@ -68,6 +68,8 @@ async def run(options: OperatorOptions, stop: asyncio.Event | None = None) -> No
         settings = kopf.OperatorSettings()
         settings.posting.enabled = False  # events are the reconciler's to write
         settings.watching.server_timeout = 300
+        settings.scanning.disabled = True  # no watching of CRDs and namespaces: RBAC keeps it out
+        await operator.sync(options.namespaces)
         loop_tasks = [asyncio.create_task(operator.work()) for _ in range(options.workers)]
         loop_tasks.append(asyncio.create_task(operator.tick()))
         log.info("operator started: gateway API %s", "found" if gateway_api else "not installed")
