@@ -80,6 +80,8 @@ PER_REVISION = ("Deployment", "Service", "PodDisruptionBudget")
 TICK_SECONDS = 2.0  # time-driven decisions (rollout steps, analysis) need a pass now and then
 RETRY_SECONDS = 2.0
 BUILT_CACHE = 20_000
+SYNC_ATTEMPTS = 10
+TRANSIENT = frozenset({429, 500, 502, 503, 504})
 
 
 class Operator:
@@ -143,8 +145,22 @@ class Operator:
         for kind, resource in kinds.items():
             labels: dict[str, Any] | None = None if kind == KIND else {LABEL_MANAGED_BY: MANAGER}
             for namespace in namespaces or ("*",):
-                async for found in self.client.list(resource, namespace=namespace, labels=labels):
-                    self.observe(kind, None, _as_dict(found))
+                for attempt in range(SYNC_ATTEMPTS):
+                    try:
+                        listed = [
+                            _as_dict(found)
+                            async for found in self.client.list(
+                                resource, namespace=namespace, labels=labels
+                            )
+                        ]
+                        break
+                    except ApiError as exc:  # e.g. 429 while the server's caches initialise
+                        if exc.status.code not in TRANSIENT or attempt == SYNC_ATTEMPTS - 1:
+                            raise
+                        log.warning("listing %s: %s; retrying", kind, exc.status.message)
+                        await asyncio.sleep(min(0.5 * 2**attempt, 5.0))
+                for body in listed:
+                    self.observe(kind, None, body)
 
     async def tick(self) -> None:
         """Queue the Models whose next decision time alone makes due (a rollout step ending,

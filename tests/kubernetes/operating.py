@@ -1,0 +1,105 @@
+"""A running operator and small kubectl helpers, for the operator's end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.kubernetes.conftest import condition
+from tests.kubernetes.controlplane import ControlPlane, wait_until
+from tests.processes import free_port, modelplane
+
+MODEL = """\
+apiVersion: modelplane.io/v1alpha1
+kind: Model
+metadata: {{name: {name}, namespace: default}}
+spec:
+  source: {{uri: 'https://models.example.com/iris.onnx'}}
+  format: onnx
+  task: classification
+  rollout: {{steps: [{{weight: 10, pauseSeconds: 600}}]}}
+{extra}"""
+
+
+@dataclass
+class RunningOperator:
+    kubeconfig: Path
+    log: Path
+    metrics_port: int = field(default_factory=free_port)
+
+    def __post_init__(self) -> None:
+        self.start()
+
+    options: tuple[str, ...] = ()
+
+    def start(self) -> None:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        self._out = self.log.open("ab")
+        self.process = subprocess.Popen(
+            modelplane(
+                "operator", "--liveness", "", "--metrics-port", str(self.metrics_port),
+                "--image", "registry.example.com/modelplane:test", *self.options,
+            ),
+            env=env, stdout=self._out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            wait_until(lambda: self.writes() is not None, "operator metrics served")
+        except AssertionError:
+            self.stop()
+            raise
+
+    def writes(self) -> float | None:
+        """Writes this operator process made to the API server so far."""
+        if self.process.poll() is not None:
+            raise AssertionError(f"the operator exited:\n{self.log.read_text()}")
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
+        except httpx.TransportError:
+            return None
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "modelplane_operator_api_writes"
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        )
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._out.close()
+
+
+def apply(plane: ControlPlane, name: str, extra: str = "") -> None:
+    plane.kubectl("apply", "-f", "-", input=MODEL.format(name=name, extra=extra), check=True)
+
+
+def model(plane: ControlPlane, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = plane.get_json("mdl", name)
+    return found
+
+
+def ready(plane: ControlPlane, name: str) -> bool:
+    return condition(model(plane, name), "Ready") == "True"
+
+
+def names(plane: ControlPlane, kinds: str, name: str) -> set[str]:
+    listed = plane.get_json(kinds, "-l", f"modelplane.io/model={name}")
+    return {f"{i['kind']}/{i['metadata']['name']}" for i in listed["items"]}
+
+
+def events(plane: ControlPlane, name: str) -> list[str]:
+    listed = plane.get_json("events", "--field-selector", f"involvedObject.name={name}")
+    return [f"{e['reason']}: {e['message']}" for e in listed["items"]]
