@@ -186,6 +186,7 @@ async def apply(found: list[Manifest], dry_run: bool = False) -> list[str]:
     return said
 
 
+_HEADER = "# Rendered by scripts/render-deploy from modelplane.backends.kubernetes.install.\n"
 KUSTOMIZE_FILES = {
     "crd.yaml": ("CustomResourceDefinition",),
     "namespace.yaml": ("Namespace",),
@@ -200,7 +201,7 @@ def kustomize_base(options: InstallOptions) -> dict[str, str]:
     import yaml
 
     found = manifests(options)
-    header = "# Rendered by scripts/render-deploy from modelplane.backends.kubernetes.install.\n"
+    header = _HEADER
     files = {
         name: header + yaml.safe_dump_all([m for m in found if m["kind"] in kinds], sort_keys=False)
         for name, kinds in KUSTOMIZE_FILES.items()
@@ -212,3 +213,11 @@ def kustomize_base(options: InstallOptions) -> dict[str, str]:
     }
     files["kustomization.yaml"] = header + yaml.safe_dump(kustomization, sort_keys=False)
     return files
+
+
+def helm_crds() -> dict[str, str]:
+    """The Helm chart's ``crds/`` directory: the Model CRD."""
+    import yaml
+
+    header = "# Rendered by scripts/render-deploy from modelplane.api.schema.\n"
+    return {"models.modelplane.io.yaml": header + yaml.safe_dump(crd(), sort_keys=False)}
