@@ -31,6 +31,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.kubernetes.controlplane import ControlPlane
 from tests.processes import free_port
 
+from modelplane.backends.local.supervisor import die_with_parent
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / ".bench"
 
@@ -63,7 +65,7 @@ class Operator:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "modelplane", "operator", "--liveness", "",
                  "--metrics-port", str(self.port), "--log-level", "warning"],
-                env=env, stdout=out, stderr=subprocess.STDOUT,
+                env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
             )  # fmt: skip
         deadline = time.monotonic() + 30
         while self.writes() is None:

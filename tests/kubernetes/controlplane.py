@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import datetime
 import ipaddress
 import json
@@ -39,7 +38,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
+from modelplane.backends.local.supervisor import die_with_parent
+
 STARTUP_SECONDS = 120.0
 STOP_GRACE_SECONDS = 10.0  # for each group of components
 SERVICE_CIDR = "10.96.0.0/16"
@@ -60,13 +60,6 @@ def wait_until(check: Callable[[], T | None], what: str, timeout: float = 60) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.25)
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL it when the process that started it dies, so that no
-    component outlives a killed test session (as modelplane's local supervisor does)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _free_ports(count: int) -> list[int]:
@@ -498,7 +491,7 @@ class ControlPlane:
             stderr=subprocess.STDOUT,
             cwd=self.work_dir,
             env=self._env,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
 
     def _check_alive(self) -> None:

@@ -69,6 +69,7 @@ async def run(options: OperatorOptions, stop: asyncio.Event | None = None) -> No
         settings.posting.enabled = False  # events are the reconciler's to write
         settings.watching.server_timeout = 300
         settings.scanning.disabled = True  # no watching of CRDs and namespaces: RBAC keeps it out
+        settings.persistence.diffbase_storage = _NoDiffBase()
         await operator.sync(options.namespaces)
         loop_tasks = [asyncio.create_task(operator.work()) for _ in range(options.workers)]
         loop_tasks.append(asyncio.create_task(operator.tick()))
@@ -91,6 +92,20 @@ async def run(options: OperatorOptions, stop: asyncio.Event | None = None) -> No
                     await task
             if metrics is not None:
                 await metrics.close()
+
+
+class _NoDiffBase(kopf.DiffBaseStorage):
+    """Event handlers only, so nothing is ever diffed: kopf's default deep-copies every object
+    of every watch event to build a diff base, a fifth of the operator's CPU under load."""
+
+    def build(self, **_: Any) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, **_: Any) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, **_: Any) -> None:
+        return None
 
 
 def _registry(operator: Operator, gateway_api: bool) -> kopf.OperatorRegistry:

@@ -55,7 +55,7 @@ class Replica:
         return ReplicaView(self.id, self.revision, self.phase, self.restarts, self.reason)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: SIGKILL it if ``modelplane up`` dies, so no replica outlives
     its supervisor (a restarted ``up`` starts fresh replicas)."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -155,7 +155,7 @@ class Supervisor:
                 "--port", str(replica.port), "--model-version", replica.revision,
                 "--log-level", "warning",
                 stdout=handle, stderr=handle, cwd=self.base_dir, env=os.environ.copy(),
-                start_new_session=True, preexec_fn=_die_with_parent,
+                start_new_session=True, preexec_fn=die_with_parent,
             )  # fmt: skip
         self.on_change()
         waiter = asyncio.get_running_loop().create_task(replica.process.wait())
