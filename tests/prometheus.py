@@ -27,7 +27,9 @@ class PrometheusServer:
     def __post_init__(self) -> None:
         binary = shutil.which("prometheus")
         if binary is None:
-            raise AssertionError("prometheus is not installed: run ./scripts/setup (as root)")
+            raise AssertionError(
+                "prometheus is missing: run ./scripts/test as root (Debian package prometheus)"
+            )
         config = self.work_dir / "prometheus.yml"
         config.write_text(
             f"global: {{scrape_interval: {SCRAPE_SECONDS}s, evaluation_interval: 1s}}\n"

@@ -2,7 +2,7 @@
 request, bad revisions (erroring, slow, predicting differently) rolled back at the first step that
 can judge them, the 50/50 split, and what shadow mirroring costs the client's p50 latency.
 
-    python benchmarks/rollouts/run.py [--only good bad split mirroring]
+    python -m benchmarks.rollouts.run [--only good bad split mirroring]
 
 Everything runs on loopback against a real ``modelplane up``, two replicas per revision, with
 the embedded metric source (the gateway's own per-revision counters).

@@ -15,11 +15,14 @@ them to exit codes. Library exceptions are wrapped at the boundary with ``raise 
     │   ├── ModelNotFoundError     no such model (or version) is served here
     │   ├── ModelNotReadyError     the model exists but cannot serve yet (retryable)
     │   └── PredictError           the model itself failed on valid input
-    └── ResourceError              a control-plane operation on a stored object failed
-        ├── NotFoundError          no object of that name
-        ├── AlreadyExistsError     create of a name that exists
-        ├── ConflictError          stale resourceVersion: re-read and retry (retryable)
-        └── GoneError              a watch asked for history that was compacted away
+    ├── ResourceError              a control-plane operation on a stored object failed
+    │   ├── NotFoundError          no object of that name
+    │   ├── AlreadyExistsError     create of a name that exists
+    │   ├── ConflictError          stale resourceVersion: re-read and retry (retryable)
+    │   └── GoneError              a watch asked for history that was compacted away
+    ├── MetricsUnavailableError    the rollout analysis cannot read its metrics (retryable)
+    └── KubernetesError            the Kubernetes API refused a request
+        └── CacheBehindError       the operator's cache is behind the cluster (retryable)
 
 Errors are *permanent* unless marked retryable: ``retryable`` tells callers such as the gateway
 or a reconciler whether the same call may succeed later.
@@ -132,3 +135,9 @@ class MetricsUnavailableError(ModelplaneError):
 
 class KubernetesError(ModelplaneError):
     """The Kubernetes API server refused a request; the message carries its reason."""
+
+
+class CacheBehindError(KubernetesError):
+    """The operator's watch cache is behind the cluster: try again once it catches up."""
+
+    retryable = True

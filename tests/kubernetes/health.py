@@ -33,7 +33,9 @@ def argocd(obj: dict[str, Any]) -> tuple[str, str]:
     """(status, message) as Argo CD's health.lua for Model says."""
     lua = shutil.which("lua5.4") or shutil.which("lua")
     if lua is None:
-        raise AssertionError("no Lua interpreter: run ./scripts/setup (Debian package lua5.4)")
+        raise AssertionError(
+            "no Lua interpreter: run ./scripts/test as root (Debian package lua5.4)"
+        )
     program = (
         f"obj = {_lua(obj)}\n"
         f"local hs = dofile({json.dumps(str(DEPLOY / 'argocd' / 'health.lua'))})\n"

@@ -57,6 +57,13 @@ class RunningOperator:
 
     def writes(self) -> float | None:
         """Writes this operator process made to the API server so far."""
+        return self._counter("modelplane_operator_api_writes")
+
+    def reconciles(self) -> float | None:
+        """Reconcile passes this operator process made so far."""
+        return self._counter("modelplane_operator_reconciles")
+
+    def _counter(self, name: str) -> float | None:
         if self.process.poll() is not None:
             raise AssertionError(f"the operator exited:\n{self.log.read_text()}")
         try:
@@ -66,7 +73,7 @@ class RunningOperator:
         return sum(
             sample.value
             for family in text_string_to_metric_families(text)
-            if family.name == "modelplane_operator_api_writes"
+            if family.name == name
             for sample in family.samples
             if sample.name.endswith("_total")
         )

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from modelplane.api.model import API_VERSION, KIND, Model
+from modelplane.api.model import API_VERSION, KIND, Model, ModelStatus
 from modelplane.errors import FieldProblem, SpecError
 
 _MAX_VALUE_CHARS = 60
@@ -96,6 +96,11 @@ def to_wire(model: Model, *, include_status: bool = True) -> dict[str, Any]:
     """The JSON-ready form, camelCase, without unset optional noise."""
     exclude = None if include_status else {"status"}
     return model.model_dump(mode="json", by_alias=True, exclude_none=True, exclude=exclude)
+
+
+def status_wire(status: ModelStatus) -> dict[str, Any]:
+    """A status as written to the API: what decides whether a write is needed at all."""
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def dump_yaml(models: Iterable[Model], *, include_status: bool = True) -> str:

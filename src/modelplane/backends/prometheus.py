@@ -102,13 +102,19 @@ class PrometheusSource:
             body = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise MetricsUnavailableError(f"prometheus at {self.url}: {exc}") from exc
-        if body.get("status") != "success":
-            error = body.get("error", f"HTTP {response.status_code}")
-            raise MetricsUnavailableError(f"prometheus at {self.url} refused {query!r}: {error}")
-        return {
-            sample["metric"].get(names.LABEL_REVISION, ""): float(sample["value"][1])
-            for sample in body["data"]["result"]
-        }
+        if not isinstance(body, dict) or body.get("status") != "success":
+            error = body.get("error") if isinstance(body, dict) else None
+            message = error or f"HTTP {response.status_code}"
+            raise MetricsUnavailableError(f"prometheus at {self.url} refused {query!r}: {message}")
+        try:
+            return {
+                sample["metric"].get(names.LABEL_REVISION, ""): float(sample["value"][1])
+                for sample in body["data"]["result"]
+            }
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise MetricsUnavailableError(
+                f"prometheus at {self.url}: unexpected answer to {query!r}: {exc!r}"
+            ) from exc
 
 
 def _escape(value: str) -> str:

@@ -102,9 +102,8 @@ async def _up(
     gateway_url = f"http://{host}:{gateway_port}"
     gateway = Gateway(table, GatewayMetrics(), options)
     supervisor = Supervisor(state_dir, base_dir=Path.cwd())
-    metrics: MetricSource = (
-        PrometheusSource(prometheus) if prometheus else GatewayMetricSource(gateway.reading)
-    )
+    scraped = PrometheusSource(prometheus) if prometheus else None
+    metrics: MetricSource = scraped or GatewayMetricSource(gateway.reading)
     controller = Controller(store, supervisor, table, gateway, metrics, state_dir, gateway_url)
     # Demand, replica changes and writes all wake the controller at once.
     gateway.on_demand = lambda key: controller.wake()
@@ -151,6 +150,8 @@ async def _up(
     await supervisor.close()
     await asyncio.gather(*tasks, return_exceptions=True)
     await gateway.close()
+    if scraped is not None:
+        await scraped.close()
     store.close()
     failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception()]
     if not all(s.started for s in servers) or failed:

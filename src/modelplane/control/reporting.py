@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from modelplane.api import ROLLOUT_COMMAND_ANNOTATION, Model, ModelStatus
+from modelplane.api import ModelStatus
 from modelplane.control.conditions import STALLED, condition
 from modelplane.control.reconcile import Plan
-from modelplane.control.rollout import Command, Event
+from modelplane.control.rollout import Event
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,3 @@ def events(plan: Plan, desired: int, before: Reported) -> tuple[list[Event], Rep
     if before.desired is not None and desired != before.desired:
         found.append(Event("Normal", "Scaled", f"replicas {before.desired} -> {desired}"))
     return found, Reported(shown or before.traffic, is_stalled, desired)
-
-
-def pending_command(model: Model) -> tuple[Command | None, str]:
-    """A user's rollout command (``promote:<time>`` …) not yet acted on, and its annotation."""
-    annotation = model.metadata.annotations.get(ROLLOUT_COMMAND_ANNOTATION, "")
-    handled = model.status.rollout.last_command if model.status.rollout else ""
-    verb = annotation.split(":", 1)[0]
-    if not annotation or annotation == handled or verb not in Command.__members__.values():
-        return None, annotation
-    return Command(verb), annotation

@@ -20,7 +20,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
-from modelplane.api import Rollout, RolloutPhase, RolloutStatus, RolloutStrategy
+from modelplane.api import (
+    ROLLOUT_COMMAND_ANNOTATION,
+    Model,
+    Rollout,
+    RolloutPhase,
+    RolloutStatus,
+    RolloutStrategy,
+)
 from modelplane.control.analysis import Verdict, Window, analyse
 
 
@@ -187,3 +194,13 @@ def _roll_back(
 
 def _with(state: RolloutStatus, **changes: Any) -> RolloutStatus:
     return state.model_copy(update=changes)
+
+
+def pending_command(model: Model) -> tuple[Command | None, str]:
+    """A user's rollout command (``promote:<time>`` …) not yet acted on, and its annotation."""
+    annotation = model.metadata.annotations.get(ROLLOUT_COMMAND_ANNOTATION, "")
+    handled = model.status.rollout.last_command if model.status.rollout else ""
+    verb = annotation.split(":", 1)[0]
+    if not annotation or annotation == handled or verb not in Command.__members__.values():
+        return None, annotation
+    return Command(verb), annotation

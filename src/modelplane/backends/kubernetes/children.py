@@ -40,7 +40,7 @@ class ClusterSettings:
     image_pull_policy: str = "IfNotPresent"
     accelerator_resource: str = "nvidia.com/gpu"
     gateway_url: str = "http://modelplane-gateway.modelplane-system.svc"
-    # The Gateway (namespace/name) HTTPRoutes attach to; None: no HTTPRoute is written.
+    # The Gateway (namespace/name) HTTPRoutes attach to; None: routes have no parentRefs.
     route_parent: tuple[str, str] | None = None
 
 

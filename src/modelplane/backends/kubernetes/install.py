@@ -27,7 +27,7 @@ RULES: list[Manifest] = [
     {"apiGroups": [""], "resources": ["services"], "verbs": WRITE},
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": WRITE},
     {"apiGroups": [""], "resources": ["pods"], "verbs": READ},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"], "verbs": WRITE},
     {
         "apiGroups": ["apiextensions.k8s.io"],
@@ -105,7 +105,7 @@ def manifests(options: InstallOptions) -> list[Manifest]:
 
 
 def _deployment(options: InstallOptions, metadata: Manifest) -> Manifest:
-    args = ["operator", "--log-level", "info"]
+    args = ["operator", "--log-level", "info", "--image", options.image]
     if options.prometheus:
         args += ["--prometheus", options.prometheus]
     probe = {"httpGet": {"path": "/healthz", "port": "healthz"}, "periodSeconds": 10}
@@ -159,12 +159,14 @@ async def apply(found: list[Manifest], dry_run: bool = False) -> list[str]:
     """Server-side apply every manifest in order, with the kubeconfig's (or the pod's)
     credentials; says for each ``kind/name`` what happened. A dry run cannot check objects
     in a namespace that does not exist yet (the server refuses them): it says so instead."""
-    from lightkube import ApiError, AsyncClient
+    from lightkube import ApiError
     from lightkube.codecs import from_dict
     from lightkube.resources.core_v1 import Namespace
 
+    from modelplane.backends.kubernetes.connecting import connected
+
     said, missing = [], set()
-    async with AsyncClient(field_manager="modelplane-install") as client:
+    async with connected("modelplane-install") as client:
         for manifest in found:
             name = f"{manifest['kind']}/{manifest['metadata']['name']}"
             namespace = manifest["metadata"].get("namespace")

@@ -37,6 +37,7 @@ from modelplane.api import (
     revision_digest,
     revision_name,
 )
+from modelplane.api.manifests import status_wire
 from modelplane.backends.kubernetes import children
 from modelplane.backends.kubernetes.children import (
     HASH_ANNOTATION,
@@ -55,12 +56,13 @@ from modelplane.backends.kubernetes.observed import (
     stored_revision,
 )
 from modelplane.backends.kubernetes.workqueue import WorkQueue
-from modelplane.control.analysis import MetricSource, rollout_windows
+from modelplane.backends.windows import rollout_windows
+from modelplane.control.analysis import MetricSource
 from modelplane.control.conditions import READY, RECONCILING, STALLED, set_condition
 from modelplane.control.reconcile import Plan, reconcile
-from modelplane.control.reporting import Reported, events, pending_command, reported_from
-from modelplane.control.rollout import Event
-from modelplane.errors import SpecError
+from modelplane.control.reporting import Reported, events, reported_from
+from modelplane.control.rollout import Event, pending_command
+from modelplane.errors import CacheBehindError, SpecError
 from modelplane.telemetry.operator_metrics import OperatorMetrics
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,8 @@ TICK_SECONDS = 2.0  # time-driven decisions (rollout steps, analysis) need a pas
 RETRY_SECONDS = 2.0
 BUILT_CACHE = 20_000
 SYNC_ATTEMPTS = 10
+RESYNC_SECONDS = 300.0
+PERMANENT_RETRY_SECONDS = 30.0
 TRANSIENT = frozenset({429, 500, 502, 503, 504})
 
 
@@ -109,12 +113,13 @@ class Operator:
 
     def observe(self, kind: str, event_type: str | None, body: Body) -> None:
         """A watch event (``event_type`` None for the initial listing) of a Model or a child."""
-        # managedFields are the bulk of most objects and never read here: not kept.
-        meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
-        body = {**body, "metadata": meta}
+        body = _without_managed_fields(body)
+        meta = body["metadata"]
         namespace = meta.get("namespace", "default")
         if kind == KIND:
             key = f"{namespace}/{meta['name']}"
+            if event_type != "DELETED" and _older(body, self._models.get(key)):
+                return  # a late event: what a write of ours returned is newer
             if event_type == "DELETED":
                 self._models.pop(key, None)
                 self._reported.pop(key, None)
@@ -129,6 +134,8 @@ class Operator:
             return
         key = f"{namespace}/{model}"
         found = self._owned[kind].setdefault(key, {})
+        if event_type != "DELETED" and _older(body, found.get(meta["name"])):
+            return
         if event_type == "DELETED":
             found.pop(meta["name"], None)
         else:
@@ -137,30 +144,57 @@ class Operator:
             self.queue.add(key)
 
     async def sync(self, namespaces: tuple[str, ...] = ()) -> None:
-        """Fill every cache with a list call before the first pass: a pass on half-filled
-        caches would take a missing revision for a new one, or missing pods for none."""
+        """Replace every cache with a list call: before the first pass (a pass on half-filled
+        caches would take a missing revision for a new one, or missing pods for none), and now
+        and then after (a watch that reconnects lists again, and what was deleted meanwhile
+        sends no event: only a fresh list drops it)."""
         kinds: dict[str, Any] = {KIND: ModelResource, **RESOURCES, "Pod": Pod}
         if not self.gateway_api:
             del kinds["HTTPRoute"]
         for kind, resource in kinds.items():
             labels: dict[str, Any] | None = None if kind == KIND else {LABEL_MANAGED_BY: MANAGER}
+            fresh: list[Body] = []
             for namespace in namespaces or ("*",):
-                for attempt in range(SYNC_ATTEMPTS):
-                    try:
-                        listed = [
-                            _as_dict(found)
-                            async for found in self.client.list(
-                                resource, namespace=namespace, labels=labels
-                            )
-                        ]
-                        break
-                    except ApiError as exc:  # e.g. 429 while the server's caches initialise
-                        if exc.status.code not in TRANSIENT or attempt == SYNC_ATTEMPTS - 1:
-                            raise
-                        log.warning("listing %s: %s; retrying", kind, exc.status.message)
-                        await asyncio.sleep(min(0.5 * 2**attempt, 5.0))
-                for body in listed:
-                    self.observe(kind, None, body)
+                fresh += await self._list(kind, resource, namespace, labels)
+            if kind == KIND:
+                self._models = {_key(body): body for body in fresh}
+                continue
+            grouped: dict[str, dict[str, Body]] = {}
+            for body in fresh:
+                model = (body["metadata"].get("labels") or {}).get(LABEL_MODEL)
+                if model is not None:
+                    grouped.setdefault(_key(body, model), {})[body["metadata"]["name"]] = body
+            self._owned[kind] = grouped
+        self._built.clear()
+        for key in self._models:
+            self.queue.add(key)
+
+    async def _list(
+        self, kind: str, resource: Any, namespace: str, labels: dict[str, Any] | None
+    ) -> list[Body]:
+        for attempt in range(SYNC_ATTEMPTS):
+            try:
+                return [
+                    _as_dict(found)
+                    async for found in self.client.list(
+                        resource, namespace=namespace, labels=labels
+                    )
+                ]
+            except ApiError as exc:  # e.g. 429 while the server's caches initialise
+                if exc.status.code not in TRANSIENT or attempt == SYNC_ATTEMPTS - 1:
+                    raise
+                log.warning("listing %s: %s; retrying", kind, exc.status.message)
+                await asyncio.sleep(min(0.5 * 2**attempt, 5.0))
+        raise AssertionError("unreachable")
+
+    async def resync(self, namespaces: tuple[str, ...] = ()) -> None:
+        """``sync`` every RESYNC_SECONDS."""
+        while True:
+            await asyncio.sleep(RESYNC_SECONDS)
+            try:
+                await self.sync(namespaces)
+            except Exception:
+                log.exception("resync failed; the watches go on")
 
     async def tick(self) -> None:
         """Queue the Models whose next decision time alone makes due (a rollout step ending,
@@ -178,15 +212,35 @@ class Operator:
     async def _safely(self, key: str) -> None:
         self.telemetry.queue_depth.set(len(self.queue))
         started = time.perf_counter()
+        outcome, retry_in = "success", 0.0
         try:
             await self.reconcile(key)
+        except ApiError as exc:
+            if exc.status.code in (*TRANSIENT, 409):
+                log.warning("reconciling %s: %s; retrying", key, exc.status.message)
+                outcome, retry_in = "error", RETRY_SECONDS
+            else:
+                # The server refuses what the Model asks for (an invalid child, say): that will
+                # not pass by retrying at once. Say so on status and look again later.
+                outcome, retry_in = "refused", PERMANENT_RETRY_SECONDS
+                await self._refuse(key, exc)
         except Exception:  # one Model's trouble must not stop the others: retry it later
             log.exception("reconciling %s failed; retrying", key)
-            self.telemetry.reconciles.labels("error").inc()
-            asyncio.get_running_loop().call_later(RETRY_SECONDS, self.queue.add, key)
-        else:
-            self.telemetry.reconciles.labels("success").inc()
+            outcome, retry_in = "error", RETRY_SECONDS
+        self.telemetry.reconciles.labels(outcome).inc()
         self.telemetry.reconcile_duration.observe(time.perf_counter() - started)
+        if retry_in:
+            asyncio.get_running_loop().call_later(retry_in, self.queue.add, key)
+
+    async def _refuse(self, key: str, error: ApiError) -> None:
+        body = self._models.get(key)
+        if body is None:
+            return
+        log.warning("reconciling %s: refused: %s", key, error.status.message)
+        try:
+            await self._refused(body, "ChildRefused", str(error.status.message))
+        except ApiError:
+            log.exception("status of %s not written", key)
 
     def _wrote(self, verb: str, kind: str) -> None:
         self.telemetry.writes.labels(verb, kind).inc()
@@ -301,7 +355,7 @@ class Operator:
     async def _apply(self, model: Model, manifest: Body) -> None:
         kind, name = manifest["kind"], manifest["metadata"]["name"]
         live = self._owned[kind].get(model.key, {}).get(name)
-        if live is not None and _hash(live) == _hash(manifest):
+        if live is not None and _hash(live) == _hash(manifest) and _same_scale(live, manifest):
             return
         applied = await self.client.patch(
             RESOURCES[kind], name, manifest, namespace=model.metadata.namespace,
@@ -322,16 +376,18 @@ class Operator:
     async def _report(self, model: Model, plan: Plan, desired: int) -> None:
         key = model.key
         before = self._reported.get(key) or reported_from(model.status)
-        found, self._reported[key] = events(plan, desired, before)
+        found, reported = events(plan, desired, before)
+        # Status first: a crash between the two then loses an event, never repeats a decision.
+        await self._write_status(key, model.metadata, model.status, plan.status)
+        self._reported[key] = reported
         for event in found:
             await self._event(model, event)
-        await self._write_status(key, model.metadata, model.status, plan.status)
 
     async def _write_status(
         self, key: str, meta: ObjectMeta, before: ModelStatus, status: ModelStatus
     ) -> None:
-        wire = _wire(status)
-        if wire == _wire(before):
+        wire = status_wire(status)
+        if wire == status_wire(before):
             return
         patch = {
             "apiVersion": API_VERSION,
@@ -349,10 +405,14 @@ class Operator:
 
     async def _invalid(self, body: Body, error: SpecError) -> None:
         """A spec the API server took but the types refuse: say why on status, touch nothing."""
-        meta = meta_of(body)
         message = str(error)
         if error.problems:
             message += ": " + "; ".join(str(p) for p in error.problems)
+        await self._refused(body, "InvalidSpec", message)
+
+    async def _refused(self, body: Body, reason: str, message: str) -> None:
+        """Not Ready, Stalled, for ``reason``: what was already running keeps running."""
+        meta = meta_of(body)
         try:
             before = ModelStatus.model_validate(body.get("status") or {})
         except ValueError:
@@ -362,7 +422,7 @@ class Operator:
         now = self.clock()
         for type_, value in ((READY, False), (STALLED, True), (RECONCILING, False)):
             status.conditions = set_condition(
-                status.conditions, type_, value, "InvalidSpec", message, meta.generation, now
+                status.conditions, type_, value, reason, message, meta.generation, now
             )
         await self._write_status(f"{meta.namespace}/{meta.name}", meta, before, status)
 
@@ -390,15 +450,17 @@ class Operator:
             log.warning("event %s for %s not recorded: %s", event.reason, model.key, exc)
 
 
-class CacheBehindError(Exception):
-    """The cache is behind the cluster: try the Model again once the watch catches up."""
-
-
 def _desired(model: Model) -> int:
     """Replicas for the serving revision. Demand-driven scaling on a cluster follows the
     gateway's in-flight metrics; until then, the lower bound, at least one."""
     scaling = model.spec.scaling
     return min(max(scaling.min_replicas, 1), scaling.max_replicas)
+
+
+def _same_scale(live: Body, manifest: Body) -> bool:
+    """Replicas are what others change most (``kubectl scale``): checked beside the hash."""
+    wanted = manifest.get("spec", {}).get("replicas")
+    return wanted is None or (live.get("spec") or {}).get("replicas") == wanted
 
 
 def _hash(body: Body) -> str | None:
@@ -407,8 +469,26 @@ def _hash(body: Body) -> str | None:
     return str(found) if found is not None else None
 
 
-def _wire(status: ModelStatus) -> dict[str, Any]:
-    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
+def _without_managed_fields(body: Body) -> Body:
+    """managedFields are the bulk of most objects and never read here: not kept."""
+    meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+    return {**body, "metadata": meta}
+
+
+def _key(body: Body, model: str | None = None) -> str:
+    meta = body["metadata"]
+    return f"{meta.get('namespace', 'default')}/{model or meta['name']}"
+
+
+def _older(body: Body, cached: Body | None) -> bool:
+    """Whether ``body`` is an older state of the same object than ``cached``. Resource
+    versions are etcd revisions in practice; where they do not parse, nothing is older."""
+    if cached is None or cached["metadata"].get("uid") != body["metadata"].get("uid"):
+        return False
+    try:
+        return int(body["metadata"]["resourceVersion"]) < int(cached["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def _as_dict(found: Any) -> Body:

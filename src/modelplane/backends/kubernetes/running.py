@@ -26,6 +26,7 @@ from modelplane.backends.kubernetes.children import (
     MANAGER,
     ClusterSettings,
 )
+from modelplane.backends.kubernetes.connecting import connected
 from modelplane.backends.kubernetes.operator import Operator
 from modelplane.backends.prometheus import PrometheusSource
 from modelplane.telemetry.operator_metrics import OperatorMetrics
@@ -57,12 +58,15 @@ class OperatorOptions:
 
 
 async def run(options: OperatorOptions, stop: asyncio.Event | None = None) -> None:
-    async with AsyncClient(field_manager=MANAGER) as client:
+    async with connected(MANAGER) as client:
         gateway_api = await _has_gateway_api(client)
         metrics = PrometheusSource(options.prometheus) if options.prometheus else None
         telemetry = OperatorMetrics()
-        if options.metrics_port is not None:
+        served = (
             start_http_server(options.metrics_port, ALL_INTERFACES, telemetry.registry)
+            if options.metrics_port is not None
+            else None
+        )
         operator = Operator(client, options.cluster, metrics, gateway_api, telemetry)
         registry = _registry(operator, gateway_api)
         settings = kopf.OperatorSettings()
@@ -73,6 +77,7 @@ async def run(options: OperatorOptions, stop: asyncio.Event | None = None) -> No
         await operator.sync(options.namespaces)
         loop_tasks = [asyncio.create_task(operator.work()) for _ in range(options.workers)]
         loop_tasks.append(asyncio.create_task(operator.tick()))
+        loop_tasks.append(asyncio.create_task(operator.resync(options.namespaces)))
         log.info("operator started: gateway API %s", "found" if gateway_api else "not installed")
         try:
             await kopf.operator(
@@ -92,6 +97,10 @@ async def run(options: OperatorOptions, stop: asyncio.Event | None = None) -> No
                     await task
             if metrics is not None:
                 await metrics.close()
+            if served is not None:
+                server, _ = served
+                server.shutdown()
+                server.server_close()
 
 
 class _NoDiffBase(kopf.DiffBaseStorage):

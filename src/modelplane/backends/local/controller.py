@@ -18,23 +18,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from modelplane.api import (
     Model,
     ModelSpec,
-    ModelStatus,
     ObjectMeta,
     RolloutPhase,
     dump_yaml,
     revision_digest,
 )
+from modelplane.api.manifests import status_wire
 from modelplane.backends.local.store import Revision, SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
-from modelplane.control.analysis import MetricSource, rollout_windows
+from modelplane.backends.windows import rollout_windows
+from modelplane.control.analysis import MetricSource
 from modelplane.control.autoscaling import STABLE_WINDOW, Sample, decide
 from modelplane.control.reconcile import Plan, RevisionRef, reconcile
-from modelplane.control.reporting import Reported, events, pending_command, reported_from
+from modelplane.control.reporting import Reported, events, reported_from
+from modelplane.control.rollout import pending_command
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +239,7 @@ class Controller:
             self.store.record_event(
                 meta.namespace, meta.name, event.type, event.reason, event.message
             )
-        if to_wire_status(plan.status) != to_wire_status(model.status):
+        if status_wire(plan.status) != status_wire(model.status):
             updated = model.model_copy(deep=True)
             updated.status = plan.status
             updated.metadata.resource_version = None
@@ -255,7 +257,3 @@ class Controller:
         meta = model.metadata
         path = meta.name if meta.namespace == "default" else f"{meta.namespace}/{meta.name}"
         return f"{self.gateway_url}/v2/models/{path}"
-
-
-def to_wire_status(status: ModelStatus) -> dict[str, Any]:
-    return status.model_dump(mode="json", by_alias=True, exclude_none=True)

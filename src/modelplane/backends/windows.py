@@ -1,0 +1,35 @@
+"""Reading a rollout's analysis windows from a metric source: the I/O around the pure analysis,
+shared by the embedded controller and the operator."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from modelplane.api import Model, RolloutPhase
+from modelplane.control.analysis import MetricSource, Window
+from modelplane.errors import MetricsUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+async def rollout_windows(
+    source: MetricSource | None, model: Model, latest: str, now: datetime
+) -> tuple[Window, Window]:
+    """The canary's and the stable revision's measurements since the rollout step began.
+
+    Read while a new revision waits to take over too, so a source that keeps readings has one
+    at the instant the first step begins. Without numbers (no source, or it is unavailable)
+    the windows are empty: no verdict, the step waits."""
+    stable, rollout = model.status.stable_revision, model.status.rollout
+    on = rollout is not None and rollout.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED)
+    waiting = model.status.canary_revision != latest
+    if source is None or stable is None or stable == latest or not (on or waiting):
+        return Window(), Window()
+    since = rollout.step_started_at if rollout and rollout.step_started_at else now
+    try:
+        found = await source.windows(model.key, [latest, stable], since, now)
+    except MetricsUnavailableError as exc:
+        log.warning("rollout analysis of %s waits: %s", model.key, exc)
+        return Window(), Window()
+    return found.get(latest, Window()), found.get(stable, Window())
