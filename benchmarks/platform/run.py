@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -394,22 +395,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=list(FIGURES), default=list(FIGURES))
     args = parser.parse_args()
+    run_figures(FIGURES, args.only, "platform-results.json")
+
+
+def run_figures(figures: Mapping[str, Callable[[Up], Any]], only: list[str], results: str) -> None:
+    """Train the iris example, start one `modelplane up`, measure each figure named in ``only``
+    against it, print each as it comes and write them all to .bench/``results``."""
     BENCH.mkdir(exist_ok=True)
     subprocess.run(
         [sys.executable, str(ROOT / "examples/iris/train.py"), "--out", str(BENCH / "iris")],
-        check=True,
-    )
-    results: dict[str, Any] = {}
+        check=True, capture_output=True,
+    )  # fmt: skip
+    found: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         up = Up(Path(tmp) / "state")
         try:
-            for name in args.only:
+            for name in only:
                 print(f"== {name}", flush=True)
-                results[name] = FIGURES[name](up)
-                print(json.dumps(results[name], indent=1), flush=True)
+                found[name] = figures[name](up)
+                print(json.dumps(found[name], indent=1), flush=True)
         finally:
             up.stop()
-    (BENCH / "platform-results.json").write_text(json.dumps(results, indent=1))
+    (BENCH / results).write_text(json.dumps(found, indent=1))
 
 
 if __name__ == "__main__":

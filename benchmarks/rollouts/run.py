@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,7 +23,18 @@ from typing import Any
 import aiohttp
 import httpx
 
-from benchmarks.platform.run import API, BENCH, BODY, ROOT, Up, model, replica_pids, wait, wrk
+from benchmarks.platform.run import (
+    API,
+    BENCH,
+    BODY,
+    ROOT,
+    Up,
+    model,
+    replica_pids,
+    run_figures,
+    wait,
+    wrk,
+)
 
 HERE = Path(__file__).resolve().parent
 STEPS = [{"weight": 10, "pauseSeconds": 10}, {"weight": 50, "pauseSeconds": 10}]
@@ -176,14 +185,14 @@ def split(up: Up) -> dict[str, Any]:
     serving(up, "split", "split-r1")
     up.apply(canary("split", steps, batching={"maxBatchSize": 8}))
     wait(lambda: any("split-r2 50%" in e for e in events(up, "split")), 90)
-    counts = {}
+    counts: dict[str, Any] = {}
     with httpx.Client(timeout=30) as client:
         for total in (200, 2000):
             seen: Counter[str] = Counter()
             for _ in range(total):
                 reply = client.post(f"{up.gateway}/v2/models/split/infer", content=BODY)
                 seen[f"{reply.status_code} {reply.headers['X-Modelplane-Revision']}"] += 1
-            counts[total] = dict(seen)
+            counts[str(total)] = dict(seen)
     delete(up, "split")
     return counts
 
@@ -237,22 +246,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=list(FIGURES), default=list(FIGURES))
     args = parser.parse_args()
-    BENCH.mkdir(exist_ok=True)
-    subprocess.run(
-        [sys.executable, str(ROOT / "examples/iris/train.py"), "--out", str(BENCH / "iris")],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        up = Up(Path(tmp) / "state")
-        try:
-            for name in args.only:
-                print(f"== {name}", flush=True)
-                results[name] = FIGURES[name](up)
-                print(json.dumps(results[name], indent=1), flush=True)
-        finally:
-            up.stop()
-    (BENCH / "rollouts-results.json").write_text(json.dumps(results, indent=1))
+    run_figures(FIGURES, args.only, "rollouts-results.json")
 
 
 if __name__ == "__main__":
