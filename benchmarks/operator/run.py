@@ -26,12 +26,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
 from tests.kubernetes.controlplane import ControlPlane
-from tests.processes import free_port
-
-from modelplane.backends.local.supervisor import die_with_parent
+from tests.kubernetes.operating import RunningOperator
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / ".bench"
@@ -53,40 +49,8 @@ def model(name: str, namespace: str, batch: int = 32) -> dict[str, Any]:
     }
 
 
-class Operator:
-    def __init__(self, kubeconfig: Path, log: Path) -> None:
-        self.kubeconfig, self.log = kubeconfig, log
-        self.port = free_port()
-        self.start()
-
-    def start(self) -> None:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "modelplane", "operator", "--liveness", "",
-                 "--metrics-port", str(self.port), "--log-level", "warning"],
-                env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
-            )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while self.writes() is None:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"operator did not start:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.2)
-
-    def writes(self) -> Counter[str] | None:
-        try:
-            text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
-        except httpx.TransportError:
-            return None
-        found: Counter[str] = Counter()
-        for family in text_string_to_metric_families(text):
-            if family.name == "modelplane_operator_api_writes":
-                for sample in family.samples:
-                    if sample.name.endswith("_total"):
-                        found[f"{sample.labels['verb']} {sample.labels['kind']}"] += int(
-                            sample.value
-                        )
-        return found
+class Operator(RunningOperator):
+    """The operator as the tests run it, plus what it costs."""
 
     def usage(self) -> dict[str, float]:
         """CPU seconds used and memory (MiB, now and at peak) of the operator process."""
@@ -101,14 +65,6 @@ class Operator:
             "rss_mib": int(status["VmRSS"].split()[0]) / 1024,
             "peak_rss_mib": int(status["VmHWM"].split()[0]) / 1024,
         }
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 def kubectl_json(plane: ControlPlane, *args: str) -> Any:
@@ -186,9 +142,9 @@ def duplicates(plane: ControlPlane) -> dict[str, int]:
 
 
 def quiet_writes(operator: Operator, seconds: float) -> int:
-    before = operator.writes() or Counter()
+    before = operator.writes_by_kind() or Counter()
     time.sleep(seconds)
-    after = operator.writes() or Counter()
+    after = operator.writes_by_kind() or Counter()
     return sum((after - before).values())
 
 
@@ -219,7 +175,9 @@ def main() -> None:
             for n in range(args.namespaces)
         ])  # fmt: skip
         time.sleep(5)
-        operator = Operator(plane.kubeconfig, Path(tmp) / "operator.log")
+        operator = Operator(
+            plane.kubeconfig, Path(tmp) / "operator.log", options=("--log-level", "warning")
+        )
         per_namespace = args.models // args.namespaces
         expected = {
             f"team-{n}/m{i}": f"m{i}-r1"
@@ -233,7 +191,7 @@ def main() -> None:
 
         def watch_writes() -> None:
             while not written and time.monotonic() - started < 1800:
-                found = operator.writes() or Counter()
+                found = operator.writes_by_kind() or Counter()
                 if found["apply Deployment"] >= len(expected):
                     written.append(time.monotonic() - started)
                 time.sleep(0.5)
@@ -246,7 +204,7 @@ def main() -> None:
         converge = wait_converged(plane, expected, 1800) + applied
         sampler.join()
         usage = operator.usage()
-        writes = operator.writes() or Counter()
+        writes = operator.writes_by_kind() or Counter()
         pods = kubectl_json(plane, "get", "pods", "-A", "--field-selector=status.phase=Running")
         results["scale"] = {
             "apply_s": round(applied, 1),
@@ -289,7 +247,7 @@ def main() -> None:
                 time.sleep(27)
             change()
             time.sleep(3)  # the kill lands in the middle of the work the change caused
-            operator.kill()
+            operator.stop(signal.SIGKILL)
             kills.append(what)
             operator.start()
         converge = wait_converged(plane, expected, 600)

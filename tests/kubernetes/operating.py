@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,13 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelplane.backends.local.supervisor import die_with_parent
 from tests.kubernetes.conftest import condition
 from tests.kubernetes.controlplane import ControlPlane, wait_until
 from tests.processes import free_port, modelplane
 
+# A Model with an https source (kwok runs no containers: nothing fetches it); ``extra`` adds
+# lines under ``spec``.
 MODEL = """\
 apiVersion: modelplane.io/v1alpha1
 kind: Model
@@ -24,8 +28,9 @@ spec:
   source: {{uri: 'https://models.example.com/iris.onnx'}}
   format: onnx
   task: classification
-  rollout: {{steps: [{{weight: 10, pauseSeconds: 600}}]}}
 {extra}"""
+# One long canary step: a rollout stays in progress while a test looks at it.
+LONG_STEP = "  rollout: {steps: [{weight: 10, pauseSeconds: 600}]}\n"
 
 
 @dataclass
@@ -33,11 +38,10 @@ class RunningOperator:
     kubeconfig: Path
     log: Path
     metrics_port: int = field(default_factory=free_port)
+    options: tuple[str, ...] = ()  # more `modelplane operator` options
 
     def __post_init__(self) -> None:
         self.start()
-
-    options: tuple[str, ...] = ()
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
@@ -47,7 +51,7 @@ class RunningOperator:
                 "operator", "--liveness", "", "--metrics-port", str(self.metrics_port),
                 "--image", "registry.example.com/modelplane:test", *self.options,
             ),
-            env=env, stdout=self._out, stderr=subprocess.STDOUT,
+            env=env, stdout=self._out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
         )  # fmt: skip
         try:
             wait_until(lambda: self.writes() is not None, "operator metrics served")
@@ -57,26 +61,32 @@ class RunningOperator:
 
     def writes(self) -> float | None:
         """Writes this operator process made to the API server so far."""
-        return self._counter("modelplane_operator_api_writes")
+        found = self.writes_by_kind()
+        return None if found is None else sum(found.values())
+
+    def writes_by_kind(self) -> Counter[str] | None:
+        """Those writes by ``"<verb> <kind>"``; None while metrics are not served yet."""
+        return self._counter("modelplane_operator_api_writes", ("verb", "kind"))
 
     def reconciles(self) -> float | None:
         """Reconcile passes this operator process made so far."""
-        return self._counter("modelplane_operator_reconciles")
+        found = self._counter("modelplane_operator_reconciles", ())
+        return None if found is None else sum(found.values())
 
-    def _counter(self, name: str) -> float | None:
+    def _counter(self, name: str, by: tuple[str, ...]) -> Counter[str] | None:
         if self.process.poll() is not None:
             raise AssertionError(f"the operator exited:\n{self.log.read_text()}")
         try:
-            text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
+            text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
         except httpx.TransportError:
             return None
-        return sum(
-            sample.value
-            for family in text_string_to_metric_families(text)
-            if family.name == name
-            for sample in family.samples
-            if sample.name.endswith("_total")
-        )
+        found: Counter[str] = Counter()
+        for family in text_string_to_metric_families(text):
+            if family.name == name:
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        found[" ".join(sample.labels[k] for k in by)] += int(sample.value)
+        return found
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:
@@ -90,7 +100,8 @@ class RunningOperator:
 
 
 def apply(plane: ControlPlane, name: str, extra: str = "") -> None:
-    plane.kubectl("apply", "-f", "-", input=MODEL.format(name=name, extra=extra), check=True)
+    document = MODEL.format(name=name, extra=LONG_STEP + extra)
+    plane.kubectl("apply", "-f", "-", input=document, check=True)
 
 
 def model(plane: ControlPlane, name: str) -> dict[str, Any]:

@@ -5,18 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.kubernetes.controlplane import ControlPlane
+from tests.kubernetes.operating import MODEL
 
 pytestmark = pytest.mark.slow
-
-MODEL = """\
-apiVersion: modelplane.io/v1alpha1
-kind: Model
-metadata: {{name: {name}, namespace: default}}
-spec:
-  source: {{uri: 'https://models.example.com/iris.onnx'}}
-  format: onnx
-  task: classification
-{extra}"""
 
 
 def test_the_crd_is_structural_and_serves_models(control_plane: ControlPlane, crd: str) -> None:

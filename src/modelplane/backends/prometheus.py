@@ -35,7 +35,8 @@ class PrometheusSource:
         self.url = url.rstrip("/")
         self._client = client or httpx.AsyncClient(timeout=timeout)
         self._min_interval = min_interval
-        self._cache: dict[tuple[str, datetime], tuple[float, dict[str, Window]]] = {}
+        # model -> (the window's start, when asked, the answer): reused within min_interval
+        self._cache: dict[str, tuple[datetime, float, dict[str, Window]]] = {}
 
     async def windows(
         self, model: str, revisions: Sequence[str], since: datetime, now: datetime
@@ -43,17 +44,16 @@ class PrometheusSource:
         span_ms = int((now - since).total_seconds() * 1000)
         if span_ms < 1000:
             return {}
-        cached = self._cache.get((model, since))
-        if cached is not None and time.monotonic() - cached[0] < self._min_interval:
-            found = cached[1]
+        cached = self._cache.get(model)
+        if cached and cached[0] == since and time.monotonic() - cached[1] < self._min_interval:
+            found = cached[2]
         else:
             found = await self._query(model, f"{span_ms}ms", now)
-            self._cache = {k: v for k, v in self._cache.items() if k[0] != model}
-            self._cache[(model, since)] = (time.monotonic(), found)
+            self._cache[model] = (since, time.monotonic(), found)
         return {revision: found[revision] for revision in revisions if revision in found}
 
     def forget(self, model: str) -> None:
-        self._cache = {k: v for k, v in self._cache.items() if k[0] != model}
+        self._cache.pop(model, None)
 
     async def close(self) -> None:
         await self._client.aclose()

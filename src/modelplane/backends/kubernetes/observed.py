@@ -31,9 +31,8 @@ class StoredRevision:
 def model_from(body: Body) -> Model:
     """A Model from the API server's object. The spec must validate (``SpecError`` if not);
     a status that does not is dropped, as if the Model had none."""
-    metadata = {k: v for k, v in body.get("metadata", {}).items() if k in _META_FIELDS}
     model = parse_model(
-        {"apiVersion": body["apiVersion"], "kind": body["kind"], "metadata": metadata,
+        {"apiVersion": body["apiVersion"], "kind": body["kind"], "metadata": _metadata(body),
          "spec": body.get("spec", {})}
     )  # fmt: skip
     with contextlib.suppress(ValidationError):
@@ -42,8 +41,12 @@ def model_from(body: Body) -> Model:
 
 
 def meta_of(body: Body) -> ObjectMeta:
-    metadata = {k: v for k, v in body.get("metadata", {}).items() if k in _META_FIELDS}
-    return ObjectMeta.model_validate(metadata)
+    return ObjectMeta.model_validate(_metadata(body))
+
+
+def _metadata(body: Body) -> Body:
+    """The metadata fields ``ObjectMeta`` knows; the server's others (managedFields …) go."""
+    return {k: v for k, v in body.get("metadata", {}).items() if k in _META_FIELDS}
 
 
 def replica_view(pod: Body) -> ReplicaView:

@@ -56,12 +56,12 @@ from modelplane.backends.kubernetes.observed import (
     stored_revision,
 )
 from modelplane.backends.kubernetes.workqueue import WorkQueue
-from modelplane.backends.windows import rollout_windows
+from modelplane.backends.planning import plan as plan_for
 from modelplane.control.analysis import MetricSource
 from modelplane.control.conditions import READY, RECONCILING, STALLED, set_condition
-from modelplane.control.reconcile import Plan, reconcile
+from modelplane.control.reconcile import Plan
 from modelplane.control.reporting import Reported, events, reported_from
-from modelplane.control.rollout import Event, pending_command
+from modelplane.control.rollout import Event
 from modelplane.errors import CacheBehindError, SpecError
 from modelplane.telemetry.operator_metrics import OperatorMetrics
 
@@ -260,13 +260,8 @@ class Operator:
         latest = revisions[-1]
         replicas = [replica_view(pod) for pod in self._owned["Pod"].get(key, {}).values()]
         desired = _desired(model)
-        now = self.clock()
-        windows = await rollout_windows(self.metrics, model, latest.ref.name, now)
-        command, annotation = pending_command(model)
         url = f"{self.settings.gateway_url}/v2/models/{key}"
-        plan = reconcile(model, latest.ref, replicas, desired, now, url, windows, command)
-        if command is not None and plan.status.rollout is not None:
-            plan.status.rollout.last_command = annotation
+        plan = await plan_for(model, latest.ref, replicas, desired, self.clock(), url, self.metrics)
         specs = {r.ref.name: r for r in revisions}
         await self._apply_children(model, plan, specs, latest.ref.name)
         await self._report(model, plan, desired)

@@ -31,12 +31,11 @@ from modelplane.api import (
 from modelplane.api.manifests import status_wire
 from modelplane.backends.local.store import Revision, SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
-from modelplane.backends.windows import rollout_windows
+from modelplane.backends.planning import plan as plan_for
 from modelplane.control.analysis import MetricSource
 from modelplane.control.autoscaling import STABLE_WINDOW, Sample, decide
-from modelplane.control.reconcile import Plan, RevisionRef, reconcile
+from modelplane.control.reconcile import Plan, RevisionRef
 from modelplane.control.reporting import Reported, events, reported_from
-from modelplane.control.rollout import pending_command
 
 log = logging.getLogger(__name__)
 
@@ -135,21 +134,10 @@ class Controller:
         desired = self._desired(
             model, latest.name, memory, len([r for r in replicas if r.revision == latest.name])
         )
-        now = self.clock()
-        windows = await rollout_windows(self.metrics, model, latest.name, now)
-        command, annotation = pending_command(model)
-        plan = reconcile(
-            model,
-            RevisionRef(latest.name, latest.number, latest.digest),
-            replicas,
-            desired,
-            now,
-            self._url(model),
-            windows=windows,
-            command=command,
+        ref = RevisionRef(latest.name, latest.number, latest.digest)
+        plan = await plan_for(
+            model, ref, replicas, desired, self.clock(), self._url(model), self.metrics
         )
-        if command is not None and plan.status.rollout is not None:
-            plan.status.rollout.last_command = annotation
         for revision in plan.start:
             self.supervisor.start(revision, self._manifest(revision))
         self._publish(model, latest.name, plan)

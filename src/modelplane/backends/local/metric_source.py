@@ -6,10 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from modelplane.control.analysis import Counts, History, Window
-
-# Cumulative requests, errors, latency bucket bounds (ms) and counts, shadow comparisons and
-# their summed disagreement, of one revision.
-Reading = tuple[int, int, tuple[float, ...], tuple[int, ...], int, float]
+from modelplane.gateway.stats import Reading
 
 
 class GatewayMetricSource:

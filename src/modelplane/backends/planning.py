@@ -1,5 +1,6 @@
-"""Reading a rollout's analysis windows from a metric source: the I/O around the pure analysis,
-shared by the embedded controller and the operator."""
+"""One reconcile step as both backends take it: read the rollout's analysis windows from the
+metric source (the I/O around the pure analysis), pick up a user's rollout command, plan with
+``control.reconcile``, and record the command as handled."""
 
 from __future__ import annotations
 
@@ -8,9 +9,28 @@ from datetime import datetime
 
 from modelplane.api import Model, RolloutPhase
 from modelplane.control.analysis import MetricSource, Window
+from modelplane.control.reconcile import Plan, ReplicaView, RevisionRef, reconcile
+from modelplane.control.rollout import pending_command
 from modelplane.errors import MetricsUnavailableError
 
 log = logging.getLogger(__name__)
+
+
+async def plan(
+    model: Model,
+    latest: RevisionRef,
+    replicas: list[ReplicaView],
+    desired: int,
+    now: datetime,
+    url: str,
+    source: MetricSource | None,
+) -> Plan:
+    windows = await rollout_windows(source, model, latest.name, now)
+    command, annotation = pending_command(model)
+    found = reconcile(model, latest, replicas, desired, now, url, windows, command)
+    if command is not None and found.status.rollout is not None:
+        found.status.rollout.last_command = annotation  # acted on once
+    return found
 
 
 async def rollout_windows(
