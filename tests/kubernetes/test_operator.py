@@ -180,7 +180,10 @@ def test_a_killed_operator_resumes_without_duplicates_or_writes(
     wait_until(lambda: ready(control_plane, "sturdy"), "sturdy Ready", 60)
     operator.stop(signal.SIGKILL)
     operator.start()
-    time.sleep(6)
+    models = len(control_plane.get_json("mdl")["items"])
+    # Every Model passed over at least once by the new process, then a little more time.
+    wait_until(lambda: (operator.reconciles() or 0) >= models, "passes over every Model", 30)
+    time.sleep(2)
     assert operator.writes() == 0, json.dumps(operator.log.read_text()[-3000:])
     assert names(control_plane, "deploy,svc,pdb,controllerrevision", "sturdy") == {
         "Deployment/sturdy-r1", "Service/sturdy-r1", "PodDisruptionBudget/sturdy-r1",
