@@ -69,6 +69,18 @@ def control_plane(
 
 
 NODE = "kwok-node-0"
+COMPONENTS = {"modelplane-operator", "modelplane-gateway"}
+
+
+def running_components(plane: ControlPlane, namespace: str) -> set[str]:
+    """The ``app.kubernetes.io/name`` of every Running pod in ``namespace``: a pod that the
+    admission refused never exists, so Running also means admitted."""
+    pods = plane.get_json("pods", "-n", namespace)["items"]
+    return {
+        p["metadata"]["labels"]["app.kubernetes.io/name"]
+        for p in pods
+        if p["status"].get("phase") == "Running"
+    }
 
 
 def condition(obj: Any, kind: str) -> str | None:

@@ -12,7 +12,13 @@ import pytest
 import yaml
 
 from modelplane.api import crd
-from modelplane.backends.kubernetes.install import RULES, InstallOptions, manifests
+from modelplane.backends.kubernetes.install import (
+    GATEWAY_RULES,
+    RULES,
+    InstallOptions,
+    manifests,
+)
+from tests.kubernetes.conftest import COMPONENTS, running_components
 from tests.kubernetes.controlplane import ControlPlane, wait_until
 
 pytestmark = pytest.mark.slow
@@ -42,8 +48,13 @@ def helm(k8s_bin_dir: Path, control_plane: ControlPlane) -> Any:
     return run
 
 
-def by_kind(documents: list[Any]) -> dict[str, Any]:
-    return {d["kind"]: d for d in documents if d}
+def by_kind(documents: list[Any]) -> dict[tuple[str, str], Any]:
+    """Objects by kind and component: ``(kind, app.kubernetes.io/name)``."""
+    return {
+        (d["kind"], d["metadata"].get("labels", {}).get("app.kubernetes.io/name", "")): d
+        for d in documents
+        if d
+    }
 
 
 def test_the_chart_lints(helm: Any) -> None:
@@ -62,19 +73,36 @@ def test_the_chart_renders_what_install_makes(helm: Any) -> None:
     assert rendered.returncode == 0, rendered.stderr
     chart = by_kind(list(yaml.safe_load_all(rendered.stdout)))
     install = by_kind(manifests(InstallOptions(prometheus="http://prometheus:9090")))
-    assert set(chart) == set(install) - {"Namespace"}  # Helm installs into a namespace it is given
-    assert chart["CustomResourceDefinition"]["spec"] == crd()["spec"]
-    assert chart["ClusterRole"]["rules"] == RULES
-    ours = install["Deployment"]["spec"]["template"]["spec"]
-    theirs = chart["Deployment"]["spec"]["template"]["spec"]
-    assert theirs["securityContext"] == ours["securityContext"]
-    assert theirs["containers"][0]["securityContext"] == ours["containers"][0]["securityContext"]
-    args = theirs["containers"][0]["args"]
-    assert args[0] == "operator"
+    # Helm installs into a namespace it is given; the CRD has no component label.
+    assert {(k, n) for k, n in chart if k != "CustomResourceDefinition"} == {
+        (k, n) for k, n in install if k not in ("Namespace", "CustomResourceDefinition")
+    }
+    found_crd = next(d for (k, _), d in chart.items() if k == "CustomResourceDefinition")
+    assert found_crd["spec"] == crd()["spec"]
+    operator, gateway = "modelplane-operator", "modelplane-gateway"
+    assert chart["ClusterRole", operator]["rules"] == RULES
+    assert chart["ClusterRole", gateway]["rules"] == GATEWAY_RULES
+    for component in (operator, gateway):
+        ours = install["Deployment", component]["spec"]["template"]["spec"]
+        theirs = chart["Deployment", component]["spec"]["template"]["spec"]
+        assert theirs["securityContext"] == ours["securityContext"]
+        mine, given = theirs["containers"][0], ours["containers"][0]
+        assert mine["securityContext"] == given["securityContext"]
+        assert mine["args"][0] == given["args"][0]
+    args = chart["Deployment", operator]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("--prometheus") + 1] == "http://prometheus:9090"
+    assert (
+        args[args.index("--gateway-url") + 1]
+        == "http://mp-modelplane-gateway.modelplane-system.svc"
+    )
+    args = chart["Deployment", gateway]["spec"]["template"]["spec"]["containers"][0]["args"]
+    # Gateways send their load where the operator listens: its Service's port.
+    service = chart["Service", operator]["spec"]["ports"][0]["port"]
+    load = f"http://mp-modelplane.modelplane-system.svc:{service}/v1/load"
+    assert args[args.index("--report-to") + 1] == load
 
 
-def test_the_chart_installs_and_its_operator_pod_runs(
+def test_the_chart_installs_and_its_operator_and_gateway_pods_run(
     helm: Any, control_plane: ControlPlane, crd: str, kwok_node: str
 ) -> None:
     control_plane.kubectl("create", "namespace", "helm-test", check=True)
@@ -85,9 +113,9 @@ def test_the_chart_installs_and_its_operator_pod_runs(
     installed = helm("install", "mp", str(CHART), "--namespace", "helm-test", "--wait=false")
     assert installed.returncode == 0, installed.stderr
 
-    def running() -> bool:
-        pods = control_plane.get_json("pods", "-n", "helm-test")["items"]
-        return any(p["status"].get("phase") == "Running" for p in pods)
-
-    wait_until(running, "the chart's operator pod admitted (restricted) and Running", 60)
+    wait_until(
+        lambda: running_components(control_plane, "helm-test") == COMPONENTS,
+        "the chart's operator and gateway pods admitted (restricted) and Running",
+        60,
+    )
     assert control_plane.get_json("clusterrole", "mp-modelplane")["rules"] == RULES

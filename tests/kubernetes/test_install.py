@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from modelplane.backends.kubernetes.install import InstallOptions, kustomize_base
-from tests.kubernetes.conftest import run_as_admin
+from tests.kubernetes.conftest import COMPONENTS, run_as_admin, running_components
 from tests.kubernetes.controlplane import ControlPlane, wait_until
 
 pytestmark = pytest.mark.slow
@@ -35,13 +35,14 @@ def test_kustomize_and_install_give_the_same_objects(control_plane: ControlPlane
     from_kustomize = list(yaml.safe_load_all(built.stdout))
     from_install = list(yaml.safe_load_all(rendered.stdout))
     assert identities(from_kustomize) == identities(from_install)
-    assert len(identities(from_install)) == 7
+    assert len(identities(from_install)) == 12  # CRD, namespace, operator and gateway each 5
 
 
 def test_rbac_is_least_privilege() -> None:
     found = yaml.safe_load_all((ROOT / "deploy" / "kustomize" / "rbac.yaml").read_text())
-    role = next(d for d in found if d["kind"] == "ClusterRole")
-    for rule in role["rules"]:
+    roles = [d for d in found if d["kind"] == "ClusterRole"]
+    assert {r["metadata"]["name"] for r in roles} == {"modelplane-operator", "modelplane-gateway"}
+    for rule in [rule for role in roles for rule in role["rules"]]:
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[field], rule
         assert "secrets" not in rule["resources"]
@@ -51,8 +52,8 @@ def test_a_dry_run_checks_and_changes_nothing(control_plane: ControlPlane, crd: 
     checked = run_as_admin(control_plane, "install", "--dry-run", "--namespace", "mp-dry")
     assert checked.returncode == 0, checked.stderr
     # The server refuses to check objects in a namespace that does not exist: said, not hidden.
-    assert checked.stdout.count("checked (dry run)") == 4
-    assert checked.stdout.count("not checked: namespace mp-dry does not exist yet") == 3
+    assert checked.stdout.count("checked (dry run)") == 6  # the cluster-scoped ones
+    assert checked.stdout.count("not checked: namespace mp-dry does not exist yet") == 6
     assert control_plane.kubectl("get", "namespace", "mp-dry").returncode != 0
 
 
@@ -61,7 +62,7 @@ def test_a_dry_run_over_an_install_checks_every_object(
 ) -> None:
     checked = run_as_admin(control_plane, "install", "--dry-run", "--namespace", installed)
     assert checked.returncode == 0, checked.stderr
-    assert checked.stdout.count("checked (dry run)") == 7
+    assert checked.stdout.count("checked (dry run)") == 12
 
 
 def test_a_refused_install_says_which_object_and_why(control_plane: ControlPlane) -> None:
@@ -71,15 +72,14 @@ def test_a_refused_install_says_which_object_and_why(control_plane: ControlPlane
     assert "Traceback" not in refused.stderr
 
 
-def test_the_operator_deployment_passes_pod_security_restricted(
+def test_the_operator_and_gateway_pods_pass_pod_security_restricted(
     control_plane: ControlPlane, installed: str, kwok_node: str
 ) -> None:
     labels = control_plane.get_json("namespace", installed)["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
-    def running() -> bool:
-        pods = control_plane.get_json("pods", "-n", installed)["items"]
-        return any(p["status"].get("phase") == "Running" for p in pods)
-
-    # A pod the admission refused would never exist: the ReplicaSet would only report errors.
-    wait_until(running, "the operator's pod admitted and Running (kwok)", 60)
+    wait_until(
+        lambda: running_components(control_plane, installed) == COMPONENTS,
+        "the operator's and the gateway's pods admitted and Running (kwok)",
+        60,
+    )

@@ -14,9 +14,10 @@ from modelplane.backends.prometheus import PrometheusSource
 from modelplane.control.analysis import Window
 from modelplane.errors import MetricsUnavailableError
 from tests.platform.conftest import Platform, wait_for
-from tests.platform.test_rollouts import CANARY, ROW, events, flaky, rollout_phase, steady_load
+from tests.platform.test_rollouts import CANARY, events, flaky, rollout_phase, steady_load
 from tests.processes import free_port
 from tests.prometheus import PrometheusServer
+from tests.traffic import ROW
 
 # Steps long enough for a few scrapes each.
 SCRAPED_CANARY = CANARY.replace("pauseSeconds: 2", "pauseSeconds: 5")

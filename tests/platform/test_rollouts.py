@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,10 +9,10 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import MODELS
 from tests.platform.conftest import API, Platform, wait_for
+from tests.traffic import flaky_manifest
+from tests.traffic import steady_load as load_through
 
-ROW = [5.1, 3.5, 1.4, 0.2]
 CANARY = (
     "  rollout:\n"
     "    strategy: Canary\n"
@@ -23,36 +22,14 @@ CANARY = (
 
 
 def flaky(path: Path, name: str, fail: bool) -> Path:
-    path.write_text(
-        f"apiVersion: modelplane.io/v1alpha1\nkind: Model\nmetadata: {{name: {name}}}\nspec:\n"
-        f"  source: {{uri: '{(MODELS / 'flaky.py').as_uri()}'}}\n  format: python\n"
-        f"  task: classification\n  runtime: {{parameters: {{fail: '{str(fail).lower()}'}}}}\n"
-        + CANARY
-    )
+    path.write_text(flaky_manifest(name, fail, CANARY))
     return path
 
 
 @contextmanager
 def steady_load(platform: Platform, name: str) -> Iterator[Counter[str]]:
-    outcomes: Counter[str] = Counter()
-    stop = threading.Event()
-
-    def run() -> None:
-        body = {"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 4], "data": ROW}]}
-        with httpx.Client(timeout=30) as client:
-            while not stop.is_set():
-                reply = client.post(f"{platform.gateway}/v2/models/{name}/infer", json=body)
-                outcomes[f"{reply.status_code} {reply.headers.get('x-modelplane-revision')}"] += 1
-
-    workers = [threading.Thread(target=run) for _ in range(3)]
-    for worker in workers:
-        worker.start()
-    try:
+    with load_through(f"{platform.gateway}/v2/models/{name}/infer") as outcomes:
         yield outcomes
-    finally:
-        stop.set()
-        for worker in workers:
-            worker.join()
 
 
 def events(platform: Platform, name: str) -> list[str]:

@@ -1,13 +1,14 @@
 """One reconcile step as both backends take it: read the rollout's analysis windows from the
 metric source (the I/O around the pure analysis), pick up a user's rollout command, plan with
-``control.reconcile``, and record the command as handled."""
+``control.reconcile``, and record the command as handled. And how a gateway routes a model
+whose status says where its traffic goes."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
 
-from modelplane.api import Model, RolloutPhase
+from modelplane.api import Model, ModelSpec, ModelStatus, RolloutPhase
 from modelplane.control.analysis import MetricSource, Window
 from modelplane.control.reconcile import Plan, ReplicaView, RevisionRef, reconcile
 from modelplane.control.rollout import pending_command
@@ -53,3 +54,18 @@ async def rollout_windows(
         log.warning("rollout analysis of %s waits: %s", model.key, exc)
         return Window(), Window()
     return found.get(latest, Window()), found.get(stable, Window())
+
+
+Shadow = tuple[str, float, str]  # (canary revision, percent of requests mirrored, task)
+
+
+def route_policy(spec: ModelSpec, status: ModelStatus) -> tuple[Shadow | None, str | None]:
+    """The revision a gateway mirrors requests to, and the revision on trial (whose failed
+    requests are retried on the others), while a canary rollout runs."""
+    phase = status.rollout.phase if status.rollout else None
+    canary = status.canary_revision
+    if canary is None or phase not in (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED):
+        return None, None
+    percent = spec.rollout.analysis.shadow_percent
+    mirrored = phase is RolloutPhase.PROGRESSING and percent > 0
+    return ((canary, percent, spec.task.value) if mirrored else None), canary

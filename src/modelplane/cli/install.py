@@ -23,6 +23,10 @@ def install(
     dry_run: Annotated[
         bool, typer.Option(help="Let the API server check everything, change nothing.")
     ] = False,
+    allow_unsafe_crd: Annotated[
+        bool,
+        typer.Option(help="Apply a CRD change even if it would break stored Models."),
+    ] = False,
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="yaml: print the manifests, apply none.")
     ] = None,
@@ -39,7 +43,7 @@ def install(
         typer.echo(yaml.safe_dump_all(found, sort_keys=False), nl=False)
         return
     try:
-        applied = asyncio.run(apply(found, dry_run=dry_run))
+        applied = asyncio.run(apply(found, dry_run=dry_run, allow_unsafe_crd=allow_unsafe_crd))
     except ImportError as exc:
         raise MissingExtraError("modelplane install", "kubernetes") from exc
     for line in applied:

@@ -10,6 +10,7 @@ import typer
 
 from modelplane import __version__
 from modelplane.cli import (
+    gateway,
     inference,
     install,
     models,
@@ -60,6 +61,7 @@ def build_app() -> typer.Typer:
     app.command()(resources.schema)
     app.command("crd")(resources.crd_command)
     app.command()(operator.operator)
+    app.command()(gateway.gateway)
     app.command()(install.install)
     return app
 

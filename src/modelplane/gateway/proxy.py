@@ -24,6 +24,7 @@ from starlette.types import Message, Receive, Scope, Send
 from modelplane import __version__
 from modelplane.gateway import paths
 from modelplane.gateway.balancing import pick_endpoint, pick_revision
+from modelplane.gateway.load import LoadReport, ModelLoad
 from modelplane.gateway.routing import Endpoint, RoutingTable, Shadow
 from modelplane.gateway.shadowing import disagreement
 from modelplane.gateway.stats import Reading, RevisionStats
@@ -91,6 +92,7 @@ class Gateway:
         self.table, self.metrics = table, metrics
         self.options = options or GatewayOptions()
         self.on_demand = on_demand
+        self.is_ready: Callable[[], bool] = lambda: True  # routes known: worth sending to
         self._rng = rng or random.Random()  # noqa: S311 - load balancing, not secrets
         self._held: dict[str, int] = {}
         self._budget = RetryBudget(self.options.retry_ratio)
@@ -112,6 +114,21 @@ class Gateway:
     def held(self, key: str) -> int:
         return self._held.get(key, 0)
 
+    def load(self, name: str) -> LoadReport:
+        """This gateway's load on every model it routes, as ``name`` reports it."""
+        now = time.monotonic()
+        models = {}
+        for route in self.table.routes():
+            last = self.last_request.get(route.key)
+            models[route.key] = ModelLoad(
+                held=self._held.get(route.key, 0),
+                idle_seconds=max(now - last, 0.0) if last is not None else None,
+                in_flight={
+                    r.name: sum(e.outstanding for e in r.endpoints) for r in route.revisions
+                },
+            )
+        return LoadReport(gateway=name, models=models)
+
     def in_flight(self, key: str, revision: str) -> int:
         route = self.table.lookup(key)
         found = route.revision(revision) if route else None
@@ -126,8 +143,11 @@ class Gateway:
         if scope["type"] != "http":
             return
         path = scope["path"]
-        if path in ("/v2/health/live", "/v2/health/ready"):
+        if path == "/v2/health/live":
             await _reply(send, 200, orjson.dumps({"live": True}))
+        elif path == "/v2/health/ready":
+            ready = self.is_ready()
+            await _reply(send, 200 if ready else 503, orjson.dumps({"ready": ready}))
         elif path == "/v2":
             document = {"name": "modelplane-gateway", "version": __version__, "extensions": []}
             await _reply(send, 200, orjson.dumps(document))

@@ -31,3 +31,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "modelplane.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
+
+{{- define "modelplane.gatewayName" -}}
+{{- printf "%s-gateway" (include "modelplane.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "modelplane.gatewayLabels" -}}
+app.kubernetes.io/name: modelplane-gateway
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/part-of: modelplane
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "modelplane.gatewaySelector" -}}
+app.kubernetes.io/name: modelplane-gateway
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}

@@ -1,6 +1,7 @@
-"""What ``modelplane install`` puts on a cluster, as manifests: the Model CRD, the operator's
-namespace, ServiceAccount, least-privilege RBAC and Deployment. ``deploy/kustomize`` holds the
-same objects, rendered from here (``scripts/render-deploy``), so the two never drift apart."""
+"""What ``modelplane install`` puts on a cluster, as manifests: the Model CRD, a namespace, and
+for the operator and the gateway each a ServiceAccount, least-privilege RBAC, a Deployment and a
+Service. ``deploy/kustomize`` holds the same objects, rendered from here
+(``scripts/render-deploy``), so the two never drift apart."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from modelplane.errors import KubernetesError
 Manifest = dict[str, Any]
 
 NAME = "modelplane-operator"
-OPERATOR_PORTS = {"metrics": 8080, "healthz": 8081}
+GATEWAY = "modelplane-gateway"
+OPERATOR_PORTS = {"http": 8080, "healthz": 8081}  # http: /metrics, and gateways' load reports
+GATEWAY_PORT = 8080
 WRITE = ["get", "list", "watch", "create", "patch", "update", "delete"]
 READ = ["get", "list", "watch"]
 
@@ -36,6 +39,11 @@ RULES: list[Manifest] = [
         "verbs": ["get"],
     },
 ]
+# The gateway reads where traffic goes (Model status) and to whom (EndpointSlices).
+GATEWAY_RULES: list[Manifest] = [
+    {"apiGroups": [GROUP], "resources": ["models"], "verbs": READ},
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": READ},
+]
 
 
 @dataclass(frozen=True)
@@ -45,9 +53,9 @@ class InstallOptions:
     prometheus: str | None = None
 
 
-def labels() -> dict[str, str]:
+def labels(name: str = NAME) -> dict[str, str]:
     return {
-        "app.kubernetes.io/name": NAME,
+        "app.kubernetes.io/name": name,
         "app.kubernetes.io/part-of": "modelplane",
         "app.kubernetes.io/version": __version__,
         LABEL_MANAGED_BY: "modelplane-install",
@@ -56,87 +64,121 @@ def labels() -> dict[str, str]:
 
 def manifests(options: InstallOptions) -> list[Manifest]:
     namespace = options.namespace
-
-    def meta(name: str, namespaced: bool = True) -> Manifest:
-        found: Manifest = {"name": name, "labels": labels()}
-        if namespaced:
-            found["namespace"] = namespace
-        return found
-
     return [
         crd(),
         {
             "apiVersion": "v1",
             "kind": "Namespace",
             "metadata": {
-                **meta(namespace, namespaced=False),
+                "name": namespace,
                 "labels": {**labels(), "pod-security.kubernetes.io/enforce": "restricted"},
             },
         },
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(NAME)},
+        *_identity(NAME, namespace, RULES),
+        *_identity(GATEWAY, namespace, GATEWAY_RULES),
+        _operator(options),
+        _service(NAME, namespace, "http", OPERATOR_PORTS["http"]),
+        _gateway(options),
+        _service(GATEWAY, namespace, "http", 80),
+    ]
+
+
+def _meta(name: str, namespace: str | None) -> Manifest:
+    found: Manifest = {"name": name, "labels": labels(name)}
+    if namespace is not None:
+        found["namespace"] = namespace
+    return found
+
+
+def _identity(name: str, namespace: str, rules: list[Manifest]) -> list[Manifest]:
+    """A ServiceAccount and what it may do, cluster-wide."""
+    rbac = "rbac.authorization.k8s.io"
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, namespace)},
         {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "apiVersion": f"{rbac}/v1",
             "kind": "ClusterRole",
-            "metadata": meta(NAME, namespaced=False),
-            "rules": RULES,
+            "metadata": _meta(name, None),
+            "rules": rules,
         },
         {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "apiVersion": f"{rbac}/v1",
             "kind": "ClusterRoleBinding",
-            "metadata": meta(NAME, namespaced=False),
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": NAME,
-            },
-            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}],
-        },
-        _deployment(options, meta(NAME)),
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": meta(NAME),
-            "spec": {
-                "selector": {"app.kubernetes.io/name": NAME},
-                "ports": [{"name": "metrics", "port": 8080, "targetPort": "metrics"}],
-            },
+            "metadata": _meta(name, None),
+            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
         },
     ]
 
 
-def _deployment(options: InstallOptions, metadata: Manifest) -> Manifest:
+def _service(name: str, namespace: str, port_name: str, port: int) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(name, namespace),
+        "spec": {
+            "selector": {"app.kubernetes.io/name": name},
+            "ports": [{"name": port_name, "port": port, "targetPort": port_name}],
+        },
+    }
+
+
+def _operator(options: InstallOptions) -> Manifest:
     args = ["operator", "--log-level", "info", "--image", options.image]
     if options.prometheus:
         args += ["--prometheus", options.prometheus]
+    args += ["--gateway-url", f"http://{GATEWAY}.{options.namespace}.svc"]
     probe = {"httpGet": {"path": "/healthz", "port": "healthz"}, "periodSeconds": 10}
+    # One operator at a time: the old one stops before the new one starts.
+    return _deployment(NAME, options, args, OPERATOR_PORTS, (probe, probe), 1, "Recreate")
+
+
+def _gateway(options: InstallOptions) -> Manifest:
+    load = f"http://{NAME}.{options.namespace}.svc:{OPERATOR_PORTS['http']}/v1/load"
+    args = ["gateway", "--port", str(GATEWAY_PORT), "--report-to", load]
+    live = {"httpGet": {"path": "/v2/health/live", "port": "http"}, "periodSeconds": 10}
+    ready = {"httpGet": {"path": "/v2/health/ready", "port": "http"}, "periodSeconds": 2}
+    ports = {"http": GATEWAY_PORT}
+    return _deployment(GATEWAY, options, args, ports, (live, ready), 2, "RollingUpdate")
+
+
+def _deployment(
+    name: str,
+    options: InstallOptions,
+    args: list[str],
+    ports: dict[str, int],
+    probes: tuple[Manifest, Manifest],  # liveness, readiness
+    replicas: int,
+    strategy: str,
+) -> Manifest:
+    liveness, readiness = probes
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata,
+        "metadata": _meta(name, options.namespace),
         "spec": {
-            "replicas": 1,
-            # One operator at a time: the old one stops before the new one starts.
-            "strategy": {"type": "Recreate"},
-            "selector": {"matchLabels": {"app.kubernetes.io/name": NAME}},
+            "replicas": replicas,
+            "strategy": {"type": strategy},
+            "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
             "template": {
-                "metadata": {"labels": labels()},
+                "metadata": {"labels": labels(name)},
                 "spec": {
-                    "serviceAccountName": NAME,
+                    "serviceAccountName": name,
                     "securityContext": {
                         "runAsNonRoot": True,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "containers": [
                         {
-                            "name": "operator",
+                            "name": name.removeprefix("modelplane-"),
                             "image": options.image,
                             "args": args,
                             "ports": [
-                                {"name": name, "containerPort": port}
-                                for name, port in OPERATOR_PORTS.items()
+                                {"name": port_name, "containerPort": port}
+                                for port_name, port in ports.items()
                             ],
-                            "livenessProbe": probe,
-                            "readinessProbe": probe,
+                            "livenessProbe": liveness,
+                            "readinessProbe": readiness,
                             "resources": {
                                 "requests": {"cpu": "100m", "memory": "256Mi"},
                                 "limits": {"memory": "1Gi"},
@@ -155,18 +197,41 @@ def _deployment(options: InstallOptions, metadata: Manifest) -> Manifest:
     }
 
 
-async def apply(found: list[Manifest], dry_run: bool = False) -> list[str]:
+async def apply(
+    found: list[Manifest], dry_run: bool = False, allow_unsafe_crd: bool = False
+) -> list[str]:
     """Server-side apply every manifest in order, with the kubeconfig's (or the pod's)
     credentials; says for each ``kind/name`` what happened. A dry run cannot check objects
-    in a namespace that does not exist yet (the server refuses them): it says so instead."""
+    in a namespace that does not exist yet (the server refuses them): it says so instead.
+    A CRD change that would break stored Models (``crd_upgrade``) is refused, before anything
+    is applied, unless ``allow_unsafe_crd``."""
     from lightkube import ApiError
     from lightkube.codecs import from_dict
+    from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
     from lightkube.resources.core_v1 import Namespace
 
     from modelplane.backends.kubernetes.connecting import connected
+    from modelplane.backends.kubernetes.crd_upgrade import unsafe_changes
 
     said, missing = [], set()
     async with connected("modelplane-install") as client:
+        for manifest in found:
+            if manifest["kind"] != "CustomResourceDefinition" or allow_unsafe_crd:
+                continue
+            try:
+                live = await client.get(CustomResourceDefinition, manifest["metadata"]["name"])
+            except ApiError as exc:
+                if exc.status.code == 404:
+                    continue  # a first install
+                raise KubernetesError(f"reading the live CRD: {exc.status.message}") from exc
+            problems = unsafe_changes(live.to_dict(), manifest)
+            if problems:
+                raise KubernetesError(
+                    f"CustomResourceDefinition/{manifest['metadata']['name']}: the upgrade would "
+                    "break stored Models, so nothing was applied:\n  - "
+                    + "\n  - ".join(problems)
+                    + "\n(--allow-unsafe-crd applies it anyway)"
+                )
         for manifest in found:
             name = f"{manifest['kind']}/{manifest['metadata']['name']}"
             namespace = manifest["metadata"].get("namespace")
@@ -193,7 +258,8 @@ KUSTOMIZE_FILES = {
     "crd.yaml": ("CustomResourceDefinition",),
     "namespace.yaml": ("Namespace",),
     "rbac.yaml": ("ServiceAccount", "ClusterRole", "ClusterRoleBinding"),
-    "operator.yaml": ("Deployment", "Service"),
+    "operator.yaml": (NAME,),
+    "gateway.yaml": (GATEWAY,),
 }
 
 
@@ -205,7 +271,7 @@ def kustomize_base(options: InstallOptions) -> dict[str, str]:
     found = manifests(options)
     header = _HEADER
     files = {
-        name: header + yaml.safe_dump_all([m for m in found if m["kind"] in kinds], sort_keys=False)
+        name: header + yaml.safe_dump_all([m for m in found if _in_file(m, kinds)], sort_keys=False)
         for name, kinds in KUSTOMIZE_FILES.items()
     }
     kustomization = {
@@ -215,6 +281,13 @@ def kustomize_base(options: InstallOptions) -> dict[str, str]:
     }
     files["kustomization.yaml"] = header + yaml.safe_dump(kustomization, sort_keys=False)
     return files
+
+
+def _in_file(manifest: Manifest, wanted: tuple[str, ...]) -> bool:
+    """Workloads (Deployment, Service) go by the component they run; all else by kind."""
+    if manifest["kind"] in ("Deployment", "Service"):
+        return manifest["metadata"]["name"] in wanted
+    return manifest["kind"] in wanted
 
 
 def helm_crds() -> dict[str, str]:

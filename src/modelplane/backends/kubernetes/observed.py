@@ -85,3 +85,27 @@ def stored_revision(body: Body) -> StoredRevision:
     data = body.get("data") or {}
     ref = RevisionRef(body["metadata"]["name"], int(body["revision"]), data.get("digest", ""))
     return StoredRevision(ref, ModelSpec.model_validate(data.get("spec", {})))
+
+
+def without_managed_fields(body: Body) -> Body:
+    """managedFields are the bulk of most objects and never read here: not kept."""
+    meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+    return {**body, "metadata": meta}
+
+
+def older(body: Body, cached: Body | None) -> bool:
+    """Whether ``body`` is an older state of the same object than ``cached``. Resource
+    versions are etcd revisions in practice; where they do not parse, nothing is older."""
+    if cached is None or cached["metadata"].get("uid") != body["metadata"].get("uid"):
+        return False
+    try:
+        return int(body["metadata"]["resourceVersion"]) < int(cached["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def as_dict(found: Any) -> Body:
+    """A lightkube object (typed or generic) as the plain dict a watch would give."""
+    body: Body = found.to_dict() if hasattr(found, "to_dict") else dict(found)
+    body.get("metadata", {}).pop("managedFields", None)
+    return body

@@ -14,7 +14,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lightkube import ApiError, AsyncClient
@@ -47,16 +47,21 @@ from modelplane.backends.kubernetes.children import (
     MANAGER,
     ClusterSettings,
 )
+from modelplane.backends.kubernetes.load import LoadBoard
 from modelplane.backends.kubernetes.observed import (
     Body,
     StoredRevision,
+    as_dict,
     meta_of,
     model_from,
+    older,
     replica_view,
     stored_revision,
+    without_managed_fields,
 )
 from modelplane.backends.kubernetes.workqueue import WorkQueue
 from modelplane.backends.planning import plan as plan_for
+from modelplane.backends.scaling import Demand
 from modelplane.control.analysis import MetricSource
 from modelplane.control.conditions import READY, RECONCILING, STALLED, set_condition
 from modelplane.control.reconcile import Plan
@@ -79,6 +84,7 @@ RESOURCES: dict[str, Any] = {
     "ControllerRevision": ControllerRevision,
 }
 PER_REVISION = ("Deployment", "Service", "PodDisruptionBudget")
+SCALE_SECONDS = 1.0
 TICK_SECONDS = 2.0  # time-driven decisions (rollout steps, analysis) need a pass now and then
 RETRY_SECONDS = 2.0
 BUILT_CACHE = 20_000
@@ -97,9 +103,14 @@ class Operator:
         gateway_api: bool = False,
         telemetry: OperatorMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        load: LoadBoard | None = None,
     ) -> None:
         self.client, self.settings, self.metrics = client, settings, metrics
         self.gateway_api, self.clock = gateway_api, clock
+        self.load = load or LoadBoard()
+        self.load.on_demand = self._on_demand
+        self._demand: dict[str, Demand] = {}
+        self._scaled: dict[str, int] = {}  # the serving revision's replicas, as last decided
         self.telemetry = telemetry or OperatorMetrics()
         self.queue = WorkQueue()
         self._models: dict[str, Body] = {}
@@ -113,16 +124,18 @@ class Operator:
 
     def observe(self, kind: str, event_type: str | None, body: Body) -> None:
         """A watch event (``event_type`` None for the initial listing) of a Model or a child."""
-        body = _without_managed_fields(body)
+        body = without_managed_fields(body)
         meta = body["metadata"]
         namespace = meta.get("namespace", "default")
         if kind == KIND:
             key = f"{namespace}/{meta['name']}"
-            if event_type != "DELETED" and _older(body, self._models.get(key)):
+            if event_type != "DELETED" and older(body, self._models.get(key)):
                 return  # a late event: what a write of ours returned is newer
             if event_type == "DELETED":
                 self._models.pop(key, None)
                 self._reported.pop(key, None)
+                self._demand.pop(key, None)
+                self._scaled.pop(key, None)
                 if self.metrics is not None:
                     self.metrics.forget(key)
             else:
@@ -134,7 +147,7 @@ class Operator:
             return
         key = f"{namespace}/{model}"
         found = self._owned[kind].setdefault(key, {})
-        if event_type != "DELETED" and _older(body, found.get(meta["name"])):
+        if event_type != "DELETED" and older(body, found.get(meta["name"])):
             return
         if event_type == "DELETED":
             found.pop(meta["name"], None)
@@ -175,7 +188,7 @@ class Operator:
         for attempt in range(SYNC_ATTEMPTS):
             try:
                 return [
-                    _as_dict(found)
+                    as_dict(found)
                     async for found in self.client.list(
                         resource, namespace=namespace, labels=labels
                     )
@@ -205,6 +218,26 @@ class Operator:
                 rollout = (body.get("status") or {}).get("rollout") or {}
                 if rollout.get("phase") == RolloutPhase.PROGRESSING.value:
                     self.queue.add(key)
+
+    async def scale(self) -> None:
+        """Sample every autoscaled Model's load once a second, and queue those whose replica
+        count that changes; demand for a Model at zero queues it at once (``_on_demand``)."""
+        while True:
+            await asyncio.sleep(SCALE_SECONDS)
+            for key, body in list(self._models.items()):
+                if key not in self._scaled:
+                    continue  # not reconciled yet, or not autoscaled
+                try:
+                    model = model_from(body)
+                except SpecError:
+                    continue
+                latest = self._serving(key)
+                if latest and self._desired(model, latest) != self._scaled[key]:
+                    self.queue.add(key)
+
+    def _on_demand(self, key: str) -> None:
+        if self._scaled.get(key) == 0:
+            self.queue.add(key)
 
     async def work(self) -> None:
         await self.queue.work(self._safely)
@@ -259,12 +292,39 @@ class Operator:
         revisions = await self._revisions(model)
         latest = revisions[-1]
         replicas = [replica_view(pod) for pod in self._owned["Pod"].get(key, {}).values()]
-        desired = _desired(model)
+        desired = self._desired(model, latest.ref.name)
+        if _autoscaled(model):
+            self._scaled[key] = desired
         url = f"{self.settings.gateway_url}/v2/models/{key}"
         plan = await plan_for(model, latest.ref, replicas, desired, self.clock(), url, self.metrics)
         specs = {r.ref.name: r for r in revisions}
         await self._apply_children(model, plan, specs, latest.ref.name)
         await self._report(model, plan, desired)
+
+    def _desired(self, model: Model, latest: str) -> int:
+        """Replicas for the serving revision: from the gateways' reported load, by the same
+        autoscaler as embedded mode. While no gateway reports, the lower bound, at least one:
+        no report is not the same as no demand."""
+        scaling, key = model.spec.scaling, model.key
+        if not _autoscaled(model) or not self.load.known():
+            return min(max(scaling.min_replicas, 1), scaling.max_replicas)
+        now = self.clock()
+        idle = self.load.idle_seconds(key)
+        last_request = now - timedelta(seconds=idle) if idle is not None else None
+        in_flight = self.load.in_flight(key, latest) + self.load.held(key)
+        current = sum(
+            1
+            for pod in self._owned["Pod"].get(key, {}).values()
+            if (pod["metadata"].get("labels") or {}).get(LABEL_REVISION) == latest
+        )
+        demand = self._demand.setdefault(key, Demand())
+        return demand.replicas(scaling, latest, current, in_flight, last_request, now)
+
+    def _serving(self, key: str) -> str | None:
+        """The newest revision the caches know of for ``key``."""
+        found = self._owned["ControllerRevision"].get(key, {}).values()
+        newest = max(found, key=lambda body: int(body.get("revision", 0)), default=None)
+        return newest["metadata"]["name"] if newest else None
 
     async def _revisions(self, model: Model) -> list[StoredRevision]:
         """The Model's revisions, oldest first, with a new one for a changed spec."""
@@ -297,7 +357,7 @@ class Operator:
                 raise CacheBehindError(f"revision {number} of {model.key} exists already") from exc
             raise
         self._wrote("create", "ControllerRevision")
-        body = _as_dict(created)
+        body = as_dict(created)
         name = revision_name(meta.name, number)
         self._owned["ControllerRevision"].setdefault(model.key, {})[name] = body
         message = f"revision {name} created for generation {meta.generation}"
@@ -357,7 +417,7 @@ class Operator:
             patch_type=PatchType.APPLY, field_manager=MANAGER, force=True,
         )  # fmt: skip
         self._wrote("apply", kind)
-        self._owned[kind].setdefault(model.key, {})[name] = _as_dict(applied)
+        self._owned[kind].setdefault(model.key, {})[name] = as_dict(applied)
 
     async def _delete(self, model: Model, kind: str, name: str) -> None:
         try:
@@ -396,7 +456,7 @@ class Operator:
         )  # fmt: skip
         self._wrote("apply", "Model/status")
         if key in self._models:  # the next pass starts from what was written
-            self._models[key] = _as_dict(applied)
+            self._models[key] = as_dict(applied)
 
     async def _invalid(self, body: Body, error: SpecError) -> None:
         """A spec the API server took but the types refuse: say why on status, touch nothing."""
@@ -445,11 +505,9 @@ class Operator:
             log.warning("event %s for %s not recorded: %s", event.reason, model.key, exc)
 
 
-def _desired(model: Model) -> int:
-    """Replicas for the serving revision. Demand-driven scaling on a cluster follows the
-    gateway's in-flight metrics; until then, the lower bound, at least one."""
+def _autoscaled(model: Model) -> bool:
     scaling = model.spec.scaling
-    return min(max(scaling.min_replicas, 1), scaling.max_replicas)
+    return scaling.min_replicas != scaling.max_replicas or scaling.min_replicas == 0
 
 
 def _same_scale(live: Body, manifest: Body) -> bool:
@@ -464,30 +522,6 @@ def _hash(body: Body) -> str | None:
     return str(found) if found is not None else None
 
 
-def _without_managed_fields(body: Body) -> Body:
-    """managedFields are the bulk of most objects and never read here: not kept."""
-    meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
-    return {**body, "metadata": meta}
-
-
 def _key(body: Body, model: str | None = None) -> str:
     meta = body["metadata"]
     return f"{meta.get('namespace', 'default')}/{model or meta['name']}"
-
-
-def _older(body: Body, cached: Body | None) -> bool:
-    """Whether ``body`` is an older state of the same object than ``cached``. Resource
-    versions are etcd revisions in practice; where they do not parse, nothing is older."""
-    if cached is None or cached["metadata"].get("uid") != body["metadata"].get("uid"):
-        return False
-    try:
-        return int(body["metadata"]["resourceVersion"]) < int(cached["metadata"]["resourceVersion"])
-    except (KeyError, TypeError, ValueError):
-        return False
-
-
-def _as_dict(found: Any) -> Body:
-    """A lightkube object (typed or generic) as the plain dict a watch would give."""
-    body: Body = found.to_dict() if hasattr(found, "to_dict") else dict(found)
-    body.get("metadata", {}).pop("managedFields", None)
-    return body

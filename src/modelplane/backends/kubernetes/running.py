@@ -11,13 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
+import uvicorn
 from lightkube import ApiError, AsyncClient
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
-from prometheus_client import start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from modelplane.api import GROUP, KIND, VERSION
 from modelplane.backends.kubernetes.children import (
@@ -27,6 +33,7 @@ from modelplane.backends.kubernetes.children import (
     ClusterSettings,
 )
 from modelplane.backends.kubernetes.connecting import connected
+from modelplane.backends.kubernetes.load import LOAD_PATH, LoadBoard
 from modelplane.backends.kubernetes.operator import Operator
 from modelplane.backends.prometheus import PrometheusSource
 from modelplane.telemetry.operator_metrics import OperatorMetrics
@@ -54,7 +61,8 @@ class OperatorOptions:
     prometheus: str | None = None
     workers: int = 8
     liveness: str | None = "http://0.0.0.0:8081/healthz"
-    metrics_port: int | None = 8080  # Prometheus /metrics of the operator; None: not served
+    # The operator's /metrics, and where gateways send their load; None: not served.
+    metrics_port: int | None = 8080
 
 
 async def run(options: OperatorOptions, stop: asyncio.Event | None = None) -> None:
@@ -62,12 +70,13 @@ async def run(options: OperatorOptions, stop: asyncio.Event | None = None) -> No
         gateway_api = await _has_gateway_api(client)
         metrics = PrometheusSource(options.prometheus) if options.prometheus else None
         telemetry = OperatorMetrics()
+        board = LoadBoard()
+        operator = Operator(client, options.cluster, metrics, gateway_api, telemetry, load=board)
         served = (
-            start_http_server(options.metrics_port, ALL_INTERFACES, telemetry.registry)
+            await _serve(options.metrics_port, telemetry, board)
             if options.metrics_port is not None
             else None
         )
-        operator = Operator(client, options.cluster, metrics, gateway_api, telemetry)
         registry = _registry(operator, gateway_api)
         settings = kopf.OperatorSettings()
         settings.posting.enabled = False  # events are the reconciler's to write
@@ -77,6 +86,7 @@ async def run(options: OperatorOptions, stop: asyncio.Event | None = None) -> No
         await operator.sync(options.namespaces)
         loop_tasks = [asyncio.create_task(operator.work()) for _ in range(options.workers)]
         loop_tasks.append(asyncio.create_task(operator.tick()))
+        loop_tasks.append(asyncio.create_task(operator.scale()))
         loop_tasks.append(asyncio.create_task(operator.resync(options.namespaces)))
         log.info("operator started: gateway API %s", "found" if gateway_api else "not installed")
         try:
@@ -98,9 +108,44 @@ async def run(options: OperatorOptions, stop: asyncio.Event | None = None) -> No
             if metrics is not None:
                 await metrics.close()
             if served is not None:
-                server, _ = served
-                server.shutdown()
-                server.server_close()
+                server, serving = served
+                server.should_exit = True
+                await serving
+
+
+class _Server(uvicorn.Server):
+    """kopf handles the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve(
+    port: int, telemetry: OperatorMetrics, board: LoadBoard
+) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """The operator's HTTP port: its Prometheus ``/metrics``, and the gateways' load reports."""
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(telemetry.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app = Starlette(
+        routes=[
+            Route("/metrics", metrics),
+            Route(LOAD_PATH, board.receive, methods=["POST"]),
+        ]
+    )
+    config = uvicorn.Config(
+        app, host=ALL_INTERFACES, port=port, log_level="warning", access_log=False
+    )
+    server = _Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()  # the port is taken: uvicorn said why
+            raise OSError(f"the operator's port {port} could not be served")
+        await asyncio.sleep(0.02)
+    return server, serving
 
 
 class _NoDiffBase(kopf.DiffBaseStorage):

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,6 @@ from modelplane.api import (
     Model,
     ModelSpec,
     ObjectMeta,
-    RolloutPhase,
     dump_yaml,
     revision_digest,
 )
@@ -32,15 +30,15 @@ from modelplane.api.manifests import status_wire
 from modelplane.backends.local.store import Revision, SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
 from modelplane.backends.planning import plan as plan_for
+from modelplane.backends.planning import route_policy
+from modelplane.backends.scaling import Demand
 from modelplane.control.analysis import MetricSource
-from modelplane.control.autoscaling import STABLE_WINDOW, Sample, decide
 from modelplane.control.reconcile import Plan, RevisionRef
 from modelplane.control.reporting import Reported, events, reported_from
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.5
-SAMPLE_EVERY = timedelta(seconds=TICK_SECONDS)
 
 EndpointList = list[tuple[str, str]]
 
@@ -77,10 +75,8 @@ class LoadSource(Protocol):
 class _ModelMemory:
     """What the controller remembers between passes, to report transitions once."""
 
-    samples: deque[Sample] = field(default_factory=deque)
+    demand: Demand = field(default_factory=Demand)
     reported: Reported = field(default_factory=Reported)
-    revision: str = ""  # the newest revision, and when this controller first saw it
-    born: datetime | None = None
 
 
 @dataclass
@@ -181,22 +177,11 @@ class Controller:
         return self._manifests[revision]
 
     def _desired(self, model: Model, revision: str, memory: _ModelMemory, current: int) -> int:
-        now = self.clock()
-        key = model.key
-        # One sample per tick, however often passes run: the windows average over time.
-        if not memory.samples or now - memory.samples[-1].time >= SAMPLE_EVERY:
-            in_flight = self.load.in_flight(key, revision) + self.load.held(key)
-            memory.samples.append(Sample(now, in_flight))
-        while memory.samples and memory.samples[0].time < now - STABLE_WINDOW:
-            memory.samples.popleft()
-        if memory.revision != revision:
-            memory.revision, memory.born = revision, now
+        key, now = model.key, self.clock()
+        in_flight = self.load.in_flight(key, revision) + self.load.held(key)
         last = self.load.last_request.get(key)
         seen = now - timedelta(seconds=time.monotonic() - last) if last else None
-        # A new revision counts as just used: it starts, proves it loads, then may scale to zero.
-        last_request = max(seen, memory.born) if seen and memory.born else (seen or memory.born)
-        decision = decide(model.spec.scaling, list(memory.samples), current, last_request, now)
-        return decision.replicas
+        return memory.demand.replicas(model.spec.scaling, revision, current, in_flight, seen, now)
 
     def _publish(self, model: Model, latest: str, plan: Plan) -> None:
         stopping = set(plan.stop)
@@ -212,12 +197,7 @@ class Controller:
             )
             for name, weight in weights.items()
         }
-        phase = plan.status.rollout.phase if plan.status.rollout else None
-        on_trial = phase in (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED)
-        canary = plan.status.canary_revision if on_trial else None
-        percent = model.spec.rollout.analysis.shadow_percent
-        mirrored = canary is not None and phase is RolloutPhase.PROGRESSING and percent > 0
-        shadow = (canary, percent, model.spec.task.value) if mirrored and canary else None
+        shadow, canary = route_policy(model.spec, plan.status)
         self.routes.publish(model.key, model.metadata.name, revisions, shadow, canary)
 
     def _report(self, model: Model, plan: Plan, memory: _ModelMemory, desired: int) -> None:

@@ -1,0 +1,67 @@
+"""``modelplane gateway``: the modelplane gateway in a cluster.
+
+The same proxy as embedded mode (weighted revisions, holds during cold starts, retries,
+ejection, shadow traffic), with its routes from the Kubernetes API (``discovery``) and its load
+sent to the operator, which scales on it (``load``). Ready once both watches have listed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from dataclasses import dataclass, field
+
+import uvicorn
+
+from modelplane.backends.kubernetes.connecting import connected
+from modelplane.backends.kubernetes.discovery import Discovery
+from modelplane.backends.kubernetes.load import LoadReporter
+from modelplane.gateway.proxy import Gateway, GatewayOptions
+from modelplane.gateway.routing import RoutingTable
+from modelplane.telemetry.gateway_metrics import GatewayMetrics
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "modelplane-gateway"
+
+
+@dataclass(frozen=True)
+class ClusterGatewayOptions:
+    host: str = "0.0.0.0"  # noqa: S104 - in a pod, the Service reaches it on the pod's address
+    port: int = 8080
+    namespaces: tuple[str, ...] = ()  # none: the whole cluster
+    report_to: str | None = "http://modelplane-operator.modelplane-system.svc:8080/v1/load"
+    name: str = field(default_factory=socket.gethostname)  # the pod's name, in a pod
+    proxy: GatewayOptions = field(default_factory=GatewayOptions)
+    log_level: str = "warning"
+
+
+async def run(options: ClusterGatewayOptions) -> None:
+    async with connected(FIELD_MANAGER) as client:
+        table = RoutingTable()
+        gateway = Gateway(table, GatewayMetrics(), options.proxy)
+        discovery = Discovery(client, table, options.namespaces)
+        gateway.is_ready = discovery.ready.is_set
+        tasks = [asyncio.create_task(discovery.run())]
+        if options.report_to:
+            reporter = LoadReporter(gateway, options.report_to, options.name)
+            gateway.on_demand = lambda key: reporter.poke()
+            tasks.append(asyncio.create_task(reporter.run()))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                gateway, host=options.host, port=options.port, http="httptools",
+                log_level=options.log_level, access_log=False, proxy_headers=False,
+                lifespan="on", backlog=4096,
+            )
+        )  # fmt: skip
+        log.info("gateway on %s:%d, load to %s", options.host, options.port, options.report_to)
+        try:
+            await server.serve()  # until SIGTERM or SIGINT
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

@@ -1,0 +1,58 @@
+"""``modelplane gateway``: run the modelplane gateway in a cluster (or against a kubeconfig)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+
+import typer
+import uvloop
+
+from modelplane.errors import MissingExtraError
+
+
+def gateway(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",  # noqa: S104
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option(help="Route only this namespace's Models (repeatable); default: all."),
+    ] = None,
+    report_to: Annotated[
+        str,
+        typer.Option(help="The operator's load endpoint, for autoscaling; '' to send none."),
+    ] = "http://modelplane-operator.modelplane-system.svc:8080/v1/load",
+    name: Annotated[
+        str | None, typer.Option(help="This gateway's name in load reports; default: hostname.")
+    ] = None,
+    max_held: Annotated[
+        int, typer.Option(help="Requests held per model during a cold start.")
+    ] = 1000,
+    hold_timeout: Annotated[
+        float, typer.Option(help="Seconds a held request waits for a replica.")
+    ] = 60.0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+) -> None:
+    """Run the gateway on a cluster: routes from Models and EndpointSlices, load to the
+    operator."""
+    try:
+        from modelplane.backends.kubernetes.cluster_gateway import ClusterGatewayOptions, run
+    except ImportError as exc:
+        raise MissingExtraError("the cluster gateway", "kubernetes") from exc
+    from modelplane.gateway.proxy import GatewayOptions
+
+    logging.getLogger().setLevel(log_level.upper())
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    defaults = ClusterGatewayOptions()
+    options = ClusterGatewayOptions(
+        host=host,
+        port=port,
+        namespaces=tuple(namespace or ()),
+        report_to=report_to or None,
+        name=name or defaults.name,
+        proxy=GatewayOptions(max_held=max_held, hold_timeout=hold_timeout),
+        log_level=log_level,
+    )
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run(options))

@@ -1,0 +1,159 @@
+"""Pods that really serve: a network namespace where kwok's Pod IPs are real addresses, and a
+small stand-in for the kubelet that runs ``modelplane serve`` at each Running pod's IP.
+
+kwok makes pods Running and gives them IPs, but runs nothing: a gateway that sends a request to
+a pod IP reaches no one. Here the pod CIDR is local to a network namespace the test makes
+(``ip netns``), routed from the host over a veth pair, and every Running pod of the namespace
+under test gets a ``modelplane serve`` process, started from the pod's own container args and
+environment, bound to the pod's IP in that network namespace. The pod's Ready condition stays
+kwok's: set at once, before the process listens, as a kubelet whose probes lag would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from modelplane.backends.kubernetes.children import RUNTIME_PORT
+from modelplane.backends.local.supervisor import die_with_parent
+from tests.kubernetes.controlplane import POD_CIDR, ControlPlane
+from tests.processes import modelplane
+
+HOST_SIDE = "10.243.255.1"  # the veth pair's own /30, outside the pod and service CIDRs
+POD_SIDE = "10.243.255.2"
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+@dataclass
+class PodNetwork:
+    """A network namespace in which every address of ``POD_CIDR`` is local."""
+
+    name: str = field(default_factory=lambda: f"mp-pods-{os.getpid()}")
+
+    def __post_init__(self) -> None:
+        self.veth = f"mpv{os.getpid() % 100000}"
+        self.stop()  # what a killed run left behind
+        _ip("netns", "add", self.name)
+        try:
+            peer = ("peer", "name", "pod0", "netns", self.name)
+            _ip("link", "add", self.veth, "type", "veth", *peer)
+            _ip("addr", "add", f"{HOST_SIDE}/30", "dev", self.veth)
+            _ip("link", "set", self.veth, "up")
+            inside = ("netns", "exec", self.name, "ip")
+            _ip(*inside, "link", "set", "lo", "up")
+            _ip(*inside, "addr", "add", POD_CIDR, "dev", "lo")  # the whole CIDR is local
+            _ip(*inside, "addr", "add", f"{POD_SIDE}/30", "dev", "pod0")
+            _ip(*inside, "link", "set", "pod0", "up")
+            _ip(*inside, "route", "add", "default", "via", HOST_SIDE)
+            _ip("route", "add", POD_CIDR, "via", POD_SIDE)
+        except subprocess.CalledProcessError:
+            self.stop()
+            raise
+
+    def command(self, args: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *args]
+
+    def stop(self) -> None:
+        for args in (
+            ("route", "del", POD_CIDR, "via", POD_SIDE),
+            ("link", "del", self.veth),
+            ("netns", "del", self.name),
+        ):
+            subprocess.run(["ip", *args], capture_output=True, timeout=10, check=False)
+
+
+@dataclass
+class PodRunner:
+    """Runs ``modelplane serve`` for every Running pod of ``namespace`` that has an IP."""
+
+    plane: ControlPlane
+    network: PodNetwork
+    namespace: str
+    work_dir: Path
+    _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    ips: dict[str, str] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def serving(self) -> set[str]:
+        """Pods whose process runs."""
+        return {name for name, p in list(self._processes.items()) if p.poll() is None}
+
+    def answered(self, pod: str) -> int:
+        """Inference requests the pod's runtime answered, from its own /metrics at its IP."""
+        text = httpx.get(f"http://{self.ips[pod]}:{RUNTIME_PORT}/metrics", timeout=5).text
+        return sum(
+            int(sample.value)
+            for family in text_string_to_metric_families(text)
+            if family.name == "modelplane_runtime_requests"
+            for sample in family.samples
+            if sample.name.endswith("_total") and sample.labels.get("outcome") == "success"
+        )
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.3):
+            listed = self.plane.kubectl(
+                "get", "pods", "-n", self.namespace, "-o", "json", check=False
+            )
+            if listed.returncode != 0:
+                continue
+            pods = {p["metadata"]["name"]: p for p in json.loads(listed.stdout)["items"]}
+            for name, pod in pods.items():
+                ip = (pod.get("status") or {}).get("podIP")
+                running = pod["status"].get("phase") == "Running"
+                gone = pod["metadata"].get("deletionTimestamp")
+                if running and ip and not gone and name not in self._processes:
+                    self._start(name, pod, ip)
+            for name in [n for n in self._processes if n not in pods]:
+                self._end(name)
+            for name, pod in pods.items():
+                if pod["metadata"].get("deletionTimestamp") and name in self._processes:
+                    self._end(name)
+
+    def _start(self, name: str, pod: dict[str, Any], ip: str) -> None:
+        container = pod["spec"]["containers"][0]
+        args = list(container["args"])
+        args[args.index("--host") + 1] = ip
+        cache = self.work_dir / name
+        cache.mkdir(parents=True, exist_ok=True)
+        args[args.index("--cache-dir") + 1] = str(cache)
+        env = {**os.environ, **{e["name"]: e["value"] for e in container.get("env", [])}}
+        log = (self.work_dir / f"{name}.log").open("ab")
+        self.ips[name] = ip
+        self._processes[name] = subprocess.Popen(
+            self.network.command(modelplane(*args)),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+        log.close()
+
+    def _end(self, name: str) -> None:
+        process = self._processes.pop(name)
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        for name in list(self._processes):
+            self._end(name)

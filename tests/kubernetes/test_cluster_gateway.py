@@ -1,0 +1,274 @@
+"""The gateway on a cluster, end to end: the operator makes the Deployments, kwok runs the pods,
+real ``modelplane serve`` processes answer at the pod IPs (``podnet``), and ``modelplane
+gateway`` routes by the Models' status and the EndpointSlices, holds requests during a cold
+start, and tells the operator the load it scales on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from modelplane.backends.local.supervisor import die_with_parent
+from tests.kubernetes.conftest import OPERATOR_NAMESPACE, condition
+from tests.kubernetes.controlplane import ControlPlane, wait_until
+from tests.kubernetes.operating import RunningOperator
+from tests.kubernetes.podnet import PodNetwork, PodRunner
+from tests.processes import free_port, modelplane
+from tests.prometheus import PrometheusServer
+from tests.traffic import BODY, flaky_manifest, steady_load
+
+pytestmark = pytest.mark.slow
+
+NAMESPACE = "serving"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def iris(name: str, extra: str = "") -> str:
+    """A Model serving the iris example's real ONNX artifact."""
+    example = yaml.safe_load((ROOT / "examples" / "iris" / "iris.yaml").read_text())
+    source = json.dumps(example["spec"]["source"])
+    return (
+        f"apiVersion: modelplane.io/v1alpha1\nkind: Model\n"
+        f"metadata: {{name: {name}, namespace: {NAMESPACE}}}\n"
+        f"spec:\n  source: {source}\n  format: onnx\n  task: classification\n{extra}"
+    )
+
+
+@dataclass
+class ClusterGateway:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def infer(self, name: str, timeout: float = 30) -> httpx.Response:
+        return httpx.post(f"{self.url}/v2/models/{NAMESPACE}/{name}/infer", json=BODY,
+                          timeout=timeout)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pods(
+    control_plane: ControlPlane, kwok_node: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PodRunner]:
+    control_plane.kubectl("create", "namespace", NAMESPACE, check=False)
+    network = PodNetwork()
+    runner = PodRunner(control_plane, network, NAMESPACE, tmp_path_factory.mktemp("pods"))
+    yield runner
+    runner.stop()
+    network.stop()
+
+
+def _token(plane: ControlPlane, account: str) -> Path:
+    """A kubeconfig with a token of ``account`` in the operator's namespace."""
+    token = plane.kubectl(
+        "create", "token", account, "-n", OPERATOR_NAMESPACE, "--duration=2h", check=True
+    ).stdout.strip()
+    config = {**json.loads(plane.kubeconfig.read_text())}
+    config["users"] = [{"name": "user", "user": {"token": token}}]
+    path = plane.work_dir / f"{account}.kubeconfig"
+    path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def gateway_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    gateway_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrometheusServer]:
+    """A real Prometheus scraping the cluster gateway, as canary analysis reads on a cluster."""
+    server = PrometheusServer(tmp_path_factory.mktemp("prometheus"), [f"127.0.0.1:{gateway_port}"])
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def operator(
+    control_plane: ControlPlane, installed: str, pods: PodRunner, prometheus: PrometheusServer
+) -> Iterator[RunningOperator]:
+    kubeconfig = _token(control_plane, "modelplane-operator")
+    log = control_plane.work_dir / "cluster-gateway-operator.log"
+    options = ("--namespace", NAMESPACE, "--prometheus", prometheus.url)
+    running = RunningOperator(kubeconfig, log, options=options)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    control_plane: ControlPlane, operator: RunningOperator, gateway_port: int
+) -> Iterator[ClusterGateway]:
+    port = gateway_port
+    log = control_plane.work_dir / "cluster-gateway.log"
+    env = {**os.environ, "KUBECONFIG": str(_token(control_plane, "modelplane-gateway"))}
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            modelplane(
+                "gateway", "--host", "127.0.0.1", "--port", str(port), "--namespace", NAMESPACE,
+                "--report-to", f"http://127.0.0.1:{operator.metrics_port}/v1/load",
+                "--name", "gateway-0", "--hold-timeout", "60", "--log-level", "info",
+            ),
+            env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
+        )  # fmt: skip
+    found = ClusterGateway(f"http://127.0.0.1:{port}", process, log)
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"the gateway exited:\n{log.read_text()}")
+        try:
+            return httpx.get(f"{found.url}/v2/health/ready", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(ready, "the cluster gateway ready")
+    yield found
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def _model(plane: ControlPlane, name: str) -> dict[str, object]:
+    found: dict[str, object] = plane.get_json("mdl", "-n", NAMESPACE, name)
+    return found
+
+
+def _apply(plane: ControlPlane, document: str) -> None:
+    plane.kubectl("apply", "-f", "-", input=document, check=True)
+
+
+def _status(plane: ControlPlane, name: str) -> dict[str, Any]:
+    status = _model(plane, name).get("status") or {}
+    assert isinstance(status, dict)
+    return status
+
+
+def test_requests_reach_the_pods_through_the_cluster_gateway(
+    control_plane: ControlPlane, pods: PodRunner, gateway: ClusterGateway
+) -> None:
+    _apply(control_plane, iris("iris", "  scaling: {minReplicas: 2, maxReplicas: 2}\n"))
+    wait_until(lambda: len(pods.serving()) == 2, "two iris pods serving at their pod IPs", 60)
+    # The EndpointSlice controller copies the Service's labels: that is how slices are found.
+    slices = control_plane.get_json("endpointslices", "-n", NAMESPACE, "-l",
+                                    "modelplane.io/model=iris")  # fmt: skip
+    assert [s["metadata"]["labels"]["modelplane.io/revision"] for s in slices["items"]] == [
+        "iris-r1"
+    ]
+    for _ in range(40):
+        reply = gateway.infer("iris")
+        assert reply.status_code == 200, reply.text
+        assert reply.headers["x-modelplane-revision"] == "iris-r1"
+        assert reply.json()["outputs"][0]["data"] == [0]  # setosa
+    # Both pods took a share: the gateway balances over every ready endpoint.
+    assert all(pods.answered(pod) > 0 for pod in pods.serving())
+
+
+def test_a_canary_takes_its_share_through_the_gateway_then_is_promoted(
+    control_plane: ControlPlane, pods: PodRunner, gateway: ClusterGateway
+) -> None:
+    # One long 50% step: without a metric source the step waits for promote (or abort).
+    steps = "  rollout: {steps: [{weight: 50, pauseSeconds: 600}]}\n"
+    scaling = "  scaling: {minReplicas: 2, maxReplicas: 2}\n"
+    _apply(control_plane, iris("iris", steps + scaling + "  batching: {maxBatchSize: 8}\n"))
+
+    def split() -> bool:
+        status = _model(control_plane, "iris").get("status") or {}
+        assert isinstance(status, dict)
+        traffic = {r["name"]: r.get("traffic", 0) for r in status.get("revisions", [])}
+        return traffic == {"iris-r1": 50, "iris-r2": 50}
+
+    wait_until(split, "iris at 50/50 between r1 and r2 on status", 60)
+    seen: Counter[str] = Counter()
+    deadline = time.monotonic() + 60
+    while len(seen) < 2 or sum(seen.values()) < 100:
+        assert time.monotonic() < deadline, f"revisions answering: {seen}"
+        reply = gateway.infer("iris")
+        assert reply.status_code == 200, reply.text
+        seen[reply.headers["x-modelplane-revision"]] += 1
+    assert set(seen) == {"iris-r1", "iris-r2"}
+    assert 25 <= seen["iris-r2"] <= 75, seen  # 50% of 100, well inside chance
+
+    control_plane.kubectl(
+        "annotate", "--overwrite", "mdl", "-n", NAMESPACE, "iris",
+        "modelplane.io/rollout-command=promote:1", check=True,
+    )  # fmt: skip
+    wait_until(
+        lambda: all(p.startswith("iris-r2") for p in pods.serving()), "iris-r1 pods gone", 60
+    )
+    for _ in range(20):
+        reply = gateway.infer("iris")
+        assert reply.status_code == 200, reply.text
+        assert reply.headers["x-modelplane-revision"] == "iris-r2"
+
+
+def test_scale_to_zero_and_back_holds_the_request(
+    control_plane: ControlPlane, pods: PodRunner, gateway: ClusterGateway
+) -> None:
+    scaling = "  scaling: {minReplicas: 0, maxReplicas: 2, scaleToZeroAfterSeconds: 3}\n"
+    _apply(control_plane, iris("sleepy", scaling))
+
+    def at_zero() -> bool:
+        found = _model(control_plane, "sleepy")
+        status = found.get("status") or {}
+        assert isinstance(status, dict)
+        return condition(found, "Ready") == "True" and any(
+            c.get("reason") == "ScaledToZero" for c in status.get("conditions", [])
+        )
+
+    wait_until(at_zero, "sleepy scaled to zero after 3 s idle", 90)
+    wait_until(lambda: not any(p.startswith("sleepy") for p in pods.serving()), "no sleepy pod")
+    deployment = control_plane.get_json("deploy", "-n", NAMESPACE, "sleepy-r1")
+    assert deployment["spec"]["replicas"] == 0
+
+    started = time.monotonic()
+    reply = gateway.infer("sleepy", timeout=90)
+    took = time.monotonic() - started
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["outputs"][0]["data"] == [0]
+    assert any(p.startswith("sleepy") for p in pods.serving())
+    print(f"cold start through the cluster gateway: {took:.1f}s")
+
+
+def flaky(name: str, fail: bool) -> str:
+    """A Model whose every request fails when ``fail``, with a short canary on Prometheus."""
+    rollout = (
+        "  rollout:\n"
+        "    steps: [{weight: 20, pauseSeconds: 5}, {weight: 60, pauseSeconds: 5}]\n"
+        "    analysis: {minRequests: 20, maxLatencyP99Ms: 2000}\n"
+    )
+    return flaky_manifest(name, fail, rollout, NAMESPACE)
+
+
+def test_a_failing_canary_is_rolled_back_on_prometheus_numbers_with_no_failed_request(
+    control_plane: ControlPlane, pods: PodRunner, gateway: ClusterGateway
+) -> None:
+    _apply(control_plane, flaky("flaky", fail=False))
+    wait_until(lambda: condition(_model(control_plane, "flaky"), "Ready") == "True", "flaky up")
+    with steady_load(f"{gateway.url}/v2/models/{NAMESPACE}/flaky/infer") as outcomes:
+        wait_until(lambda: sum(outcomes.values()) > 0, "requests flowing")
+        _apply(control_plane, flaky("flaky", fail=True))
+
+        def rolled_back() -> bool:
+            rollout = _status(control_plane, "flaky").get("rollout") or {}
+            return rollout.get("phase") == "RolledBack"
+
+        wait_until(rolled_back, "the failing canary rolled back", 90)
+    # The gateway answered every failed canary attempt from the stable revision.
+    assert [k for k in outcomes if not k.startswith("200")] == [], outcomes
+    assert outcomes["200 flaky-r1"] > 0
+    analysis = _status(control_plane, "flaky")["rollout"]["lastAnalysis"]
+    failed = {m["name"]: m for m in analysis["metrics"] if not m["passed"]}
+    assert failed["errorRate"]["value"] > 0.9, analysis  # counted by Prometheus from the gateway
+    traffic = {r["name"]: r.get("traffic", 0) for r in _status(control_plane, "flaky")["revisions"]}
+    assert traffic.get("flaky-r1") == 100
