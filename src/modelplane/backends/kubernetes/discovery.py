@@ -45,8 +45,9 @@ class Discovery:
     namespaces: tuple[str, ...] = ()  # none: the whole cluster
     _models: dict[str, Body] = field(default_factory=dict)
     _slices: dict[str, dict[str, Body]] = field(default_factory=dict)  # model key -> slices
-    _proven: set[str] = field(default_factory=set)  # endpoint URLs that answered ready
-    _probing: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    # Per model: endpoint URLs that answered ready, and checks under way.
+    _proven: dict[str, set[str]] = field(default_factory=dict)
+    _probing: dict[tuple[str, str], asyncio.Task[None]] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # both caches listed once
 
     async def run(self) -> None:
@@ -138,6 +139,8 @@ class Discovery:
         name = body["metadata"]["name"]
         if event_type == "DELETED":
             found.pop(name, None)
+            if not found:
+                del self._slices[key]
         elif not older(body, found.get(name)):
             found[name] = body
         self._changed([key])
@@ -146,21 +149,24 @@ class Discovery:
 
     def _changed(self, keys: Iterable[str]) -> None:
         for key in keys:
+            listed = {url for _, url in _ready(self._slices.get(key, {}).values())}
+            # An endpoint gone from the slices is checked again if it comes back.
+            proven = self._proven.setdefault(key, set())
+            proven &= listed
+            for found in [f for f in self._probing if f[0] == key and f[1] not in listed]:
+                self._probing.pop(found).cancel()
             self._publish(key)
-        listed = {url for slices in self._slices.values() for _, url in _ready(slices.values())}
-        self._proven &= listed  # an endpoint that comes back is checked again
-        for url in [u for u in self._probing if u not in listed]:
-            self._probing.pop(url).cancel()
 
     def _publish(self, key: str) -> None:
         body = self._models.get(key)
-        if body is None or body["metadata"].get("deletionTimestamp"):
+        model = None
+        if body is not None and not body["metadata"].get("deletionTimestamp"):
+            with contextlib.suppress(SpecError):  # invalid: the operator reports it
+                model = model_from(body)
+        if model is None:
             self.table.remove(key)
-            return
-        try:
-            model = model_from(body)
-        except SpecError:
-            self.table.remove(key)  # the operator reports it; nothing to route to
+            if key not in self._slices:
+                self._proven.pop(key, None)
             return
         status = model.status
         weights = {r.name: r.traffic for r in status.revisions if r.traffic > 0}
@@ -171,8 +177,9 @@ class Discovery:
         for revision, weight in weights.items():
             mine = [s for s in slices if _labels(s).get(LABEL_REVISION) == revision]
             endpoints = []
+            proven = self._proven.setdefault(key, set())
             for endpoint_id, url in _ready(mine):
-                if url in self._proven:
+                if url in proven:
                     endpoints.append((endpoint_id, url))
                 else:
                     self._probe(key, url)
@@ -181,8 +188,9 @@ class Discovery:
         self.table.publish(key, model.metadata.name, revisions, shadow, canary)
 
     def _probe(self, key: str, url: str) -> None:
-        if url not in self._probing:
-            self._probing[url] = asyncio.get_running_loop().create_task(self._check(key, url))
+        if (key, url) not in self._probing:
+            check = asyncio.get_running_loop().create_task(self._check(key, url))
+            self._probing[key, url] = check
 
     async def _check(self, key: str, url: str) -> None:
         """Until the runtime at ``url`` says it is ready, as long as a slice lists it."""
@@ -192,8 +200,8 @@ class Discovery:
                 if reply.status_code == 200:
                     break
             await asyncio.sleep(PROBE_EVERY)
-        self._probing.pop(url, None)
-        self._proven.add(url)
+        self._probing.pop((key, url), None)
+        self._proven.setdefault(key, set()).add(url)
         self._publish(key)
 
 

@@ -34,6 +34,7 @@ from modelplane.api import (
     ModelStatus,
     ObjectMeta,
     RolloutPhase,
+    Scaling,
     revision_digest,
     revision_name,
 )
@@ -110,7 +111,8 @@ class Operator:
         self.load = load or LoadBoard()
         self.load.on_demand = self._on_demand
         self._demand: dict[str, Demand] = {}
-        self._scaled: dict[str, int] = {}  # the serving revision's replicas, as last decided
+        # Autoscaled Models: their scaling, and the serving revision's replicas as last decided.
+        self._scaled: dict[str, tuple[Scaling, int]] = {}
         self.telemetry = telemetry or OperatorMetrics()
         self.queue = WorkQueue()
         self._models: dict[str, Body] = {}
@@ -224,19 +226,14 @@ class Operator:
         count that changes; demand for a Model at zero queues it at once (``_on_demand``)."""
         while True:
             await asyncio.sleep(SCALE_SECONDS)
-            for key, body in list(self._models.items()):
-                if key not in self._scaled:
-                    continue  # not reconciled yet, or not autoscaled
-                try:
-                    model = model_from(body)
-                except SpecError:
-                    continue
+            for key, (scaling, decided) in list(self._scaled.items()):
                 latest = self._serving(key)
-                if latest and self._desired(model, latest) != self._scaled[key]:
+                if latest and self._desired(key, scaling, latest) != decided:
                     self.queue.add(key)
 
     def _on_demand(self, key: str) -> None:
-        if self._scaled.get(key) == 0:
+        found = self._scaled.get(key)
+        if found is not None and found[1] == 0:
             self.queue.add(key)
 
     async def work(self) -> None:
@@ -292,21 +289,22 @@ class Operator:
         revisions = await self._revisions(model)
         latest = revisions[-1]
         replicas = [replica_view(pod) for pod in self._owned["Pod"].get(key, {}).values()]
-        desired = self._desired(model, latest.ref.name)
-        if _autoscaled(model):
-            self._scaled[key] = desired
+        desired = self._desired(key, model.spec.scaling, latest.ref.name)
+        if _autoscaled(model.spec.scaling):
+            self._scaled[key] = (model.spec.scaling, desired)
+        else:
+            self._scaled.pop(key, None)
         url = f"{self.settings.gateway_url}/v2/models/{key}"
         plan = await plan_for(model, latest.ref, replicas, desired, self.clock(), url, self.metrics)
         specs = {r.ref.name: r for r in revisions}
         await self._apply_children(model, plan, specs, latest.ref.name)
         await self._report(model, plan, desired)
 
-    def _desired(self, model: Model, latest: str) -> int:
+    def _desired(self, key: str, scaling: Scaling, latest: str) -> int:
         """Replicas for the serving revision: from the gateways' reported load, by the same
         autoscaler as embedded mode. While no gateway reports, the lower bound, at least one:
         no report is not the same as no demand."""
-        scaling, key = model.spec.scaling, model.key
-        if not _autoscaled(model) or not self.load.known():
+        if not _autoscaled(scaling) or not self.load.known():
             return min(max(scaling.min_replicas, 1), scaling.max_replicas)
         now = self.clock()
         idle = self.load.idle_seconds(key)
@@ -505,8 +503,7 @@ class Operator:
             log.warning("event %s for %s not recorded: %s", event.reason, model.key, exc)
 
 
-def _autoscaled(model: Model) -> bool:
-    scaling = model.spec.scaling
+def _autoscaled(scaling: Scaling) -> bool:
     return scaling.min_replicas != scaling.max_replicas or scaling.min_replicas == 0
 
 
