@@ -65,10 +65,14 @@ class PrometheusSource:
         def increase(metric: str, extra: str = "") -> str:
             return f"sum by ({by}) (increase({metric}{{{selector}{extra}}}[{span}]))"
 
-        requests_metric = f"{names.ANALYSIS_REQUESTS}_total"
+        # Requests and errors in one query: two queries could see different scrapes (one may
+        # land between them) and so extrapolate differently, skewing the error rate.
+        outcome = names.LABEL_OUTCOME
         queries = {
-            "requests": increase(requests_metric),
-            "errors": increase(requests_metric, f',{names.LABEL_OUTCOME}="error"'),
+            "requests": (
+                f"sum by ({by}, {outcome}) "
+                f"(increase({names.ANALYSIS_REQUESTS}_total{{{selector}}}[{span}]))"
+            ),
             "p99": (
                 f"histogram_quantile(0.99, sum by ({by}, le) "
                 f"(increase({names.ANALYSIS_REQUEST_DURATION}_bucket{{{selector}}}[{span}])))"
@@ -77,14 +81,21 @@ class PrometheusSource:
             "disagreement": increase(f"{names.SHADOW_DISAGREEMENT}_sum"),
         }
         answers = await asyncio.gather(*(self._instant(q, now) for q in queries.values()))
-        values = dict(zip(queries, answers, strict=True))
+        by_outcome = dict(zip(queries, answers, strict=True))
+        requests: dict[str, float] = {}
+        errors: dict[str, float] = {}
+        for (revision, result), value in by_outcome.pop("requests").items():
+            requests[revision] = requests.get(revision, 0.0) + value
+            if result == "error":
+                errors[revision] = errors.get(revision, 0.0) + value
+        values = {q: {rev: v for (rev, _), v in found.items()} for q, found in by_outcome.items()}
         windows = {}
-        for revision, requests in values["requests"].items():
+        for revision, total in requests.items():
             compared = values["compared"].get(revision, 0.0)
             p99 = values["p99"].get(revision, math.nan)
             windows[revision] = Window(
-                requests=round(requests),
-                errors=round(values["errors"].get(revision, 0.0)),
+                requests=round(total),
+                errors=round(errors.get(revision, 0.0)),
                 p99_ms=None if math.isnan(p99) else p99 * 1000,
                 compared=round(compared),
                 disagreement=values["disagreement"].get(revision, 0.0) / compared
@@ -93,8 +104,9 @@ class PrometheusSource:
             )
         return windows
 
-    async def _instant(self, query: str, at: datetime) -> dict[str, float]:
-        """An instant query's vector, as revision -> value."""
+    async def _instant(self, query: str, at: datetime) -> dict[tuple[str, str], float]:
+        """An instant query's vector, as (revision, outcome) -> value; outcome "" where the
+        query does not group by it."""
         try:
             response = await self._client.get(
                 f"{self.url}/api/v1/query", params={"query": query, "time": f"{at.timestamp():.3f}"}
@@ -108,7 +120,10 @@ class PrometheusSource:
             raise MetricsUnavailableError(f"prometheus at {self.url} refused {query!r}: {message}")
         try:
             return {
-                sample["metric"].get(names.LABEL_REVISION, ""): float(sample["value"][1])
+                (
+                    sample["metric"].get(names.LABEL_REVISION, ""),
+                    sample["metric"].get(names.LABEL_OUTCOME, ""),
+                ): float(sample["value"][1])
                 for sample in body["data"]["result"]
             }
         except (KeyError, IndexError, TypeError, ValueError) as exc:
