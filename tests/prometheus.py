@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.processes import free_port
+from tests.processes import free_port, stop_process
 
 SCRAPE_SECONDS = 1
 
@@ -69,10 +69,4 @@ class PrometheusServer:
         return result
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)

@@ -27,6 +27,7 @@ class Platform:
     port: int = field(default_factory=free_port)
     gateway_port: int = field(default_factory=free_port)
     options: tuple[str, ...] = ()  # more `modelplane up` options
+    env: dict[str, str] = field(default_factory=dict)  # more environment for `modelplane up`
 
     def __post_init__(self) -> None:
         self.start()
@@ -38,7 +39,7 @@ class Platform:
                 "up", "--state-dir", str(self.state_dir), "--port", str(self.port),
                 "--gateway-port", str(self.gateway_port), *self.options,
             ),
-            stdout=self._handle, stderr=subprocess.STDOUT,
+            stdout=self._handle, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
         )  # fmt: skip
         wait_for(lambda: self._healthy(), "control API up", 30)
 

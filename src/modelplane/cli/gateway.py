@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 import uvloop
 
+from modelplane.cli.observing import LogFormat, observed
 from modelplane.errors import MissingExtraError
 
 
@@ -33,6 +34,7 @@ def gateway(
         float, typer.Option(help="Seconds a held request waits for a replica.")
     ] = 60.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+    log_format: LogFormat = "json",
 ) -> None:
     """Run the gateway on a cluster: routes from Models and EndpointSlices, load to the
     operator."""
@@ -42,8 +44,6 @@ def gateway(
         raise MissingExtraError("the cluster gateway", "kubernetes") from exc
     from modelplane.gateway.proxy import GatewayOptions
 
-    logging.getLogger().setLevel(log_level.upper())
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     defaults = ClusterGatewayOptions()
     options = ClusterGatewayOptions(
         host=host,
@@ -54,5 +54,9 @@ def gateway(
         proxy=GatewayOptions(max_held=max_held, hold_timeout=hold_timeout),
         log_level=log_level,
     )
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+    with (
+        observed("modelplane-gateway", log_level, log_format),
+        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+    ):
+        logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
         runner.run(run(options))

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from modelplane.cli.errors import EXIT_USAGE, CliError
+from modelplane.cli.observing import LogFormat, observed
 from modelplane.errors import MissingExtraError
 
 
@@ -37,6 +38,7 @@ def operator(
         int, typer.Option(help="Port of the operator's Prometheus /metrics; 0: none.")
     ] = 8080,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_format: LogFormat = "json",
 ) -> None:
     """Run the operator: reconcile Model resources into Deployments, Services and routes."""
     try:
@@ -44,10 +46,6 @@ def operator(
         from modelplane.backends.kubernetes.running import OperatorOptions, run
     except ImportError as exc:
         raise MissingExtraError("the operator", "kubernetes") from exc
-    logging.getLogger().setLevel(log_level.upper())
-    quiet = max(logging.WARNING, logging.getLogger().level)
-    for chatty in ("kopf", "httpx2"):  # a line per watch event, a line per request
-        logging.getLogger(chatty).setLevel(quiet)
     defaults = ClusterSettings()
     parent = None
     if route_parent is not None:
@@ -70,4 +68,8 @@ def operator(
         liveness=liveness or None,
         metrics_port=metrics_port or None,
     )
-    asyncio.run(run(options))
+    with observed("modelplane-operator", log_level, log_format):
+        quiet = max(logging.WARNING, logging.getLogger().level)
+        for chatty in ("kopf", "httpx2"):  # a line per watch event, a line per request
+            logging.getLogger(chatty).setLevel(quiet)
+        asyncio.run(run(options))

@@ -26,6 +26,7 @@ from modelplane.backends.local.metric_source import GatewayMetricSource
 from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
 from modelplane.backends.prometheus import PrometheusSource
+from modelplane.cli.observing import LogFormat, observed
 from modelplane.control.analysis import MetricSource
 from modelplane.errors import AlreadyExistsError
 from modelplane.gateway.proxy import Gateway, GatewayOptions
@@ -54,6 +55,7 @@ def up(
     ),
     examples: Annotated[bool, typer.Option(help="Also apply the example models.")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+    log_format: LogFormat = "text",
     max_held: Annotated[
         int, typer.Option(help="Requests the gateway holds per model during a cold start.")
     ] = 1000,
@@ -69,9 +71,11 @@ def up(
     ] = None,
 ) -> None:
     """Start the embedded platform: control API, gateway and model replicas on this machine."""
-    logging.getLogger().setLevel(log_level.upper())
     state_dir.mkdir(parents=True, exist_ok=True)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+    with (
+        observed("modelplane", log_level, log_format),
+        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+    ):
         options = GatewayOptions(max_held=max_held, hold_timeout=hold_timeout)
         runner.run(
             _up(
@@ -81,6 +85,7 @@ def up(
                 state_dir.resolve(),
                 examples,
                 log_level,
+                log_format,
                 options,
                 prometheus,
             )
@@ -94,6 +99,7 @@ async def _up(
     state_dir: Path,
     examples: bool,
     log_level: str,
+    log_format: str,
     options: GatewayOptions,
     prometheus: str | None,
 ) -> None:
@@ -101,7 +107,7 @@ async def _up(
     table = RoutingTable()
     gateway_url = f"http://{host}:{gateway_port}"
     gateway = Gateway(table, GatewayMetrics(), options)
-    supervisor = Supervisor(state_dir, base_dir=Path.cwd())
+    supervisor = Supervisor(state_dir, base_dir=Path.cwd(), log_format=log_format)
     scraped = PrometheusSource(prometheus) if prometheus else None
     metrics: MetricSource = scraped or GatewayMetricSource(gateway.reading)
     controller = Controller(store, supervisor, table, gateway, metrics, state_dir, gateway_url)
@@ -112,12 +118,16 @@ async def _up(
     api = ControlApi(store, state_dir / "logs")
     servers = [
         _Server(
-            uvicorn.Config(api.app(), host=host, port=port, log_level=log_level, access_log=False)
+            uvicorn.Config(
+                api.app(), host=host, port=port, log_level=log_level, access_log=False,
+                log_config=None,
+            )
         ),
         _Server(
             uvicorn.Config(
                 gateway, host=host, port=gateway_port, http="httptools", log_level=log_level,
-                access_log=False, proxy_headers=False, lifespan="on", backlog=4096,
+                access_log=False, log_config=None, proxy_headers=False, lifespan="on",
+                backlog=4096,
             )
         ),
     ]  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +10,7 @@ import typer
 from modelplane.api import Model, ModelFormat, ModelSpec, ObjectMeta, Source, Task, revision_digest
 from modelplane.api.manifests import load_model_file, load_models
 from modelplane.cli.errors import EXIT_USAGE, CliError
+from modelplane.cli.observing import LogFormat, observed
 from modelplane.runtime.server import Runtime, RuntimeOptions, run
 
 
@@ -45,18 +45,21 @@ def serve(
         Path | None, typer.Option(help="Where fetched artifacts are kept.")
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_format: LogFormat = "json",
 ) -> None:
     """Serve one model over the Open Inference Protocol v2 until interrupted."""
-    logging.getLogger().setLevel(log_level.upper())
-    model = _model_from(file, manifest, name, uri, model_format, task, sha256)
-    version = model_version or revision_digest(model.spec)[:12]
-    options = RuntimeOptions(
-        host=host, port=port, model_version=version, cache_dir=cache_dir, log_level=log_level
-    )
-    runtime = Runtime(model, options)
-    url = f"http://{_display_host(host)}:{port}/v2/models/{model.metadata.name}"
-    runtime.on_ready.append(lambda: print(f"serving {model.metadata.name} at {url}", flush=True))
-    raise typer.Exit(run(runtime))
+    with observed("modelplane-runtime", log_level, log_format):
+        model = _model_from(file, manifest, name, uri, model_format, task, sha256)
+        version = model_version or revision_digest(model.spec)[:12]
+        options = RuntimeOptions(
+            host=host, port=port, model_version=version, cache_dir=cache_dir, log_level=log_level
+        )
+        runtime = Runtime(model, options)
+        url = f"http://{_display_host(host)}:{port}/v2/models/{model.metadata.name}"
+        ready = f"serving {model.metadata.name} at {url}"
+        runtime.on_ready.append(lambda: print(ready, flush=True))
+        code = run(runtime)
+    raise typer.Exit(code)
 
 
 def _model_from(

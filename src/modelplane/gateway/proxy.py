@@ -12,6 +12,7 @@ that keeps failing is ejected for a while.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
+from opentelemetry import trace
 from starlette.types import Message, Receive, Scope, Send
 
 from modelplane import __version__
@@ -29,6 +31,7 @@ from modelplane.gateway.routing import Endpoint, RoutingTable, Shadow
 from modelplane.gateway.shadowing import disagreement
 from modelplane.gateway.stats import Reading, RevisionStats
 from modelplane.gateway.upstream import UpstreamError, UpstreamPool
+from modelplane.telemetry import names, tracing
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -88,8 +91,10 @@ class Gateway:
         options: GatewayOptions | None = None,
         on_demand: Callable[[str], None] = lambda key: None,
         rng: random.Random | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self.table, self.metrics = table, metrics
+        self._tracer = tracer or tracing.tracer()  # None: tracing off, no span work at all
         self.options = options or GatewayOptions()
         self.on_demand = on_demand
         self.is_ready: Callable[[], bool] = lambda: True  # routes known: worth sending to
@@ -160,8 +165,13 @@ class Gateway:
             target = paths.parse(path)
             if target is None:
                 await _reply(send, 404, _error(f"no route for {path}"))
-            else:
+            elif self._tracer is None:
                 await self._model_request(target, scope, receive, send)
+            else:
+                method, headers = scope["method"], scope["headers"]
+                with tracing.server_span(self._tracer, method, path, headers) as span:
+                    span.set_attribute(names.ATTR_MODEL, target.key)
+                    await self._model_request(target, scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -207,6 +217,11 @@ class Gateway:
             status, content = 502, _error(f"gateway error: {exc!r}")
             reply_headers = {"Content-Type": "application/json"}
         model = target.key
+        if self._tracer is not None:
+            span = trace.get_current_span()
+            tracing.finish(span, status)
+            if revision_name != "-":
+                span.set_attribute(names.ATTR_REVISION, revision_name)
         outcome = "success" if status < 400 else ("client_error" if status < 500 else "error")
         elapsed = time.perf_counter() - started
         self.metrics.requests.labels(model, revision_name, outcome).inc()
@@ -229,7 +244,12 @@ class Gateway:
             tried.add(endpoint.id)
             on_trial = self._is_canary(target, endpoint.revision)  # as routed, not as answered
             started = time.perf_counter()
-            result = await self._attempt(endpoint, target, method, body, headers)
+            if self._tracer is None:
+                result = await self._attempt(endpoint, target, method, body, headers)
+            else:
+                result = await self._traced_attempt(
+                    endpoint, target, method, body, headers, attempt
+                )
             failed = result is None or result[0] >= 500
             if failed and on_trial:
                 # A failing canary must not fail the client: count it against the canary, whose
@@ -246,6 +266,8 @@ class Gateway:
                 and (fallback or self._budget.try_retry())
             ):
                 self.metrics.retries.labels(target.key).inc()
+                if self._tracer is not None:
+                    trace.get_current_span().set_attribute(names.ATTR_RETRIES, attempt)
                 continue
             if result is None:
                 message = f"replica {endpoint.id} of {target.key} failed to answer"
@@ -253,6 +275,27 @@ class Gateway:
             status, reply_headers, content = result
             reply_headers["X-Modelplane-Revision"] = endpoint.revision
             return status, reply_headers, content, endpoint.revision
+
+    async def _traced_attempt(
+        self,
+        endpoint: Endpoint,
+        target: paths.ModelPath,
+        method: str,
+        body: bytes,
+        headers: dict[str, str],
+        attempt: int,
+    ) -> tuple[int, dict[str, str], bytes] | None:
+        assert self._tracer is not None
+        attributes = {
+            names.ATTR_REVISION: endpoint.revision,
+            names.ATTR_REPLICA: endpoint.id,
+            names.ATTR_ATTEMPT: attempt,
+        }
+        sent = dict(headers)  # the client's trace context is replaced by this attempt's
+        with tracing.client_span(self._tracer, method, endpoint.url, sent, attributes) as span:
+            result = await self._attempt(endpoint, target, method, body, sent)
+            tracing.finish(span, result[0] if result else 502, None if result else "connection")
+        return result
 
     def _is_canary(self, target: paths.ModelPath, revision: str) -> bool:
         route = self.table.lookup(target.key)
@@ -264,6 +307,7 @@ class Gateway:
         """A replica for the request, holding it while the model has none ready."""
         deadline = time.monotonic() + self.options.hold_timeout
         holding = False
+        held_since = 0.0
         try:
             while True:
                 route = self.table.lookup(target.key)
@@ -284,11 +328,14 @@ class Gateway:
                         )
                 endpoint = pick_endpoint(revision.endpoints, time.monotonic(), self._rng, tried)
                 if endpoint is not None:
+                    if holding and self._tracer is not None:
+                        waited = time.monotonic() - held_since
+                        trace.get_current_span().set_attribute(names.ATTR_HELD_SECONDS, waited)
                     return endpoint
                 if tried:  # a retry with every replica tried: no point holding
                     raise RefusalError(503, f"no other replica of {target.key!r} to retry on", 1)
                 if not holding:
-                    holding = self._hold(target.key)
+                    holding, held_since = self._hold(target.key), time.monotonic()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise RefusalError(
@@ -331,12 +378,22 @@ class Gateway:
         if endpoint is None:
             return
         headers = {"content-type": "application/json"}
-        try:
-            reply = await self._upstream.request(
-                endpoint.url, method, target.upstream(), headers, body
-            )
-        except (UpstreamError, TimeoutError):
-            return  # a failing canary shows in its own error rate, not here
+        with contextlib.ExitStack() as spans:
+            if self._tracer is not None:
+                attributes = {
+                    names.ATTR_REVISION: shadow.revision,
+                    names.ATTR_REPLICA: endpoint.id,
+                    names.ATTR_SHADOW: True,
+                }
+                spans.enter_context(
+                    tracing.client_span(self._tracer, method, endpoint.url, headers, attributes)
+                )
+            try:
+                reply = await self._upstream.request(
+                    endpoint.url, method, target.upstream(), headers, body
+                )
+            except (UpstreamError, TimeoutError):
+                return  # a failing canary shows in its own error rate, not here
         if reply.status == 200:
             score = disagreement(shadow.task, answer, reply.body)
             if score is not None:

@@ -42,6 +42,17 @@ class BatchObservers:
     batch_size: Observer = lambda _: None
 
 
+@dataclass
+class BatchTiming:
+    """When a request waited and ran (``time.time_ns()``), for its trace; filled only when
+    the caller asks, so an untraced request costs no clock reads."""
+
+    queued_ns: int = 0
+    started_ns: int = 0
+    finished_ns: int = 0
+    batch_size: int = 0
+
+
 @dataclass(eq=False)
 class _Pending:
     inputs: dict[str, Array]
@@ -49,6 +60,7 @@ class _Pending:
     key: tuple[tuple[str, str, tuple[int, ...]], ...]
     future: asyncio.Future[dict[str, Array]]
     enqueued: float
+    timing: BatchTiming | None = None
 
 
 @dataclass
@@ -77,11 +89,15 @@ class Batcher:
                 await self._worker
             self._worker = None
 
-    async def submit(self, inputs: dict[str, Array]) -> dict[str, Array]:
+    async def submit(
+        self, inputs: dict[str, Array], timing: BatchTiming | None = None
+    ) -> dict[str, Array]:
         loop = asyncio.get_running_loop()
         key = tuple(sorted((n, a.dtype.str, a.shape[1:]) for n, a in inputs.items()))
         count = max((rows(a) for a in inputs.values()), default=1)
-        pending = _Pending(inputs, count, key, loop.create_future(), time.perf_counter())
+        if timing is not None:
+            timing.queued_ns = time.time_ns()
+        pending = _Pending(inputs, count, key, loop.create_future(), time.perf_counter(), timing)
         self._queue.put_nowait(pending)
         return await pending.future
 
@@ -126,6 +142,11 @@ class Batcher:
         live = [item for item in batch if not item.future.done()]  # skip cancelled clients
         if not live:
             return
+        timed = [item.timing for item in live if item.timing is not None]
+        if timed:
+            now = time.time_ns()
+            for timing in timed:
+                timing.started_ns, timing.batch_size = now, len(live)
         try:
             merged = await self._run_model(live)
         except Exception as exc:
@@ -140,6 +161,10 @@ class Batcher:
             return
         finally:
             self.observers.inference_seconds(time.perf_counter() - started)
+            if timed:
+                now = time.time_ns()
+                for timing in timed:
+                    timing.finished_ns = now
         if len(live) == 1:
             _settle(live[0], merged)
             return

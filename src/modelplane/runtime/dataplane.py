@@ -22,7 +22,7 @@ from modelplane.errors import (
     ModelplaneError,
     PredictError,
 )
-from modelplane.runtime.batching import Batcher
+from modelplane.runtime.batching import Batcher, BatchTiming
 from modelplane.runtime.datatypes import datatype_of
 from modelplane.runtime.formats.base import Signature
 from modelplane.runtime.types import (
@@ -133,16 +133,38 @@ class DataPlane:
             return await self._infer(name, version, request, scope)
         with self._tracer.start_as_current_span(f"infer {name}") as span:
             span.set_attribute(names.ATTR_MODEL, name)
+            timing = BatchTiming()
             try:
-                response = await self._infer(name, version, request, scope)
+                response = await self._infer(name, version, request, scope, timing)
             except ModelplaneError as exc:
                 span.set_attribute(names.ATTR_OUTCOME, type(exc).__name__)
                 raise
+            finally:
+                self._batch_spans(timing)
             span.set_attribute(names.ATTR_MODEL_VERSION, self.version)
             return response
 
+    def _batch_spans(self, timing: BatchTiming) -> None:
+        """The request's wait in the batch queue and its model call, as child spans."""
+        assert self._tracer is not None
+        if not timing.started_ns:
+            return  # refused before it reached the batcher
+        queued = self._tracer.start_span("queue", start_time=timing.queued_ns)
+        queued.end(end_time=timing.started_ns)
+        if timing.finished_ns:
+            attributes = {names.ATTR_BATCH_SIZE: timing.batch_size}
+            ran = self._tracer.start_span(
+                "inference", start_time=timing.started_ns, attributes=attributes
+            )
+            ran.end(end_time=timing.finished_ns)
+
     async def _infer(
-        self, name: str, version: str | None, request: InferenceRequest, scope: RequestScope
+        self,
+        name: str,
+        version: str | None,
+        request: InferenceRequest,
+        scope: RequestScope,
+        timing: BatchTiming | None = None,
     ) -> InferenceResponse:
         self.check_ready(name, version)
         assert self._batcher is not None  # set together with READY
@@ -150,7 +172,7 @@ class DataPlane:
         wanted = self._wanted_outputs(request)
         scope.arriving = False
         self._arriving -= 1
-        results = await self._batcher.submit(request.arrays())
+        results = await self._batcher.submit(request.arrays(), timing)
         return InferenceResponse(
             model_name=self.name,
             model_version=self.version,

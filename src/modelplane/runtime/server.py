@@ -35,7 +35,7 @@ from modelplane.runtime.formats.base import Predictor
 from modelplane.runtime.v2.inference import InferEndpoint
 from modelplane.runtime.v2.routes import V2Routes
 from modelplane.telemetry.metrics import CONTENT_TYPE, RuntimeMetrics
-from modelplane.telemetry.tracing import tracer
+from modelplane.telemetry.tracing import TracingMiddleware, tracer
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,9 @@ class Runtime:
     def app(self) -> ASGIApp:
         routes = [*V2Routes(self.dataplane).routes(), Route("/metrics", self._metrics)]
         rest = Starlette(routes=routes, lifespan=self._lifespan)
-        return InferEndpoint(self.dataplane, self.model.spec.runtime.max_request_bytes, rest)
+        app = InferEndpoint(self.dataplane, self.model.spec.runtime.max_request_bytes, rest)
+        chosen = tracer(self.options.tracer_provider)
+        return app if chosen is None else TracingMiddleware(app, chosen)
 
     async def _metrics(self, request: Request) -> Response:
         return Response(self.metrics.exposition(), media_type=CONTENT_TYPE)
@@ -167,6 +169,7 @@ async def _serve(runtime: Runtime) -> int:
         loop="none",
         log_level=options.log_level,
         access_log=False,
+        log_config=None,  # uvicorn logs through the process's own logging set-up
         proxy_headers=False,
         timeout_graceful_shutdown=int(options.shutdown_timeout),
     )

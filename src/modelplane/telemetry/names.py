@@ -15,10 +15,26 @@ RUNTIME_MODEL_READY = "modelplane_runtime_model_ready"
 LABEL_MODEL = "model"
 LABEL_OUTCOME = "outcome"
 
+# OpenTelemetry attributes of the HTTP semantic conventions (stable).
+HTTP_REQUEST_METHOD = "http.request.method"
+HTTP_ROUTE = "http.route"
+HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
+URL_PATH = "url.path"
+ERROR_TYPE = "error.type"
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+
 # OpenTelemetry attributes beyond the semantic conventions' own.
 ATTR_MODEL = "modelplane.model.name"
 ATTR_MODEL_VERSION = "modelplane.model.version"
 ATTR_OUTCOME = "modelplane.outcome"
+ATTR_REVISION = "modelplane.revision"  # the revision the gateway routed to
+ATTR_REPLICA = "modelplane.replica"  # the replica (pod) an attempt went to
+ATTR_ATTEMPT = "modelplane.attempt"  # 1 for the first try, 2 for the first retry, ...
+ATTR_RETRIES = "modelplane.retries"
+ATTR_HELD_SECONDS = "modelplane.held_seconds"  # waited for a cold start; absent if not held
+ATTR_SHADOW = "modelplane.shadow"  # a copy mirrored to the canary, off the client's path
+ATTR_BATCH_SIZE = "modelplane.batch.size"  # requests merged into the model call
 
 # Latency buckets in seconds: sub-millisecond resolution for small models, up to LLM scale.
 LATENCY_BUCKETS = (

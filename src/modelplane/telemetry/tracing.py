@@ -1,11 +1,36 @@
-"""Tracing hooks. Spans go to the process's configured TracerProvider; with none configured,
-components get no tracer at all and skip span bookkeeping on their hot paths."""
+"""Tracing: configured by the standard ``OTEL_*`` variables, free when they ask for nothing.
+
+``configure`` builds an SDK TracerProvider when the environment asks for traces
+(``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or
+``OTEL_TRACES_EXPORTER``), exporting over OTLP by ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL``
+(``http/protobuf``, the default, or ``grpc``); the resource comes from ``OTEL_SERVICE_NAME`` and
+``OTEL_RESOURCE_ATTRIBUTES``, the sampler from ``OTEL_TRACES_SAMPLER[_ARG]``. With none of them
+set, components get no tracer at all and skip span bookkeeping on their hot paths.
+
+Spans follow the HTTP semantic conventions; ``server_span`` and ``client_span`` are the two
+shapes the gateway and the runtime share, W3C trace context in and out.
+"""
 
 from __future__ import annotations
 
-from opentelemetry import trace
+import os
+from collections.abc import Iterable, Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from modelplane.errors import ModelplaneError
+from modelplane.telemetry import names
 
 INSTRUMENTATION = "modelplane"
+PROTOCOLS = ("http/protobuf", "grpc")
+
+
+class TracingConfigError(ModelplaneError):
+    """The OTEL_* environment asks for something modelplane cannot do."""
 
 
 def tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer | None:
@@ -14,3 +39,161 @@ def tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer | None:
     if isinstance(chosen, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
         return None
     return chosen.get_tracer(INSTRUMENTATION)
+
+
+def configure(service_name: str) -> Any:
+    """Set the global TracerProvider from the environment; the provider (to shut down at
+    exit, which flushes), or None when the environment asks for no traces."""
+    env = os.environ
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    chosen = env.get("OTEL_TRACES_EXPORTER")
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if chosen is None and not endpoint:
+        return None
+    exporters = [e.strip() for e in (chosen or "otlp").split(",") if e.strip()]
+    if exporters in ([], ["none"]):
+        return None
+
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    named = "OTEL_SERVICE_NAME" in env or "service.name=" in env.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    resource = Resource.create({} if named else {SERVICE_NAME: service_name})
+    provider = TracerProvider(resource=resource)  # the sampler comes from OTEL_TRACES_SAMPLER
+    for name in exporters:
+        if name == "otlp":
+            exporter: Any = _otlp_exporter()
+        elif name == "console":
+            exporter = ConsoleSpanExporter()
+        else:
+            raise TracingConfigError(
+                f"OTEL_TRACES_EXPORTER={chosen!r}: modelplane exports traces with otlp, "
+                "console or none"
+            )
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def _otlp_exporter() -> Any:
+    env = os.environ
+    protocol = (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    )
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    if protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as HttpSpanExporter,
+        )
+
+        return HttpSpanExporter()
+    raise TracingConfigError(
+        f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: supported are {', '.join(PROTOCOLS)}"
+    )
+
+
+# -- span shapes -------------------------------------------------------------------------------
+
+_MODELS = "/v2/models/"
+_ACTIONS = ("ready", "infer")
+
+
+def v2_route(path: str) -> str:
+    """The low-cardinality ``http.route`` of a v2 path: names and versions as templates."""
+    if not path.startswith(_MODELS):
+        return path if path.startswith(("/v2/health", "/metrics")) or path == "/v2" else "other"
+    parts = [p for p in path[len(_MODELS) :].split("/") if p]
+    action = f"/{parts.pop()}" if parts and parts[-1] in _ACTIONS else ""
+    version = ""
+    if len(parts) >= 3 and parts[-2] == "versions":  # [namespace/]name/versions/v
+        version, parts = "/versions/{version}", parts[:-2]
+    if not 1 <= len(parts) <= 2:  # name, or namespace/name
+        return "other"
+    return "/v2/models/{model}" + version + action
+
+
+def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in raw}
+
+
+@contextmanager
+def server_span(
+    tracer: trace.Tracer, method: str, path: str, headers: Iterable[tuple[bytes, bytes]]
+) -> Iterator[Span]:
+    """A SERVER span for one HTTP request, continuing the caller's trace (``traceparent``),
+    current while the request is handled. Set the status code with ``finish``."""
+    route = v2_route(path)
+    context = propagate.extract(_headers(headers))
+    attributes = {
+        names.HTTP_REQUEST_METHOD: method,
+        names.HTTP_ROUTE: route,
+        names.URL_PATH: path,
+    }
+    with tracer.start_as_current_span(
+        f"{method} {route}", context=context, kind=SpanKind.SERVER, attributes=attributes,
+        record_exception=False, set_status_on_exception=False,
+    ) as span:  # fmt: skip
+        yield span
+
+
+def finish(span: Span, status: int, error: str | None = None) -> None:
+    """Record the response on a server or client span: 5xx (and a failed attempt) is an error."""
+    span.set_attribute(names.HTTP_RESPONSE_STATUS_CODE, status)
+    if status >= 500 or error is not None:
+        span.set_attribute(names.ERROR_TYPE, error or str(status))
+        span.set_status(Status(StatusCode.ERROR))
+
+
+@contextmanager
+def client_span(
+    tracer: trace.Tracer,
+    method: str,
+    url: str,
+    headers: MutableMapping[str, str],
+    attributes: dict[str, Any],
+) -> Iterator[Span]:
+    """A CLIENT span for one outgoing request; ``headers`` gain its trace context."""
+    host, _, port = url.split("://", 1)[-1].partition(":")
+    with tracer.start_as_current_span(
+        method, kind=SpanKind.CLIENT, record_exception=False, set_status_on_exception=False,
+        attributes={
+            names.HTTP_REQUEST_METHOD: method, names.SERVER_ADDRESS: host,
+            names.SERVER_PORT: int(port.split("/")[0] or 80), **attributes,
+        },
+    ) as span:  # fmt: skip
+        propagate.inject(headers)
+        yield span
+
+
+class TracingMiddleware:
+    """ASGI middleware: a SERVER span for every HTTP request to ``app``."""
+
+    def __init__(self, app: ASGIApp, tracer: trace.Tracer) -> None:
+        self.app, self.tracer = app, tracer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500  # unless the app answers
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with server_span(self.tracer, scope["method"], scope["path"], scope["headers"]) as span:
+            try:
+                await self.app(scope, receive, sending)
+            finally:
+                finish(span, status)

@@ -52,8 +52,8 @@ async def run(options: ClusterGatewayOptions) -> None:
         server = uvicorn.Server(
             uvicorn.Config(
                 gateway, host=options.host, port=options.port, http="httptools",
-                log_level=options.log_level, access_log=False, proxy_headers=False,
-                lifespan="on", backlog=4096,
+                log_level=options.log_level, access_log=False, log_config=None,
+                proxy_headers=False, lifespan="on", backlog=4096,
             )
         )  # fmt: skip
         log.info("gateway on %s:%d, load to %s", options.host, options.port, options.report_to)

@@ -136,7 +136,7 @@ async def _serve(
         ]
     )
     config = uvicorn.Config(
-        app, host=ALL_INTERFACES, port=port, log_level="warning", access_log=False
+        app, host=ALL_INTERFACES, port=port, log_level="warning", access_log=False, log_config=None
     )
     server = _Server(config)
     serving = asyncio.create_task(server.serve())

@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 
 from modelplane.control.reconcile import Phase, ReplicaView
+from modelplane.telemetry.logs import message_of
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def last_words(path: Path, limit: int = 400) -> str:
     except OSError:
         return ""
     text = next((ln for ln in reversed(lines) if ln), "")
-    return text[-limit:]
+    return message_of(text)[-limit:]
 
 
 @dataclass
@@ -86,6 +87,7 @@ class Supervisor:
     base_dir: Path
     on_change: Callable[[], None] = lambda: None
     replicas: dict[str, Replica] = field(default_factory=dict)
+    log_format: str = "text"  # of the replicas' logs, which `modelplane logs` shows
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -153,7 +155,7 @@ class Supervisor:
             replica.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "modelplane", "serve", "-f", str(replica.manifest),
                 "--port", str(replica.port), "--model-version", replica.revision,
-                "--log-level", "warning",
+                "--log-level", "warning", "--log-format", self.log_format,
                 stdout=handle, stderr=handle, cwd=self.base_dir, env=os.environ.copy(),
                 start_new_session=True, preexec_fn=die_with_parent,
             )  # fmt: skip

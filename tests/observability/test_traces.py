@@ -1,0 +1,127 @@
+"""One trace across the gateway and the runtime, received by a real OpenTelemetry Collector:
+the client's trace context continues through `modelplane up`'s gateway into the replica, and
+every span carries the semantic conventions' HTTP attributes and modelplane's routing ones."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.observability.collector import Collector, Span
+from tests.platform.conftest import Platform, manifest, wait_for
+from tests.processes import RuntimeProcess
+
+SERVER, CLIENT = 2, 3  # OTLP span kinds
+ROW = [[5.1, 3.5, 1.4, 0.2]]
+BODY = {"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 4], "data": ROW[0]}]}
+
+
+def _traced_env(collector: Collector, protocol: str = "http/protobuf") -> dict[str, str]:
+    endpoint = collector.http_endpoint if protocol == "http/protobuf" else collector.grpc_endpoint
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",  # export within a tenth of a second
+        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=test",
+    }
+
+
+@pytest.fixture(scope="module")
+def traced(collector: Collector, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    root = tmp_path_factory.mktemp("traced")
+    running = Platform(root / "state", root / "up.log", env=_traced_env(collector))
+    yield running
+    running.stop()
+
+
+def _post(url: str, trace_id: str, parent: str) -> httpx.Response:
+    """An inference request with a W3C trace context: the client's span is ``parent``."""
+    headers = {"traceparent": f"00-{trace_id}-{parent}-01"}
+    return httpx.post(url, json=BODY, headers=headers, timeout=30)
+
+
+def _trace(collector: Collector, trace_id: str, count: int) -> list[Span]:
+    found: list[Span] = []
+
+    def arrived() -> bool:
+        found[:] = [s for s in collector.spans() if s.trace_id == trace_id]
+        return len(found) >= count
+
+    wait_for(arrived, f"{count} spans of trace {trace_id} at the collector", 20)
+    return found
+
+
+def test_one_trace_connects_client_gateway_and_runtime(
+    traced: Platform, collector: Collector, iris_dir: Path, tmp_path: Path
+) -> None:
+    path = manifest(tmp_path / "m.yaml", "traced", iris_dir / "model.onnx")
+    assert traced.cli("apply", "-f", str(path)).returncode == 0
+    traced.wait_condition("traced", "Ready", "True", "RevisionReady")
+    trace_id, parent = secrets.token_hex(16), secrets.token_hex(8)
+    reply = _post(f"{traced.gateway}/v2/models/traced/infer", trace_id, parent)
+    assert reply.status_code == 200, reply.text
+
+    spans = _trace(collector, trace_id, 6)
+    by_name = {(s.service, s.name): s for s in spans}
+    gateway = by_name["modelplane", "POST /v2/models/{model}/infer"]
+    attempt = by_name["modelplane", "POST"]
+    runtime = by_name["modelplane-runtime", "POST /v2/models/{model}/infer"]
+    infer = by_name["modelplane-runtime", "infer traced"]
+    queue = by_name["modelplane-runtime", "queue"]
+    inference = by_name["modelplane-runtime", "inference"]
+
+    # client -> gateway server span -> gateway attempt (client span) -> runtime server span
+    assert gateway.parent_id == parent
+    assert gateway.kind == SERVER
+    assert attempt.parent_id == gateway.span_id
+    assert attempt.kind == CLIENT
+    assert runtime.parent_id == attempt.span_id
+    assert infer.parent_id == runtime.span_id
+    assert {queue.parent_id, inference.parent_id} == {infer.span_id}
+
+    revision = reply.headers["x-modelplane-revision"]
+    assert gateway.attributes == {
+        "http.request.method": "POST",
+        "http.route": "/v2/models/{model}/infer",
+        "url.path": "/v2/models/traced/infer",
+        "http.response.status_code": 200,
+        "modelplane.model.name": "default/traced",
+        "modelplane.revision": revision,
+    }
+    assert attempt.attributes["modelplane.revision"] == revision
+    assert attempt.attributes["modelplane.attempt"] == 1
+    assert attempt.attributes["server.address"] == "127.0.0.1"
+    assert attempt.attributes["http.response.status_code"] == 200
+    assert runtime.attributes["http.route"] == "/v2/models/{model}/infer"
+    assert inference.attributes["modelplane.batch.size"] == 1
+
+
+def test_a_failed_request_is_an_error_span(traced: Platform, collector: Collector) -> None:
+    trace_id, parent = secrets.token_hex(16), secrets.token_hex(8)
+    reply = _post(f"{traced.gateway}/v2/models/absent/infer", trace_id, parent)
+    assert reply.status_code == 404
+    (span,) = _trace(collector, trace_id, 1)
+    assert span.attributes["http.response.status_code"] == 404
+    assert span.status.get("code") != 2  # a 4xx is the client's error, not the server's
+
+
+def test_the_runtime_exports_over_grpc_too(
+    collector: Collector, iris_dir: Path, tmp_path: Path
+) -> None:
+    path = manifest(tmp_path / "m.yaml", "grpc-traced", iris_dir / "model.onnx")
+    env = {**_traced_env(collector, "grpc"), "OTEL_SERVICE_NAME": "iris-over-grpc"}
+    runtime = RuntimeProcess(["-f", str(path)], tmp_path / "serve.log", env=env)
+    try:
+        runtime.wait_ready()
+        trace_id = secrets.token_hex(16)
+        url = f"{runtime.url}/v2/models/grpc-traced/infer"
+        reply = _post(url, trace_id, secrets.token_hex(8))
+        assert reply.status_code == 200, reply.text
+        spans = _trace(collector, trace_id, 4)
+        assert {s.service for s in spans} == {"iris-over-grpc"}
+    finally:
+        runtime.terminate()
