@@ -19,6 +19,7 @@ from modelplane.cli import (
     resources,
     rollouts,
     serving,
+    top,
 )
 from modelplane.cli.errors import EXIT_USAGE, report
 from modelplane.errors import ModelplaneError
@@ -55,6 +56,7 @@ def build_app() -> typer.Typer:
     app.command()(models.delete)
     app.command()(models.logs)
     app.command()(inference.infer)
+    app.command()(top.top)
     app.add_typer(rollouts.build(), name="rollout")
     app.command()(serving.serve)
     app.command()(resources.validate)
