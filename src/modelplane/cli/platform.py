@@ -23,9 +23,12 @@ from modelplane.api import load_model_file
 from modelplane.backends.local.api_server import ControlApi
 from modelplane.backends.local.controller import Controller
 from modelplane.backends.local.metric_source import GatewayMetricSource
+from modelplane.backends.local.prometheus_beside import Scraping
+from modelplane.backends.local.scrape_targets import TargetsFile, targets
 from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
 from modelplane.backends.prometheus import PrometheusSource
+from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.observing import LogFormat, observed
 from modelplane.control.analysis import MetricSource
 from modelplane.errors import AlreadyExistsError
@@ -69,9 +72,33 @@ def up(
             "gateway's /metrics); default: the gateway's own counters."
         ),
     ] = None,
+    with_prometheus: Annotated[
+        bool,
+        typer.Option(
+            help="Run Prometheus (the `prometheus` on PATH) beside the platform, scraping the "
+            "gateway and every replica, and read canary analysis from it."
+        ),
+    ] = False,
+    prometheus_port: Annotated[
+        int, typer.Option(help="Port of the Prometheus --with-prometheus runs.")
+    ] = 9090,
+    scrape_targets: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep a Prometheus file_sd targets file here (gateway and ready replicas), "
+            "for a Prometheus of your own."
+        ),
+    ] = None,
 ) -> None:
     """Start the embedded platform: control API, gateway and model replicas on this machine."""
     state_dir.mkdir(parents=True, exist_ok=True)
+    if with_prometheus and prometheus:
+        raise CliError("--with-prometheus and --prometheus URL: choose one", exit_code=EXIT_USAGE)
+    scraping = Scraping(
+        targets=(scrape_targets or state_dir / "prometheus" / "targets.json").resolve(),
+        run_port=prometheus_port if with_prometheus else None,
+        enabled=with_prometheus or scrape_targets is not None,
+    )
     with (
         observed("modelplane", log_level, log_format),
         asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
@@ -88,6 +115,7 @@ def up(
                 log_format,
                 options,
                 prometheus,
+                scraping,
             )
         )
 
@@ -102,12 +130,16 @@ async def _up(
     log_format: str,
     options: GatewayOptions,
     prometheus: str | None,
+    scraping: Scraping,
 ) -> None:
     store = SqliteStore(state_dir / "state.db")
     table = RoutingTable()
     gateway_url = f"http://{host}:{gateway_port}"
     gateway = Gateway(table, GatewayMetrics(), options)
     supervisor = Supervisor(state_dir, base_dir=Path.cwd(), log_format=log_format)
+    beside = await scraping.start(state_dir, f"{host}:{gateway_port}")
+    if beside is not None:
+        prometheus = beside.url
     scraped = PrometheusSource(prometheus) if prometheus else None
     metrics: MetricSource = scraped or GatewayMetricSource(gateway.reading)
     controller = Controller(store, supervisor, table, gateway, metrics, state_dir, gateway_url)
@@ -139,6 +171,19 @@ async def _up(
         loop.add_signal_handler(sig, stop.set)
     tasks = [loop.create_task(s.serve()) for s in servers]
     control_loop = loop.create_task(controller.run())
+    if scraping.enabled:
+        targets_file = TargetsFile(scraping.targets)
+        gateway_address = f"{host}:{gateway_port}"
+
+        def publish_targets() -> None:
+            targets_file.update(targets(gateway_address, controller.replica_addresses()))
+
+        def replicas_changed() -> None:
+            controller.wake()
+            publish_targets()
+
+        publish_targets()
+        supervisor.on_change = replicas_changed
     while not all(s.started for s in servers):
         if any(t.done() for t in tasks):
             break  # a port in use: uvicorn said why
@@ -148,6 +193,8 @@ async def _up(
             f"modelplane is up\n  control API  http://{host}:{port}\n  gateway      {gateway_url}",
             flush=True,
         )
+        if beside is not None:
+            print(f"  prometheus   {beside.url}", flush=True)
         print(f"  state        {state_dir}\nPress Ctrl-C to stop.", flush=True)
         await asyncio.wait(
             [loop.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED
@@ -162,6 +209,8 @@ async def _up(
     await gateway.close()
     if scraped is not None:
         await scraped.close()
+    if beside is not None:
+        await beside.stop()
     store.close()
     failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception()]
     if not all(s.started for s in servers) or failed:

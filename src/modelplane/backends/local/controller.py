@@ -221,6 +221,18 @@ class Controller:
         owned = [v.id for v in self.supervisor.views() if self._owners.get(v.revision) == key]
         await asyncio.gather(*(self.supervisor.stop(rid) for rid in owned))
 
+    def replica_addresses(self) -> list[tuple[str, str, str, str]]:
+        """(model key, revision, replica id, host:port) of every ready replica."""
+        found = []
+        for view in self.supervisor.views():
+            key = self._owners.get(view.revision)
+            if key is None:
+                continue
+            for replica_id, url in self.supervisor.ready_endpoints(view.revision):
+                if replica_id == view.id:
+                    found.append((key, view.revision, replica_id, url.removeprefix("http://")))
+        return found
+
     def _url(self, model: Model) -> str:
         meta = model.metadata
         path = meta.name if meta.namespace == "default" else f"{meta.namespace}/{meta.name}"
