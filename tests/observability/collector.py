@@ -41,6 +41,15 @@ class Span:
 
 
 @dataclass
+class Metric:
+    service: str
+    name: str
+    kind: str  # sum, gauge or histogram
+    attributes: dict[str, Any]
+    point: dict[str, Any]  # the OTLP/JSON data point
+
+
+@dataclass
 class Collector:
     binary: Path
     work_dir: Path
@@ -82,19 +91,40 @@ class Collector:
 
     def spans(self) -> list[Span]:
         """Every span received so far."""
-        if not self.out.exists():
-            return []
         found = []
-        for line in self.out.read_text().splitlines():
-            try:
-                received = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # the line the collector is writing right now
+        for received in self._received():
             for resource in received.get("resourceSpans", []):
                 attributes = _attributes(resource.get("resource", {}).get("attributes", []))
                 for scope in resource.get("scopeSpans", []):
                     for span in scope.get("spans", []):
                         found.append(_span(str(attributes.get("service.name", "")), span))
+        return found
+
+    def metrics(self) -> list[Metric]:
+        """Every metric data point received so far."""
+        found = []
+        for received in self._received():
+            for resource in received.get("resourceMetrics", []):
+                service = _attributes(resource.get("resource", {}).get("attributes", []))
+                for scope in resource.get("scopeMetrics", []):
+                    for metric in scope.get("metrics", []):
+                        kinds = [k for k in ("sum", "gauge", "histogram") if k in metric]
+                        name = str(service.get("service.name", ""))
+                        for kind in kinds:  # none: a metric with no data points yet
+                            for point in metric[kind].get("dataPoints", []):
+                                labels = _attributes(point.get("attributes", []))
+                                found.append(Metric(name, metric["name"], kind, labels, point))
+        return found
+
+    def _received(self) -> list[dict[str, Any]]:
+        if not self.out.exists():
+            return []
+        found = []
+        for line in self.out.read_text().splitlines():
+            try:
+                found.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # the line the collector is writing right now
         return found
 
     def stop(self) -> None:

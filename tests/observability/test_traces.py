@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from modelplane.telemetry import names
 from tests.observability.collector import Collector, Span
 from tests.platform.conftest import Platform, manifest, wait_for
 from tests.processes import RuntimeProcess
@@ -26,6 +27,7 @@ def _traced_env(collector: Collector, protocol: str = "http/protobuf") -> dict[s
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
         "OTEL_BSP_SCHEDULE_DELAY": "100",  # export within a tenth of a second
+        "OTEL_METRIC_EXPORT_INTERVAL": "500",
         "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=test",
     }
 
@@ -125,3 +127,39 @@ def test_the_runtime_exports_over_grpc_too(
         assert {s.service for s in spans} == {"iris-over-grpc"}
     finally:
         runtime.terminate()
+
+
+def test_metrics_are_mirrored_over_otlp(traced: Platform, collector: Collector) -> None:
+    """The test above sent traffic: the gateway's and the runtime's Prometheus series arrive
+    as OTLP metrics, with the same names, labels and buckets."""
+    wanted = {"model": "default/traced", "revision": "traced-r1", "outcome": "success"}
+
+    def arrived() -> bool:
+        found = collector.metrics()
+        requests = [
+            m for m in found
+            if m.name == "modelplane_gateway_requests" and m.attributes == wanted
+        ]  # fmt: skip
+        durations = [
+            m for m in found
+            if m.name == "modelplane_runtime_request_duration_seconds"
+            and m.service == "modelplane-runtime"
+        ]  # fmt: skip
+        return bool(requests) and bool(durations)
+
+    wait_for(arrived, "the gateway's and the runtime's metrics at the collector", 20)
+    found = collector.metrics()
+    request = next(
+        m for m in reversed(found)
+        if m.name == "modelplane_gateway_requests" and m.attributes == wanted
+    )  # fmt: skip
+    assert request.service == "modelplane"
+    assert request.kind == "sum"
+    assert float(request.point["asDouble"]) >= 1
+    duration = next(
+        m for m in reversed(found) if m.name == "modelplane_runtime_request_duration_seconds"
+    )
+    assert duration.kind == "histogram"
+    assert [float(b) for b in duration.point["explicitBounds"]] == list(names.LATENCY_BUCKETS)
+    assert int(duration.point["count"]) >= 1
+    assert sum(int(c) for c in duration.point["bucketCounts"]) == int(duration.point["count"])

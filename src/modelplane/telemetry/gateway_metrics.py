@@ -11,7 +11,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from modelplane.telemetry import names
+from modelplane.telemetry import names, otlp_metrics
 
 _MODEL_REVISION = [names.LABEL_MODEL, names.LABEL_REVISION]
 
@@ -19,6 +19,7 @@ _MODEL_REVISION = [names.LABEL_MODEL, names.LABEL_REVISION]
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = r = registry or CollectorRegistry()
+        otlp_metrics.mirror(self.registry)  # pushed over OTLP too, when asked
         self.requests = Counter(
             names.GATEWAY_REQUESTS,
             "Requests through the gateway by outcome.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from modelplane.telemetry import names
+from modelplane.telemetry import names, otlp_metrics
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -14,6 +14,7 @@ class RuntimeMetrics:
 
     def __init__(self, model: str, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        otlp_metrics.mirror(self.registry)  # pushed over OTLP too, when asked
         labels = {names.LABEL_MODEL: model}
         r = self.registry
         self._requests = Counter(

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from modelplane.telemetry import names
+from modelplane.telemetry import names, otlp_metrics
 
 
 class OperatorMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = r = registry or CollectorRegistry()
+        otlp_metrics.mirror(self.registry)  # pushed over OTLP too, when asked
         self.writes = Counter(
             names.OPERATOR_WRITES,
             "Writes to the Kubernetes API server, by verb and kind.",
