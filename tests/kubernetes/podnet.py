@@ -131,7 +131,8 @@ class PodRunner:
         cache = self.work_dir / name
         cache.mkdir(parents=True, exist_ok=True)
         args[args.index("--cache-dir") + 1] = str(cache)
-        env = {**os.environ, **{e["name"]: e["value"] for e in container.get("env", [])}}
+        given = container.get("env", [])
+        env = {**os.environ, **{e["name"]: e["value"] for e in given if "value" in e}}
         log = (self.work_dir / f"{name}.log").open("ab")
         self.ips[name] = ip
         self._processes[name] = subprocess.Popen(

@@ -19,6 +19,8 @@ from tests.kubernetes.operating import RunningOperator, apply, events, model, na
 
 pytestmark = pytest.mark.slow
 
+COLLECTOR = "http://otel-collector.observability.svc:4318"
+
 
 @pytest.fixture(scope="module")
 def operator(
@@ -26,7 +28,9 @@ def operator(
 ) -> Iterator[RunningOperator]:
     """The operator, run here with the ServiceAccount `modelplane install` made: every test
     below also proves its RBAC is enough."""
-    running = RunningOperator(operator_kubeconfig, tmp_path_factory.mktemp("op") / "op.log")
+    options = ("--model-env", f"OTEL_EXPORTER_OTLP_ENDPOINT={COLLECTOR}")
+    log = tmp_path_factory.mktemp("op") / "op.log"
+    running = RunningOperator(operator_kubeconfig, log, options=options)
     yield running
     running.stop()
 
@@ -59,6 +63,15 @@ def test_a_model_gets_its_children_and_becomes_ready(
     assert "iris-r1" in container["args"]
     served = yaml.safe_load(container["env"][0]["value"])
     assert served["spec"]["source"]["uri"] == "https://models.example.com/iris.onnx"
+    # The cluster's telemetry settings reach the pod, with a resource naming pod and revision.
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"][1:]}
+    assert env == {
+        "MODELPLANE_POD_NAME": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}},
+        "OTEL_EXPORTER_OTLP_ENDPOINT": COLLECTOR,
+        "OTEL_SERVICE_NAME": "modelplane-runtime",
+        "OTEL_RESOURCE_ATTRIBUTES": "k8s.pod.name=$(MODELPLANE_POD_NAME),"
+        "k8s.namespace.name=default,modelplane.model.name=iris,modelplane.revision=iris-r1",
+    }
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert container["resources"]["requests"] == {"cpu": "500m", "memory": "256Mi"}

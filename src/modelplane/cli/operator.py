@@ -30,6 +30,13 @@ def operator(
         str | None,
         typer.Option(help="NAMESPACE/NAME of the Gateway that HTTPRoutes attach to."),
     ] = None,
+    model_env: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=VALUE for every model pod (repeatable), e.g. "
+            "OTEL_EXPORTER_OTLP_ENDPOINT=http://otel-collector.observability:4318."
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(help="Models reconciled at once.")] = 8,
     liveness: Annotated[
         str, typer.Option(help="Liveness endpoint URL to serve.")
@@ -59,6 +66,7 @@ def operator(
         image=image or defaults.image,
         gateway_url=(gateway_url or defaults.gateway_url).rstrip("/"),
         route_parent=parent,
+        model_env=tuple(_pair(item) for item in model_env or ()),
     )
     options = OperatorOptions(
         cluster=cluster,
@@ -73,3 +81,10 @@ def operator(
         for chatty in ("kopf", "httpx2"):  # a line per watch event, a line per request
             logging.getLogger(chatty).setLevel(quiet)
         asyncio.run(run(options))
+
+
+def _pair(item: str) -> tuple[str, str]:
+    name, equals, value = item.partition("=")
+    if not equals or not name or not name.replace("_", "").isalnum():
+        raise CliError(f"--model-env {item!r} is not NAME=VALUE", exit_code=EXIT_USAGE)
+    return name, value

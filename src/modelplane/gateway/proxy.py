@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from starlette.types import Message, Receive, Scope, Send
 
 from modelplane import __version__
@@ -169,9 +169,12 @@ class Gateway:
                 await self._model_request(target, scope, receive, send)
             else:
                 method, headers = scope["method"], scope["headers"]
-                with tracing.server_span(self._tracer, method, path, headers) as span:
+                span, token = tracing.start_server_span(self._tracer, method, path, headers)
+                try:
                     span.set_attribute(names.ATTR_MODEL, target.key)
                     await self._model_request(target, scope, receive, send)
+                finally:
+                    tracing.end_span(span, token)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -220,7 +223,7 @@ class Gateway:
         if self._tracer is not None:
             span = trace.get_current_span()
             tracing.finish(span, status)
-            if revision_name != "-":
+            if revision_name != "-" and span.is_recording():
                 span.set_attribute(names.ATTR_REVISION, revision_name)
         outcome = "success" if status < 400 else ("client_error" if status < 500 else "error")
         elapsed = time.perf_counter() - started
@@ -286,12 +289,15 @@ class Gateway:
         attempt: int,
     ) -> tuple[int, dict[str, str], bytes] | None:
         assert self._tracer is not None
+        sent = dict(headers)  # the client's trace context is replaced by this request's
+        if not tracing.recording():  # unsampled: pass the decision on, make no span
+            propagate.inject(sent)
+            return await self._attempt(endpoint, target, method, body, sent)
         attributes = {
             names.ATTR_REVISION: endpoint.revision,
             names.ATTR_REPLICA: endpoint.id,
             names.ATTR_ATTEMPT: attempt,
         }
-        sent = dict(headers)  # the client's trace context is replaced by this attempt's
         with tracing.client_span(self._tracer, method, endpoint.url, sent, attributes) as span:
             result = await self._attempt(endpoint, target, method, body, sent)
             tracing.finish(span, result[0] if result else 502, None if result else "connection")
@@ -379,7 +385,7 @@ class Gateway:
             return
         headers = {"content-type": "application/json"}
         with contextlib.ExitStack() as spans:
-            if self._tracer is not None:
+            if self._tracer is not None and tracing.recording():
                 attributes = {
                     names.ATTR_REVISION: shadow.revision,
                     names.ATTR_REPLICA: endpoint.id,

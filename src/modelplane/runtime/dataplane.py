@@ -33,7 +33,7 @@ from modelplane.runtime.types import (
     Tensor,
     TensorSpec,
 )
-from modelplane.telemetry import names
+from modelplane.telemetry import names, tracing
 from modelplane.telemetry.metrics import RuntimeMetrics
 
 
@@ -129,7 +129,7 @@ class DataPlane:
     async def infer(
         self, name: str, version: str | None, request: InferenceRequest, scope: RequestScope
     ) -> InferenceResponse:
-        if self._tracer is None:
+        if self._tracer is None or not tracing.recording():
             return await self._infer(name, version, request, scope)
         with self._tracer.start_as_current_span(f"infer {name}") as span:
             span.set_attribute(names.ATTR_MODEL, name)

@@ -26,6 +26,7 @@ LABEL_REVISION = "modelplane.io/revision"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 HASH_ANNOTATION = "modelplane.io/applied-hash"
 RUNTIME_PORT = 8080
+RUNTIME_SERVICE = "modelplane-runtime"  # OTEL_SERVICE_NAME of model pods, unless set
 SERVICE_PORT = 80
 CACHE_DIR = "/var/cache/modelplane"
 TMP_DIR = "/tmp"  # noqa: S108 - an emptyDir of the pod's own: the root filesystem is read-only
@@ -42,6 +43,8 @@ class ClusterSettings:
     gateway_url: str = "http://modelplane-gateway.modelplane-system.svc"
     # The Gateway (namespace/name) HTTPRoutes attach to; None: routes have no parentRefs.
     route_parent: tuple[str, str] | None = None
+    # Environment for every model pod, e.g. the OTEL_* variables that send its traces.
+    model_env: tuple[tuple[str, str], ...] = ()
 
 
 def labels(model: Model, revision: str | None = None) -> dict[str, str]:
@@ -120,7 +123,10 @@ def deployment(
             *("serve", "--host", ALL_INTERFACES, "--port", str(RUNTIME_PORT)),
             *("--model-version", revision, "--cache-dir", CACHE_DIR),
         ],
-        "env": [{"name": "MODELPLANE_MANIFEST", "value": revision_manifest(model, spec)}],
+        "env": [
+            {"name": "MODELPLANE_MANIFEST", "value": revision_manifest(model, spec)},
+            *_telemetry_env(model, revision, settings),
+        ],
         "ports": [{"name": "http", "containerPort": RUNTIME_PORT, "protocol": "TCP"}],
         "startupProbe": {
             "httpGet": {"path": "/v2/health/live", **probe},
@@ -173,6 +179,35 @@ def deployment(
         },
     }
     return hashed(manifest)
+
+
+def _telemetry_env(model: Model, revision: str, settings: ClusterSettings) -> list[Manifest]:
+    """The cluster's model environment, and where OTEL_* is set, the resource that says which
+    pod, model and revision a span or metric came from."""
+    given = dict(settings.model_env)
+    found: list[Manifest] = [{"name": k, "value": v} for k, v in sorted(given.items())]
+    if not any(name.startswith("OTEL_") for name in given):
+        return found
+    meta = model.metadata
+    resource = ",".join(
+        [
+            *([given["OTEL_RESOURCE_ATTRIBUTES"]] if given.get("OTEL_RESOURCE_ATTRIBUTES") else []),
+            "k8s.pod.name=$(MODELPLANE_POD_NAME)",  # expanded by the kubelet, from the line below
+            f"k8s.namespace.name={meta.namespace}",
+            f"modelplane.model.name={meta.name}",
+            f"modelplane.revision={revision}",
+        ]
+    )
+    found = [e for e in found if e["name"] not in ("OTEL_RESOURCE_ATTRIBUTES", "OTEL_SERVICE_NAME")]
+    return [
+        {"name": "MODELPLANE_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        *found,
+        {
+            "name": "OTEL_SERVICE_NAME",
+            "value": given.get("OTEL_SERVICE_NAME", "modelplane-runtime"),
+        },
+        {"name": "OTEL_RESOURCE_ATTRIBUTES", "value": resource},
+    ]
 
 
 def service(model: Model, revision: str) -> Manifest:
