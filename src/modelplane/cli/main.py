@@ -11,6 +11,7 @@ import typer
 from modelplane import __version__
 from modelplane.cli import (
     gateway,
+    gitops,
     inference,
     install,
     models,
@@ -58,6 +59,7 @@ def build_app() -> typer.Typer:
     app.command()(inference.infer)
     app.command()(top.top)
     app.add_typer(rollouts.build(), name="rollout")
+    app.add_typer(gitops.build(), name="gitops")
     app.command()(serving.serve)
     app.command()(resources.validate)
     app.command()(resources.schema)

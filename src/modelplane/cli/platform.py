@@ -22,6 +22,7 @@ import uvloop
 from modelplane.api import load_model_file
 from modelplane.backends.local.api_server import ControlApi
 from modelplane.backends.local.controller import Controller
+from modelplane.backends.local.gitops import GitSourceSpec, GitSync, gitops_routes
 from modelplane.backends.local.metric_source import GatewayMetricSource
 from modelplane.backends.local.prometheus_beside import Scraping
 from modelplane.backends.local.scrape_targets import TargetsFile, targets
@@ -82,6 +83,16 @@ def up(
     prometheus_port: Annotated[
         int, typer.Option(help="Port of the Prometheus --with-prometheus runs.")
     ] = 9090,
+    git: Annotated[
+        str | None,
+        typer.Option(help="A git repository (path or URL) whose Models this platform serves."),
+    ] = None,
+    git_branch: Annotated[str, typer.Option(help="Branch of --git.")] = "main",
+    git_path: Annotated[str, typer.Option(help="Directory of --git holding the Models.")] = ".",
+    git_interval: Annotated[float, typer.Option(help="Seconds between fetches of --git.")] = 30.0,
+    git_prune: Annotated[
+        bool, typer.Option(help="Delete Models this source created once gone from git.")
+    ] = False,
     scrape_targets: Annotated[
         Path | None,
         typer.Option(
@@ -98,6 +109,9 @@ def up(
         targets=(scrape_targets or state_dir / "prometheus" / "targets.json").resolve(),
         run_port=prometheus_port if with_prometheus else None,
         enabled=with_prometheus or scrape_targets is not None,
+    )
+    source = (
+        GitSourceSpec("git", git, git_branch, git_path, git_interval, git_prune) if git else None
     )
     with (
         observed("modelplane", log_level, log_format),
@@ -116,6 +130,7 @@ def up(
                 options,
                 prometheus,
                 scraping,
+                source,
             )
         )
 
@@ -131,6 +146,7 @@ async def _up(
     options: GatewayOptions,
     prometheus: str | None,
     scraping: Scraping,
+    source: GitSourceSpec | None,
 ) -> None:
     store = SqliteStore(state_dir / "state.db")
     table = RoutingTable()
@@ -148,10 +164,12 @@ async def _up(
     supervisor.on_change = controller.wake
     store.on_change(controller.wake)
     api = ControlApi(store, state_dir / "logs")
+    syncs = [GitSync(source, state_dir, f"http://{host}:{port}")] if source else []
     servers = [
         _Server(
             uvicorn.Config(
-                api.app(), host=host, port=port, log_level=log_level, access_log=False,
+                api.app(gitops_routes(syncs)), host=host, port=port, log_level=log_level,
+                access_log=False,
                 log_config=None,
             )
         ),
@@ -171,6 +189,7 @@ async def _up(
         loop.add_signal_handler(sig, stop.set)
     tasks = [loop.create_task(s.serve()) for s in servers]
     control_loop = loop.create_task(controller.run())
+    sync_tasks = [loop.create_task(sync.run()) for sync in syncs]
     if scraping.enabled:
         targets_file = TargetsFile(scraping.targets)
         gateway_address = f"{host}:{gateway_port}"
@@ -201,9 +220,10 @@ async def _up(
         )
     for server in servers:
         server.should_exit = True
-    control_loop.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await control_loop
+    for task in [control_loop, *sync_tasks]:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await supervisor.close()
     await asyncio.gather(*tasks, return_exceptions=True)
     await gateway.close()

@@ -1,0 +1,60 @@
+"""A GitOps source's repository, read with the ``git`` command: fetch a branch, and read the
+manifest files of a directory at exactly one commit (never the working tree, which a later
+fetch could change under a sync).
+
+The repository is a bare mirror in the state directory, so any URL ``git`` can fetch works:
+a local path, ``file://``, ``git://``, ``https://``, ``ssh://``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path, PurePosixPath
+
+from modelplane.control.gitops import MANIFEST_SUFFIXES
+from modelplane.errors import ModelplaneError
+
+GIT_SECONDS = 120
+
+
+class GitError(ModelplaneError):
+    """git could not fetch or read the source."""
+
+
+class GitMirror:
+    def __init__(self, url: str, directory: Path) -> None:
+        self.url, self.directory = url, directory
+
+    def fetch(self, branch: str) -> str:
+        """Fetch ``branch`` and return its commit."""
+        if not (self.directory / "HEAD").exists():
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._git("init", "--bare", "--quiet", ".")
+        ref = f"refs/heads/{branch}"
+        self._git("fetch", "--quiet", "--no-tags", "--force", self.url, f"+{ref}:{ref}")
+        return self._git("rev-parse", "--verify", f"{ref}^{{commit}}").strip()
+
+    def files(self, commit: str, path: str) -> dict[str, str]:
+        """Path -> text of every manifest file under ``path`` at ``commit``."""
+        prefix = str(PurePosixPath(path.strip("/") or "."))
+        listed = self._git("ls-tree", "-r", "-z", "--name-only", commit, "--", prefix)
+        found = {}
+        for name in filter(None, listed.split("\0")):
+            if name.endswith(MANIFEST_SUFFIXES):
+                found[name] = self._git("cat-file", "blob", f"{commit}:{name}")
+        return found
+
+    def _git(self, *args: str) -> str:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(self.directory), *args],
+                capture_output=True, text=True, timeout=GIT_SECONDS, check=False,
+                env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},  # fail, never ask
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as exc:
+            raise GitError(f"git {args[0]} of {self.url} took over {GIT_SECONDS}s") from exc
+        if done.returncode != 0:
+            said = done.stderr.strip().splitlines()
+            raise GitError(f"git {args[0]} of {self.url}: {said[-1] if said else done.returncode}")
+        return done.stdout

@@ -1,0 +1,169 @@
+"""``modelplane up --git URL``: a git repository as the source of truth for Models.
+
+Every ``interval`` (or at once, on the webhook) the source fetches its branch; a commit not yet
+attempted is read whole at that commit, planned by ``control.gitops`` (all or nothing) and
+applied through the control API like any client, so rollouts and their analysis apply to git
+changes too. A refused commit is recorded with its reasons and not tried again until the branch
+moves; the last applied commit keeps serving. Status is written after the applies: a sync cut
+short (a crash, a kill) is done again, whole, at the next start, and re-applying an unchanged
+spec changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from modelplane.api import Model, to_wire
+from modelplane.backends.local.git_source import GitError, GitMirror
+from modelplane.control.gitops import SyncRefused, plan_sync
+
+log = logging.getLogger(__name__)
+
+SOURCE_LABEL = "modelplane.io/gitops-source"
+API = "/apis/modelplane.io/v1alpha1/namespaces"
+
+
+@dataclass(frozen=True)
+class GitSourceSpec:
+    name: str
+    url: str
+    branch: str = "main"
+    path: str = "."
+    interval: float = 30.0
+    prune: bool = False
+
+
+@dataclass
+class SourceStatus:
+    name: str
+    url: str
+    branch: str
+    path: str
+    last_applied_commit: str | None = None
+    last_attempted_commit: str | None = None
+    result: str = "Pending"  # Applied, Failed, Unreachable
+    message: str = ""
+    managed: list[str] = field(default_factory=list)
+    synced_at: str | None = None
+
+    def wire(self) -> dict[str, Any]:
+        parts = asdict(self)
+        return {_camel(k): v for k, v in parts.items()}
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(p.title() for p in rest)
+
+
+class GitSync:
+    def __init__(self, spec: GitSourceSpec, state_dir: Path, api_url: str) -> None:
+        self.spec, self.api_url = spec, api_url.rstrip("/")
+        home = state_dir / "gitops"
+        self.mirror = GitMirror(spec.url, home / f"{spec.name}.git")
+        self._status_file = home / f"{spec.name}.json"
+        self.status = self._load()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Sync at once (the webhook)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        async with httpx.AsyncClient(base_url=self.api_url, timeout=30) as client:
+            while True:
+                try:
+                    await self.sync(client)
+                except Exception:  # a bug must not end the source: log, retry next interval
+                    log.exception("git sync of %s failed", self.spec.name)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.spec.interval)
+                self._wake.clear()
+
+    async def sync(self, client: httpx.AsyncClient) -> None:
+        spec, status = self.spec, self.status
+        try:
+            commit = await asyncio.to_thread(self.mirror.fetch, spec.branch)
+        except GitError as exc:
+            self._record("Unreachable", str(exc))
+            return
+        if commit == status.last_attempted_commit:
+            return  # applied already, or refused: a refused commit waits for the next one
+        files = await asyncio.to_thread(self.mirror.files, commit, spec.path)
+        plan = plan_sync(commit, files, frozenset(status.managed), spec.prune)
+        status.last_attempted_commit = commit
+        if isinstance(plan, SyncRefused):
+            self._record("Failed", plan.message)
+            log.warning("git source %s: %s", spec.name, plan.message)
+            return
+        for model in plan.apply:
+            await self._apply(client, model)
+        for key in plan.prune:
+            namespace, name = key.split("/", 1)
+            reply = await client.delete(f"{API}/{namespace}/models/{name}")
+            if reply.status_code not in (200, 404):
+                raise RuntimeError(f"deleting {key}: HTTP {reply.status_code} {reply.text}")
+        status.last_applied_commit, status.managed = commit, sorted(plan.inventory)
+        self._record("Applied", f"commit {commit[:12]}: {len(plan.apply)} Models applied"
+                     + (f", {len(plan.prune)} pruned" if plan.prune else ""))  # fmt: skip
+
+    async def _apply(self, client: httpx.AsyncClient, model: Model) -> None:
+        meta = model.metadata
+        meta.labels = {**meta.labels, SOURCE_LABEL: self.spec.name}
+        body = to_wire(model, include_status=False)
+        path = f"{API}/{meta.namespace}/models"
+        reply = await client.put(f"{path}/{meta.name}", json=body)
+        if reply.status_code == 404:
+            reply = await client.post(path, json=body)
+        if reply.status_code >= 300:
+            raise RuntimeError(f"applying {model.key}: HTTP {reply.status_code} {reply.text}")
+
+    def _record(self, result: str, message: str) -> None:
+        status = self.status
+        status.result, status.message = result, message
+        status.synced_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self._status_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = self._status_file.with_suffix(".tmp")
+        partial.write_text(json.dumps(asdict(status), indent=1))
+        os.replace(partial, self._status_file)
+
+    def _load(self) -> SourceStatus:
+        spec = self.spec
+        fresh = SourceStatus(spec.name, spec.url, spec.branch, spec.path)
+        try:
+            saved = json.loads(self._status_file.read_text())
+        except (OSError, ValueError):
+            return fresh
+        if (saved.get("url"), saved.get("branch"), saved.get("path")) != (
+            spec.url, spec.branch, spec.path
+        ):  # fmt: skip
+            return fresh  # another source under the same name: start over
+        return SourceStatus(**saved)
+
+
+def gitops_routes(syncs: list[GitSync]) -> list[Route]:
+    """``GET /gitops``: every source's status; ``POST /gitops/webhook``: sync them all now
+    (a git host's push webhook; the body is not read)."""
+
+    async def statuses(_: Request) -> Response:
+        return JSONResponse({"items": [sync.status.wire() for sync in syncs]})
+
+    async def webhook(_: Request) -> Response:
+        for sync in syncs:
+            sync.wake()
+        return JSONResponse({"syncing": [sync.spec.name for sync in syncs]}, status_code=202)
+
+    return [Route("/gitops", statuses), Route("/gitops/webhook", webhook, methods=["POST"])]

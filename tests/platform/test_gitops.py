@@ -1,0 +1,109 @@
+"""`modelplane up --git`: a model shipped by commit, a bad commit refused with the file, field
+and reason while the last good commit keeps serving, a fix applied, a webhook syncing at once,
+and a restart that does not apply anything twice."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.backends.test_gitops import _git, commit
+from tests.platform.conftest import Platform, wait_for
+
+MODEL = """\
+apiVersion: modelplane.io/v1alpha1
+kind: Model
+metadata: {{name: shipped}}
+spec:
+  source: {{uri: '{uri}'}}
+  format: onnx
+  task: classification
+  rollout: {{strategy: Immediate}}
+{extra}"""
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("gitops") / "models"
+    path.mkdir()
+    _git(path, "init", "-q", "-b", "main")
+    return path
+
+
+@pytest.fixture(scope="module")
+def synced(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    root = tmp_path_factory.mktemp("synced")
+    options = ("--git", repo.as_uri(), "--git-path", "models", "--git-interval", "600")
+    running = Platform(root / "state", root / "up.log", options=options)
+    yield running
+    running.stop()
+
+
+def _status(platform: Platform) -> dict[str, Any]:
+    (item,) = httpx.get(f"{platform.api}/gitops", timeout=5).json()["items"]
+    found: dict[str, Any] = item
+    return found
+
+
+def _sync_now(platform: Platform) -> None:
+    assert httpx.post(f"{platform.api}/gitops/webhook", timeout=5).status_code == 202
+
+
+def test_commit_ship_refuse_fix_through_the_webhook(
+    synced: Platform, repo: Path, iris_dir: Path
+) -> None:
+    uri = (iris_dir / "model.onnx").as_uri()
+    first = commit(repo, {"models/shipped.yaml": MODEL.format(uri=uri, extra="")}, "ship")
+    _sync_now(synced)  # the interval is 10 minutes: only the webhook can make this quick
+    wait_for(lambda: _status(synced)["lastAppliedCommit"] == first, "the first commit applied", 30)
+    synced.wait_condition("shipped", "Ready", "True", "RevisionReady")
+    assert synced.infer("shipped", [[5.1, 3.5, 1.4, 0.2]]).status_code == 200
+    labels = synced.model("shipped")["metadata"]["labels"]
+    assert labels["modelplane.io/gitops-source"] == "git"
+    assert _status(synced)["managed"] == ["default/shipped"]
+
+    bad = MODEL.format(uri=uri, extra="  scaling: {minReplicas: 5, maxReplicas: 2}\n")
+    second = commit(repo, {"models/shipped.yaml": bad, "models/extra.yaml": "kind: Nope\n"}, "bad")
+    _sync_now(synced)
+    wait_for(lambda: _status(synced)["lastAttemptedCommit"] == second, "the bad commit tried", 30)
+    status = _status(synced)
+    assert status["result"] == "Failed"
+    assert status["lastAppliedCommit"] == first  # the last good commit keeps serving
+    assert "models/shipped.yaml" in status["message"]
+    assert "minReplicas (5) must not exceed maxReplicas (2)" in status["message"]
+    assert "models/extra.yaml" in status["message"]
+    assert synced.model("shipped")["spec"]["scaling"]["minReplicas"] == 1  # nothing applied
+    assert synced.infer("shipped", [[5.1, 3.5, 1.4, 0.2]]).status_code == 200
+
+    fixed = MODEL.format(uri=uri, extra="  batching: {maxBatchSize: 8}\n")
+    third = commit(repo, {"models/shipped.yaml": fixed, "models/extra.yaml": None}, "fix")
+    _sync_now(synced)
+    wait_for(lambda: _status(synced)["lastAppliedCommit"] == third, "the fix applied", 30)
+    assert synced.model("shipped")["spec"]["batching"]["maxBatchSize"] == 8
+    shown = synced.cli("gitops", "status")
+    assert shown.returncode == 0, shown.stderr
+    assert f"applied    {third[:12]}" in shown.stdout
+
+
+def test_a_restart_applies_nothing_twice(synced: Platform, repo: Path) -> None:
+    before = synced.model("shipped")["metadata"]
+    revisions = httpx.get(
+        f"{synced.api}/apis/modelplane.io/v1alpha1/namespaces/default/models/shipped/revisions",
+        timeout=5,
+    ).json()
+    assert synced.stop() == 0
+    synced.start()
+    _sync_now(synced)
+    wait_for(lambda: _status(synced)["result"] == "Applied", "the source back", 30)
+    after = synced.model("shipped")["metadata"]
+    assert after["generation"] == before["generation"]
+    again = httpx.get(
+        f"{synced.api}/apis/modelplane.io/v1alpha1/namespaces/default/models/shipped/revisions",
+        timeout=5,
+    ).json()
+    assert json.dumps(again) == json.dumps(revisions)
