@@ -38,7 +38,10 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def synced(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     root = tmp_path_factory.mktemp("synced")
-    options = ("--git", repo.as_uri(), "--git-path", "models", "--git-interval", "600")
+    options = (
+        "--git", repo.as_uri(), "--git-path", "models", "--git-interval", "600",
+        "--git-self-heal",
+    )  # fmt: skip
     running = Platform(root / "state", root / "up.log", options=options)
     yield running
     running.stop()
@@ -48,6 +51,19 @@ def _status(platform: Platform) -> dict[str, Any]:
     (item,) = httpx.get(f"{platform.api}/gitops", timeout=5).json()["items"]
     found: dict[str, Any] = item
     return found
+
+
+def _edit_by_hand(platform: Platform, work: Path, batch: int) -> None:
+    """What someone does outside git: apply the live Model with another batch size."""
+    live = platform.model("shipped")
+    live["spec"]["batching"]["maxBatchSize"] = batch
+    path = work / "by-hand.json"
+    meta = {k: live["metadata"][k] for k in ("name", "namespace", "labels")}  # a file, no version
+    path.write_text(
+        json.dumps({**{k: live[k] for k in ("apiVersion", "kind", "spec")}, "metadata": meta})
+    )
+    assert platform.cli("apply", "-f", str(path)).returncode == 0
+    assert platform.model("shipped")["spec"]["batching"]["maxBatchSize"] == batch
 
 
 def _sync_now(platform: Platform) -> None:
@@ -90,6 +106,19 @@ def test_commit_ship_refuse_fix_through_the_webhook(
     assert f"applied    {third[:12]}" in shown.stdout
 
 
+def test_a_change_by_hand_is_reverted_by_self_heal(synced: Platform, tmp_path: Path) -> None:
+    _edit_by_hand(synced, tmp_path, 2)
+    _sync_now(synced)
+
+    def healed() -> bool:
+        return synced.model("shipped")["spec"]["batching"]["maxBatchSize"] == 8
+
+    wait_for(healed, "the hand-made change reverted to the commit's spec", 30)
+    status = _status(synced)
+    assert "reverted drift of default/shipped" in status["message"]
+    assert status["drift"] == []
+
+
 def test_a_restart_applies_nothing_twice(synced: Platform, repo: Path) -> None:
     before = synced.model("shipped")["metadata"]
     revisions = httpx.get(
@@ -107,3 +136,20 @@ def test_a_restart_applies_nothing_twice(synced: Platform, repo: Path) -> None:
         timeout=5,
     ).json()
     assert json.dumps(again) == json.dumps(revisions)
+
+
+def test_without_self_heal_drift_is_reported_and_left(repo: Path, tmp_path: Path) -> None:
+    options = ("--git", repo.as_uri(), "--git-path", "models", "--git-interval", "600")
+    platform = Platform(tmp_path / "state", tmp_path / "up.log", options=options)
+    try:
+        _sync_now(platform)
+        wait_for(lambda: _status(platform)["result"] == "Applied", "the repository applied", 30)
+        _edit_by_hand(platform, tmp_path, 3)
+        _sync_now(platform)
+        wait_for(lambda: _status(platform)["drift"] == ["default/shipped"], "drift reported", 30)
+        assert "drift: default/shipped changed by hand" in _status(platform)["message"]
+        assert platform.model("shipped")["spec"]["batching"]["maxBatchSize"] == 3  # left alone
+        shown = platform.cli("gitops", "status")
+        assert "drift      default/shipped (changed by hand)" in shown.stdout
+    finally:
+        platform.stop()

@@ -38,3 +38,5 @@ def status(
         typer.echo(f"  result     {item['result']}: {item['message']}")
         typer.echo(f"  applied    {applied}    attempted {attempted}    at {item['syncedAt']}")
         typer.echo(f"  managed    {', '.join(item['managed']) or '-'}")
+        if item.get("drift"):
+            typer.echo(f"  drift      {', '.join(item['drift'])} (changed by hand)")

@@ -93,6 +93,9 @@ def up(
     git_prune: Annotated[
         bool, typer.Option(help="Delete Models this source created once gone from git.")
     ] = False,
+    git_self_heal: Annotated[
+        bool, typer.Option(help="Revert hand-made changes to Models from git at each sync.")
+    ] = False,
     scrape_targets: Annotated[
         Path | None,
         typer.Option(
@@ -111,7 +114,9 @@ def up(
         enabled=with_prometheus or scrape_targets is not None,
     )
     source = (
-        GitSourceSpec("git", git, git_branch, git_path, git_interval, git_prune) if git else None
+        GitSourceSpec("git", git, git_branch, git_path, git_interval, git_prune, git_self_heal)
+        if git
+        else None
     )
     with (
         observed("modelplane", log_level, log_format),

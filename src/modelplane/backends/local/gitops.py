@@ -44,6 +44,7 @@ class GitSourceSpec:
     path: str = "."
     interval: float = 30.0
     prune: bool = False
+    self_heal: bool = False  # revert hand-made changes to managed Models at each sync
 
 
 @dataclass
@@ -57,6 +58,7 @@ class SourceStatus:
     result: str = "Pending"  # Applied, Failed, Unreachable
     message: str = ""
     managed: list[str] = field(default_factory=list)
+    drift: list[str] = field(default_factory=list)  # managed Models changed by hand
     synced_at: str | None = None
 
     def wire(self) -> dict[str, Any]:
@@ -101,7 +103,10 @@ class GitSync:
             self._record("Unreachable", str(exc))
             return
         if commit == status.last_attempted_commit:
-            return  # applied already, or refused: a refused commit waits for the next one
+            # Applied already (look for drift), or refused: that waits for the next commit.
+            if status.result == "Applied" and commit == status.last_applied_commit:
+                await self._check_drift(client, commit)
+            return
         files = await asyncio.to_thread(self.mirror.files, commit, spec.path)
         plan = plan_sync(commit, files, frozenset(status.managed), spec.prune)
         status.last_attempted_commit = commit
@@ -117,8 +122,35 @@ class GitSync:
             if reply.status_code not in (200, 404):
                 raise RuntimeError(f"deleting {key}: HTTP {reply.status_code} {reply.text}")
         status.last_applied_commit, status.managed = commit, sorted(plan.inventory)
+        status.drift = []
         self._record("Applied", f"commit {commit[:12]}: {len(plan.apply)} Models applied"
                      + (f", {len(plan.prune)} pruned" if plan.prune else ""))  # fmt: skip
+
+    async def _check_drift(self, client: httpx.AsyncClient, commit: str) -> None:
+        """Compare the managed Models with the applied commit; with selfHeal, apply it again."""
+        files = await asyncio.to_thread(self.mirror.files, commit, self.spec.path)
+        plan = plan_sync(commit, files, frozenset(self.status.managed), prune=False)
+        if isinstance(plan, SyncRefused):
+            return
+        drifted = []
+        for model in plan.apply:
+            meta = model.metadata
+            reply = await client.get(f"{API}/{meta.namespace}/models/{meta.name}")
+            live = reply.json().get("spec") if reply.status_code == 200 else None
+            if live != to_wire(model, include_status=False)["spec"]:
+                drifted.append(model)
+        keys = [m.key for m in drifted]
+        if keys == self.status.drift and not (keys and self.spec.self_heal):
+            return  # nothing new to say
+        if drifted and self.spec.self_heal:
+            for model in drifted:
+                await self._apply(client, model)
+            self.status.drift = []
+            self._record("Applied", f"commit {commit[:12]}: reverted drift of {', '.join(keys)}")
+            return
+        self.status.drift = keys
+        said = f"drift: {', '.join(keys)} changed by hand" if keys else "no drift"
+        self._record("Applied", f"commit {commit[:12]} applied; {said}")
 
     async def _apply(self, client: httpx.AsyncClient, model: Model) -> None:
         meta = model.metadata
