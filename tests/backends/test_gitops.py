@@ -149,3 +149,12 @@ def test_an_emptied_directory_is_refused_rather_than_pruning_everything() -> Non
     first = plan_sync("c0", {}, frozenset(), prune=True)  # a new source with nothing yet: fine
     assert isinstance(first, SyncPlan)
     assert first.apply == ()
+
+
+def test_a_source_cannot_smuggle_git_options(tmp_path: Path) -> None:
+    with pytest.raises(GitError, match="is not a path or URL"):
+        GitMirror("--upload-pack=touch /tmp/owned", tmp_path / "mirror")
+    for branch in ("main..other", "-b", "a:b", "x@{1}"):
+        with pytest.raises(GitError, match="is not a valid branch name"):
+            GitMirror.check_branch(branch)
+    GitMirror.check_branch("release/2026-11")

@@ -75,8 +75,10 @@ def test_windows_match_what_the_gateway_counted(
     found = windows(url, "default/counted", ["counted-r1", "no-such-revision"], since)
     assert set(found) == {"counted-r1"}
     window = found["counted-r1"]
-    # increase() extrapolates to the window's end: a little over what happened, never under.
-    assert 200 <= window.requests <= 240, window
+    # increase() extrapolates from the samples inside the window to both of its ends: a little
+    # over what happened, or (when the first sample in the window is already above zero and
+    # the extrapolation stops at the counter's zero) a little under.
+    assert 180 <= window.requests <= 240, window
     assert window.errors == 0
     assert window.p99_ms is not None
     assert 0 < window.p99_ms < 1000

@@ -31,15 +31,17 @@ class Demand:
         in_flight: float,
         last_request: datetime | None,
         now: datetime,
+        born: datetime | None = None,
     ) -> int:
-        """Replicas for ``revision`` now, given the in-flight (running plus held) requests."""
+        """Replicas for ``revision`` now, given the in-flight (running plus held) requests;
+        ``born``: when the revision was created, if known (else: when first asked about it)."""
         # One sample per interval, however often this is asked: the windows average over time.
         if not self.samples or now - self.samples[-1].time >= SAMPLE_EVERY:
             self.samples.append(Sample(now, in_flight))
         while self.samples and self.samples[0].time < now - STABLE_WINDOW:
             self.samples.popleft()
         if self.revision != revision:
-            self.revision, self.born = revision, now
+            self.revision, self.born = revision, born or now
         # A new revision counts as just used: it starts, proves it loads, then may scale to zero.
         latest = max(t for t in (last_request, self.born) if t is not None)
         return decide(scaling, list(self.samples), current, latest, now).replicas

@@ -23,7 +23,12 @@ def observed(service: str, level: str, log_format: str) -> Iterator[None]:
     except ValueError as exc:
         raise CliError(f"--log-format: {exc}", exit_code=EXIT_USAGE) from exc
     provider = tracing.configure(service)
-    metrics = otlp_metrics.start(service)
+    try:
+        metrics = otlp_metrics.start(service)
+    except Exception:
+        if provider is not None:
+            provider.shutdown()
+        raise
     try:
         yield
     finally:

@@ -22,6 +22,7 @@ import uvloop
 from modelplane.api import load_model_file
 from modelplane.backends.local.api_server import ControlApi
 from modelplane.backends.local.controller import Controller
+from modelplane.backends.local.git_source import GitMirror
 from modelplane.backends.local.gitops import GitSourceSpec, GitSync, gitops_routes
 from modelplane.backends.local.metric_source import GatewayMetricSource
 from modelplane.backends.local.prometheus_beside import Scraping
@@ -113,11 +114,14 @@ def up(
         run_port=prometheus_port if with_prometheus else None,
         enabled=with_prometheus or scrape_targets is not None,
     )
-    source = (
-        GitSourceSpec("git", git, git_branch, git_path, git_interval, git_prune, git_self_heal)
-        if git
-        else None
-    )
+    source = None
+    if git:
+        GitMirror.check_branch(git_branch)
+        if Path(git).exists():  # a local path: git runs elsewhere, so make it absolute
+            git = str(Path(git).resolve())
+        source = GitSourceSpec(
+            "git", git, git_branch, git_path, git_interval, git_prune, git_self_heal
+        )
     with (
         observed("modelplane", log_level, log_format),
         asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,

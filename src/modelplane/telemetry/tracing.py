@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -181,12 +182,13 @@ def client_span(
     attributes: dict[str, Any],
 ) -> Iterator[Span]:
     """A CLIENT span for one outgoing request; ``headers`` gain its trace context."""
-    host, _, port = url.split("://", 1)[-1].partition(":")
+    parts = urlsplit(url)  # IPv6 hosts come bracketed: [fd00::1]:8080
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     with tracer.start_as_current_span(
         method, kind=SpanKind.CLIENT, record_exception=False, set_status_on_exception=False,
         attributes={
-            names.HTTP_REQUEST_METHOD: method, names.SERVER_ADDRESS: host,
-            names.SERVER_PORT: int(port.split("/")[0] or 80), **attributes,
+            names.HTTP_REQUEST_METHOD: method, names.SERVER_ADDRESS: parts.hostname or "",
+            names.SERVER_PORT: port, **attributes,
         },
     ) as span:  # fmt: skip
         propagate.inject(headers)

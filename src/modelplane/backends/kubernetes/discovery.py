@@ -70,7 +70,7 @@ class Discovery:
                 self.ready.set()
                 await asyncio.gather(*tasks)
             finally:
-                for task in [*tasks, *self._probing.values()]:
+                for task in [*waiting, *tasks, *self._probing.values()]:
                     task.cancel()
 
     # -- following the API server -------------------------------------------------------------
@@ -101,6 +101,9 @@ class Discovery:
                     event(event_type, as_dict(item))
             except (ApiError, httpx2.HTTPError) as exc:
                 log.warning("watching %s: %s; listing again", resource.__name__, exc)
+                await asyncio.sleep(RELIST_SECONDS)
+            except Exception:  # a broken line, a bug: routes must not freeze for good
+                log.exception("following %s failed; listing again", resource.__name__)
                 await asyncio.sleep(RELIST_SECONDS)
 
     def _replace_models(self, namespace: str, bodies: list[Body]) -> None:

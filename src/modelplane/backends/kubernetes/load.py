@@ -82,6 +82,12 @@ class LoadBoard:
 
     async def receive(self, request: Request) -> Response:
         """``POST /v1/load``: a gateway's report."""
+        declared = request.headers.get("content-length", "")
+        if not declared.isdigit() or int(declared) > MAX_REPORT_BYTES:
+            return JSONResponse(
+                {"message": f"a load report needs a Content-Length of at most {MAX_REPORT_BYTES}"},
+                status_code=413 if declared.isdigit() else 411,
+            )
         body = await request.body()
         if len(body) > MAX_REPORT_BYTES:
             return JSONResponse({"message": "load report too large"}, status_code=413)

@@ -304,8 +304,16 @@ class Operator:
         """Replicas for the serving revision: from the gateways' reported load, by the same
         autoscaler as embedded mode. While no gateway reports, the lower bound, at least one:
         no report is not the same as no demand."""
-        if not _autoscaled(scaling) or not self.load.known():
+        if not _autoscaled(scaling):
             return min(max(scaling.min_replicas, 1), scaling.max_replicas)
+        live = self._owned["Deployment"].get(key, {}).get(latest)
+        if not self.load.known():
+            # No gateway reports (yet: a restarted operator hears from them within a second):
+            # keep what runs, rather than wake every Model at zero or stop busy ones.
+            if live is None:
+                return min(max(scaling.min_replicas, 1), scaling.max_replicas)
+            running = int((live.get("spec") or {}).get("replicas") or 0)
+            return min(max(running, scaling.min_replicas), scaling.max_replicas)
         now = self.clock()
         idle = self.load.idle_seconds(key)
         last_request = now - timedelta(seconds=idle) if idle is not None else None
@@ -316,7 +324,9 @@ class Operator:
             if (pod["metadata"].get("labels") or {}).get(LABEL_REVISION) == latest
         )
         demand = self._demand.setdefault(key, Demand())
-        return demand.replicas(scaling, latest, current, in_flight, last_request, now)
+        revision = self._owned["ControllerRevision"].get(key, {}).get(latest)
+        born = _created(revision) if revision else None
+        return demand.replicas(scaling, latest, current, in_flight, last_request, now, born)
 
     def _serving(self, key: str) -> str | None:
         """The newest revision the caches know of for ``key``."""
@@ -501,6 +511,15 @@ class Operator:
             self._wrote("create", "Event")
         except ApiError as exc:  # an event is worth a try, never a failed pass
             log.warning("event %s for %s not recorded: %s", event.reason, model.key, exc)
+
+
+def _created(body: Body) -> datetime | None:
+    """An object's creationTimestamp: a revision's birth survives operator restarts."""
+    stamp = body["metadata"].get("creationTimestamp")
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")) if stamp else None
+    except ValueError:
+        return None
 
 
 def _autoscaled(scaling: Scaling) -> bool:

@@ -24,7 +24,19 @@ class GitError(ModelplaneError):
 
 class GitMirror:
     def __init__(self, url: str, directory: Path) -> None:
+        if not url or url.startswith("-"):
+            raise GitError(f"git source {url!r} is not a path or URL")
         self.url, self.directory = url, directory
+
+    @staticmethod
+    def check_branch(branch: str) -> None:
+        """A branch name git accepts (no ``..``, ``:``, leading ``-``, ...), or GitError."""
+        done = subprocess.run(
+            ["git", "check-ref-format", "--branch", branch],
+            capture_output=True, text=True, timeout=GIT_SECONDS, check=False,
+        )  # fmt: skip
+        if done.returncode != 0 or branch.startswith("-"):
+            raise GitError(f"{branch!r} is not a valid branch name")
 
     def fetch(self, branch: str) -> str:
         """Fetch ``branch`` and return its commit."""
@@ -32,7 +44,8 @@ class GitMirror:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._git("init", "--bare", "--quiet", ".")
         ref = f"refs/heads/{branch}"
-        self._git("fetch", "--quiet", "--no-tags", "--force", self.url, f"+{ref}:{ref}")
+        fetch = ("fetch", "--quiet", "--no-tags", "--force", "--end-of-options")
+        self._git(*fetch, self.url, f"+{ref}:{ref}")
         return self._git("rev-parse", "--verify", f"{ref}^{{commit}}").strip()
 
     def files(self, commit: str, path: str) -> dict[str, str]:
@@ -50,7 +63,9 @@ class GitMirror:
             done = subprocess.run(
                 ["git", "-C", str(self.directory), *args],
                 capture_output=True, text=True, timeout=GIT_SECONDS, check=False,
-                env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},  # fail, never ask
+                stdin=subprocess.DEVNULL,  # fail, never ask: no terminal, no ssh prompt
+                env={**os.environ, "GIT_TERMINAL_PROMPT": "0",
+                     "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")},
             )  # fmt: skip
         except subprocess.TimeoutExpired as exc:
             raise GitError(f"git {args[0]} of {self.url} took over {GIT_SECONDS}s") from exc

@@ -109,18 +109,24 @@ class GitSync:
             return
         files = await asyncio.to_thread(self.mirror.files, commit, spec.path)
         plan = plan_sync(commit, files, frozenset(status.managed), spec.prune)
-        status.last_attempted_commit = commit
         if isinstance(plan, SyncRefused):
+            status.last_attempted_commit = commit  # not tried again until the branch moves
             self._record("Failed", plan.message)
             log.warning("git source %s: %s", spec.name, plan.message)
             return
-        for model in plan.apply:
-            await self._apply(client, model)
-        for key in plan.prune:
-            namespace, name = key.split("/", 1)
-            reply = await client.delete(f"{API}/{namespace}/models/{name}")
-            if reply.status_code not in (200, 404):
-                raise RuntimeError(f"deleting {key}: HTTP {reply.status_code} {reply.text}")
+        try:
+            for model in plan.apply:
+                await self._apply(client, model)
+            for key in plan.prune:
+                namespace, name = key.split("/", 1)
+                reply = await client.delete(f"{API}/{namespace}/models/{name}")
+                if reply.status_code not in (200, 404):
+                    raise RuntimeError(f"deleting {key}: HTTP {reply.status_code} {reply.text}")
+        except (httpx.HTTPError, RuntimeError) as exc:
+            # Not marked attempted: the whole commit is applied again at the next sync.
+            self._record("Failed", f"commit {commit[:12]} partly applied, retrying: {exc}")
+            return
+        status.last_attempted_commit = commit
         status.last_applied_commit, status.managed = commit, sorted(plan.inventory)
         status.drift = []
         self._record("Applied", f"commit {commit[:12]}: {len(plan.apply)} Models applied"
