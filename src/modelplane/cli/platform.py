@@ -30,6 +30,7 @@ from modelplane.backends.local.scrape_targets import TargetsFile, targets
 from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
 from modelplane.backends.prometheus import PrometheusSource
+from modelplane.backends.tasks import cancel_all
 from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.observing import LogFormat, observed
 from modelplane.control.analysis import MetricSource
@@ -229,10 +230,7 @@ async def _up(
         )
     for server in servers:
         server.should_exit = True
-    for task in [control_loop, *sync_tasks]:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await cancel_all([control_loop, *sync_tasks])
     await supervisor.close()
     await asyncio.gather(*tasks, return_exceptions=True)
     await gateway.close()

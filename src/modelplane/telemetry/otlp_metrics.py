@@ -21,7 +21,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric as Family
 
-from modelplane.telemetry.tracing import TracingConfigError
+from modelplane.telemetry.tracing import otlp_protocol, resource
 
 log = logging.getLogger(__name__)
 
@@ -99,35 +99,20 @@ class MetricsExport:
 def start(service_name: str) -> MetricsExport | None:
     if not wanted():
         return None
-    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-
-    env = os.environ
-    named = "OTEL_SERVICE_NAME" in env or "service.name=" in env.get("OTEL_RESOURCE_ATTRIBUTES", "")
-    resource = Resource.create({} if named else {SERVICE_NAME: service_name})
-    interval = float(env.get("OTEL_METRIC_EXPORT_INTERVAL", "60000")) / 1000
-    return MetricsExport(resource, _exporter(), max(interval, 0.1))
+    interval = float(os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "60000")) / 1000
+    return MetricsExport(resource(service_name), _exporter(), max(interval, 0.1))
 
 
 def _exporter() -> Any:
-    env = os.environ
-    protocol = (
-        env.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
-        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-        or "http/protobuf"
-    )
-    if protocol == "grpc":
+    if otlp_protocol("METRICS") == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
         return OTLPMetricExporter()
-    if protocol == "http/protobuf":
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-            OTLPMetricExporter as HttpMetricExporter,
-        )
-
-        return HttpMetricExporter()
-    raise TracingConfigError(
-        f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: supported are http/protobuf, grpc"
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+        OTLPMetricExporter as HttpMetricExporter,
     )
+
+    return HttpMetricExporter()
 
 
 def _convert(family: Family, start: int, now: int) -> list[Any]:

@@ -59,13 +59,11 @@ def configure(service_name: str) -> Any:
     if exporters in ([], ["none"]):
         return None
 
-    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-    named = "OTEL_SERVICE_NAME" in env or "service.name=" in env.get("OTEL_RESOURCE_ATTRIBUTES", "")
-    resource = Resource.create({} if named else {SERVICE_NAME: service_name})
-    provider = TracerProvider(resource=resource)  # the sampler comes from OTEL_TRACES_SAMPLER
+    # The sampler comes from OTEL_TRACES_SAMPLER.
+    provider = TracerProvider(resource=resource(service_name))
     for name in exporters:
         if name == "otlp":
             exporter: Any = _otlp_exporter()
@@ -81,26 +79,42 @@ def configure(service_name: str) -> Any:
     return provider
 
 
-def _otlp_exporter() -> Any:
+def resource(service_name: str) -> Any:
+    """The OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES resource; ``service_name`` where
+    neither names the service."""
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+
+    env = os.environ
+    named = "OTEL_SERVICE_NAME" in env or "service.name=" in env.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    return Resource.create({} if named else {SERVICE_NAME: service_name})
+
+
+def otlp_protocol(signal: str) -> str:
+    """``OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL``, else ``OTEL_EXPORTER_OTLP_PROTOCOL``, else
+    ``http/protobuf``; one modelplane can export with, or a clear error."""
     env = os.environ
     protocol = (
-        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        env.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
         or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
         or "http/protobuf"
     )
-    if protocol == "grpc":
+    if protocol not in PROTOCOLS:
+        raise TracingConfigError(
+            f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: supported are {', '.join(PROTOCOLS)}"
+        )
+    return protocol
+
+
+def _otlp_exporter() -> Any:
+    if otlp_protocol("TRACES") == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         return OTLPSpanExporter()
-    if protocol == "http/protobuf":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-            OTLPSpanExporter as HttpSpanExporter,
-        )
-
-        return HttpSpanExporter()
-    raise TracingConfigError(
-        f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: supported are {', '.join(PROTOCOLS)}"
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter as HttpSpanExporter,
     )
+
+    return HttpSpanExporter()
 
 
 # -- span shapes -------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ sent to the operator, which scales on it (``load``). Ready once both watches hav
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import uvicorn
 from modelplane.backends.kubernetes.connecting import connected
 from modelplane.backends.kubernetes.discovery import Discovery
 from modelplane.backends.kubernetes.load import LoadReporter
+from modelplane.backends.tasks import cancel_all
 from modelplane.gateway.proxy import Gateway, GatewayOptions
 from modelplane.gateway.routing import RoutingTable
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
@@ -60,8 +60,4 @@ async def run(options: ClusterGatewayOptions) -> None:
         try:
             await server.serve()  # until SIGTERM or SIGINT
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_all(tasks)

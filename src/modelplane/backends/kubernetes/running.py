@@ -36,6 +36,7 @@ from modelplane.backends.kubernetes.connecting import connected
 from modelplane.backends.kubernetes.load import LOAD_PATH, LoadBoard
 from modelplane.backends.kubernetes.operator import Operator
 from modelplane.backends.prometheus import PrometheusSource
+from modelplane.backends.tasks import cancel_all
 from modelplane.telemetry.operator_metrics import OperatorMetrics
 
 log = logging.getLogger(__name__)
@@ -100,11 +101,7 @@ async def run(options: OperatorOptions, stop: asyncio.Event | None = None) -> No
                 stop_flag=stop,
             )
         finally:
-            for task in loop_tasks:
-                task.cancel()
-            for task in loop_tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_all(loop_tasks)
             if metrics is not None:
                 await metrics.close()
             if served is not None:
