@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import RuntimeProcess
+from tests.processes import RuntimeProcess, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = Path(__file__).resolve().parent / "runtime" / "models"
@@ -34,12 +34,8 @@ def iris_runtime(
     iris_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RuntimeProcess]:
     log = tmp_path_factory.mktemp("iris-runtime") / "serve.log"
-    runtime = RuntimeProcess(["-f", str(iris_dir / "iris.yaml"), "--model-version", "1"], log)
-    try:
-        runtime.wait_ready()
+    with serving(iris_dir / "iris.yaml", log, "--model-version", "1") as runtime:
         yield runtime
-    finally:
-        runtime.terminate()
 
 
 @pytest.fixture

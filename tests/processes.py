@@ -8,11 +8,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 STARTUP_SECONDS = 60
 
@@ -102,3 +104,28 @@ class RuntimeProcess:
                 self.process.wait()
         self._handle.close()
         return self.process.returncode
+
+
+@contextmanager
+def serving(manifest: Path, log: Path, *args: str) -> Iterator[RuntimeProcess]:
+    """``modelplane serve -f manifest``, ready, and stopped afterwards."""
+    runtime = RuntimeProcess(["-f", str(manifest), *args], log)
+    try:
+        runtime.wait_ready()
+        yield runtime
+    finally:
+        runtime.terminate()
+
+
+def scraped(base_url: str, name: str) -> float:
+    """The value of the sample ``name`` (summed over its labels) on ``base_url``/metrics."""
+    text = httpx.get(f"{base_url}/metrics", timeout=5).text
+    values = [
+        float(sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]
+    if not values:
+        raise AssertionError(f"no metric {name} at {base_url}/metrics")
+    return sum(values)

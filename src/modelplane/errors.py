@@ -14,6 +14,7 @@ them to exit codes. Library exceptions are wrapped at the boundary with ``raise 
     │   │   └── PayloadTooLargeError   the body is over the limit
     │   ├── ModelNotFoundError     no such model (or version) is served here
     │   ├── ModelNotReadyError     the model exists but cannot serve yet (retryable)
+    │   ├── DeadlineExceededError  the work ran past its time limit
     │   └── PredictError           the model itself failed on valid input
     ├── ResourceError              a control-plane operation on a stored object failed
     │   ├── NotFoundError          no object of that name
@@ -84,7 +85,11 @@ class InferenceError(ModelplaneError):
 
 
 class InvalidRequestError(InferenceError):
-    """The request is malformed or does not fit the model's inputs."""
+    """The request is malformed or does not fit the model's inputs; ``param`` names the field."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class PayloadTooLargeError(InvalidRequestError):
@@ -99,6 +104,10 @@ class ModelNotReadyError(InferenceError):
     """The model is known but not ready: still loading, or failed to load."""
 
     retryable = True
+
+
+class DeadlineExceededError(InferenceError):
+    """The request ran past its time limit (a generation timeout, say) and was stopped."""
 
 
 class PredictError(InferenceError):

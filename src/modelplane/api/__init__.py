@@ -14,6 +14,7 @@ from modelplane.api.manifests import (
 from modelplane.api.meta import Condition, ConditionStatus, ObjectMeta
 from modelplane.api.model import (
     API_VERSION,
+    GENERATIVE_TASKS,
     GROUP,
     KIND,
     ROLLOUT_COMMAND_ANNOTATION,
@@ -21,6 +22,7 @@ from modelplane.api.model import (
     Analysis,
     AnalysisResult,
     Batching,
+    Generation,
     MetricVerdict,
     Model,
     ModelFormat,
@@ -44,6 +46,7 @@ from modelplane.api.schema import crd, json_schema
 
 __all__ = [
     "API_VERSION",
+    "GENERATIVE_TASKS",
     "GROUP",
     "KIND",
     "ROLLOUT_COMMAND_ANNOTATION",
@@ -53,6 +56,7 @@ __all__ = [
     "Batching",
     "Condition",
     "ConditionStatus",
+    "Generation",
     "MetricVerdict",
     "Model",
     "ModelFormat",

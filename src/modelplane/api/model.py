@@ -172,6 +172,23 @@ class RuntimeOptions(Wire):
     parameters: dict[str, str] = Field(default_factory=dict)
 
 
+class Generation(Wire):
+    """Limits of text generation (chat and text-generation tasks), checked before any work."""
+
+    max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        default=1024,
+        description="The most tokens one request may generate; a request asking for more is "
+        "refused with 400, one asking for none gets up to this many.",
+    )
+    context_length: Annotated[int, Field(ge=16, le=10_000_000)] | None = Field(
+        default=None,
+        description="Tokens of context (prompt plus output) per request; default: the model's own.",
+    )
+    timeout_seconds: Annotated[float, Field(gt=0, le=86400)] = Field(
+        default=300, description="A generation still running after this long is stopped."
+    )
+
+
 class ModelSpec(Wire):
     source: Source
     format: ModelFormat
@@ -184,6 +201,7 @@ class ModelSpec(Wire):
     scaling: Scaling = Field(default_factory=Scaling)
     rollout: Rollout = Field(default_factory=Rollout)
     runtime: RuntimeOptions = Field(default_factory=RuntimeOptions)
+    generation: Generation = Field(default_factory=Generation)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

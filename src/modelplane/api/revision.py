@@ -1,7 +1,8 @@
 """Revision identity: which spec changes produce a new immutable revision.
 
 A revision is what a replica serves. Its digest covers every field that changes the served
-behaviour (source, format, task, protocols, resources, batching, runtime options); scaling and
+behaviour (source, format, task, protocols, resources, batching, runtime options, generation
+limits); scaling and
 rollout edits keep the digest, so they never restart a replica or start a rollout.
 """
 
@@ -13,11 +14,17 @@ import json
 from modelplane.api.model import ModelSpec
 
 SERVING_FIELDS = ("source", "format", "task", "protocols", "resources", "batching", "runtime")
+LATER_SERVING_FIELDS = ("generation",)
 
 
 def revision_digest(spec: ModelSpec) -> str:
     """Hex sha256 of the serving fields; defaults are filled, so spelling them out is a no-op."""
     served = spec.model_dump(mode="json", by_alias=True, include=set(SERVING_FIELDS))
+    # Fields added after revisions existed count only when set, so an upgrade renames nothing.
+    for name in LATER_SERVING_FIELDS:
+        given = getattr(spec, name).model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        if given:
+            served[name] = given
     canonical = json.dumps(served, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from modelplane.api import Model, ModelFormat, ModelSpec, ObjectMeta, Source, Task, revision_digest
+from modelplane.api import (
+    Model,
+    ModelFormat,
+    ModelSpec,
+    ObjectMeta,
+    Protocol,
+    Source,
+    Task,
+    revision_digest,
+)
 from modelplane.api.manifests import load_model_file, load_models
 from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.observing import LogFormat, observed
@@ -55,8 +64,11 @@ def serve(
             host=host, port=port, model_version=version, cache_dir=cache_dir, log_level=log_level
         )
         runtime = Runtime(model, options)
-        url = f"http://{_display_host(host)}:{port}/v2/models/{model.metadata.name}"
-        ready = f"serving {model.metadata.name} at {url}"
+        base = f"http://{_display_host(host)}:{port}"
+        protocols = model.spec.protocols or []
+        where = [f"{base}/v2/models/{model.metadata.name}"] if Protocol.V2 in protocols else []
+        where += [f"{base}/v1 (OpenAI API)"] if Protocol.OPENAI in protocols else []
+        ready = f"serving {model.metadata.name} at {' and '.join(where)}"
         runtime.on_ready.append(lambda: print(ready, flush=True))
         code = run(runtime)
     raise typer.Exit(code)

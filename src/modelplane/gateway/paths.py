@@ -1,7 +1,9 @@
-"""Parsing v2 model paths as the gateway accepts them: ``name`` or ``namespace/name``.
+"""Where a request goes: the model it names, as the gateway accepts it (``name`` or
+``namespace/name``), and the path on a runtime.
 
 /v2/models/{name}[/versions/{v}][/ready|/infer]
 /v2/models/{namespace}/{name}[/versions/{v}][/ready|/infer]
+/v1/chat/completions, /v1/completions, /v1/embeddings   (the model in the body's "model")
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from dataclasses import dataclass
 
 ACTIONS = ("ready", "infer")
 PREFIX = "/v2/models/"
+OPENAI = "openai"  # the action of an OpenAI API request
+OPENAI_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
 
 
 @dataclass(frozen=True)
@@ -17,10 +21,13 @@ class ModelPath:
     key: str  # namespace/name
     name: str
     version: str | None
-    action: str  # "", "ready" or "infer"
+    action: str  # "", "ready", "infer" or "openai"
+    path: str = ""  # an OpenAI API path, sent on as it came
 
     def upstream(self) -> str:
         """The path on a runtime, which serves its model under the bare name."""
+        if self.action == OPENAI:
+            return self.path
         path = f"{PREFIX}{self.name}"
         if self.version is not None:
             path += f"/versions/{self.version}"
@@ -45,3 +52,9 @@ def parse(path: str) -> ModelPath | None:
     if len(rest) > 1 or (rest and rest[0] not in ACTIONS):
         return None
     return ModelPath(f"{namespace}/{name}", name, version, rest[0] if rest else "")
+
+
+def openai(path: str, model: str) -> ModelPath:
+    """The target of an OpenAI API request for ``model`` (``name`` or ``namespace/name``)."""
+    namespace, _, name = model.rpartition("/")
+    return ModelPath(f"{namespace or 'default'}/{name}", name, None, OPENAI, path)

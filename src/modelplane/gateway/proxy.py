@@ -24,7 +24,7 @@ from opentelemetry import propagate, trace
 from starlette.types import Message, Receive, Scope, Send
 
 from modelplane import __version__
-from modelplane.gateway import paths
+from modelplane.gateway import paths, routing
 from modelplane.gateway.balancing import pick_endpoint, pick_revision
 from modelplane.gateway.load import LoadReport, ModelLoad
 from modelplane.gateway.routing import Endpoint, RoutingTable, Shadow
@@ -161,20 +161,82 @@ class Gateway:
                 for revision in route.revisions:
                     self._revision_stats(route.key, revision.name)
             await _reply(send, 200, self.metrics.exposition(), b"text/plain; version=0.0.4")
+        elif path == "/v1/models" or path.startswith("/v1/models/"):
+            await self._openai_models(path, send)
+        elif path in paths.OPENAI_PATHS and scope["method"] == "POST":
+            await self._openai_request(path, scope, receive, send)
         else:
             target = paths.parse(path)
             if target is None:
                 await _reply(send, 404, _error(f"no route for {path}"))
-            elif self._tracer is None:
-                await self._model_request(target, scope, receive, send)
             else:
-                method, headers = scope["method"], scope["headers"]
-                span, token = tracing.start_server_span(self._tracer, method, path, headers)
-                try:
-                    span.set_attribute(names.ATTR_MODEL, target.key)
-                    await self._model_request(target, scope, receive, send)
-                finally:
-                    tracing.end_span(span, token)
+                await self._traced(target, scope, receive, send)
+
+    async def _traced(
+        self,
+        target: paths.ModelPath,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        body: bytes | None = None,
+        streaming: bool = False,
+    ) -> None:
+        handle = self._stream_request if streaming else self._model_request
+        if self._tracer is None:
+            await handle(target, scope, receive, send, body)
+            return
+        method, headers = scope["method"], scope["headers"]
+        span, token = tracing.start_server_span(self._tracer, method, scope["path"], headers)
+        try:
+            span.set_attribute(names.ATTR_MODEL, target.key)
+            await handle(target, scope, receive, send, body)
+        finally:
+            tracing.end_span(span, token)
+
+    # -- the OpenAI API --------------------------------------------------------------------------
+
+    async def _openai_models(self, path: str, send: Send) -> None:
+        """Every model this gateway routes, named as clients address them."""
+        models = {
+            _openai_id(route.key): {
+                "id": _openai_id(route.key),
+                "object": "model",
+                "created": 0,
+                "owned_by": route.key.split("/", 1)[0],
+            }
+            for route in self.table.routes()
+        }
+        if path == "/v1/models":
+            listing = {"object": "list", "data": [models[k] for k in sorted(models)]}
+            await _reply(send, 200, orjson.dumps(listing))
+            return
+        wanted = path.removeprefix("/v1/models/")
+        found = models.get(_openai_id(routing.model_key(wanted)))
+        if found is None:
+            message = f"model {wanted!r} is not served by this gateway"
+            await _reply(send, 404, _openai_error(message, 404, "model"))
+        else:
+            await _reply(send, 200, orjson.dumps(found))
+
+    async def _openai_request(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """Find the model in the body; stream the answer if the client asked for a stream."""
+        try:
+            body = await _read_body(receive, self.options.max_request_bytes)
+            document = orjson.loads(body)
+        except RefusalError as refused:
+            await _reply(send, refused.status, _openai_error(str(refused), refused.status))
+            return
+        except orjson.JSONDecodeError as exc:
+            message = f"request body is not valid JSON: {exc}"
+            await _reply(send, 400, _openai_error(message, 400))
+            return
+        model = document.get("model") if isinstance(document, dict) else None
+        if not isinstance(model, str) or not model:
+            message = "model: a model name is required, as a string"
+            await _reply(send, 400, _openai_error(message, 400, "model"))
+            return
+        streaming = document.get("stream") is True
+        await self._traced(paths.openai(path, model), scope, receive, send, body, streaming)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -194,13 +256,18 @@ class Gateway:
     # -- proxying ----------------------------------------------------------------------------
 
     async def _model_request(
-        self, target: paths.ModelPath, scope: Scope, receive: Receive, send: Send
+        self,
+        target: paths.ModelPath,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        body: bytes | None = None,
     ) -> None:
         started = time.perf_counter()
         revision_name = "-"
-        body = b""
         try:
-            body = await _read_body(receive, self.options.max_request_bytes)
+            if body is None:
+                body = await _read_body(receive, self.options.max_request_bytes)
             self.last_request[target.key] = time.monotonic()
             self._budget.request()
             headers = {
@@ -211,29 +278,127 @@ class Gateway:
             )
         except RefusalError as refused:
             revision_name = refused.revision
-            status, content = refused.status, _error(str(refused))
-            reply_headers = {"Content-Type": "application/json"}
-            if refused.retry_after is not None:
-                reply_headers["Retry-After"] = str(refused.retry_after)
+            status, content, reply_headers = _refusal(refused, target)
         except Exception as exc:  # a bug here must cost one request, never the gateway
             log.exception("proxying to %s failed", target.key)
-            status, content = 502, _error(f"gateway error: {exc!r}")
-            reply_headers = {"Content-Type": "application/json"}
+            status, content, reply_headers = _refusal(
+                RefusalError(502, f"gateway error: {exc!r}"), target
+            )
+        self._account(target, revision_name, status, started)
+        if status == 200 and target.action == "infer" and body is not None:
+            self._maybe_mirror(target, revision_name, scope["method"], body, content)
+        await _reply(send, status, content, headers=reply_headers)
+
+    def _account(self, target: paths.ModelPath, revision: str, status: int, started: float) -> None:
+        """A finished request in the metrics, the revision's analysis counters and its span."""
         model = target.key
         if self._tracer is not None:
             span = trace.get_current_span()
             tracing.finish(span, status)
-            if revision_name != "-" and span.is_recording():
-                span.set_attribute(names.ATTR_REVISION, revision_name)
+            if revision != "-" and span.is_recording():
+                span.set_attribute(names.ATTR_REVISION, revision)
         outcome = "success" if status < 400 else ("client_error" if status < 500 else "error")
         elapsed = time.perf_counter() - started
-        self.metrics.requests.labels(model, revision_name, outcome).inc()
-        self.metrics.duration.labels(model, revision_name).observe(elapsed)
-        if revision_name != "-":
-            self._revision_stats(model, revision_name).record(elapsed, failed=status >= 500)
-            if status == 200 and target.action == "infer":
-                self._maybe_mirror(target, revision_name, scope["method"], body, content)
-        await _reply(send, status, content, headers=reply_headers)
+        self.metrics.requests.labels(model, revision, outcome).inc()
+        self.metrics.duration.labels(model, revision).observe(elapsed)
+        if revision != "-":
+            self._revision_stats(model, revision).record(elapsed, failed=status >= 500)
+
+    async def _stream_request(
+        self,
+        target: paths.ModelPath,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        body: bytes | None = None,
+    ) -> None:
+        """Relay a streamed answer (server-sent events) as it comes. Retries happen only before
+        the replica answered; a client that leaves closes the replica connection, which stops
+        the generation there."""
+        assert body is not None  # read to find the model
+        started = time.perf_counter()
+        self.last_request[target.key] = time.monotonic()
+        self._budget.request()
+        headers = {k.decode(): v.decode("latin-1") for k, v in scope["headers"] if k in _FORWARDED}
+        if self._tracer is not None:
+            propagate.inject(headers)
+        tried: set[str] = set()
+        status, revision = 502, "-"
+        try:
+            for attempt in range(1, self.options.max_attempts + 1):
+                endpoint = await self._choose(target, tried)
+                tried.add(endpoint.id)
+                revision = endpoint.revision
+                relayed = await self._relay(endpoint, target, body, headers, receive, send)
+                if relayed is not None:
+                    status = relayed
+                    return
+                if attempt == self.options.max_attempts or not self._budget.try_retry():
+                    message = f"replica {endpoint.id} of {target.key} failed to answer"
+                    raise RefusalError(502, message, revision=revision)
+                self.metrics.retries.labels(target.key).inc()
+        except RefusalError as refused:
+            status, content, reply_headers = _refusal(refused, target)
+            await _reply(send, status, content, headers=reply_headers)
+        finally:
+            self._account(target, revision, status, started)
+
+    async def _relay(
+        self,
+        endpoint: Endpoint,
+        target: paths.ModelPath,
+        body: bytes,
+        headers: dict[str, str],
+        receive: Receive,
+        send: Send,
+    ) -> int | None:
+        """One attempt: the status sent to the client, or None if the replica never answered
+        (or answered 503) and another may be tried."""
+        in_flight = self.metrics.in_flight.labels(target.key, endpoint.revision)
+        endpoint.outstanding += 1
+        in_flight.inc()
+        gone = asyncio.ensure_future(_disconnected(receive))
+        answering = False  # once the status line went out, there is no retrying
+        try:
+            async with self._upstream.stream(
+                endpoint.url, "POST", target.upstream(), headers, body
+            ) as reply:
+                if reply.status == 503:
+                    self._failed(endpoint)
+                    return None
+                endpoint.consecutive_failures = 0
+                returned = {_RETURNED[k]: v for k, v in reply.headers.items() if k in _RETURNED}
+                returned["X-Modelplane-Revision"] = endpoint.revision
+                raw = [(k.lower().encode(), v.encode("latin-1")) for k, v in returned.items()]
+                await send({"type": "http.response.start", "status": reply.status, "headers": raw})
+                answering = True
+                chunks = aiter(reply.chunks)
+                while True:
+                    chunk = asyncio.ensure_future(anext(chunks, None))
+                    await asyncio.wait({chunk, gone}, return_when=asyncio.FIRST_COMPLETED)
+                    if not chunk.done():  # the client left: closing the stream stops the work
+                        chunk.cancel()
+                        return 499
+                    data = chunk.result()
+                    if data is None:
+                        break
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+                return int(reply.status)
+        except (UpstreamError, TimeoutError) as exc:
+            log.info("replica %s failed: %r", endpoint.id, exc)
+            self._failed(endpoint)
+            if not answering:
+                return None
+            # Mid-stream: end it with an error event, as the runtime does, not a hung stream.
+            message = f"replica {endpoint.id} of {target.key} failed mid-stream: {exc!r}"
+            event = b"data: " + _openai_error(message, 502) + b"\n\n"
+            await send({"type": "http.response.body", "body": event})
+            return 502
+        finally:
+            gone.cancel()
+            endpoint.outstanding -= 1
+            in_flight.dec()
 
     async def _forward(
         self, target: paths.ModelPath, method: str, body: bytes, headers: dict[str, str]
@@ -464,8 +629,45 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 def _error(message: str) -> bytes:
     return orjson.dumps({"error": message})
+
+
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    404: "invalid_request_error",
+    413: "invalid_request_error",
+}
+
+
+def _openai_error(message: str, status: int, param: str | None = None) -> bytes:
+    """The OpenAI API's error object, which its clients raise as their own exceptions."""
+    kind = _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    code = "model_not_found" if status == 404 else None
+    return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
+
+
+def _openai_id(key: str) -> str:
+    """How a client names a model: bare in the default namespace, else ``namespace/name``."""
+    namespace, name = key.split("/", 1)
+    return name if namespace == routing.DEFAULT_NAMESPACE else key
+
+
+def _refusal(refused: RefusalError, target: paths.ModelPath) -> tuple[int, bytes, dict[str, str]]:
+    status = refused.status
+    if target.action == paths.OPENAI:
+        content = _openai_error(str(refused), status, "model" if status == 404 else None)
+    else:
+        content = _error(str(refused))
+    headers = {"Content-Type": "application/json"}
+    if refused.retry_after is not None:
+        headers["Retry-After"] = str(refused.retry_after)
+    return status, content, headers
 
 
 async def _reply(

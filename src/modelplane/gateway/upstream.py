@@ -9,7 +9,9 @@ modelplane runtimes on a trusted network, answering with ``Content-Length`` bodi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import urlsplit
@@ -19,6 +21,14 @@ import httptools
 MAX_CONNECTIONS_PER_REPLICA = 256  # more requests wait for a connection, as with nginx's pools
 IDLE_SECONDS = 4.0  # below the runtime's (uvicorn's) 5 s keep-alive: never reuse a closing one
 _KEEP = frozenset({b"content-type", b"inference-header-content-length"})
+
+
+def _request(
+    host: str, port: int, method: str, path: str, headers: dict[str, str], body: bytes
+) -> bytes:
+    head = [f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n"]
+    head += [f"{name}: {value}\r\n" for name, value in headers.items()]
+    return "".join(head).encode("latin-1") + b"\r\n" + body
 
 
 class UpstreamError(Exception):
@@ -37,6 +47,8 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[Reply] | None = None
+        # Streaming: the waiter resolves at the end of the head, the body goes through here.
+        self._body_queue: asyncio.Queue[bytes | Exception | None] | None = None
         self._reply = Reply(0)
         self._chunks: list[bytes] = []
         self._header: bytes = b""
@@ -65,13 +77,24 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._reply.status = self._parser.get_status_code()
+        if self._body_queue is not None:
+            self._resolve()
 
     def on_body(self, body: bytes) -> None:
-        self._chunks.append(body)
+        if self._body_queue is not None:
+            self._body_queue.put_nowait(body)
+        else:
+            self._chunks.append(body)
 
     def on_message_complete(self) -> None:
-        self._reply.body = b"".join(self._chunks)
         self.reusable = self._parser.should_keep_alive()
+        if self._body_queue is not None:
+            self._body_queue.put_nowait(None)
+            return
+        self._reply.body = b"".join(self._chunks)
+        self._resolve()
+
+    def _resolve(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(self._reply)
@@ -80,6 +103,8 @@ class _Connection(asyncio.Protocol):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(error)
+        elif self._body_queue is not None:
+            self._body_queue.put_nowait(error)
 
     @property
     def usable(self) -> bool:
@@ -91,10 +116,13 @@ class _Connection(asyncio.Protocol):
             and not self.transport.is_closing()
         )
 
-    async def exchange(self, request: bytes) -> Reply:
+    async def exchange(self, request: bytes, streaming: bool = False) -> Reply:
+        """Send ``request``; the whole reply, or with ``streaming`` its head (then read
+        :meth:`body`)."""
         assert self.transport is not None
         self._reply, self._chunks = Reply(0), []
         self.reusable = False
+        self._body_queue = asyncio.Queue() if streaming else None
         self._waiter = asyncio.get_running_loop().create_future()
         self.transport.write(request)
         try:
@@ -103,9 +131,30 @@ class _Connection(asyncio.Protocol):
             self._waiter = None
             self.idle_since = time.monotonic()
 
+    async def body(self, idle_timeout: float) -> AsyncIterator[bytes]:
+        """A streamed reply's body, chunk by chunk as the replica sends it."""
+        assert self._body_queue is not None
+        while True:
+            item = await asyncio.wait_for(self._body_queue.get(), idle_timeout)
+            if item is None:
+                self.idle_since = time.monotonic()
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+@dataclass
+class StreamedReply:
+    """A reply whose body is relayed as it arrives; :meth:`UpstreamPool.stream` closes it."""
+
+    status: int
+    headers: dict[str, str]
+    chunks: AsyncIterator[bytes]
 
 
 class UpstreamPool:
@@ -124,16 +173,40 @@ class UpstreamPool:
         self, base: str, method: str, path: str, headers: dict[str, str], body: bytes
     ) -> Reply:
         host, port = self._address(base)
-        head = [
-            f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n"
-        ]
-        head += [f"{name}: {value}\r\n" for name, value in headers.items()]
-        request = "".join(head).encode("latin-1") + b"\r\n" + body
+        request = _request(host, port, method, path, headers, body)
+        async with self._slots_of(base):
+            return await self._send(base, host, port, request)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, base: str, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> AsyncIterator[StreamedReply]:
+        """The reply's head at once and its body as it comes (server-sent events). The connection
+        goes back to the pool only if the body was read to its end."""
+        host, port = self._address(base)
+        request = _request(host, port, method, path, headers, body)
+        async with self._slots_of(base):
+            connection = await self._connect(host, port)  # fresh: a stream holds it long
+            try:
+                reply = await asyncio.wait_for(connection.exchange(request, True), self.timeout)
+            except BaseException:
+                connection.close()
+                raise
+            try:
+                yield StreamedReply(
+                    reply.status, reply.headers, connection.body(idle_timeout=self.timeout)
+                )
+            finally:
+                if connection.reusable and connection.usable:
+                    self._idle.setdefault(base, []).append(connection)
+                else:
+                    connection.close()
+
+    def _slots_of(self, base: str) -> asyncio.Semaphore:
         slots = self._slots.get(base)
         if slots is None:
             slots = self._slots[base] = asyncio.Semaphore(self.per_replica)
-        async with slots:
-            return await self._send(base, host, port, request)
+        return slots
 
     async def _send(self, base: str, host: str, port: int, request: bytes) -> Reply:
         connection = self._pooled(base)

@@ -69,7 +69,8 @@ class DataPlane:
     def arriving(self) -> int:
         return self._arriving
 
-    def serve(self, signature: Signature, batcher: Batcher) -> None:
+    def serve(self, signature: Signature, batcher: Batcher | None) -> None:
+        """Turn ready; ``batcher`` None: a language model, which serves no tensors."""
         self._signature, self._batcher = signature, batcher
         self.state = ModelState.READY
         self.metrics.ready.set(1)
@@ -169,7 +170,11 @@ class DataPlane:
         timing: BatchTiming | None = None,
     ) -> InferenceResponse:
         self.check_ready(name, version)
-        assert self._batcher is not None  # set together with READY
+        if self._batcher is None:
+            raise InvalidRequestError(
+                f"model {self.name!r} generates text and takes no tensors; "
+                f"use /v1/chat/completions or /v1/completions"
+            )
         self._validate(request)
         wanted = self._wanted_outputs(request)
         scope.arriving = False

@@ -6,10 +6,11 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from modelplane.api import ModelFormat, ModelSpec
+from modelplane.api import GENERATIVE_TASKS, ModelFormat, ModelSpec
 from modelplane.errors import ModelLoadError
 from modelplane.runtime import artifacts
 from modelplane.runtime.formats.base import LoadContext, Predictor
+from modelplane.runtime.generation import TextGenerator
 
 # Formats whose artifacts are pickles: loading them executes code chosen by whoever wrote them.
 PICKLE_FORMATS = frozenset({ModelFormat.SKLEARN})
@@ -33,10 +34,19 @@ def _python(context: LoadContext) -> Predictor:
     return PythonPredictor(context)
 
 
-LOADERS: dict[ModelFormat, Callable[[LoadContext], Predictor]] = {
+def _llamacpp(context: LoadContext) -> Predictor | TextGenerator:
+    from modelplane.runtime.formats.llamacpp import LlamaEmbedder, LlamaGenerator
+
+    if context.task in GENERATIVE_TASKS:
+        return LlamaGenerator(context)
+    return LlamaEmbedder(context)
+
+
+LOADERS: dict[ModelFormat, Callable[[LoadContext], Predictor | TextGenerator]] = {
     ModelFormat.ONNX: _onnx,
     ModelFormat.SKLEARN: _sklearn,
     ModelFormat.PYTHON: _python,
+    ModelFormat.LLAMACPP: _llamacpp,
 }
 
 
@@ -58,7 +68,9 @@ def cpu_threads(cpu: str) -> int:
     return max(1, math.ceil(cores))
 
 
-def load(spec: ModelSpec, *, base_dir: Path, cache_dir: Path) -> Predictor:
+def load(spec: ModelSpec, *, base_dir: Path, cache_dir: Path) -> Predictor | TextGenerator:
+    """A chat or text-generation model loads as a :class:`TextGenerator`, others as a
+    :class:`Predictor`."""
     loader = LOADERS.get(spec.format)
     if loader is None:
         supported = ", ".join(sorted(f.value for f in LOADERS))
@@ -72,5 +84,7 @@ def load(spec: ModelSpec, *, base_dir: Path, cache_dir: Path) -> Predictor:
         parameters=dict(spec.runtime.parameters),
         python_class=spec.runtime.python_class,
         cpu_threads=cpu_threads(spec.resources.cpu),
+        task=spec.task.value,
+        context_length=spec.generation.context_length,
     )
     return loader(context)

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import uvicorn
 import uvloop
@@ -26,15 +27,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from modelplane.api import Model
+from modelplane.api import GENERATIVE_TASKS, Model, Protocol
 from modelplane.errors import ModelplaneError
 from modelplane.runtime import artifacts, loading
 from modelplane.runtime.batching import Batcher, BatchObservers
 from modelplane.runtime.dataplane import DataPlane
-from modelplane.runtime.formats.base import Predictor
+from modelplane.runtime.formats.base import Predictor, Signature
+from modelplane.runtime.generation import Generation, GenerationLimits, TextGenerator
+from modelplane.runtime.openai.routes import OpenAIRoutes
 from modelplane.runtime.v2.inference import InferEndpoint
 from modelplane.runtime.v2.routes import V2Routes
-from modelplane.telemetry.metrics import CONTENT_TYPE, RuntimeMetrics
+from modelplane.telemetry.metrics import CONTENT_TYPE, GenerationMetrics, RuntimeMetrics
 from modelplane.telemetry.tracing import TracingMiddleware, tracer
 
 log = logging.getLogger(__name__)
@@ -73,9 +76,17 @@ class Runtime:
         )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._batcher: Batcher | None = None
+        spec = self.model.spec
+        self.openai = (
+            OpenAIRoutes(self.dataplane, spec.task, spec.runtime.max_request_bytes)
+            if spec.protocols and Protocol.OPENAI in spec.protocols
+            else None
+        )
 
     def app(self) -> ASGIApp:
         routes = [*V2Routes(self.dataplane).routes(), Route("/metrics", self._metrics)]
+        if self.openai is not None:
+            routes += self.openai.routes()
         rest = Starlette(routes=routes, lifespan=self._lifespan)
         app = InferEndpoint(self.dataplane, self.model.spec.runtime.max_request_bytes, rest)
         chosen = tracer(self.options.tracer_provider)
@@ -100,7 +111,7 @@ class Runtime:
         cache = self.options.cache_dir or artifacts.default_cache_dir()
         loop = asyncio.get_running_loop()
         try:
-            predictor: Predictor = await loop.run_in_executor(
+            loaded: Predictor | TextGenerator = await loop.run_in_executor(
                 self._executor,
                 lambda: loading.load(spec, base_dir=self.options.base_dir, cache_dir=cache),
             )
@@ -110,6 +121,36 @@ class Runtime:
         except Exception as exc:
             self._failed(f"unexpected error while loading: {exc!r}")
             return
+        if spec.task in GENERATIVE_TASKS:
+            self._serve_generator(cast(TextGenerator, loaded))
+        else:
+            self._serve_predictor(cast(Predictor, loaded))
+        log.info("model %s is ready (%s)", self.model.metadata.name, spec.format.value)
+        for callback in self.on_ready:
+            callback()
+
+    def _serve_generator(self, generator: TextGenerator) -> None:
+        spec = self.model.spec
+        generation = Generation(
+            generator,
+            self._executor,
+            GenerationLimits(
+                # Engines may round the context up (llama.cpp to 256 tokens); the spec's holds.
+                context_length=min(
+                    generator.context_length,
+                    spec.generation.context_length or generator.context_length,
+                ),
+                max_tokens=spec.generation.max_tokens,
+                timeout=spec.generation.timeout_seconds,
+            ),
+            GenerationMetrics(self.model.metadata.name, self.metrics.registry),
+        )
+        if self.openai is not None:
+            self.openai.generation = generation
+        self.dataplane.serve(Signature(platform=spec.format.value), None)
+
+    def _serve_predictor(self, predictor: Predictor) -> None:
+        spec = self.model.spec
         signature = predictor.signature
         outputs = frozenset(s.name for s in signature.outputs)
         self._batcher = Batcher(
@@ -127,9 +168,6 @@ class Runtime:
         )
         self._batcher.start()
         self.dataplane.serve(signature, self._batcher)
-        log.info("model %s is ready (%s)", self.model.metadata.name, signature.platform)
-        for callback in self.on_ready:
-            callback()
 
     def _failed(self, reason: str) -> None:
         log.error("model %s failed to load: %s", self.model.metadata.name, reason)

@@ -74,3 +74,74 @@ class RuntimeMetrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class GenerationMetrics:
+    """A language model's metrics, in the runtime's registry: tokens, time to first token, time
+    per output token, and requests running and waiting (also under vLLM's names)."""
+
+    def __init__(self, model: str, registry: CollectorRegistry) -> None:
+        def counter(name: str, doc: str) -> Counter:
+            return Counter(name, doc, [names.LABEL_MODEL], registry=registry).labels(model)
+
+        def histogram(name: str, doc: str, buckets: tuple[float, ...]) -> Histogram:
+            metric = Histogram(name, doc, [names.LABEL_MODEL], buckets=buckets, registry=registry)
+            return metric.labels(model)
+
+        def gauges(name: str, alias: str, doc: str) -> _Gauges:
+            return _Gauges(
+                Gauge(name, doc, [names.LABEL_MODEL], registry=registry).labels(model),
+                Gauge(alias, doc, ["model_name"], registry=registry).labels(model),
+            )
+
+        self.prompt_tokens = counter(names.RUNTIME_PROMPT_TOKENS, "Prompt tokens read.")
+        self.generation_tokens = counter(names.RUNTIME_GENERATION_TOKENS, "Tokens generated.")
+        self.time_to_first_token = histogram(
+            names.RUNTIME_TIME_TO_FIRST_TOKEN,
+            "Time from a request's arrival at the model to its first generated token.",
+            names.TIME_TO_FIRST_TOKEN_BUCKETS,
+        )
+        self.time_per_output_token = histogram(
+            names.RUNTIME_TIME_PER_OUTPUT_TOKEN,
+            "Mean time between generated tokens after the first, per request.",
+            names.TIME_PER_OUTPUT_TOKEN_BUCKETS,
+        )
+        self.queue_seconds = histogram(
+            names.RUNTIME_GENERATION_QUEUE,
+            "Time a generation request waited for the model.",
+            names.LATENCY_BUCKETS,
+        )
+        self.running = gauges(
+            names.RUNTIME_REQUESTS_RUNNING,
+            names.VLLM_REQUESTS_RUNNING,
+            "Generation requests the model is working on.",
+        )
+        self.waiting = gauges(
+            names.RUNTIME_REQUESTS_WAITING,
+            names.VLLM_REQUESTS_WAITING,
+            "Generation requests waiting for the model.",
+        )
+        self.kv_cache_usage = gauges(
+            names.RUNTIME_KV_CACHE_USAGE,
+            names.VLLM_KV_CACHE_USAGE,
+            "Share of the model's KV cache in use (0 to 1).",
+        )
+
+
+class _Gauges:
+    """One gauge under two names, moved together."""
+
+    def __init__(self, *gauges: Gauge) -> None:
+        self._gauges = gauges
+
+    def inc(self) -> None:
+        for gauge in self._gauges:
+            gauge.inc()
+
+    def dec(self) -> None:
+        for gauge in self._gauges:
+            gauge.dec()
+
+    def set(self, value: float) -> None:
+        for gauge in self._gauges:
+            gauge.set(value)

@@ -12,6 +12,27 @@ RUNTIME_BATCH_SIZE = "modelplane_runtime_batch_size"
 RUNTIME_IN_FLIGHT = "modelplane_runtime_in_flight_requests"
 RUNTIME_MODEL_READY = "modelplane_runtime_model_ready"
 
+# Generation (LLM runtimes). Buckets are the OpenTelemetry GenAI conventions' recommended ones.
+RUNTIME_PROMPT_TOKENS = "modelplane_runtime_prompt_tokens"
+RUNTIME_GENERATION_TOKENS = "modelplane_runtime_generation_tokens"
+RUNTIME_TIME_TO_FIRST_TOKEN = "modelplane_runtime_time_to_first_token_seconds"  # noqa: S105
+RUNTIME_TIME_PER_OUTPUT_TOKEN = "modelplane_runtime_time_per_output_token_seconds"  # noqa: S105
+RUNTIME_GENERATION_QUEUE = "modelplane_runtime_generation_queue_seconds"
+RUNTIME_REQUESTS_RUNNING = "modelplane_runtime_generation_requests_running"
+RUNTIME_REQUESTS_WAITING = "modelplane_runtime_generation_requests_waiting"
+RUNTIME_KV_CACHE_USAGE = "modelplane_runtime_kv_cache_usage_ratio"
+# The same gauges under the names the Gateway API Inference Extension's endpoint picker scrapes
+# from vLLM: a deliberate compatibility alias, so that picker can balance modelplane runtimes.
+VLLM_REQUESTS_RUNNING = "vllm:num_requests_running"
+VLLM_REQUESTS_WAITING = "vllm:num_requests_waiting"
+VLLM_KV_CACHE_USAGE = "vllm:kv_cache_usage_perc"
+TIME_TO_FIRST_TOKEN_BUCKETS = (
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+TIME_PER_OUTPUT_TOKEN_BUCKETS = (
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+)  # fmt: skip
+
 LABEL_MODEL = "model"
 LABEL_OUTCOME = "outcome"
 

@@ -47,3 +47,5 @@ class LoadContext:
     parameters: dict[str, str] = field(default_factory=dict)
     python_class: str = "Model"
     cpu_threads: int = 1  # from spec.resources.cpu: how many threads a format may compute on
+    task: str = ""  # what the model is served for, for formats that load differently per task
+    context_length: int | None = None  # language models: tokens of context; None, the model's

@@ -1,0 +1,72 @@
+"""The LLM examples built by their own script, and runtimes serving them as real processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.conftest import ROOT
+from tests.processes import RuntimeProcess, serving
+
+
+@pytest.fixture(scope="session")
+def llm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny-chat.gguf, chat.yaml and embedding.yaml, written as a user would write them."""
+    out = tmp_path_factory.mktemp("llm")
+    script = ROOT / "examples" / "llm" / "make_models.py"
+    subprocess.run(
+        [sys.executable, str(script), "--out", str(out)], check=True, capture_output=True
+    )
+    return out
+
+
+def limited(llm_dir: Path, name: str, generation: str) -> Path:
+    """The chat example under another name, with other generation limits."""
+    text = (llm_dir / "chat.yaml").read_text()
+    head, _, _ = text.partition("  generation:\n")
+    path = llm_dir / f"{name}.yaml"
+    path.write_text(head.replace("name: tiny-chat", f"name: {name}") + generation)
+    return path
+
+
+@pytest.fixture(scope="session")
+def chat_runtime(
+    llm_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RuntimeProcess]:
+    with serving(llm_dir / "chat.yaml", tmp_path_factory.mktemp("chat") / "serve.log") as runtime:
+        yield runtime
+
+
+@pytest.fixture(scope="session")
+def embed_runtime(
+    llm_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RuntimeProcess]:
+    log = tmp_path_factory.mktemp("embed") / "serve.log"
+    with serving(llm_dir / "embedding.yaml", log) as runtime:
+        yield runtime
+
+
+_CLIENTS: dict[str, openai.OpenAI] = {}
+
+
+def openai_client(base_url: str) -> openai.OpenAI:
+    """The official client for ``base_url`` (``…/v1``), one per URL, closed after each module."""
+    found = _CLIENTS.get(base_url)
+    if found is None:
+        found = _CLIENTS[base_url] = openai.OpenAI(
+            base_url=base_url, api_key="unused", max_retries=0
+        )
+    return found
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_clients() -> Iterator[None]:
+    yield
+    for made in _CLIENTS.values():
+        made.close()
+    _CLIENTS.clear()

@@ -1,0 +1,120 @@
+"""The example LLMs applied to `modelplane up` and used through its gateway with the official
+``openai`` client, as the README's tour does."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import openai
+import pytest
+
+from tests.llm.conftest import openai_client
+from tests.platform.conftest import Platform
+from tests.processes import scraped
+
+HELLO = [{"role": "user", "content": "What is the weather like?"}]
+
+
+@pytest.fixture(scope="module")
+def platform(llm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    root = tmp_path_factory.mktemp("llm-platform")
+    running = Platform(root / "state", root / "up.log")
+    try:
+        for manifest in ("chat.yaml", "embedding.yaml"):
+            applied = running.cli("apply", "-f", str(llm_dir / manifest))
+            assert applied.returncode == 0, applied.stderr
+        running.wait_condition("tiny-chat", "Ready", "True", timeout=90)
+        running.wait_condition("tiny-embed", "Ready", "True", timeout=90)
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def gateway(platform: Platform) -> openai.OpenAI:
+    return openai_client(f"{platform.gateway}/v1")
+
+
+def runtime_metric(platform: Platform, revision: str, name: str) -> float:
+    """A metric of the one replica of ``revision``, read from the replica itself."""
+    (pid,) = platform.replica_pids(revision)
+    args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    port = int(args[args.index(b"--port") + 1])
+    return scraped(f"http://127.0.0.1:{port}", name)
+
+
+def test_models_lists_every_model_the_gateway_routes(gateway: openai.OpenAI) -> None:
+    assert sorted(m.id for m in gateway.models.list().data) == ["tiny-chat", "tiny-embed"]
+    assert gateway.models.retrieve("default/tiny-chat").id == "tiny-chat"
+    with pytest.raises(openai.NotFoundError):
+        gateway.models.retrieve("nowhere")
+
+
+def test_chat_through_the_gateway_whole_and_streamed(gateway: openai.OpenAI) -> None:
+    raw = gateway.chat.completions.with_raw_response.create(
+        model="tiny-chat", messages=HELLO, max_tokens=16, temperature=0
+    )
+    assert raw.headers["x-modelplane-revision"] == "tiny-chat-r1"
+    whole = raw.parse()
+    stream = gateway.chat.completions.create(
+        model="tiny-chat",
+        messages=HELLO,
+        max_tokens=16,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.total_tokens == whole.usage.total_tokens  # type: ignore[union-attr]
+
+
+def test_namespaced_model_names_reach_the_same_model(gateway: openai.OpenAI) -> None:
+    answer = gateway.completions.create(model="default/tiny-chat", prompt="Hello", max_tokens=4)
+    assert answer.model == "default/tiny-chat"
+    assert answer.usage is not None
+    assert answer.usage.completion_tokens >= 1
+
+
+def test_embeddings_through_the_gateway(gateway: openai.OpenAI) -> None:
+    answer = gateway.embeddings.create(model="tiny-embed", input=["sunny", "rain"])
+    vectors = np.array([d.embedding for d in answer.data])
+    assert vectors.shape == (2, 64)
+
+
+def test_gateway_errors_take_the_api_shape(platform: Platform, gateway: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as unknown:
+        gateway.chat.completions.create(model="gpt-5", messages=HELLO)
+    assert "not served by this gateway" in unknown.value.message
+    reply = httpx.post(f"{platform.gateway}/v1/chat/completions", json={"messages": HELLO})
+    assert reply.status_code == 400
+    assert reply.json()["error"]["param"] == "model"
+    with pytest.raises(openai.BadRequestError) as invalid:  # the runtime's own refusal, relayed
+        gateway.chat.completions.create(model="tiny-chat", messages=HELLO, max_tokens=100_000)
+    assert "at most 1024 tokens" in invalid.value.message
+
+
+def test_leaving_a_stream_at_the_gateway_stops_generation_at_the_replica(
+    platform: Platform,
+) -> None:
+    name = "modelplane_runtime_generation_tokens_total"
+    body = {"model": "tiny-chat", "prompt": "Tell me a story", "max_tokens": 1024, "seed": 3}
+    whole = httpx.post(f"{platform.gateway}/v1/completions", json=body, timeout=60).json()
+    assert whole["usage"]["completion_tokens"] == 1024  # left alone, it writes them all
+    before = runtime_metric(platform, "tiny-chat-r1", name)
+    body["stream"] = True
+    with httpx.stream("POST", f"{platform.gateway}/v1/completions", json=body) as reply:
+        assert reply.status_code == 200
+        next(reply.iter_lines())
+    running = "modelplane_runtime_generation_requests_running"
+    deadline = time.monotonic() + 10
+    while runtime_metric(platform, "tiny-chat-r1", running) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert runtime_metric(platform, "tiny-chat-r1", running) == 0
+    assert runtime_metric(platform, "tiny-chat-r1", name) - before < 1024
