@@ -20,15 +20,17 @@ HELLO = [{"role": "user", "content": "What is the weather like?"}]
 
 
 @pytest.fixture(scope="module")
-def platform(llm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+def platform(
+    llm_dir: Path, iris_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
     root = tmp_path_factory.mktemp("llm-platform")
     running = Platform(root / "state", root / "up.log")
     try:
-        for manifest in ("chat.yaml", "embedding.yaml"):
-            applied = running.cli("apply", "-f", str(llm_dir / manifest))
+        for manifest in (llm_dir / "chat.yaml", llm_dir / "embedding.yaml", iris_dir / "iris.yaml"):
+            applied = running.cli("apply", "-f", str(manifest))
             assert applied.returncode == 0, applied.stderr
-        running.wait_condition("tiny-chat", "Ready", "True", timeout=90)
-        running.wait_condition("tiny-embed", "Ready", "True", timeout=90)
+        for name in ("tiny-chat", "tiny-embed", "iris"):
+            running.wait_condition(name, "Ready", "True", timeout=90)
         yield running
     finally:
         running.stop()
@@ -47,11 +49,19 @@ def runtime_metric(platform: Platform, revision: str, name: str) -> float:
     return scraped(f"http://127.0.0.1:{port}", name)
 
 
-def test_models_lists_every_model_the_gateway_routes(gateway: openai.OpenAI) -> None:
+def test_models_lists_the_models_that_speak_the_api(
+    platform: Platform, gateway: openai.OpenAI
+) -> None:
     assert sorted(m.id for m in gateway.models.list().data) == ["tiny-chat", "tiny-embed"]
     assert gateway.models.retrieve("default/tiny-chat").id == "tiny-chat"
     with pytest.raises(openai.NotFoundError):
         gateway.models.retrieve("nowhere")
+    # Status shows where to reach each: the API's base for a chat model, v2 for the others.
+    assert platform.model("tiny-chat")["status"]["url"] == f"{platform.gateway}/v1"
+    assert platform.model("tiny-embed")["status"]["url"].endswith("/v2/models/tiny-embed")
+    with pytest.raises(openai.BadRequestError) as v2_only:
+        gateway.chat.completions.create(model="iris", messages=HELLO)
+    assert "use /v2/models/iris/infer" in v2_only.value.message
 
 
 def test_chat_through_the_gateway_whole_and_streamed(gateway: openai.OpenAI) -> None:
@@ -118,3 +128,17 @@ def test_leaving_a_stream_at_the_gateway_stops_generation_at_the_replica(
         time.sleep(0.05)
     assert runtime_metric(platform, "tiny-chat-r1", running) == 0
     assert runtime_metric(platform, "tiny-chat-r1", name) - before < 1024
+
+
+def test_chat_cli_streams_answers_and_keeps_the_conversation(platform: Platform) -> None:
+    one = platform.cli("chat", "tiny-chat", "-m", "Hello", "--max-tokens", "6")
+    assert one.returncode == 0, one.stderr
+    assert one.stdout.strip()
+    conversation = platform.cli(
+        "chat", "tiny-chat", "--max-tokens", "4", "--temperature", "0", stdin="Hello\nAnd you?\n"
+    )
+    assert conversation.returncode == 0, conversation.stderr
+    assert len(conversation.stdout.strip().splitlines()) == 2  # one answer per line sent
+    refused = platform.cli("chat", "tiny-chat", "-m", "Hello", "--max-tokens", "100000")
+    assert refused.returncode != 0
+    assert "400: max_tokens is 100000" in refused.stderr

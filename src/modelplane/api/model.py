@@ -291,3 +291,18 @@ class Model(Wire):
     def key(self) -> str:
         """``namespace/name``: how the gateway and the CLI address a model."""
         return f"{self.metadata.namespace}/{self.metadata.name}"
+
+    @property
+    def speaks_openai(self) -> bool:
+        return Protocol.OPENAI in (self.spec.protocols or ())
+
+    def gateway_path(self, explicit_namespace: bool = False) -> str:
+        """Where clients reach the model on a gateway: its v2 path (``namespace/name``, or the
+        bare name in the default namespace), or for a model that speaks only the OpenAI API
+        that API's base (the model is named in the request body)."""
+        meta = self.metadata
+        bare = meta.namespace == "default" and not explicit_namespace
+        name = meta.name if bare else self.key
+        if Protocol.V2 not in (self.spec.protocols or ()):
+            return "/v1"
+        return f"/v2/models/{name}"

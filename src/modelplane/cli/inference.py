@@ -68,9 +68,16 @@ def _call(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.R
             hint="is modelplane up running? (--gateway)",
         ) from exc
     if reply.status_code >= 400:
-        try:
-            message = reply.json().get("error", reply.text)
-        except ValueError:
-            message = reply.text
-        raise CliError(f"{reply.status_code}: {message}")
+        raise CliError(f"{reply.status_code}: {error_message(reply)}")
     return reply
+
+
+def error_message(reply: httpx.Response) -> str:
+    """The message of an error reply: v2's ``{"error": "..."}`` or the OpenAI API's object."""
+    try:
+        error = reply.json().get("error", reply.text)
+    except ValueError:
+        return reply.text
+    if isinstance(error, dict):
+        return str(error.get("message", error))
+    return str(error)

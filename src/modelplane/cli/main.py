@@ -10,6 +10,7 @@ import typer
 
 from modelplane import __version__
 from modelplane.cli import (
+    chatting,
     gateway,
     gitops,
     inference,
@@ -57,6 +58,7 @@ def build_app() -> typer.Typer:
     app.command()(models.delete)
     app.command()(models.logs)
     app.command()(inference.infer)
+    app.command()(chatting.chat)
     app.command()(top.top)
     app.add_typer(rollouts.build(), name="rollout")
     app.add_typer(gitops.build(), name="gitops")

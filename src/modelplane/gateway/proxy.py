@@ -205,6 +205,7 @@ class Gateway:
                 "owned_by": route.key.split("/", 1)[0],
             }
             for route in self.table.routes()
+            if route.openai
         }
         if path == "/v1/models":
             listing = {"object": "list", "data": [models[k] for k in sorted(models)]}
@@ -235,8 +236,17 @@ class Gateway:
             message = "model: a model name is required, as a string"
             await _reply(send, 400, _openai_error(message, 400, "model"))
             return
+        target = paths.openai(path, model)
+        route = self.table.lookup(target.key)
+        if route is not None and not route.openai:
+            message = (
+                f"model {model!r} does not speak the OpenAI API; "
+                f"use /v2/models/{model}/infer (Open Inference Protocol v2)"
+            )
+            await _reply(send, 400, _openai_error(message, 400, "model"))
+            return
         streaming = document.get("stream") is True
-        await self._traced(paths.openai(path, model), scope, receive, send, body, streaming)
+        await self._traced(target, scope, receive, send, body, streaming)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

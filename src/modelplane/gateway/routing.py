@@ -46,6 +46,7 @@ class ModelRoute:
     revisions: list[RevisionRoute] = field(default_factory=list)
     shadow: Shadow | None = None
     canary: str | None = None  # a revision on trial: its failures are retried on the others
+    openai: bool = False  # the model speaks the OpenAI API
 
     def revision(self, name: str) -> RevisionRoute | None:
         return next((r for r in self.revisions if r.name == name), None)
@@ -75,10 +76,14 @@ class RoutingTable:
         revisions: dict[str, tuple[int, list[tuple[str, str]]]],
         shadow: tuple[str, float, str] | None = None,
         canary: str | None = None,
+        *,
+        openai: bool = False,
     ) -> None:
         """Set a model's route: revision name -> (weight, [(endpoint id, url)]), and the
         revision that shadow traffic goes to: (revision, percent, task)."""
-        route = ModelRoute(key, name, shadow=Shadow(*shadow) if shadow else None, canary=canary)
+        route = ModelRoute(
+            key, name, shadow=Shadow(*shadow) if shadow else None, canary=canary, openai=openai
+        )
         for revision, (weight, endpoints) in revisions.items():
             kept = [self._endpoint(eid, url, revision) for eid, url in endpoints]
             route.revisions.append(RevisionRoute(revision, weight, kept))

@@ -121,10 +121,16 @@ def _otlp_exporter() -> Any:
 
 _MODELS = "/v2/models/"
 _ACTIONS = ("ready", "infer")
+_OPENAI = frozenset({"/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
 
 
 def v2_route(path: str) -> str:
-    """The low-cardinality ``http.route`` of a v2 path: names and versions as templates."""
+    """The low-cardinality ``http.route`` of a path: v2 names and versions as templates, the
+    OpenAI API's paths as they are (they name no model)."""
+    if path.startswith("/v1/"):
+        if path.startswith("/v1/models/"):
+            return "/v1/models/{model}"
+        return path if path in _OPENAI else "other"
     if not path.startswith(_MODELS):
         return path if path.startswith(("/v2/health", "/metrics")) or path == "/v2" else "other"
     parts = [p for p in path[len(_MODELS) :].split("/") if p]

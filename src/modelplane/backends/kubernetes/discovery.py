@@ -188,7 +188,9 @@ class Discovery:
                     self._probe(key, url)
             revisions[revision] = (weight, endpoints)
         shadow, canary = route_policy(model.spec, status)
-        self.table.publish(key, model.metadata.name, revisions, shadow, canary)
+        self.table.publish(
+            key, model.metadata.name, revisions, shadow, canary, openai=model.speaks_openai
+        )
 
     def _probe(self, key: str, url: str) -> None:
         if (key, url) not in self._probing:

@@ -294,7 +294,7 @@ class Operator:
             self._scaled[key] = (model.spec.scaling, desired)
         else:
             self._scaled.pop(key, None)
-        url = f"{self.settings.gateway_url}/v2/models/{key}"
+        url = f"{self.settings.gateway_url}{model.gateway_path(explicit_namespace=True)}"
         plan = await plan_for(model, latest.ref, replicas, desired, self.clock(), url, self.metrics)
         specs = {r.ref.name: r for r in revisions}
         await self._apply_children(model, plan, specs, latest.ref.name)

@@ -53,9 +53,12 @@ class RouteSink(Protocol):
         revisions: dict[str, tuple[int, EndpointList]],
         shadow: tuple[str, float, str] | None = None,
         canary: str | None = None,
+        *,
+        openai: bool = False,
     ) -> None:
         """``shadow``: (canary revision, percent of other requests to mirror to it, task);
-        ``canary``: the revision on trial, whose failed requests are retried on the others."""
+        ``canary``: the revision on trial, whose failed requests are retried on the others;
+        ``openai``: whether the model speaks the OpenAI API."""
         ...
 
     def remove(self, key: str) -> None: ...
@@ -198,7 +201,9 @@ class Controller:
             for name, weight in weights.items()
         }
         shadow, canary = route_policy(model.spec, plan.status)
-        self.routes.publish(model.key, model.metadata.name, revisions, shadow, canary)
+        self.routes.publish(
+            model.key, model.metadata.name, revisions, shadow, canary, openai=model.speaks_openai
+        )
 
     def _report(self, model: Model, plan: Plan, memory: _ModelMemory, desired: int) -> None:
         meta = model.metadata
@@ -234,6 +239,4 @@ class Controller:
         return found
 
     def _url(self, model: Model) -> str:
-        meta = model.metadata
-        path = meta.name if meta.namespace == "default" else f"{meta.namespace}/{meta.name}"
-        return f"{self.gateway_url}/v2/models/{path}"
+        return f"{self.gateway_url}{model.gateway_path()}"
