@@ -54,12 +54,12 @@ def model(name: str, spec_extra: dict[str, Any] | None = None) -> dict[str, Any]
 
 
 class Up:
-    def __init__(self, state: Path) -> None:
+    def __init__(self, state: Path, *options: str) -> None:
         self.log = (state.parent / "up.log").open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "modelplane", "up", "--state-dir", str(state),
              "--port", str(CONTROL), "--gateway-port", str(GATEWAY),
-             "--max-held", "20000", "--hold-timeout", "180"],
+             "--max-held", "20000", "--hold-timeout", "180", *options],
             stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.api = f"http://127.0.0.1:{CONTROL}"

@@ -22,6 +22,7 @@ import hashlib
 import math
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import gguf
@@ -50,7 +51,17 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
-N_EMBD, N_HEAD, N_FF, N_LAYER, N_CTX = 64, 4, 128, 2, 2048
+N_HEAD, N_CTX = 4, 2048
+
+
+@dataclass(frozen=True)
+class Size:
+    embedding: int = 64
+    layers: int = 2
+
+    @property
+    def feed_forward(self) -> int:
+        return 2 * self.embedding
 
 
 def vocabulary(text: str) -> tuple[list[str], list[float], list[int]]:
@@ -74,7 +85,9 @@ def vocabulary(text: str) -> tuple[list[str], list[float], list[int]]:
     return tokens, scores, [int(t) for t in types]
 
 
-def write(path: Path, seed: int = 7) -> None:
+def write(path: Path, seed: int = 7, size: Size = Size()) -> None:
+    """The model; a larger ``size`` (benchmarks) makes prompts cost more to read."""
+    N_EMBD, N_FF, N_LAYER = size.embedding, size.feed_forward, size.layers  # noqa: N806
     tokens, scores, types = vocabulary(CORPUS)
     rng = np.random.default_rng(seed)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 
-from modelplane.gateway.balancing import pick_endpoint, pick_revision
+from modelplane.gateway.balancing import pick_by_prefix, pick_endpoint, pick_in_turn, pick_revision
 from modelplane.gateway.routing import Endpoint, RevisionRoute
 
 
@@ -41,3 +42,63 @@ def test_ejected_and_tried_replicas_are_skipped_unless_nothing_else_is_left() ->
     assert pick_endpoint([ejected], 50.0, rng).id == "a"  # type: ignore[union-attr]
     assert pick_endpoint([ejected, healthy], 50.0, rng, exclude={"b"}).id == "a"  # type: ignore[union-attr]
     assert pick_endpoint([healthy], 50.0, rng, exclude={"b"}) is None
+
+
+def _replicas(count: int) -> list[Endpoint]:
+    return [Endpoint(f"r1-{i}", f"http://10.0.0.{i}:8000", "r1") for i in range(count)]
+
+
+def _owner(endpoints: list[Endpoint], prefix: bytes) -> str:
+    found = pick_by_prefix(endpoints, now=0.0, prefix=prefix)
+    assert found is not None
+    return found.id
+
+
+def test_a_prefix_always_lands_on_the_same_replica_and_prefixes_spread() -> None:
+    endpoints = _replicas(4)
+    prefixes = [f"system prompt of conversation {i}".encode() for i in range(2000)]
+    owners = [_owner(endpoints, p) for p in prefixes]
+    assert owners == [_owner(endpoints, p) for p in prefixes]  # sticky
+    share = Counter(owners)
+    assert len(share) == 4
+    assert min(share.values()) > 300  # each of 4 gets a fair part of 2000 (500 on average)
+
+
+def test_a_replica_leaving_moves_only_its_own_prefixes() -> None:
+    endpoints = _replicas(5)
+    prefixes = [f"conversation {i}".encode() for i in range(1000)]
+    before = {p: _owner(endpoints, p) for p in prefixes}
+    gone = endpoints.pop(2)
+    after = {p: _owner(endpoints, p) for p in prefixes}
+    moved = [p for p in prefixes if before[p] != after[p]]
+    assert moved
+    assert all(before[p] == gone.id for p in moved)
+
+
+def test_a_busy_owner_is_passed_over_within_the_load_bound() -> None:
+    endpoints = _replicas(4)
+    prefix = b"a long shared system prompt"
+    owner = next(e for e in endpoints if e.id == _owner(endpoints, prefix))
+    owner.outstanding = 10  # far above the average the others carry
+    spilled = pick_by_prefix(endpoints, now=0.0, prefix=prefix)
+    assert spilled is not None
+    assert spilled is not owner
+    # Many requests for one hot prefix: none carries more than its bound of the total.
+    for endpoint in endpoints:
+        endpoint.outstanding = 0
+    for _ in range(40):
+        chosen = pick_by_prefix(endpoints, now=0.0, prefix=prefix)
+        assert chosen is not None
+        chosen.outstanding += 1
+    assert max(e.outstanding for e in endpoints) <= math.ceil(1.25 * 40 / 4)
+
+
+def test_ejected_replicas_are_skipped_by_prefix_and_round_robin() -> None:
+    endpoints = _replicas(3)
+    prefix = b"conversation about the weather"
+    owner = _owner(endpoints, prefix)
+    next(e for e in endpoints if e.id == owner).ejected_until = 100.0
+    assert _owner(endpoints, prefix) != owner
+    turns = [pick_in_turn(endpoints, now=0.0, turn=t) for t in range(6)]
+    assert [e.id for e in turns if e is not None].count(owner) == 0
+    assert len({e.id for e in turns if e is not None}) == 2

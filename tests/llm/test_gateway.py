@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -13,7 +14,7 @@ import openai
 import pytest
 
 from tests.llm.conftest import openai_client
-from tests.platform.conftest import Platform
+from tests.platform.conftest import Platform, wait_for
 from tests.processes import scraped
 
 HELLO = [{"role": "user", "content": "What is the weather like?"}]
@@ -41,9 +42,10 @@ def gateway(platform: Platform) -> openai.OpenAI:
     return openai_client(f"{platform.gateway}/v1")
 
 
-def runtime_metric(platform: Platform, revision: str, name: str) -> float:
-    """A metric of the one replica of ``revision``, read from the replica itself."""
-    (pid,) = platform.replica_pids(revision)
+def runtime_metric(platform: Platform, revision: str, name: str, pid: int | None = None) -> float:
+    """A metric of a replica of ``revision`` (its only one, or ``pid``), read from the replica."""
+    if pid is None:
+        (pid,) = platform.replica_pids(revision)
     args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     port = int(args[args.index(b"--port") + 1])
     return scraped(f"http://127.0.0.1:{port}", name)
@@ -142,3 +144,41 @@ def test_chat_cli_streams_answers_and_keeps_the_conversation(platform: Platform)
     refused = platform.cli("chat", "tiny-chat", "-m", "Hello", "--max-tokens", "100000")
     assert refused.returncode != 0
     assert "400: max_tokens is 100000" in refused.stderr
+
+
+def test_a_conversation_stays_on_one_replica_and_conversations_spread(
+    platform: Platform, llm_dir: Path, gateway: openai.OpenAI
+) -> None:
+    manifest = (llm_dir / "chat.yaml").read_text().replace("name: tiny-chat", "name: sticky")
+    manifest = manifest.replace("minReplicas: 1", "minReplicas: 2")
+    (llm_dir / "sticky.yaml").write_text(manifest)
+    applied = platform.cli("apply", "-f", str(llm_dir / "sticky.yaml"))
+    assert applied.returncode == 0, applied.stderr
+    platform.wait_condition("sticky", "Ready", "True", timeout=90)
+    wait_for(lambda: len(platform.replica_pids("sticky-r1")) == 2, "two replicas", 60)
+
+    def served() -> list[float]:
+        requests = "modelplane_runtime_request_duration_seconds_count"
+        return [
+            runtime_metric(platform, "sticky-r1", requests, pid)
+            for pid in platform.replica_pids("sticky-r1")
+        ]
+
+    def converse(opening: str, turns: int) -> None:
+        history: list[Any] = [{"role": "user", "content": opening}]
+        for _ in range(turns):
+            answer = gateway.chat.completions.create(model="sticky", messages=history, max_tokens=4)
+            history += [
+                answer.choices[0].message.model_dump(),
+                {"role": "user", "content": "Go on"},
+            ]
+
+    before = served()
+    converse("Tell me a story about a small robot who paints the sky.", turns=5)
+    moved = [after - b for after, b in zip(served(), before, strict=True)]
+    assert sorted(moved) == [0, 5]  # every turn on the replica that holds the conversation
+    before = served()
+    for i in range(12):
+        converse(f"Conversation number {i}: what is the weather like today?", turns=1)
+    spread = [after - b for after, b in zip(served(), before, strict=True)]
+    assert min(spread) >= 2  # different conversations land on both replicas

@@ -11,6 +11,16 @@ import uvloop
 
 from modelplane.cli.observing import LogFormat, observed
 from modelplane.errors import MissingExtraError
+from modelplane.gateway.balancing import Balancing
+
+BalancingOption = Annotated[
+    Balancing,
+    typer.Option(
+        help="How chat and completion requests are spread over a revision's replicas: by "
+        "prompt prefix (consistent hashing with bounded loads, so KV caches stay warm), by "
+        "least outstanding requests, or round robin."
+    ),
+]
 
 
 def gateway(
@@ -33,6 +43,7 @@ def gateway(
     hold_timeout: Annotated[
         float, typer.Option(help="Seconds a held request waits for a replica.")
     ] = 60.0,
+    balancing: BalancingOption = Balancing.PREFIX,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
     log_format: LogFormat = "json",
 ) -> None:
@@ -51,7 +62,7 @@ def gateway(
         namespaces=tuple(namespace or ()),
         report_to=report_to or None,
         name=name or defaults.name,
-        proxy=GatewayOptions(max_held=max_held, hold_timeout=hold_timeout),
+        proxy=GatewayOptions(max_held=max_held, hold_timeout=hold_timeout, balancing=balancing),
         log_level=log_level,
     )
     with (

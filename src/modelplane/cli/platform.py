@@ -32,9 +32,11 @@ from modelplane.backends.local.supervisor import Supervisor
 from modelplane.backends.prometheus import PrometheusSource
 from modelplane.backends.tasks import cancel_all
 from modelplane.cli.errors import EXIT_USAGE, CliError
+from modelplane.cli.gateway import BalancingOption
 from modelplane.cli.observing import LogFormat, observed
 from modelplane.control.analysis import MetricSource
 from modelplane.errors import AlreadyExistsError
+from modelplane.gateway.balancing import Balancing
 from modelplane.gateway.proxy import Gateway, GatewayOptions
 from modelplane.gateway.routing import RoutingTable
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
@@ -68,6 +70,7 @@ def up(
     hold_timeout: Annotated[
         float, typer.Option(help="Seconds a held request waits for a replica.")
     ] = 60.0,
+    balancing: BalancingOption = Balancing.PREFIX,
     prometheus: Annotated[
         str | None,
         typer.Option(
@@ -127,7 +130,7 @@ def up(
         observed("modelplane", log_level, log_format),
         asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
     ):
-        options = GatewayOptions(max_held=max_held, hold_timeout=hold_timeout)
+        options = GatewayOptions(max_held=max_held, hold_timeout=hold_timeout, balancing=balancing)
         runner.run(
             _up(
                 host,

@@ -1,15 +1,37 @@
-"""Choosing where a request goes: a revision by traffic weight, then a replica by load.
+"""Choosing where a request goes: a revision by traffic weight, then a replica.
 
 Replicas are chosen by the power of two choices over outstanding requests: two random healthy
 candidates, the less busy one wins. It balances nearly as well as scanning for the least busy, in
 constant time, and avoids herding on one replica when load reports lag.
+
+Generative requests with a prompt prefix worth caching are placed by consistent hashing with
+bounded loads (Mirrokni, Thorup and Zadimoghaddam): the prefix hashes to a point on a ring of
+replicas, and the request goes to the first replica clockwise whose outstanding requests stay
+within ``load_factor`` times the average. A conversation (or a shared system prompt) keeps landing
+where its KV cache is warm, yet no replica takes more than its bounded share; replicas joining or
+leaving move only the prefixes next to them on the ring.
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
+import hashlib
 import random
+from enum import StrEnum
 
 from modelplane.gateway.routing import Endpoint, RevisionRoute
+
+VIRTUAL_NODES = 64  # points per replica on the ring: enough to even out the arcs
+LOAD_FACTOR = 1.25  # a replica takes at most this times the average outstanding
+
+
+class Balancing(StrEnum):
+    """How a gateway spreads generative requests over a revision's replicas."""
+
+    PREFIX = "prefix"  # consistent hashing with bounded loads over the prompt prefix
+    LEAST_OUTSTANDING = "least-outstanding"  # power of two choices
+    ROUND_ROBIN = "round-robin"
 
 
 def pick_revision(revisions: list[RevisionRoute], rng: random.Random) -> RevisionRoute | None:
@@ -26,17 +48,79 @@ def pick_revision(revisions: list[RevisionRoute], rng: random.Random) -> Revisio
     return weighted[-1]
 
 
+def _healthy(
+    endpoints: list[Endpoint], now: float, exclude: set[str] | frozenset[str]
+) -> list[Endpoint]:
+    healthy = [e for e in endpoints if e.id not in exclude and e.ejected_until <= now]
+    if not healthy:
+        # Every replica is ejected: trying one beats refusing outright.
+        healthy = [e for e in endpoints if e.id not in exclude]
+    return healthy
+
+
 def pick_endpoint(
     endpoints: list[Endpoint],
     now: float,
     rng: random.Random,
     exclude: set[str] | frozenset[str] = frozenset(),
 ) -> Endpoint | None:
-    healthy = [e for e in endpoints if e.id not in exclude and e.ejected_until <= now]
-    if not healthy:
-        # Every replica is ejected: trying one beats refusing outright.
-        healthy = [e for e in endpoints if e.id not in exclude]
+    healthy = _healthy(endpoints, now, exclude)
     if len(healthy) <= 1:
         return healthy[0] if healthy else None
     first, second = rng.sample(healthy, 2)
     return first if first.outstanding <= second.outstanding else second
+
+
+def pick_in_turn(
+    endpoints: list[Endpoint],
+    now: float,
+    turn: int,
+    exclude: set[str] | frozenset[str] = frozenset(),
+) -> Endpoint | None:
+    """Round robin: the ``turn``-th healthy replica, whatever its load."""
+    healthy = _healthy(endpoints, now, exclude)
+    return healthy[turn % len(healthy)] if healthy else None
+
+
+def pick_by_prefix(
+    endpoints: list[Endpoint],
+    now: float,
+    prefix: bytes,
+    exclude: set[str] | frozenset[str] = frozenset(),
+    load_factor: float = LOAD_FACTOR,
+) -> Endpoint | None:
+    """The replica that owns ``prefix`` on the ring, or the next one within the load bound."""
+    healthy = _healthy(endpoints, now, exclude)
+    if len(healthy) <= 1:
+        return healthy[0] if healthy else None
+    by_id = {e.id: e for e in healthy}
+    points, owners = _ring(tuple(sorted(by_id)))
+    # The bound counts the new request; without rounding up, a second request goes to an idle
+    # replica rather than queue behind the first (a replica runs one generation at a time).
+    total = sum(e.outstanding for e in healthy)
+    bound = max(1.0, load_factor * (total + 1) / len(healthy))
+    start = bisect.bisect(points, _hash(prefix))
+    seen: set[str] = set()
+    for step in range(len(points)):
+        owner = owners[(start + step) % len(points)]
+        if owner in seen:
+            continue
+        seen.add(owner)
+        if by_id[owner].outstanding + 1 <= bound:
+            return by_id[owner]
+        if len(seen) == len(by_id):
+            break
+    return min(healthy, key=lambda e: e.outstanding)  # unreachable while the bound holds
+
+
+def _hash(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+@functools.lru_cache(maxsize=1024)
+def _ring(ids: tuple[str, ...]) -> tuple[list[int], list[str]]:
+    """Sorted points and their owners: ``VIRTUAL_NODES`` per replica id."""
+    placed = sorted(
+        (_hash(f"{replica}#{i}".encode()), replica) for replica in ids for i in range(VIRTUAL_NODES)
+    )
+    return [p for p, _ in placed], [r for _, r in placed]

@@ -23,6 +23,7 @@ class ModelPath:
     version: str | None
     action: str  # "", "ready", "infer" or "openai"
     path: str = ""  # an OpenAI API path, sent on as it came
+    prefix: bytes | None = None  # a generative request's prompt prefix, for prefix balancing
 
     def upstream(self) -> str:
         """The path on a runtime, which serves its model under the bare name."""
@@ -54,7 +55,7 @@ def parse(path: str) -> ModelPath | None:
     return ModelPath(f"{namespace}/{name}", name, version, rest[0] if rest else "")
 
 
-def openai(path: str, model: str) -> ModelPath:
+def openai(path: str, model: str, prefix: bytes | None = None) -> ModelPath:
     """The target of an OpenAI API request for ``model`` (``name`` or ``namespace/name``)."""
     namespace, _, name = model.rpartition("/")
-    return ModelPath(f"{namespace or 'default'}/{name}", name, None, OPENAI, path)
+    return ModelPath(f"{namespace or 'default'}/{name}", name, None, OPENAI, path, prefix)

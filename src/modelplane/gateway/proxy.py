@@ -25,9 +25,16 @@ from starlette.types import Message, Receive, Scope, Send
 
 from modelplane import __version__
 from modelplane.gateway import paths, routing
-from modelplane.gateway.balancing import pick_endpoint, pick_revision
+from modelplane.gateway.balancing import (
+    Balancing,
+    pick_by_prefix,
+    pick_endpoint,
+    pick_in_turn,
+    pick_revision,
+)
 from modelplane.gateway.load import LoadReport, ModelLoad
-from modelplane.gateway.routing import Endpoint, RoutingTable, Shadow
+from modelplane.gateway.prefix import prompt_prefix
+from modelplane.gateway.routing import Endpoint, RevisionRoute, RoutingTable, Shadow
 from modelplane.gateway.shadowing import disagreement
 from modelplane.gateway.stats import Reading, RevisionStats
 from modelplane.gateway.upstream import UpstreamError, UpstreamPool
@@ -55,6 +62,7 @@ class GatewayOptions:
     eject_after: int = 3  # consecutive failures
     eject_seconds: float = 10.0
     max_request_bytes: int = 64 * 1024 * 1024
+    balancing: Balancing = Balancing.PREFIX  # for generative requests with a prompt prefix
 
 
 class RefusalError(Exception):
@@ -105,6 +113,7 @@ class Gateway:
         self.last_request: dict[str, float] = {}
         self._stats: dict[tuple[str, str], RevisionStats] = {}
         self._mirrors: set[asyncio.Task[None]] = set()
+        self._turns: dict[str, int] = {}  # round robin, per revision
 
     def reading(self, key: str, revision: str) -> Reading:
         """Cumulative counters of one revision, for the rollout analysis."""
@@ -236,7 +245,7 @@ class Gateway:
             message = "model: a model name is required, as a string"
             await _reply(send, 400, _openai_error(message, 400, "model"))
             return
-        target = paths.openai(path, model)
+        target = paths.openai(path, model, prompt_prefix(path, document))
         route = self.table.lookup(target.key)
         if route is not None and not route.openai:
             message = (
@@ -507,7 +516,7 @@ class Gateway:
                         raise RefusalError(
                             503, f"model {target.key!r} has no revision taking traffic", 1
                         )
-                endpoint = pick_endpoint(revision.endpoints, time.monotonic(), self._rng, tried)
+                endpoint = self._pick(target, revision, tried)
                 if endpoint is not None:
                     if holding and self._tracer is not None:
                         waited = time.monotonic() - held_since
@@ -531,6 +540,19 @@ class Gateway:
             if holding:
                 self._held[target.key] -= 1
                 self.metrics.held.labels(target.key).set(self._held[target.key])
+
+    def _pick(
+        self, target: paths.ModelPath, revision: RevisionRoute, tried: set[str]
+    ) -> Endpoint | None:
+        now, balancing = time.monotonic(), self.options.balancing
+        if target.action != paths.OPENAI or balancing is Balancing.LEAST_OUTSTANDING:
+            return pick_endpoint(revision.endpoints, now, self._rng, tried)
+        if balancing is Balancing.ROUND_ROBIN:
+            turn = self._turns[revision.name] = self._turns.get(revision.name, -1) + 1
+            return pick_in_turn(revision.endpoints, now, turn, tried)
+        if target.prefix is None:  # nothing worth caching: by load alone
+            return pick_endpoint(revision.endpoints, now, self._rng, tried)
+        return pick_by_prefix(revision.endpoints, now, target.prefix, tried)
 
     def _maybe_mirror(
         self, target: paths.ModelPath, served_by: str, method: str, body: bytes, answer: bytes

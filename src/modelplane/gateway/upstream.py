@@ -186,12 +186,7 @@ class UpstreamPool:
         host, port = self._address(base)
         request = _request(host, port, method, path, headers, body)
         async with self._slots_of(base):
-            connection = await self._connect(host, port)  # fresh: a stream holds it long
-            try:
-                reply = await asyncio.wait_for(connection.exchange(request, True), self.timeout)
-            except BaseException:
-                connection.close()
-                raise
+            reply, connection = await self._open_stream(base, host, port, request)
             try:
                 yield StreamedReply(
                     reply.status, reply.headers, connection.body(idle_timeout=self.timeout)
@@ -201,6 +196,25 @@ class UpstreamPool:
                     self._idle.setdefault(base, []).append(connection)
                 else:
                     connection.close()
+
+    async def _open_stream(
+        self, base: str, host: str, port: int, request: bytes
+    ) -> tuple[Reply, _Connection]:
+        pooled = self._pooled(base)
+        if pooled is not None:
+            try:
+                return await self._stream_head(pooled, request), pooled
+            except UpstreamError:
+                pass  # closed as we reused it: try a fresh one
+        connection = await self._connect(host, port)
+        return await self._stream_head(connection, request), connection
+
+    async def _stream_head(self, connection: _Connection, request: bytes) -> Reply:
+        try:
+            return await asyncio.wait_for(connection.exchange(request, True), self.timeout)
+        except BaseException:
+            connection.close()
+            raise
 
     def _slots_of(self, base: str) -> asyncio.Semaphore:
         slots = self._slots.get(base)

@@ -2,8 +2,12 @@
 
 A chat or text-generation model becomes a :class:`~modelplane.runtime.generation.TextGenerator`;
 an embedding model a :class:`~modelplane.runtime.formats.base.Predictor` with a ``text`` input, so
-embeddings are batched and served over v2 as well as the OpenAI API. llama.cpp keeps the last
-prompt's KV cache, so a conversation that comes back to the same replica skips its history.
+embeddings are batched and served over v2 as well as the OpenAI API.
+
+Prompt cache: llama.cpp keeps the KV cache of the sequence it last ran, and the states of recent
+sequences are kept in memory (``runtime.parameters.promptCacheMiB``, default 64; 0 turns it off).
+A prompt that starts like a kept sequence (the next turn of a conversation, a shared system
+prompt) restores that state and computes only the rest.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from modelplane.runtime.types import Array, TensorSpec
 
 EXTRA = "llamacpp"
 PLATFORM = "llamacpp"
+DEFAULT_PROMPT_CACHE_MIB = 64
 
 
 def _import() -> Any:
@@ -67,6 +72,10 @@ class LlamaGenerator:
     def __init__(self, context: LoadContext) -> None:
         self._llama = _open(context)
         self._vocab_is_end = _import().llama_vocab_is_eog
+        cache_mib = _int_parameter(context, "promptCacheMiB", DEFAULT_PROMPT_CACHE_MIB)
+        from llama_cpp.llama_cache import LlamaRAMCache
+
+        self._cache = LlamaRAMCache(capacity_bytes=cache_mib << 20) if cache_mib > 0 else None
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         template = self._llama.metadata.get("tokenizer.chat_template")
@@ -110,6 +119,7 @@ class LlamaGenerator:
     def generate(self, prompt: list[int], sampling: Sampling) -> Iterator[str]:
         seed = sampling.seed if sampling.seed is not None else random.getrandbits(31)
         self._llama.set_seed(seed)
+        self._restore_longest_prefix(prompt)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         previous = list(prompt)
         tokens = self._llama.generate(
@@ -131,6 +141,23 @@ class LlamaGenerator:
                 yield decoder.decode(piece)
         finally:
             tokens.close()
+            if self._cache is not None:
+                self._cache[previous] = self._llama.save_state()
+
+    def _restore_longest_prefix(self, prompt: list[int]) -> None:
+        """Load the kept state that shares the longest start with ``prompt``, if it shares more
+        than what llama.cpp holds now; llama.cpp then evaluates only the rest."""
+        if self._cache is None:
+            return
+        try:
+            kept = self._cache[prompt]
+        except KeyError:
+            return
+        longest = self._llama.longest_token_prefix
+        if longest(kept.input_ids.tolist(), prompt) > longest(
+            self._llama._input_ids.tolist(), prompt
+        ):
+            self._llama.load_state(kept)
 
 
 class LlamaEmbedder:
@@ -165,6 +192,17 @@ class LlamaEmbedder:
             "embedding": np.asarray(vectors, dtype=np.float32),
             "token_count": np.asarray(counts, dtype=np.int64),
         }
+
+
+def _int_parameter(context: LoadContext, name: str, default: int) -> int:
+    given = context.parameters.get(name)
+    if given is None:
+        return default
+    try:
+        return int(given)
+    except ValueError as exc:
+        message = f"runtime.parameters.{name} must be a whole number, not {given!r}"
+        raise ModelLoadError(message) from exc
 
 
 def _text(item: object) -> str:

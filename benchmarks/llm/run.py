@@ -1,0 +1,241 @@
+"""Figures of LLM serving on CPU: tokens/s and time to first token through the gateway against
+straight at the replica, and prefix-aware balancing against round robin and least outstanding on
+a multi-turn chat workload.
+
+    python -m benchmarks.llm.run [--only engine prefix] [--conversations 12] [--turns 4]
+
+Everything runs on loopback against real `modelplane up` processes serving GGUF models through
+llama.cpp. The models are made by examples/llm/make_models.py: the tiny example for the engine
+figure, and a larger one (embedding 256, 4 layers) for the routing figure, so that reading a
+prompt costs what a cache can save. Time to first token is measured at the client, from sending
+the request to the first streamed content.
+
+The routing workload is chat about documents: each conversation opens with a short shared system
+prompt and a long document of its own (about a thousand tokens), then asks short follow-ups;
+twelve conversations, two at a time, over two replicas whose prompt caches (48 MiB each) hold
+about half of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.platform.run import API, BENCH, Up, replica_pids, replica_port, wait
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "examples" / "llm"))
+import make_models  # noqa: E402
+
+POLICIES = ("round-robin", "least-outstanding", "prefix")
+SYSTEM = "You are the assistant of a platform that serves models. Answer briefly."
+WORDS = make_models.CORPUS.split()
+
+
+def document(index: int, words: int = 500) -> str:
+    """A conversation's own long context (a document it is about), different for each."""
+    rng = random.Random(index)  # noqa: S311 - a reproducible workload
+    return " ".join(rng.choice(WORDS) for _ in range(words))
+
+
+def chat_model(name: str, artifact: Path, replicas: int, cache_mib: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelplane.io/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": name},
+        "spec": {
+            "source": {"uri": artifact.as_uri()},
+            "format": "llamacpp",
+            "task": "chat",
+            "resources": {"cpu": "1"},
+            "scaling": {"minReplicas": replicas, "maxReplicas": replicas},
+            "rollout": {"strategy": "Immediate"},
+            "runtime": {"parameters": {"promptCacheMiB": str(cache_mib)}},
+            "generation": {"maxTokens": 512},
+        },
+    }
+
+
+async def timed_stream(
+    client: httpx.AsyncClient, url: str, body: dict[str, Any]
+) -> tuple[float, float, int, str]:
+    """(time to first token, seconds of the whole answer, tokens, text) of one streamed chat."""
+    started = time.perf_counter()
+    first = 0.0
+    pieces: list[str] = []
+    tokens = 0
+    body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+    async with client.stream("POST", url, json=body) as reply:
+        reply.raise_for_status()
+        async for line in reply.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            event = json.loads(line[6:])
+            if event.get("usage"):
+                tokens = event["usage"]["completion_tokens"]
+            for choice in event.get("choices") or []:
+                content = (choice.get("delta") or {}).get("content")
+                if content and not first:
+                    first = time.perf_counter() - started
+                pieces.append(content or "")
+    return first, time.perf_counter() - started, tokens, "".join(pieces)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summary(ttfts: list[float]) -> dict[str, float]:
+    return {
+        "requests": len(ttfts),
+        "ttft_mean_ms": round(statistics.mean(ttfts) * 1000, 1),
+        "ttft_p50_ms": round(_percentile(ttfts, 0.5) * 1000, 1),
+        "ttft_p90_ms": round(_percentile(ttfts, 0.9) * 1000, 1),
+    }
+
+
+# -- engine: the tiny model, direct and through the gateway -------------------------------------
+
+
+def engine(work: Path, requests: int = 30) -> dict[str, Any]:
+    make = ROOT / "examples" / "llm" / "make_models.py"
+    subprocess.run([sys.executable, str(make), "--out", str(work)], check=True, capture_output=True)
+    up = Up(work / "state")
+    try:
+        document = chat_model("tiny-chat", work / "tiny-chat.gguf", replicas=1, cache_mib=0)
+        httpx.post(f"{up.api}{API}", json=document).raise_for_status()
+        wait(lambda: up.ready("tiny-chat"), 60)
+        (pid,) = replica_pids("tiny-chat-r1")
+        targets = {
+            "direct": f"http://127.0.0.1:{replica_port(pid)}/v1/chat/completions",
+            "gateway": f"{up.gateway}/v1/chat/completions",
+        }
+        body = {
+            "model": "tiny-chat",
+            "messages": [{"role": "user", "content": "Tell me a story about a small robot."}],
+            "max_tokens": 256,
+            "temperature": 1.0,
+            "seed": 3,
+        }
+        found: dict[str, Any] = {}
+
+        async def measure(url: str) -> dict[str, Any]:
+            async with httpx.AsyncClient(timeout=60) as client:
+                await timed_stream(client, url, body)  # warm up
+                runs = [await timed_stream(client, url, body) for _ in range(requests)]
+            decode = [tokens / (total - first) for first, total, tokens, _ in runs if tokens > 1]
+            return {
+                **summary([first for first, _, _, _ in runs]),
+                "tokens_per_second": round(statistics.median(decode)),
+                "tokens_per_answer": runs[0][2],
+            }
+
+        for _ in range(2):  # alternate, keep the second round: both warm
+            for name, url in targets.items():
+                found[name] = asyncio.run(measure(url))
+        found["gateway_over_direct_ttft"] = round(
+            found["gateway"]["ttft_p50_ms"] / found["direct"]["ttft_p50_ms"], 2
+        )
+        found["gateway_over_direct_tokens_per_second"] = round(
+            found["gateway"]["tokens_per_second"] / found["direct"]["tokens_per_second"], 2
+        )
+        return found
+    finally:
+        up.stop()
+
+
+# -- prefix: balancing policies on a multi-turn chat workload -------------------------------------
+
+
+async def conversations(gateway: str, count: int, turns: int, parallel: int) -> list[list[float]]:
+    """``count`` conversations of ``turns`` turns each, ``parallel`` at a time; the time to first
+    token of each turn, by turn."""
+    url = f"{gateway}/v1/chat/completions"
+    by_turn: list[list[float]] = [[] for _ in range(turns)]
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(index: int, client: httpx.AsyncClient) -> None:
+        async with gate:
+            history = [
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": f"Read this, then answer: {document(index)}"},
+            ]
+            for turn in range(turns):
+                body = {"model": "chat", "messages": history, "max_tokens": 16, "seed": index}
+                first, _, _, text = await timed_stream(client, url, body)
+                by_turn[turn].append(first)
+                history += [
+                    {"role": "assistant", "content": text},
+                    {"role": "user", "content": f"And then, in turn {turn + 2}?"},
+                ]
+
+    async with httpx.AsyncClient(timeout=120) as client:
+        await asyncio.gather(*(one(i, client) for i in range(count)))
+    return by_turn
+
+
+def prefix(work: Path, count: int, turns: int, replicas: int = 2) -> dict[str, Any]:
+    artifact = work / "chat-256x4.gguf"
+    make_models.write(artifact, size=make_models.Size(embedding=256, layers=4))
+    found: dict[str, Any] = {}
+    for policy in POLICIES:
+        up = Up(work / f"state-{policy}", "--balancing", policy)
+        try:
+            document = chat_model("chat", artifact, replicas=replicas, cache_mib=48)
+            httpx.post(f"{up.api}{API}", json=document).raise_for_status()
+            wait(lambda up=up: up.ready("chat"), 120)
+            by_turn = asyncio.run(conversations(up.gateway, count, turns, parallel=replicas))
+            later = [t for turn in by_turn[1:] for t in turn]
+            found[policy] = {
+                "first_turns": summary(by_turn[0]),
+                "later_turns": summary(later),
+            }
+        finally:
+            up.stop()
+    base = found["round-robin"]["later_turns"]["ttft_mean_ms"]
+    for policy in POLICIES:
+        found[policy]["later_turns_mean_vs_round_robin"] = round(
+            found[policy]["later_turns"]["ttft_mean_ms"] / base, 2
+        )
+    return found
+
+
+FIGURES: dict[str, Callable[[Path, argparse.Namespace], Any]] = {
+    "engine": lambda work, args: engine(work),
+    "prefix": lambda work, args: prefix(work, args.conversations, args.turns),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", choices=list(FIGURES), default=list(FIGURES))
+    parser.add_argument("--conversations", type=int, default=12)
+    parser.add_argument("--turns", type=int, default=4)
+    args = parser.parse_args()
+    BENCH.mkdir(exist_ok=True)
+    found: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.only:
+            print(f"== {name}", flush=True)
+            work = Path(tmp) / name
+            work.mkdir()
+            found[name] = FIGURES[name](work, args)
+            print(json.dumps(found[name], indent=1), flush=True)
+    (BENCH / "llm-results.json").write_text(json.dumps(found, indent=1))
+
+
+if __name__ == "__main__":
+    main()
