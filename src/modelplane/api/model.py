@@ -189,6 +189,27 @@ class Generation(Wire):
     )
 
 
+# Formats whose engine can run as its own OpenAI-compatible server (vllm can only).
+EXTERNAL_ENGINE_FORMATS = frozenset({ModelFormat.LLAMACPP, ModelFormat.VLLM})
+
+
+class Engine(Wire):
+    """An inference engine's own OpenAI-compatible server, launched for each replica and fronted
+    by the runtime (health, limits, metrics, draining)."""
+
+    external: bool = Field(
+        default=False,
+        description="Run the engine's own server (llama.cpp's for llamacpp) rather than the "
+        "engine inside the runtime; vllm always runs so.",
+    )
+    args: list[str] = Field(
+        default_factory=list, description="More command-line arguments for the engine's server."
+    )
+    startup_timeout_seconds: Annotated[float, Field(gt=0, le=7200)] = Field(
+        default=600, description="How long the engine may take to load before the replica fails."
+    )
+
+
 class ModelSpec(Wire):
     source: Source
     format: ModelFormat
@@ -202,6 +223,7 @@ class ModelSpec(Wire):
     rollout: Rollout = Field(default_factory=Rollout)
     runtime: RuntimeOptions = Field(default_factory=RuntimeOptions)
     generation: Generation = Field(default_factory=Generation)
+    engine: Engine = Field(default_factory=Engine)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -218,6 +240,12 @@ class ModelSpec(Wire):
             raise ValueError(
                 f"protocol 'openai' needs a task of embedding, text-generation or chat, "
                 f"not {self.task.value!r}; use protocols: [v2]"
+            )
+        if self.engine.external and self.format not in EXTERNAL_ENGINE_FORMATS:
+            names = ", ".join(sorted(EXTERNAL_ENGINE_FORMATS))
+            raise ValueError(
+                f"engine.external needs a format with a server of its own ({names}), "
+                f"not {self.format.value!r}"
             )
         if self.runtime.allow_pickle and self.source.sha256 is None:
             raise ValueError(

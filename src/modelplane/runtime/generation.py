@@ -70,6 +70,14 @@ class GenerationLimits:
     timeout: float  # seconds from the start of generation
 
 
+def check_max_tokens(requested: int | None, cap: int) -> None:
+    if requested is not None and requested > cap:
+        raise InvalidRequestError(
+            f"max_tokens is {requested}; this model generates at most {cap} tokens per request",
+            param="max_tokens",
+        )
+
+
 @dataclass(frozen=True)
 class Prompt:
     tokens: list[int]
@@ -177,11 +185,7 @@ class Generation:
             )
         room = context - len(prompt)
         if requested is not None:
-            if requested > cap:
-                raise InvalidRequestError(
-                    f"max_tokens is {requested}; this model generates at most {cap} tokens "
-                    f"per request"
-                )
+            check_max_tokens(requested, cap)
             if requested > room:
                 raise InvalidRequestError(
                     f"the prompt ({len(prompt)} tokens) plus max_tokens ({requested}) exceeds "

@@ -32,8 +32,10 @@ from modelplane.errors import ModelplaneError
 from modelplane.runtime import artifacts, loading
 from modelplane.runtime.batching import Batcher, BatchObservers
 from modelplane.runtime.dataplane import DataPlane
+from modelplane.runtime.external import ExternalEngine, uses_external_engine
 from modelplane.runtime.formats.base import Predictor, Signature
 from modelplane.runtime.generation import Generation, GenerationLimits, TextGenerator
+from modelplane.runtime.openai.passthrough import PassthroughRoutes
 from modelplane.runtime.openai.routes import OpenAIRoutes
 from modelplane.runtime.v2.inference import InferEndpoint
 from modelplane.runtime.v2.routes import V2Routes
@@ -77,11 +79,19 @@ class Runtime:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._batcher: Batcher | None = None
         spec = self.model.spec
-        self.openai = (
-            OpenAIRoutes(self.dataplane, spec.task, spec.runtime.max_request_bytes)
-            if spec.protocols and Protocol.OPENAI in spec.protocols
-            else None
-        )
+        self.engine: ExternalEngine | None = None
+        self.passthrough: PassthroughRoutes | None = None
+        self.openai: OpenAIRoutes | None = None
+        if uses_external_engine(spec):
+            self.openai = self.passthrough = PassthroughRoutes(
+                self.dataplane,
+                spec.task,
+                spec.runtime.max_request_bytes,
+                spec.generation.max_tokens,
+                spec.generation.timeout_seconds,
+            )
+        elif spec.protocols and Protocol.OPENAI in spec.protocols:
+            self.openai = OpenAIRoutes(self.dataplane, spec.task, spec.runtime.max_request_bytes)
 
     def app(self) -> ASGIApp:
         routes = [*V2Routes(self.dataplane).routes(), Route("/metrics", self._metrics)]
@@ -93,7 +103,10 @@ class Runtime:
         return app if chosen is None else TracingMiddleware(app, chosen)
 
     async def _metrics(self, request: Request) -> Response:
-        return Response(self.metrics.exposition(), media_type=CONTENT_TYPE)
+        exposition = self.metrics.exposition()
+        if self.engine is not None and self.passthrough is not None:
+            exposition += await self.engine.metrics(self.passthrough.client)  # e.g. vllm:*
+        return Response(exposition, media_type=CONTENT_TYPE)
 
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -104,12 +117,19 @@ class Runtime:
             loader.cancel()
             if self._batcher is not None:
                 await self._batcher.close()
+            if self.engine is not None:  # after uvicorn let the requests in flight finish
+                await self.engine.stop()
+            if self.passthrough is not None:
+                await self.passthrough.close()
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def _load(self) -> None:
         spec = self.model.spec
         cache = self.options.cache_dir or artifacts.default_cache_dir()
         loop = asyncio.get_running_loop()
+        if self.passthrough is not None:
+            await self._start_engine(cache)
+            return
         try:
             loaded: Predictor | TextGenerator = await loop.run_in_executor(
                 self._executor,
@@ -128,6 +148,31 @@ class Runtime:
         log.info("model %s is ready (%s)", self.model.metadata.name, spec.format.value)
         for callback in self.on_ready:
             callback()
+
+    async def _start_engine(self, cache: Path) -> None:
+        """Fetch the artifact, start the engine's server and serve through it until it exits."""
+        assert self.passthrough is not None
+        spec, name = self.model.spec, self.model.metadata.name
+        loop = asyncio.get_running_loop()
+        try:
+            path = await loop.run_in_executor(
+                self._executor,
+                lambda: artifacts.fetch(
+                    spec.source, base_dir=self.options.base_dir, cache_dir=cache
+                ),
+            )
+            self.engine = ExternalEngine(spec, name, path)
+            await self.engine.start()
+        except ModelplaneError as exc:
+            self._failed(str(exc))
+            return
+        self.passthrough.engine = self.engine
+        self.dataplane.serve(Signature(platform=spec.format.value), None)
+        log.info("model %s is ready (%s engine at %s)", name, spec.format.value, self.engine.url)
+        for callback in self.on_ready:
+            callback()
+        code = await self.engine.exited()
+        self._failed(f"the engine exited with code {code}")
 
     def _serve_generator(self, generator: TextGenerator) -> None:
         spec = self.model.spec

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import itertools
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -25,11 +23,11 @@ from pathlib import Path
 import httpx
 
 from modelplane.control.reconcile import Phase, ReplicaView
+from modelplane.runtime.children import die_with_parent, free_port
 from modelplane.telemetry.logs import message_of
 
 log = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 READY_POLL_SECONDS = 0.05
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
 STOP_GRACE_SECONDS = 30.0
@@ -54,19 +52,6 @@ class Replica:
 
     def view(self) -> ReplicaView:
         return ReplicaView(self.id, self.revision, self.phase, self.restarts, self.reason)
-
-
-def die_with_parent() -> None:
-    """In the child before exec: SIGKILL it if ``modelplane up`` dies, so no replica outlives
-    its supervisor (a restarted ``up`` starts fresh replicas)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def last_words(path: Path, limit: int = 400) -> str:
@@ -149,7 +134,7 @@ class Supervisor:
             backoff = min(backoff * 2, BACKOFF_MAX)
 
     async def _run_once(self, replica: Replica) -> int:
-        replica.port = _free_port()
+        replica.port = free_port()
         replica.phase = Phase.STARTING
         with replica.log.open("ab") as handle:
             replica.process = await asyncio.create_subprocess_exec(

@@ -26,7 +26,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from modelplane.api import Task
+from modelplane.api import GENERATIVE_TASKS, Task
 from modelplane.errors import (
     DeadlineExceededError,
     InferenceError,
@@ -108,7 +108,7 @@ class OpenAIRoutes:
                 body = schemas.parse(schemas.CompletionRequest, raw)
                 generation = self._generation(body.model, request.url.path)
                 rendering = generation.prompt(body.text())
-            prompt = await _until_gone(request, rendering)
+            prompt = await until_gone(request, rendering)
             return await self._generate(request, generation, body, prompt, chat=chat)
         except InferenceError as exc:
             return error_response(exc)
@@ -117,14 +117,25 @@ class OpenAIRoutes:
 
     def _generation(self, model: str, path: str) -> Generation:
         self._check_model(model)
-        if self.task not in (Task.CHAT, Task.TEXT_GENERATION):
+        self._check_task(path)
+        assert self.generation is not None  # set before the data plane turns ready
+        return self.generation
+
+    def _check_task(self, path: str) -> None:
+        """The model's task is what the endpoint at ``path`` serves."""
+        if path == "/v1/embeddings":
+            if self.task is not Task.EMBEDDING:
+                raise InvalidRequestError(
+                    f"model {self.dataplane.name!r} serves task {self.task.value!r}; "
+                    f"/v1/embeddings needs an embedding model",
+                    param="model",
+                )
+        elif self.task not in GENERATIVE_TASKS:
             raise InvalidRequestError(
                 f"model {self.dataplane.name!r} serves task {self.task.value!r}, not text "
                 f"generation; {path} needs a chat or text-generation model",
                 param="model",
             )
-        assert self.generation is not None  # set before the data plane turns ready
-        return self.generation
 
     async def _generate(
         self,
@@ -151,14 +162,14 @@ class OpenAIRoutes:
         shape = _Shape(chat=chat, model=body.model)
         if not body.stream:
             with self.dataplane.scope():
-                result = await _until_gone(request, generation.complete(prompt, sampling))
+                result = await until_gone(request, generation.complete(prompt, sampling))
             self.dataplane.metrics.count("success")
             return _json(shape.whole(result))
         scope = self.dataplane.scope()
         scope.__enter__()  # left when the stream ends, however it ends
         pieces = generation.stream(prompt, sampling)
         try:
-            first = await _until_gone(request, anext(pieces))  # errors before any byte: plain HTTP
+            first = await until_gone(request, anext(pieces))  # errors before any byte: plain HTTP
         except BaseException:
             scope.__exit__(None, None, None)
             raise
@@ -169,7 +180,7 @@ class OpenAIRoutes:
             await pieces.aclose()  # the client left, or the stream ended: free the model
             scope.__exit__(None, None, None)
 
-        return _EventStream(events, finish)
+        return EventStream(events, finish)
 
     # -- embeddings ---------------------------------------------------------------------------
 
@@ -177,12 +188,7 @@ class OpenAIRoutes:
         try:
             body = schemas.parse(schemas.EmbeddingRequest, await self._body(request))
             self._check_model(body.model)
-            if self.task is not Task.EMBEDDING:
-                raise InvalidRequestError(
-                    f"model {self.dataplane.name!r} serves task {self.task.value!r}; "
-                    f"/v1/embeddings needs an embedding model",
-                    param="model",
-                )
+            self._check_task(request.url.path)
             texts = body.texts()
             tensor = Tensor(
                 EMBEDDING_INPUT, "BYTES", np.array([t.encode() for t in texts], dtype=object)
@@ -266,12 +272,17 @@ async def _events(
     yield b"data: [DONE]\n\n"
 
 
-class _EventStream(StreamingResponse):
+class EventStream(StreamingResponse):
     """Server-sent events with a clean-up that runs however the response ends, even when the
     client leaves before the first byte (when the event generator never starts)."""
 
-    def __init__(self, events: AsyncIterator[bytes], finish: Callable[[], Awaitable[None]]) -> None:
-        super().__init__(events, media_type="text/event-stream", headers=SSE_HEADERS)
+    def __init__(
+        self,
+        events: AsyncIterator[bytes],
+        finish: Callable[[], Awaitable[None]],
+        status_code: int = 200,
+    ) -> None:
+        super().__init__(events, status_code, media_type="text/event-stream", headers=SSE_HEADERS)
         self._finish = finish
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -339,7 +350,7 @@ def _vector(row: np.ndarray, encoding: str) -> list[float] | str:
     return [float(x) for x in row]
 
 
-async def _until_gone(request: Request, work: Awaitable[T]) -> T:
+async def until_gone(request: Request, work: Awaitable[T]) -> T:
     """Await ``work`` unless the client disconnects first, which cancels it."""
     task = asyncio.ensure_future(work)
     gone = asyncio.ensure_future(_disconnected(request))

@@ -1,0 +1,144 @@
+"""An engine's own OpenAI-compatible server as the model of a replica.
+
+The runtime starts the server on a loopback port of its own choosing, waits until it answers, and
+from then on fronts it: requests pass through (streams as they come), the replica turns ready only
+once the engine is, an engine that dies takes the replica down so that its supervisor (the
+embedded platform, or a kubelet) starts a fresh one, and on shutdown the engine is stopped after
+the requests in flight finished. What differs between engines is a preset: the command line, the
+path that tells it is ready, and whether it serves Prometheus metrics.
+
+llama.cpp's server is what the tests run; vLLM needs a GPU and is not installed by any extra: its
+preset expects ``vllm`` on the PATH of the runtime's image.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from modelplane.api import ModelFormat, ModelSpec, Task
+from modelplane.errors import MissingExtraError, ModelLoadError
+from modelplane.runtime.children import die_with_parent, free_port
+
+log = logging.getLogger(__name__)
+
+STOP_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Preset:
+    command: Callable[[Path, str, int, ModelSpec], list[str]]
+    ready_path: str
+    metrics_path: str | None  # Prometheus metrics the runtime passes on at its own /metrics
+
+
+def _llamacpp(model: Path, name: str, port: int, spec: ModelSpec) -> list[str]:
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--model_alias", name]
+    if spec.generation.context_length:
+        command += ["--n_ctx", str(spec.generation.context_length)]
+    if spec.task is Task.EMBEDDING:
+        command += ["--embedding", "true"]
+    return command
+
+
+def _vllm(model: Path, name: str, port: int, spec: ModelSpec) -> list[str]:
+    command = ["vllm", "serve", str(model), "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--served-model-name", name]
+    if spec.generation.context_length:
+        command += ["--max-model-len", str(spec.generation.context_length)]
+    return command
+
+
+PRESETS = {
+    ModelFormat.LLAMACPP: Preset(_llamacpp, ready_path="/v1/models", metrics_path=None),
+    ModelFormat.VLLM: Preset(_vllm, ready_path="/health", metrics_path="/metrics"),
+}
+
+
+def uses_external_engine(spec: ModelSpec) -> bool:
+    return spec.engine.external or spec.format is ModelFormat.VLLM
+
+
+class ExternalEngine:
+    """One engine server process: started, awaited, watched and stopped by the runtime."""
+
+    def __init__(self, spec: ModelSpec, name: str, model: Path) -> None:
+        self.spec, self.name, self.model = spec, name, model
+        self.preset = PRESETS[spec.format]
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def command(self) -> list[str]:
+        base = self.preset.command(self.model, self.name, self.port, self.spec)
+        return [*base, *self.spec.engine.args]
+
+    async def start(self) -> None:
+        """Start the server and wait until it answers; a server that exits or never answers
+        within the startup timeout is a load failure naming why."""
+        command = self.command
+        if self.spec.format is ModelFormat.LLAMACPP:
+            try:
+                import llama_cpp.server  # noqa: F401
+            except ImportError as exc:
+                raise MissingExtraError("llama.cpp's server (engine.external)", "llamacpp") from exc
+        log.info("starting engine: %s", " ".join(command))
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *command, preexec_fn=die_with_parent
+            )
+        except OSError as exc:
+            raise ModelLoadError(f"cannot start the engine ({command[0]}): {exc}") from exc
+        deadline = time.monotonic() + self.spec.engine.startup_timeout_seconds
+        async with httpx.AsyncClient(timeout=2) as client:
+            while True:
+                if self.process.returncode is not None:
+                    raise ModelLoadError(
+                        f"the engine exited with code {self.process.returncode} while loading; "
+                        f"its output is in this replica's log"
+                    )
+                with contextlib.suppress(httpx.TransportError):
+                    reply = await client.get(self.url + self.preset.ready_path)
+                    if reply.status_code == 200:
+                        return
+                if time.monotonic() > deadline:
+                    raise ModelLoadError(
+                        f"the engine did not answer within "
+                        f"{self.spec.engine.startup_timeout_seconds:g}s"
+                    )
+                await asyncio.sleep(0.2)
+
+    async def exited(self) -> int:
+        assert self.process is not None
+        return await self.process.wait()
+
+    async def stop(self) -> None:
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), STOP_SECONDS)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+    async def metrics(self, client: httpx.AsyncClient) -> bytes:
+        """The engine's own Prometheus metrics, if it serves any."""
+        if self.preset.metrics_path is None:
+            return b""
+        try:
+            reply = await client.get(self.url + self.preset.metrics_path, timeout=5)
+        except httpx.TransportError:
+            return b""
+        return reply.content if reply.status_code == 200 else b""

@@ -1,0 +1,156 @@
+"""A GGUF model served by llama.cpp's own OpenAI-compatible server, which the runtime starts,
+fronts and stops: the generic engine adapter that the vllm preset shares."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from modelplane.api import ModelSpec
+from modelplane.runtime.external import ExternalEngine
+from tests.llm.conftest import openai_client
+from tests.processes import RuntimeProcess
+
+HELLO = [{"role": "user", "content": "Hello, how are you today?"}]
+
+
+def external(llm_dir: Path, name: str, task: str = "chat") -> Path:
+    text = (llm_dir / ("chat.yaml" if task == "chat" else "embedding.yaml")).read_text()
+    original = "tiny-chat" if task == "chat" else "tiny-embed"
+    text = text.replace(f"name: {original}", f"name: {name}")
+    path = llm_dir / f"{name}.yaml"
+    path.write_text(text + "  engine:\n    external: true\n    startupTimeoutSeconds: 60\n")
+    return path
+
+
+def engine_pid(runtime: RuntimeProcess) -> int:
+    children = subprocess.run(
+        ["pgrep", "-P", str(runtime.process.pid)], capture_output=True, text=True
+    ).stdout.split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+@pytest.fixture(scope="module")
+def fronted(llm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> RuntimeProcess:
+    log = tmp_path_factory.mktemp("external") / "serve.log"
+    runtime = RuntimeProcess(["-f", str(external(llm_dir, "fronted"))], log)
+    runtime.wait_ready()
+    yield runtime  # type: ignore[misc]
+    runtime.terminate()
+
+
+def test_chat_and_streams_pass_through_the_engines_server(fronted: RuntimeProcess) -> None:
+    client = openai_client(f"{fronted.url}/v1")
+    assert [m.id for m in client.models.list().data] == ["fronted"]
+    whole = client.chat.completions.create(
+        model="fronted", messages=HELLO, max_tokens=8, temperature=0
+    )
+    assert whole.choices[0].message.content
+    assert whole.usage is not None
+    assert whole.usage.completion_tokens == 8
+    chunks = list(
+        client.chat.completions.create(
+            model="default/fronted", messages=HELLO, max_tokens=8, temperature=0, stream=True
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+def test_the_runtime_checks_what_it_can_before_the_engine(fronted: RuntimeProcess) -> None:
+    client = openai_client(f"{fronted.url}/v1")
+    with pytest.raises(openai.BadRequestError) as capped:
+        client.chat.completions.create(model="fronted", messages=HELLO, max_tokens=5000)
+    assert "at most 1024 tokens" in capped.value.message
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="other", messages=HELLO)
+    body = {"model": "fronted", "messages": HELLO, "n": 3}
+    reply = httpx.post(f"{fronted.url}/v1/chat/completions", json=body)
+    assert reply.status_code == 400
+    assert reply.json()["error"]["param"] == "n"
+
+
+def test_runtime_metrics_count_the_passed_through_requests(fronted: RuntimeProcess) -> None:
+    text = httpx.get(f"{fronted.url}/metrics").text
+    assert 'modelplane_runtime_requests_total{model="fronted",outcome="success"}' in text
+
+
+def test_an_engine_that_dies_takes_the_replica_down(llm_dir: Path, tmp_path: Path) -> None:
+    runtime = RuntimeProcess(["-f", str(external(llm_dir, "fragile"))], tmp_path / "serve.log")
+    try:
+        runtime.wait_ready()
+        os.kill(engine_pid(runtime), signal.SIGKILL)
+        assert runtime.wait_exit(timeout=20) == 3  # a supervisor restarts it
+        assert "the engine exited with code -9" in runtime.output()
+    finally:
+        runtime.terminate()
+
+
+def test_stopping_the_runtime_stops_its_engine(llm_dir: Path, tmp_path: Path) -> None:
+    runtime = RuntimeProcess(["-f", str(external(llm_dir, "stopped"))], tmp_path / "serve.log")
+    runtime.wait_ready()
+    engine = engine_pid(runtime)
+    assert runtime.terminate() == 0
+    deadline = time.monotonic() + 15
+    while Path(f"/proc/{engine}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{engine}").exists()
+
+
+def test_an_engine_that_cannot_load_fails_the_replica_with_the_reason(
+    llm_dir: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 64)
+    manifest = external(llm_dir, "broken").read_text()
+    start = manifest.index("    uri:")
+    end = manifest.index("  format:")
+    manifest = manifest[:start] + f"    uri: {broken.as_uri()}\n" + manifest[end:]
+    (tmp_path / "broken.yaml").write_text(manifest)
+    runtime = RuntimeProcess(["-f", str(tmp_path / "broken.yaml")], tmp_path / "serve.log")
+    try:
+        assert runtime.wait_exit(timeout=60) == 3
+        assert "the engine exited with code" in runtime.output()
+    finally:
+        runtime.terminate()
+
+
+def test_the_vllm_preset_differs_only_in_its_command_line(tmp_path: Path) -> None:
+    spec = ModelSpec.model_validate(
+        {
+            "source": {"uri": "file:///models/llama"},
+            "format": "vllm",
+            "task": "chat",
+            "generation": {"contextLength": 8192},
+            "engine": {"args": ["--gpu-memory-utilization", "0.9"]},
+        }
+    )
+    engine = ExternalEngine(spec, "llama", Path("/models/llama"))
+    assert engine.command == [
+        "vllm", "serve", "/models/llama", "--host", "127.0.0.1", "--port", str(engine.port),
+        "--served-model-name", "llama", "--max-model-len", "8192",
+        "--gpu-memory-utilization", "0.9",
+    ]  # fmt: skip
+    assert engine.preset.ready_path == "/health"
+    assert engine.preset.metrics_path == "/metrics"  # vllm:* gauges pass through /metrics
+
+
+def test_external_engines_are_refused_for_formats_without_a_server() -> None:
+    with pytest.raises(ValueError, match=r"engine\.external needs a format with a server"):
+        ModelSpec.model_validate(
+            {
+                "source": {"uri": "file:///m.onnx"},
+                "format": "onnx",
+                "task": "classification",
+                "engine": {"external": True},
+            }
+        )
