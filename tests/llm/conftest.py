@@ -14,15 +14,17 @@ from tests.conftest import ROOT
 from tests.processes import RuntimeProcess, serving
 
 
+def written_by(script: str, out: Path) -> Path:
+    """``out``, after the example script ``examples/llm/<script>`` wrote into it."""
+    path = ROOT / "examples" / "llm" / script
+    subprocess.run([sys.executable, str(path), "--out", str(out)], check=True, capture_output=True)
+    return out
+
+
 @pytest.fixture(scope="session")
 def llm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tiny-chat.gguf, chat.yaml and embedding.yaml, written as a user would write them."""
-    out = tmp_path_factory.mktemp("llm")
-    script = ROOT / "examples" / "llm" / "make_models.py"
-    subprocess.run(
-        [sys.executable, str(script), "--out", str(out)], check=True, capture_output=True
-    )
-    return out
+    return written_by("make_models.py", tmp_path_factory.mktemp("llm"))
 
 
 def limited(llm_dir: Path, name: str, generation: str) -> Path:

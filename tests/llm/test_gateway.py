@@ -155,7 +155,12 @@ def test_a_conversation_stays_on_one_replica_and_conversations_spread(
     applied = platform.cli("apply", "-f", str(llm_dir / "sticky.yaml"))
     assert applied.returncode == 0, applied.stderr
     platform.wait_condition("sticky", "Ready", "True", timeout=90)
-    wait_for(lambda: len(platform.replica_pids("sticky-r1")) == 2, "two replicas", 60)
+
+    def both_ready() -> bool:  # routed only once ready: a ring that grows moves conversations
+        revisions = platform.model("sticky")["status"].get("revisions", [])
+        return bool(revisions) and revisions[0].get("readyReplicas") == 2
+
+    wait_for(both_ready, "two ready replicas", 60)
 
     def served() -> list[float]:
         requests = "modelplane_runtime_request_duration_seconds_count"

@@ -64,6 +64,7 @@ FORMAT_TASKS: dict[ModelFormat, frozenset[Task]] = {
     ModelFormat.SKLEARN: frozenset({Task.CLASSIFICATION, Task.REGRESSION, Task.EMBEDDING}),
     ModelFormat.ONNX: frozenset({Task.CLASSIFICATION, Task.REGRESSION, Task.EMBEDDING}),
     ModelFormat.LLAMACPP: frozenset(OPENAI_TASKS),
+    ModelFormat.HUGGINGFACE: frozenset(OPENAI_TASKS),
     ModelFormat.VLLM: frozenset(OPENAI_TASKS),
 }
 SOURCE_SCHEMES = ("file", "http", "https")

@@ -42,11 +42,20 @@ def _llamacpp(context: LoadContext) -> Predictor | TextGenerator:
     return LlamaEmbedder(context)
 
 
+def _huggingface(context: LoadContext) -> Predictor | TextGenerator:
+    from modelplane.runtime.formats.huggingface import HuggingFaceEmbedder, HuggingFaceGenerator
+
+    if context.task in GENERATIVE_TASKS:
+        return HuggingFaceGenerator(context)
+    return HuggingFaceEmbedder(context)
+
+
 LOADERS: dict[ModelFormat, Callable[[LoadContext], Predictor | TextGenerator]] = {
     ModelFormat.ONNX: _onnx,
     ModelFormat.SKLEARN: _sklearn,
     ModelFormat.PYTHON: _python,
     ModelFormat.LLAMACPP: _llamacpp,
+    ModelFormat.HUGGINGFACE: _huggingface,
 }
 
 

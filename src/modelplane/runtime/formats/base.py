@@ -49,3 +49,24 @@ class LoadContext:
     cpu_threads: int = 1  # from spec.resources.cpu: how many threads a format may compute on
     task: str = ""  # what the model is served for, for formats that load differently per task
     context_length: int | None = None  # language models: tokens of context; None, the model's
+
+
+def text_embedding_signature(platform: str, width: int) -> Signature:
+    """An embedding model's: texts in (``text``, BYTES), unit vectors and token counts out."""
+    return Signature(
+        platform=platform,
+        inputs=(TensorSpec("text", "BYTES", (-1,)),),
+        outputs=(
+            TensorSpec("embedding", "FP32", (-1, width)),
+            TensorSpec("token_count", "INT64", (-1,)),
+        ),
+        batchable=True,
+    )
+
+
+def texts(array: Array) -> list[str]:
+    """The strings of a BYTES tensor."""
+    return [
+        item.decode("utf-8", errors="replace") if isinstance(item, bytes) else str(item)
+        for item in array.reshape(-1)
+    ]

@@ -22,9 +22,14 @@ from typing import Any
 import numpy as np
 
 from modelplane.errors import MissingExtraError, ModelLoadError
-from modelplane.runtime.formats.base import LoadContext, Signature
+from modelplane.runtime.formats.base import (
+    LoadContext,
+    Signature,
+    text_embedding_signature,
+    texts,
+)
 from modelplane.runtime.generation import ChatMessage, Sampling
-from modelplane.runtime.types import Array, TensorSpec
+from modelplane.runtime.types import Array
 
 EXTRA = "llamacpp"
 PLATFORM = "llamacpp"
@@ -166,28 +171,19 @@ class LlamaEmbedder:
     def __init__(self, context: LoadContext) -> None:
         llama_cpp = _import()
         self._llama = _open(context, embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN)
-        width = int(self._llama.n_embd())
-        self._signature = Signature(
-            platform=PLATFORM,
-            inputs=(TensorSpec("text", "BYTES", (-1,)),),
-            outputs=(
-                TensorSpec("embedding", "FP32", (-1, width)),
-                TensorSpec("token_count", "INT64", (-1,)),
-            ),
-            batchable=True,
-        )
+        self._signature = text_embedding_signature(PLATFORM, int(self._llama.n_embd()))
 
     @property
     def signature(self) -> Signature:
         return self._signature
 
     def predict(self, inputs: dict[str, Array], outputs: frozenset[str]) -> dict[str, Array]:
-        texts = [_text(item) for item in inputs["text"].reshape(-1)]
+        given = texts(inputs["text"])
         # Like sentence-transformers, a text longer than the context is cut to fit, not refused:
         # one long text must not fail the other requests batched with it.
         context = int(self._llama.n_ctx())
-        counts = [min(len(self._llama.tokenize(t.encode())), context) for t in texts]
-        vectors = self._llama.embed(texts, normalize=True, truncate=True)
+        counts = [min(len(self._llama.tokenize(t.encode())), context) for t in given]
+        vectors = self._llama.embed(given, normalize=True, truncate=True)
         return {
             "embedding": np.asarray(vectors, dtype=np.float32),
             "token_count": np.asarray(counts, dtype=np.int64),
@@ -203,7 +199,3 @@ def _int_parameter(context: LoadContext, name: str, default: int) -> int:
     except ValueError as exc:
         message = f"runtime.parameters.{name} must be a whole number, not {given!r}"
         raise ModelLoadError(message) from exc
-
-
-def _text(item: object) -> str:
-    return item.decode("utf-8", errors="replace") if isinstance(item, bytes) else str(item)
