@@ -146,11 +146,12 @@ def _span(service: str, span: dict[str, Any]) -> Span:
 
 def _attributes(found: list[dict[str, Any]]) -> dict[str, Any]:
     """OTLP/JSON key-values as a plain dict (ints arrive as strings in OTLP/JSON)."""
-    plain: dict[str, Any] = {}
-    for item in found:
-        value = item.get("value", {})
-        if "intValue" in value:
-            plain[item["key"]] = int(value["intValue"])
-        elif value:
-            plain[item["key"]] = next(iter(value.values()))
-    return plain
+    return {item["key"]: _value(item.get("value", {})) for item in found if item.get("value")}
+
+
+def _value(value: dict[str, Any]) -> Any:
+    if "intValue" in value:
+        return int(value["intValue"])
+    if "arrayValue" in value:
+        return [_value(v) for v in value["arrayValue"].get("values", [])]
+    return next(iter(value.values()))

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from modelplane.telemetry import names
+from tests.llm.conftest import written_by
 from tests.observability.collector import Collector, Span
 from tests.platform.conftest import Platform, manifest, wait_for
 from tests.processes import RuntimeProcess
@@ -162,3 +163,41 @@ def test_metrics_are_mirrored_over_otlp(traced: Platform, collector: Collector) 
     assert [float(b) for b in duration.point["explicitBounds"]] == list(names.LATENCY_BUCKETS)
     assert int(duration.point["count"]) >= 1
     assert sum(int(c) for c in duration.point["bucketCounts"]) == int(duration.point["count"])
+
+
+def test_a_streamed_chat_is_one_trace_with_the_genai_attributes(
+    traced: Platform, collector: Collector, tmp_path: Path
+) -> None:
+    out = tmp_path / "llm"
+    written_by("make_models.py", out)
+    assert traced.cli("apply", "-f", str(out / "chat.yaml")).returncode == 0
+    traced.wait_condition("tiny-chat", "Ready", "True", "RevisionReady", timeout=90)
+    trace_id, parent = secrets.token_hex(16), secrets.token_hex(8)
+    body = {
+        "model": "tiny-chat",
+        "messages": [{"role": "user", "content": "Hello"}],
+        "max_tokens": 7,
+        "temperature": 0,
+        "stream": True,
+    }
+    headers = {"traceparent": f"00-{trace_id}-{parent}-01"}
+    url = f"{traced.gateway}/v1/chat/completions"
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as reply:
+        assert reply.status_code == 200
+        events = [line for line in reply.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "data: [DONE]"
+
+    spans = _trace(collector, trace_id, 2)
+    by_name = {(s.service, s.name): s for s in spans}
+    gateway = by_name["modelplane", "POST /v1/chat/completions"]
+    runtime = by_name["modelplane-runtime", "POST /v1/chat/completions"]
+    assert gateway.parent_id == parent
+    assert runtime.trace_id == gateway.trace_id
+    assert gateway.attributes[names.GEN_AI_REQUEST_MODEL] == "default/tiny-chat"
+    assert runtime.attributes[names.GEN_AI_OPERATION_NAME] == "chat"
+    assert runtime.attributes[names.GEN_AI_REQUEST_MODEL] == "tiny-chat"
+    assert runtime.attributes[names.GEN_AI_REQUEST_MAX_TOKENS] == 7
+    assert runtime.attributes[names.GEN_AI_USAGE_OUTPUT_TOKENS] == 7  # set as the stream ended
+    assert runtime.attributes[names.GEN_AI_RESPONSE_FINISH_REASONS] == ["length"]
+    assert runtime.attributes[names.GEN_AI_USAGE_INPUT_TOKENS] > 5
+    assert runtime.attributes[names.HTTP_ROUTE] == "/v1/chat/completions"

@@ -198,6 +198,8 @@ class Gateway:
         span, token = tracing.start_server_span(self._tracer, method, scope["path"], headers)
         try:
             span.set_attribute(names.ATTR_MODEL, target.key)
+            if target.action == paths.OPENAI and span.is_recording():
+                span.set_attribute(names.GEN_AI_REQUEST_MODEL, target.key)
             await handle(target, scope, receive, send, body)
         finally:
             tracing.end_span(span, token)

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import orjson
+from opentelemetry import trace
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -36,9 +37,10 @@ from modelplane.errors import (
     PayloadTooLargeError,
 )
 from modelplane.runtime.dataplane import DataPlane
-from modelplane.runtime.generation import Completion, Generation, Prompt
+from modelplane.runtime.generation import Completion, Generation, Prompt, Sampling
 from modelplane.runtime.openai import schemas
 from modelplane.runtime.types import InferenceRequest, Tensor
+from modelplane.telemetry import names
 
 T = TypeVar("T")
 JSON = "application/json"
@@ -160,10 +162,12 @@ class OpenAIRoutes:
             stop=body.stops(),
         )
         shape = _Shape(chat=chat, model=body.model)
+        _describe_request(shape, sampling, self.dataplane.name)
         if not body.stream:
             with self.dataplane.scope():
                 result = await until_gone(request, generation.complete(prompt, sampling))
             self.dataplane.metrics.count("success")
+            _describe_result(result)
             return _json(shape.whole(result))
         scope = self.dataplane.scope()
         scope.__enter__()  # left when the stream ends, however it ends
@@ -208,6 +212,16 @@ class OpenAIRoutes:
             tokens = int(outputs[TOKEN_COUNT_OUTPUT].sum()) if TOKEN_COUNT_OUTPUT in outputs else 0
         except InferenceError as exc:
             return error_response(exc)
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    names.GEN_AI_OPERATION_NAME: "embeddings",
+                    names.GEN_AI_PROVIDER_NAME: "modelplane",
+                    names.GEN_AI_REQUEST_MODEL: body.model,
+                    names.GEN_AI_USAGE_INPUT_TOKENS: tokens,
+                }
+            )
         data = [
             {"object": "embedding", "index": i, "embedding": _vector(row, body.encoding_format)}
             for i, row in enumerate(vectors)
@@ -265,6 +279,7 @@ async def _events(
             yield _event(shape.chunk(item, **extra))
             item = await anext(pieces)
         yield _event(shape.chunk(None, item.finish_reason, **extra))
+        _describe_result(item)  # still in the request's span: it ends with the stream
         if include_usage:
             yield _event(shape.usage_chunk(item))
     except InferenceError as exc:  # mid-stream: the status line is gone, send an event
@@ -334,6 +349,39 @@ class _Shape:
     def usage_chunk(self, result: Completion) -> dict[str, Any]:
         kind = "chat.completion.chunk" if self.chat else "text_completion"
         return {**self._head(kind), "choices": [], "usage": _usage(result)}
+
+
+def _describe_request(shape: _Shape, sampling: Sampling, served: str) -> None:
+    """The GenAI conventions' request attributes, on the request's span if it records."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    span.set_attributes(
+        {
+            names.GEN_AI_OPERATION_NAME: "chat" if shape.chat else "text_completion",
+            names.GEN_AI_PROVIDER_NAME: "modelplane",
+            names.GEN_AI_REQUEST_MODEL: shape.model,
+            names.GEN_AI_RESPONSE_MODEL: served,
+            names.GEN_AI_RESPONSE_ID: shape.id,
+            names.GEN_AI_REQUEST_MAX_TOKENS: sampling.max_tokens,
+            names.GEN_AI_REQUEST_TEMPERATURE: sampling.temperature,
+            names.GEN_AI_REQUEST_TOP_P: sampling.top_p,
+        }
+    )
+    if sampling.seed is not None:
+        span.set_attribute(names.GEN_AI_REQUEST_SEED, sampling.seed)
+
+
+def _describe_result(result: Completion) -> None:
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes(
+            {
+                names.GEN_AI_USAGE_INPUT_TOKENS: result.prompt_tokens,
+                names.GEN_AI_USAGE_OUTPUT_TOKENS: result.completion_tokens,
+                names.GEN_AI_RESPONSE_FINISH_REASONS: [result.finish_reason],
+            }
+        )
 
 
 def _usage(result: Completion) -> dict[str, int]:
