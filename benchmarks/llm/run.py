@@ -110,30 +110,40 @@ def summary(ttfts: list[float]) -> dict[str, float]:
 # -- engine: the tiny model, direct and through the gateway -------------------------------------
 
 
-def engine(work: Path, requests: int = 30) -> dict[str, Any]:
+def engine(work: Path) -> dict[str, Any]:
+    """The tiny GGUF model on llama.cpp, in the runtime."""
     make = ROOT / "examples" / "llm" / "make_models.py"
     subprocess.run([sys.executable, str(make), "--out", str(work)], check=True, capture_output=True)
+    document = chat_model("tiny-chat", work / "tiny-chat.gguf", replicas=1, cache_mib=0)
+    return direct_and_through_gateway(work, document)
+
+
+def direct_and_through_gateway(
+    work: Path, document: dict[str, Any], requests: int = 30, max_tokens: int = 256
+) -> dict[str, Any]:
+    """Time to first token and tokens/s of one chat model, straight at its one replica and
+    through the gateway, alternating, on a fresh `modelplane up`."""
+    name = document["metadata"]["name"]
     up = Up(work / "state")
     try:
-        document = chat_model("tiny-chat", work / "tiny-chat.gguf", replicas=1, cache_mib=0)
         httpx.post(f"{up.api}{API}", json=document).raise_for_status()
-        wait(lambda: up.ready("tiny-chat"), 60)
-        (pid,) = replica_pids("tiny-chat-r1")
+        wait(lambda: up.ready(name), 300)
+        (pid,) = replica_pids(f"{name}-r1")
         targets = {
             "direct": f"http://127.0.0.1:{replica_port(pid)}/v1/chat/completions",
             "gateway": f"{up.gateway}/v1/chat/completions",
         }
         body = {
-            "model": "tiny-chat",
+            "model": name,
             "messages": [{"role": "user", "content": "Tell me a story about a small robot."}],
-            "max_tokens": 256,
+            "max_tokens": max_tokens,
             "temperature": 1.0,
             "seed": 3,
         }
         found: dict[str, Any] = {}
 
         async def measure(url: str) -> dict[str, Any]:
-            async with httpx.AsyncClient(timeout=60) as client:
+            async with httpx.AsyncClient(timeout=120) as client:
                 await timed_stream(client, url, body)  # warm up
                 runs = [await timed_stream(client, url, body) for _ in range(requests)]
             decode = [tokens / (total - first) for first, total, tokens, _ in runs if tokens > 1]
@@ -144,8 +154,8 @@ def engine(work: Path, requests: int = 30) -> dict[str, Any]:
             }
 
         for _ in range(2):  # alternate, keep the second round: both warm
-            for name, url in targets.items():
-                found[name] = asyncio.run(measure(url))
+            for target, url in targets.items():
+                found[target] = asyncio.run(measure(url))
         found["gateway_over_direct_ttft"] = round(
             found["gateway"]["ttft_p50_ms"] / found["direct"]["ttft_p50_ms"], 2
         )
