@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.llm.run import ROOT, direct_and_through_gateway
-
-sys.path.insert(0, str(ROOT / "examples" / "llm"))
-import make_hf_model
+from benchmarks.llm.run import direct_and_through_gateway, make_hf_model
 
 
 def hf_model(directory: Path, device: str) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from benchmarks.platform.run import API, BENCH, Up, replica_pids, replica_port, 
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples" / "llm"))
+import make_hf_model  # noqa: E402
 import make_models  # noqa: E402
 
 POLICIES = ("round-robin", "least-outstanding", "prefix")
@@ -90,6 +91,8 @@ async def timed_stream(
                 if content and not first:
                     first = time.perf_counter() - started
                 pieces.append(content or "")
+    # An engine that sends no usage in streams (llama.cpp's server): one chunk per token.
+    tokens = tokens or sum(1 for piece in pieces if piece)
     return first, time.perf_counter() - started, tokens, "".join(pieces)
 
 
@@ -110,12 +113,22 @@ def summary(ttfts: list[float]) -> dict[str, float]:
 # -- engine: the tiny model, direct and through the gateway -------------------------------------
 
 
-def engine(work: Path) -> dict[str, Any]:
-    """The tiny GGUF model on llama.cpp, in the runtime."""
+def engine(work: Path, external: bool = False) -> dict[str, Any]:
+    """The tiny GGUF model on llama.cpp: in the runtime, or as llama.cpp's own server."""
     make = ROOT / "examples" / "llm" / "make_models.py"
     subprocess.run([sys.executable, str(make), "--out", str(work)], check=True, capture_output=True)
     document = chat_model("tiny-chat", work / "tiny-chat.gguf", replicas=1, cache_mib=0)
+    if external:
+        document["spec"]["engine"] = {"external": True}
     return direct_and_through_gateway(work, document)
+
+
+def huggingface(work: Path) -> dict[str, Any]:
+    """The tiny transformers model on CPU (benchmarks/llm/gpu_check.py runs it on CUDA)."""
+    from benchmarks.llm.gpu_check import hf_model
+
+    make_hf_model.write(work / "tiny-hf")
+    return direct_and_through_gateway(work, hf_model(work / "tiny-hf", "cpu"))
 
 
 def direct_and_through_gateway(
@@ -225,6 +238,8 @@ def prefix(work: Path, count: int, turns: int, replicas: int = 2) -> dict[str, A
 
 FIGURES: dict[str, Callable[[Path, argparse.Namespace], Any]] = {
     "engine": lambda work, args: engine(work),
+    "engine-server": lambda work, args: engine(work, external=True),
+    "huggingface": lambda work, args: huggingface(work),
     "prefix": lambda work, args: prefix(work, args.conversations, args.turns),
 }
 
