@@ -154,3 +154,35 @@ def test_external_engines_are_refused_for_formats_without_a_server() -> None:
                 "engine": {"external": True},
             }
         )
+
+
+@pytest.mark.parametrize(
+    ("manifest", "package", "extra"),
+    [
+        ("chat.yaml", "llama_cpp", "llamacpp"),
+        ("fronted.yaml", "llama_cpp", "llamacpp"),
+        ("hf.yaml", "torch", "huggingface"),
+    ],
+)
+def test_a_model_whose_extra_is_missing_fails_naming_the_extra(
+    llm_dir: Path, tmp_path: Path, manifest: str, package: str, extra: str
+) -> None:
+    if manifest == "fronted.yaml":
+        external(llm_dir, "fronted")
+    if manifest == "hf.yaml":
+        (llm_dir / manifest).write_text(
+            "apiVersion: modelplane.io/v1alpha1\nkind: Model\nmetadata: {name: hf}\nspec:\n"
+            f"  source: {{uri: '{tmp_path.as_uri()}'}}\n  format: huggingface\n  task: chat\n"
+        )
+    # An installation without the extra: the package cannot be imported in the runtime.
+    blocker = tmp_path / "site"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(f"import sys\nsys.modules[{package!r}] = None\n")
+    runtime = RuntimeProcess(
+        ["-f", str(llm_dir / manifest)], tmp_path / "serve.log", env={"PYTHONPATH": str(blocker)}
+    )
+    try:
+        assert runtime.wait_exit(timeout=60) == 3
+        assert f"pip install 'modelplane[{extra}]'" in runtime.output()
+    finally:
+        runtime.terminate()
