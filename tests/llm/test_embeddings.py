@@ -77,3 +77,16 @@ def test_chat_on_an_embedding_model_is_refused(embed_runtime: RuntimeProcess) ->
             model="tiny-embed", messages=[{"role": "user", "content": "hi"}]
         )
     assert "serves task 'embedding'" in refused.value.message
+
+
+def test_requests_are_counted_by_outcome(embed_runtime: RuntimeProcess) -> None:
+    def counted(outcome: str) -> float:
+        text = httpx.get(f"{embed_runtime.url}/metrics").text
+        line = f'modelplane_runtime_requests_total{{model="tiny-embed",outcome="{outcome}"}}'
+        found = [row for row in text.splitlines() if row.startswith(line)]
+        return float(found[0].split()[-1]) if found else 0.0
+
+    before = counted("success"), counted("invalid")
+    client(embed_runtime).embeddings.create(model="tiny-embed", input="counted")
+    httpx.post(f"{embed_runtime.url}/v1/embeddings", json={"model": "tiny-embed", "input": ""})
+    assert (counted("success"), counted("invalid")) == (before[0] + 1, before[1] + 1)

@@ -28,7 +28,6 @@ from modelplane.runtime.openai.routes import (
     ClientGoneError,
     EventStream,
     OpenAIRoutes,
-    error_response,
     until_gone,
 )
 
@@ -88,8 +87,7 @@ class PassthroughRoutes(OpenAIRoutes):
                 raise PredictError(f"the engine did not answer: {exc}") from exc
         except InferenceError as exc:
             scope.__exit__(None, None, None)
-            self.dataplane.metrics.count("error" if isinstance(exc, PredictError) else "invalid")
-            return error_response(exc)
+            return self._refused(exc)
         except ClientGoneError:
             scope.__exit__(None, None, None)
             return Response(status_code=499)

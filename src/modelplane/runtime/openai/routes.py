@@ -40,6 +40,7 @@ from modelplane.runtime.dataplane import DataPlane
 from modelplane.runtime.generation import Completion, Generation, Prompt, Sampling
 from modelplane.runtime.openai import schemas
 from modelplane.runtime.types import InferenceRequest, Tensor
+from modelplane.runtime.v2.routes import OUTCOMES
 from modelplane.telemetry import names
 
 T = TypeVar("T")
@@ -113,7 +114,7 @@ class OpenAIRoutes:
             prompt = await until_gone(request, rendering)
             return await self._generate(request, generation, body, prompt, chat=chat)
         except InferenceError as exc:
-            return error_response(exc)
+            return self._refused(exc)
         except ClientGoneError:
             return Response(status_code=499)
 
@@ -211,7 +212,8 @@ class OpenAIRoutes:
                 )
             tokens = int(outputs[TOKEN_COUNT_OUTPUT].sum()) if TOKEN_COUNT_OUTPUT in outputs else 0
         except InferenceError as exc:
-            return error_response(exc)
+            return self._refused(exc)
+        self.dataplane.metrics.count("success")
         span = trace.get_current_span()
         if span.is_recording():
             span.set_attributes(
@@ -236,6 +238,12 @@ class OpenAIRoutes:
         )
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _refused(self, error: InferenceError) -> Response:
+        """The error as the API answers it, counted by outcome like every request."""
+        response = error_response(error)
+        self.dataplane.metrics.count(OUTCOMES.get(response.status_code, "error"))
+        return response
 
     def _check_model(self, model: str) -> None:
         """The model field names this runtime's model: ``name``, or ``namespace/name`` as the
