@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -201,3 +202,32 @@ def test_a_streamed_chat_is_one_trace_with_the_genai_attributes(
     assert runtime.attributes[names.GEN_AI_RESPONSE_FINISH_REASONS] == ["length"]
     assert runtime.attributes[names.GEN_AI_USAGE_INPUT_TOKENS] > 5
     assert runtime.attributes[names.HTTP_ROUTE] == "/v1/chat/completions"
+
+
+def test_generation_metrics_arrive_under_the_genai_names(
+    traced: Platform, collector: Collector
+) -> None:
+    """The chat above: its time to first token and request duration also arrive as the GenAI
+    conventions' histograms, with their buckets and the model as gen_ai.request.model."""
+    expected = {
+        "gen_ai.server.time_to_first_token": names.TIME_TO_FIRST_TOKEN_BUCKETS,
+        "gen_ai.server.request.duration": names.GENERATION_DURATION_BUCKETS,
+        "gen_ai.server.time_per_output_token": names.TIME_PER_OUTPUT_TOKEN_BUCKETS,
+    }
+
+    def latest(name: str) -> Any:
+        return next(
+            (
+                m for m in reversed(collector.metrics())
+                if m.name == name and m.attributes.get(names.GEN_AI_REQUEST_MODEL) == "tiny-chat"
+                and int(m.point.get("count", 0)) >= 1
+            ),
+            None,
+        )  # fmt: skip
+
+    wait_for(lambda: all(latest(n) for n in expected), "GenAI histograms at the collector", 20)
+    for name, buckets in expected.items():
+        found = latest(name)
+        assert found.kind == "histogram"
+        assert found.service == "modelplane-runtime"
+        assert [float(b) for b in found.point["explicitBounds"]] == list(buckets)

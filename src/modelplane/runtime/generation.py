@@ -288,6 +288,7 @@ class Generation:
             if result.completion_tokens > 1:
                 per_token = (last_at - first_at) / (result.completion_tokens - 1)
                 self.metrics.time_per_output_token.observe(per_token)
+            self.metrics.duration.observe(time.perf_counter() - request.queued_at)
         rest = matcher.flush()  # empty after a stop sequence: what followed it is not sent
         if rest:
             request.loop.call_soon_threadsafe(emit, rest)

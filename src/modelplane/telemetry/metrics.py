@@ -106,6 +106,11 @@ class GenerationMetrics:
             "Mean time between generated tokens after the first, per request.",
             names.TIME_PER_OUTPUT_TOKEN_BUCKETS,
         )
+        self.duration = histogram(
+            names.RUNTIME_GENERATION_DURATION,
+            "Time from a generation request's arrival at the model to its last token.",
+            names.GENERATION_DURATION_BUCKETS,
+        )
         self.queue_seconds = histogram(
             names.RUNTIME_GENERATION_QUEUE,
             "Time a generation request waited for the model.",

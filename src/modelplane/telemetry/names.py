@@ -18,6 +18,7 @@ RUNTIME_GENERATION_TOKENS = "modelplane_runtime_generation_tokens"
 RUNTIME_TIME_TO_FIRST_TOKEN = "modelplane_runtime_time_to_first_token_seconds"  # noqa: S105
 RUNTIME_TIME_PER_OUTPUT_TOKEN = "modelplane_runtime_time_per_output_token_seconds"  # noqa: S105
 RUNTIME_GENERATION_QUEUE = "modelplane_runtime_generation_queue_seconds"
+RUNTIME_GENERATION_DURATION = "modelplane_runtime_generation_duration_seconds"
 RUNTIME_REQUESTS_RUNNING = "modelplane_runtime_generation_requests_running"
 RUNTIME_REQUESTS_WAITING = "modelplane_runtime_generation_requests_waiting"
 RUNTIME_KV_CACHE_USAGE = "modelplane_runtime_kv_cache_usage_ratio"
@@ -32,6 +33,16 @@ TIME_TO_FIRST_TOKEN_BUCKETS = (
 TIME_PER_OUTPUT_TOKEN_BUCKETS = (
     0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
 )  # fmt: skip
+GENERATION_DURATION_BUCKETS = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+# Over OTLP the same histograms are also sent under the GenAI conventions' metric names, their
+# "model" label as gen_ai.request.model.
+GENAI_METRIC_ALIASES = {
+    RUNTIME_GENERATION_DURATION: "gen_ai.server.request.duration",
+    RUNTIME_TIME_TO_FIRST_TOKEN: "gen_ai.server.time_to_first_token",
+    RUNTIME_TIME_PER_OUTPUT_TOKEN: "gen_ai.server.time_per_output_token",
+}
 
 LABEL_MODEL = "model"
 LABEL_OUTCOME = "outcome"

@@ -11,6 +11,7 @@ and labels stay the Prometheus ones, so a query means the same on either path.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -21,6 +22,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric as Family
 
+from modelplane.telemetry import names
 from modelplane.telemetry.tracing import otlp_protocol, resource
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,7 @@ class MetricsExport:
             for family in registry.collect()
             for converted in _convert(family, self.started_ns, now)
         ]
+        metrics += [_genai(m) for m in metrics if m.name in names.GENAI_METRIC_ALIASES]
         scope = ScopeMetrics(InstrumentationScope("modelplane"), metrics, schema_url="")
         return MetricsData([ResourceMetrics(self.resource, [scope], schema_url="")])
 
@@ -113,6 +116,24 @@ def _exporter() -> Any:
     )
 
     return HttpMetricExporter()
+
+
+def _genai(metric: Any) -> Any:
+    """A generation histogram under the GenAI conventions' name and attribute."""
+    points = [
+        dataclasses.replace(
+            point,
+            attributes={
+                (names.GEN_AI_REQUEST_MODEL if key == names.LABEL_MODEL else key): value
+                for key, value in point.attributes.items()
+            },
+        )
+        for point in metric.data.data_points
+    ]
+    data = dataclasses.replace(metric.data, data_points=points)
+    return dataclasses.replace(
+        metric, name=names.GENAI_METRIC_ALIASES[metric.name], unit="s", data=data
+    )
 
 
 def _convert(family: Family, start: int, now: int) -> list[Any]:
