@@ -9,7 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
+from modelplane.api import parse_model
+from modelplane.backends.local.git_promotion import promote
 from modelplane.backends.local.git_source import GitError, GitMirror
 from modelplane.control.gitops import SyncPlan, SyncRefused, plan_sync
 from tests.processes import free_port, stop_process
@@ -158,3 +161,29 @@ def test_a_source_cannot_smuggle_git_options(tmp_path: Path) -> None:
         with pytest.raises(GitError, match="is not a valid branch name"):
             GitMirror.check_branch(branch)
     GitMirror.check_branch("release/2026-11")
+
+
+def test_promotion_replaces_the_models_document_or_adds_a_file(tmp_path: Path) -> None:
+    repo = tmp_path / "models"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    both = IRIS.format(name="a", extra="") + "---\n" + IRIS.format(name="b", extra="")
+    commit(repo, {"models/all.yaml": both, "README.md": "models\n"}, "two models")
+    changed = parse_model(
+        yaml.safe_load(IRIS.format(name="b", extra="  batching: {maxBatchSize: 3}\n"))
+    )
+    done = promote(changed, str(repo), "b-batching", path="models")
+    assert (done.file, done.created) == ("models/all.yaml", False)
+    documents = list(yaml.safe_load_all(_git(repo, "show", "b-batching:models/all.yaml")))
+    assert [d["metadata"]["name"] for d in documents] == ["a", "b"]
+    assert documents[0] == yaml.safe_load(IRIS.format(name="a", extra=""))  # untouched
+    assert documents[1]["spec"]["batching"]["maxBatchSize"] == 3
+
+    other = parse_model(yaml.safe_load(IRIS.format(name="c", extra="")))
+    added = promote(other, str(repo), "add-c", path="models", message="Add c")
+    assert (added.file, added.created) == ("models/c.yaml", True)
+    assert _git(repo, "log", "-1", "--format=%s", "add-c") == "Add c"
+    assert _git(repo, "rev-parse", "main") != added.commit  # main itself untouched
+
+    with pytest.raises(GitError, match="not a valid branch name"):
+        promote(other, str(repo), "bad..name")

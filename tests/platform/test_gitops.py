@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.backends.test_gitops import _git, commit
 from tests.platform.conftest import Platform, wait_for
@@ -153,3 +154,30 @@ def test_without_self_heal_drift_is_reported_and_left(repo: Path, tmp_path: Path
         assert "drift      default/shipped (changed by hand)" in shown.stdout
     finally:
         platform.stop()
+
+
+def test_a_change_tried_here_is_promoted_to_a_branch_and_ships_when_merged(
+    synced: Platform, repo: Path, tmp_path: Path
+) -> None:
+    _edit_by_hand(synced, tmp_path, 4)  # tried on the running platform first
+    promote = ("promote", "shipped", "--to-git", str(repo), "--branch", "tune", "--path", "models")
+    done = synced.cli(*promote)
+    assert done.returncode == 0, done.stderr
+    assert "updated models/shipped.yaml on branch tune" in done.stdout
+    assert _git(repo, "rev-list", "--count", "main..tune") == "1"  # one commit, for review
+    written = yaml.safe_load(_git(repo, "show", "tune:models/shipped.yaml"))
+    assert written["spec"]["batching"]["maxBatchSize"] == 4
+    assert "status" not in written
+    assert set(written["metadata"]) <= {"name", "labels", "annotations"}  # nothing server-set
+    assert _git(repo, "ls-tree", "-r", "--name-only", "tune", "models") == "models/shipped.yaml"
+
+    again = synced.cli(*promote)
+    assert again.returncode != 0
+    assert "branch 'tune' exists" in again.stderr  # history is never rewritten
+
+    _git(repo, "merge", "--ff-only", "-q", "tune")  # the pull request, merged
+    merged = _git(repo, "rev-parse", "HEAD")
+    _sync_now(synced)
+    wait_for(lambda: _status(synced)["lastAppliedCommit"] == merged, "the merge applied", 30)
+    assert _status(synced)["drift"] == []  # what runs is what the repository says
+    assert synced.model("shipped")["spec"]["batching"]["maxBatchSize"] == 4

@@ -62,6 +62,7 @@ def build_app() -> typer.Typer:
     app.command()(top.top)
     app.add_typer(rollouts.build(), name="rollout")
     app.add_typer(gitops.build(), name="gitops")
+    app.command()(gitops.promote)
     app.command()(serving.serve)
     app.command()(resources.validate)
     app.command()(resources.schema)

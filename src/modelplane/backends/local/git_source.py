@@ -59,17 +59,26 @@ class GitMirror:
         return found
 
     def _git(self, *args: str) -> str:
-        try:
-            done = subprocess.run(
-                ["git", "-C", str(self.directory), *args],
-                capture_output=True, text=True, timeout=GIT_SECONDS, check=False,
-                stdin=subprocess.DEVNULL,  # fail, never ask: no terminal, no ssh prompt
-                env={**os.environ, "GIT_TERMINAL_PROMPT": "0",
-                     "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")},
-            )  # fmt: skip
-        except subprocess.TimeoutExpired as exc:
-            raise GitError(f"git {args[0]} of {self.url} took over {GIT_SECONDS}s") from exc
-        if done.returncode != 0:
-            said = done.stderr.strip().splitlines()
-            raise GitError(f"git {args[0]} of {self.url}: {said[-1] if said else done.returncode}")
-        return done.stdout
+        return git(self.directory, *args, source=self.url)
+
+
+def git(directory: Path, *args: str, source: str = "", env: dict[str, str] | None = None) -> str:
+    """``git -C directory args``: its output, or GitError with git's last word. It never waits
+    for a person: no terminal prompt, ssh in batch mode."""
+    quiet = {
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
+    }
+    of = f" of {source}" if source else ""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(directory), *args],
+            capture_output=True, text=True, timeout=GIT_SECONDS, check=False,
+            stdin=subprocess.DEVNULL, env={**os.environ, **quiet, **(env or {})},
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise GitError(f"git {args[0]}{of} took over {GIT_SECONDS}s") from exc
+    if done.returncode != 0:
+        said = done.stderr.strip().splitlines()
+        raise GitError(f"git {args[0]}{of}: {said[-1] if said else done.returncode}")
+    return done.stdout
