@@ -15,6 +15,7 @@ import yaml
 
 from tests.backends.test_gitops import _git, commit
 from tests.platform.conftest import Platform, wait_for
+from tests.platform.test_rollouts import events
 
 MODEL = """\
 apiVersion: modelplane.io/v1alpha1
@@ -96,6 +97,13 @@ def test_commit_ship_refuse_fix_through_the_webhook(
     assert "models/extra.yaml" in status["message"]
     assert synced.model("shipped")["spec"]["scaling"]["minReplicas"] == 1  # nothing applied
     assert synced.infer("shipped", [[5.1, 3.5, 1.4, 0.2]]).status_code == 200
+    history = "\n".join(events(synced, "shipped"))
+    assert f"GitApplied: git source git: applied from {repo.as_uri()} main commit {first[:12]}" in (
+        history
+    )
+    assert f"GitCommitRefused: git source git: commit {second[:12]} not applied" in history
+    described = synced.cli("describe", "model", "shipped")
+    assert "GitCommitRefused" in described.stdout
 
     fixed = MODEL.format(uri=uri, extra="  batching: {maxBatchSize: 8}\n")
     third = commit(repo, {"models/shipped.yaml": fixed, "models/extra.yaml": None}, "fix")
@@ -118,6 +126,7 @@ def test_a_change_by_hand_is_reverted_by_self_heal(synced: Platform, tmp_path: P
     status = _status(synced)
     assert "reverted drift of default/shipped" in status["message"]
     assert status["drift"] == []
+    assert any(e.startswith("GitDriftReverted: ") for e in events(synced, "shipped"))
 
 
 def test_a_restart_applies_nothing_twice(synced: Platform, repo: Path) -> None:
@@ -150,6 +159,7 @@ def test_without_self_heal_drift_is_reported_and_left(repo: Path, tmp_path: Path
         wait_for(lambda: _status(platform)["drift"] == ["default/shipped"], "drift reported", 30)
         assert "drift: default/shipped changed by hand" in _status(platform)["message"]
         assert platform.model("shipped")["spec"]["batching"]["maxBatchSize"] == 3  # left alone
+        assert any(e.startswith("GitDrift: ") for e in events(platform, "shipped"))
         shown = platform.cli("gitops", "status")
         assert "drift      default/shipped (changed by hand)" in shown.stdout
     finally:

@@ -177,7 +177,8 @@ async def _up(
     supervisor.on_change = controller.wake
     store.on_change(controller.wake)
     api = ControlApi(store, state_dir / "logs")
-    syncs = [GitSync(source, state_dir, f"http://{host}:{port}")] if source else []
+    api_url = f"http://{host}:{port}"
+    syncs = [GitSync(source, state_dir, api_url, store.record_event)] if source else []
     servers = [
         _Server(
             uvicorn.Config(

@@ -16,10 +16,11 @@ import contextlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from starlette.requests import Request
@@ -71,9 +72,19 @@ def _camel(name: str) -> str:
     return first + "".join(p.title() for p in rest)
 
 
+# An event on a Model: (namespace, name, "Normal" or "Warning", reason, message).
+EventSink = Callable[[str, str, Literal["Normal", "Warning"], str, str], None]
+
+
+def _no_events(*_: object) -> None:
+    return None
+
+
 class GitSync:
-    def __init__(self, spec: GitSourceSpec, state_dir: Path, api_url: str) -> None:
-        self.spec, self.api_url = spec, api_url.rstrip("/")
+    def __init__(
+        self, spec: GitSourceSpec, state_dir: Path, api_url: str, record: EventSink = _no_events
+    ) -> None:
+        self.spec, self.api_url, self.record = spec, api_url.rstrip("/"), record
         home = state_dir / "gitops"
         self.mirror = GitMirror(spec.url, home / f"{spec.name}.git")
         self._status_file = home / f"{spec.name}.json"
@@ -113,10 +124,14 @@ class GitSync:
             status.last_attempted_commit = commit  # not tried again until the branch moves
             self._record("Failed", plan.message)
             log.warning("git source %s: %s", spec.name, plan.message)
+            for key in status.managed:  # what the refusal keeps at the last applied commit
+                self._event(key, "Warning", "GitCommitRefused", plan.message)
             return
         try:
             for model in plan.apply:
                 await self._apply(client, model)
+                where = f"{spec.url} {spec.branch} commit {commit[:12]}"
+                self._event(model.key, "Normal", "GitApplied", f"applied from {where}")
             for key in plan.prune:
                 namespace, name = key.split("/", 1)
                 reply = await client.delete(f"{API}/{namespace}/models/{name}")
@@ -151,9 +166,13 @@ class GitSync:
         if drifted and self.spec.self_heal:
             for model in drifted:
                 await self._apply(client, model)
+                message = f"changed by hand; reverted to commit {commit[:12]}"
+                self._event(model.key, "Normal", "GitDriftReverted", message)
             self.status.drift = []
             self._record("Applied", f"commit {commit[:12]}: reverted drift of {', '.join(keys)}")
             return
+        for key in set(keys) - set(self.status.drift):
+            self._event(key, "Warning", "GitDrift", f"differs from commit {commit[:12]}")
         self.status.drift = keys
         said = f"drift: {', '.join(keys)} changed by hand" if keys else "no drift"
         self._record("Applied", f"commit {commit[:12]} applied; {said}")
@@ -168,6 +187,12 @@ class GitSync:
             reply = await client.post(path, json=body)
         if reply.status_code >= 300:
             raise RuntimeError(f"applying {model.key}: HTTP {reply.status_code} {reply.text}")
+
+    def _event(
+        self, key: str, kind: Literal["Normal", "Warning"], reason: str, message: str
+    ) -> None:
+        namespace, name = key.split("/", 1)
+        self.record(namespace, name, kind, reason, f"git source {self.spec.name}: {message}")
 
     def _record(self, result: str, message: str) -> None:
         status = self.status
