@@ -104,6 +104,8 @@ def test_commit_ship_refuse_fix_through_the_webhook(
     assert f"GitCommitRefused: git source git: commit {second[:12]} not applied" in history
     described = synced.cli("describe", "model", "shipped")
     assert "GitCommitRefused" in described.stdout
+    assert f"GitOps:       source git: {repo.as_uri()} branch main path models" in described.stdout
+    assert f"applied {first[:12]}; Failed: commit {second[:12]} not applied" in described.stdout
 
     fixed = MODEL.format(uri=uri, extra="  batching: {maxBatchSize: 8}\n")
     third = commit(repo, {"models/shipped.yaml": fixed, "models/extra.yaml": None}, "fix")

@@ -7,9 +7,11 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 
 from modelplane.api import Model, dump_json, dump_yaml, load_model_file, load_models
+from modelplane.backends.local.gitops import SOURCE_LABEL
 from modelplane.cli.client import DEFAULT_SERVER, ControlClient
 from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.output import age, models_table, replicas, table
@@ -117,7 +119,33 @@ def describe(
     _check_resource(resource)
     client = ControlClient(server)
     model = client.get(namespace, name)
-    typer.echo(_describe(model, client.events(namespace, name)))
+    text = _describe(model, client.events(namespace, name))
+    source = model.metadata.labels.get(SOURCE_LABEL)
+    if source is not None:
+        text = text.replace(
+            "\nConditions:", "\n" + _git_source(server, source) + "\nConditions:", 1
+        )
+    typer.echo(text)
+
+
+def _git_source(server: str, name: str) -> str:
+    """The git source that manages a Model, as ``gitops status`` shows it, in brief."""
+    try:
+        reply = httpx.get(f"{server.rstrip('/')}/gitops", timeout=10)
+        reply.raise_for_status()
+        found = [s for s in reply.json()["items"] if s["name"] == name]
+    except (httpx.HTTPError, ValueError, KeyError):
+        found = []
+    if not found:
+        return f"GitOps:       source {name} (its status is not available here)"
+    source = found[0]
+    applied = (source["lastAppliedCommit"] or "-")[:12]
+    lines = [
+        f"GitOps:       source {name}: {source['url']} branch {source['branch']} "
+        f"path {source['path']}",
+        f"              applied {applied}; {source['result']}: {source['message']}",
+    ]
+    return "\n".join(lines)
 
 
 def _describe(model: Model, events: list[dict[str, Any]]) -> str:
