@@ -5,6 +5,7 @@ and a restart that does not apply anything twice."""
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from tests.backends.test_gitops import _git, commit
-from tests.platform.conftest import Platform, wait_for
+from tests.platform.conftest import API, Platform, wait_for
 from tests.platform.test_rollouts import events
 
 MODEL = """\
@@ -193,3 +194,42 @@ def test_a_change_tried_here_is_promoted_to_a_branch_and_ships_when_merged(
     wait_for(lambda: _status(synced)["lastAppliedCommit"] == merged, "the merge applied", 30)
     assert _status(synced)["drift"] == []  # what runs is what the repository says
     assert synced.model("shipped")["spec"]["batching"]["maxBatchSize"] == 4
+
+
+def test_a_sync_killed_midway_completes_the_same_commit_once(
+    iris_dir: Path, tmp_path: Path
+) -> None:
+    repo = tmp_path / "many"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    uri = (iris_dir / "model.onnx").as_uri()
+    scaled_to_zero = "  scaling: {minReplicas: 0}\n"
+    files = {
+        f"models/m{i:02}.yaml": MODEL.format(uri=uri, extra=scaled_to_zero).replace(
+            "name: shipped", f"name: m{i:02}"
+        )
+        for i in range(40)
+    }
+    head = commit(repo, files, "forty models")
+    options = ("--git", repo.as_uri(), "--git-path", "models", "--git-interval", "600")
+    platform = Platform(tmp_path / "state", tmp_path / "up.log", options=options)
+    try:
+        _sync_now(platform)
+
+        def some_applied() -> bool:
+            listed = httpx.get(f"{platform.api}{API}/namespaces/default/models", timeout=5)
+            return 0 < len(listed.json()["items"]) < 40
+
+        wait_for(some_applied, "the sync under way", 30)
+        assert platform.stop(signal.SIGKILL) == -signal.SIGKILL  # mid-sync, no goodbye
+        platform.start()
+        _sync_now(platform)
+        wait_for(lambda: _status(platform)["lastAppliedCommit"] == head, "the commit applied", 120)
+        listed = httpx.get(f"{platform.api}{API}/namespaces/default/models", timeout=5).json()
+        assert sorted(m["metadata"]["name"] for m in listed["items"]) == sorted(
+            f"m{i:02}" for i in range(40)
+        )
+        assert {m["metadata"]["generation"] for m in listed["items"]} == {1}  # each applied once
+        assert _status(platform)["managed"] == sorted(f"default/m{i:02}" for i in range(40))
+    finally:
+        platform.stop()
