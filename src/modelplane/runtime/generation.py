@@ -10,6 +10,7 @@ what happens when the client leaves) is decided here, the same for every engine.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
@@ -175,8 +176,9 @@ class Generation:
 
         return Prompt(await self.on_model_thread(render))
 
-    def sampling_for(self, prompt: Prompt, requested: int | None, **options: object) -> Sampling:
-        """Check a request against the model's limits; ``requested`` None: as many as fit."""
+    def sampling_for(self, prompt: Prompt, requested: int | None, asked: Sampling) -> Sampling:
+        """``asked`` with its ``max_tokens`` checked against the model's limits and the prompt;
+        ``requested`` None: as many as fit."""
         context, cap = self.limits.context_length, self.limits.max_tokens
         if len(prompt) >= context:
             raise InvalidRequestError(
@@ -192,7 +194,7 @@ class Generation:
                     f"this model's context length of {context} tokens"
                 )
         max_tokens = min(requested if requested is not None else cap, room)
-        return Sampling(max_tokens=max_tokens, **options)  # type: ignore[arg-type]
+        return dataclasses.replace(asked, max_tokens=max_tokens)
 
     async def stream(
         self, prompt: Prompt, sampling: Sampling

@@ -154,14 +154,14 @@ class OpenAIRoutes:
             if isinstance(body, schemas.ChatCompletionRequest)
             else body.max_tokens
         )
-        sampling = generation.sampling_for(
-            prompt,
-            requested,
+        asked = Sampling(
+            max_tokens=0,  # decided by sampling_for
             temperature=body.temperature,
             top_p=body.top_p,
             seed=body.seed,
             stop=body.stops(),
         )
+        sampling = generation.sampling_for(prompt, requested, asked)
         shape = _Shape(chat=chat, model=body.model)
         _describe_request(shape, sampling, self.dataplane.name)
         if not body.stream:
