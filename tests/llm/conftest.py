@@ -27,12 +27,14 @@ def llm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return written_by("make_models.py", tmp_path_factory.mktemp("llm"))
 
 
-def limited(llm_dir: Path, name: str, generation: str) -> Path:
-    """The chat example under another name, with other generation limits."""
-    text = (llm_dir / "chat.yaml").read_text()
-    head, _, _ = text.partition("  generation:\n")
+def chat_variant(llm_dir: Path, name: str, extra: str) -> Path:
+    """The chat example under another name with ``extra`` spec lines; a ``generation`` block
+    there replaces the example's own."""
+    text = (llm_dir / "chat.yaml").read_text().replace("name: tiny-chat", f"name: {name}")
+    if extra.lstrip().startswith("generation:"):
+        text = text.partition("  generation:\n")[0]
     path = llm_dir / f"{name}.yaml"
-    path.write_text(head.replace("name: tiny-chat", f"name: {name}") + generation)
+    path.write_text(text + extra)
     return path
 
 

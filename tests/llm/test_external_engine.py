@@ -15,19 +15,16 @@ import pytest
 
 from modelplane.api import ModelSpec
 from modelplane.runtime.external import ExternalEngine
-from tests.llm.conftest import openai_client
+from tests.llm.conftest import chat_variant, openai_client
 from tests.processes import RuntimeProcess
 
 HELLO = [{"role": "user", "content": "Hello, how are you today?"}]
 
 
-def external(llm_dir: Path, name: str, task: str = "chat") -> Path:
-    text = (llm_dir / ("chat.yaml" if task == "chat" else "embedding.yaml")).read_text()
-    original = "tiny-chat" if task == "chat" else "tiny-embed"
-    text = text.replace(f"name: {original}", f"name: {name}")
-    path = llm_dir / f"{name}.yaml"
-    path.write_text(text + "  engine:\n    external: true\n    startupTimeoutSeconds: 60\n")
-    return path
+def external(llm_dir: Path, name: str) -> Path:
+    """The chat example, served by llama.cpp's own server."""
+    engine = "  engine:\n    external: true\n    startupTimeoutSeconds: 60\n"
+    return chat_variant(llm_dir, name, engine)
 
 
 def engine_pid(runtime: RuntimeProcess) -> int:

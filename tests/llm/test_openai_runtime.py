@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from tests.llm.conftest import limited, openai_client
+from tests.llm.conftest import chat_variant, openai_client
 from tests.processes import RuntimeProcess, scraped
 
 GREEDY = {"temperature": 0.0, "seed": 1}
@@ -32,7 +32,7 @@ def limited_runtime(
     llm_dir: Path, start_runtime: object, request: pytest.FixtureRequest
 ) -> Iterator[RuntimeProcess]:
     name, generation = request.param
-    runtime = start_runtime("-f", str(limited(llm_dir, name, generation)))  # type: ignore[operator]
+    runtime = start_runtime("-f", str(chat_variant(llm_dir, name, generation)))  # type: ignore[operator]
     runtime.wait_ready()
     return runtime
 

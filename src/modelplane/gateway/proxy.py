@@ -16,8 +16,9 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from opentelemetry import propagate, trace
@@ -375,37 +376,25 @@ class Gateway:
     ) -> int | None:
         """One attempt: the status sent to the client, or None if the replica never answered
         (or answered 503) and another may be tried."""
-        in_flight = self.metrics.in_flight.labels(target.key, endpoint.revision)
-        endpoint.outstanding += 1
-        in_flight.inc()
         gone = asyncio.ensure_future(_disconnected(receive))
         answering = False  # once the status line went out, there is no retrying
         try:
-            async with self._upstream.stream(
-                endpoint.url, "POST", target.upstream(), headers, body
-            ) as reply:
-                if reply.status == 503:
-                    self._failed(endpoint)
-                    return None
-                endpoint.consecutive_failures = 0
-                returned = {_RETURNED[k]: v for k, v in reply.headers.items() if k in _RETURNED}
-                returned["X-Modelplane-Revision"] = endpoint.revision
-                raw = [(k.lower().encode(), v.encode("latin-1")) for k, v in returned.items()]
-                await send({"type": "http.response.start", "status": reply.status, "headers": raw})
-                answering = True
-                chunks = aiter(reply.chunks)
-                while True:
-                    chunk = asyncio.ensure_future(anext(chunks, None))
-                    await asyncio.wait({chunk, gone}, return_when=asyncio.FIRST_COMPLETED)
-                    if not chunk.done():  # the client left: closing the stream stops the work
-                        chunk.cancel()
-                        return 499
-                    data = chunk.result()
-                    if data is None:
-                        break
-                    await send({"type": "http.response.body", "body": data, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
-                return int(reply.status)
+            with self._outstanding(endpoint, target):
+                async with self._upstream.stream(
+                    endpoint.url, "POST", target.upstream(), headers, body
+                ) as reply:
+                    self._answered(endpoint, reply.status)
+                    if reply.status == 503:
+                        return None
+                    returned = {_RETURNED[k]: v for k, v in reply.headers.items() if k in _RETURNED}
+                    returned["X-Modelplane-Revision"] = endpoint.revision
+                    raw = [(k.lower().encode(), v.encode("latin-1")) for k, v in returned.items()]
+                    start = {"type": "http.response.start", "status": reply.status, "headers": raw}
+                    await send(start)
+                    answering = True
+                    # The client leaving closes the replica stream, which stops the work there.
+                    finished = await _relay_body(reply.chunks, gone, send)
+                    return int(reply.status) if finished else 499
         except (UpstreamError, TimeoutError) as exc:
             log.info("replica %s failed: %r", endpoint.id, exc)
             self._failed(endpoint)
@@ -418,8 +407,25 @@ class Gateway:
             return 502
         finally:
             gone.cancel()
+
+    @contextlib.contextmanager
+    def _outstanding(self, endpoint: Endpoint, target: paths.ModelPath) -> Iterator[None]:
+        """An attempt in flight at a replica: counted for balancing and in the metrics."""
+        in_flight = self.metrics.in_flight.labels(target.key, endpoint.revision)
+        endpoint.outstanding += 1
+        in_flight.inc()
+        try:
+            yield
+        finally:
             endpoint.outstanding -= 1
             in_flight.dec()
+
+    def _answered(self, endpoint: Endpoint, status: int) -> None:
+        """A replica answered: 503 counts towards ejecting it, anything else clears its record."""
+        if status == 503:
+            self._failed(endpoint)
+        else:
+            endpoint.consecutive_failures = 0
 
     async def _forward(
         self, target: paths.ModelPath, method: str, body: bytes, headers: dict[str, str]
@@ -620,24 +626,16 @@ class Gateway:
         body: bytes,
         headers: dict[str, str],
     ) -> tuple[int, dict[str, str], bytes] | None:
-        in_flight = self.metrics.in_flight.labels(target.key, endpoint.revision)
-        endpoint.outstanding += 1
-        in_flight.inc()
         try:
-            reply = await self._upstream.request(
-                endpoint.url, method, target.upstream(), headers, body
-            )
+            with self._outstanding(endpoint, target):
+                reply = await self._upstream.request(
+                    endpoint.url, method, target.upstream(), headers, body
+                )
         except (UpstreamError, TimeoutError) as exc:
             log.info("replica %s failed: %r", endpoint.id, exc)
             self._failed(endpoint)
             return None
-        finally:
-            endpoint.outstanding -= 1
-            in_flight.dec()
-        if reply.status == 503:
-            self._failed(endpoint)
-        else:
-            endpoint.consecutive_failures = 0
+        self._answered(endpoint, reply.status)
         returned = {_RETURNED[k]: v for k, v in reply.headers.items() if k in _RETURNED}
         return reply.status, returned, reply.body
 
@@ -661,6 +659,23 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+async def _relay_body(chunks: AsyncIterator[bytes], gone: asyncio.Future[None], send: Send) -> bool:
+    """Pass a streamed body on as it arrives; False if the client left before its end."""
+    pending = aiter(chunks)
+    while True:
+        chunk: asyncio.Future[bytes | None] = asyncio.ensure_future(anext(pending, None))
+        either: set[asyncio.Future[Any]] = {chunk, gone}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not chunk.done():
+            chunk.cancel()
+            return False
+        data = chunk.result()
+        if data is None:
+            await send({"type": "http.response.body", "body": b""})
+            return True
+        await send({"type": "http.response.body", "body": data, "more_body": True})
 
 
 async def _disconnected(receive: Receive) -> None:

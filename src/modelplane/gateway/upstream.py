@@ -3,7 +3,8 @@
 A general-purpose client spends most of a proxied request's CPU on machinery a gateway does not
 need (cookie jars, redirects, tracing hooks, header normalisation). This one writes a prebuilt
 request head and parses the response with the same C parser the server side uses. Replicas are
-modelplane runtimes on a trusted network, answering with ``Content-Length`` bodies.
+modelplane runtimes on a trusted network, answering with ``Content-Length`` bodies or, for
+streams, chunked ones relayed as they come.
 """
 
 from __future__ import annotations
@@ -175,7 +176,9 @@ class UpstreamPool:
         host, port = self._address(base)
         request = _request(host, port, method, path, headers, body)
         async with self._slots_of(base):
-            return await self._send(base, host, port, request)
+            reply, connection = await self._send(base, host, port, request)
+            self._release(base, connection)
+            return reply
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -186,35 +189,13 @@ class UpstreamPool:
         host, port = self._address(base)
         request = _request(host, port, method, path, headers, body)
         async with self._slots_of(base):
-            reply, connection = await self._open_stream(base, host, port, request)
+            reply, connection = await self._send(base, host, port, request, streaming=True)
             try:
                 yield StreamedReply(
                     reply.status, reply.headers, connection.body(idle_timeout=self.timeout)
                 )
             finally:
-                if connection.reusable and connection.usable:
-                    self._idle.setdefault(base, []).append(connection)
-                else:
-                    connection.close()
-
-    async def _open_stream(
-        self, base: str, host: str, port: int, request: bytes
-    ) -> tuple[Reply, _Connection]:
-        pooled = self._pooled(base)
-        if pooled is not None:
-            try:
-                return await self._stream_head(pooled, request), pooled
-            except UpstreamError:
-                pass  # closed as we reused it: try a fresh one
-        connection = await self._connect(host, port)
-        return await self._stream_head(connection, request), connection
-
-    async def _stream_head(self, connection: _Connection, request: bytes) -> Reply:
-        try:
-            return await asyncio.wait_for(connection.exchange(request, True), self.timeout)
-        except BaseException:
-            connection.close()
-            raise
+                self._release(base, connection)
 
     def _slots_of(self, base: str) -> asyncio.Semaphore:
         slots = self._slots.get(base)
@@ -222,27 +203,33 @@ class UpstreamPool:
             slots = self._slots[base] = asyncio.Semaphore(self.per_replica)
         return slots
 
-    async def _send(self, base: str, host: str, port: int, request: bytes) -> Reply:
-        connection = self._pooled(base)
-        if connection is not None:
+    async def _send(
+        self, base: str, host: str, port: int, request: bytes, streaming: bool = False
+    ) -> tuple[Reply, _Connection]:
+        """The reply (or, streaming, its head) and the connection it came on: an idle pooled one
+        if there is one, else, or if the replica closed it as we reused it, a fresh one."""
+        pooled = self._pooled(base)
+        if pooled is not None:
             try:
-                return await self._exchange(base, connection, request)
+                return await self._exchange(pooled, request, streaming), pooled
             except UpstreamError:
-                pass  # the replica closed an idle connection as we reused it: try a fresh one
+                pass
         connection = await self._connect(host, port)
-        return await self._exchange(base, connection, request)
+        return await self._exchange(connection, request, streaming), connection
 
-    async def _exchange(self, base: str, connection: _Connection, request: bytes) -> Reply:
+    async def _exchange(self, connection: _Connection, request: bytes, streaming: bool) -> Reply:
         try:
-            reply = await asyncio.wait_for(connection.exchange(request), self.timeout)
+            return await asyncio.wait_for(connection.exchange(request, streaming), self.timeout)
         except BaseException:
             connection.close()
             raise
-        if connection.reusable:
+
+    def _release(self, base: str, connection: _Connection) -> None:
+        """Back to the pool if the reply was read whole and the connection may be reused."""
+        if connection.usable:
             self._idle.setdefault(base, []).append(connection)
         else:
             connection.close()
-        return reply
 
     def _pooled(self, base: str) -> _Connection | None:
         idle = self._idle.get(base)

@@ -153,12 +153,10 @@ class Generation:
         limits: GenerationLimits,
         metrics: GenerationMetrics,
     ) -> None:
-        self.generator, self.executor, self.limits, self.metrics = (
-            generator,
-            executor,
-            limits,
-            metrics,
-        )
+        self.generator = generator
+        self.executor = executor
+        self.limits = limits
+        self.metrics = metrics
 
     async def on_model_thread(self, call: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, call)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from modelplane.errors import ModelLoadError
 from modelplane.runtime.types import Array, TensorSpec
 
 
@@ -50,15 +51,30 @@ class LoadContext:
     task: str = ""  # what the model is served for, for formats that load differently per task
     context_length: int | None = None  # language models: tokens of context; None, the model's
 
+    def whole_number(self, name: str, default: int) -> int:
+        """``runtime.parameters[name]`` as an int, or ``default`` when it is not set."""
+        given = self.parameters.get(name)
+        if given is None:
+            return default
+        try:
+            return int(given)
+        except ValueError as exc:
+            message = f"runtime.parameters.{name} must be a whole number, not {given!r}"
+            raise ModelLoadError(message) from exc
+
+
+# The tensors of an embedding model, the same over v2 and behind the OpenAI API.
+TEXT_INPUT, EMBEDDING_OUTPUT, TOKEN_COUNT_OUTPUT = "text", "embedding", "token_count"
+
 
 def text_embedding_signature(platform: str, width: int) -> Signature:
     """An embedding model's: texts in (``text``, BYTES), unit vectors and token counts out."""
     return Signature(
         platform=platform,
-        inputs=(TensorSpec("text", "BYTES", (-1,)),),
+        inputs=(TensorSpec(TEXT_INPUT, "BYTES", (-1,)),),
         outputs=(
-            TensorSpec("embedding", "FP32", (-1, width)),
-            TensorSpec("token_count", "INT64", (-1,)),
+            TensorSpec(EMBEDDING_OUTPUT, "FP32", (-1, width)),
+            TensorSpec(TOKEN_COUNT_OUTPUT, "INT64", (-1,)),
         ),
         batchable=True,
     )

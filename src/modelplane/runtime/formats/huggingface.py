@@ -22,6 +22,9 @@ import numpy as np
 
 from modelplane.errors import MissingExtraError, ModelLoadError
 from modelplane.runtime.formats.base import (
+    EMBEDDING_OUTPUT,
+    TEXT_INPUT,
+    TOKEN_COUNT_OUTPUT,
     LoadContext,
     Signature,
     text_embedding_signature,
@@ -187,7 +190,7 @@ class HuggingFaceEmbedder:
     def predict(self, inputs: dict[str, Array], outputs: frozenset[str]) -> dict[str, Array]:
         torch = self._torch
         encoded = self._tokenizer(
-            texts(inputs["text"]),
+            texts(inputs[TEXT_INPUT]),
             padding=True,
             truncation=True,
             max_length=EMBEDDING_MAX_TOKENS,
@@ -199,6 +202,6 @@ class HuggingFaceEmbedder:
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
         vectors = torch.nn.functional.normalize(pooled.float(), dim=-1)
         return {
-            "embedding": vectors.cpu().numpy().astype(np.float32),
-            "token_count": encoded["attention_mask"].sum(dim=1).cpu().numpy().astype(np.int64),
+            EMBEDDING_OUTPUT: vectors.cpu().numpy().astype(np.float32),
+            TOKEN_COUNT_OUTPUT: encoded["attention_mask"].sum(dim=1).cpu().numpy().astype(np.int64),
         }

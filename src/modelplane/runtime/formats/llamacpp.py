@@ -23,6 +23,9 @@ import numpy as np
 
 from modelplane.errors import MissingExtraError, ModelLoadError
 from modelplane.runtime.formats.base import (
+    EMBEDDING_OUTPUT,
+    TEXT_INPUT,
+    TOKEN_COUNT_OUTPUT,
     LoadContext,
     Signature,
     text_embedding_signature,
@@ -77,7 +80,7 @@ class LlamaGenerator:
     def __init__(self, context: LoadContext) -> None:
         self._llama = _open(context)
         self._vocab_is_end = _import().llama_vocab_is_eog
-        cache_mib = _int_parameter(context, "promptCacheMiB", DEFAULT_PROMPT_CACHE_MIB)
+        cache_mib = context.whole_number("promptCacheMiB", DEFAULT_PROMPT_CACHE_MIB)
         from llama_cpp.llama_cache import LlamaRAMCache
 
         self._cache = LlamaRAMCache(capacity_bytes=cache_mib << 20) if cache_mib > 0 else None
@@ -178,24 +181,13 @@ class LlamaEmbedder:
         return self._signature
 
     def predict(self, inputs: dict[str, Array], outputs: frozenset[str]) -> dict[str, Array]:
-        given = texts(inputs["text"])
+        given = texts(inputs[TEXT_INPUT])
         # Like sentence-transformers, a text longer than the context is cut to fit, not refused:
         # one long text must not fail the other requests batched with it.
         context = int(self._llama.n_ctx())
         counts = [min(len(self._llama.tokenize(t.encode())), context) for t in given]
         vectors = self._llama.embed(given, normalize=True, truncate=True)
         return {
-            "embedding": np.asarray(vectors, dtype=np.float32),
-            "token_count": np.asarray(counts, dtype=np.int64),
+            EMBEDDING_OUTPUT: np.asarray(vectors, dtype=np.float32),
+            TOKEN_COUNT_OUTPUT: np.asarray(counts, dtype=np.int64),
         }
-
-
-def _int_parameter(context: LoadContext, name: str, default: int) -> int:
-    given = context.parameters.get(name)
-    if given is None:
-        return default
-    try:
-        return int(given)
-    except ValueError as exc:
-        message = f"runtime.parameters.{name} must be a whole number, not {given!r}"
-        raise ModelLoadError(message) from exc

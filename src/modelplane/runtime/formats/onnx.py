@@ -31,9 +31,7 @@ class OnnxPredictor:
 
         options = ort.SessionOptions()
         # As many threads as the spec grants CPUs: more only add wake-ups on a small model.
-        options.intra_op_num_threads = int(
-            context.parameters.get("intraOpThreads", context.cpu_threads)
-        )
+        options.intra_op_num_threads = context.whole_number("intraOpThreads", context.cpu_threads)
         # Spinning threads would steal the core the event loop needs between calls.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:

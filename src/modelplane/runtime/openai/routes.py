@@ -37,6 +37,7 @@ from modelplane.errors import (
     PayloadTooLargeError,
 )
 from modelplane.runtime.dataplane import DataPlane
+from modelplane.runtime.formats.base import EMBEDDING_OUTPUT, TEXT_INPUT, TOKEN_COUNT_OUTPUT
 from modelplane.runtime.generation import Completion, Generation, Prompt, Sampling
 from modelplane.runtime.openai import schemas
 from modelplane.runtime.types import InferenceRequest, Tensor
@@ -46,7 +47,6 @@ from modelplane.telemetry import names
 T = TypeVar("T")
 JSON = "application/json"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-EMBEDDING_INPUT, EMBEDDING_OUTPUT, TOKEN_COUNT_OUTPUT = "text", "embedding", "token_count"
 
 
 class ClientGoneError(Exception):
@@ -196,7 +196,7 @@ class OpenAIRoutes:
             self._check_task(request.url.path)
             texts = body.texts()
             tensor = Tensor(
-                EMBEDDING_INPUT, "BYTES", np.array([t.encode() for t in texts], dtype=object)
+                TEXT_INPUT, "BYTES", np.array([t.encode() for t in texts], dtype=object)
             )
             with self.dataplane.scope() as scope:
                 answer = await self.dataplane.infer(
