@@ -135,7 +135,9 @@ def test_scaling_and_rollout_edits_keep_the_revision() -> None:
     base = revision_digest(parse_model(document()).spec)
     assert revision_digest(parse_model(document(scaling={"maxReplicas": 9})).spec) == base
     assert revision_digest(parse_model(document(rollout={"strategy": "Immediate"})).spec) == base
-    spelled_out = document(batching={"maxBatchSize": 32, "maxDelayMs": 2}, protocols=["v2"])
+    spelled_out = document(
+        batching={"maxBatchSize": 32, "maxDelayMs": 2}, protocols=["v2"], telemetry={"env": {}}
+    )
     assert revision_digest(parse_model(spelled_out).spec) == base
 
 
@@ -148,6 +150,7 @@ def test_scaling_and_rollout_edits_keep_the_revision() -> None:
         {"batching": {"maxBatchSize": 8}},
         {"runtime": {"parameters": {"intraOpThreads": "1"}}},
         {"task": "regression"},
+        {"telemetry": {"env": {"OTEL_TRACES_SAMPLER": "always_off"}}},
     ],
 )
 def test_serving_changes_make_a_new_revision(change: dict[str, Any]) -> None:
@@ -241,3 +244,14 @@ def test_status_round_trips_with_conditions() -> None:
     doc["status"]["conditions"][0]["status"] = "Maybe"
     with pytest.raises(SpecError):
         parse_model(doc)
+
+
+def test_telemetry_takes_only_otel_variables() -> None:
+    env = {"OTEL_SERVICE_NAME": "iris", "PATH": "/tmp", "otel_sdk_disabled": "true"}
+    (problem,) = problems(document(telemetry={"env": env}))
+    assert problem.startswith(
+        "spec.telemetry.env: only OTEL_* variables (upper case) may be set here, "
+        "not PATH, otel_sdk_disabled"
+    )
+    parsed = parse_model(document(telemetry={"env": {"OTEL_SERVICE_NAME": "iris"}}))
+    assert parsed.spec.telemetry.env == {"OTEL_SERVICE_NAME": "iris"}

@@ -15,7 +15,7 @@ import yaml
 from tests.kubernetes.conftest import condition
 from tests.kubernetes.controlplane import ControlPlane, wait_until
 from tests.kubernetes.health import argocd, flux
-from tests.kubernetes.operating import RunningOperator, apply, events, model, names, ready
+from tests.kubernetes.operating import MODEL, RunningOperator, apply, events, model, names, ready
 
 pytestmark = pytest.mark.slow
 
@@ -89,6 +89,34 @@ def test_a_model_gets_its_children_and_becomes_ready(
     assert "RevisionReady" in table
     assert argocd(model(control_plane, "iris")) == ("Healthy", "RevisionReady: iris-r1 is serving")
     assert flux(model(control_plane, "iris")) == "Current"
+
+
+def test_a_models_own_telemetry_settings_override_the_clusters(
+    control_plane: ControlPlane, operator: RunningOperator
+) -> None:
+    own = "http://team-collector.team-a.svc:4318"
+    apply(
+        control_plane, "sampled",
+        "  telemetry:\n    env:\n"
+        f"      OTEL_EXPORTER_OTLP_ENDPOINT: {own}\n"
+        "      OTEL_TRACES_SAMPLER: parentbased_traceidratio\n"
+        "      OTEL_TRACES_SAMPLER_ARG: '0.1'\n"
+        "      OTEL_RESOURCE_ATTRIBUTES: team=a\n",
+    )  # fmt: skip
+    wait_until(lambda: ready(control_plane, "sampled"), "sampled Ready", 60)
+    pod = control_plane.get_json("deploy", "sampled-r1")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"][1:]}
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == own
+    assert env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+    assert env["OTEL_TRACES_SAMPLER_ARG"] == "0.1"
+    assert env["OTEL_RESOURCE_ATTRIBUTES"].startswith("team=a,k8s.pod.name=")
+
+    refused = control_plane.kubectl(
+        "apply", "-f", "-",
+        input=MODEL.format(name="leaky", extra="  telemetry:\n    env: {AWS_SECRET: x}\n"),
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "only OTEL_* variables" in refused.stderr
 
 
 def test_a_converged_model_costs_no_writes(

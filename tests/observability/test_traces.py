@@ -103,6 +103,23 @@ def test_one_trace_connects_client_gateway_and_runtime(
     assert inference.attributes["modelplane.batch.size"] == 1
 
 
+def test_a_models_telemetry_settings_reach_its_replicas(
+    traced: Platform, collector: Collector, iris_dir: Path, tmp_path: Path
+) -> None:
+    """spec.telemetry.env goes over the platform's OTEL_* for that model's replicas only."""
+    extra = "  telemetry:\n    env: {OTEL_SERVICE_NAME: team-a-iris}\n"
+    path = manifest(tmp_path / "m.yaml", "team-a", iris_dir / "model.onnx", extra)
+    assert traced.cli("apply", "-f", str(path)).returncode == 0
+    traced.wait_condition("team-a", "Ready", "True", "RevisionReady")
+    trace_id, parent = secrets.token_hex(16), secrets.token_hex(8)
+    assert _post(f"{traced.gateway}/v2/models/team-a/infer", trace_id, parent).status_code == 200
+
+    services = {(s.service, s.name) for s in _trace(collector, trace_id, 5)}
+    assert ("team-a-iris", "POST /v2/models/{model}/infer") in services
+    assert ("modelplane", "POST /v2/models/{model}/infer") in services  # the gateway's own
+    assert not any(service == "modelplane-runtime" for service, _ in services)
+
+
 def test_a_failed_request_is_an_error_span(traced: Platform, collector: Collector) -> None:
     trace_id, parent = secrets.token_hex(16), secrets.token_hex(8)
     reply = _post(f"{traced.gateway}/v2/models/absent/infer", trace_id, parent)

@@ -41,6 +41,7 @@ from modelplane.api.model import (
     Scaling,
     Source,
     Task,
+    Telemetry,
 )
 from modelplane.api.revision import revision_digest, revision_name
 from modelplane.api.schema import crd, json_schema
@@ -77,6 +78,7 @@ __all__ = [
     "Scaling",
     "Source",
     "Task",
+    "Telemetry",
     "crd",
     "dump_json",
     "dump_yaml",

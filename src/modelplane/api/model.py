@@ -7,6 +7,7 @@ are filled in at validation, so a stored object always reads complete.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from itertools import pairwise
@@ -211,6 +212,39 @@ class Engine(Wire):
     )
 
 
+OTEL_VARIABLE = re.compile(r"OTEL_[A-Z0-9_]+")
+ONLY_OTEL = "only OTEL_* variables (upper case) may be set here"
+
+
+class Telemetry(Wire):
+    """OpenTelemetry settings of this model's replicas."""
+
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=64,
+        # The API server refuses what the validator below does, before the operator sees it.
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"self.all(k, k.matches('^{OTEL_VARIABLE.pattern}$'))",
+                    "message": ONLY_OTEL,
+                }
+            ]
+        },
+        description="OTEL_* environment variables for the replicas (sampler, exporter, resource "
+        "attributes...), over the platform's own in embedded mode and the operator's "
+        "--model-env on a cluster.",
+    )
+
+    @field_validator("env")
+    @classmethod
+    def _only_otel(cls, env: dict[str, str]) -> dict[str, str]:
+        wrong = sorted(name for name in env if not OTEL_VARIABLE.fullmatch(name))
+        if wrong:
+            raise ValueError(f"{ONLY_OTEL}, not {', '.join(wrong)}")
+        return env
+
+
 class ModelSpec(Wire):
     source: Source
     format: ModelFormat
@@ -225,6 +259,7 @@ class ModelSpec(Wire):
     runtime: RuntimeOptions = Field(default_factory=RuntimeOptions)
     generation: Generation = Field(default_factory=Generation)
     engine: Engine = Field(default_factory=Engine)
+    telemetry: Telemetry = Field(default_factory=Telemetry)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

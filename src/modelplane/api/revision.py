@@ -2,7 +2,7 @@
 
 A revision is what a replica serves. Its digest covers every field that changes the served
 behaviour (source, format, task, protocols, resources, batching, runtime options, generation
-limits, engine); scaling and
+limits, engine, telemetry: replicas start with it); scaling and
 rollout edits keep the digest, so they never restart a replica or start a rollout.
 """
 
@@ -14,7 +14,7 @@ import json
 from modelplane.api.model import ModelSpec
 
 SERVING_FIELDS = ("source", "format", "task", "protocols", "resources", "batching", "runtime")
-LATER_SERVING_FIELDS = ("generation", "engine")
+LATER_SERVING_FIELDS = ("generation", "engine", "telemetry")
 
 
 def revision_digest(spec: ModelSpec) -> str:

@@ -125,7 +125,7 @@ def deployment(
         ],
         "env": [
             {"name": "MODELPLANE_MANIFEST", "value": revision_manifest(model, spec)},
-            *_telemetry_env(model, revision, settings),
+            *_telemetry_env(model, revision, spec, settings),
         ],
         "ports": [{"name": "http", "containerPort": RUNTIME_PORT, "protocol": "TCP"}],
         "startupProbe": {
@@ -181,10 +181,12 @@ def deployment(
     return hashed(manifest)
 
 
-def _telemetry_env(model: Model, revision: str, settings: ClusterSettings) -> list[Manifest]:
-    """The cluster's model environment, and where OTEL_* is set, the resource that says which
-    pod, model and revision a span or metric came from."""
-    given = dict(settings.model_env)
+def _telemetry_env(
+    model: Model, revision: str, spec: ModelSpec, settings: ClusterSettings
+) -> list[Manifest]:
+    """The cluster's model environment with the revision's own OTEL_* over it, and where OTEL_*
+    is set, the resource that says which pod, model and revision a span or metric came from."""
+    given = {**dict(settings.model_env), **spec.telemetry.env}
     found: list[Manifest] = [{"name": k, "value": v} for k, v in sorted(given.items())]
     if not any(name.startswith("OTEL_") for name in given):
         return found

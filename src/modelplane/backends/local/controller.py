@@ -94,7 +94,8 @@ class Controller:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _memory: dict[str, _ModelMemory] = field(default_factory=dict)
     _owners: dict[str, str] = field(default_factory=dict)  # revision name -> model key
-    _manifests: dict[str, Path] = field(default_factory=dict)  # revision name -> manifest
+    # revision name -> its manifest file and the environment its replicas start with
+    _served: dict[str, tuple[Path, dict[str, str]]] = field(default_factory=dict)
     _draining: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -138,7 +139,7 @@ class Controller:
             model, ref, replicas, desired, self.clock(), self._url(model), self.metrics
         )
         for revision in plan.start:
-            self.supervisor.start(revision, self._manifest(revision))
+            self.supervisor.start(revision, *self._served[revision])
         self._publish(model, latest.name, plan)
         for replica_id in plan.stop:
             draining = asyncio.get_running_loop().create_task(self.supervisor.stop(replica_id))
@@ -165,19 +166,16 @@ class Controller:
 
     def _write_manifest(self, revision: Revision) -> None:
         """The revision as a Model file for its replicas: written once, never changed."""
-        if revision.name in self._manifests:
+        if revision.name in self._served:
             return
         path = self.state_dir / "revisions" / f"{revision.namespace}.{revision.name}.yaml"
+        spec = ModelSpec.model_validate(revision.spec)
         if not path.exists():
             served = Model(
-                metadata=ObjectMeta(name=revision.model, namespace=revision.namespace),
-                spec=ModelSpec.model_validate(revision.spec),
+                metadata=ObjectMeta(name=revision.model, namespace=revision.namespace), spec=spec
             )
             path.write_text(dump_yaml([served], include_status=False))
-        self._manifests[revision.name] = path
-
-    def _manifest(self, revision: str) -> Path:
-        return self._manifests[revision]
+        self._served[revision.name] = (path, spec.telemetry.env)
 
     def _desired(self, model: Model, revision: str, memory: _ModelMemory, current: int) -> int:
         key, now = model.key, self.clock()

@@ -39,6 +39,7 @@ class Replica:
     revision: str
     manifest: Path
     log: Path
+    env: dict[str, str] = field(default_factory=dict)  # over the platform's own environment
     port: int = 0
     phase: Phase = Phase.STARTING
     restarts: int = 0
@@ -89,11 +90,10 @@ class Supervisor:
             if r.revision == revision and r.phase is Phase.READY
         ]
 
-    def start(self, revision: str, manifest: Path) -> Replica:
+    def start(self, revision: str, manifest: Path, env: dict[str, str] | None = None) -> Replica:
         replica_id = f"{revision}-{next(self._ids)}"
-        replica = Replica(
-            replica_id, revision, manifest, self.state_dir / "logs" / f"{replica_id}.log"
-        )
+        log_file = self.state_dir / "logs" / f"{replica_id}.log"
+        replica = Replica(replica_id, revision, manifest, log_file, env=dict(env or {}))
         self.replicas[replica_id] = replica
         replica.task = asyncio.get_running_loop().create_task(
             self._keep_running(replica), name=f"replica {replica_id}"
@@ -141,7 +141,7 @@ class Supervisor:
                 sys.executable, "-m", "modelplane", "serve", "-f", str(replica.manifest),
                 "--port", str(replica.port), "--model-version", replica.revision,
                 "--log-level", "warning", "--log-format", self.log_format,
-                stdout=handle, stderr=handle, cwd=self.base_dir, env=os.environ.copy(),
+                stdout=handle, stderr=handle, cwd=self.base_dir, env={**os.environ, **replica.env},
                 start_new_session=True, preexec_fn=die_with_parent,
             )  # fmt: skip
         self.on_change()
