@@ -107,6 +107,11 @@ class ControlClient:
             params["revision"] = revision
         return self._call("GET", self._path(namespace, name, "logs"), params=params).text
 
+    def gitops(self, method: str, path: str = "", body: dict[str, Any] | None = None) -> Any:
+        """The git sources' endpoints (``/gitops...``); the decoded reply, or None."""
+        reply = self._call(method, f"/gitops{path}", json=body)
+        return reply.json() if reply.content else None
+
     def watch(self, namespace: str | None, selector: str | None) -> Iterator[dict[str, Any]]:
         params = {"watch": "true", **({"labelSelector": selector} if selector else {})}
         with self._http.stream(

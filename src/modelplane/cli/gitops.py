@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 
 from modelplane.backends.local.git_promotion import promote as promote_to_git
@@ -17,23 +17,58 @@ from modelplane.cli.models import NamespaceOption, ServerOption
 def build() -> typer.Typer:
     app = typer.Typer(help="Git sources: a repository as the source of truth for Models.")
     app.command()(status)
+    app.command()(add)
+    app.command()(remove)
+    app.command()(sync)
     return app
 
 
-def status(
-    server: Annotated[
-        str, typer.Option("--server", help="Control API URL.", envvar="MODELPLANE_SERVER")
-    ] = DEFAULT_SERVER,
+def add(
+    name: Annotated[str, typer.Argument(help="A name for the source (lower case, digits, -).")],
+    url: Annotated[str, typer.Argument(help="The repository: a path or any URL git fetches.")],
+    branch: Annotated[str, typer.Option(help="The branch to follow.")] = "main",
+    path: Annotated[str, typer.Option(help="The repository's directory of Models.")] = ".",
+    interval: Annotated[float, typer.Option(help="Seconds between fetches.")] = 30.0,
+    prune: Annotated[
+        bool, typer.Option(help="Delete Models this source created once gone from git.")
+    ] = False,
+    self_heal: Annotated[
+        bool, typer.Option(help="Revert hand-made changes to this source's Models.")
+    ] = False,
+    server: ServerOption = DEFAULT_SERVER,
 ) -> None:
+    """Add a git source to a running platform; it syncs at once and then every interval."""
+    if Path(url).exists():  # a local path: the platform may run elsewhere, so make it absolute
+        url = str(Path(url).resolve())
+    body = {"name": name, "url": url, "branch": branch, "path": path, "interval": interval,
+            "prune": prune, "selfHeal": self_heal}  # fmt: skip
+    ControlClient(server).gitops("POST", body=body)
+    typer.echo(f"git source {name} added: {url} branch {branch} path {path}")
+
+
+def remove(
+    name: Annotated[str, typer.Argument(help="The source.")],
+    server: ServerOption = DEFAULT_SERVER,
+) -> None:
+    """Stop and forget a git source; the Models it applied keep serving, as ordinary Models."""
+    ControlClient(server).gitops("DELETE", f"/{name}")
+    typer.echo(f"git source {name} removed")
+
+
+def sync(
+    name: Annotated[str | None, typer.Argument(help="The source; all when left out.")] = None,
+    server: ServerOption = DEFAULT_SERVER,
+) -> None:
+    """Sync now rather than at the next interval (what a push webhook does)."""
+    reply = ControlClient(server).gitops("POST", f"/{name}/sync" if name else "/webhook")
+    typer.echo(f"syncing {', '.join(reply['syncing']) or 'nothing (no git sources)'}")
+
+
+def status(server: ServerOption = DEFAULT_SERVER) -> None:
     """Each source: last applied and attempted commit, result and message, Models managed."""
-    try:
-        reply = httpx.get(f"{server.rstrip('/')}/gitops", timeout=10)
-        reply.raise_for_status()
-    except httpx.HTTPError as exc:
-        raise CliError(f"cannot read git sources from {server}: {exc}") from exc
-    items = reply.json()["items"]
+    items = ControlClient(server).gitops("GET")["items"]
     if not items:
-        typer.echo("no git sources (start `modelplane up --git URL`)")
+        typer.echo("no git sources (modelplane gitops add NAME URL, or up --git URL)")
     for item in items:
         applied = (item["lastAppliedCommit"] or "-")[:12]
         attempted = (item["lastAttemptedCommit"] or "-")[:12]

@@ -18,12 +18,14 @@ from typing import Annotated
 import typer
 import uvicorn
 import uvloop
+from pydantic import ValidationError
 
 from modelplane.api import load_model_file
+from modelplane.api.manifests import problems_from
 from modelplane.backends.local.api_server import ControlApi
 from modelplane.backends.local.controller import Controller
-from modelplane.backends.local.git_source import GitMirror
-from modelplane.backends.local.gitops import GitSourceSpec, GitSync, gitops_routes
+from modelplane.backends.local.gitops import GitSourceSpec
+from modelplane.backends.local.gitops_sources import GitSources, gitops_routes
 from modelplane.backends.local.metric_source import GatewayMetricSource
 from modelplane.backends.local.prometheus_beside import Scraping
 from modelplane.backends.local.scrape_targets import TargetsFile, targets
@@ -120,12 +122,16 @@ def up(
     )
     source = None
     if git:
-        GitMirror.check_branch(git_branch)
         if Path(git).exists():  # a local path: git runs elsewhere, so make it absolute
             git = str(Path(git).resolve())
-        source = GitSourceSpec(
-            "git", git, git_branch, git_path, git_interval, git_prune, git_self_heal
-        )
+        try:
+            source = GitSourceSpec(
+                name="git", url=git, branch=git_branch, path=git_path, interval=git_interval,
+                prune=git_prune, self_heal=git_self_heal,
+            )  # fmt: skip
+        except ValidationError as exc:
+            problems = "; ".join(map(str, problems_from(exc)))
+            raise CliError(f"--git: {problems}", exit_code=EXIT_USAGE) from exc
     with (
         observed("modelplane", log_level, log_format),
         asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
@@ -178,11 +184,13 @@ async def _up(
     store.on_change(controller.wake)
     api = ControlApi(store, state_dir / "logs")
     api_url = f"http://{host}:{port}"
-    syncs = [GitSync(source, state_dir, api_url, store.record_event)] if source else []
+    sources = GitSources(state_dir, api_url, store.record_event)
+    if source is not None:
+        sources.add(source, replace=True)
     servers = [
         _Server(
             uvicorn.Config(
-                api.app(gitops_routes(syncs)), host=host, port=port, log_level=log_level,
+                api.app(gitops_routes(sources)), host=host, port=port, log_level=log_level,
                 access_log=False,
                 log_config=None,
             )
@@ -203,7 +211,7 @@ async def _up(
         loop.add_signal_handler(sig, stop.set)
     tasks = [loop.create_task(s.serve()) for s in servers]
     control_loop = loop.create_task(controller.run())
-    sync_tasks = [loop.create_task(sync.run()) for sync in syncs]
+    sources.start()
     if scraping.enabled:
         targets_file = TargetsFile(scraping.targets)
         gateway_address = f"{host}:{gateway_port}"
@@ -234,7 +242,8 @@ async def _up(
         )
     for server in servers:
         server.should_exit = True
-    await cancel_all([control_loop, *sync_tasks])
+    await cancel_all([control_loop])
+    await sources.close()
     await supervisor.close()
     await asyncio.gather(*tasks, return_exceptions=True)
     await gateway.close()

@@ -16,36 +16,66 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Literal
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
 
 import httpx
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from pydantic import ConfigDict, Field, field_validator
 
 from modelplane.api import Model, to_wire
+from modelplane.api.meta import Wire
 from modelplane.backends.local.git_source import GitError, GitMirror
 from modelplane.control.gitops import SyncRefused, plan_sync
 
 log = logging.getLogger(__name__)
 
 SOURCE_LABEL = "modelplane.io/gitops-source"
-API = "/apis/modelplane.io/v1alpha1/namespaces"
+GROUP_PATH = "/apis/modelplane.io/v1alpha1"
+API = f"{GROUP_PATH}/namespaces"
 
 
-@dataclass(frozen=True)
-class GitSourceSpec:
-    name: str
-    url: str
+class GitSourceSpec(Wire):
+    """A git source: where its Models are and how it syncs (``POST /gitops`` takes this)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+    url: Annotated[str, Field(min_length=1, description="A local path or any URL git fetches.")]
     branch: str = "main"
-    path: str = "."
-    interval: float = 30.0
-    prune: bool = False
-    self_heal: bool = False  # revert hand-made changes to managed Models at each sync
+    path: str = Field(default=".", description="The repository's directory of Models.")
+    interval: Annotated[float, Field(ge=1, le=86400)] = Field(
+        default=30.0, description="Seconds between fetches (the webhook syncs at once)."
+    )
+    prune: bool = Field(default=False, description="Delete Models this source created once gone.")
+    self_heal: bool = Field(
+        default=False, description="Revert hand-made changes to its Models at each sync."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        if url.startswith("-"):
+            raise ValueError("must be a path or URL, not an option")
+        return url
+
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, branch: str) -> str:
+        try:
+            GitMirror.check_branch(branch)
+        except GitError as exc:
+            raise ValueError(str(exc)) from exc
+        return branch
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, path: str) -> str:
+        if PurePosixPath(path).is_absolute() or ".." in PurePosixPath(path).parts:
+            raise ValueError("must be a directory inside the repository")
+        return path
 
 
 @dataclass
@@ -82,9 +112,17 @@ def _no_events(*_: object) -> None:
 
 class GitSync:
     def __init__(
-        self, spec: GitSourceSpec, state_dir: Path, api_url: str, record: EventSink = _no_events
+        self,
+        spec: GitSourceSpec,
+        state_dir: Path,
+        api_url: str,
+        record: EventSink = _no_events,
+        owners: Callable[[], set[str]] = set,
     ) -> None:
+        """``owners``: the names of the platform's sources now, whose Models this one leaves
+        alone."""
         self.spec, self.api_url, self.record = spec, api_url.rstrip("/"), record
+        self.owners = owners
         home = state_dir / "gitops"
         self.mirror = GitMirror(spec.url, home / f"{spec.name}.git")
         self._status_file = home / f"{spec.name}.json"
@@ -128,6 +166,11 @@ class GitSync:
                 self._event(key, "Warning", "GitCommitRefused", plan.message)
             return
         try:
+            taken = await self._managed_elsewhere(client, plan.apply)
+            if taken:
+                status.last_attempted_commit = commit
+                self._record("Failed", f"commit {commit[:12]} refused: {taken}")
+                return
             for model in plan.apply:
                 await self._apply(client, model)
                 where = f"{spec.url} {spec.branch} commit {commit[:12]}"
@@ -146,6 +189,28 @@ class GitSync:
         status.drift = []
         self._record("Applied", f"commit {commit[:12]}: {len(plan.apply)} Models applied"
                      + (f", {len(plan.prune)} pruned" if plan.prune else ""))  # fmt: skip
+
+    async def _managed_elsewhere(self, client: httpx.AsyncClient, models: Sequence[Model]) -> str:
+        """Which of ``models`` another of the platform's sources manages, said as a refusal."""
+        others = self.owners() - {self.spec.name}
+        if not others:
+            return ""
+        reply = await client.get(f"{GROUP_PATH}/models")
+        if reply.status_code != 200:
+            raise RuntimeError(f"listing Models: HTTP {reply.status_code} {reply.text}")
+        owner = {
+            f"{m['metadata']['namespace']}/{m['metadata']['name']}": m["metadata"]
+            .get("labels", {})
+            .get(SOURCE_LABEL)
+            for m in reply.json()["items"]
+        }
+        taken = [f"{m.key} is managed by git source {owner[m.key]!r}" for m in models
+                 if owner.get(m.key) in others]  # fmt: skip
+        return "; ".join(taken)
+
+    def forget(self) -> None:
+        """The source is gone: its status goes too."""
+        self._status_file.unlink(missing_ok=True)
 
     async def _check_drift(self, client: httpx.AsyncClient, commit: str) -> None:
         """Compare the managed Models with the applied commit; with selfHeal, apply it again."""
@@ -215,18 +280,3 @@ class GitSync:
         ):  # fmt: skip
             return fresh  # another source under the same name: start over
         return SourceStatus(**saved)
-
-
-def gitops_routes(syncs: list[GitSync]) -> list[Route]:
-    """``GET /gitops``: every source's status; ``POST /gitops/webhook``: sync them all now
-    (a git host's push webhook; the body is not read)."""
-
-    async def statuses(_: Request) -> Response:
-        return JSONResponse({"items": [sync.status.wire() for sync in syncs]})
-
-    async def webhook(_: Request) -> Response:
-        for sync in syncs:
-            sync.wake()
-        return JSONResponse({"syncing": [sync.spec.name for sync in syncs]}, status_code=202)
-
-    return [Route("/gitops", statuses), Route("/gitops/webhook", webhook, methods=["POST"])]
