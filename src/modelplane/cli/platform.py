@@ -179,8 +179,8 @@ async def _up(
     metrics: MetricSource = scraped or GatewayMetricSource(gateway.reading)
     controller = Controller(store, supervisor, table, gateway, metrics, state_dir, gateway_url)
     # Demand, replica changes and writes all wake the controller at once.
-    gateway.on_demand = lambda key: controller.wake()
-    supervisor.on_change = controller.wake
+    gateway.on_demand = controller.demand
+    supervisor.on_change = controller.replicas_changed
     store.on_change(controller.wake)
     api = ControlApi(store, state_dir / "logs")
     api_url = f"http://{host}:{port}"
@@ -220,7 +220,7 @@ async def _up(
             targets_file.update(targets(gateway_address, controller.replica_addresses()))
 
         def replicas_changed() -> None:
-            controller.wake()
+            controller.replicas_changed()
             publish_targets()
 
         publish_targets()

@@ -3,8 +3,14 @@
 Each pass reads the store, records a new revision when a spec's serving fields changed, asks the
 autoscaler for a replica count, computes the plan with ``modelplane.control.reconcile``, and applies
 it: replicas started or drained through the supervisor, routes published to the gateway, status
-and events written back. Passes run on every change (store write, replica state, request demand)
-and on a short tick, so the loop is driven by state, not by events: a restart simply reconciles.
+and events written back. The loop is driven by state, not by events: a restart simply
+reconciles.
+
+A pass takes the Models that may need it: those written since the last pass (the store's change
+log), those with new requests or replicas changing state, and those still moving (a rollout in
+progress, replicas starting or failing, room to scale down). A settled Model costs nothing
+between its writes, so a platform with hundreds of Models idles, and a bulk apply is linear. A
+full pass every FULL_PASS_SECONDS catches whatever else time alone changes.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from modelplane.api import (
     Model,
     ModelSpec,
     ObjectMeta,
+    RolloutPhase,
     dump_yaml,
     revision_digest,
 )
@@ -33,12 +40,14 @@ from modelplane.backends.planning import plan as plan_for
 from modelplane.backends.planning import route_policy
 from modelplane.backends.scaling import Demand
 from modelplane.control.analysis import MetricSource
-from modelplane.control.reconcile import Plan, RevisionRef
+from modelplane.control.reconcile import Phase, Plan, ReplicaView, RevisionRef
 from modelplane.control.reporting import Reported, events, reported_from
+from modelplane.errors import GoneError, NotFoundError
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.5
+FULL_PASS_SECONDS = 10.0
 
 EndpointList = list[tuple[str, str]]
 
@@ -97,6 +106,14 @@ class Controller:
     # revision name -> its manifest file and the environment its replicas start with
     _served: dict[str, tuple[Path, dict[str, str]]] = field(default_factory=dict)
     _draining: set[asyncio.Task[None]] = field(default_factory=set)
+    # What the next pass takes besides the store's changes: Models still moving, Models with
+    # demand, whether replicas changed state; and where the change log was read up to.
+    _active: set[str] = field(default_factory=set)
+    _demanded: set[str] = field(default_factory=set)
+    _replicas_changed: bool = False
+    _reconciled_at: dict[str, float] = field(default_factory=dict)  # time.monotonic()
+    _version: int = 0
+    _full_pass_at: float = float("-inf")
 
     def __post_init__(self) -> None:
         self._wake = asyncio.Event()
@@ -105,23 +122,70 @@ class Controller:
     def wake(self) -> None:
         self._wake.set()
 
+    def replicas_changed(self) -> None:
+        self._replicas_changed = True
+        self._wake.set()
+
+    def demand(self, key: str) -> None:
+        """Requests wait for ``key``: reconcile it at once."""
+        self._demanded.add(key)
+        self._wake.set()
+
     async def run(self) -> None:
         while True:
             try:
-                await self.reconcile_all()
+                await self.reconcile_due()
             except Exception:
                 log.exception("reconcile pass failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), TICK_SECONDS)
             self._wake.clear()
 
+    async def reconcile_due(self) -> None:
+        """Reconcile the Models that may need it (see the module's docstring)."""
+        changed = self._changed_keys()
+        if changed is None or time.monotonic() - self._full_pass_at >= FULL_PASS_SECONDS:
+            await self.reconcile_all()
+            return
+        due = changed | self._active | self._demanded
+        self._demanded = set()
+        if self._replicas_changed:
+            self._replicas_changed = False
+            due |= {key for v in self.supervisor.views() if (key := self._owners.get(v.revision))}
+        due |= {
+            key
+            for key, at in self.load.last_request.items()
+            if at > self._reconciled_at.get(key, float("-inf"))
+        }
+        for key in sorted(due):
+            namespace, name = key.split("/", 1)
+            try:
+                model = self.store.get(namespace, name)
+            except NotFoundError:
+                if key in self._memory:
+                    await self._forget(key)
+                continue
+            await self._reconcile(model)
+
     async def reconcile_all(self) -> None:
-        models, _ = self.store.list_models()
+        self._full_pass_at = time.monotonic()
+        self._demanded, self._replicas_changed = set(), False
+        models, self._version = self.store.list_models()
         present = {m.key for m in models}
         for model in models:
             await self._reconcile(model)
         for key in [k for k in self._memory if k not in present]:
             await self._forget(key)
+
+    def _changed_keys(self) -> set[str] | None:
+        """The Models written since the last pass; None when the log no longer reaches back."""
+        try:
+            changes = self.store.changes_since(self._version)
+        except GoneError:
+            return None
+        if changes:
+            self._version = changes[-1].resource_version
+        return {f"{c.model.metadata.namespace}/{c.model.metadata.name}" for c in changes}
 
     async def _reconcile(self, model: Model) -> None:
         key = model.key
@@ -146,6 +210,26 @@ class Controller:
             self._draining.add(draining)  # a reference, so the task is not collected mid-drain
             draining.add_done_callback(self._draining.discard)
         self._report(model, plan, memory, desired)
+        self._reconciled_at[key] = time.monotonic()
+        if self._settled(model, plan, replicas):
+            self._active.discard(key)
+        else:
+            self._active.add(key)
+
+    def _settled(self, model: Model, plan: Plan, replicas: list[ReplicaView]) -> bool:
+        """Nothing left that time alone would change: no rollout step to take, every replica
+        ready, none to scale away, no requests in flight."""
+        key = model.key
+        rollout = plan.status.rollout
+        return (
+            plan.empty
+            and (rollout is None or rollout.phase not in (RolloutPhase.PROGRESSING,
+                                                          RolloutPhase.PAUSED))
+            and all(r.phase is Phase.READY for r in replicas)
+            and len(replicas) <= model.spec.scaling.min_replicas
+            and self.load.held(key) == 0
+            and not any(self.load.in_flight(key, r) for r in {v.revision for v in replicas})
+        )  # fmt: skip
 
     def _latest_revision(self, model: Model) -> Revision:
         meta = model.metadata
