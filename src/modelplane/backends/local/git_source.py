@@ -51,11 +51,26 @@ class GitMirror:
     def files(self, commit: str, path: str) -> dict[str, str]:
         """Path -> text of every manifest file under ``path`` at ``commit``."""
         prefix = str(PurePosixPath(path.strip("/") or "."))
-        listed = self._git("ls-tree", "-r", "-z", "--name-only", commit, "--", prefix)
-        found = {}
-        for name in filter(None, listed.split("\0")):
-            if name.endswith(MANIFEST_SUFFIXES):
-                found[name] = self._git("cat-file", "blob", f"{commit}:{name}")
+        listed = self._git("ls-tree", "-r", "-z", commit, "--", prefix)
+        blobs: dict[str, str] = {}  # name -> object id
+        for entry in filter(None, listed.split("\0")):
+            info, _, name = entry.partition("\t")
+            _mode, kind, object_id = info.split()
+            if kind == "blob" and name.endswith(MANIFEST_SUFFIXES):
+                blobs[name] = object_id
+        if not blobs:
+            return {}
+        # Every file in one git process: `cat-file --batch` answers "<id> blob <size>\n<bytes>\n"
+        # per id asked, in order.
+        asked = "".join(f"{object_id}\n" for object_id in blobs.values()).encode()
+        out = run_git(self.directory, ("cat-file", "--batch"), self.url, None, asked)
+        found, at = {}, 0
+        for name in blobs:
+            header_end = out.index(b"\n", at)
+            size = int(out[at:header_end].split()[2])
+            body = out[header_end + 1 : header_end + 1 + size]
+            found[name] = body.decode(errors="replace")  # not UTF-8: a YAML error names the file
+            at = header_end + 1 + size + 1
         return found
 
     def _git(self, *args: str) -> str:
@@ -65,6 +80,17 @@ class GitMirror:
 def git(directory: Path, *args: str, source: str = "", env: dict[str, str] | None = None) -> str:
     """``git -C directory args``: its output, or GitError with git's last word. It never waits
     for a person: no terminal prompt, ssh in batch mode."""
+    return run_git(directory, args, source, env).decode(errors="replace")
+
+
+def run_git(
+    directory: Path,
+    args: tuple[str, ...],
+    source: str = "",
+    env: dict[str, str] | None = None,
+    stdin: bytes | None = None,
+) -> bytes:
+    """``git`` as ``git`` above describes it, with ``stdin`` given to it; its output as bytes."""
     quiet = {
         "GIT_TERMINAL_PROMPT": "0",
         "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
@@ -73,12 +99,13 @@ def git(directory: Path, *args: str, source: str = "", env: dict[str, str] | Non
     try:
         done = subprocess.run(
             ["git", "-C", str(directory), *args],
-            capture_output=True, text=True, timeout=GIT_SECONDS, check=False,
-            stdin=subprocess.DEVNULL, env={**os.environ, **quiet, **(env or {})},
+            capture_output=True, timeout=GIT_SECONDS, check=False,
+            input=stdin if stdin is not None else b"",
+            env={**os.environ, **quiet, **(env or {})},
         )  # fmt: skip
     except subprocess.TimeoutExpired as exc:
         raise GitError(f"git {args[0]}{of} took over {GIT_SECONDS}s") from exc
     if done.returncode != 0:
-        said = done.stderr.strip().splitlines()
+        said = done.stderr.decode(errors="replace").strip().splitlines()
         raise GitError(f"git {args[0]}{of}: {said[-1] if said else done.returncode}")
     return done.stdout

@@ -166,12 +166,14 @@ class GitSync:
                 self._event(key, "Warning", "GitCommitRefused", plan.message)
             return
         try:
-            taken = await self._managed_elsewhere(client, plan.apply)
+            live = await self._live(client)
+            taken = self._managed_elsewhere(live, plan.apply)
             if taken:
                 status.last_attempted_commit = commit
                 self._record("Failed", f"commit {commit[:12]} refused: {taken}")
                 return
-            for model in plan.apply:
+            changed = [m for m in plan.apply if live.get(m.key) != self._wanted(m)]
+            for model in changed:
                 await self._apply(client, model)
                 where = f"{spec.url} {spec.branch} commit {commit[:12]}"
                 self._event(model.key, "Normal", "GitApplied", f"applied from {where}")
@@ -187,23 +189,38 @@ class GitSync:
         status.last_attempted_commit = commit
         status.last_applied_commit, status.managed = commit, sorted(plan.inventory)
         status.drift = []
-        self._record("Applied", f"commit {commit[:12]}: {len(plan.apply)} Models applied"
-                     + (f", {len(plan.prune)} pruned" if plan.prune else ""))  # fmt: skip
+        pruned = f", {len(plan.prune)} pruned" if plan.prune else ""
+        said = f"{len(changed)} of {len(plan.apply)} Models changed{pruned}"
+        self._record("Applied", f"commit {commit[:12]}: {said}")
 
-    async def _managed_elsewhere(self, client: httpx.AsyncClient, models: Sequence[Model]) -> str:
-        """Which of ``models`` another of the platform's sources manages, said as a refusal."""
-        others = self.owners() - {self.spec.name}
-        if not others:
-            return ""
+    async def _live(self, client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
+        """Every Model on the platform, by key: its labels, annotations and spec."""
         reply = await client.get(f"{GROUP_PATH}/models")
         if reply.status_code != 200:
             raise RuntimeError(f"listing Models: HTTP {reply.status_code} {reply.text}")
-        owner = {
-            f"{m['metadata']['namespace']}/{m['metadata']['name']}": m["metadata"]
-            .get("labels", {})
-            .get(SOURCE_LABEL)
+        return {
+            f"{m['metadata']['namespace']}/{m['metadata']['name']}": {
+                "labels": m["metadata"].get("labels") or {},
+                "annotations": m["metadata"].get("annotations") or {},
+                "spec": m["spec"],
+            }
             for m in reply.json()["items"]
         }
+
+    def _wanted(self, model: Model) -> dict[str, Any]:
+        """What ``_apply`` would make of ``model``, in ``_live``'s form: equal means no write."""
+        wire = to_wire(self._labelled(model), include_status=False)
+        meta = wire["metadata"]
+        return {
+            "labels": meta.get("labels") or {},
+            "annotations": meta.get("annotations") or {},
+            "spec": wire["spec"],
+        }
+
+    def _managed_elsewhere(self, live: dict[str, dict[str, Any]], models: Sequence[Model]) -> str:
+        """Which of ``models`` another of the platform's sources manages, said as a refusal."""
+        others = self.owners() - {self.spec.name}
+        owner = {key: found["labels"].get(SOURCE_LABEL) for key, found in live.items()}
         taken = [f"{m.key} is managed by git source {owner[m.key]!r}" for m in models
                  if owner.get(m.key) in others]  # fmt: skip
         return "; ".join(taken)
@@ -218,13 +235,10 @@ class GitSync:
         plan = plan_sync(commit, files, frozenset(self.status.managed), prune=False)
         if isinstance(plan, SyncRefused):
             return
-        drifted = []
-        for model in plan.apply:
-            meta = model.metadata
-            reply = await client.get(f"{API}/{meta.namespace}/models/{meta.name}")
-            live = reply.json().get("spec") if reply.status_code == 200 else None
-            if live != to_wire(model, include_status=False)["spec"]:
-                drifted.append(model)
+        live = await self._live(client)
+        drifted = [
+            m for m in plan.apply if live.get(m.key, {}).get("spec") != self._wanted(m)["spec"]
+        ]
         keys = [m.key for m in drifted]
         if keys == self.status.drift and not (keys and self.spec.self_heal):
             return  # nothing new to say
@@ -242,9 +256,14 @@ class GitSync:
         said = f"drift: {', '.join(keys)} changed by hand" if keys else "no drift"
         self._record("Applied", f"commit {commit[:12]} applied; {said}")
 
+    def _labelled(self, model: Model) -> Model:
+        labelled = model.model_copy(deep=True)
+        labelled.metadata.labels = {**model.metadata.labels, SOURCE_LABEL: self.spec.name}
+        return labelled
+
     async def _apply(self, client: httpx.AsyncClient, model: Model) -> None:
+        model = self._labelled(model)
         meta = model.metadata
-        meta.labels = {**meta.labels, SOURCE_LABEL: self.spec.name}
         body = to_wire(model, include_status=False)
         path = f"{API}/{meta.namespace}/models"
         reply = await client.put(f"{path}/{meta.name}", json=body)
