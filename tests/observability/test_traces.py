@@ -101,6 +101,8 @@ def test_one_trace_connects_client_gateway_and_runtime(
     assert runtime.attributes["http.route"] == "/v2/models/{model}/infer"
     assert runtime.attributes["modelplane.model.name"] == "traced"
     assert inference.attributes["modelplane.batch.size"] == 1
+    # The supervisor's readiness probes of the replica made no spans: only requests do.
+    assert not [s.name for s in collector.spans() if "/health" in s.name or "metrics" in s.name]
 
 
 def test_a_models_telemetry_settings_reach_its_replicas(

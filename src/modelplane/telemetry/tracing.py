@@ -215,14 +215,20 @@ def client_span(
         yield span
 
 
+# Probes and scrapes: machine-made, many times a minute per replica, and no one's request; a
+# span for each would bury the requests in a tracing backend.
+UNTRACED_PATHS = ("/v2/health/", "/metrics")
+
+
 class TracingMiddleware:
-    """ASGI middleware: a SERVER span for every HTTP request to ``app``."""
+    """ASGI middleware: a SERVER span for every HTTP request to ``app`` but probes and scrapes
+    (``UNTRACED_PATHS``)."""
 
     def __init__(self, app: ASGIApp, tracer: trace.Tracer) -> None:
         self.app, self.tracer = app, tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(UNTRACED_PATHS):
             await self.app(scope, receive, send)
             return
         status = 500  # unless the app answers
