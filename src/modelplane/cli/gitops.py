@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from modelplane.backends.local.git_promotion import promote as promote_to_git
-from modelplane.backends.local.git_source import GitError
+from modelplane.backends.local.git_source import GitError, absolute_if_local
 from modelplane.cli.client import DEFAULT_SERVER, ControlClient
 from modelplane.cli.errors import CliError
 from modelplane.cli.models import NamespaceOption, ServerOption
@@ -38,8 +37,7 @@ def add(
     server: ServerOption = DEFAULT_SERVER,
 ) -> None:
     """Add a git source to a running platform; it syncs at once and then every interval."""
-    if Path(url).exists():  # a local path: the platform may run elsewhere, so make it absolute
-        url = str(Path(url).resolve())
+    url = absolute_if_local(url)
     body = {"name": name, "url": url, "branch": branch, "path": path, "interval": interval,
             "prune": prune, "selfHeal": self_heal}  # fmt: skip
     ControlClient(server).gitops("POST", body=body)

@@ -24,6 +24,7 @@ from modelplane.api import load_model_file
 from modelplane.api.manifests import problems_from
 from modelplane.backends.local.api_server import ControlApi
 from modelplane.backends.local.controller import Controller
+from modelplane.backends.local.git_source import absolute_if_local
 from modelplane.backends.local.gitops import GitSourceSpec
 from modelplane.backends.local.gitops_sources import GitSources, gitops_routes
 from modelplane.backends.local.metric_source import GatewayMetricSource
@@ -122,12 +123,10 @@ def up(
     )
     source = None
     if git:
-        if Path(git).exists():  # a local path: git runs elsewhere, so make it absolute
-            git = str(Path(git).resolve())
         try:
             source = GitSourceSpec(
-                name="git", url=git, branch=git_branch, path=git_path, interval=git_interval,
-                prune=git_prune, self_heal=git_self_heal,
+                name="git", url=absolute_if_local(git), branch=git_branch, path=git_path,
+                interval=git_interval, prune=git_prune, self_heal=git_self_heal,
             )  # fmt: skip
         except ValidationError as exc:
             problems = "; ".join(map(str, problems_from(exc)))

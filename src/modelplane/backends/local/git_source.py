@@ -22,6 +22,12 @@ class GitError(ModelplaneError):
     """git could not fetch or read the source."""
 
 
+def absolute_if_local(url: str) -> str:
+    """A local path made absolute (git may run elsewhere, the platform in another directory);
+    a URL as it is."""
+    return str(Path(url).resolve()) if Path(url).exists() else url
+
+
 class GitMirror:
     def __init__(self, url: str, directory: Path) -> None:
         if not url or url.startswith("-"):

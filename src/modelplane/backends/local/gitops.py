@@ -159,18 +159,13 @@ class GitSync:
         files = await asyncio.to_thread(self.mirror.files, commit, spec.path)
         plan = plan_sync(commit, files, frozenset(status.managed), spec.prune)
         if isinstance(plan, SyncRefused):
-            status.last_attempted_commit = commit  # not tried again until the branch moves
-            self._record("Failed", plan.message)
-            log.warning("git source %s: %s", spec.name, plan.message)
-            for key in status.managed:  # what the refusal keeps at the last applied commit
-                self._event(key, "Warning", "GitCommitRefused", plan.message)
+            self._refuse(commit, plan.message)
             return
         try:
             live = await self._live(client)
             taken = self._managed_elsewhere(live, plan.apply)
             if taken:
-                status.last_attempted_commit = commit
-                self._record("Failed", f"commit {commit[:12]} refused: {taken}")
+                self._refuse(commit, f"commit {commit[:12]} not applied: {taken}")
                 return
             changed = [m for m in plan.apply if live.get(m.key) != self._wanted(m)]
             for model in changed:
@@ -192,6 +187,14 @@ class GitSync:
         pruned = f", {len(plan.prune)} pruned" if plan.prune else ""
         said = f"{len(changed)} of {len(plan.apply)} Models changed{pruned}"
         self._record("Applied", f"commit {commit[:12]}: {said}")
+
+    def _refuse(self, commit: str, message: str) -> None:
+        """Nothing of ``commit`` applied; not tried again until the branch moves."""
+        self.status.last_attempted_commit = commit
+        self._record("Failed", message)
+        log.warning("git source %s: %s", self.spec.name, message)
+        for key in self.status.managed:  # what the refusal keeps at the last applied commit
+            self._event(key, "Warning", "GitCommitRefused", message)
 
     async def _live(self, client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
         """Every Model on the platform, by key: its labels, annotations and spec."""
