@@ -21,6 +21,9 @@ them to exit codes. Library exceptions are wrapped at the boundary with ``raise 
     │   ├── AlreadyExistsError     create of a name that exists
     │   ├── ConflictError          stale resourceVersion: re-read and retry (retryable)
     │   └── GoneError              a watch asked for history that was compacted away
+    ├── AuthError                  a request's credentials do not allow it
+    │   ├── UnauthenticatedError   no credential, or one that is not valid (HTTP 401)
+    │   └── ForbiddenError         a valid credential without the role for this (HTTP 403)
     ├── MetricsUnavailableError    the rollout analysis cannot read its metrics (retryable)
     └── KubernetesError            the Kubernetes API refused a request
         └── CacheBehindError       the operator's cache is behind the cluster (retryable)
@@ -134,6 +137,18 @@ class ConflictError(ResourceError):
 
 class GoneError(ResourceError):
     """A watch asked to resume from a resourceVersion older than the retained history."""
+
+
+class AuthError(ModelplaneError):
+    """The request's credentials do not allow it."""
+
+
+class UnauthenticatedError(AuthError):
+    """No credential, or one that is malformed, unknown, revoked or expired."""
+
+
+class ForbiddenError(AuthError):
+    """A valid credential whose roles do not cover this action in this namespace."""
 
 
 class MetricsUnavailableError(ModelplaneError):

@@ -59,8 +59,13 @@ class Platform:
     def gateway(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
 
-    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, stdin: str | None = None, key: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """``modelplane ARGS`` against this platform; ``key``: the API key it sends."""
         env = {**os.environ, "MODELPLANE_SERVER": self.api, "MODELPLANE_GATEWAY": self.gateway}
+        if key is not None:
+            env["MODELPLANE_API_KEY"] = key
         return subprocess.run(
             modelplane(*args), capture_output=True, text=True, env=env, timeout=60, input=stdin
         )

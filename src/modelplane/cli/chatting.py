@@ -14,6 +14,7 @@ import httpx
 import orjson
 import typer
 
+from modelplane.cli.client import credentials
 from modelplane.cli.errors import CliError
 from modelplane.cli.inference import DEFAULT_GATEWAY, error_message
 
@@ -39,7 +40,7 @@ def chat(
     url = f"{gateway.rstrip('/')}/v1/chat/completions"
     interactive = message is None and sys.stdin.isatty()
     turns = [message] if message is not None else _lines(interactive)
-    with httpx.Client(timeout=httpx.Timeout(10, read=300)) as client:
+    with httpx.Client(timeout=httpx.Timeout(10, read=300), headers=credentials()) as client:
         for turn in turns:
             history.append({"role": "user", "content": turn})
             body = {"model": name, "messages": history, "stream": True, **options}

@@ -22,10 +22,17 @@ def default_server() -> str:
     return os.environ.get("MODELPLANE_SERVER", DEFAULT_SERVER)
 
 
+def credentials() -> dict[str, str]:
+    """The API key in ``MODELPLANE_API_KEY``, as the header the control API and the gateway
+    read; none when it is not set (a platform without ``--auth``)."""
+    key = os.environ.get("MODELPLANE_API_KEY", "").strip()
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 class ControlClient:
     def __init__(self, server: str) -> None:
         self.server = server.rstrip("/")
-        self._http = httpx.Client(base_url=self.server, timeout=30)
+        self._http = httpx.Client(base_url=self.server, timeout=30, headers=credentials())
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -107,9 +114,10 @@ class ControlClient:
             params["revision"] = revision
         return self._call("GET", self._path(namespace, name, "logs"), params=params).text
 
-    def gitops(self, method: str, path: str = "", body: dict[str, Any] | None = None) -> Any:
-        """The git sources' endpoints (``/gitops...``); the decoded reply, or None."""
-        reply = self._call(method, f"/gitops{path}", json=body)
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One of the platform's other endpoints (``/gitops``, ``/auth/keys``...): the decoded
+        reply, or None."""
+        reply = self._call(method, path, json=body)
         return reply.json() if reply.content else None
 
     def watch(self, namespace: str | None, selector: str | None) -> Iterator[dict[str, Any]]:

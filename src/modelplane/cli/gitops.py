@@ -40,7 +40,7 @@ def add(
     url = absolute_if_local(url)
     body = {"name": name, "url": url, "branch": branch, "path": path, "interval": interval,
             "prune": prune, "selfHeal": self_heal}  # fmt: skip
-    ControlClient(server).gitops("POST", body=body)
+    ControlClient(server).call("POST", "/gitops", body)
     typer.echo(f"git source {name} added: {url} branch {branch} path {path}")
 
 
@@ -49,7 +49,7 @@ def remove(
     server: ServerOption = DEFAULT_SERVER,
 ) -> None:
     """Stop and forget a git source; the Models it applied keep serving, as ordinary Models."""
-    ControlClient(server).gitops("DELETE", f"/{name}")
+    ControlClient(server).call("DELETE", f"/gitops/{name}")
     typer.echo(f"git source {name} removed")
 
 
@@ -58,13 +58,15 @@ def sync(
     server: ServerOption = DEFAULT_SERVER,
 ) -> None:
     """Sync now rather than at the next interval (what a push webhook does)."""
-    reply = ControlClient(server).gitops("POST", f"/{name}/sync" if name else "/webhook")
+    reply = ControlClient(server).call(
+        "POST", f"/gitops/{name}/sync" if name else "/gitops/webhook"
+    )
     typer.echo(f"syncing {', '.join(reply['syncing']) or 'nothing (no git sources)'}")
 
 
 def status(server: ServerOption = DEFAULT_SERVER) -> None:
     """Each source: last applied and attempted commit, result and message, Models managed."""
-    items = ControlClient(server).gitops("GET")["items"]
+    items = ControlClient(server).call("GET", "/gitops")["items"]
     if not items:
         typer.echo("no git sources (modelplane gitops add NAME URL, or up --git URL)")
     for item in items:

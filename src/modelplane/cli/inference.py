@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
+from modelplane.cli.client import credentials
 from modelplane.cli.errors import EXIT_USAGE, CliError
 
 DEFAULT_GATEWAY = "http://127.0.0.1:8080"
@@ -31,7 +32,7 @@ def infer(
     except json.JSONDecodeError as exc:
         raise CliError(f"--data is not JSON: {exc}", exit_code=EXIT_USAGE) from exc
     base = f"{gateway.rstrip('/')}/v2/models/{name}"
-    with httpx.Client(timeout=120) as client:
+    with httpx.Client(timeout=120, headers=credentials()) as client:
         if not (isinstance(payload, dict) and "inputs" in payload):
             payload = _request_for(client, base, payload)
         reply = _call(client, "POST", base + "/infer", json=payload)

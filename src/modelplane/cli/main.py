@@ -10,6 +10,7 @@ import typer
 
 from modelplane import __version__
 from modelplane.cli import (
+    auth,
     chatting,
     gateway,
     gitops,
@@ -62,6 +63,7 @@ def build_app() -> typer.Typer:
     app.command()(top.top)
     app.add_typer(rollouts.build(), name="rollout")
     app.add_typer(gitops.build(), name="gitops")
+    app.add_typer(auth.build(), name="auth")
     app.command()(gitops.promote)
     app.command()(serving.serve)
     app.command()(resources.validate)

@@ -12,7 +12,7 @@ import typer
 
 from modelplane.api import Model, dump_json, dump_yaml, load_model_file, load_models
 from modelplane.backends.local.gitops import SOURCE_LABEL
-from modelplane.cli.client import DEFAULT_SERVER, ControlClient
+from modelplane.cli.client import DEFAULT_SERVER, ControlClient, credentials
 from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.output import age, models_table, replicas, table
 from modelplane.control.conditions import READY, condition
@@ -131,7 +131,7 @@ def describe(
 def _git_source(server: str, name: str) -> str:
     """The git source that manages a Model, as ``gitops status`` shows it, in brief."""
     try:
-        reply = httpx.get(f"{server.rstrip('/')}/gitops", timeout=10)
+        reply = httpx.get(f"{server.rstrip('/')}/gitops", timeout=10, headers=credentials())
         reply.raise_for_status()
         found = [s for s in reply.json()["items"] if s["name"] == name]
     except (httpx.HTTPError, ValueError, KeyError):

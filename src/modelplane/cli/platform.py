@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import secrets
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,14 +21,18 @@ import typer
 import uvicorn
 import uvloop
 from pydantic import ValidationError
+from starlette.types import ASGIApp
 
 from modelplane.api import load_model_file
 from modelplane.api.manifests import problems_from
+from modelplane.backends.local.access import AccessControl
 from modelplane.backends.local.api_server import ControlApi
 from modelplane.backends.local.controller import Controller
 from modelplane.backends.local.git_source import absolute_if_local
 from modelplane.backends.local.gitops import GitSourceSpec
 from modelplane.backends.local.gitops_sources import GitSources, gitops_routes
+from modelplane.backends.local.key_api import key_routes
+from modelplane.backends.local.key_store import SqliteKeyStore, first_admin_key
 from modelplane.backends.local.metric_source import GatewayMetricSource
 from modelplane.backends.local.prometheus_beside import Scraping
 from modelplane.backends.local.scrape_targets import TargetsFile, targets
@@ -42,6 +48,7 @@ from modelplane.errors import AlreadyExistsError
 from modelplane.gateway.balancing import Balancing
 from modelplane.gateway.proxy import Gateway, GatewayOptions
 from modelplane.gateway.routing import RoutingTable
+from modelplane.security.authn import Authenticator
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -59,6 +66,19 @@ def up(
     host: Annotated[
         str, typer.Option(help="Address for the control API and gateway.")
     ] = "127.0.0.1",
+    auth: Annotated[
+        bool,
+        typer.Option(
+            help="Require an API key on the control API and the gateway (the first start "
+            "writes an admin key to STATE_DIR/admin.key)."
+        ),
+    ] = False,
+    allow_unauthenticated: Annotated[
+        bool,
+        typer.Option(
+            help="Serve a non-loopback --host without --auth: anyone who can reach it may deploy."
+        ),
+    ] = False,
     port: Annotated[int, typer.Option(help="Control API port.")] = 8090,
     gateway_port: Annotated[int, typer.Option(help="Gateway port.")] = 8080,
     state_dir: Annotated[Path, typer.Option(help="Where state and replica logs live.")] = Path(
@@ -113,6 +133,12 @@ def up(
     ] = None,
 ) -> None:
     """Start the embedded platform: control API, gateway and model replicas on this machine."""
+    if not auth and not allow_unauthenticated and not _loopback(host):
+        raise CliError(
+            f"--host {host} without --auth would let anyone who reaches it deploy models",
+            hint="add --auth (API keys), or --allow-unauthenticated if that is really wanted",
+            exit_code=EXIT_USAGE,
+        )
     state_dir.mkdir(parents=True, exist_ok=True)
     if with_prometheus and prometheus:
         raise CliError("--with-prometheus and --prometheus URL: choose one", exit_code=EXIT_USAGE)
@@ -149,8 +175,18 @@ def up(
                 prometheus,
                 scraping,
                 source,
+                auth,
             )
         )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def _up(
@@ -165,11 +201,17 @@ async def _up(
     prometheus: str | None,
     scraping: Scraping,
     source: GitSourceSpec | None,
+    auth: bool,
 ) -> None:
     store = SqliteStore(state_dir / "state.db")
+    keys = SqliteKeyStore(state_dir / "state.db") if auth else None
+    admin_key = state_dir / "admin.key"
+    made_admin_key = keys is not None and first_admin_key(keys, admin_key)
+    system_token = secrets.token_urlsafe(32)
+    authenticator = Authenticator(keys, system_token)
     table = RoutingTable()
     gateway_url = f"http://{host}:{gateway_port}"
-    gateway = Gateway(table, GatewayMetrics(), options)
+    gateway = Gateway(table, GatewayMetrics(), options, authenticator=authenticator)
     supervisor = Supervisor(state_dir, base_dir=Path.cwd(), log_format=log_format)
     beside = await scraping.start(state_dir, f"{host}:{gateway_port}")
     if beside is not None:
@@ -183,13 +225,19 @@ async def _up(
     store.on_change(controller.wake)
     api = ControlApi(store, state_dir / "logs")
     api_url = f"http://{host}:{port}"
-    sources = GitSources(state_dir, api_url, store.record_event)
+    sources = GitSources(
+        state_dir, api_url, store.record_event, {"Authorization": f"Bearer {system_token}"}
+    )
+    routes = gitops_routes(sources) + (key_routes(keys) if keys is not None else [])
+    control: ASGIApp = api.app(routes)
+    if keys is not None:
+        control = AccessControl(control, authenticator)
     if source is not None:
         sources.add(source, replace=True)
     servers = [
         _Server(
             uvicorn.Config(
-                api.app(gitops_routes(sources)), host=host, port=port, log_level=log_level,
+                control, host=host, port=port, log_level=log_level,
                 access_log=False,
                 log_config=None,
             )
@@ -235,6 +283,12 @@ async def _up(
         )
         if beside is not None:
             print(f"  prometheus   {beside.url}", flush=True)
+        if keys is None:
+            print("  auth         off: anyone who reaches these ports may deploy", flush=True)
+        else:
+            made = " (made now)" if made_admin_key else ""
+            print(f"  auth         API keys; the first admin key is in {admin_key}{made}",
+                  flush=True)  # fmt: skip
         print(f"  state        {state_dir}\nPress Ctrl-C to stop.", flush=True)
         await asyncio.wait(
             [loop.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED
@@ -251,6 +305,8 @@ async def _up(
     if beside is not None:
         await beside.stop()
     store.close()
+    if keys is not None:
+        keys.close()
     failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception()]
     if not all(s.started for s in servers) or failed:
         raise typer.Exit(1)

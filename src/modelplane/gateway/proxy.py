@@ -25,6 +25,7 @@ from opentelemetry import propagate, trace
 from starlette.types import Message, Receive, Scope, Send
 
 from modelplane import __version__
+from modelplane.errors import AuthError, ForbiddenError, UnauthenticatedError
 from modelplane.gateway import paths, routing
 from modelplane.gateway.balancing import (
     Balancing,
@@ -39,6 +40,8 @@ from modelplane.gateway.routing import Endpoint, RevisionRoute, RoutingTable, Sh
 from modelplane.gateway.shadowing import disagreement
 from modelplane.gateway.stats import Reading, RevisionStats
 from modelplane.gateway.upstream import UpstreamError, UpstreamPool
+from modelplane.security.authn import Authenticator, require
+from modelplane.security.roles import ANYONE, Action, Principal
 from modelplane.telemetry import names, tracing
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
 
@@ -101,8 +104,10 @@ class Gateway:
         on_demand: Callable[[str], None] = lambda key: None,
         rng: random.Random | None = None,
         tracer: trace.Tracer | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.table, self.metrics = table, metrics
+        self.authenticator = authenticator or Authenticator(None)  # None: auth off
         self._tracer = tracer or tracing.tracer()  # None: tracing off, no span work at all
         self.options = options or GatewayOptions()
         self.on_demand = on_demand
@@ -171,15 +176,28 @@ class Gateway:
                 for revision in route.revisions:
                     self._revision_stats(route.key, revision.name)
             await _reply(send, 200, self.metrics.exposition(), b"text/plain; version=0.0.4")
-        elif path == "/v1/models" or path.startswith("/v1/models/"):
-            await self._openai_models(path, send)
+        else:
+            await self._served(path, scope, receive, send)
+
+    async def _served(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """Model requests, each from a caller who may read its model's namespace."""
+        openai = path.startswith("/v1/")
+        principal = ANYONE
+        if self.authenticator.enabled:
+            try:
+                principal = self.authenticator.principal(_header(scope, b"authorization"))
+            except AuthError as exc:
+                await _refuse(send, exc, openai)
+                return
+        if path == "/v1/models" or path.startswith("/v1/models/"):
+            await self._openai_models(path, send, principal)
         elif path in paths.OPENAI_PATHS and scope["method"] == "POST":
-            await self._openai_request(path, scope, receive, send)
+            await self._openai_request(path, scope, receive, send, principal)
         else:
             target = paths.parse(path)
             if target is None:
                 await _reply(send, 404, _error(f"no route for {path}"))
-            else:
+            elif await _allowed(send, principal, target.key, openai=False):
                 await self._traced(target, scope, receive, send)
 
     async def _traced(
@@ -207,8 +225,9 @@ class Gateway:
 
     # -- the OpenAI API --------------------------------------------------------------------------
 
-    async def _openai_models(self, path: str, send: Send) -> None:
-        """Every model this gateway routes, named as clients address them."""
+    async def _openai_models(self, path: str, send: Send, principal: Principal) -> None:
+        """Every OpenAI model this gateway routes that the caller may use, named as clients
+        address them."""
         models = {
             _openai_id(route.key): {
                 "id": _openai_id(route.key),
@@ -217,7 +236,7 @@ class Gateway:
                 "owned_by": route.key.split("/", 1)[0],
             }
             for route in self.table.routes()
-            if route.openai
+            if route.openai and principal.may(Action.READ, route.key.split("/", 1)[0])
         }
         if path == "/v1/models":
             listing = {"object": "list", "data": [models[k] for k in sorted(models)]}
@@ -231,7 +250,9 @@ class Gateway:
         else:
             await _reply(send, 200, orjson.dumps(found))
 
-    async def _openai_request(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _openai_request(
+        self, path: str, scope: Scope, receive: Receive, send: Send, principal: Principal
+    ) -> None:
         """Find the model in the body; stream the answer if the client asked for a stream."""
         try:
             body = await _read_body(receive, self.options.max_request_bytes)
@@ -249,6 +270,8 @@ class Gateway:
             await _reply(send, 400, _openai_error(message, 400, "model"))
             return
         target = paths.openai(path, model, prompt_prefix(path, document))
+        if not await _allowed(send, principal, target.key, openai=True):
+            return
         route = self.table.lookup(target.key)
         if route is not None and not route.openai:
             message = (
@@ -687,7 +710,34 @@ def _error(message: str) -> bytes:
     return orjson.dumps({"error": message})
 
 
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _refuse(send: Send, error: AuthError, openai: bool) -> None:
+    """401 (with the challenge) or 403, in the shape the client's protocol expects."""
+    status = 401 if isinstance(error, UnauthenticatedError) else 403
+    body = _openai_error(str(error), status) if openai else _error(str(error))
+    challenge = {"www-authenticate": 'Bearer realm="modelplane"'} if status == 401 else None
+    await _reply(send, status, body, headers=challenge)
+
+
+async def _allowed(send: Send, principal: Principal, key: str, *, openai: bool) -> bool:
+    """Whether ``principal`` may send requests to the model ``key``; if not, say so."""
+    try:
+        require(principal, Action.READ, key.split("/", 1)[0])
+    except ForbiddenError as exc:
+        await _refuse(send, exc, openai)
+        return False
+    return True
+
+
 _OPENAI_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
     400: "invalid_request_error",
     404: "invalid_request_error",
     413: "invalid_request_error",

@@ -39,6 +39,7 @@ from modelplane.errors import (
     ResourceError,
     SpecError,
 )
+from modelplane.security.roles import ANYONE, Action, Principal
 
 PREFIX = "/apis/modelplane.io/v1alpha1"
 MERGE_PATCH = "application/merge-patch+json"
@@ -80,6 +81,17 @@ def error_response(error: Exception) -> Response:
         if isinstance(error, kind):
             return status_response(code, reason, str(error))
     raise error
+
+
+def principal_of(request: Request) -> Principal:
+    """Who sent the request, as access control found it (everyone, with auth off)."""
+    found: Principal = request.scope.get("state", {}).get("principal", ANYONE)
+    return found
+
+
+def _readable(request: Request) -> Callable[[Model], bool]:
+    principal = principal_of(request)
+    return lambda model: principal.may(Action.READ, model.metadata.namespace)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -154,7 +166,8 @@ class ControlApi:
             if request.query_params.get("watch") in ("true", "1"):
                 return self._watch(request, namespace, selector)
             models, version = self.store.list_models(namespace)
-            items = [to_wire(m) for m in models if matches(m, selector)]
+            readable = _readable(request)
+            items = [to_wire(m) for m in models if matches(m, selector) and readable(m)]
             body = {
                 "apiVersion": API_VERSION,
                 "kind": "ModelList",
@@ -175,9 +188,11 @@ class ControlApi:
         if since is not None:
             self.store.changes_since(int(since))  # raises GoneError before the stream starts
 
+        readable = _readable(request)
+
         def wanted(model: Model) -> bool:
             ns_ok = namespace is None or model.metadata.namespace == namespace
-            return ns_ok and matches(model, selector)
+            return ns_ok and matches(model, selector) and readable(model)
 
         stream = self._events(since, wanted, timeout, request.is_disconnected)
         return StreamingResponse(stream, media_type="application/json")

@@ -118,11 +118,12 @@ class GitSync:
         api_url: str,
         record: EventSink = _no_events,
         owners: Callable[[], set[str]] = set,
+        headers: dict[str, str] | None = None,
     ) -> None:
         """``owners``: the names of the platform's sources now, whose Models this one leaves
-        alone."""
+        alone; ``headers``: of every call to the control API (its credential)."""
         self.spec, self.api_url, self.record = spec, api_url.rstrip("/"), record
-        self.owners = owners
+        self.owners, self.headers = owners, headers or {}
         home = state_dir / "gitops"
         self.mirror = GitMirror(spec.url, home / f"{spec.name}.git")
         self._status_file = home / f"{spec.name}.json"
@@ -134,7 +135,9 @@ class GitSync:
         self._wake.set()
 
     async def run(self) -> None:
-        async with httpx.AsyncClient(base_url=self.api_url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=self.api_url, timeout=30, headers=self.headers
+        ) as client:
             while True:
                 try:
                     await self.sync(client)

@@ -37,8 +37,15 @@ def parse_source(document: object) -> GitSourceSpec:
 
 
 class GitSources:
-    def __init__(self, state_dir: Path, api_url: str, record: EventSink) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        api_url: str,
+        record: EventSink,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.state_dir, self.api_url, self.record = state_dir, api_url, record
+        self.headers = headers or {}
         self._file = state_dir / "gitops" / "sources.json"
         self.syncs: dict[str, GitSync] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -47,7 +54,10 @@ class GitSources:
             self.syncs[spec.name] = self._sync(spec)
 
     def _sync(self, spec: GitSourceSpec) -> GitSync:
-        return GitSync(spec, self.state_dir, self.api_url, self.record, owners=self.names)
+        return GitSync(
+            spec, self.state_dir, self.api_url, self.record, owners=self.names,
+            headers=self.headers,
+        )  # fmt: skip
 
     def names(self) -> set[str]:
         return set(self.syncs)

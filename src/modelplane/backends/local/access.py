@@ -1,0 +1,75 @@
+"""Who may call which endpoint of the embedded control API.
+
+Every request but ``/healthz`` is authenticated (``Authorization: Bearer <API key>``) and checked
+against the role its path and method need: reading a namespace's Models, their status, events,
+revisions and logs needs ``viewer`` there; writing them ``deployer``; writing status, git sources
+and API keys ``admin`` on every namespace. Listing or watching Models across namespaces shows only
+the namespaces the caller may read. A refusal is a Kubernetes-style Status: 401 with
+``WWW-Authenticate: Bearer`` for a missing or bad credential, 403 naming the role needed.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from modelplane.backends.local.api_server import PREFIX, status_response
+from modelplane.errors import AuthError, UnauthenticatedError
+from modelplane.security.authn import Authenticator, require
+from modelplane.security.roles import ALL_NAMESPACES, Action
+
+OPEN_PATHS = frozenset({"/healthz"})
+READING = frozenset({"GET", "HEAD"})
+
+
+def needed(method: str, path: str) -> tuple[Action, str | None]:
+    """The action a request is and the namespace it needs it in; None: decided by the handler
+    (lists across namespaces, filtered to what the caller may read)."""
+    reading = method in READING
+    namespaced = f"{PREFIX}/namespaces/"
+    if path.startswith(namespaced):
+        namespace = path[len(namespaced) :].split("/", 1)[0]
+        if reading:
+            return Action.READ, namespace
+        return (Action.ADMINISTER if path.endswith("/status") else Action.WRITE), namespace
+    if path == f"{PREFIX}/models" and reading:
+        return Action.READ, None
+    if path.startswith("/gitops"):
+        if reading:
+            return Action.READ, ALL_NAMESPACES
+        syncing = path == "/gitops/webhook" or path.endswith("/sync")
+        return (Action.WRITE if syncing else Action.ADMINISTER), ALL_NAMESPACES
+    return Action.ADMINISTER, ALL_NAMESPACES  # keys, and anything not named above
+
+
+class AccessControl:
+    """ASGI middleware: authenticate, authorise by ``needed``, and leave the principal in
+    ``scope["state"]["principal"]`` for handlers that filter by it."""
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+        self.app, self.authenticator = app, authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        try:
+            principal = self.authenticator.principal(request.headers.get("authorization"))
+            action, namespace = needed(scope["method"], scope["path"])
+            if namespace is not None:
+                require(principal, action, namespace)
+        except AuthError as exc:
+            await refusal(exc)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+def refusal(error: AuthError) -> Response:
+    if isinstance(error, UnauthenticatedError):
+        reply = status_response(401, "Unauthorized", str(error))
+        reply.headers["WWW-Authenticate"] = 'Bearer realm="modelplane"'
+        return reply
+    return status_response(403, "Forbidden", str(error))

@@ -1,0 +1,64 @@
+"""``modelplane auth keys``: the API keys of a platform started with ``--auth``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from modelplane.cli.client import DEFAULT_SERVER, ControlClient
+from modelplane.cli.errors import EXIT_USAGE, CliError
+from modelplane.cli.models import ServerOption
+
+
+def build() -> typer.Typer:
+    auth = typer.Typer(help="Authentication: API keys and the roles they carry.")
+    keys = typer.Typer(help="API keys (needs an admin key in MODELPLANE_API_KEY).")
+    keys.command("create")(create)
+    keys.command("list")(list_keys)
+    keys.command("revoke")(revoke)
+    auth.add_typer(keys, name="keys")
+    return auth
+
+
+def create(
+    name: Annotated[str, typer.Argument(help="Who the key is for (a team, a service).")],
+    grant: Annotated[
+        list[str],
+        typer.Option(
+            "--grant",
+            help="NAMESPACE=ROLE (viewer, deployer or admin; * for every namespace); repeatable.",
+        ),
+    ],
+    server: ServerOption = DEFAULT_SERVER,
+) -> None:
+    """Create a key; it is printed once and cannot be shown again."""
+    grants = {}
+    for item in grant:
+        namespace, sep, role = item.partition("=")
+        if not sep or not namespace or not role:
+            raise CliError(f"--grant {item!r}: expected NAMESPACE=ROLE", exit_code=EXIT_USAGE)
+        grants[namespace] = role
+    made = ControlClient(server).call("POST", "/auth/keys", {"name": name, "grants": grants})
+    typer.echo(made["key"])
+    said = ", ".join(f"{role} in {ns}" for ns, role in made["grants"].items())
+    typer.echo(f"key {made['id']} for {name}: {said} (shown once: keep it now)", err=True)
+
+
+def list_keys(server: ServerOption = DEFAULT_SERVER) -> None:
+    """Every key: id, name, grants, and whether it is revoked (never the key itself)."""
+    items = ControlClient(server).call("GET", "/auth/keys")["items"]
+    typer.echo(f"{'ID':<14}{'NAME':<20}{'CREATED':<27}{'REVOKED':<27}GRANTS")
+    for item in items:
+        grants = ", ".join(f"{ns}={role}" for ns, role in item["grants"].items())
+        typer.echo(f"{item['id']:<14}{item['name']:<20}{item['created']:<27}"
+                   f"{item['revoked'] or '-':<27}{grants}")  # fmt: skip
+
+
+def revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (the part after mpk_).")],
+    server: ServerOption = DEFAULT_SERVER,
+) -> None:
+    """Revoke a key: every request with it is refused from now on."""
+    done = ControlClient(server).call("DELETE", f"/auth/keys/{key_id}")
+    typer.echo(f"key {done['id']} ({done['name']}) revoked at {done['revoked']}")
