@@ -19,6 +19,7 @@ from modelplane.cli import (
     models,
     operator,
     platform,
+    quotas,
     resources,
     rollouts,
     serving,
@@ -64,6 +65,7 @@ def build_app() -> typer.Typer:
     app.add_typer(rollouts.build(), name="rollout")
     app.add_typer(gitops.build(), name="gitops")
     app.add_typer(auth.build(), name="auth")
+    app.add_typer(quotas.build(), name="quota")
     app.command()(gitops.promote)
     app.command()(serving.serve)
     app.command()(resources.validate)

@@ -35,6 +35,7 @@ from modelplane.backends.local.key_api import key_routes
 from modelplane.backends.local.key_store import SqliteKeyStore, first_admin_key
 from modelplane.backends.local.metric_source import GatewayMetricSource
 from modelplane.backends.local.prometheus_beside import Scraping
+from modelplane.backends.local.quota_api import SqliteQuotaStore, quota_routes
 from modelplane.backends.local.scrape_targets import TargetsFile, targets
 from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
@@ -49,6 +50,8 @@ from modelplane.gateway.balancing import Balancing
 from modelplane.gateway.proxy import Gateway, GatewayOptions
 from modelplane.gateway.routing import RoutingTable
 from modelplane.security.authn import Authenticator
+from modelplane.security.roles import Role
+from modelplane.security.tokens import OidcSettings, TokenVerifier
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,29 @@ def up(
             help="Serve a non-loopback --host without --auth: anyone who can reach it may deploy."
         ),
     ] = False,
+    oidc_issuer: Annotated[
+        str | None, typer.Option(help="With --auth, also accept JWTs from this OIDC issuer.")
+    ] = None,
+    oidc_audience: Annotated[
+        str, typer.Option(help="The audience (aud) those tokens must name.")
+    ] = "modelplane",
+    oidc_jwks: Annotated[
+        str | None, typer.Option(help="The issuer's signing keys: a JWKS file or URL.")
+    ] = None,
+    oidc_algorithm: Annotated[
+        list[str] | None,
+        typer.Option(help="An allowed signing algorithm (asymmetric only); repeatable."),
+    ] = None,
+    oidc_groups_claim: Annotated[
+        str, typer.Option(help="The claim that lists the subject's groups.")
+    ] = "groups",
+    oidc_group: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="GROUP=NAMESPACE:ROLE: members of GROUP get ROLE there (* for every "
+            "namespace); repeatable."
+        ),
+    ] = None,
     port: Annotated[int, typer.Option(help="Control API port.")] = 8090,
     gateway_port: Annotated[int, typer.Option(help="Gateway port.")] = 8080,
     state_dir: Annotated[Path, typer.Option(help="Where state and replica logs live.")] = Path(
@@ -139,6 +165,10 @@ def up(
             hint="add --auth (API keys), or --allow-unauthenticated if that is really wanted",
             exit_code=EXIT_USAGE,
         )
+    oidc = _oidc(oidc_issuer, oidc_audience, oidc_jwks, oidc_algorithm, oidc_groups_claim,
+                 oidc_group) if oidc_issuer or oidc_jwks else None  # fmt: skip
+    if oidc is not None and not auth:
+        raise CliError("--oidc-* options need --auth", exit_code=EXIT_USAGE)
     state_dir.mkdir(parents=True, exist_ok=True)
     if with_prometheus and prometheus:
         raise CliError("--with-prometheus and --prometheus URL: choose one", exit_code=EXIT_USAGE)
@@ -176,8 +206,35 @@ def up(
                 scraping,
                 source,
                 auth,
+                oidc,
             )
         )
+
+
+def _oidc(
+    issuer: str | None,
+    audience: str,
+    jwks: str | None,
+    algorithms: list[str] | None,
+    groups_claim: str,
+    groups: list[str] | None,
+) -> TokenVerifier:
+    if not issuer or not jwks:
+        raise CliError("--oidc-issuer and --oidc-jwks go together", exit_code=EXIT_USAGE)
+    grants: dict[str, dict[str, Role]] = {}
+    try:
+        for item in groups or []:
+            group, sep, where = item.partition("=")
+            namespace, colon, role = where.partition(":")
+            if not (sep and colon and group and namespace):
+                raise ValueError(f"--oidc-group {item!r}: expected GROUP=NAMESPACE:ROLE")
+            grants.setdefault(group, {})[namespace] = Role.named(role)
+        settings = OidcSettings(
+            issuer, audience, jwks, tuple(algorithms or ("RS256", "ES256")), groups_claim, grants
+        )
+        return TokenVerifier(settings)
+    except (ValueError, OSError) as exc:
+        raise CliError(f"OIDC settings: {exc}", exit_code=EXIT_USAGE) from exc
 
 
 def _loopback(host: str) -> bool:
@@ -202,13 +259,14 @@ async def _up(
     scraping: Scraping,
     source: GitSourceSpec | None,
     auth: bool,
+    oidc: TokenVerifier | None,
 ) -> None:
     store = SqliteStore(state_dir / "state.db")
     keys = SqliteKeyStore(state_dir / "state.db") if auth else None
     admin_key = state_dir / "admin.key"
     made_admin_key = keys is not None and first_admin_key(keys, admin_key)
     system_token = secrets.token_urlsafe(32)
-    authenticator = Authenticator(keys, system_token)
+    authenticator = Authenticator(keys, system_token, oidc)
     table = RoutingTable()
     gateway_url = f"http://{host}:{gateway_port}"
     gateway = Gateway(table, GatewayMetrics(), options, authenticator=authenticator)
@@ -228,7 +286,12 @@ async def _up(
     sources = GitSources(
         state_dir, api_url, store.record_event, {"Authorization": f"Bearer {system_token}"}
     )
-    routes = gitops_routes(sources) + (key_routes(keys) if keys is not None else [])
+    quotas = SqliteQuotaStore(state_dir / "state.db")
+    routes = [
+        *gitops_routes(sources),
+        *quota_routes(quotas, gateway.quotas),
+        *(key_routes(keys) if keys is not None else []),
+    ]
     control: ASGIApp = api.app(routes)
     if keys is not None:
         control = AccessControl(control, authenticator)
@@ -305,6 +368,7 @@ async def _up(
     if beside is not None:
         await beside.stop()
     store.close()
+    quotas.close()
     if keys is not None:
         keys.close()
     failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception()]

@@ -36,6 +36,7 @@ from modelplane.gateway.balancing import (
 )
 from modelplane.gateway.load import LoadReport, ModelLoad
 from modelplane.gateway.prefix import prompt_prefix
+from modelplane.gateway.quotas import Quotas
 from modelplane.gateway.routing import Endpoint, RevisionRoute, RoutingTable, Shadow
 from modelplane.gateway.shadowing import disagreement
 from modelplane.gateway.stats import Reading, RevisionStats
@@ -108,6 +109,7 @@ class Gateway:
     ) -> None:
         self.table, self.metrics = table, metrics
         self.authenticator = authenticator or Authenticator(None)  # None: auth off
+        self.quotas = Quotas()
         self._tracer = tracer or tracing.tracer()  # None: tracing off, no span work at all
         self.options = options or GatewayOptions()
         self.on_demand = on_demand
@@ -198,7 +200,29 @@ class Gateway:
             if target is None:
                 await _reply(send, 404, _error(f"no route for {path}"))
             elif await _allowed(send, principal, target.key, openai=False):
-                await self._traced(target, scope, receive, send)
+                await self._within_quota(target, scope, receive, send)
+
+    async def _within_quota(
+        self,
+        target: paths.ModelPath,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        body: bytes | None = None,
+        streaming: bool = False,
+    ) -> None:
+        """Serve the request if its namespace is within its quota; else 429 with Retry-After."""
+        namespace = target.key.split("/", 1)[0]
+        over = self.quotas.admit(namespace)
+        if over is not None:
+            openai = target.action == paths.OPENAI
+            content = _openai_error(over.message, 429) if openai else _error(over.message)
+            await _reply(send, 429, content, headers={"retry-after": str(over.retry_after)})
+            return
+        try:
+            await self._traced(target, scope, receive, send, body, streaming)
+        finally:
+            self.quotas.release(namespace)
 
     async def _traced(
         self,
@@ -281,7 +305,7 @@ class Gateway:
             await _reply(send, 400, _openai_error(message, 400, "model"))
             return
         streaming = document.get("stream") is True
-        await self._traced(target, scope, receive, send, body, streaming)
+        await self._within_quota(target, scope, receive, send, body, streaming)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -738,6 +762,7 @@ async def _allowed(send: Send, principal: Principal, key: str, *, openai: bool) 
 _OPENAI_TYPES = {
     401: "authentication_error",
     403: "permission_error",
+    429: "rate_limit_exceeded",
     400: "invalid_request_error",
     404: "invalid_request_error",
     413: "invalid_request_error",

@@ -10,6 +10,7 @@ from typing import Protocol
 from modelplane.errors import ForbiddenError, UnauthenticatedError
 from modelplane.security import keys
 from modelplane.security.roles import ALL_NAMESPACES, ANYONE, Action, Principal, Role
+from modelplane.security.tokens import TokenVerifier
 
 SCHEME = "Bearer"
 SYSTEM = Principal("modelplane", {ALL_NAMESPACES: Role.ADMIN})
@@ -29,32 +30,42 @@ class KeyStore(Protocol):
 
 
 class Authenticator:
-    def __init__(self, store: KeyStore | None, system_token: str | None = None) -> None:
-        """``system_token``: a secret of this process for its own calls to its API (the git
+    def __init__(
+        self,
+        store: KeyStore | None,
+        system_token: str | None = None,
+        tokens: TokenVerifier | None = None,
+    ) -> None:
+        """``store``: API keys; ``tokens``: OIDC/JWT bearer tokens (with neither, auth is off);
+        ``system_token``: a secret of this process for its own calls to its API (the git
         sources'), valid only while it runs and never stored."""
-        self.store, self.system_token = store, system_token
+        self.store, self.system_token, self.tokens = store, system_token, tokens
 
     @property
     def enabled(self) -> bool:
-        return self.store is not None
+        return self.store is not None or self.tokens is not None
 
     def principal(self, authorization: str | None) -> Principal:
         """Who sent the request, or UnauthenticatedError saying what is wrong with it."""
-        if self.store is None:
+        if not self.enabled:
             return ANYONE
+        what = "API key or token" if self.tokens is not None else "API key"
         if not authorization:
             raise UnauthenticatedError(
-                "this platform requires a credential: Authorization: Bearer <API key>"
+                f"this platform requires a credential: Authorization: {SCHEME} <{what}>"
             )
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != SCHEME.lower() or not token.strip():
-            raise UnauthenticatedError(f"the Authorization header must be '{SCHEME} <API key>'")
+            raise UnauthenticatedError(f"the Authorization header must be '{SCHEME} <{what}>'")
         token = token.strip()
         if self.system_token is not None and hmac.compare_digest(token, self.system_token):
             return SYSTEM
+        if self.tokens is not None and token.count(".") == 2:
+            return self.tokens.principal(token)
         parsed = keys.parse(token)
-        if parsed is None:
-            raise UnauthenticatedError("the credential is not a modelplane API key")
+        if parsed is None or self.store is None:
+            kinds = "a modelplane API key" + (" or a JWT" if self.tokens is not None else "")
+            raise UnauthenticatedError(f"the credential is not {kinds}")
         key_id, secret = parsed
         stored = self.store.api_key(key_id)
         # One message for an unknown key and a wrong secret: no hint of which ids exist.

@@ -2,10 +2,11 @@
 
 Every request but ``/healthz`` is authenticated (``Authorization: Bearer <API key>``) and checked
 against the role its path and method need: reading a namespace's Models, their status, events,
-revisions and logs needs ``viewer`` there; writing them ``deployer``; writing status, git sources
-and API keys ``admin`` on every namespace. Listing or watching Models across namespaces shows only
-the namespaces the caller may read. A refusal is a Kubernetes-style Status: 401 with
-``WWW-Authenticate: Bearer`` for a missing or bad credential, 403 naming the role needed.
+revisions, logs and quota needs ``viewer`` there; writing them ``deployer``; writing status, git
+sources, quotas and API keys ``admin`` on every namespace. Listing or watching Models across
+namespaces shows only the namespaces the caller may read. A refusal is a Kubernetes-style Status:
+401 with ``WWW-Authenticate: Bearer`` for a missing or bad credential, 403 naming the role
+needed.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ def needed(method: str, path: str) -> tuple[Action, str | None]:
         return (Action.ADMINISTER if path.endswith("/status") else Action.WRITE), namespace
     if path == f"{PREFIX}/models" and reading:
         return Action.READ, None
+    if path.startswith("/quotas/") and reading:
+        return Action.READ, path.removeprefix("/quotas/").split("/", 1)[0]
+    if path == "/quotas" and reading:
+        return Action.READ, ALL_NAMESPACES
     if path.startswith("/gitops"):
         if reading:
             return Action.READ, ALL_NAMESPACES

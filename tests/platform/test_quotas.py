@@ -1,0 +1,123 @@
+"""`modelplane quota`: per-namespace limits at the gateway. Over its requests-per-second or
+concurrency quota a tenant gets 429 with Retry-After at once, while another tenant is served as
+before; quotas survive a restart and can be lifted."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.platform.conftest import Platform, wait_for
+from tests.platform.test_auth import ROW, manifest
+
+SLOW = """
+import time
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+
+class Model:
+    inputs: ClassVar = [{"name": "X", "datatype": "FP32", "shape": [-1, 4]}]
+
+    def load(self, path: Path, parameters: dict[str, str]) -> None:
+        pass
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        time.sleep(0.5)
+        return {"label": np.zeros(len(inputs["X"]), dtype=np.int64)}
+"""
+
+
+@pytest.fixture(scope="module")
+def tenants(tmp_path_factory: pytest.TempPathFactory, iris_dir: Path) -> Iterator[Platform]:
+    root = tmp_path_factory.mktemp("tenants")
+    running = Platform(root / "state", root / "up.log")
+    uri = (iris_dir / "model.onnx").as_uri()
+    slow = root / "slow.py"
+    slow.write_text(SLOW)
+    documents = [manifest("scorer", "team-a", uri), manifest("scorer", "team-b", uri),
+                 manifest("scorer", "team-c", slow.as_uri()).replace(
+                     "format: onnx", "format: python").replace(
+                     "rollout:", "batching: {maxBatchSize: 1}\n  rollout:")]  # fmt: skip
+    path = root / "models.yaml"
+    path.write_text("---\n".join(documents))
+    applied = running.cli("apply", "-f", str(path))
+    assert applied.returncode == 0, applied.stderr
+    for team in ("a", "b", "c"):
+        wait_for(lambda t=team: _infer(running, f"team-{t}").status_code == 200,
+                 f"team-{team} serving", 90)  # fmt: skip
+    yield running
+    running.stop()
+
+
+def _infer(platform: Platform, namespace: str) -> httpx.Response:
+    url = f"{platform.gateway}/v2/models/{namespace}/scorer/infer"
+    return httpx.post(url, json=ROW, timeout=30)
+
+
+def test_over_its_rate_a_tenant_gets_429_and_the_other_tenant_does_not(
+    tenants: Platform,
+) -> None:
+    done = tenants.cli("quota", "set", "team-a", "--rps", "5")
+    assert done.returncode == 0, done.stderr
+    assert "quota of team-a: 5 requests/s" in done.stdout
+    started = time.monotonic()
+    a = [_infer(tenants, "team-a") for _ in range(30)]
+    elapsed = time.monotonic() - started
+    b = [_infer(tenants, "team-b") for _ in range(30)]
+    admitted = sum(r.status_code == 200 for r in a)
+    # A full bucket (5) plus what refills while they run, and no more.
+    assert 5 <= admitted <= 5 + 5 * elapsed + 1, (admitted, elapsed)
+    refused = [r for r in a if r.status_code == 429]
+    assert len(refused) == 30 - admitted
+    assert int(refused[0].headers["retry-after"]) >= 1
+    assert "over its quota of 5 requests per second" in refused[0].json()["error"]
+    assert Counter(r.status_code for r in b) == {200: 30}
+
+
+def test_over_its_concurrency_a_tenant_is_refused_at_once(tenants: Platform) -> None:
+    assert tenants.cli("quota", "set", "team-c", "--concurrency", "2").returncode == 0
+
+    async def burst() -> list[tuple[int, float]]:
+        async with httpx.AsyncClient(timeout=30) as client:
+
+            async def one() -> tuple[int, float]:
+                started = time.monotonic()
+                url = f"{tenants.gateway}/v2/models/team-c/scorer/infer"
+                reply = await client.post(url, json=ROW)
+                return reply.status_code, time.monotonic() - started
+
+            return await asyncio.gather(*(one() for _ in range(6)))
+
+    results = asyncio.run(burst())
+    assert Counter(code for code, _ in results) == {200: 2, 429: 4}
+    assert max(seconds for code, seconds in results if code == 429) < 0.4  # not queued
+
+
+def test_quotas_survive_a_restart_are_listed_checked_and_lifted(tenants: Platform) -> None:
+    assert tenants.stop() == 0
+    tenants.start()
+    listed = tenants.cli("quota", "list")
+    assert "team-a" in listed.stdout
+    assert "5 requests/s" in listed.stdout
+    assert "team-c" in listed.stdout
+    assert "2 concurrent" in listed.stdout
+    wait_for(lambda: _infer(tenants, "team-a").status_code == 200, "team-a back", 60)
+    statuses = Counter(_infer(tenants, "team-a").status_code for _ in range(20))
+    assert statuses[429] > 0  # still limited after the restart
+
+    bad = tenants.cli("quota", "set", "team-a", "--rps", "-1")
+    assert bad.returncode != 0
+    assert "requestsPerSecond" in bad.stderr
+
+    assert tenants.cli("quota", "clear", "team-a").returncode == 0
+    time.sleep(1.2)  # the old bucket is gone with the quota; nothing left to refill
+    assert Counter(_infer(tenants, "team-a").status_code for _ in range(20)) == {200: 20}
