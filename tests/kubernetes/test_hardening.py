@@ -1,0 +1,121 @@
+"""Cluster hardening on a real API server: model pods as the operator writes them pass the
+`restricted` Pod Security Standard (server-side dry run in a namespace enforcing it, and a
+privileged variant refused there), and deploy/network-policies are valid and select exactly the
+pods they mean. No CNI runs here to enforce the policies; what they select is checked."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from modelplane.api import parse_model
+from modelplane.backends.kubernetes.children import ClusterSettings, deployment
+from tests.kubernetes.conftest import OPERATOR_NAMESPACE
+from tests.kubernetes.controlplane import ControlPlane, wait_until
+from tests.kubernetes.operating import MODEL, RunningOperator, apply, ready
+
+pytestmark = pytest.mark.slow
+
+POLICIES = Path(__file__).resolve().parents[2] / "deploy" / "network-policies"
+RESTRICTED = "psa-restricted"
+
+
+def _pod(template: dict[str, Any], name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": RESTRICTED,
+                         "labels": template["metadata"]["labels"]},
+            "spec": template["spec"]}  # fmt: skip
+
+
+def test_model_pods_pass_the_restricted_pod_security_standard(
+    control_plane: ControlPlane,
+) -> None:
+    enforcing = {"pod-security.kubernetes.io/enforce": "restricted"}
+    control_plane.apply({"apiVersion": "v1", "kind": "Namespace",
+                         "metadata": {"name": RESTRICTED, "labels": enforcing}})  # fmt: skip
+    model = parse_model(yaml.safe_load(MODEL.format(name="hardened", extra="")))
+    template = deployment(model, "hardened-r1", model.spec, 1, ClusterSettings())["spec"][
+        "template"]  # fmt: skip
+
+    def dry_run(pod: dict[str, Any]) -> Any:
+        return control_plane.kubectl("create", "--dry-run=server", "-f", "-",
+                                     input=json.dumps(pod))  # fmt: skip
+
+    admitted = dry_run(_pod(template, "hardened"))
+    assert admitted.returncode == 0, admitted.stderr
+
+    # The check is real: the same pod, as root with privilege escalation, is refused.
+    loose = copy.deepcopy(template)
+    loose["spec"].pop("securityContext")
+    loose["spec"]["containers"][0]["securityContext"] = {"allowPrivilegeEscalation": True}
+    refused = dry_run(_pod(loose, "loose"))
+    assert refused.returncode != 0
+    assert 'violates PodSecurity "restricted:latest"' in refused.stderr
+    assert "allowPrivilegeEscalation != false" in refused.stderr
+
+
+def _selected(plane: ControlPlane, namespace: str, selector: dict[str, Any]) -> set[str]:
+    labels = ",".join(f"{k}={v}" for k, v in selector.get("matchLabels", {}).items())
+    args = ("pods", "-n", namespace, *(("-l", labels) if labels else ()))
+    return {p["metadata"]["name"] for p in plane.get_json(*args)["items"]}
+
+
+def _named(component: str) -> dict[str, Any]:
+    return {"matchLabels": {"app.kubernetes.io/name": component}}
+
+
+@pytest.fixture(scope="module")
+def policed_operator(
+    operator_kubeconfig: Path, kwok_node: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningOperator]:
+    running = RunningOperator(operator_kubeconfig, tmp_path_factory.mktemp("np") / "op.log")
+    yield running
+    running.stop()
+
+
+def test_network_policies_select_the_pods_they_mean(
+    control_plane: ControlPlane, policed_operator: RunningOperator, installed: str
+) -> None:
+    apply(control_plane, "policed")
+    wait_until(lambda: ready(control_plane, "policed"), "policed Ready", 60)
+    for name, namespace in (("models-namespace.yaml", "default"),
+                            ("modelplane-system.yaml", OPERATOR_NAMESPACE)):  # fmt: skip
+        done = control_plane.kubectl("apply", "--server-side", "--validate=strict", "-n",
+                                     namespace, "-f", str(POLICIES / name))  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+    pods = control_plane.get_json("pods", "-n", "default")["items"]
+    component = "app.kubernetes.io/component"
+    models = {p["metadata"]["name"] for p in pods
+              if p["metadata"]["labels"].get(component) == "model-server"}  # fmt: skip
+    assert models, "no model pods to check against"
+    policy = control_plane.get_json("networkpolicy", "modelplane-gateway-to-models")["spec"]
+    assert _selected(control_plane, "default", policy["podSelector"]) == models
+    assert _selected(control_plane, "default", {}) >= models  # the default deny covers all
+
+    # Its one admitted peer in modelplane-system is the gateway, on the pods' named port.
+    peer = policy["ingress"][0]["from"][0]
+    system = control_plane.get_json("namespace", OPERATOR_NAMESPACE)["metadata"]["labels"]
+    assert all(system.get(k) == v for k, v in peer["namespaceSelector"]["matchLabels"].items())
+    gateways = _selected(control_plane, OPERATOR_NAMESPACE, peer["podSelector"])
+    gateway_pods = _selected(control_plane, OPERATOR_NAMESPACE, _named("modelplane-gateway"))
+    assert gateways == gateway_pods
+    assert gateways
+    for pod in pods:
+        if pod["metadata"]["name"] in models:
+            ports = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+            assert policy["ingress"][0]["ports"][0]["port"] in ports
+
+    # The operator's port admits the gateway's pods only (and a Prometheus, if there is one).
+    operator = control_plane.get_json("networkpolicy", "modelplane-operator-ingress", "-n",
+                                      OPERATOR_NAMESPACE)["spec"]  # fmt: skip
+    operators = _selected(control_plane, OPERATOR_NAMESPACE, _named("modelplane-operator"))
+    assert _selected(control_plane, OPERATOR_NAMESPACE, operator["podSelector"]) == operators
+    first = operator["ingress"][0]["from"][0]
+    assert _selected(control_plane, OPERATOR_NAMESPACE, first["podSelector"]) == gateway_pods
