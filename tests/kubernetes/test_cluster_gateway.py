@@ -107,19 +107,14 @@ def operator(
     running.stop()
 
 
-@pytest.fixture(scope="module")
-def gateway(
-    control_plane: ControlPlane, operator: RunningOperator, gateway_port: int
-) -> Iterator[ClusterGateway]:
-    port = gateway_port
-    log = control_plane.work_dir / "cluster-gateway.log"
-    env = {**os.environ, "KUBECONFIG": str(_token(control_plane, "modelplane-gateway"))}
+def start_gateway(plane: ControlPlane, port: int, log: Path, *options: str) -> ClusterGateway:
+    """``modelplane gateway`` for NAMESPACE with the gateway ServiceAccount's token, ready."""
+    env = {**os.environ, "KUBECONFIG": str(_token(plane, "modelplane-gateway"))}
     with log.open("ab") as out:
         process = subprocess.Popen(
             modelplane(
                 "gateway", "--host", "127.0.0.1", "--port", str(port), "--namespace", NAMESPACE,
-                "--report-to", f"http://127.0.0.1:{operator.metrics_port}/v1/load",
-                "--name", "gateway-0", "--hold-timeout", "60", "--log-level", "info",
+                "--log-level", "info", *options,
             ),
             env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
         )  # fmt: skip
@@ -134,9 +129,21 @@ def gateway(
             return False
 
     wait_until(ready, "the cluster gateway ready")
+    return found
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    control_plane: ControlPlane, operator: RunningOperator, gateway_port: int
+) -> Iterator[ClusterGateway]:
+    found = start_gateway(
+        control_plane, gateway_port, control_plane.work_dir / "cluster-gateway.log",
+        "--report-to", f"http://127.0.0.1:{operator.metrics_port}/v1/load",
+        "--name", "gateway-0", "--hold-timeout", "60",
+    )  # fmt: skip
     yield found
-    process.terminate()
-    process.wait(timeout=20)
+    found.process.terminate()
+    found.process.wait(timeout=20)
 
 
 def _model(plane: ControlPlane, name: str) -> dict[str, object]:
@@ -272,3 +279,40 @@ def test_a_failing_canary_is_rolled_back_on_prometheus_numbers_with_no_failed_re
     assert failed["errorRate"]["value"] > 0.9, analysis  # counted by Prometheus from the gateway
     traffic = {r["name"]: r.get("traffic", 0) for r in _status(control_plane, "flaky")["revisions"]}
     assert traffic.get("flaky-r1") == 100
+
+
+def test_the_cluster_gateway_checks_api_keys_from_a_file(
+    control_plane: ControlPlane, gateway: ClusterGateway, tmp_path: Path
+) -> None:
+    """Keys made with `auth keys create --to-file` (a Secret, on a cluster), read again when the
+    file changes: a revoked key is refused within seconds, without a restart."""
+    keys = tmp_path / "keys.json"
+
+    def create(name: str, grant: str) -> str:
+        made = subprocess.run(
+            modelplane("auth", "keys", "create", name, f"--grant={grant}", "--to-file", str(keys)),
+            capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+        return made.stdout.strip()
+
+    serving, other = create("serving-team", f"{NAMESPACE}=viewer"), create("other", "x=admin")
+    assert "mpk_" not in keys.read_text()  # only hashes
+    secured = start_gateway(control_plane, free_port(), tmp_path / "secured.log", "--report-to",
+                            "", "--api-keys", str(keys))  # fmt: skip
+    try:
+        url = f"{secured.url}/v2/models/{NAMESPACE}/anything/infer"
+
+        def status(key: str | None) -> int:
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            return httpx.post(url, json=BODY, headers=headers, timeout=30).status_code
+
+        assert status(None) == 401
+        assert status(other) == 403
+        assert status(serving) not in (401, 403)  # past the checks (no such model: 404/503)
+        key_id = serving.split("_")[1]
+        subprocess.run(modelplane("auth", "keys", "revoke", key_id, "--file", str(keys)),
+                       check=True, capture_output=True, timeout=60)  # fmt: skip
+        wait_until(lambda: status(serving) == 401, "the revoked key refused", 15)
+    finally:
+        secured.process.terminate()
+        secured.process.wait(timeout=20)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from modelplane.backends.local.key_api import parse_grants
 from modelplane.cli.client import DEFAULT_SERVER, ControlClient
 from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.models import ServerOption
+from modelplane.security.key_file import add_to_file, revoke_in_file
 
 
 def build() -> typer.Typer:
@@ -30,6 +33,13 @@ def create(
             help="NAMESPACE=ROLE (viewer, deployer or admin; * for every namespace); repeatable.",
         ),
     ],
+    to_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Add the key (hashed) to this file, for `modelplane gateway --api-keys`, "
+            "rather than to a running platform."
+        ),
+    ] = None,
     server: ServerOption = DEFAULT_SERVER,
 ) -> None:
     """Create a key; it is printed once and cannot be shown again."""
@@ -39,6 +49,13 @@ def create(
         if not sep or not namespace or not role:
             raise CliError(f"--grant {item!r}: expected NAMESPACE=ROLE", exit_code=EXIT_USAGE)
         grants[namespace] = role
+    if to_file is not None:
+        checked_name, checked = parse_grants({"name": name, "grants": grants})
+        key_id, token = add_to_file(to_file, checked_name, checked)
+        typer.echo(token)
+        typer.echo(f"key {key_id} for {name} added to {to_file} (shown once: keep it now)",
+                   err=True)  # fmt: skip
+        return
     made = ControlClient(server).call("POST", "/auth/keys", {"name": name, "grants": grants})
     typer.echo(made["key"])
     said = ", ".join(f"{role} in {ns}" for ns, role in made["grants"].items())
@@ -57,8 +74,16 @@ def list_keys(server: ServerOption = DEFAULT_SERVER) -> None:
 
 def revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id (the part after mpk_).")],
+    file: Annotated[
+        Path | None, typer.Option(help="Revoke it in this key file rather than a platform.")
+    ] = None,
     server: ServerOption = DEFAULT_SERVER,
 ) -> None:
     """Revoke a key: every request with it is refused from now on."""
+    if file is not None:
+        if not revoke_in_file(file, key_id):
+            raise CliError(f"no key {key_id} in {file}")
+        typer.echo(f"key {key_id} revoked in {file}")
+        return
     done = ControlClient(server).call("DELETE", f"/auth/keys/{key_id}")
     typer.echo(f"key {done['id']} ({done['name']}) revoked at {done['revoked']}")

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvloop
 
+from modelplane.cli.auth_options import (
+    OidcAlgorithm,
+    OidcAudience,
+    OidcGroup,
+    OidcGroupsClaim,
+    OidcIssuer,
+    OidcJwks,
+    oidc_verifier,
+)
+from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.observing import LogFormat, observed
 from modelplane.errors import MissingExtraError
 from modelplane.gateway.balancing import Balancing
+from modelplane.security.authn import Authenticator
+from modelplane.security.key_file import FileKeyStore
 
 BalancingOption = Annotated[
     Balancing,
@@ -46,6 +59,19 @@ def gateway(
     balancing: BalancingOption = Balancing.PREFIX,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
     log_format: LogFormat = "json",
+    api_keys: Annotated[
+        Path | None,
+        typer.Option(
+            help="Require an API key: the keys (hashed) in this file, from `modelplane auth "
+            "keys create --to-file`, read again when it changes (mount it from a Secret)."
+        ),
+    ] = None,
+    oidc_issuer: OidcIssuer = None,
+    oidc_audience: OidcAudience = "modelplane",
+    oidc_jwks: OidcJwks = None,
+    oidc_algorithm: OidcAlgorithm = None,
+    oidc_groups_claim: OidcGroupsClaim = "groups",
+    oidc_group: OidcGroup = None,
 ) -> None:
     """Run the gateway on a cluster: routes from Models and EndpointSlices, load to the
     operator."""
@@ -55,6 +81,13 @@ def gateway(
         raise MissingExtraError("the cluster gateway", "kubernetes") from exc
     from modelplane.gateway.proxy import GatewayOptions
 
+    tokens = oidc_verifier(oidc_issuer, oidc_audience, oidc_jwks, oidc_algorithm,
+                           oidc_groups_claim, oidc_group)  # fmt: skip
+    try:
+        key_store = FileKeyStore(api_keys) if api_keys is not None else None
+    except (OSError, ValueError, KeyError) as exc:
+        raise CliError(f"--api-keys {api_keys}: {exc}", exit_code=EXIT_USAGE) from exc
+    authenticator = Authenticator(key_store, tokens=tokens)
     defaults = ClusterGatewayOptions()
     options = ClusterGatewayOptions(
         host=host,
@@ -64,6 +97,7 @@ def gateway(
         name=name or defaults.name,
         proxy=GatewayOptions(max_held=max_held, hold_timeout=hold_timeout, balancing=balancing),
         log_level=log_level,
+        authenticator=authenticator if authenticator.enabled else None,
     )
     with (
         observed("modelplane-gateway", log_level, log_format),

@@ -41,6 +41,15 @@ from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
 from modelplane.backends.prometheus import PrometheusSource
 from modelplane.backends.tasks import cancel_all
+from modelplane.cli.auth_options import (
+    OidcAlgorithm,
+    OidcAudience,
+    OidcGroup,
+    OidcGroupsClaim,
+    OidcIssuer,
+    OidcJwks,
+    oidc_verifier,
+)
 from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.gateway import BalancingOption
 from modelplane.cli.observing import LogFormat, observed
@@ -50,8 +59,7 @@ from modelplane.gateway.balancing import Balancing
 from modelplane.gateway.proxy import Gateway, GatewayOptions
 from modelplane.gateway.routing import RoutingTable
 from modelplane.security.authn import Authenticator
-from modelplane.security.roles import Role
-from modelplane.security.tokens import OidcSettings, TokenVerifier
+from modelplane.security.tokens import TokenVerifier
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -82,29 +90,12 @@ def up(
             help="Serve a non-loopback --host without --auth: anyone who can reach it may deploy."
         ),
     ] = False,
-    oidc_issuer: Annotated[
-        str | None, typer.Option(help="With --auth, also accept JWTs from this OIDC issuer.")
-    ] = None,
-    oidc_audience: Annotated[
-        str, typer.Option(help="The audience (aud) those tokens must name.")
-    ] = "modelplane",
-    oidc_jwks: Annotated[
-        str | None, typer.Option(help="The issuer's signing keys: a JWKS file or URL.")
-    ] = None,
-    oidc_algorithm: Annotated[
-        list[str] | None,
-        typer.Option(help="An allowed signing algorithm (asymmetric only); repeatable."),
-    ] = None,
-    oidc_groups_claim: Annotated[
-        str, typer.Option(help="The claim that lists the subject's groups.")
-    ] = "groups",
-    oidc_group: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="GROUP=NAMESPACE:ROLE: members of GROUP get ROLE there (* for every "
-            "namespace); repeatable."
-        ),
-    ] = None,
+    oidc_issuer: OidcIssuer = None,
+    oidc_audience: OidcAudience = "modelplane",
+    oidc_jwks: OidcJwks = None,
+    oidc_algorithm: OidcAlgorithm = None,
+    oidc_groups_claim: OidcGroupsClaim = "groups",
+    oidc_group: OidcGroup = None,
     port: Annotated[int, typer.Option(help="Control API port.")] = 8090,
     gateway_port: Annotated[int, typer.Option(help="Gateway port.")] = 8080,
     state_dir: Annotated[Path, typer.Option(help="Where state and replica logs live.")] = Path(
@@ -165,8 +156,8 @@ def up(
             hint="add --auth (API keys), or --allow-unauthenticated if that is really wanted",
             exit_code=EXIT_USAGE,
         )
-    oidc = _oidc(oidc_issuer, oidc_audience, oidc_jwks, oidc_algorithm, oidc_groups_claim,
-                 oidc_group) if oidc_issuer or oidc_jwks else None  # fmt: skip
+    oidc = oidc_verifier(oidc_issuer, oidc_audience, oidc_jwks, oidc_algorithm,
+                         oidc_groups_claim, oidc_group)  # fmt: skip
     if oidc is not None and not auth:
         raise CliError("--oidc-* options need --auth", exit_code=EXIT_USAGE)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -209,32 +200,6 @@ def up(
                 oidc,
             )
         )
-
-
-def _oidc(
-    issuer: str | None,
-    audience: str,
-    jwks: str | None,
-    algorithms: list[str] | None,
-    groups_claim: str,
-    groups: list[str] | None,
-) -> TokenVerifier:
-    if not issuer or not jwks:
-        raise CliError("--oidc-issuer and --oidc-jwks go together", exit_code=EXIT_USAGE)
-    grants: dict[str, dict[str, Role]] = {}
-    try:
-        for item in groups or []:
-            group, sep, where = item.partition("=")
-            namespace, colon, role = where.partition(":")
-            if not (sep and colon and group and namespace):
-                raise ValueError(f"--oidc-group {item!r}: expected GROUP=NAMESPACE:ROLE")
-            grants.setdefault(group, {})[namespace] = Role.named(role)
-        settings = OidcSettings(
-            issuer, audience, jwks, tuple(algorithms or ("RS256", "ES256")), groups_claim, grants
-        )
-        return TokenVerifier(settings)
-    except (ValueError, OSError) as exc:
-        raise CliError(f"OIDC settings: {exc}", exit_code=EXIT_USAGE) from exc
 
 
 def _loopback(host: str) -> bool:

@@ -20,6 +20,7 @@ from modelplane.backends.kubernetes.load import LoadReporter
 from modelplane.backends.tasks import cancel_all
 from modelplane.gateway.proxy import Gateway, GatewayOptions
 from modelplane.gateway.routing import RoutingTable
+from modelplane.security.authn import Authenticator
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -36,12 +37,15 @@ class ClusterGatewayOptions:
     name: str = field(default_factory=socket.gethostname)  # the pod's name, in a pod
     proxy: GatewayOptions = field(default_factory=GatewayOptions)
     log_level: str = "warning"
+    authenticator: Authenticator | None = None  # None: whoever reaches it is served
 
 
 async def run(options: ClusterGatewayOptions) -> None:
     async with connected(FIELD_MANAGER) as client:
         table = RoutingTable()
-        gateway = Gateway(table, GatewayMetrics(), options.proxy)
+        gateway = Gateway(
+            table, GatewayMetrics(), options.proxy, authenticator=options.authenticator
+        )
         discovery = Discovery(client, table, options.namespaces)
         gateway.is_ready = discovery.ready.is_set
         tasks = [asyncio.create_task(discovery.run())]
