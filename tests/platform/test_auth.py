@@ -137,6 +137,11 @@ def test_every_endpoint_refuses_every_wrong_credential(
             if status == 401:
                 assert reply.headers["www-authenticate"].startswith("Bearer")
     assert len(seen) == 50  # 10 endpoints x 5 wrong credentials, 100% refused
+    refused = httpx.get(f"{secured.gateway}/metrics", timeout=5).text
+    assert (
+        'modelplane_gateway_refused_requests_total{model_namespace="team-a",reason="forbidden"}'
+        in refused
+    )
     # The refusals say why, and name the role needed.
     forbidden = call("GET", f"{secured.api}{API}/namespaces/team-a/models", None, b).json()
     assert forbidden["reason"] == "Forbidden"

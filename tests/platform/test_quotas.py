@@ -81,6 +81,9 @@ def test_over_its_rate_a_tenant_gets_429_and_the_other_tenant_does_not(
     assert int(refused[0].headers["retry-after"]) >= 1
     assert "over its quota of 5 requests per second" in refused[0].json()["error"]
     assert Counter(r.status_code for r in b) == {200: 30}
+    metrics = httpx.get(f"{tenants.gateway}/metrics", timeout=5).text
+    series = 'modelplane_gateway_refused_requests_total{model_namespace="team-a",reason="quota"}'
+    assert f"{series} {float(len(refused))}" in metrics
 
 
 def test_over_its_concurrency_a_tenant_is_refused_at_once(tenants: Platform) -> None:

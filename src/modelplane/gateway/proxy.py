@@ -189,6 +189,7 @@ class Gateway:
             try:
                 principal = self.authenticator.principal(_header(scope, b"authorization"))
             except AuthError as exc:
+                self.metrics.refused.labels("", "unauthenticated").inc()
                 await _refuse(send, exc, openai)
                 return
         if path == "/v1/models" or path.startswith("/v1/models/"):
@@ -199,8 +200,19 @@ class Gateway:
             target = paths.parse(path)
             if target is None:
                 await _reply(send, 404, _error(f"no route for {path}"))
-            elif await _allowed(send, principal, target.key, openai=False):
+            elif await self._allowed(send, principal, target.key, openai=False):
                 await self._within_quota(target, scope, receive, send)
+
+    async def _allowed(self, send: Send, principal: Principal, key: str, *, openai: bool) -> bool:
+        """Whether ``principal`` may send requests to the model ``key``; if not, say so."""
+        namespace = key.split("/", 1)[0]
+        try:
+            require(principal, Action.READ, namespace)
+        except ForbiddenError as exc:
+            self.metrics.refused.labels(namespace, "forbidden").inc()
+            await _refuse(send, exc, openai)
+            return False
+        return True
 
     async def _within_quota(
         self,
@@ -215,6 +227,7 @@ class Gateway:
         namespace = target.key.split("/", 1)[0]
         over = self.quotas.admit(namespace)
         if over is not None:
+            self.metrics.refused.labels(namespace, "quota").inc()
             openai = target.action == paths.OPENAI
             content = _openai_error(over.message, 429) if openai else _error(over.message)
             await _reply(send, 429, content, headers={"retry-after": str(over.retry_after)})
@@ -294,7 +307,7 @@ class Gateway:
             await _reply(send, 400, _openai_error(message, 400, "model"))
             return
         target = paths.openai(path, model, prompt_prefix(path, document))
-        if not await _allowed(send, principal, target.key, openai=True):
+        if not await self._allowed(send, principal, target.key, openai=True):
             return
         route = self.table.lookup(target.key)
         if route is not None and not route.openai:
@@ -747,16 +760,6 @@ async def _refuse(send: Send, error: AuthError, openai: bool) -> None:
     body = _openai_error(str(error), status) if openai else _error(str(error))
     challenge = {"www-authenticate": 'Bearer realm="modelplane"'} if status == 401 else None
     await _reply(send, status, body, headers=challenge)
-
-
-async def _allowed(send: Send, principal: Principal, key: str, *, openai: bool) -> bool:
-    """Whether ``principal`` may send requests to the model ``key``; if not, say so."""
-    try:
-        require(principal, Action.READ, key.split("/", 1)[0])
-    except ForbiddenError as exc:
-        await _refuse(send, exc, openai)
-        return False
-    return True
 
 
 _OPENAI_TYPES = {

@@ -48,6 +48,12 @@ class GatewayMetrics:
             [names.LABEL_MODEL],
             registry=r,
         )
+        self.refused = Counter(
+            names.GATEWAY_REFUSED,
+            "Requests refused before any replica: unauthenticated, forbidden, over quota.",
+            [names.LABEL_NAMESPACE, names.LABEL_REASON],
+            registry=r,
+        )
 
         self.analysis_requests = Counter(
             names.ANALYSIS_REQUESTS,

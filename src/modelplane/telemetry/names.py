@@ -107,6 +107,9 @@ GATEWAY_REQUEST_DURATION = "modelplane_gateway_request_duration_seconds"
 GATEWAY_IN_FLIGHT = "modelplane_gateway_in_flight_requests"
 GATEWAY_HELD = "modelplane_gateway_held_requests"
 GATEWAY_RETRIES = "modelplane_gateway_retries"
+GATEWAY_REFUSED = "modelplane_gateway_refused_requests"
+LABEL_NAMESPACE = "model_namespace"  # not "namespace": the scrape target has that one
+LABEL_REASON = "reason"
 LABEL_REVISION = "revision"
 
 # What the rollout analysis reads, per revision: a request a canary failed and the stable revision
