@@ -105,6 +105,27 @@ def test_over_its_concurrency_a_tenant_is_refused_at_once(tenants: Platform) -> 
     assert max(seconds for code, seconds in results if code == 429) < 0.4  # not queued
 
 
+def test_a_replica_quota_holds_a_namespaces_models_back(
+    tenants: Platform, iris_dir: Path, tmp_path: Path
+) -> None:
+    assert tenants.cli("quota", "set", "team-b", "--max-replicas", "1").returncode == 0
+    path = tmp_path / "second.yaml"
+    path.write_text(manifest("second", "team-b", (iris_dir / "model.onnx").as_uri()))
+    assert tenants.cli("apply", "-f", str(path)).returncode == 0
+
+    def events() -> str:
+        described = tenants.cli("describe", "model", "second", "-n", "team-b")
+        return described.stdout
+
+    wait_for(lambda: "ReplicaQuotaReached" in events(), "the quota said", 30)
+    assert "1 replicas wanted, 0 allowed: namespace 'team-b' may run 1 in all" in events()
+    assert not tenants.replica_pids("second-r1")  # nothing started beyond the quota
+    assert _infer(tenants, "team-b").status_code == 200  # the first Model serves on
+
+    assert tenants.cli("quota", "clear", "team-b").returncode == 0
+    wait_for(lambda: bool(tenants.replica_pids("second-r1")), "second started once lifted", 30)
+
+
 def test_quotas_survive_a_restart_are_listed_checked_and_lifted(tenants: Platform) -> None:
     assert tenants.stop() == 0
     tenants.start()

@@ -241,7 +241,8 @@ async def _up(
         prometheus = beside.url
     scraped = PrometheusSource(prometheus) if prometheus else None
     metrics: MetricSource = scraped or GatewayMetricSource(gateway.reading)
-    controller = Controller(store, supervisor, table, gateway, metrics, state_dir, gateway_url)
+    controller = Controller(store, supervisor, table, gateway, metrics, state_dir, gateway_url,
+                            replica_limit=gateway.quotas.max_replicas)  # fmt: skip
     # Demand, replica changes and writes all wake the controller at once.
     gateway.on_demand = controller.demand
     supervisor.on_change = controller.replicas_changed

@@ -12,7 +12,9 @@ from modelplane.cli.models import ServerOption
 
 
 def build() -> typer.Typer:
-    app = typer.Typer(help="Per-namespace quotas: requests per second, concurrent requests.")
+    app = typer.Typer(
+        help="Per-namespace quotas: requests per second, concurrent requests, replicas."
+    )
     app.command("set")(set_quota)
     app.command("list")(list_quotas)
     app.command("clear")(clear)
@@ -21,8 +23,10 @@ def build() -> typer.Typer:
 
 def _said(item: dict[str, object]) -> str:
     rps, concurrent = item.get("requestsPerSecond"), item.get("concurrentRequests")
+    replicas = item.get("maxReplicas")
     parts = [f"{rps:g} requests/s" if isinstance(rps, float | int) else "",
-             f"{concurrent} concurrent" if concurrent is not None else ""]  # fmt: skip
+             f"{concurrent} concurrent" if concurrent is not None else "",
+             f"at most {replicas} replicas" if replicas is not None else ""]  # fmt: skip
     return ", ".join(p for p in parts if p) or "no limits"
 
 
@@ -32,13 +36,17 @@ def set_quota(
         float | None, typer.Option("--rps", help="Requests per second (a second of burst).")
     ] = None,
     concurrency: Annotated[int | None, typer.Option(help="Requests in flight at once.")] = None,
+    max_replicas: Annotated[
+        int | None, typer.Option(help="Replicas of all the namespace's Models together.")
+    ] = None,
     server: ServerOption = DEFAULT_SERVER,
 ) -> None:
     """Set a namespace's quota (replacing the one it had); over it, requests get 429."""
-    if rps is None and concurrency is None:
-        raise CliError("give --rps, --concurrency or both", exit_code=EXIT_USAGE)
-    body = {k: v for k, v in (("requestsPerSecond", rps), ("concurrentRequests", concurrency))
-            if v is not None}  # fmt: skip
+    given = (("requestsPerSecond", rps), ("concurrentRequests", concurrency),
+             ("maxReplicas", max_replicas))  # fmt: skip
+    body = {k: v for k, v in given if v is not None}
+    if not body:
+        raise CliError("give --rps, --concurrency or --max-replicas", exit_code=EXIT_USAGE)
     done = ControlClient(server).call("PUT", f"/quotas/{namespace}", body)
     typer.echo(f"quota of {namespace}: {_said(done)}")
 

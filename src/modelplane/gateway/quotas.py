@@ -1,7 +1,8 @@
 """Per-tenant (per-namespace) limits the gateway enforces before a request reaches a replica:
 requests per second (a token bucket holding one second of burst) and concurrent requests. Over a
 limit the request is refused at once, with how long to wait: one tenant's flood queues nowhere
-that another tenant's requests wait too."""
+that another tenant's requests wait too. (The cap on replicas is kept here too, for the
+controller, which enforces it.)"""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 class Quota:
     requests_per_second: float | None = None
     concurrent_requests: int | None = None
+    max_replicas: int | None = None  # across the namespace; the controller enforces it
 
 
 @dataclass
@@ -54,6 +56,10 @@ class Quotas:
             self._limits.pop(namespace, None)
         else:
             self._limits[namespace] = quota
+
+    def max_replicas(self, namespace: str) -> int | None:
+        quota = self._limits.get(namespace)
+        return quota.max_replicas if quota is not None else None
 
     def admit(self, namespace: str) -> OverQuota | None:
         """Count a request in, or say why not; every admitted request is ``release``d."""

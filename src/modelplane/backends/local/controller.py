@@ -89,6 +89,7 @@ class _ModelMemory:
 
     demand: Demand = field(default_factory=Demand)
     reported: Reported = field(default_factory=Reported)
+    limited: bool = False  # held back by the namespace's replica quota (said once)
 
 
 @dataclass
@@ -101,6 +102,8 @@ class Controller:
     state_dir: Path
     gateway_url: str
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # The most replicas a namespace's Models may run together; None: no limit.
+    replica_limit: Callable[[str], int | None] = lambda namespace: None
     _memory: dict[str, _ModelMemory] = field(default_factory=dict)
     _owners: dict[str, str] = field(default_factory=dict)  # revision name -> model key
     # revision name -> its manifest file and the environment its replicas start with
@@ -266,7 +269,33 @@ class Controller:
         in_flight = self.load.in_flight(key, revision) + self.load.held(key)
         last = self.load.last_request.get(key)
         seen = now - timedelta(seconds=time.monotonic() - last) if last else None
-        return memory.demand.replicas(model.spec.scaling, revision, current, in_flight, seen, now)
+        wanted = memory.demand.replicas(model.spec.scaling, revision, current, in_flight, seen, now)
+        return self._within_replica_quota(model, wanted, memory)
+
+    def _within_replica_quota(self, model: Model, wanted: int, memory: _ModelMemory) -> int:
+        """``wanted``, or as many as the namespace's replica quota leaves beside its other
+        Models' replicas (said once, as an event, while it holds a Model back)."""
+        namespace = model.metadata.namespace
+        limit = self.replica_limit(namespace)
+        if limit is None:
+            memory.limited = False
+            return wanted
+        others = sum(
+            1
+            for view in self.supervisor.views()
+            if view.phase is not Phase.STOPPING
+            and (owner := self._owners.get(view.revision)) is not None
+            and owner != model.key
+            and owner.split("/", 1)[0] == namespace
+        )
+        allowed = max(0, limit - others)
+        if wanted > allowed and not memory.limited:
+            message = (f"{wanted} replicas wanted, {allowed} allowed: namespace {namespace!r} "
+                       f"may run {limit} in all and its other Models run {others}")  # fmt: skip
+            self.store.record_event(namespace, model.metadata.name, "Warning",
+                                    "ReplicaQuotaReached", message)  # fmt: skip
+        memory.limited = wanted > allowed
+        return min(wanted, allowed)
 
     def _publish(self, model: Model, latest: str, plan: Plan) -> None:
         stopping = set(plan.stop)

@@ -2,7 +2,8 @@
 ``/quotas`` and handed to the gateway, which enforces them.
 
 ``GET /quotas`` (every quota), ``GET /quotas/{namespace}``, ``PUT /quotas/{namespace}`` with
-``{"requestsPerSecond": 50, "concurrentRequests": 16}`` (either may be left out), ``DELETE
+``{"requestsPerSecond": 50, "concurrentRequests": 16, "maxReplicas": 8}`` (any may be left
+out), ``DELETE
 /quotas/{namespace}`` to lift them. Access control: reading a namespace's quota needs ``viewer``
 there, setting one ``admin`` on every namespace.
 """
@@ -29,9 +30,10 @@ from modelplane.gateway.quotas import Quota, Quotas
 class QuotaSpec(Wire):
     requests_per_second: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
     concurrent_requests: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    max_replicas: Annotated[int, Field(ge=0, le=100_000)] | None = None
 
     def quota(self) -> Quota:
-        return Quota(self.requests_per_second, self.concurrent_requests)
+        return Quota(self.requests_per_second, self.concurrent_requests, self.max_replicas)
 
 
 class _NamespaceName(Wire):
