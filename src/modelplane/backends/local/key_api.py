@@ -4,48 +4,44 @@ control lets only an admin of every namespace here."""
 from __future__ import annotations
 
 import json
-import re
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field, ValidationError, field_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from modelplane.api.manifests import problems_from
+from modelplane.api.meta import Wire
 from modelplane.backends.local.api_server import error_response
 from modelplane.backends.local.key_store import SqliteKeyStore
-from modelplane.errors import FieldProblem, NotFoundError, SpecError
+from modelplane.errors import NotFoundError, SpecError
 from modelplane.security.roles import Role
 
-NAMESPACE_OR_ALL = r"^(\*|[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$"
+NamespaceOrAll = Annotated[str, Field(pattern=r"^(\*|[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$")]
+
+
+class KeyRequest(Wire):
+    """``POST /auth/keys``: who the key is for, and its role per namespace (or ``*``)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=63)]
+    grants: Annotated[dict[NamespaceOrAll, str], Field(min_length=1)]
+
+    @field_validator("grants")
+    @classmethod
+    def _roles(cls, grants: dict[str, str]) -> dict[str, str]:
+        for role in grants.values():
+            Role.named(role)  # ValueError naming the roles there are
+        return grants
 
 
 def parse_grants(document: Any) -> tuple[str, dict[str, Role]]:
     """``{"name": ..., "grants": {namespace or "*": role}}``, or SpecError naming each fault."""
-    if not isinstance(document, dict):
-        raise SpecError("an API key request must be an object with name and grants")
-    problems = []
-    name = document.get("name")
-    if not isinstance(name, str) or not 1 <= len(name) <= 63:
-        problems.append(FieldProblem("name", "a name of 1 to 63 characters is required"))
-    grants: dict[str, Role] = {}
-    given = document.get("grants")
-    if not isinstance(given, dict) or not given:
-        problems.append(FieldProblem("grants", "at least one namespace: role is required"))
-        given = {}
-    for namespace, role in given.items():
-        if not re.fullmatch(NAMESPACE_OR_ALL, str(namespace)):
-            problems.append(FieldProblem(f"grants.{namespace}", "not a namespace name or '*'"))
-            continue
-        try:
-            grants[namespace] = Role.named(str(role))
-        except ValueError as exc:
-            problems.append(FieldProblem(f"grants.{namespace}", str(exc)))
-    extra = sorted(set(document) - {"name", "grants"})
-    if extra:
-        problems.append(FieldProblem(extra[0], "unknown field"))
-    if problems:
-        raise SpecError("invalid API key request", problems)
-    return str(name), grants
+    try:
+        request = KeyRequest.model_validate(document)
+    except ValidationError as exc:
+        raise SpecError("invalid API key request", problems_from(exc)) from exc
+    return request.name, {ns: Role.named(role) for ns, role in request.grants.items()}
 
 
 def key_routes(store: SqliteKeyStore) -> list[Route]:
