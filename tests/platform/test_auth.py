@@ -44,7 +44,8 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 def admin(secured: Platform) -> str:
     path = secured.state_dir / "admin.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert "auth         API keys" in secured.log.read_text()
+    # The banner follows both servers' start; /healthz (what Platform waits for) may come first.
+    wait_for(lambda: "auth         API keys" in secured.log.read_text(), "the auth banner", 30)
     return path.read_text().strip()
 
 
