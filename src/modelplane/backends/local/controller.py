@@ -332,6 +332,8 @@ class Controller:
 
     async def _forget(self, key: str) -> None:
         self._memory.pop(key, None)
+        self._reconciled_at.pop(key, None)
+        self._active.discard(key)
         self.metrics.forget(key)
         self.routes.remove(key)
         owned = [v.id for v in self.supervisor.views() if self._owners.get(v.revision) == key]
