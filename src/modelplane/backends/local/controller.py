@@ -167,6 +167,7 @@ class Controller:
             except NotFoundError:
                 if key in self._memory:
                     await self._forget(key)
+                self._reconciled_at[key] = time.monotonic()  # its old requests: nothing to do
                 continue
             await self._reconcile(model)
 
