@@ -117,15 +117,24 @@ def serving(manifest: Path, log: Path, *args: str) -> Iterator[RuntimeProcess]:
         runtime.terminate()
 
 
-def scraped(base_url: str, name: str) -> float:
-    """The value of the sample ``name`` (summed over its labels) on ``base_url``/metrics."""
+def scraped(
+    base_url: str,
+    name: str,
+    labels: dict[str, str] | None = None,
+    default: float | None = None,
+) -> float:
+    """The value of the sample ``name`` on ``base_url``/metrics, summed over the series whose
+    labels include ``labels``; ``default`` when there is none (else an AssertionError)."""
     text = httpx.get(f"{base_url}/metrics", timeout=5).text
+    wanted = (labels or {}).items()
     values = [
         float(sample.value)
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-        if sample.name == name
+        if sample.name == name and wanted <= sample.labels.items()
     ]
     if not values:
-        raise AssertionError(f"no metric {name} at {base_url}/metrics")
+        if default is not None:
+            return default
+        raise AssertionError(f"no metric {name} {labels or ''} at {base_url}/metrics")
     return sum(values)

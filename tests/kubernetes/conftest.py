@@ -164,3 +164,15 @@ def operator_kubeconfig(
     path = tmp_path_factory.mktemp("operator") / "kubeconfig"
     path.write_text(json.dumps(config))
     return path
+
+
+@pytest.fixture(scope="module")
+def operator_with_defaults(
+    operator_kubeconfig: Path, kwok_node: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """The operator with its default options, for one module's tests (stopped after them)."""
+    from tests.kubernetes.operating import RunningOperator  # operating imports this module
+
+    running = RunningOperator(operator_kubeconfig, tmp_path_factory.mktemp("operator") / "op.log")
+    yield running
+    running.stop()

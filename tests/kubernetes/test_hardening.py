@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,17 +69,8 @@ def _named(component: str) -> dict[str, Any]:
     return {"matchLabels": {"app.kubernetes.io/name": component}}
 
 
-@pytest.fixture(scope="module")
-def policed_operator(
-    operator_kubeconfig: Path, kwok_node: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningOperator]:
-    running = RunningOperator(operator_kubeconfig, tmp_path_factory.mktemp("np") / "op.log")
-    yield running
-    running.stop()
-
-
 def test_network_policies_select_the_pods_they_mean(
-    control_plane: ControlPlane, policed_operator: RunningOperator, installed: str
+    control_plane: ControlPlane, operator_with_defaults: RunningOperator, installed: str
 ) -> None:
     apply(control_plane, "policed")
     wait_until(lambda: ready(control_plane, "policed"), "policed Ready", 60)

@@ -160,18 +160,9 @@ def targets(prometheus: str) -> list[dict[str, str]]:
     return [{**t["labels"], "url": t["scrapeUrl"]} for t in reply.json()["data"]["activeTargets"]]
 
 
-@pytest.fixture(scope="module")
-def monitoring_operator(
-    operator_kubeconfig: Path, kwok_node: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningOperator]:
-    running = RunningOperator(operator_kubeconfig, tmp_path_factory.mktemp("mon") / "op.log")
-    yield running
-    running.stop()
-
-
 def test_prometheus_finds_model_pods_the_gateway_and_the_operator(
     control_plane: ControlPlane,
-    monitoring_operator: RunningOperator,
+    operator_with_defaults: RunningOperator,
     discovering_prometheus: str,
 ) -> None:
     apply(control_plane, "watched", "  scaling: {minReplicas: 2, maxReplicas: 2}\n")

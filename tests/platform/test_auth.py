@@ -17,7 +17,7 @@ import pytest
 
 from tests.backends.test_gitops import _git, commit
 from tests.platform.conftest import API, Platform, wait_for
-from tests.processes import modelplane
+from tests.processes import modelplane, scraped
 
 ROW = {"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 4],
                    "data": [5.1, 3.5, 1.4, 0.2]}]}  # fmt: skip
@@ -138,11 +138,8 @@ def test_every_endpoint_refuses_every_wrong_credential(
             if status == 401:
                 assert reply.headers["www-authenticate"].startswith("Bearer")
     assert len(seen) == 50  # 10 endpoints x 5 wrong credentials, 100% refused
-    refused = httpx.get(f"{secured.gateway}/metrics", timeout=5).text
-    assert (
-        'modelplane_gateway_refused_requests_total{model_namespace="team-a",reason="forbidden"}'
-        in refused
-    )
+    forbidden_here = {"model_namespace": "team-a", "reason": "forbidden"}
+    assert scraped(secured.gateway, "modelplane_gateway_refused_requests_total", forbidden_here)
     # The refusals say why, and name the role needed.
     forbidden = call("GET", f"{secured.api}{API}/namespaces/team-a/models", None, b).json()
     assert forbidden["reason"] == "Forbidden"

@@ -15,6 +15,9 @@ import pytest
 
 from tests.platform.conftest import Platform, wait_for
 from tests.platform.test_auth import ROW, manifest
+from tests.processes import scraped
+
+REFUSED = "modelplane_gateway_refused_requests_total"
 
 SLOW = """
 import time
@@ -81,9 +84,8 @@ def test_over_its_rate_a_tenant_gets_429_and_the_other_tenant_does_not(
     assert int(refused[0].headers["retry-after"]) >= 1
     assert "over its quota of 5 requests per second" in refused[0].json()["error"]
     assert Counter(r.status_code for r in b) == {200: 30}
-    metrics = httpx.get(f"{tenants.gateway}/metrics", timeout=5).text
-    series = 'modelplane_gateway_refused_requests_total{model_namespace="team-a",reason="quota"}'
-    assert f"{series} {float(len(refused))}" in metrics
+    quota_refusals = {"model_namespace": "team-a", "reason": "quota"}
+    assert scraped(tenants.gateway, REFUSED, quota_refusals) == len(refused)
 
 
 def test_over_its_concurrency_a_tenant_is_refused_at_once(tenants: Platform) -> None:
@@ -112,16 +114,10 @@ def _burst(platform: Platform, namespace: str, count: int) -> list[int]:
 def _served_and_refused(platform: Platform, namespace: str) -> tuple[float, float]:
     """The gateway's count of requests it sent to ``namespace``'s replicas, and of those it
     refused over quota."""
-    served = refused = 0.0
-    for line in httpx.get(f"{platform.gateway}/metrics", timeout=5).text.splitlines():
-        if line.startswith("modelplane_gateway_requests_total{") and (
-            f'model="{namespace}/scorer"' in line
-        ):
-            served += float(line.rsplit(" ", 1)[1])
-        if line.startswith("modelplane_gateway_refused_requests_total{") and (
-            f'model_namespace="{namespace}",reason="quota"' in line
-        ):
-            refused += float(line.rsplit(" ", 1)[1])
+    served = scraped(platform.gateway, "modelplane_gateway_requests_total",
+                     {"model": f"{namespace}/scorer"}, default=0)  # fmt: skip
+    refused = scraped(platform.gateway, REFUSED,
+                      {"model_namespace": namespace, "reason": "quota"}, default=0)  # fmt: skip
     return served, refused
 
 
