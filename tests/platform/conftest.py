@@ -18,6 +18,7 @@ import pytest
 from tests.processes import free_port, modelplane
 
 API = "/apis/modelplane.io/v1alpha1"
+METRICS = "/apis/metrics.modelplane.io/v1alpha1"
 
 
 @dataclass

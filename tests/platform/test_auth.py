@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.backends.test_gitops import _git, commit
-from tests.platform.conftest import API, Platform, wait_for
+from tests.platform.conftest import API, METRICS, Platform, wait_for
 from tests.processes import modelplane, scraped
 
 ROW = {"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 4],
@@ -103,6 +103,7 @@ def endpoints(platform: Platform, namespace: str) -> list[tuple[str, str, str, A
         ("events", "GET", f"{one}/events", None),
         ("revisions", "GET", f"{one}/revisions", None),
         ("logs", "GET", f"{one}/logs", None),
+        ("metrics", "GET", f"{platform.api}{METRICS}/namespaces/{namespace}/models/scorer", None),
         ("create", "POST", f"{platform.api}{API}/namespaces/{namespace}/models",
          {**body, "metadata": {"name": "other", "namespace": namespace}}),
         ("replace", "PUT", one, body),
@@ -137,7 +138,7 @@ def test_every_endpoint_refuses_every_wrong_credential(
             assert reply.status_code == status, f"{what} with {credential}: {reply.text}"
             if status == 401:
                 assert reply.headers["www-authenticate"].startswith("Bearer")
-    assert len(seen) == 50  # 10 endpoints x 5 wrong credentials, 100% refused
+    assert len(seen) == 55  # 11 endpoints x 5 wrong credentials, 100% refused
     forbidden_here = {"model_namespace": "team-a", "reason": "forbidden"}
     assert scraped(secured.gateway, "modelplane_gateway_refused_requests_total", forbidden_here)
     # The refusals say why, and name the role needed.
@@ -173,6 +174,8 @@ def test_lists_across_namespaces_show_only_what_the_key_may_read(
     assert namespaces(teams["a"]) == {"team-a"}
     assert namespaces(teams["b"]) == {"team-b"}
     assert namespaces(admin) == {"team-a", "team-b"}
+    load = call("GET", f"{secured.api}{METRICS}/models", None, teams["b"]).json()["items"]
+    assert {m["namespace"] for m in load} == {"team-b"}
     listed = secured.cli("get", "models", "-A", key=teams["b"])
     assert listed.returncode == 0, listed.stderr
     assert "team-b" in listed.stdout

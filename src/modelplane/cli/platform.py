@@ -21,21 +21,23 @@ import typer
 import uvicorn
 import uvloop
 from pydantic import ValidationError
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from modelplane.api import load_model_file
 from modelplane.api.manifests import problems_from
 from modelplane.backends.local.access import AccessControl
 from modelplane.backends.local.api_server import ControlApi
+from modelplane.backends.local.control_routes import control_routes
 from modelplane.backends.local.controller import Controller
 from modelplane.backends.local.git_source import absolute_if_local
 from modelplane.backends.local.gitops import GitSourceSpec
-from modelplane.backends.local.gitops_sources import GitSources, gitops_routes
-from modelplane.backends.local.key_api import key_routes
+from modelplane.backends.local.gitops_sources import GitSources
 from modelplane.backends.local.key_store import SqliteKeyStore, first_admin_key
+from modelplane.backends.local.metric_history import MetricHistory
 from modelplane.backends.local.metric_source import GatewayMetricSource
 from modelplane.backends.local.prometheus_beside import Scraping
-from modelplane.backends.local.quota_api import SqliteQuotaStore, quota_routes
+from modelplane.backends.local.quota_api import SqliteQuotaStore
 from modelplane.backends.local.scrape_targets import TargetsFile, targets
 from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
@@ -58,6 +60,7 @@ from modelplane.errors import AlreadyExistsError
 from modelplane.gateway.balancing import Balancing
 from modelplane.gateway.proxy import Gateway, GatewayOptions
 from modelplane.gateway.routing import RoutingTable
+from modelplane.portal import portal_routes
 from modelplane.security.authn import Authenticator
 from modelplane.security.tokens import TokenVerifier
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
@@ -202,6 +205,18 @@ def up(
         )
 
 
+def portal_may_call(gateway: ASGIApp, host: str, port: int) -> ASGIApp:
+    """The gateway, answering the portal's cross-origin "try it" requests (CORS)."""
+    hosts = {host} | ({"localhost", "127.0.0.1"} if _loopback(host) else set())
+    return CORSMiddleware(
+        gateway,
+        allow_origins=sorted(f"http://{h}:{port}" for h in hosts),
+        allow_methods=["GET", "POST"],
+        allow_headers=["authorization", "content-type", "traceparent", "tracestate"],
+        max_age=600,
+    )
+
+
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -253,12 +268,9 @@ async def _up(
         state_dir, api_url, store.record_event, {"Authorization": f"Bearer {system_token}"}
     )
     quotas = SqliteQuotaStore(state_dir / "state.db")
-    routes = [
-        *gitops_routes(sources),
-        *quota_routes(quotas, gateway.quotas),
-        *(key_routes(keys) if keys is not None else []),
-    ]
-    control: ASGIApp = api.app(routes)
+    history = MetricHistory(gateway.reading, gateway.in_flight)
+    routes = control_routes(store, history, sources, quotas, gateway.quotas, keys)
+    control: ASGIApp = api.app([*routes, *portal_routes(gateway_url)])
     if keys is not None:
         control = AccessControl(control, authenticator)
     if source is not None:
@@ -273,7 +285,8 @@ async def _up(
         ),
         _Server(
             uvicorn.Config(
-                gateway, host=host, port=gateway_port, http="httptools", log_level=log_level,
+                portal_may_call(gateway, host, port), host=host, port=gateway_port,
+                http="httptools", log_level=log_level,
                 access_log=False, log_config=None, proxy_headers=False, lifespan="on",
                 backlog=4096,
             )
@@ -287,6 +300,7 @@ async def _up(
         loop.add_signal_handler(sig, stop.set)
     tasks = [loop.create_task(s.serve()) for s in servers]
     control_loop = loop.create_task(controller.run())
+    sampling = loop.create_task(history.run(store))
     sources.start()
     if scraping.enabled:
         targets_file = TargetsFile(scraping.targets)
@@ -307,7 +321,8 @@ async def _up(
         await asyncio.sleep(0.05)
     if all(s.started for s in servers):
         print(
-            f"modelplane is up\n  control API  http://{host}:{port}\n  gateway      {gateway_url}",
+            f"modelplane is up\n  portal       {api_url}/\n  control API  {api_url}\n"
+            f"  gateway      {gateway_url}",
             flush=True,
         )
         if beside is not None:
@@ -324,7 +339,7 @@ async def _up(
         )
     for server in servers:
         server.should_exit = True
-    await cancel_all([control_loop])
+    await cancel_all([control_loop, sampling])
     await sources.close()
     await supervisor.close()
     await asyncio.gather(*tasks, return_exceptions=True)

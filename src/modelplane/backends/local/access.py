@@ -1,9 +1,10 @@
 """Who may call which endpoint of the embedded control API.
 
-Every request but ``/healthz`` is authenticated (``Authorization: Bearer <API key>``) and checked
-against the role its path and method need: reading a namespace's Models, their status, events,
-revisions, logs and quota needs ``viewer`` there; writing them ``deployer``; writing status, git
-sources, quotas and API keys ``admin`` on every namespace. Listing or watching Models across
+Every request but ``/healthz``, ``/openapi.json`` and the portal's page and assets is
+authenticated (``Authorization: Bearer <API key>``) and checked against the role its path and
+method need: reading a namespace's Models, their status, events, revisions, logs, metrics and
+quota needs ``viewer`` there; writing them ``deployer``; writing status, git sources, quotas and
+API keys ``admin`` on every namespace. Listing or watching Models across
 namespaces shows only the namespaces the caller may read. A refusal is a Kubernetes-style Status:
 401 with ``WWW-Authenticate: Bearer`` for a missing or bad credential, 403 naming the role
 needed.
@@ -16,11 +17,14 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelplane.backends.local.api_server import PREFIX, status_response
+from modelplane.backends.local.metric_history import METRICS_PREFIX
 from modelplane.errors import AuthError, UnauthenticatedError
 from modelplane.security.authn import Authenticator, require
 from modelplane.security.roles import ALL_NAMESPACES, Action
 
-OPEN_PATHS = frozenset({"/healthz"})
+# Liveness, the API's description and the portal's page and assets: none of them holds data.
+OPEN_PATHS = frozenset({"/healthz", "/openapi.json", "/"})
+OPEN_PREFIXES = ("/portal/",)
 READING = frozenset({"GET", "HEAD"})
 
 
@@ -28,14 +32,15 @@ def needed(method: str, path: str) -> tuple[Action, str | None]:
     """The action a request is and the namespace it needs it in; None: decided by the handler
     (lists across namespaces, filtered to what the caller may read)."""
     reading = method in READING
-    namespaced = f"{PREFIX}/namespaces/"
-    if path.startswith(namespaced):
-        namespace = path[len(namespaced) :].split("/", 1)[0]
-        if reading:
-            return Action.READ, namespace
-        return (Action.ADMINISTER if path.endswith("/status") else Action.WRITE), namespace
-    if path == f"{PREFIX}/models" and reading:
-        return Action.READ, None
+    for group in (PREFIX, METRICS_PREFIX):
+        namespaced = f"{group}/namespaces/"
+        if path.startswith(namespaced):
+            namespace = path[len(namespaced) :].split("/", 1)[0]
+            if reading:
+                return Action.READ, namespace
+            return (Action.ADMINISTER if path.endswith("/status") else Action.WRITE), namespace
+        if path == f"{group}/models" and reading:
+            return Action.READ, None
     if path.startswith("/quotas/") and reading:
         return Action.READ, path.removeprefix("/quotas/").split("/", 1)[0]
     if path == "/quotas" and reading:
@@ -56,7 +61,8 @@ class AccessControl:
         self.app, self.authenticator = app, authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             await self.app(scope, receive, send)
             return
         request = Request(scope)

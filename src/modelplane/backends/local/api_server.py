@@ -8,6 +8,9 @@
     …/namespaces/{ns}/models/{name}/revisions   immutable revisions with their specs
     …/namespaces/{ns}/models/{name}/logs        replica logs
 
+Create, replace and patch take ``?dryRun=All``: every check runs, nothing is stored, and the
+reply carries the ``Modelplane-Revision-Digest`` its spec would serve.
+
 Errors are ``Status`` objects as the Kubernetes API returns them, so the same client code reads
 both: 404 NotFound, 409 AlreadyExists or Conflict, 410 Gone, 422 Invalid (with one cause per
 field), 400 BadRequest.
@@ -27,9 +30,9 @@ import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from modelplane.api import API_VERSION, Model, parse_model, to_wire
+from modelplane.api import API_VERSION, Model, parse_model, revision_digest, to_wire
 from modelplane.backends.local.store import Change, SqliteStore
 from modelplane.errors import (
     AlreadyExistsError,
@@ -43,6 +46,7 @@ from modelplane.security.roles import ANYONE, Action, Principal
 
 PREFIX = "/apis/modelplane.io/v1alpha1"
 MERGE_PATCH = "application/merge-patch+json"
+REVISION_DIGEST_HEADER = "Modelplane-Revision-Digest"
 WATCH_SECONDS_MAX = 3600
 
 _REASONS: list[tuple[type[ResourceError], int, str]] = [
@@ -94,6 +98,20 @@ def _readable(request: Request) -> Callable[[Model], bool]:
     return lambda model: principal.may(Action.READ, model.metadata.namespace)
 
 
+def query_number(request: Request, name: str, default: float, low: float, high: float) -> float:
+    """A numeric query parameter within [low, high], or SpecError naming it and its range."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        raise SpecError(f"query parameter {name}={raw!r} must be a number from {low:g} to {high:g}")
+    return value
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch: objects merge, ``null`` deletes, anything else replaces."""
     if not isinstance(patch, dict):
@@ -134,7 +152,7 @@ class ControlApi:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    def app(self, extra_routes: list[Route] | None = None) -> Starlette:
+    def app(self, extra_routes: list[BaseRoute] | None = None) -> Starlette:
         one = PREFIX + "/namespaces/{namespace}/models/{name}"
         routes = [
             Route("/healthz", self.healthz),
@@ -161,7 +179,8 @@ class ControlApi:
         try:
             if request.method == "POST":
                 model = await self._body_model(request, namespace, None)
-                return _model_response(self.store.create(model), 201)
+                dry_run = _dry_run(request)
+                return _model_response(self.store.create(model, dry_run=dry_run), 201, dry_run)
             selector = parse_selector(request.query_params.get("labelSelector"))
             if request.query_params.get("watch") in ("true", "1"):
                 return self._watch(request, namespace, selector)
@@ -180,9 +199,7 @@ class ControlApi:
 
     def _watch(self, request: Request, namespace: str | None, selector: dict[str, str]) -> Response:
         since = request.query_params.get("resourceVersion")
-        timeout = min(
-            float(request.query_params.get("timeoutSeconds", WATCH_SECONDS_MAX)), WATCH_SECONDS_MAX
-        )
+        timeout = query_number(request, "timeoutSeconds", WATCH_SECONDS_MAX, 0, WATCH_SECONDS_MAX)
         if since is not None and not since.isdigit():
             raise SpecError(f"resourceVersion {since!r} is not a number")
         if since is not None:
@@ -249,12 +266,18 @@ class ControlApi:
                 model = await self._patched(request, namespace, name)
             else:
                 model = await self._body_model(request, namespace, name)
-            return _model_response(self.store.update(model, subresource=subresource))
+            dry_run = _dry_run(request)
+            stored = self.store.update(model, subresource=subresource, dry_run=dry_run)
+            return _model_response(stored, dry_run=dry_run)
         except (SpecError, ResourceError) as exc:
             return error_response(exc)
 
     async def events(self, request: Request) -> Response:
         namespace, name = request.path_params["namespace"], request.path_params["name"]
+        try:
+            limit = int(query_number(request, "limit", 50, 1, 1000))
+        except SpecError as exc:
+            return error_response(exc)
         items = [
             {
                 "type": e.type,
@@ -263,7 +286,7 @@ class ControlApi:
                 "lastTimestamp": e.time.isoformat().replace("+00:00", "Z"),
                 "involvedObject": {"kind": "Model", "namespace": namespace, "name": name},
             }
-            for e in self.store.events(namespace, name, int(request.query_params.get("limit", 50)))
+            for e in self.store.events(namespace, name, limit)
         ]
         return Response(
             orjson.dumps({"kind": "EventList", "items": items}), media_type="application/json"
@@ -295,7 +318,8 @@ class ControlApi:
         try:
             known = [r.name for r in self.store.revisions(namespace, name)]
             self.store.get(namespace, name)
-        except ResourceError as exc:
+            tail = int(query_number(request, "tailLines", 200, 1, 100_000))
+        except (SpecError, ResourceError) as exc:
             return error_response(exc)
         if revision is not None and revision not in known:
             return status_response(404, "NotFound", f"model {name!r} has no revision {revision!r}")
@@ -303,7 +327,6 @@ class ControlApi:
         files = sorted(
             p for p in self.logs_dir.glob("*.log") if any(p.name.startswith(x) for x in prefixes)
         )
-        tail = int(request.query_params.get("tailLines", 200))
         chunks: list[str] = []
         for path in files:
             lines = path.read_text(errors="replace").splitlines()[-tail:]
@@ -352,8 +375,20 @@ class ControlApi:
         return parse_model(patched)
 
 
-def _model_response(model: Model, code: int = 200) -> Response:
-    return Response(orjson.dumps(to_wire(model)), status_code=code, media_type="application/json")
+def _dry_run(request: Request) -> bool:
+    value = request.query_params.get("dryRun")
+    if value is not None and value != "All":
+        raise SpecError(f"dryRun={value!r} is not supported; use dryRun=All")
+    return value is not None
+
+
+def _model_response(model: Model, code: int = 200, dry_run: bool = False) -> Response:
+    """The object; a dry run's also says which revision its spec would serve, so a caller can
+    tell a change that rolls out a new revision from one that only rescales."""
+    reply = Response(orjson.dumps(to_wire(model)), status_code=code, media_type="application/json")
+    if dry_run:
+        reply.headers[REVISION_DIGEST_HEADER] = revision_digest(model.spec)
+    return reply
 
 
 def _event_line(kind: str, model: Model) -> bytes:

@@ -114,7 +114,10 @@ class SqliteStore:
         self._listeners.append(listener)
 
     @contextmanager
-    def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+    def _transaction(
+        self, *, write: bool = True, dry_run: bool = False
+    ) -> Iterator[sqlite3.Connection]:
+        """One transaction; a dry run does all the checks and writes, then rolls them back."""
         self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
         before = self._db.total_changes
         try:
@@ -122,6 +125,9 @@ class SqliteStore:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+        if dry_run:
+            self._db.execute("ROLLBACK")
+            return
         self._db.execute("COMMIT")
         if self._db.total_changes != before:  # listeners hear of writes, not of reads or no-ops
             for listener in self._listeners:
@@ -153,9 +159,9 @@ class SqliteStore:
             version = self.resource_version()
         return [Model.model_validate_json(r[0]) for r in rows], version
 
-    def create(self, model: Model) -> Model:
+    def create(self, model: Model, *, dry_run: bool = False) -> Model:
         meta = model.metadata
-        with self._transaction() as db:
+        with self._transaction(dry_run=dry_run) as db:
             exists = db.execute(
                 "SELECT 1 FROM models WHERE namespace = ? AND name = ?", (meta.namespace, meta.name)
             ).fetchone()
@@ -169,14 +175,16 @@ class SqliteStore:
             stored.metadata.creation_timestamp = _now()
             return self._write(db, "ADDED", stored)
 
-    def update(self, model: Model, *, subresource: Literal["", "status"] = "") -> Model:
+    def update(
+        self, model: Model, *, subresource: Literal["", "status"] = "", dry_run: bool = False
+    ) -> Model:
         """Replace spec, labels and annotations (or only status, for the status subresource).
 
         A ``metadata.resourceVersion`` on ``model`` must match the stored one (else
         ConflictError); without one the write is unconditional, as with ``kubectl apply``.
         """
         meta = model.metadata
-        with self._transaction() as db:
+        with self._transaction(dry_run=dry_run) as db:
             current = self._read(db, meta.namespace, meta.name)
             wanted = meta.resource_version
             if wanted is not None and wanted != current.metadata.resource_version:

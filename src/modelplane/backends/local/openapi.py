@@ -1,0 +1,288 @@
+"""The OpenAPI 3.1 description of the embedded control API, served as ``/openapi.json``.
+
+Clients, the portal and API fuzzers read it. The request and resource schemas come from the
+pydantic types that validate them, so they cannot drift from the code; the operations are listed
+here, and a test holds that list equal to the routes the platform serves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from modelplane.api import Model
+from modelplane.backends.local.api_server import MERGE_PATCH, PREFIX, REVISION_DIGEST_HEADER
+from modelplane.backends.local.gitops import GitSourceSpec
+from modelplane.backends.local.key_api import KeyRequest
+from modelplane.backends.local.metric_history import METRICS_PREFIX
+from modelplane.backends.local.quota_api import QuotaSpec
+
+Schema = dict[str, Any]
+REFS = "#/components/schemas/{model}"
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": REFS.format(model=name)}
+
+
+def _query(name: str, schema: Schema, about: str) -> Schema:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": about}
+
+
+def _path(name: str) -> Schema:
+    schema: Schema = {"type": "string", "minLength": 1}
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+LIST_QUERY = [
+    _query("labelSelector", {"type": "string"}, "Equality selectors: app=iris,tier=gold."),
+    _query("watch", {"type": "string", "enum": ["true", "false", "1", "0"]}, "Stream changes."),
+    _query("resourceVersion", {"type": "string", "pattern": "^[0-9]+$"}, "Watch from here."),
+    _query("timeoutSeconds", {"type": "number", "minimum": 0, "maximum": 3600}, "Watch length."),
+]
+DRY_RUN = _query("dryRun", {"type": "string", "enum": ["All"]}, "Check everything, store nothing.")
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    reply: Schema | None  # JSON schema of the 2xx body; None: no body
+    code: int = 200
+    body: Schema | None = None
+    query: list[Schema] = field(default_factory=list)
+    body_type: str = "application/json"
+    reply_type: str = "application/json"
+    open: bool = False  # no credential needed, even with --auth
+
+    def describe(self) -> Schema:
+        names = [part[1:-1] for part in self.path.split("/") if part.startswith("{")]
+        described: Schema = {
+            "summary": self.summary,
+            "operationId": _operation_id(self.method, self.path),
+            "parameters": [_path(n) for n in names] + self.query,
+            "responses": {str(self.code): _content(self.reply, self.reply_type)} | _FAILURES,
+        }
+        if self.body is not None:
+            types = [self.body_type] + (
+                ["application/yaml"] if self.body_type != MERGE_PATCH else []
+            )
+            described["requestBody"] = {
+                "required": True,
+                "content": {t: {"schema": self.body} for t in types},
+            }
+        if self.open:
+            described["security"] = []
+        return described
+
+
+def _content(schema: Schema | None, media_type: str) -> Schema:
+    if schema is None:
+        return {"description": "done"}
+    return {"description": "done", "content": {media_type: {"schema": schema}}}
+
+
+_FAILURES = {
+    str(code): {"description": why, "content": {"application/json": {"schema": ref("Status")}}}
+    for code, why in [
+        (401, "no valid credential (with --auth)"),
+        (403, "the credential lacks the role"),
+        (404, "no such object"),
+        (409, "exists already, or a stale resourceVersion"),
+        (422, "invalid object or parameter, one cause per field"),
+    ]
+}
+
+
+def _operation_id(method: str, path: str) -> str:
+    words = [p.strip("{}") for p in path.replace(PREFIX, "").split("/") if p]
+    return method.lower() + "".join(w[:1].upper() + w[1:] for w in words)
+
+
+def _list_of(kind: str, item: Schema) -> Schema:
+    return {
+        "type": "object",
+        "required": ["items"],
+        "properties": {"kind": {"const": kind}, "items": {"type": "array", "items": item}},
+    }
+
+
+TEXT: Schema = {"type": "string"}
+ONE = PREFIX + "/namespaces/{namespace}/models/{name}"
+EVENT: Schema = {
+    "type": "object",
+    "required": ["type", "reason", "message", "lastTimestamp"],
+    "properties": {k: {"type": "string"} for k in ("type", "reason", "message", "lastTimestamp")},
+}
+REVISION: Schema = {
+    "type": "object",
+    "required": ["name", "number", "digest", "created", "spec"],
+    "properties": {
+        "name": {"type": "string"},
+        "number": {"type": "integer"},
+        "digest": {"type": "string"},
+        "created": {"type": "string"},
+        "spec": ref("ModelSpec"),
+    },
+}
+NUMBER_OR_NULL: Schema = {"type": ["number", "null"]}
+METRICS_LATEST: Schema = {
+    "type": "object",
+    "required": ["namespace", "name", "requestsPerSecond"],
+    "properties": {
+        "namespace": {"type": "string"},
+        "name": {"type": "string"},
+        "time": NUMBER_OR_NULL,
+        "requestsPerSecond": {"type": "number"},
+        "errorRate": NUMBER_OR_NULL,
+        "p99Ms": NUMBER_OR_NULL,
+        "inFlight": {"type": "integer"},
+    },
+}
+METRICS_POINT: Schema = {
+    "type": "object",
+    "properties": {
+        "time": {"type": "number"},
+        "requestsPerSecond": {"type": "number"},
+        "errorRate": NUMBER_OR_NULL,
+        "p50Ms": NUMBER_OR_NULL,
+        "p99Ms": NUMBER_OR_NULL,
+        "inFlight": {"type": "integer"},
+        "readyReplicas": {"type": "integer"},
+        "traffic": {"type": "integer"},
+    },
+}
+MODEL_METRICS: Schema = {
+    "type": "object",
+    "required": ["revisions", "analyses"],
+    "properties": {
+        "revisions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "revision": {"type": "string"},
+                    "points": {"type": "array", "items": METRICS_POINT},
+                },
+            },
+        },
+        "analyses": {"type": "array", "items": {"type": "object"}},
+    },
+}
+QUOTA: Schema = {"allOf": [ref("QuotaSpec")], "properties": {"namespace": {"type": "string"}}}
+
+OPERATIONS = [
+    Operation("GET", "/healthz", "Liveness of the control API.", TEXT, reply_type="text/plain",
+              open=True),
+    Operation("GET", "/openapi.json", "This description.", {"type": "object"}, open=True),
+    Operation("GET", PREFIX + "/models", "List or watch Models in every namespace you may read.",
+              _list_of("ModelList", ref("Model")), query=LIST_QUERY),
+    Operation("GET", PREFIX + "/namespaces/{namespace}/models", "List or watch one namespace.",
+              _list_of("ModelList", ref("Model")), query=LIST_QUERY),
+    Operation("POST", PREFIX + "/namespaces/{namespace}/models", "Create a Model.", ref("Model"),
+              201, ref("Model"), [DRY_RUN]),
+    Operation("GET", ONE, "Read a Model.", ref("Model")),
+    Operation("PUT", ONE, "Replace a Model's spec, labels and annotations.", ref("Model"),
+              body=ref("Model"), query=[DRY_RUN]),
+    Operation("PATCH", ONE, "Merge-patch a Model (RFC 7386).", ref("Model"),
+              body={"type": "object"}, query=[DRY_RUN], body_type=MERGE_PATCH),
+    Operation("DELETE", ONE, "Delete a Model and its revisions.", ref("Model")),
+    Operation("GET", ONE + "/status", "Read a Model's status.", ref("Model")),
+    Operation("PUT", ONE + "/status", "Replace a Model's status (admin).", ref("Model"),
+              body=ref("Model"), query=[DRY_RUN]),
+    Operation("PATCH", ONE + "/status", "Merge-patch a Model's status (admin).", ref("Model"),
+              body={"type": "object"}, query=[DRY_RUN], body_type=MERGE_PATCH),
+    Operation("GET", ONE + "/events", "Recent events, newest first.", _list_of("EventList", EVENT),
+              query=[_query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "")]),
+    Operation("GET", ONE + "/revisions", "Immutable revisions, oldest first, with their specs.",
+              _list_of("RevisionList", REVISION)),
+    Operation("GET", ONE + "/logs", "Replica logs, each line prefixed with its replica.", TEXT,
+              reply_type="text/plain", query=[
+                  _query("revision", {"type": "string"}, "Only this revision's replicas."),
+                  _query("tailLines", {"type": "integer", "minimum": 1, "maximum": 100000}, ""),
+              ]),
+    Operation("GET", METRICS_PREFIX + "/models", "Each Model's last interval.",
+              _list_of("ModelMetricsList", METRICS_LATEST)),
+    Operation("GET", METRICS_PREFIX + "/namespaces/{namespace}/models/{name}",
+              "The last hour per revision, and the rollout's analyses.", MODEL_METRICS),
+    Operation("GET", "/quotas", "Every namespace's quota.", _list_of("QuotaList", QUOTA)),
+    Operation("GET", "/quotas/{namespace}", "One namespace's quota.", QUOTA),
+    Operation("PUT", "/quotas/{namespace}", "Set a namespace's quota (admin).", QUOTA,
+              body=ref("QuotaSpec")),
+    Operation("DELETE", "/quotas/{namespace}", "Lift a namespace's quota (admin).", None, 204),
+    Operation("GET", "/gitops", "Git sources and their last sync.", {"type": "object"}),
+    Operation("POST", "/gitops", "Add a git source (admin).", {"type": "object"}, 201,
+              ref("GitSourceSpec")),
+    Operation("POST", "/gitops/webhook", "Sync every source now (a git host's push hook).",
+              {"type": "object"}),
+    Operation("GET", "/gitops/{name}", "One git source and its last sync.", {"type": "object"}),
+    Operation("DELETE", "/gitops/{name}", "Remove a git source; its Models keep serving.", None,
+              204),
+    Operation("POST", "/gitops/{name}/sync", "Sync one source now.", {"type": "object"}),
+    Operation("GET", "/auth/keys", "API keys (never their secrets); with --auth.",
+              {"type": "object"}),
+    Operation("POST", "/auth/keys", "Create an API key; its secret is shown once.",
+              {"type": "object"}, 201, ref("KeyRequest")),
+    Operation("DELETE", "/auth/keys/{id}", "Revoke an API key.", None, 204),
+]  # fmt: skip
+
+
+def _schemas() -> dict[str, Schema]:
+    _, found = models_json_schema(
+        [(t, "validation") for t in (Model, QuotaSpec, GitSourceSpec, KeyRequest)],
+        by_alias=True,
+        ref_template=REFS,
+    )
+    schemas: dict[str, Schema] = found["$defs"]
+    schemas["Status"] = {
+        "type": "object",
+        "required": ["kind", "status", "message", "reason", "code"],
+        "properties": {
+            "kind": {"const": "Status"},
+            "status": {"const": "Failure"},
+            "message": {"type": "string"},
+            "reason": {"type": "string"},
+            "code": {"type": "integer"},
+            "details": {"type": "object"},
+        },
+    }
+    return schemas
+
+
+def document(operations: list[Operation] = OPERATIONS) -> Schema:
+    paths: dict[str, Schema] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method.lower()] = op.describe()
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "modelplane control API",
+            "version": "v1alpha1",
+            "description": (
+                "Kubernetes-shaped REST over the embedded platform's Models, with metrics, "
+                "quotas, git sources and API keys. A dry run's reply carries the "
+                f"{REVISION_DIGEST_HEADER} header."
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }
+
+
+def openapi_route() -> Route:
+    described = document()
+
+    async def serve(_: Request) -> Response:
+        return JSONResponse(described)
+
+    return Route("/openapi.json", serve)
