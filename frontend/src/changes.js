@@ -43,7 +43,7 @@ export function PlannedChange({ title, current, request, onDone, onCancel }) {
     setState((old) => ({ ...old, phase: "applying" }));
     try {
       const { data } = await call(sent.method, sent.path, { body: sent.body, type: sent.type });
-      setState({ phase: "done" });
+      setState((old) => ({ phase: "done", effect: old.effect }));
       onDone?.(data);
     } catch (error) {
       setState({ phase: "failed", error });
@@ -66,6 +66,6 @@ export function PlannedChange({ title, current, request, onDone, onCancel }) {
         Apply ${title}
       </button>
     </div>` : ""}
-    ${state.phase === "done" ? html`<p class="ok-note" role="status">Applied.</p>` : ""}
+    ${state.phase === "done" ? html`<p class="ok-note" role="status">Applied: ${state.effect}</p>` : ""}
   </div>`;
 }

@@ -71,6 +71,21 @@ export function diffLines(before, after) {
 
 export const changed = (lines) => lines.some(([kind]) => kind !== " ");
 
+// Only the changed lines and `context` lines around each; a skipped run becomes one "…" line.
+export function hunks(lines, context = 3) {
+  const near = lines.map(() => false);
+  lines.forEach(([kind], index) => {
+    if (kind === " ") return;
+    for (let k = Math.max(0, index - context); k <= Math.min(lines.length - 1, index + context); k++) near[k] = true;
+  });
+  const out = [];
+  lines.forEach((line, index) => {
+    if (near[index]) out.push(line);
+    else if (out.at(-1)?.[0] !== "…") out.push(["…", ""]);
+  });
+  return out;
+}
+
 export function number(value, digits = 3) {
   if (value === null || value === undefined || Number.isNaN(value)) return "–";
   return Number(value).toPrecision(digits).replace(/\.?0+$/, "").replace(/\.?0+e/, "e");

@@ -1,5 +1,5 @@
-// The portal's shell: a hash router (the control API serves one page), the API key prompt, and
-// the platform's settings (where the gateway is).
+// The portal's shell: a hash router (the control API serves one page) and the API key prompt.
+// The page names the gateway (for "try it") in its root element.
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { apiKey, onUnauthorised } from "./api.js";
@@ -35,15 +35,13 @@ function KeyForm({ onDone }) {
   </form>`;
 }
 
+const settings = { gatewayUrl: document.getElementById("portal").dataset.gatewayUrl };
+
 function App() {
   const route = useRoute();
-  const [settings, setSettings] = useState(null);
   const [asking, setAsking] = useState(false);
   const [session, setSession] = useState(0); // a new key re-mounts the page, which reloads
   useEffect(() => onUnauthorised(() => setAsking(true)), []);
-  useEffect(() => {
-    fetch("portal/settings.json").then((r) => r.json()).then(setSettings, () => setSettings({}));
-  }, []);
   const signedIn = Boolean(apiKey.get());
   return html`<div>
     <header class="top">

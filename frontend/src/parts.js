@@ -1,10 +1,12 @@
 // Small pieces several pages share.
 import { html } from "./html.js";
 import { colour } from "./charts.js";
+import { hunks } from "./format.js";
 
 export function Ready({ condition }) {
   if (!condition) return html`<span class="badge unknown">Unknown</span>`;
-  const kind = condition.status === "True" ? "ok" : condition.status === "False" ? "bad" : "unknown";
+  const moving = /Progress/.test(condition.reason || "");
+  const kind = condition.status === "True" ? "ok" : moving ? "progress" : condition.status === "False" ? "bad" : "unknown";
   const text = condition.status === "True" ? "Ready" : condition.reason || "Not ready";
   return html`<span class=${`badge ${kind}`} title=${condition.message || ""}>${text}</span>`;
 }
@@ -31,8 +33,11 @@ export function ErrorNote({ error }) {
   </div>`;
 }
 
+const LINE_CLASS = { "+": "add", "-": "del", "…": "skip" };
+
+// A spec diff: changed lines with a little context around them.
 export function DiffView({ lines, label }) {
-  return html`<pre class="diff" aria-label=${label}>${lines.map(
-    ([kind, text]) => html`<span class=${kind === "+" ? "add" : kind === "-" ? "del" : ""}>${kind} ${text}\n</span>`,
+  return html`<pre class="diff" aria-label=${label}>${hunks(lines).map(
+    ([kind, text]) => html`<span class=${LINE_CLASS[kind] || ""}>${kind === "…" ? "  …" : `${kind} ${text}`}\n</span>`,
   )}</pre>`;
 }

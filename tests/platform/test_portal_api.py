@@ -190,14 +190,19 @@ def test_the_description_is_served_to_anyone_and_the_portal_page_too(
     assert "Model" in described["components"]["schemas"]
     page = httpx.get(f"{platform.api}/")
     assert page.status_code == 200
-    assert '<div id="portal">' in page.text
+    assert '<div id="portal"' in page.text
     policy = page.headers["content-security-policy"]
     assert "default-src 'self'" in policy
     assert platform.gateway in policy  # "try it" may call the gateway, nothing else
-    assert httpx.get(f"{platform.api}/portal/portal.js").status_code == 200
-    assert httpx.get(f"{platform.api}/portal/settings.json").json() == {
-        "gatewayUrl": platform.gateway
-    }
+    assert f'data-gateway-url="{platform.gateway}"' in page.text
+    script = httpx.get(f"{platform.api}/portal/portal.js")
+    assert script.status_code == 200
+    assert script.headers["content-encoding"] == "gzip"
+    unchanged = httpx.get(
+        f"{platform.api}/portal/portal.js", headers={"If-None-Match": script.headers["etag"]}
+    )
+    assert unchanged.status_code == 304
+    assert httpx.get(f"{platform.api}/portal/secrets.txt").status_code == 404
     # The gateway answers the portal's cross-origin requests, and no other origin's.
     allowed = httpx.options(
         f"{platform.gateway}/v2/models/x/infer",

@@ -85,6 +85,10 @@ def test_a_new_version_ships_through_a_canary_and_is_promoted_from_the_page(
         expect(phase).to_have_text("Progressing (step 1 of 1)", timeout=LONG)
         expect(page.locator(".traffic")).to_contain_text("churn-r2 20%", timeout=LONG)
         expect(page.locator("table.analysis")).to_be_visible(timeout=LONG)
+        # the charts, live: requests/s, latency, errors and replicas for each revision
+        charts = page.locator("section[aria-labelledby='charts-title'] figure.chart")
+        expect(charts).to_have_count(4, timeout=LONG)
+        expect(charts.first.locator(".u-legend")).to_contain_text("churn-r2", timeout=LONG)
         page.screenshot(path=shots / "rollout.png", full_page=True)
 
         page.get_by_role("button", name="Promote…").click()
@@ -97,6 +101,18 @@ def test_a_new_version_ships_through_a_canary_and_is_promoted_from_the_page(
     expect(page.locator(".traffic")).to_contain_text("churn-r2 100%", timeout=LONG)
     events = page.locator("table.events")
     expect(events).to_contain_text("RolloutPromoted", timeout=LONG)
+
+    # Undo: back to r1's spec, shown first, then through the same rollout path as any change.
+    page.get_by_role("button", name="Undo to churn-r1…").click()
+    page.get_by_role("button", name="Preview undo to churn-r1").click()
+    preview = page.locator(".preview")
+    expect(preview.locator(".diff .del")).to_contain_text(["maxBatchSize: 4"])
+    page.get_by_role("button", name="Apply undo to churn-r1").click()
+    wait_for(lambda: portal.model("churn")["status"].get("canaryRevision") == "churn-r3",
+             "the undo's canary", 60)  # fmt: skip
+    revisions = httpx.get(f"{portal.api}{API}/namespaces/default/models/churn/revisions").json()
+    digests = {r["name"]: r["digest"] for r in revisions["items"]}
+    assert digests["churn-r3"] == digests["churn-r1"]
 
 
 def test_a_canary_is_aborted_and_a_change_undone_from_the_page(

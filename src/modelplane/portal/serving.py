@@ -1,16 +1,24 @@
-"""Routes that serve the portal: its page at ``/``, assets under ``/portal/``, and the one
-setting the page cannot learn from the control API, where the gateway is."""
+"""Routes that serve the portal: its page at ``/`` and its assets under ``/portal/``.
+
+The assets are read once, with their compressed form and ETag, and answered from memory: they
+are a few files that change only with the package, and the page should be usable at once. The
+page carries the one setting it cannot learn from the control API, where the gateway is.
+"""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import html
+from dataclasses import dataclass
 from importlib.resources import files
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
 
 STATIC = files("modelplane.portal") / "static"
+ASSETS = {"portal.js": "text/javascript", "portal.css": "text/css", "uPlot.min.css": "text/css"}
 # Only this origin's scripts and styles; the gateway is the one other place the page calls.
 POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
@@ -18,23 +26,47 @@ POLICY = (
 )
 
 
+@dataclass(frozen=True)
+class Asset:
+    body: bytes
+    compressed: bytes
+    media_type: str
+    etag: str
+
+    @classmethod
+    def read(cls, name: str, media_type: str) -> Asset:
+        body = (STATIC / name).read_bytes()
+        digest = hashlib.sha256(body).hexdigest()[:16]
+        return cls(body, gzip.compress(body, mtime=0), media_type, f'"{digest}"')
+
+    def answer(self, request: Request) -> Response:
+        headers = {"ETag": self.etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+        if request.headers.get("if-none-match") == self.etag:
+            return Response(status_code=304, headers=headers)
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            return Response(self.compressed, media_type=self.media_type, headers=headers)
+        return Response(self.body, media_type=self.media_type, headers=headers)
+
+
 def portal_routes(gateway_url: str) -> list[BaseRoute]:
-    page = (STATIC / "index.html").read_text()
-    settings = {"gatewayUrl": gateway_url.rstrip("/")}
+    gateway = gateway_url.rstrip("/")
+    named = f'id="portal" data-gateway-url="{html.escape(gateway, quote=True)}"'
+    page = (STATIC / "index.html").read_text().replace('id="portal"', named)
+    headers = {
+        "Content-Security-Policy": POLICY.format(gateway=gateway),
+        "Cache-Control": "no-cache",
+        "X-Content-Type-Options": "nosniff",
+    }
+    assets = {name: Asset.read(name, media_type) for name, media_type in ASSETS.items()}
 
     async def index(_: Request) -> Response:
-        headers = {
-            "Content-Security-Policy": POLICY.format(gateway=settings["gatewayUrl"]),
-            "Cache-Control": "no-cache",
-            "X-Content-Type-Options": "nosniff",
-        }
         return HTMLResponse(page, headers=headers)
 
-    async def portal_settings(_: Request) -> Response:
-        return JSONResponse(settings, headers={"Cache-Control": "no-cache"})
+    async def asset(request: Request) -> Response:
+        found = assets.get(request.path_params["name"])
+        if found is None:
+            return Response("no such portal asset", status_code=404, media_type="text/plain")
+        return found.answer(request)
 
-    return [
-        Route("/", index),
-        Route("/portal/settings.json", portal_settings),
-        Mount("/portal", StaticFiles(directory=str(STATIC)), name="portal"),
-    ]
+    return [Route("/", index), Route("/portal/{name}", asset)]
