@@ -255,3 +255,9 @@ def test_telemetry_takes_only_otel_variables() -> None:
     )
     parsed = parse_model(document(telemetry={"env": {"OTEL_SERVICE_NAME": "iris"}}))
     assert parsed.spec.telemetry.env == {"OTEL_SERVICE_NAME": "iris"}
+
+
+def test_metadata_that_is_not_a_mapping_is_named_not_a_crash() -> None:
+    doc = document()
+    doc["metadata"] = [None, None]  # found by fuzzing the control API: was a server error
+    assert any(p.startswith("metadata:") for p in problems(doc))

@@ -56,7 +56,8 @@ def parse_model(document: Mapping[str, Any], where: str = "") -> Model:
     try:
         return Model.model_validate(document)
     except ValidationError as exc:
-        name = (document.get("metadata") or {}).get("name", "?")
+        metadata = document.get("metadata")
+        name = metadata.get("name", "?") if isinstance(metadata, Mapping) else "?"
         raise SpecError(f"{what}invalid Model {name!r}", problems_from(exc)) from exc
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +34,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from modelplane.api import API_VERSION, Model, parse_model, revision_digest, to_wire
+from modelplane.api.meta import DNS_1035_LABEL, DNS_LABEL
 from modelplane.backends.local.store import Change, SqliteStore
 from modelplane.errors import (
     AlreadyExistsError,
@@ -48,6 +50,7 @@ PREFIX = "/apis/modelplane.io/v1alpha1"
 MERGE_PATCH = "application/merge-patch+json"
 REVISION_DIGEST_HEADER = "Modelplane-Revision-Digest"
 WATCH_SECONDS_MAX = 3600
+NAMESPACE_LENGTH_MAX = 63
 
 _REASONS: list[tuple[type[ResourceError], int, str]] = [
     (NotFoundError, 404, "NotFound"),
@@ -170,20 +173,28 @@ class ControlApi:
         return Starlette(routes=routes)
 
     async def healthz(self, request: Request) -> Response:
-        return Response("ok")
+        return Response("ok", media_type="text/plain")
 
     # -- collection ----------------------------------------------------------------------------
 
     async def collection(self, request: Request) -> Response:
         namespace = request.path_params.get("namespace")
         try:
+            if namespace is not None and not _namespace_name(namespace):
+                raise SpecError(f"{namespace!r} is not a namespace name (an RFC 1123 label)")
             if request.method == "POST":
                 model = await self._body_model(request, namespace, None)
                 dry_run = _dry_run(request)
                 return _model_response(self.store.create(model, dry_run=dry_run), 201, dry_run)
             selector = parse_selector(request.query_params.get("labelSelector"))
-            if request.query_params.get("watch") in ("true", "1"):
-                return self._watch(request, namespace, selector)
+            since = request.query_params.get("resourceVersion")
+            if since is not None and not since.isdigit():
+                raise SpecError(f"resourceVersion {since!r} is not a number")
+            timeout = query_number(
+                request, "timeoutSeconds", WATCH_SECONDS_MAX, 0, WATCH_SECONDS_MAX
+            )
+            if _watching(request):
+                return self._watch(request, namespace, selector, timeout)
             models, version = self.store.list_models(namespace)
             readable = _readable(request)
             items = [to_wire(m) for m in models if matches(m, selector) and readable(m)]
@@ -197,12 +208,11 @@ class ControlApi:
         except (SpecError, ResourceError) as exc:
             return error_response(exc)
 
-    def _watch(self, request: Request, namespace: str | None, selector: dict[str, str]) -> Response:
+    def _watch(
+        self, request: Request, namespace: str | None, selector: dict[str, str], timeout: float
+    ) -> Response:
         since = request.query_params.get("resourceVersion")
-        timeout = query_number(request, "timeoutSeconds", WATCH_SECONDS_MAX, 0, WATCH_SECONDS_MAX)
-        if since is not None and not since.isdigit():
-            raise SpecError(f"resourceVersion {since!r} is not a number")
-        if since is not None:
+        if since is not None:  # a number: the collection checked
             self.store.changes_since(int(since))  # raises GoneError before the stream starts
 
         readable = _readable(request)
@@ -274,9 +284,13 @@ class ControlApi:
 
     async def events(self, request: Request) -> Response:
         namespace, name = request.path_params["namespace"], request.path_params["name"]
+        # Events outlive their Model (a deletion, a git commit refused before it was created),
+        # so a name no Model has is an empty list; one no Model could have is not found.
         try:
             limit = int(query_number(request, "limit", 50, 1, 1000))
-        except SpecError as exc:
+            if not re.fullmatch(DNS_1035_LABEL, name) or not _namespace_name(namespace):
+                raise NotFoundError(f"no Model can be named {namespace}/{name}")
+        except (SpecError, ResourceError) as exc:
             return error_response(exc)
         items = [
             {
@@ -373,6 +387,17 @@ class ControlApi:
         patched = merge_patch(current, patch)
         patched["metadata"]["name"], patched["metadata"]["namespace"] = name, namespace
         return parse_model(patched)
+
+
+def _namespace_name(name: str) -> bool:
+    return len(name) <= NAMESPACE_LENGTH_MAX and re.fullmatch(DNS_LABEL, name) is not None
+
+
+def _watching(request: Request) -> bool:
+    value = request.query_params.get("watch", "false")
+    if value not in ("true", "1", "false", "0"):
+        raise SpecError(f"watch={value!r} is not a boolean; use watch=true or watch=false")
+    return value in ("true", "1")
 
 
 def _dry_run(request: Request) -> bool:

@@ -25,7 +25,7 @@ def control_routes(
 ) -> list[BaseRoute]:
     """The description, metrics, git sources, quotas and (with auth) API keys."""
     return [
-        openapi_route(),
+        openapi_route(auth=keys is not None),
         *metrics_routes(history, store),
         *gitops_routes(sources),
         *quota_routes(quotas, enforced),

@@ -44,8 +44,10 @@ class GitSourceSpec(Wire):
 
     name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
     url: Annotated[str, Field(min_length=1, description="A local path or any URL git fetches.")]
-    branch: str = "main"
-    path: str = Field(default=".", description="The repository's directory of Models.")
+    branch: Annotated[str, Field(min_length=1)] = "main"
+    path: Annotated[str, Field(min_length=1)] = Field(
+        default=".", description="The repository's directory of Models."
+    )
     interval: Annotated[float, Field(ge=1, le=86400)] = Field(
         default=30.0, description="Seconds between fetches (the webhook syncs at once)."
     )
@@ -53,6 +55,14 @@ class GitSourceSpec(Wire):
     self_heal: bool = Field(
         default=False, description="Revert hand-made changes to its Models at each sync."
     )
+
+    @field_validator("url", "branch", "path", mode="before")
+    @classmethod
+    def _printable(cls, value: object) -> object:
+        # git is run with these as arguments: a NUL or a newline is never part of one
+        if isinstance(value, str) and any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("must not contain control characters")
+        return value
 
     @field_validator("url")
     @classmethod

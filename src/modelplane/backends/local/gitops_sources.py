@@ -31,7 +31,7 @@ def parse_source(document: object) -> GitSourceSpec:
     if not isinstance(document, dict):
         raise SpecError("a git source must be an object")
     try:
-        return GitSourceSpec.model_validate(document)
+        return GitSourceSpec.model_validate(document, strict=True)
     except ValidationError as exc:
         raise SpecError("invalid git source", problems_from(exc)) from exc
 

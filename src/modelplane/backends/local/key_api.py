@@ -4,7 +4,7 @@ control lets only an admin of every namespace here."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from starlette.requests import Request
@@ -18,6 +18,8 @@ from modelplane.backends.local.key_store import SqliteKeyStore
 from modelplane.errors import NotFoundError, SpecError
 from modelplane.security.roles import Role
 
+# The roles by name, so that the API's description lists them.
+RoleName = Literal["viewer", "deployer", "admin"]
 NamespaceOrAll = Annotated[str, Field(pattern=r"^(\*|[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$")]
 
 
@@ -25,7 +27,11 @@ class KeyRequest(Wire):
     """``POST /auth/keys``: who the key is for, and its role per namespace (or ``*``)."""
 
     name: Annotated[str, Field(min_length=1, max_length=63)]
-    grants: Annotated[dict[NamespaceOrAll, str], Field(min_length=1)]
+    grants: Annotated[
+        dict[NamespaceOrAll, RoleName],
+        # every key must be a namespace or "*": say so in the schema, not only in the check
+        Field(min_length=1, json_schema_extra={"additionalProperties": False}),
+    ]
 
     @field_validator("grants")
     @classmethod
@@ -38,7 +44,7 @@ class KeyRequest(Wire):
 def parse_grants(document: Any) -> tuple[str, dict[str, Role]]:
     """``{"name": ..., "grants": {namespace or "*": role}}``, or SpecError naming each fault."""
     try:
-        request = KeyRequest.model_validate(document)
+        request = KeyRequest.model_validate(document, strict=True)
     except ValidationError as exc:
         raise SpecError("invalid API key request", problems_from(exc)) from exc
     return request.name, {ns: Role.named(role) for ns, role in request.grants.items()}

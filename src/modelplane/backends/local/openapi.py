@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from modelplane.api import Model
+from modelplane.api.meta import DNS_LABEL
 from modelplane.backends.local.api_server import MERGE_PATCH, PREFIX, REVISION_DIGEST_HEADER
 from modelplane.backends.local.gitops import GitSourceSpec
 from modelplane.backends.local.key_api import KeyRequest
@@ -34,17 +35,27 @@ def _query(name: str, schema: Schema, about: str) -> Schema:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": about}
 
 
+# What each path parameter may be: the same rules the types apply to the objects they name.
+PATH_PARAMETERS: dict[str, Schema] = {
+    "namespace": {"type": "string", "minLength": 1, "maxLength": 63, "pattern": DNS_LABEL},
+    "name": {"type": "string", "minLength": 1, "maxLength": 63, "pattern": DNS_LABEL},
+    "id": {"type": "string", "pattern": "^[0-9a-f]{12}$"},
+}
+
+
 def _path(name: str) -> Schema:
-    schema: Schema = {"type": "string", "minLength": 1}
-    return {"name": name, "in": "path", "required": True, "schema": schema}
+    return {"name": name, "in": "path", "required": True, "schema": PATH_PARAMETERS[name]}
 
 
+SELECTOR = r"^[^,=]+==?[^,]*(,[^,=]+==?[^,]*)*$"
 LIST_QUERY = [
-    _query("labelSelector", {"type": "string"}, "Equality selectors: app=iris,tier=gold."),
+    _query("labelSelector", {"type": "string", "pattern": SELECTOR}, "Equality: app=iris,tier=a."),
     _query("watch", {"type": "string", "enum": ["true", "false", "1", "0"]}, "Stream changes."),
     _query("resourceVersion", {"type": "string", "pattern": "^[0-9]+$"}, "Watch from here."),
     _query("timeoutSeconds", {"type": "number", "minimum": 0, "maximum": 3600}, "Watch length."),
 ]
+MODEL_BODY = ("application/json", "application/yaml")  # as kubectl and `modelplane apply` send
+PATCH_BODY = (MERGE_PATCH, "application/json")
 DRY_RUN = _query("dryRun", {"type": "string", "enum": ["All"]}, "Check everything, store nothing.")
 
 
@@ -57,27 +68,26 @@ class Operation:
     code: int = 200
     body: Schema | None = None
     query: list[Schema] = field(default_factory=list)
-    body_type: str = "application/json"
+    body_types: tuple[str, ...] = ("application/json",)
     reply_type: str = "application/json"
     open: bool = False  # no credential needed, even with --auth
+    with_auth_only: bool = False  # served only with --auth
 
-    def describe(self) -> Schema:
+    def describe(self, auth: bool) -> Schema:
         names = [part[1:-1] for part in self.path.split("/") if part.startswith("{")]
         described: Schema = {
             "summary": self.summary,
             "operationId": _operation_id(self.method, self.path),
             "parameters": [_path(n) for n in names] + self.query,
-            "responses": {str(self.code): _content(self.reply, self.reply_type)} | _FAILURES,
+            "responses": {str(self.code): _content(self.reply, self.reply_type)}
+            | {code: failure for code, failure in _FAILURES.items() if auth or code not in _AUTH},
         }
         if self.body is not None:
-            types = [self.body_type] + (
-                ["application/yaml"] if self.body_type != MERGE_PATCH else []
-            )
             described["requestBody"] = {
                 "required": True,
-                "content": {t: {"schema": self.body} for t in types},
+                "content": {t: {"schema": self.body} for t in self.body_types},
             }
-        if self.open:
+        if self.open and auth:
             described["security"] = []
         return described
 
@@ -98,6 +108,7 @@ _FAILURES = {
         (422, "invalid object or parameter, one cause per field"),
     ]
 }
+_AUTH = {"401", "403"}
 
 
 def _operation_id(method: str, path: str) -> str:
@@ -175,7 +186,12 @@ MODEL_METRICS: Schema = {
         "analyses": {"type": "array", "items": {"type": "object"}},
     },
 }
-QUOTA: Schema = {"allOf": [ref("QuotaSpec")], "properties": {"namespace": {"type": "string"}}}
+QUOTA = ref("Quota")
+SYNCING: Schema = {
+    "type": "object",
+    "required": ["syncing"],
+    "properties": {"syncing": {"type": "array", "items": {"type": "string"}}},
+}
 
 OPERATIONS = [
     Operation("GET", "/healthz", "Liveness of the control API.", TEXT, reply_type="text/plain",
@@ -186,18 +202,18 @@ OPERATIONS = [
     Operation("GET", PREFIX + "/namespaces/{namespace}/models", "List or watch one namespace.",
               _list_of("ModelList", ref("Model")), query=LIST_QUERY),
     Operation("POST", PREFIX + "/namespaces/{namespace}/models", "Create a Model.", ref("Model"),
-              201, ref("Model"), [DRY_RUN]),
+              201, ref("Model"), [DRY_RUN], MODEL_BODY),
     Operation("GET", ONE, "Read a Model.", ref("Model")),
     Operation("PUT", ONE, "Replace a Model's spec, labels and annotations.", ref("Model"),
-              body=ref("Model"), query=[DRY_RUN]),
+              body=ref("Model"), query=[DRY_RUN], body_types=MODEL_BODY),
     Operation("PATCH", ONE, "Merge-patch a Model (RFC 7386).", ref("Model"),
-              body={"type": "object"}, query=[DRY_RUN], body_type=MERGE_PATCH),
+              body={"type": "object"}, query=[DRY_RUN], body_types=PATCH_BODY),
     Operation("DELETE", ONE, "Delete a Model and its revisions.", ref("Model")),
     Operation("GET", ONE + "/status", "Read a Model's status.", ref("Model")),
     Operation("PUT", ONE + "/status", "Replace a Model's status (admin).", ref("Model"),
-              body=ref("Model"), query=[DRY_RUN]),
+              body=ref("Model"), query=[DRY_RUN], body_types=MODEL_BODY),
     Operation("PATCH", ONE + "/status", "Merge-patch a Model's status (admin).", ref("Model"),
-              body={"type": "object"}, query=[DRY_RUN], body_type=MERGE_PATCH),
+              body={"type": "object"}, query=[DRY_RUN], body_types=PATCH_BODY),
     Operation("GET", ONE + "/events", "Recent events, newest first.", _list_of("EventList", EVENT),
               query=[_query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "")]),
     Operation("GET", ONE + "/revisions", "Immutable revisions, oldest first, with their specs.",
@@ -220,16 +236,17 @@ OPERATIONS = [
     Operation("POST", "/gitops", "Add a git source (admin).", {"type": "object"}, 201,
               ref("GitSourceSpec")),
     Operation("POST", "/gitops/webhook", "Sync every source now (a git host's push hook).",
-              {"type": "object"}),
+              SYNCING, 202),
     Operation("GET", "/gitops/{name}", "One git source and its last sync.", {"type": "object"}),
     Operation("DELETE", "/gitops/{name}", "Remove a git source; its Models keep serving.", None,
               204),
-    Operation("POST", "/gitops/{name}/sync", "Sync one source now.", {"type": "object"}),
-    Operation("GET", "/auth/keys", "API keys (never their secrets); with --auth.",
-              {"type": "object"}),
+    Operation("POST", "/gitops/{name}/sync", "Sync one source now.", SYNCING, 202),
+    Operation("GET", "/auth/keys", "API keys (never their secrets).", {"type": "object"},
+              with_auth_only=True),
     Operation("POST", "/auth/keys", "Create an API key; its secret is shown once.",
-              {"type": "object"}, 201, ref("KeyRequest")),
-    Operation("DELETE", "/auth/keys/{id}", "Revoke an API key.", None, 204),
+              {"type": "object"}, 201, ref("KeyRequest"), with_auth_only=True),
+    Operation("DELETE", "/auth/keys/{id}", "Revoke an API key; the reply is the key, revoked.",
+              {"type": "object"}, with_auth_only=True),
 ]  # fmt: skip
 
 
@@ -240,6 +257,9 @@ def _schemas() -> dict[str, Schema]:
         ref_template=REFS,
     )
     schemas: dict[str, Schema] = found["$defs"]
+    quota = dict(schemas["QuotaSpec"])
+    quota["properties"] = {"namespace": {"type": "string"}, **quota["properties"]}
+    schemas["Quota"] = quota
     schemas["Status"] = {
         "type": "object",
         "required": ["kind", "status", "message", "reason", "code"],
@@ -255,11 +275,14 @@ def _schemas() -> dict[str, Schema]:
     return schemas
 
 
-def document(operations: list[Operation] = OPERATIONS) -> Schema:
+def document(auth: bool) -> Schema:
+    """The description of the API as served: with ``auth``, every operation but the open ones
+    needs a bearer credential, and API keys can be managed."""
     paths: dict[str, Schema] = {}
-    for op in operations:
-        paths.setdefault(op.path, {})[op.method.lower()] = op.describe()
-    return {
+    for op in OPERATIONS:
+        if auth or not op.with_auth_only:
+            paths.setdefault(op.path, {})[op.method.lower()] = op.describe(auth)
+    described: Schema = {
         "openapi": "3.1.0",
         "info": {
             "title": "modelplane control API",
@@ -271,16 +294,18 @@ def document(operations: list[Operation] = OPERATIONS) -> Schema:
             ),
         },
         "paths": paths,
-        "components": {
-            "schemas": _schemas(),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        },
-        "security": [{"bearer": []}],
+        "components": {"schemas": _schemas()},
     }
+    if auth:
+        described["components"]["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer"}
+        }
+        described["security"] = [{"bearer": []}]
+    return described
 
 
-def openapi_route() -> Route:
-    described = document()
+def openapi_route(auth: bool) -> Route:
+    described = document(auth)
 
     async def serve(_: Request) -> Response:
         return JSONResponse(described)

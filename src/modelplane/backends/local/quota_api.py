@@ -15,7 +15,7 @@ import sqlite3
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -31,6 +31,13 @@ class QuotaSpec(Wire):
     requests_per_second: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
     concurrent_requests: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     max_replicas: Annotated[int, Field(ge=0, le=100_000)] | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: object) -> object:
+        if isinstance(value, bool):  # JSON true is not the number 1
+            raise ValueError("must be a number, not true or false")
+        return value
 
     def quota(self) -> Quota:
         return Quota(self.requests_per_second, self.concurrent_requests, self.max_replicas)
