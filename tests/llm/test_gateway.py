@@ -13,7 +13,7 @@ import numpy as np
 import openai
 import pytest
 
-from tests.llm.conftest import openai_client
+from tests.llm.conftest import chat_variant, openai_client
 from tests.platform.conftest import Platform, wait_for
 from tests.processes import scraped
 
@@ -187,3 +187,51 @@ def test_a_conversation_stays_on_one_replica_and_conversations_spread(
         converse(f"Conversation number {i}: what is the weather like today?", turns=1)
     spread = [after - b for after, b in zip(served(), before, strict=True)]
     assert min(spread) >= 2  # different conversations land on both replicas
+
+
+def test_tokens_per_minute_quota_charges_what_answers_used(
+    platform: Platform, llm_dir: Path, gateway: openai.OpenAI
+) -> None:
+    manifest = chat_variant(llm_dir, "budgeted", "")
+    text = manifest.read_text().replace("name: budgeted", "name: budgeted\n  namespace: team-t")
+    manifest.write_text(text)
+    assert platform.cli("apply", "-f", str(manifest)).returncode == 0
+    wait_for(lambda: _ready(platform, "team-t/budgeted"), "team-t/budgeted Ready", 90)
+    budget = 60
+    assert platform.cli("quota", "set", "team-t", "--tpm", str(budget)).returncode == 0
+    used: list[int] = []
+    try:
+        # A stream first: charged by the runtime's closing usage comment.
+        stream = gateway.chat.completions.create(
+            model="team-t/budgeted", messages=HELLO, max_tokens=12, stream=True,
+            stream_options={"include_usage": True},
+        )  # fmt: skip
+        used += [c.usage.total_tokens for c in stream if c.usage is not None]
+        refused = None
+        for _ in range(10):
+            try:
+                whole = gateway.chat.completions.create(
+                    model="team-t/budgeted", messages=HELLO, max_tokens=12
+                )
+            except openai.RateLimitError as exc:
+                refused = exc
+                break
+            assert whole.usage is not None
+            used.append(whole.usage.total_tokens)
+        assert refused is not None, f"never refused after {used}"
+        # Admitted while the budget was not spent; refused once it was.
+        assert sum(used[:-1]) < budget <= sum(used)
+        assert "tokens per minute" in refused.message
+        assert int(refused.response.headers["retry-after"]) >= 1
+        # Another namespace's model is not held back by team-t's budget.
+        other = gateway.chat.completions.create(model="tiny-chat", messages=HELLO, max_tokens=4)
+        assert other.choices[0].message.content is not None
+    finally:
+        platform.cli("quota", "clear", "team-t")
+
+
+def _ready(platform: Platform, key: str) -> bool:
+    namespace, name = key.split("/")
+    url = f"{platform.api}/apis/modelplane.io/v1alpha1/namespaces/{namespace}/models/{name}"
+    conditions = httpx.get(url).json().get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -110,7 +111,14 @@ def test_sse_wire_format_ends_with_done(chat_runtime: RuntimeProcess) -> None:
         assert reply.status_code == 200
         assert reply.headers["content-type"].startswith("text/event-stream")
         events = [line for line in reply.iter_lines() if line]
-    assert all(e.startswith("data: ") for e in events)
+    # Data events, and one SSE comment (which clients ignore) with the tokens used, for the
+    # gateway's tokens-per-minute quota.
+    comments = [e for e in events if e.startswith(":")]
+    assert all(e.startswith("data: ") for e in events if e not in comments)
+    assert len(comments) == 1
+    usage = json.loads(comments[0].removeprefix(": usage "))
+    assert 1 <= usage["completion_tokens"] <= 4
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert events[-1] == "data: [DONE]"
 
 

@@ -13,7 +13,8 @@ from modelplane.cli.models import ServerOption
 
 def build() -> typer.Typer:
     app = typer.Typer(
-        help="Per-namespace quotas: requests per second, concurrent requests, replicas."
+        help="Per-namespace quotas: requests per second, tokens per minute, concurrent "
+        "requests, replicas."
     )
     app.command("set")(set_quota)
     app.command("list")(list_quotas)
@@ -23,8 +24,9 @@ def build() -> typer.Typer:
 
 def _said(item: dict[str, object]) -> str:
     rps, concurrent = item.get("requestsPerSecond"), item.get("concurrentRequests")
-    replicas = item.get("maxReplicas")
+    replicas, tokens = item.get("maxReplicas"), item.get("tokensPerMinute")
     parts = [f"{rps:g} requests/s" if isinstance(rps, float | int) else "",
+             f"{tokens} tokens/min" if tokens is not None else "",
              f"{concurrent} concurrent" if concurrent is not None else "",
              f"at most {replicas} replicas" if replicas is not None else ""]  # fmt: skip
     return ", ".join(p for p in parts if p) or "no limits"
@@ -39,14 +41,18 @@ def set_quota(
     max_replicas: Annotated[
         int | None, typer.Option(help="Replicas of all the namespace's Models together.")
     ] = None,
+    tpm: Annotated[
+        int | None,
+        typer.Option("--tpm", help="Model tokens per minute (prompt and completion; OpenAI API)."),
+    ] = None,
     server: ServerOption = DEFAULT_SERVER,
 ) -> None:
     """Set a namespace's quota (replacing the one it had); over it, requests get 429."""
     given = (("requestsPerSecond", rps), ("concurrentRequests", concurrency),
-             ("maxReplicas", max_replicas))  # fmt: skip
+             ("maxReplicas", max_replicas), ("tokensPerMinute", tpm))  # fmt: skip
     body = {k: v for k, v in given if v is not None}
     if not body:
-        raise CliError("give --rps, --concurrency or --max-replicas", exit_code=EXIT_USAGE)
+        raise CliError("give --rps, --tpm, --concurrency or --max-replicas", exit_code=EXIT_USAGE)
     done = ControlClient(server).call("PUT", f"/quotas/{namespace}", body)
     typer.echo(f"quota of {namespace}: {_said(done)}")
 

@@ -41,6 +41,7 @@ from modelplane.gateway.routing import Endpoint, RevisionRoute, RoutingTable, Sh
 from modelplane.gateway.shadowing import disagreement
 from modelplane.gateway.stats import Reading, RevisionStats
 from modelplane.gateway.upstream import UpstreamError, UpstreamPool
+from modelplane.gateway.usage import StreamTokens, reply_tokens
 from modelplane.security.authn import Authenticator, require
 from modelplane.security.roles import ANYONE, Action, Principal
 from modelplane.telemetry import names, tracing
@@ -225,7 +226,7 @@ class Gateway:
     ) -> None:
         """Serve the request if its namespace is within its quota; else 429 with Retry-After."""
         namespace = target.key.split("/", 1)[0]
-        over = self.quotas.admit(namespace)
+        over = self.quotas.admit(namespace, tokens=target.action == paths.OPENAI)
         if over is not None:
             self.metrics.refused.labels(namespace, "quota").inc()
             openai = target.action == paths.OPENAI
@@ -367,6 +368,9 @@ class Gateway:
                 RefusalError(502, f"gateway error: {exc!r}"), target
             )
         self._account(target, revision_name, status, started)
+        namespace = target.key.split("/", 1)[0]
+        if target.action == paths.OPENAI and self.quotas.counts_tokens(namespace):
+            self.quotas.charge(namespace, reply_tokens(content))
         if status == 200 and target.action == "infer" and body is not None:
             self._maybe_mirror(target, revision_name, scope["method"], body, content)
         await _reply(send, status, content, headers=reply_headers)
@@ -453,7 +457,15 @@ class Gateway:
                     await send(start)
                     answering = True
                     # The client leaving closes the replica stream, which stops the work there.
-                    finished = await _relay_body(reply.chunks, gone, send)
+                    namespace = target.key.split("/", 1)[0]
+                    if not self.quotas.counts_tokens(namespace):
+                        finished = await _relay_body(reply.chunks, gone, send)
+                        return int(reply.status) if finished else 499
+                    used = StreamTokens()
+                    try:
+                        finished = await _relay_body(_counted(reply.chunks, used), gone, send)
+                    finally:
+                        self.quotas.charge(namespace, used.total)
                     return int(reply.status) if finished else 499
         except (UpstreamError, TimeoutError) as exc:
             log.info("replica %s failed: %r", endpoint.id, exc)
@@ -736,6 +748,12 @@ async def _relay_body(chunks: AsyncIterator[bytes], gone: asyncio.Future[None], 
             await send({"type": "http.response.body", "body": b""})
             return True
         await send({"type": "http.response.body", "body": data, "more_body": True})
+
+
+async def _counted(chunks: AsyncIterator[bytes], used: StreamTokens) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        used.feed(chunk)
+        yield chunk
 
 
 async def _disconnected(receive: Receive) -> None:

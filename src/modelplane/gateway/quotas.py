@@ -1,8 +1,13 @@
 """Per-tenant (per-namespace) limits the gateway enforces before a request reaches a replica:
-requests per second (a token bucket holding one second of burst) and concurrent requests. Over a
-limit the request is refused at once, with how long to wait: one tenant's flood queues nowhere
-that another tenant's requests wait too. (The cap on replicas is kept here too, for the
-controller, which enforces it.)"""
+requests per second (a token bucket holding one second of burst), concurrent requests and, for
+the OpenAI API, model tokens per minute. Over a limit the request is refused at once, with how
+long to wait: one tenant's flood queues nowhere that another tenant's requests wait too. (The cap
+on replicas is kept here too, for the controller, which enforces it.)
+
+Tokens are known only once a model has answered, so a request is admitted while the namespace's
+token bucket (a minute's worth, refilled continuously) is not empty, and what it used (prompt and
+completion) is taken from the bucket when it ends: a request can overdraw the bucket by its own
+size, and the next ones wait until the debt is refilled."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ class Quota:
     requests_per_second: float | None = None
     concurrent_requests: int | None = None
     max_replicas: int | None = None  # across the namespace; the controller enforces it
+    tokens_per_minute: int | None = None  # prompt and completion tokens, OpenAI API requests
 
 
 @dataclass
@@ -36,6 +42,23 @@ class _Bucket:
         return (1 - self.tokens) / self.rate
 
 
+@dataclass
+class _TokenBudget:
+    per_minute: int
+    left: float
+    updated: float
+
+    def refill(self, now: float) -> float:
+        self.left = min(self.per_minute, self.left + (now - self.updated) * self.per_minute / 60)
+        self.updated = now
+        return self.left
+
+    def wait(self, now: float) -> float:
+        """Seconds until the budget is positive again (0: it is)."""
+        left = self.refill(now)
+        return 0.0 if left > 0 else (1 - left) * 60 / self.per_minute
+
+
 @dataclass(frozen=True)
 class OverQuota:
     message: str
@@ -47,11 +70,13 @@ class Quotas:
     clock: Callable[[], float] = time.monotonic
     _limits: dict[str, Quota] = field(default_factory=dict)
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
+    _budgets: dict[str, _TokenBudget] = field(default_factory=dict)
     _in_flight: dict[str, int] = field(default_factory=dict)
 
     def set(self, namespace: str, quota: Quota | None) -> None:
         """Set (or with None, lift) a namespace's limits; a changed rate starts a full bucket."""
         self._buckets.pop(namespace, None)
+        self._budgets.pop(namespace, None)
         if quota is None:
             self._limits.pop(namespace, None)
         else:
@@ -61,8 +86,30 @@ class Quotas:
         quota = self._limits.get(namespace)
         return quota.max_replicas if quota is not None else None
 
-    def admit(self, namespace: str) -> OverQuota | None:
-        """Count a request in, or say why not; every admitted request is ``release``d."""
+    def counts_tokens(self, namespace: str) -> bool:
+        quota = self._limits.get(namespace)
+        return quota is not None and quota.tokens_per_minute is not None
+
+    def charge(self, namespace: str, tokens: int) -> None:
+        """Take the tokens a finished request used from its namespace's budget, if it has one."""
+        budget = self._token_budget(namespace)
+        if budget is not None:
+            budget.refill(self.clock())
+            budget.left -= tokens
+
+    def _token_budget(self, namespace: str) -> _TokenBudget | None:
+        quota = self._limits.get(namespace)
+        if quota is None or quota.tokens_per_minute is None:
+            return None
+        budget = self._budgets.get(namespace)
+        if budget is None:
+            per_minute = quota.tokens_per_minute
+            budget = self._budgets[namespace] = _TokenBudget(per_minute, per_minute, self.clock())
+        return budget
+
+    def admit(self, namespace: str, tokens: bool = False) -> OverQuota | None:
+        """Count a request in, or say why not; every admitted request is ``release``d.
+        ``tokens``: the request uses model tokens (the OpenAI API), so the budget applies."""
         quota = self._limits.get(namespace)
         if quota is None:
             self._in_flight[namespace] = self._in_flight.get(namespace, 0) + 1
@@ -86,6 +133,13 @@ class Quotas:
                     f"namespace {namespace!r} is over its quota of {rate:g} requests per second",
                     max(1, math.ceil(wait)),
                 )
+        budget = self._token_budget(namespace) if tokens else None
+        if budget is not None and (wait := budget.wait(self.clock())) > 0:
+            return OverQuota(
+                f"namespace {namespace!r} is over its quota of {budget.per_minute} tokens per "
+                f"minute",
+                max(1, math.ceil(wait)),
+            )
         self._in_flight[namespace] = running + 1
         return None
 

@@ -47,7 +47,7 @@ def _path(name: str) -> Schema:
     return {"name": name, "in": "path", "required": True, "schema": PATH_PARAMETERS[name]}
 
 
-SELECTOR = r"^[^,=]+==?[^,]*(,[^,=]+==?[^,]*)*$"
+SELECTOR = r"^([^,=]+==?[^,]*(,[^,=]+==?[^,]*)*)?$"  # empty: everything, as on Kubernetes
 LIST_QUERY = [
     _query("labelSelector", {"type": "string", "pattern": SELECTOR}, "Equality: app=iris,tier=a."),
     _query("watch", {"type": "string", "enum": ["true", "false", "1", "0"]}, "Stream changes."),

@@ -2,8 +2,8 @@
 ``/quotas`` and handed to the gateway, which enforces them.
 
 ``GET /quotas`` (every quota), ``GET /quotas/{namespace}``, ``PUT /quotas/{namespace}`` with
-``{"requestsPerSecond": 50, "concurrentRequests": 16, "maxReplicas": 8}`` (any may be left
-out), ``DELETE
+``{"requestsPerSecond": 50, "concurrentRequests": 16, "maxReplicas": 8, "tokensPerMinute":
+20000}`` (any may be left out), ``DELETE
 /quotas/{namespace}`` to lift them. Access control: reading a namespace's quota needs ``viewer``
 there, setting one ``admin`` on every namespace.
 """
@@ -31,6 +31,7 @@ class QuotaSpec(Wire):
     requests_per_second: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
     concurrent_requests: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     max_replicas: Annotated[int, Field(ge=0, le=100_000)] | None = None
+    tokens_per_minute: Annotated[int, Field(ge=1, le=10_000_000_000)] | None = None
 
     @field_validator("*", mode="before")
     @classmethod
@@ -40,7 +41,12 @@ class QuotaSpec(Wire):
         return value
 
     def quota(self) -> Quota:
-        return Quota(self.requests_per_second, self.concurrent_requests, self.max_replicas)
+        return Quota(
+            self.requests_per_second,
+            self.concurrent_requests,
+            self.max_replicas,
+            self.tokens_per_minute,
+        )
 
 
 class _NamespaceName(Wire):

@@ -290,6 +290,8 @@ async def _events(
         _describe_result(item)  # still in the request's span: it ends with the stream
         if include_usage:
             yield _event(shape.usage_chunk(item))
+        # For the gateway's token quota; an SSE comment, which clients ignore.
+        yield b": usage " + orjson.dumps(_usage(item)) + b"\n\n"
     except InferenceError as exc:  # mid-stream: the status line is gone, send an event
         yield _event(error_document(exc))
     yield b"data: [DONE]\n\n"
