@@ -58,7 +58,7 @@ function App() {
       <${KeyForm} onDone=${() => { setAsking(false); setSession((n) => n + 1); }} />
     </div>` : ""}
     <main key=${session}>
-      ${route.page === "model" ? html`<${ModelPage} namespace=${route.namespace} name=${route.name} settings=${settings} />`
+      ${route.page === "model" ? html`<${ModelPage} key=${`${route.namespace}/${route.name}`} namespace=${route.namespace} name=${route.name} settings=${settings} />`
         : route.page === "apply" ? html`<${ApplyPage} />` : html`<${ModelsPage} />`}
     </main>
   </div>`;

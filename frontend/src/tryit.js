@@ -69,12 +69,15 @@ export function TryIt({ model, gateway }) {
       });
       const raw = await reply.text();
       let shown = raw;
+      let answer = null;
       try {
-        shown = JSON.stringify(JSON.parse(raw), null, 2);
+        const document = JSON.parse(raw);
+        shown = JSON.stringify(document, null, 2);
+        answer = document.choices?.[0]?.message?.content ?? null;
       } catch {
         // not JSON: show it as it came
       }
-      setResult({ status: reply.status, ok: reply.ok, body: shown, traceId, ms: performance.now() - started });
+      setResult({ status: reply.status, ok: reply.ok, body: shown, answer, traceId, ms: performance.now() - started });
     } catch (error) {
       setResult({ status: 0, ok: false, body: `The gateway at ${gateway} did not answer: ${error.message}`, traceId });
     }
@@ -93,6 +96,7 @@ export function TryIt({ model, gateway }) {
     ${result ? html`<div class="result" aria-live="polite">
       <p><span class=${`badge ${result.ok ? "ok" : "bad"}`}>${result.status || "no answer"}</span>
         ${result.ms ? ` in ${result.ms.toFixed(0)} ms` : ""} · trace id <code data-testid="trace-id">${result.traceId}</code></p>
+      ${result.answer !== null && result.answer !== undefined ? html`<p class="answer"><strong>Answer:</strong> ${result.answer}</p>` : ""}
       <pre class="response" data-testid="try-response">${result.body}</pre>
     </div>` : ""}
   </section>`;
