@@ -122,10 +122,15 @@ def test_a_dry_run_checks_everything_stores_nothing_and_names_the_revision(
         return httpx.patch(f"{platform.api}{ONE}/rehearsed?dryRun=All", json=patch,
                            headers={"Content-Type": "application/merge-patch+json"})  # fmt: skip
 
+    before = int(platform.model("rehearsed")["metadata"]["resourceVersion"])
     rescaled = dry_patch({"spec": {"scaling": {"maxReplicas": 3}}})
+    after = int(platform.model("rehearsed")["metadata"]["resourceVersion"])
     assert rescaled.status_code == 200
     assert rescaled.headers["modelplane-revision-digest"] == served  # scaling makes no revision
     assert rescaled.json()["metadata"]["generation"] == 2
+    # The reply names the stored version (not one it never wrote), so the same object can be
+    # written for real next.
+    assert before <= int(rescaled.json()["metadata"]["resourceVersion"]) <= after
     rebatched = dry_patch({"spec": {"batching": {"maxBatchSize": 4}}})
     assert rebatched.headers["modelplane-revision-digest"] != served
     assert platform.model("rehearsed")["metadata"]["generation"] == 1

@@ -15,6 +15,7 @@ Access control treats them like the Models they describe (``viewer``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -32,6 +33,8 @@ from modelplane.control.analysis import Counts, quantile_ms
 from modelplane.errors import NotFoundError
 from modelplane.gateway.stats import Reading
 from modelplane.security.roles import Action
+
+log = logging.getLogger(__name__)
 
 METRICS_PREFIX = "/apis/metrics.modelplane.io/v1alpha1"
 INTERVAL_SECONDS = 5.0
@@ -178,8 +181,11 @@ class MetricHistory:
     async def run(self, store: SqliteStore) -> None:
         """Sample every ``interval`` seconds until cancelled."""
         while True:
-            models, _ = store.list_models()
-            self.sample(models, time.time())
+            try:
+                models, _ = store.list_models()
+                self.sample(models, time.time())
+            except Exception:  # a failed sample costs one point, never the history
+                log.exception("sampling the gateway's counters failed")
             await asyncio.sleep(self.interval)
 
 

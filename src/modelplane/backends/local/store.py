@@ -173,7 +173,10 @@ class SqliteStore:
             stored.metadata.uid = str(uuid.uuid4())
             stored.metadata.generation = 1
             stored.metadata.creation_timestamp = _now()
-            return self._write(db, "ADDED", stored)
+            written = self._write(db, "ADDED", stored)
+            if dry_run:  # as Kubernetes answers a dry run: no version was written
+                written.metadata.resource_version = None
+            return written
 
     def update(
         self, model: Model, *, subresource: Literal["", "status"] = "", dry_run: bool = False
@@ -204,7 +207,10 @@ class SqliteStore:
                 stored.metadata.annotations = dict(meta.annotations)
             if to_wire(stored) == to_wire(current):
                 return current  # no-op writes do not bump resourceVersion or wake watchers
-            return self._write(db, "MODIFIED", stored)
+            written = self._write(db, "MODIFIED", stored)
+            if dry_run:  # the version a real write of it must name
+                written.metadata.resource_version = current.metadata.resource_version
+            return written
 
     def delete(self, namespace: str, name: str) -> Model:
         with self._transaction() as db:
