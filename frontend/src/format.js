@@ -86,9 +86,12 @@ export function hunks(lines, context = 3) {
   return out;
 }
 
+// Three significant digits, without trailing zeros after a decimal point: 5000, 2.5, 0.00123.
 export function number(value, digits = 3) {
   if (value === null || value === undefined || Number.isNaN(value)) return "–";
-  return Number(value).toPrecision(digits).replace(/\.?0+$/, "").replace(/\.?0+e/, "e");
+  const text = Number(value).toPrecision(digits);
+  if (text.includes("e")) return String(Number(text));
+  return text.includes(".") ? text.replace(/\.?0+$/, "") : text;
 }
 
 export const percent = (value) =>

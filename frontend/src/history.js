@@ -36,7 +36,7 @@ export function Events({ events }) {
     <h2 id="events-title">Events</h2>
     ${events?.length ? html`<table class="events">
       <thead><tr><th scope="col">When</th><th scope="col">Type</th><th scope="col">Reason</th><th scope="col">Message</th></tr></thead>
-      <tbody>${events.map((e) => html`<tr class=${e.type === "Warning" ? "warning" : ""}>
+      <tbody>${[...events].reverse().map((e) => html`<tr class=${e.type === "Warning" ? "warning" : ""}>
         <td title=${e.lastTimestamp}>${since(e.lastTimestamp)}</td><td>${e.type}</td><td>${e.reason}</td><td>${e.message}</td>
       </tr>`)}</tbody>
     </table>` : html`<p class="muted">No events.</p>`}

@@ -8,6 +8,14 @@ import { html } from "./html.js";
 import { ModelPage } from "./model.js";
 import { ModelsPage } from "./models.js";
 
+const decoded = (part) => {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part; // a malformed escape: shown as typed, found by no model
+  }
+};
+
 function useRoute() {
   const [hash, setHash] = useState(location.hash);
   useEffect(() => {
@@ -15,7 +23,7 @@ function useRoute() {
     addEventListener("hashchange", changed);
     return () => removeEventListener("hashchange", changed);
   }, []);
-  const parts = hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  const parts = hash.replace(/^#\/?/, "").split("/").map(decoded);
   if (parts[0] === "models" && parts.length === 3) return { page: "model", namespace: parts[1], name: parts[2] };
   if (parts[0] === "apply") return { page: "apply" };
   return { page: "models" };

@@ -15,7 +15,8 @@ import { TryIt } from "./tryit.js";
 export function ModelPage({ namespace, name, settings }) {
   const path = modelPath(namespace, name);
   const model = usePoll(() => get(path), [path]);
-  const metrics = usePoll(() => get(`${METRICS}/namespaces/${namespace}/models/${name}`), [path], 5000);
+  const metricsPath = `${METRICS}/namespaces/${encodeURIComponent(namespace)}/models/${encodeURIComponent(name)}`;
+  const metrics = usePoll(() => get(metricsPath), [path], 5000);
   const revisions = usePoll(async () => (await get(`${path}/revisions`)).items, [path], 5000);
   const events = usePoll(async () => (await get(`${path}/events?limit=30`)).items, [path], 3000);
   const refresh = () => [model, revisions, events].forEach((p) => p.reload());
@@ -41,7 +42,7 @@ export function ModelPage({ namespace, name, settings }) {
     </dl>
     <${Conditions} conditions=${found.status?.conditions || []} />
     <${Rollout} model=${found} analyses=${metrics.data?.analyses} onChange=${refresh} />
-    <${Charts} series=${metrics.data?.revisions || []} />
+    <${Charts} series=${metrics.data?.revisions || []} source=${metrics.data?.source} warning=${metrics.data?.warning} />
     <${Ship} model=${found} revisions=${revisions.data || []} onDone=${refresh} />
     <${TryIt} model=${found} gateway=${settings?.gatewayUrl} />
     <${Revisions} model=${found} revisions=${revisions.data} />
@@ -75,7 +76,12 @@ function GitSource({ model }) {
 
 const point = (field, scale = 1) => (p) => [p.time, p[field] === null ? null : p[field] * scale];
 
-function Charts({ series }) {
+const SOURCES = {
+  gateway: "From the gateway's counters, sampled every 5 s; the last hour, kept in memory.",
+  prometheus: "From Prometheus, which scrapes the gateway's counters.",
+};
+
+function Charts({ series, source, warning }) {
   const per = (field, scale) => series.map((s) => ({ label: s.revision, points: s.points.map(point(field, scale)) }));
   const latency = series.flatMap((s) => [
     { label: `${s.revision} p50`, points: s.points.map(point("p50Ms")), dash: [4, 4] },
@@ -83,6 +89,7 @@ function Charts({ series }) {
   ]);
   return html`<section aria-labelledby="charts-title" class="panel">
     <h2 id="charts-title">Traffic over time</h2>
+    ${source ? html`<p class="muted" data-testid="metrics-source">${SOURCES[source] || source}${warning ? ` (Prometheus: ${warning})` : ""}</p>` : ""}
     ${series.length ? html`<div class="charts">
       <${Chart} title="Requests per second" unit="req/s" series=${per("requestsPerSecond")} />
       <${Chart} title="Latency p50 and p99" unit="ms" series=${latency} />

@@ -140,6 +140,9 @@ def test_a_dry_run_checks_everything_stores_nothing_and_names_the_revision(
     assert [c["field"] for c in invalid.json()["details"]["causes"]] == [
         "spec.batching.maxBatchSize"
     ]
+    kept = httpx.delete(f"{platform.api}{ONE}/rehearsed?dryRun=All")
+    assert kept.status_code == 200
+    assert platform.model("rehearsed")["metadata"]["name"] == "rehearsed"  # still there
     exists = httpx.post(f"{platform.api}{ONE}?dryRun=All", json=document)
     assert exists.status_code == 409
     unknown = httpx.post(f"{platform.api}{ONE}?dryRun=Some", json=document)
@@ -217,8 +220,19 @@ def test_the_description_is_served_to_anyone_and_the_portal_page_too(
                  "Access-Control-Request-Headers": "content-type,traceparent"},
     )  # fmt: skip
     assert allowed.headers["access-control-allow-origin"] == platform.api
-    other = httpx.options(
-        f"{platform.gateway}/v2/models/x/infer",
-        headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
+    for origin in ("http://evil.example", f"http://evil.example:{platform.port}"):
+        other = httpx.options(
+            f"{platform.gateway}/v2/models/x/infer",
+            headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+        )
+        assert "access-control-allow-origin" not in other.headers
+    # Reached by another name, the page names the gateway by that name, and may call it there.
+    by_name = f"http://localhost:{platform.port}"
+    assert (
+        f'data-gateway-url="http://localhost:{platform.gateway_port}"'
+        in httpx.get(f"{by_name}/").text
     )
-    assert "access-control-allow-origin" not in other.headers
+    allowed = httpx.get(
+        f"http://localhost:{platform.gateway_port}/v2/health/ready", headers={"Origin": by_name}
+    )
+    assert allowed.headers["access-control-allow-origin"] == by_name

@@ -98,3 +98,28 @@ def test_prometheus_follows_replicas_and_every_dashboard_query_has_data(
                         missing.append(f"{board.name} / {panel['title']}: {expr}")
     assert missing == []
     assert [k for k in outcomes if not k.startswith("200")] == []
+
+
+def test_a_model_s_charts_are_read_from_prometheus_when_there_is_one(
+    beside: tuple[Platform, str], iris_dir: Path, tmp_path: Path
+) -> None:
+    platform, _ = beside
+    path = manifest(tmp_path / "m.yaml", "charted", iris_dir / "model.onnx")
+    assert platform.cli("apply", "-f", str(path)).returncode == 0
+    platform.wait_condition("charted", "Ready", "True", "RevisionReady")
+    url = f"{platform.api}/apis/metrics.modelplane.io/v1alpha1/namespaces/default/models/charted"
+
+    def busy() -> list[dict[str, Any]]:
+        document = httpx.get(url, timeout=10).json()
+        assert document["source"] == "prometheus", document.get("warning")
+        return [
+            p for r in document["revisions"] if r["revision"] == "charted-r1"
+            for p in r["points"] if p["requestsPerSecond"] and p["p99Ms"] is not None
+        ]  # fmt: skip
+
+    with steady_load(f"{platform.gateway}/v2/models/charted/infer", clients=1):
+        wait_for(lambda: len(busy()) >= 2, "points with traffic from Prometheus", 60)
+    points = busy()
+    assert all(p["errorRate"] == 0 and p["p50Ms"] <= p["p99Ms"] for p in points)
+    # Replicas and traffic, which Prometheus does not have, come from the platform's samples.
+    assert any(p["readyReplicas"] == 1 and p["traffic"] == 100 for p in points)

@@ -1,8 +1,9 @@
 """The portal in a real headless Chromium (Debian's, driven by Playwright) against a real
 ``modelplane up``.
 
-Screenshots go to ``$MODELPLANE_SCREENSHOTS`` when it is set (``scripts/portal-screenshots``
-refreshes the ones ``docs/portal.md`` shows), else to the test's temporary directory.
+Screenshots go to ``$MODELPLANE_SCREENSHOTS`` when it is set (``MODELPLANE_SCREENSHOTS=
+docs/images/portal .venv/bin/pytest tests/portal`` refreshes the ones ``docs/portal.md`` shows),
+else to the test's temporary directory.
 """
 
 from __future__ import annotations

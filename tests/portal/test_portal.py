@@ -84,7 +84,9 @@ def test_a_new_version_ships_through_a_canary_and_is_promoted_from_the_page(
         phase = page.get_by_test_id("rollout-phase")
         expect(phase).to_have_text("Progressing (step 1 of 1)", timeout=LONG)
         expect(page.locator(".traffic")).to_contain_text("churn-r2 20%", timeout=LONG)
-        expect(page.locator("table.analysis")).to_be_visible(timeout=LONG)
+        analysis = page.locator("table.analysis")
+        expect(analysis).to_be_visible(timeout=LONG)
+        expect(analysis.locator("tr", has_text="latencyP99Ms").first).to_contain_text("5000")
         # the charts, live: requests/s, latency, errors and replicas for each revision
         charts = page.locator("section[aria-labelledby='charts-title'] figure.chart")
         expect(charts).to_have_count(4, timeout=LONG)

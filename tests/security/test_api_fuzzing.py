@@ -61,6 +61,20 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     running.stop()
 
 
+@pytest.fixture(scope="module")
+def scorer(guarded: Platform) -> None:
+    """A dormant Model (no replica) for the requests that need one to exist."""
+    admin = (guarded.state_dir / "admin.key").read_text().strip()
+    model = {"apiVersion": "modelplane.io/v1alpha1", "kind": "Model",
+             "metadata": {"name": "scorer", "namespace": "default"},
+             "spec": {"source": {"uri": "file:///nowhere/model.onnx"}, "format": "onnx",
+                      "task": "classification",
+                      "scaling": {"minReplicas": 0, "scaleToZeroAfterSeconds": 0}}}  # fmt: skip
+    created = httpx.post(f"{guarded.api}{API}/namespaces/default/models", json=model,
+                         headers={"Authorization": f"Bearer {admin}"})  # fmt: skip
+    assert created.status_code == 201, created.text
+
+
 def test_every_control_api_operation_survives_fuzzing_and_answers_as_described(
     guarded: Platform, tmp_path: Path
 ) -> None:
@@ -82,6 +96,7 @@ def test_every_control_api_operation_survives_fuzzing_and_answers_as_described(
         ("POST", f"{API}/namespaces/default/models", {"apiVersion": "modelplane.io/v1alpha1",
          "kind": "Model", "metadata": [None], "spec": {}}, "metadata"),
         ("GET", f"{API}/models?watch=AAA", None, "watch='AAA'"),
+        ("PATCH", f"{API}/namespaces/default/models/scorer", {"metadata": None}, "metadata"),
         ("GET", f"{API}/models?resourceVersion=x", None, "resourceVersion 'x'"),
         ("GET", f"{API}/models?timeoutSeconds=true", None, "timeoutSeconds='true'"),
         ("GET", f"{API}/namespaces/{'n' * 64}/models", None, "is not a namespace name"),
@@ -95,7 +110,7 @@ def test_every_control_api_operation_survives_fuzzing_and_answers_as_described(
     ],
 )  # fmt: skip
 def test_what_fuzzing_found_stays_fixed(
-    guarded: Platform, method: str, path: str, body: Any, named: str
+    guarded: Platform, scorer: None, method: str, path: str, body: Any, named: str
 ) -> None:
     admin = (guarded.state_dir / "admin.key").read_text().strip()
     reply = httpx.request(method, guarded.api + path, json=body,

@@ -21,7 +21,6 @@ import typer
 import uvicorn
 import uvloop
 from pydantic import ValidationError
-from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from modelplane.api import load_model_file
@@ -34,7 +33,7 @@ from modelplane.backends.local.git_source import absolute_if_local
 from modelplane.backends.local.gitops import GitSourceSpec
 from modelplane.backends.local.gitops_sources import GitSources
 from modelplane.backends.local.key_store import SqliteKeyStore, first_admin_key
-from modelplane.backends.local.metric_history import MetricHistory
+from modelplane.backends.local.metric_history import KEPT_POINTS, MetricHistory
 from modelplane.backends.local.metric_source import GatewayMetricSource
 from modelplane.backends.local.prometheus_beside import Scraping
 from modelplane.backends.local.quota_api import SqliteQuotaStore
@@ -42,6 +41,7 @@ from modelplane.backends.local.scrape_targets import TargetsFile, targets
 from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
 from modelplane.backends.prometheus import PrometheusSource
+from modelplane.backends.prometheus_series import PrometheusSeries
 from modelplane.backends.tasks import cancel_all
 from modelplane.cli.auth_options import (
     OidcAlgorithm,
@@ -60,7 +60,7 @@ from modelplane.errors import AlreadyExistsError
 from modelplane.gateway.balancing import Balancing
 from modelplane.gateway.proxy import Gateway, GatewayOptions
 from modelplane.gateway.routing import RoutingTable
-from modelplane.portal import portal_routes
+from modelplane.portal import PortalOrigin, portal_routes
 from modelplane.security.authn import Authenticator
 from modelplane.security.tokens import TokenVerifier
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
@@ -205,18 +205,6 @@ def up(
         )
 
 
-def portal_may_call(gateway: ASGIApp, host: str, port: int) -> ASGIApp:
-    """The gateway, answering the portal's cross-origin "try it" requests (CORS)."""
-    hosts = {host} | ({"localhost", "127.0.0.1"} if _loopback(host) else set())
-    return CORSMiddleware(
-        gateway,
-        allow_origins=sorted(f"http://{h}:{port}" for h in hosts),
-        allow_methods=["GET", "POST"],
-        allow_headers=["authorization", "content-type", "traceparent", "tracestate"],
-        max_age=600,
-    )
-
-
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -269,8 +257,10 @@ async def _up(
     )
     quotas = SqliteQuotaStore(state_dir / "state.db")
     history = MetricHistory(gateway.reading, gateway.in_flight)
-    routes = control_routes(store, history, sources, quotas, gateway.quotas, keys)
-    control: ASGIApp = api.app([*routes, *portal_routes(gateway_url)])
+    span = history.interval * KEPT_POINTS
+    series = PrometheusSeries(prometheus, history.interval, span) if prometheus else None
+    routes = control_routes(store, history, sources, quotas, gateway.quotas, keys, series)
+    control: ASGIApp = api.app([*routes, *portal_routes(gateway_port)])
     if keys is not None:
         control = AccessControl(control, authenticator)
     if source is not None:
@@ -285,7 +275,7 @@ async def _up(
         ),
         _Server(
             uvicorn.Config(
-                portal_may_call(gateway, host, port), host=host, port=gateway_port,
+                PortalOrigin(gateway, port), host=host, port=gateway_port,
                 http="httptools", log_level=log_level,
                 access_log=False, log_config=None, proxy_headers=False, lifespan="on",
                 backlog=4096,
@@ -346,6 +336,8 @@ async def _up(
     await gateway.close()
     if scraped is not None:
         await scraped.close()
+    if series is not None:
+        await series.close()
     if beside is not None:
         await beside.stop()
     store.close()

@@ -25,6 +25,10 @@ class ModelPath:
     path: str = ""  # an OpenAI API path, sent on as it came
     prefix: bytes | None = None  # a generative request's prompt prefix, for prefix balancing
 
+    @property
+    def namespace(self) -> str:
+        return self.key.split("/", 1)[0]
+
     def upstream(self) -> str:
         """The path on a runtime, which serves its model under the bare name."""
         if self.action == OPENAI:

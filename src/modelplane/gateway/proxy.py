@@ -41,7 +41,7 @@ from modelplane.gateway.routing import Endpoint, RevisionRoute, RoutingTable, Sh
 from modelplane.gateway.shadowing import disagreement
 from modelplane.gateway.stats import Reading, RevisionStats
 from modelplane.gateway.upstream import UpstreamError, UpstreamPool
-from modelplane.gateway.usage import StreamTokens, reply_tokens
+from modelplane.gateway.usage import TokenMeter, reservation
 from modelplane.security.authn import Authenticator, require
 from modelplane.security.roles import ANYONE, Action, Principal
 from modelplane.telemetry import names, tracing
@@ -223,20 +223,26 @@ class Gateway:
         send: Send,
         body: bytes | None = None,
         streaming: bool = False,
+        reserve: int | None = None,
     ) -> None:
-        """Serve the request if its namespace is within its quota; else 429 with Retry-After."""
-        namespace = target.key.split("/", 1)[0]
-        over = self.quotas.admit(namespace, tokens=target.action == paths.OPENAI)
+        """Serve the request if its namespace is within its quota; else 429 with Retry-After.
+        ``reserve``: the tokens it may use, held until its answer says what it used."""
+        namespace = target.namespace
+        over = self.quotas.admit(namespace, reserve)
         if over is not None:
             self.metrics.refused.labels(namespace, "quota").inc()
             openai = target.action == paths.OPENAI
             content = _openai_error(over.message, 429) if openai else _error(over.message)
             await _reply(send, 429, content, headers={"retry-after": str(over.retry_after)})
             return
+        meter = TokenMeter(streaming) if reserve is not None else None
         try:
-            await self._traced(target, scope, receive, send, body, streaming)
+            replying = meter.watching(send) if meter is not None else send
+            await self._traced(target, scope, receive, replying, body, streaming)
         finally:
             self.quotas.release(namespace)
+            if meter is not None and reserve is not None:
+                self.quotas.charge(namespace, meter.used(reserve) - reserve)
 
     async def _traced(
         self,
@@ -319,7 +325,9 @@ class Gateway:
             await _reply(send, 400, _openai_error(message, 400, "model"))
             return
         streaming = document.get("stream") is True
-        await self._within_quota(target, scope, receive, send, body, streaming)
+        counting = self.quotas.counts_tokens(target.namespace)
+        reserve = reservation(path, body, document) if counting else None
+        await self._within_quota(target, scope, receive, send, body, streaming, reserve)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -368,9 +376,6 @@ class Gateway:
                 RefusalError(502, f"gateway error: {exc!r}"), target
             )
         self._account(target, revision_name, status, started)
-        namespace = target.key.split("/", 1)[0]
-        if target.action == paths.OPENAI and self.quotas.counts_tokens(namespace):
-            self.quotas.charge(namespace, reply_tokens(content))
         if status == 200 and target.action == "infer" and body is not None:
             self._maybe_mirror(target, revision_name, scope["method"], body, content)
         await _reply(send, status, content, headers=reply_headers)
@@ -457,15 +462,7 @@ class Gateway:
                     await send(start)
                     answering = True
                     # The client leaving closes the replica stream, which stops the work there.
-                    namespace = target.key.split("/", 1)[0]
-                    if not self.quotas.counts_tokens(namespace):
-                        finished = await _relay_body(reply.chunks, gone, send)
-                        return int(reply.status) if finished else 499
-                    used = StreamTokens()
-                    try:
-                        finished = await _relay_body(_counted(reply.chunks, used), gone, send)
-                    finally:
-                        self.quotas.charge(namespace, used.total)
+                    finished = await _relay_body(reply.chunks, gone, send)
                     return int(reply.status) if finished else 499
         except (UpstreamError, TimeoutError) as exc:
             log.info("replica %s failed: %r", endpoint.id, exc)
@@ -748,12 +745,6 @@ async def _relay_body(chunks: AsyncIterator[bytes], gone: asyncio.Future[None], 
             await send({"type": "http.response.body", "body": b""})
             return True
         await send({"type": "http.response.body", "body": data, "more_body": True})
-
-
-async def _counted(chunks: AsyncIterator[bytes], used: StreamTokens) -> AsyncIterator[bytes]:
-    async for chunk in chunks:
-        used.feed(chunk)
-        yield chunk
 
 
 async def _disconnected(receive: Receive) -> None:

@@ -4,10 +4,12 @@ the OpenAI API, model tokens per minute. Over a limit the request is refused at 
 long to wait: one tenant's flood queues nowhere that another tenant's requests wait too. (The cap
 on replicas is kept here too, for the controller, which enforces it.)
 
-Tokens are known only once a model has answered, so a request is admitted while the namespace's
-token bucket (a minute's worth, refilled continuously) is not empty, and what it used (prompt and
-completion) is taken from the bucket when it ends: a request can overdraw the bucket by its own
-size, and the next ones wait until the debt is refilled."""
+Tokens are known only once a model has answered. So a request is admitted while the namespace's
+token budget (a minute's worth, refilled continuously) is not spent, and at once reserves what
+it may use (its prompt's bytes / 4 and its ``max_tokens``); when it ends, the reservation is
+settled to what the answer says it used. Requests sent together each reserve before any answers,
+so they cannot together run far past the budget; a stream cut short keeps its reservation. The
+debt a budget can carry is one minute's worth."""
 
 from __future__ import annotations
 
@@ -53,6 +55,10 @@ class _TokenBudget:
         self.updated = now
         return self.left
 
+    def take(self, tokens: float, now: float) -> None:
+        self.refill(now)
+        self.left = max(-self.per_minute, self.left - tokens)  # at most a minute of debt
+
     def wait(self, now: float) -> float:
         """Seconds until the budget is positive again (0: it is)."""
         left = self.refill(now)
@@ -74,9 +80,12 @@ class Quotas:
     _in_flight: dict[str, int] = field(default_factory=dict)
 
     def set(self, namespace: str, quota: Quota | None) -> None:
-        """Set (or with None, lift) a namespace's limits; a changed rate starts a full bucket."""
+        """Set (or with None, lift) a namespace's limits; a changed rate starts a full bucket,
+        and a changed token budget a full one (an unchanged one keeps its debt)."""
+        before = self._limits.get(namespace)
         self._buckets.pop(namespace, None)
-        self._budgets.pop(namespace, None)
+        if quota is None or before is None or quota.tokens_per_minute != before.tokens_per_minute:
+            self._budgets.pop(namespace, None)
         if quota is None:
             self._limits.pop(namespace, None)
         else:
@@ -90,12 +99,12 @@ class Quotas:
         quota = self._limits.get(namespace)
         return quota is not None and quota.tokens_per_minute is not None
 
-    def charge(self, namespace: str, tokens: int) -> None:
-        """Take the tokens a finished request used from its namespace's budget, if it has one."""
+    def charge(self, namespace: str, tokens: float) -> None:
+        """Take tokens from the namespace's budget, if it has one (a negative count gives back
+        what a reservation held beyond what the answer used)."""
         budget = self._token_budget(namespace)
         if budget is not None:
-            budget.refill(self.clock())
-            budget.left -= tokens
+            budget.take(tokens, self.clock())
 
     def _token_budget(self, namespace: str) -> _TokenBudget | None:
         quota = self._limits.get(namespace)
@@ -107,41 +116,57 @@ class Quotas:
             budget = self._budgets[namespace] = _TokenBudget(per_minute, per_minute, self.clock())
         return budget
 
-    def admit(self, namespace: str, tokens: bool = False) -> OverQuota | None:
+    def admit(self, namespace: str, reserve: float | None = None) -> OverQuota | None:
         """Count a request in, or say why not; every admitted request is ``release``d.
-        ``tokens``: the request uses model tokens (the OpenAI API), so the budget applies."""
+        ``reserve``: the tokens a request of the OpenAI API may use, held from the budget until
+        it is ``charge``d what it used less this."""
         quota = self._limits.get(namespace)
-        if quota is None:
-            self._in_flight[namespace] = self._in_flight.get(namespace, 0) + 1
-            return None
         running = self._in_flight.get(namespace, 0)
-        if quota.concurrent_requests is not None and running >= quota.concurrent_requests:
-            return OverQuota(
-                f"namespace {namespace!r} has {running} requests in flight, its quota of "
-                f"concurrent requests",
-                1,
+        if quota is not None:
+            over = (
+                self._over_concurrency(namespace, quota, running)
+                or (self._over_tokens(namespace) if reserve is not None else None)
+                or self._over_rate(namespace, quota)
             )
-        rate = quota.requests_per_second
-        if rate is not None:
-            now = self.clock()
-            bucket = self._buckets.get(namespace)
-            if bucket is None:
-                bucket = self._buckets[namespace] = _Bucket(rate, max(1.0, rate), now)
-            wait = bucket.take(now)
-            if wait > 0:
-                return OverQuota(
-                    f"namespace {namespace!r} is over its quota of {rate:g} requests per second",
-                    max(1, math.ceil(wait)),
-                )
-        budget = self._token_budget(namespace) if tokens else None
-        if budget is not None and (wait := budget.wait(self.clock())) > 0:
-            return OverQuota(
-                f"namespace {namespace!r} is over its quota of {budget.per_minute} tokens per "
-                f"minute",
-                max(1, math.ceil(wait)),
-            )
+            if over is not None:
+                return over
+            if reserve is not None:
+                self.charge(namespace, reserve)
         self._in_flight[namespace] = running + 1
         return None
+
+    @staticmethod
+    def _over_concurrency(namespace: str, quota: Quota, running: int) -> OverQuota | None:
+        if quota.concurrent_requests is None or running < quota.concurrent_requests:
+            return None
+        message = (
+            f"namespace {namespace!r} has {running} requests in flight, its quota of "
+            f"concurrent requests"
+        )
+        return OverQuota(message, 1)
+
+    def _over_rate(self, namespace: str, quota: Quota) -> OverQuota | None:
+        rate = quota.requests_per_second
+        if rate is None:
+            return None
+        now = self.clock()
+        bucket = self._buckets.get(namespace)
+        if bucket is None:
+            bucket = self._buckets[namespace] = _Bucket(rate, max(1.0, rate), now)
+        wait = bucket.take(now)
+        if wait <= 0:
+            return None
+        message = f"namespace {namespace!r} is over its quota of {rate:g} requests per second"
+        return OverQuota(message, max(1, math.ceil(wait)))
+
+    def _over_tokens(self, namespace: str) -> OverQuota | None:
+        budget = self._token_budget(namespace)
+        if budget is None or (wait := budget.wait(self.clock())) <= 0:
+            return None
+        message = (
+            f"namespace {namespace!r} is over its quota of {budget.per_minute} tokens per minute"
+        )
+        return OverQuota(message, max(1, math.ceil(wait)))
 
     def release(self, namespace: str) -> None:
         left = self._in_flight.get(namespace, 0) - 1

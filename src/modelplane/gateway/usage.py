@@ -1,5 +1,5 @@
-"""How many model tokens an OpenAI API answer used, read from the answer as it passes, for the
-tokens-per-minute quota.
+"""How many model tokens an OpenAI API request may use, and how many its answer says it used
+(read from the answer as it passes to the client), for the tokens-per-minute quota.
 
 A whole reply carries a ``usage`` object. A stream from modelplane's runtime ends with a
 ``: usage {...}`` line, an SSE comment, which clients ignore; engines that do not send it may send
@@ -12,9 +12,22 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from starlette.types import Message, Send
 
 USAGE_COMMENT = b": usage "
 _USAGE_FIELDS = (b'"usage":{', b'"usage": {')
+BYTES_PER_TOKEN = 4  # a prompt's size in tokens, from above, without the model's tokenizer
+UNSTATED_MAX_TOKENS = 256  # reserved for an answer whose request names no max_tokens
+
+
+def reservation(path: str, body: bytes, document: dict[str, Any]) -> int:
+    """The tokens a request may use: its body's bytes / 4 for the prompt, and its max_tokens."""
+    prompt = len(body) // BYTES_PER_TOKEN
+    if path.endswith("/embeddings"):
+        return prompt
+    stated = document.get("max_tokens", document.get("max_completion_tokens"))
+    most = stated if isinstance(stated, int) and stated > 0 else UNSTATED_MAX_TOKENS
+    return prompt + most
 
 
 def reply_tokens(body: bytes) -> int:
@@ -58,8 +71,42 @@ class StreamTokens:
                         self._reported = _total(found["usage"])
 
     @property
+    def reported(self) -> int | None:
+        """What the stream said it used, if it said so."""
+        return self._reported
+
+    @property
     def total(self) -> int:
         return self._reported if self._reported is not None else self._events
+
+
+class TokenMeter:
+    """Watches what is sent to the client and says what the answer used."""
+
+    def __init__(self, streaming: bool) -> None:
+        self._stream = StreamTokens() if streaming else None
+        self._whole = bytearray()
+
+    def watching(self, send: Send) -> Send:
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                chunk = message.get("body", b"")
+                if self._stream is not None:
+                    self._stream.feed(chunk)
+                else:
+                    self._whole += chunk
+            await send(message)
+
+        return sending
+
+    def used(self, reserved: int) -> int:
+        """The tokens used; a stream that ended before saying (a client that left) is held to
+        its reservation, or to its events if it sent more."""
+        if self._stream is None:
+            return reply_tokens(bytes(self._whole))
+        if self._stream.reported is not None:
+            return self._stream.reported
+        return max(reserved, self._stream.total)
 
 
 def _json(raw: bytes) -> Any:

@@ -6,6 +6,7 @@ the portal works without a connection to the internet. It calls only the control
 the gateway, for "try it"), so anything it does, the CLI can do.
 """
 
+from modelplane.portal.cors import PortalOrigin
 from modelplane.portal.serving import portal_routes
 
-__all__ = ["portal_routes"]
+__all__ = ["PortalOrigin", "portal_routes"]

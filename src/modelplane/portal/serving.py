@@ -2,7 +2,8 @@
 
 The assets are read once, with their compressed form and ETag, and answered from memory: they
 are a few files that change only with the package, and the page should be usable at once. The
-page carries the one setting it cannot learn from the control API, where the gateway is.
+page carries the one setting it cannot learn from the control API, where the gateway is: on the
+host the page was loaded from, at the gateway's port.
 """
 
 from __future__ import annotations
@@ -49,19 +50,20 @@ class Asset:
         return Response(self.body, media_type=self.media_type, headers=headers)
 
 
-def portal_routes(gateway_url: str) -> list[BaseRoute]:
-    gateway = gateway_url.rstrip("/")
-    named = f'id="portal" data-gateway-url="{html.escape(gateway, quote=True)}"'
-    page = (STATIC / "index.html").read_text().replace('id="portal"', named)
-    headers = {
-        "Content-Security-Policy": POLICY.format(gateway=gateway),
-        "Cache-Control": "no-cache",
-        "X-Content-Type-Options": "nosniff",
-    }
+def portal_routes(gateway_port: int) -> list[BaseRoute]:
+    page = (STATIC / "index.html").read_text()
     assets = {name: Asset.read(name, media_type) for name, media_type in ASSETS.items()}
 
-    async def index(_: Request) -> Response:
-        return HTMLResponse(page, headers=headers)
+    async def index(request: Request) -> Response:
+        host = request.url.hostname or "127.0.0.1"
+        gateway = f"{request.url.scheme}://{f'[{host}]' if ':' in host else host}:{gateway_port}"
+        named = f'id="portal" data-gateway-url="{html.escape(gateway, quote=True)}"'
+        headers = {
+            "Content-Security-Policy": POLICY.format(gateway=gateway),
+            "Cache-Control": "no-cache",
+            "X-Content-Type-Options": "nosniff",
+        }
+        return HTMLResponse(page.replace('id="portal"', named), headers=headers)
 
     async def asset(request: Request) -> Response:
         found = assets.get(request.path_params["name"])

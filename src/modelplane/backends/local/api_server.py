@@ -8,8 +8,9 @@
     …/namespaces/{ns}/models/{name}/revisions   immutable revisions with their specs
     …/namespaces/{ns}/models/{name}/logs        replica logs
 
-Create, replace and patch take ``?dryRun=All``: every check runs, nothing is stored, and the
-reply carries the ``Modelplane-Revision-Digest`` its spec would serve.
+Create, replace, patch and delete take ``?dryRun=All``: every check runs and nothing is stored;
+the reply to a create, replace or patch carries the ``Modelplane-Revision-Digest`` its spec
+would serve.
 
 Errors are ``Status`` objects as the Kubernetes API returns them, so the same client code reads
 both: 404 NotFound, 409 AlreadyExists or Conflict, 410 Gone, 422 Invalid (with one cause per
@@ -271,7 +272,8 @@ class ControlApi:
             if request.method == "GET":
                 return _model_response(self.store.get(namespace, name))
             if request.method == "DELETE":
-                return _model_response(self.store.delete(namespace, name))
+                deleted = self.store.delete(namespace, name, dry_run=_dry_run(request))
+                return _model_response(deleted)
             if request.method == "PATCH":
                 model = await self._patched(request, namespace, name)
             else:
@@ -385,6 +387,8 @@ class ControlApi:
         current = to_wire(self.store.get(namespace, name))
         patch = await self._document(request)
         patched = merge_patch(current, patch)
+        if not isinstance(patched.get("metadata"), dict):
+            raise SpecError("metadata: a Model's metadata must stay an object")
         patched["metadata"]["name"], patched["metadata"]["namespace"] = name, namespace
         return parse_model(patched)
 

@@ -12,6 +12,7 @@ from modelplane.backends.local.metric_history import MetricHistory, metrics_rout
 from modelplane.backends.local.openapi import openapi_route
 from modelplane.backends.local.quota_api import SqliteQuotaStore, quota_routes
 from modelplane.backends.local.store import SqliteStore
+from modelplane.backends.prometheus_series import PrometheusSeries
 from modelplane.gateway.quotas import Quotas
 
 
@@ -22,11 +23,12 @@ def control_routes(
     quotas: SqliteQuotaStore,
     enforced: Quotas,
     keys: SqliteKeyStore | None,
+    prometheus: PrometheusSeries | None = None,
 ) -> list[BaseRoute]:
     """The description, metrics, git sources, quotas and (with auth) API keys."""
     return [
         openapi_route(auth=keys is not None),
-        *metrics_routes(history, store),
+        *metrics_routes(history, store, prometheus),
         *gitops_routes(sources),
         *quota_routes(quotas, enforced),
         *(key_routes(keys) if keys is not None else []),

@@ -8,8 +8,9 @@ the gateway's per-revision counters every few seconds and keeps an hour of point
     GET /apis/metrics.modelplane.io/v1alpha1/models                          latest, every model
     GET /apis/metrics.modelplane.io/v1alpha1/namespaces/{ns}/models/{name}   series of one model
 
-Both read like the Kubernetes metrics API (``metrics.k8s.io``): a kind, a window and items.
-Access control treats them like the Models they describe (``viewer``).
+With a Prometheus beside the platform, a model's series come from it (``source: prometheus``):
+they outlive a restart. Both read like the Kubernetes metrics API (``metrics.k8s.io``): a kind,
+a window and items. Access control treats them like the Models they describe (``viewer``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -29,8 +31,9 @@ from starlette.routing import Route
 from modelplane.api import Model, RevisionStatus, RolloutPhase
 from modelplane.backends.local.api_server import error_response, principal_of
 from modelplane.backends.local.store import SqliteStore
+from modelplane.backends.prometheus_series import Points, PrometheusSeries
 from modelplane.control.analysis import Counts, quantile_ms
-from modelplane.errors import NotFoundError
+from modelplane.errors import MetricsUnavailableError, NotFoundError
 from modelplane.gateway.stats import Reading
 from modelplane.security.roles import Action
 
@@ -193,8 +196,28 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def metrics_routes(history: MetricHistory, store: SqliteStore) -> list[Route]:
-    """The metrics API over ``history``; models come from ``store`` so deleted ones vanish."""
+def merged(kept: list[dict[str, Any]], found: Points, step: float) -> list[dict[str, Any]]:
+    """Prometheus's points per revision, each with the replicas, traffic and in-flight count
+    that ``kept`` (this platform's own samples) has within a step of it, where it has them."""
+    local = {
+        (entry["revision"], round(p["time"] / step)): p for entry in kept for p in entry["points"]
+    }
+    revisions = []
+    for revision, by_time in sorted(found.items()):
+        points = []
+        for at, values in sorted(by_time.items()):
+            near = local.get((revision, round(at / step)), {})
+            extra = {k: near.get(k) for k in ("inFlight", "readyReplicas", "traffic")}
+            points.append({"time": at, **values, **extra})
+        revisions.append({"revision": revision, "points": points})
+    return revisions
+
+
+def metrics_routes(
+    history: MetricHistory, store: SqliteStore, prometheus: PrometheusSeries | None = None
+) -> list[Route]:
+    """The metrics API over ``history`` (and ``prometheus``, when the platform has one); models
+    come from ``store`` so deleted ones vanish."""
 
     def respond(body: dict[str, object]) -> Response:
         body = {"apiVersion": "metrics.modelplane.io/v1alpha1", **body}
@@ -217,7 +240,14 @@ def metrics_routes(history: MetricHistory, store: SqliteStore) -> list[Route]:
             store.get(namespace, name)
         except NotFoundError as exc:
             return error_response(exc)
-        series = history.series(f"{namespace}/{name}")
+        series: dict[str, Any] = {**history.series(f"{namespace}/{name}"), "source": "gateway"}
+        if prometheus is not None:
+            try:
+                found = await prometheus.points(f"{namespace}/{name}", time.time())
+                series["revisions"] = merged(series["revisions"], found, history.interval)
+                series["source"] = "prometheus"
+            except MetricsUnavailableError as exc:  # the platform's own samples still answer
+                series["warning"] = str(exc)
         return respond({"kind": "ModelMetrics", "namespace": namespace, "name": name, **series})
 
     return [

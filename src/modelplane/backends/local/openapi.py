@@ -171,8 +171,10 @@ METRICS_POINT: Schema = {
 }
 MODEL_METRICS: Schema = {
     "type": "object",
-    "required": ["revisions", "analyses"],
+    "required": ["revisions", "analyses", "source"],
     "properties": {
+        "source": {"enum": ["gateway", "prometheus"]},
+        "warning": {"type": "string"},
         "revisions": {
             "type": "array",
             "items": {
@@ -208,13 +210,14 @@ OPERATIONS = [
               body=ref("Model"), query=[DRY_RUN], body_types=MODEL_BODY),
     Operation("PATCH", ONE, "Merge-patch a Model (RFC 7386).", ref("Model"),
               body={"type": "object"}, query=[DRY_RUN], body_types=PATCH_BODY),
-    Operation("DELETE", ONE, "Delete a Model and its revisions.", ref("Model")),
+    Operation("DELETE", ONE, "Delete a Model and its revisions.", ref("Model"), query=[DRY_RUN]),
     Operation("GET", ONE + "/status", "Read a Model's status.", ref("Model")),
     Operation("PUT", ONE + "/status", "Replace a Model's status (admin).", ref("Model"),
               body=ref("Model"), query=[DRY_RUN], body_types=MODEL_BODY),
     Operation("PATCH", ONE + "/status", "Merge-patch a Model's status (admin).", ref("Model"),
               body={"type": "object"}, query=[DRY_RUN], body_types=PATCH_BODY),
-    Operation("GET", ONE + "/events", "Recent events, newest first.", _list_of("EventList", EVENT),
+    Operation("GET", ONE + "/events", "The latest events, oldest first.",
+              _list_of("EventList", EVENT),
               query=[_query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "")]),
     Operation("GET", ONE + "/revisions", "Immutable revisions, oldest first, with their specs.",
               _list_of("RevisionList", REVISION)),

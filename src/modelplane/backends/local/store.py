@@ -212,9 +212,11 @@ class SqliteStore:
                 written.metadata.resource_version = current.metadata.resource_version
             return written
 
-    def delete(self, namespace: str, name: str) -> Model:
-        with self._transaction() as db:
+    def delete(self, namespace: str, name: str, *, dry_run: bool = False) -> Model:
+        with self._transaction(dry_run=dry_run) as db:
             current = self._read(db, namespace, name)
+            if dry_run:
+                return current
             db.execute("DELETE FROM models WHERE namespace = ? AND name = ?", (namespace, name))
             db.execute("DELETE FROM revisions WHERE namespace = ? AND model = ?", (namespace, name))
             version = self._next_version(db)
