@@ -55,14 +55,18 @@ def test_points_are_rates_since_the_last_sample_and_a_retired_revision_goes() ->
 
 
 def test_prometheus_points_take_replicas_and_traffic_from_the_samples_a_step_away() -> None:
-    kept = [{"revision": "iris-r1", "points": [{"time": 100.0, "inFlight": 1,
-                                                 "readyReplicas": 2, "traffic": 90}]}]  # fmt: skip
-    found = {"iris-r1": {101.0: {"requestsPerSecond": 3.0}, 200.0: {"requestsPerSecond": 1.0}}}
+    kept = [{"revision": "iris-r1", "points": [
+        {"time": 100.0, "inFlight": 1, "readyReplicas": 2, "traffic": 90},
+        {"time": 102.4, "inFlight": 0, "readyReplicas": 3, "traffic": 80},
+    ]}]  # fmt: skip
+    found = {"iris-r1": {99.0: {"requestsPerSecond": 3.0}, 103.0: {"requestsPerSecond": 2.0},
+                         200.0: {"requestsPerSecond": 1.0}}}  # fmt: skip
     (series,) = merged(kept, found, step=5)
-    first, second = series["points"]
-    assert first == {"time": 101.0, "requestsPerSecond": 3.0, "inFlight": 1, "readyReplicas": 2,
+    first, second, third = series["points"]
+    assert first == {"time": 99.0, "requestsPerSecond": 3.0, "inFlight": 1, "readyReplicas": 2,
                      "traffic": 90}  # fmt: skip
-    assert second["readyReplicas"] is None
+    assert second["readyReplicas"] == 3  # the nearest sample, not the first in its 5 s
+    assert third["readyReplicas"] is None  # no sample within a step
 
 
 def test_an_unreachable_prometheus_leaves_the_platform_s_own_points_and_says_why(

@@ -117,12 +117,16 @@ def test_a_model_s_charts_are_read_from_prometheus_when_there_is_one(
             for p in r["points"] if p["requestsPerSecond"] and p["p99Ms"] is not None
         ]  # fmt: skip
 
+    def joined() -> bool:  # the platform's own samples start a step or two after Prometheus's
+        return any(p["readyReplicas"] == 1 and p["traffic"] == 100 for p in busy())
+
     with steady_load(f"{platform.gateway}/v2/models/charted/infer", clients=1):
         wait_for(lambda: len(busy()) >= 2, "points with traffic from Prometheus", 60)
+        wait_for(joined, "Prometheus's points joined with the platform's replicas", 30)
     points = busy()
     # Rates and latencies as Prometheus computes them: an error ratio where there were requests,
     # the median no slower than the 99th percentile.
     assert all(p["errorRate"] is None or 0 <= p["errorRate"] <= 1 for p in points), points
     assert all(p["p50Ms"] <= p["p99Ms"] for p in points if p["p50Ms"] is not None), points
     # Replicas and traffic, which Prometheus does not have, come from the platform's samples.
-    assert any(p["readyReplicas"] == 1 and p["traffic"] == 100 for p in points)
+    assert any(p["readyReplicas"] == 1 and p["traffic"] == 100 for p in points), points

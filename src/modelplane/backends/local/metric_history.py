@@ -16,6 +16,7 @@ a window and items. Access control treats them like the Models they describe (``
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
 from collections import deque
@@ -199,18 +200,28 @@ def _rounded(value: float | None) -> float | None:
 def merged(kept: list[dict[str, Any]], found: Points, step: float) -> list[dict[str, Any]]:
     """Prometheus's points per revision, each with the replicas, traffic and in-flight count
     that ``kept`` (this platform's own samples) has within a step of it, where it has them."""
-    local = {
-        (entry["revision"], round(p["time"] / step)): p for entry in kept for p in entry["points"]
-    }
+    own = {entry["revision"]: entry["points"] for entry in kept}  # each in time order
     revisions = []
     for revision, by_time in sorted(found.items()):
+        samples = own.get(revision, [])
+        times = [p["time"] for p in samples]
         points = []
         for at, values in sorted(by_time.items()):
-            near = local.get((revision, round(at / step)), {})
+            near = _nearest(samples, times, at, step)
             extra = {k: near.get(k) for k in ("inFlight", "readyReplicas", "traffic")}
             points.append({"time": at, **values, **extra})
         revisions.append({"revision": revision, "points": points})
     return revisions
+
+
+def _nearest(
+    samples: list[dict[str, Any]], times: list[float], at: float, within: float
+) -> dict[str, Any]:
+    """The sample closest in time to ``at``, if one is ``within`` seconds of it; else {}."""
+    index = bisect.bisect_left(times, at)
+    close = [i for i in (index - 1, index) if 0 <= i < len(samples)]
+    best = min(close, key=lambda i: abs(times[i] - at), default=None)
+    return samples[best] if best is not None and abs(times[best] - at) <= within else {}
 
 
 def metrics_routes(
