@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -101,6 +102,7 @@ def gateway(
     )
     with (
         observed("modelplane-gateway", log_level, log_format),
+        tokens if tokens is not None else contextlib.nullcontext(),  # fetches a JWKS URL meanwhile
         asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
     ):
         logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))

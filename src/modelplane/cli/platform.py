@@ -183,6 +183,7 @@ def up(
             raise CliError(f"--git: {problems}", exit_code=EXIT_USAGE) from exc
     with (
         observed("modelplane", log_level, log_format),
+        oidc if oidc is not None else contextlib.nullcontext(),  # fetches a JWKS URL meanwhile
         asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
     ):
         options = GatewayOptions(max_held=max_held, hold_timeout=hold_timeout, balancing=balancing)

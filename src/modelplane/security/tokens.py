@@ -1,6 +1,6 @@
-"""OIDC/JWT bearer tokens: verified against the identity provider's keys (a JWKS file or URL),
-issuer, audience and lifetime, with an allow-list of asymmetric algorithms; roles come from the
-token's groups, mapped to namespaces by the platform's settings.
+"""OIDC/JWT bearer tokens: verified against the identity provider's keys (a JWKS file or URL,
+see ``jwks``), issuer, audience and lifetime, with an allow-list of asymmetric algorithms; roles
+come from the token's groups, mapped to namespaces by the platform's settings.
 
 Only asymmetric algorithms may be allowed: a symmetric one (HS256) with a JWKS's public key as
 its secret is the classic algorithm-confusion forgery, and ``none`` is no signature at all.
@@ -10,11 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import jwt
 
 from modelplane.errors import UnauthenticatedError
+from modelplane.security.jwks import (
+    REFRESH_SECONDS,
+    TIMEOUT_SECONDS,
+    FileKeys,
+    RemoteKeys,
+    SigningKeys,
+)
 from modelplane.security.roles import Principal, Role
 
 ASYMMETRIC = frozenset(
@@ -32,6 +40,8 @@ class OidcSettings:
     groups_claim: str = "groups"
     # group -> {namespace or "*": role}
     group_grants: dict[str, dict[str, Role]] = field(default_factory=dict)
+    jwks_refresh: float = REFRESH_SECONDS  # seconds between fetches of a JWKS URL
+    jwks_timeout: float = TIMEOUT_SECONDS  # for one fetch, and for the wait on the first
 
     def __post_init__(self) -> None:
         refused = sorted(set(self.algorithms) - ASYMMETRIC)
@@ -45,15 +55,36 @@ class OidcSettings:
 
 
 class TokenVerifier:
+    """Checks tokens with keys it holds: a JWKS URL is fetched in the background between
+    ``start()`` and ``close()`` (or within ``with verifier:``), never while a token waits."""
+
     def __init__(self, settings: OidcSettings) -> None:
         self.settings = settings
         source = settings.jwks
         if source.startswith(("https://", "http://")):
-            self._client: jwt.PyJWKClient | None = jwt.PyJWKClient(source, lifespan=300)
-            self._keys: jwt.PyJWKSet | None = None
+            self._keys: SigningKeys = RemoteKeys(
+                source, settings.jwks_refresh, settings.jwks_timeout
+            )
         else:
-            self._client = None
-            self._keys = jwt.PyJWKSet.from_json(Path(source).read_text())
+            self._keys = FileKeys(Path(source))
+
+    def start(self) -> None:
+        self._keys.start()
+
+    def close(self) -> None:
+        self._keys.close()
+
+    def __enter__(self) -> TokenVerifier:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
     def principal(self, token: str) -> Principal:
         """The token's subject with the grants of its groups, or UnauthenticatedError saying
@@ -69,7 +100,7 @@ class TokenVerifier:
             raise UnauthenticatedError(
                 f"the token's algorithm {algorithm!r} is not allowed (allowed: {allowed})"
             )
-        key = self._key(token, header)
+        key = self._key(header)
         try:
             claims: dict[str, Any] = jwt.decode(
                 token, key, algorithms=list(settings.algorithms), audience=settings.audience,
@@ -94,19 +125,16 @@ class TokenVerifier:
             raise UnauthenticatedError(f"the token is not valid: {exc}") from exc
         return Principal(str(claims["sub"]), self._grants(claims))
 
-    def _key(self, token: str, header: dict[str, Any]) -> Any:
+    def _key(self, header: dict[str, Any]) -> Any:
         kid = header.get("kid")
-        try:
-            if self._client is not None:
-                return self._client.get_signing_key_from_jwt(token).key
-        except jwt.PyJWKClientError as exc:
-            raise UnauthenticatedError(f"no key of the identity provider signs it: {exc}") from exc
-        assert self._keys is not None
-        keys = self._keys.keys
+        # Signing keys only: a JWKS may also publish encryption keys.
+        keys = [k for k in self._keys.current().keys if k.public_key_use in ("sig", None)]
         found = [k for k in keys if kid is not None and k.key_id == kid]
         if not found and kid is None and len(keys) == 1:
-            found = list(keys)
+            found = keys
         if not found:
+            if isinstance(kid, str):
+                self._keys.unknown(kid)
             raise UnauthenticatedError(f"no key of the identity provider has the id {kid!r}")
         return found[0].key
 
