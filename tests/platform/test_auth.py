@@ -5,6 +5,9 @@ writing), and accepts the right one."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
 import stat
 import subprocess
@@ -47,6 +50,11 @@ def admin(secured: Platform) -> str:
     # The banner follows both servers' start; /healthz (what Platform waits for) may come first.
     wait_for(lambda: "auth         API keys" in secured.log.read_text(), "the auth banner", 30)
     return path.read_text().strip()
+
+
+def dormant_manifest(name: str, uri: str) -> str:
+    """A Model in team-a that starts no replica until asked."""
+    return manifest(name, "team-a", uri) + "  scaling: {minReplicas: 0}\n"
 
 
 def create_key(platform: Platform, admin: str, name: str, *grants: str) -> str:
@@ -211,6 +219,86 @@ def test_keys_and_git_sources_are_for_admins_and_git_syncs_under_auth(
     wait_for(applied, "the source's commit applied through the secured control API", 30)
     assert call("GET", f"{secured.api}{API}/namespaces/team-a/models/synced", None,
                 teams["a"]).status_code == 200  # fmt: skip
+    # A git host cannot sync a source without a webhook secret: it has no key to send.
+    pushed = call("POST", f"{secured.api}/gitops/shared/webhook", {"ref": "refs/heads/main"}, None)
+    assert pushed.status_code == 403, pushed.text
+    assert "--webhook-secret-file" in pushed.json()["message"]
+
+
+def _status(platform: Platform, admin: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = call("GET", f"{platform.api}/gitops/{name}", None, admin).json()
+    return found
+
+
+def test_a_git_hosts_signed_push_syncs_without_an_api_key(
+    secured: Platform, admin: str, tmp_path: Path
+) -> None:
+    hook_key = "s3cret-for-the-git-host-0123456789"
+    secret_file = tmp_path / "webhook.secret"
+    secret_file.write_text(hook_key + "\n")
+    repo = tmp_path / "hooked"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    dormant = "file:///nowhere/model.onnx"  # no replica: minReplicas 0
+    first = commit(repo, {"models/a.yaml": dormant_manifest("hooked-a", dormant)}, "one")
+    added = secured.cli("gitops", "add", "hooked", str(repo), "--path", "models", "--interval",
+                        "600", "--webhook-secret-file", str(secret_file), key=admin)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    wait_for(lambda: _status(secured, admin, "hooked")["lastAppliedCommit"] == first,
+             "the first commit applied", 30)  # fmt: skip
+    second = commit(repo, {"models/b.yaml": dormant_manifest("hooked-b", dormant)}, "two")
+    hook = f"{secured.api}/gitops/hooked/webhook"
+
+    def push(headers: dict[str, str], ref: str = "refs/heads/main") -> httpx.Response:
+        body = json.dumps({"ref": ref, "after": second}).encode()
+        signed = hmac.new(hook_key.encode(), body, hashlib.sha256).hexdigest()
+        headers = {k: v.format(signed=signed) for k, v in headers.items()}
+        return httpx.post(hook, content=body, headers=headers, timeout=10)
+
+    # Refused: a wrong signature, none, a wrong token; ignored: a push to another branch.
+    wrong = push({"X-Hub-Signature-256": "sha256=" + "0" * 64, "X-GitHub-Event": "push"})
+    assert wrong.status_code == 401, wrong.text
+    assert "X-Hub-Signature-256 is not the HMAC-SHA256" in wrong.json()["message"]
+    assert push({}).status_code == 401
+    assert push({"X-Gitlab-Token": hook_key[::-1]}).status_code == 401
+    elsewhere = push({"X-Hub-Signature-256": "sha256={signed}"}, ref="refs/heads/dev")
+    assert elsewhere.status_code == 202, elsewhere.text
+    assert elsewhere.json()["syncing"] == []
+    assert "a push to refs/heads/dev" in elsewhere.json()["ignored"]
+    ping = push({"X-Hub-Signature-256": "sha256={signed}", "X-GitHub-Event": "ping"})
+    assert ping.status_code == 202, ping.text
+    assert ping.json()["syncing"] == []
+    assert _status(secured, admin, "hooked")["lastAttemptedCommit"] == first
+    # Only this route of a source is open: the others still need a key.
+    assert httpx.post(f"{secured.api}/gitops/hooked/sync").status_code == 401
+    assert httpx.get(hook).status_code == 401
+
+    signed = push({"X-Hub-Signature-256": "sha256={signed}", "X-GitHub-Event": "push"})
+    assert signed.status_code == 202, signed.text
+    assert signed.json() == {"syncing": ["hooked"]}
+    wait_for(lambda: _status(secured, admin, "hooked")["lastAppliedCommit"] == second,
+             "the pushed commit applied", 30)  # fmt: skip
+    third = commit(repo, {"models/a.yaml": None}, "three")
+    gitlab = push({"X-Gitlab-Token": hook_key, "X-Gitlab-Event": "Push Hook"})
+    assert gitlab.status_code == 202, gitlab.text
+    wait_for(lambda: _status(secured, admin, "hooked")["lastAppliedCommit"] == third,
+             "the commit pushed through GitLab's hook applied", 30)  # fmt: skip
+
+    # The secret is kept for its owner only: never in a reply, the CLI's status or the log.
+    listed = call("GET", f"{secured.api}/gitops", None, admin)
+    assert hook_key not in listed.text
+    assert _status(secured, admin, "hooked")["webhook"] == {
+        "path": "/gitops/hooked/webhook", "signed": True
+    }  # fmt: skip
+    status = secured.cli("gitops", "status", key=admin)
+    assert status.returncode == 0, status.stderr
+    assert "POST /gitops/hooked/webhook, signed" in status.stdout
+    assert hook_key not in status.stdout + status.stderr
+    saved = secured.state_dir / "gitops" / "sources.json"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    log = secured.log.read_text()
+    assert "webhook for git source 'hooked' from 127.0.0.1 refused: X-Hub-Signature-256" in log
+    assert hook_key not in log
 
 
 def test_an_open_platform_is_refused_on_a_public_address(tmp_path: Path) -> None:

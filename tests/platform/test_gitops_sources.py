@@ -1,6 +1,7 @@
 """`modelplane gitops add|remove|sync|status`: several git sources on one running platform, each
 with its own repository; a Model belongs to one source, sources survive a restart, and removing
-one leaves its Models serving."""
+one leaves its Models serving. Without ``--auth``, a source's push webhook takes unsigned calls
+until the source has a secret (signed pushes under ``--auth``: ``test_auth.py``)."""
 
 from __future__ import annotations
 
@@ -113,3 +114,42 @@ def test_sources_added_removed_and_kept_across_a_restart(
     gone = platform.cli("gitops", "remove", "team-a")
     assert gone.returncode != 0
     assert "git source 'team-a' not found" in gone.stderr
+
+
+def test_without_auth_a_source_without_a_secret_takes_unsigned_pushes(
+    platform: Platform, iris_dir: Path, tmp_path: Path
+) -> None:
+    uri = (iris_dir / "model.onnx").as_uri()
+    repo = _repo(tmp_path, "hooks", ["hooked"], uri)
+    assert platform.cli("gitops", "add", "open-hook", str(repo), "--path", "models",
+                        "--interval", "600").returncode == 0  # fmt: skip
+    wait_for(lambda: _sources(platform)["open-hook"]["result"] == "Applied", "applied", 30)
+    pushed = commit(repo, {"models/README.md": "hooked\n"}, "a push")
+    reply = httpx.post(f"{platform.api}/gitops/open-hook/webhook", json={"ref": "refs/heads/main"})
+    assert reply.status_code == 202, reply.text
+    assert reply.json() == {"syncing": ["open-hook"]}
+    wait_for(lambda: _sources(platform)["open-hook"]["lastAppliedCommit"] == pushed,
+             "the pushed commit applied", 30)  # fmt: skip
+
+    # A secret comes from a file, is checked, and once set is required even here.
+    key_file = tmp_path / "short.secret"
+    key_file.write_text("tiny-one\n")
+    bad = platform.cli("gitops", "add", "signed-hook", str(repo), "--webhook-secret-file",
+                       str(key_file))  # fmt: skip
+    assert bad.returncode != 0
+    assert "webhookSecret: must be 16 to 256 characters, not 8" in bad.stderr
+    assert "tiny-one" not in bad.stderr
+    missing = platform.cli("gitops", "add", "signed-hook", str(repo), "--webhook-secret-file",
+                           str(tmp_path / "nowhere"))  # fmt: skip
+    assert missing.returncode != 0
+    assert "--webhook-secret-file" in missing.stderr
+    assert "cannot read it" in missing.stderr
+    key_file.write_text("a-long-enough-shared-key-0123456789\n")
+    added = platform.cli("gitops", "add", "signed-hook", str(repo), "--interval", "600",
+                         "--path", "models", "--webhook-secret-file", str(key_file))  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    unsigned = httpx.post(f"{platform.api}/gitops/signed-hook/webhook", json={})
+    assert unsigned.status_code == 401
+    assert "expected X-Hub-Signature-256 (GitHub)" in unsigned.json()["message"]
+    assert _sources(platform)["signed-hook"]["webhook"]["signed"] is True
+    assert _sources(platform)["open-hook"]["webhook"]["signed"] is False

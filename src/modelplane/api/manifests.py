@@ -8,7 +8,7 @@ allowed, so the CLI, the control API and the operator report the same precise me
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +26,18 @@ _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def problems_from(exc: ValidationError, prefix: str = "") -> list[FieldProblem]:
-    """Translate pydantic's errors into field problems with wire (camelCase) paths."""
+def problems_from(
+    exc: ValidationError, prefix: str = "", secret: Collection[str] = ()
+) -> list[FieldProblem]:
+    """Translate pydantic's errors into field problems with wire (camelCase) paths; the value
+    given is said too, but never that of a field in ``secret``."""
     problems = []
     for error in exc.errors(include_url=False):
         path = ".".join(str(part) for part in error["loc"])
         path = f"{prefix}.{path}" if prefix and path else (prefix or path)
         message = error["msg"].removeprefix("Value error, ")
-        if error["type"] not in ("missing", "model_type") and "input" in error:
+        shown = error["type"] not in ("missing", "model_type") and path not in secret
+        if shown and "input" in error:
             given = repr(error["input"])
             if len(given) > _MAX_VALUE_CHARS:
                 given = given[:_MAX_VALUE_CHARS] + "…"

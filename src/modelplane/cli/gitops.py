@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -34,14 +35,32 @@ def add(
     self_heal: Annotated[
         bool, typer.Option(help="Revert hand-made changes to this source's Models.")
     ] = False,
+    webhook_secret_file: Annotated[
+        Path | None,
+        typer.Option(help="A file holding the secret the git host signs its push webhook with."),
+    ] = None,
     server: ServerOption = DEFAULT_SERVER,
 ) -> None:
     """Add a git source to a running platform; it syncs at once and then every interval."""
     url = absolute_if_local(url)
-    body = {"name": name, "url": url, "branch": branch, "path": path, "interval": interval,
-            "prune": prune, "selfHeal": self_heal}  # fmt: skip
+    body: dict[str, object] = {"name": name, "url": url, "branch": branch, "path": path,
+                               "interval": interval, "prune": prune,
+                               "selfHeal": self_heal}  # fmt: skip
+    if webhook_secret_file is not None:
+        body["webhookSecret"] = secret_from(webhook_secret_file, "--webhook-secret-file")
     ControlClient(server).call("POST", "/gitops", body)
     typer.echo(f"git source {name} added: {url} branch {branch} path {path}")
+    if webhook_secret_file is not None:
+        typer.echo(f"push webhook: POST /gitops/{name}/webhook, signed with the secret")
+
+
+def secret_from(path: Path, option: str) -> str:
+    """A secret kept in a file (never on the command line, where ``ps`` shows it to anyone),
+    without the newline an editor or ``echo`` ends it with."""
+    try:
+        return path.read_text().removesuffix("\n").removesuffix("\r")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"{option} {path}: cannot read it ({exc})") from exc
 
 
 def remove(
@@ -78,6 +97,15 @@ def status(server: ServerOption = DEFAULT_SERVER) -> None:
         typer.echo(f"  managed    {', '.join(item['managed']) or '-'}")
         if item.get("drift"):
             typer.echo(f"  drift      {', '.join(item['drift'])} (changed by hand)")
+        typer.echo(f"  webhook    {_webhook(item.get('webhook'))}")
+
+
+def _webhook(webhook: dict[str, object] | None) -> str:
+    if not webhook:
+        return "-"
+    if webhook["signed"]:
+        return f"POST {webhook['path']}, signed with the source's secret"
+    return f"POST {webhook['path']}: no secret (add the source with --webhook-secret-file)"
 
 
 def promote(

@@ -30,7 +30,7 @@ from modelplane.backends.local.api_server import ControlApi
 from modelplane.backends.local.control_routes import control_routes
 from modelplane.backends.local.controller import Controller
 from modelplane.backends.local.git_source import absolute_if_local
-from modelplane.backends.local.gitops import GitSourceSpec
+from modelplane.backends.local.gitops import SECRET_FIELDS, GitSourceSpec
 from modelplane.backends.local.gitops_sources import GitSources
 from modelplane.backends.local.key_store import SqliteKeyStore, first_admin_key
 from modelplane.backends.local.metric_history import KEPT_POINTS, MetricHistory
@@ -54,6 +54,7 @@ from modelplane.cli.auth_options import (
 )
 from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.gateway import BalancingOption
+from modelplane.cli.gitops import secret_from
 from modelplane.cli.observing import LogFormat, observed
 from modelplane.control.analysis import MetricSource
 from modelplane.errors import AlreadyExistsError
@@ -144,6 +145,10 @@ def up(
     git_self_heal: Annotated[
         bool, typer.Option(help="Revert hand-made changes to Models from git at each sync.")
     ] = False,
+    git_webhook_secret_file: Annotated[
+        Path | None,
+        typer.Option(help="A file holding the secret the git host signs --git's webhook with."),
+    ] = None,
     scrape_targets: Annotated[
         Path | None,
         typer.Option(
@@ -173,13 +178,17 @@ def up(
     )
     source = None
     if git:
+        secret = None
+        if git_webhook_secret_file is not None:
+            secret = secret_from(git_webhook_secret_file, "--git-webhook-secret-file")
         try:
             source = GitSourceSpec(
                 name="git", url=absolute_if_local(git), branch=git_branch, path=git_path,
                 interval=git_interval, prune=git_prune, self_heal=git_self_heal,
+                webhook_secret=secret,
             )  # fmt: skip
         except ValidationError as exc:
-            problems = "; ".join(map(str, problems_from(exc)))
+            problems = "; ".join(map(str, problems_from(exc, secret=SECRET_FIELDS)))
             raise CliError(f"--git: {problems}", exit_code=EXIT_USAGE) from exc
     with (
         observed("modelplane", log_level, log_format),

@@ -1,16 +1,19 @@
 """Who may call which endpoint of the embedded control API.
 
-Every request but ``/healthz``, ``/openapi.json`` and the portal's page and assets is
-authenticated (``Authorization: Bearer <API key>``) and checked against the role its path and
-method need: reading a namespace's Models, their status, events, revisions, logs, metrics and
-quota needs ``viewer`` there; writing them ``deployer``; writing status, git sources, quotas and
-API keys ``admin`` on every namespace. Listing or watching Models across
-namespaces shows only the namespaces the caller may read. A refusal is a Kubernetes-style Status:
-401 with ``WWW-Authenticate: Bearer`` for a missing or bad credential, 403 naming the role
-needed.
+Every request but ``/healthz``, ``/openapi.json``, the portal's page and assets and a git
+host's push webhook (``POST /gitops/{name}/webhook``, which checks the source's own secret
+instead: ``gitops_webhook.py``) is authenticated (``Authorization: Bearer <API key>``) and
+checked against the role its path and method need: reading a namespace's Models, their
+status, events, revisions, logs, metrics and quota needs ``viewer`` there; writing them
+``deployer``; writing status, git sources, quotas and API keys ``admin`` on every namespace.
+Listing or watching Models across namespaces shows only the namespaces the caller may read. A
+refusal is a Kubernetes-style Status: 401 with ``WWW-Authenticate: Bearer`` for a missing or bad
+credential, 403 naming the role needed.
 """
 
 from __future__ import annotations
+
+import re
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,6 +28,8 @@ from modelplane.security.roles import ALL_NAMESPACES, Action
 # Liveness, the API's description and the portal's page and assets: none of them holds data.
 OPEN_PATHS = frozenset({"/healthz", "/openapi.json", "/"})
 OPEN_PREFIXES = ("/portal/",)
+# A git host's push to one source (POST): it proves itself with that source's secret.
+OPEN_WEBHOOK = re.compile(r"/gitops/[^/]+/webhook")
 READING = frozenset({"GET", "HEAD"})
 
 
@@ -53,6 +58,13 @@ def needed(method: str, path: str) -> tuple[Action, str | None]:
     return Action.ADMINISTER, ALL_NAMESPACES  # keys, and anything not named above
 
 
+def is_open(method: str, path: str) -> bool:
+    """Whether a request is served without a credential."""
+    if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+        return True
+    return method == "POST" and OPEN_WEBHOOK.fullmatch(path) is not None
+
+
 class AccessControl:
     """ASGI middleware: authenticate, authorise by ``needed``, and leave the principal in
     ``scope["state"]["principal"]`` for handlers that filter by it."""
@@ -62,7 +74,7 @@ class AccessControl:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+        if scope["type"] != "http" or is_open(scope["method"], path):
             await self.app(scope, receive, send)
             return
         request = Request(scope)

@@ -29,7 +29,7 @@ def control_routes(
     return [
         openapi_route(auth=keys is not None),
         *metrics_routes(history, store, prometheus),
-        *gitops_routes(sources),
+        *gitops_routes(sources, auth=keys is not None),
         *quota_routes(quotas, enforced),
         *(key_routes(keys) if keys is not None else []),
     ]

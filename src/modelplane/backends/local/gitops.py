@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 SOURCE_LABEL = "modelplane.io/gitops-source"
 GROUP_PATH = "/apis/modelplane.io/v1alpha1"
 API = f"{GROUP_PATH}/namespaces"
+SECRET_FIELDS = ("webhookSecret", "webhook_secret")  # never echoed in an error
+SECRET_LENGTH = (16, 256)
+# A git host sends the secret in a header (GitLab) or signs with its UTF-8 bytes (GitHub, Gitea):
+# printable ASCII is the same on every host.
+SECRET = Field(min_length=SECRET_LENGTH[0], max_length=SECRET_LENGTH[1], pattern=r"^[ -~]+$")
 
 
 class GitSourceSpec(Wire):
@@ -55,6 +60,11 @@ class GitSourceSpec(Wire):
     self_heal: bool = Field(
         default=False, description="Revert hand-made changes to its Models at each sync."
     )
+    webhook_secret: Annotated[str, SECRET] | None = Field(
+        default=None,
+        repr=False,
+        description="What a git host signs its push webhook with (never shown again).",
+    )
 
     @field_validator("url", "branch", "path", mode="before")
     @classmethod
@@ -63,6 +73,21 @@ class GitSourceSpec(Wire):
         if isinstance(value, str) and any(ord(c) < 32 or ord(c) == 127 for c in value):
             raise ValueError("must not contain control characters")
         return value
+
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _secret(cls, secret: object) -> object:
+        # Said here rather than by the constraints: their messages would name a regex.
+        if not isinstance(secret, str):
+            return secret
+        if not SECRET_LENGTH[0] <= len(secret) <= SECRET_LENGTH[1]:
+            raise ValueError(
+                f"must be {SECRET_LENGTH[0]} to {SECRET_LENGTH[1]} characters, not {len(secret)}"
+                " (openssl rand -hex 32 makes a good one)"
+            )
+        if not all(" " <= c <= "~" for c in secret):
+            raise ValueError("must be printable ASCII: no control characters, no other letters")
+        return secret
 
     @field_validator("url")
     @classmethod
@@ -143,6 +168,13 @@ class GitSync:
     def wake(self) -> None:
         """Sync at once (the webhook)."""
         self._wake.set()
+
+    def wire(self) -> dict[str, Any]:
+        """The status as ``GET /gitops`` shows it: whether the webhook is signed, never with
+        what."""
+        signed = self.spec.webhook_secret is not None
+        webhook = {"path": f"/gitops/{self.spec.name}/webhook", "signed": signed}
+        return self.status.wire() | {"webhook": webhook}
 
     async def run(self) -> None:
         async with httpx.AsyncClient(

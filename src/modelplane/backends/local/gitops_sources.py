@@ -1,7 +1,8 @@
 """The embedded platform's git sources: given at start (``modelplane up --git``) or added while
 it runs (``modelplane gitops add``, ``POST /gitops``), and kept in ``<state>/gitops/sources.json``
-so that a restart brings them back. Each source runs its own sync; a Model belongs to at most one
-source (a commit that names a Model another source manages is refused)."""
+(readable by its owner only: it holds the webhook secrets) so that a restart brings them back.
+Each source runs its own sync; a Model belongs to at most one source (a commit that names a
+Model another source manages is refused)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from starlette.routing import Route
 
 from modelplane.api.manifests import problems_from
 from modelplane.backends.local.api_server import error_response
-from modelplane.backends.local.gitops import EventSink, GitSourceSpec, GitSync
+from modelplane.backends.local.gitops import SECRET_FIELDS, EventSink, GitSourceSpec, GitSync
+from modelplane.backends.local.gitops_webhook import webhook_route
 from modelplane.backends.tasks import cancel_all
 from modelplane.errors import AlreadyExistsError, NotFoundError, SpecError
 
@@ -33,7 +35,7 @@ def parse_source(document: object) -> GitSourceSpec:
     try:
         return GitSourceSpec.model_validate(document, strict=True)
     except ValidationError as exc:
-        raise SpecError("invalid git source", problems_from(exc)) from exc
+        raise SpecError("invalid git source", problems_from(exc, secret=SECRET_FIELDS)) from exc
 
 
 class GitSources:
@@ -131,14 +133,17 @@ class GitSources:
         self._file.parent.mkdir(parents=True, exist_ok=True)
         specs = [s.spec.model_dump(mode="json", by_alias=True) for s in self.syncs.values()]
         partial = self._file.with_suffix(".tmp")
-        partial.write_text(json.dumps(specs, indent=1))
+        partial.unlink(missing_ok=True)  # so that the mode below is the one it is made with
+        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            out.write(json.dumps(specs, indent=1))
         os.replace(partial, self._file)
 
 
-def gitops_routes(sources: GitSources) -> list[Route]:
+def gitops_routes(sources: GitSources, auth: bool) -> list[Route]:
     """``GET /gitops``: every source's status; ``POST /gitops``: add one; ``GET``/``DELETE
     /gitops/{name}``; ``POST /gitops/{name}/sync`` and ``POST /gitops/webhook`` (all sources):
-    sync now, for a git host's push webhook (the body is not read)."""
+    sync now, with an API key under ``auth`` (the body is not read); ``POST
+    /gitops/{name}/webhook``: a git host's push, signed with the source's webhook secret."""
 
     def one(request: Request) -> GitSync:
         name = request.path_params["name"]
@@ -149,7 +154,7 @@ def gitops_routes(sources: GitSources) -> list[Route]:
 
     async def collection(request: Request) -> Response:
         if request.method == "GET":
-            return JSONResponse({"items": [s.status.wire() for s in sources.syncs.values()]})
+            return JSONResponse({"items": [s.wire() for s in sources.syncs.values()]})
         try:
             try:
                 document = json.loads(await request.body())
@@ -158,7 +163,7 @@ def gitops_routes(sources: GitSources) -> list[Route]:
             sync = sources.add(parse_source(document))
         except (SpecError, AlreadyExistsError) as exc:
             return error_response(exc)
-        return JSONResponse(sync.status.wire(), status_code=201)
+        return JSONResponse(sync.wire(), status_code=201)
 
     async def item(request: Request) -> Response:
         try:
@@ -168,7 +173,7 @@ def gitops_routes(sources: GitSources) -> list[Route]:
                 return Response(status_code=204)
         except NotFoundError as exc:
             return error_response(exc)
-        return JSONResponse(sync.status.wire())
+        return JSONResponse(sync.wire())
 
     async def sync_now(request: Request) -> Response:
         try:
@@ -184,4 +189,5 @@ def gitops_routes(sources: GitSources) -> list[Route]:
         Route("/gitops/webhook", sync_now, methods=["POST"]),
         Route("/gitops/{name}", item, methods=["GET", "DELETE"]),
         Route("/gitops/{name}/sync", sync_now, methods=["POST"]),
+        webhook_route(sources.syncs, auth),
     ]

@@ -19,6 +19,7 @@ from modelplane.api import Model
 from modelplane.api.meta import DNS_LABEL
 from modelplane.backends.local.api_server import MERGE_PATCH, PREFIX, REVISION_DIGEST_HEADER
 from modelplane.backends.local.gitops import GitSourceSpec
+from modelplane.backends.local.gitops_webhook import EVENTS, GITLAB_HEADER, MAX_BODY, SIGNATURES
 from modelplane.backends.local.key_api import KeyRequest
 from modelplane.backends.local.metric_history import METRICS_PREFIX
 from modelplane.backends.local.quota_api import QuotaSpec
@@ -33,6 +34,11 @@ def ref(name: str) -> Schema:
 
 def _query(name: str, schema: Schema, about: str) -> Schema:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": about}
+
+
+def _header(name: str, about: str) -> Schema:
+    return {"name": name, "in": "header", "required": False, "schema": {"type": "string"},
+            "description": about}  # fmt: skip
 
 
 # What each path parameter may be: the same rules the types apply to the objects they name.
@@ -72,6 +78,7 @@ class Operation:
     reply_type: str = "application/json"
     open: bool = False  # no credential needed, even with --auth
     with_auth_only: bool = False  # served only with --auth
+    failures: dict[int, str] = field(default_factory=dict)  # its own, with or without --auth
 
     def describe(self, auth: bool) -> Schema:
         names = [part[1:-1] for part in self.path.split("/") if part.startswith("{")]
@@ -80,7 +87,8 @@ class Operation:
             "operationId": _operation_id(self.method, self.path),
             "parameters": [_path(n) for n in names] + self.query,
             "responses": {str(self.code): _content(self.reply, self.reply_type)}
-            | {code: failure for code, failure in _FAILURES.items() if auth or code not in _AUTH},
+            | {code: failure for code, failure in _FAILURES.items() if auth or code not in _AUTH}
+            | {str(code): _failure(why) for code, why in self.failures.items()},
         }
         if self.body is not None:
             described["requestBody"] = {
@@ -98,8 +106,12 @@ def _content(schema: Schema | None, media_type: str) -> Schema:
     return {"description": "done", "content": {media_type: {"schema": schema}}}
 
 
+def _failure(why: str) -> Schema:
+    return {"description": why, "content": {"application/json": {"schema": ref("Status")}}}
+
+
 _FAILURES = {
-    str(code): {"description": why, "content": {"application/json": {"schema": ref("Status")}}}
+    str(code): _failure(why)
     for code, why in [
         (401, "no valid credential (with --auth)"),
         (403, "the credential lacks the role"),
@@ -194,6 +206,26 @@ SYNCING: Schema = {
     "required": ["syncing"],
     "properties": {"syncing": {"type": "array", "items": {"type": "string"}}},
 }
+PUSHED: Schema = {
+    "type": "object",
+    "required": ["syncing"],
+    "properties": {
+        "syncing": {"type": "array", "items": {"type": "string"}},
+        "ignored": {"type": "string", "description": "Why nothing syncs: not a push, or not to "
+                    "the source's branch."},
+    },
+}  # fmt: skip
+WEBHOOK_HEADERS = [
+    *(_header(name, "The hex HMAC-SHA256 of the body with the source's webhook secret"
+              + (f", after {prefix}" if prefix else "") + ".") for name, prefix in SIGNATURES),
+    _header(GITLAB_HEADER, "The source's webhook secret itself (GitLab)."),
+    *(_header(name, "The event: only a push syncs.") for name in EVENTS),
+]  # fmt: skip
+WEBHOOK_FAILURES = {
+    401: "no signature, or one that does not match the source's webhook secret",
+    403: "the source has no webhook secret (with --auth)",
+    413: f"the body is over {MAX_BODY} bytes",
+}
 
 OPERATIONS = [
     Operation("GET", "/healthz", "Liveness of the control API.", TEXT, reply_type="text/plain",
@@ -244,6 +276,10 @@ OPERATIONS = [
     Operation("DELETE", "/gitops/{name}", "Remove a git source; its Models keep serving.", None,
               204),
     Operation("POST", "/gitops/{name}/sync", "Sync one source now.", SYNCING, 202),
+    Operation("POST", "/gitops/{name}/webhook",
+              "A git host's push: syncs the source if signed with its webhook secret (no API "
+              "key).", PUSHED, 202, {"type": "object"}, WEBHOOK_HEADERS, open=True,
+              failures=WEBHOOK_FAILURES),
     Operation("GET", "/auth/keys", "API keys (never their secrets).", {"type": "object"},
               with_auth_only=True),
     Operation("POST", "/auth/keys", "Create an API key; its secret is shown once.",
