@@ -316,3 +316,71 @@ def test_the_cluster_gateway_checks_api_keys_from_a_file(
     finally:
         secured.process.terminate()
         secured.process.wait(timeout=20)
+
+
+def test_the_cluster_gateway_enforces_namespace_quotas_shared_by_its_peers(
+    control_plane: ControlPlane, operator: RunningOperator, pods: PodRunner, tmp_path: Path
+) -> None:
+    """A tenant's quota is `quota.modelplane.io/*` annotations on its Namespace, read by every
+    gateway from the API server; gateways behind one Service each hold their share of it (the
+    Service's ready endpoints say how many share), and lifting the annotation lifts the limit."""
+    _apply(control_plane, iris("limited", "  scaling: {minReplicas: 1, maxReplicas: 1}\n"))
+    wait_until(lambda: any(p.startswith("limited") for p in pods.serving()), "a limited pod", 60)
+    peers = f"{OPERATOR_NAMESPACE}/modelplane-gateway"
+    limited = start_gateway(control_plane, free_port(), tmp_path / "quotas.log",
+                            "--report-to", "", "--peers", peers)  # fmt: skip
+    annotation = "quota.modelplane.io/requests-per-second"
+    annotate = ("annotate", "--overwrite", "namespace", NAMESPACE)
+    peer_slice = {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "modelplane-gateway-test", "namespace": OPERATOR_NAMESPACE,
+                     "labels": {"kubernetes.io/service-name": "modelplane-gateway"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}
+                      for ip in ("10.0.0.1", "10.0.0.2")],
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+    }  # fmt: skip
+
+    def refusal() -> httpx.Response | None:
+        """The first 429 of a burst of 20, or None when all 20 were served."""
+        for _ in range(20):
+            reply = limited.infer("limited")
+            if reply.status_code == 429:
+                return reply
+            assert reply.status_code == 200, reply.text
+        return None
+
+    def refused_saying(words: str) -> bool:
+        reply = refusal()
+        return reply is not None and words in reply.json()["error"]
+
+    try:
+        assert refusal() is None
+        control_plane.kubectl(*annotate, f"{annotation}=4", check=True)
+        wait_until(lambda: refused_saying("over its quota of 4 requests per second"),
+                   "the namespace's quota enforced", 20)  # fmt: skip
+        reply = refusal()
+        assert reply is not None
+        assert int(reply.headers["retry-after"]) >= 1
+        # Two more gateways behind the Service (beside the installed ones kwok runs): this one
+        # holds its share of the quota.
+        peers_now = len(_ready_addresses(control_plane))
+        control_plane.kubectl("apply", "-f", "-", input=json.dumps(peer_slice), check=True)
+        shared = f"(shared by {peers_now + 2} gateways)"
+        wait_until(lambda: refused_saying(shared), f"the quota {shared}", 20)
+        control_plane.kubectl(*annotate, f"{annotation}-", check=True)
+        wait_until(lambda: refusal() is None, "the quota lifted", 20)
+    finally:
+        control_plane.kubectl(*annotate, f"{annotation}-", check=False)
+        control_plane.kubectl("delete", "endpointslice", "-n", OPERATOR_NAMESPACE,
+                              "modelplane-gateway-test", check=False)  # fmt: skip
+        limited.process.terminate()
+        limited.process.wait(timeout=20)
+
+
+def _ready_addresses(plane: ControlPlane) -> set[str]:
+    slices = plane.get_json("endpointslices", "-n", OPERATOR_NAMESPACE, "-l",
+                            "kubernetes.io/service-name=modelplane-gateway")  # fmt: skip
+    return {address for found in slices["items"] for endpoint in found.get("endpoints") or []
+            if (endpoint.get("conditions") or {}).get("ready") is not False
+            for address in endpoint["addresses"]}  # fmt: skip

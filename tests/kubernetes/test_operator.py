@@ -230,3 +230,56 @@ def test_a_killed_operator_resumes_without_duplicates_or_writes(
         "Deployment/sturdy-r1", "Service/sturdy-r1", "PodDisruptionBudget/sturdy-r1",
         "ControllerRevision/sturdy-r1",
     }  # fmt: skip
+
+
+def test_a_namespace_replica_quota_holds_the_younger_model_back(
+    control_plane: ControlPlane, operator: RunningOperator
+) -> None:
+    """`quota.modelplane.io/max-replicas` on a tenant's Namespace caps the replicas of all its
+    Models together: the older Model keeps what it wants, the younger gets what is left and an
+    event saying why, and raising the cap lets it grow."""
+    namespace = "team-capped"
+    control_plane.kubectl("create", "namespace", namespace, check=True)
+    try:
+        annotate = ("annotate", "--overwrite", "namespace", namespace)
+        control_plane.kubectl(*annotate, "quota.modelplane.io/max-replicas=3", check=True)
+        scaling = "  scaling: {minReplicas: 2, maxReplicas: 2}\n"
+
+        def create(name: str) -> None:
+            document = MODEL.format(name=name, extra=scaling).replace(
+                "namespace: default", f"namespace: {namespace}"
+            )
+            control_plane.kubectl("apply", "-f", "-", input=document, check=True)
+
+        def replicas() -> dict[str, int]:
+            listed = control_plane.get_json("deploy", "-n", namespace)["items"]
+            return {d["metadata"]["name"]: d["spec"]["replicas"] for d in listed}
+
+        create("older")
+        wait_until(lambda: replicas() == {"older-r1": 2}, "the older Model at 2 replicas", 60)
+        # Timestamps are whole seconds: the younger one must be a second younger.
+        older = control_plane.get_json("mdl", "-n", namespace, "older")
+        wait_until(lambda: _now(control_plane) > older["metadata"]["creationTimestamp"],
+                   "a second past the older Model's creation", 10)  # fmt: skip
+        create("younger")
+        wait_until(lambda: replicas() == {"older-r1": 2, "younger-r1": 1}, "2 + 1 replicas", 60)
+        said = control_plane.get_json("events", "-n", namespace, "--field-selector",
+                                      "reason=ReplicaQuotaReached")["items"]  # fmt: skip
+        assert [e["involvedObject"]["name"] for e in said] == ["younger"]
+        assert "2 replicas wanted, 1 allowed" in said[0]["message"]
+        # A typo keeps the cap that was valid; the operator's log names the annotation.
+        control_plane.kubectl(*annotate, "quota.modelplane.io/max-replicas=lots", check=True)
+        wait_until(lambda: "quota.modelplane.io/max-replicas" in operator.log.read_text(),
+                   "the bad annotation logged", 30)  # fmt: skip
+        assert replicas() == {"older-r1": 2, "younger-r1": 1}
+        control_plane.kubectl(*annotate, "quota.modelplane.io/max-replicas=4", check=True)
+        wait_until(lambda: replicas() == {"older-r1": 2, "younger-r1": 2}, "2 + 2 replicas", 60)
+    finally:
+        control_plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def _now(plane: ControlPlane) -> str:
+    """The API server's clock, as its timestamps write it (a fresh object's creation)."""
+    made = plane.kubectl("create", "configmap", "--dry-run=server", "-o", "json", "clock",
+                         check=True).stdout  # fmt: skip
+    return str(json.loads(made)["metadata"]["creationTimestamp"])

@@ -73,6 +73,14 @@ def gateway(
     oidc_algorithm: OidcAlgorithm = None,
     oidc_groups_claim: OidcGroupsClaim = "groups",
     oidc_group: OidcGroup = None,
+    peers: Annotated[
+        str,
+        typer.Option(
+            help="The Service in front of every gateway (NAME in this pod's namespace, or "
+            "NAMESPACE/NAME): each gateway enforces its share of the namespaces' quotas "
+            "(quota.modelplane.io/* annotations); '' when this gateway is alone."
+        ),
+    ] = "modelplane-gateway",
 ) -> None:
     """Run the gateway on a cluster: routes from Models and EndpointSlices, load to the
     operator."""
@@ -99,6 +107,7 @@ def gateway(
         proxy=GatewayOptions(max_held=max_held, hold_timeout=hold_timeout, balancing=balancing),
         log_level=log_level,
         authenticator=authenticator if authenticator.enabled else None,
+        peers=peers,
     )
     with (
         observed("modelplane-gateway", log_level, log_format),

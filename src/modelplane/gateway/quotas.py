@@ -9,7 +9,11 @@ token budget (a minute's worth, refilled continuously) is not spent, and at once
 it may use (its prompt's bytes / 4 and its ``max_tokens``); when it ends, the reservation is
 settled to what the answer says it used. Requests sent together each reserve before any answers,
 so they cannot together run far past the budget; a stream cut short keeps its reservation. The
-debt a budget can carry is one minute's worth."""
+debt a budget can carry is one minute's worth.
+
+Several gateways in front of the same replicas (a cluster's gateway Deployment) each hold an
+equal share of every limit but the replica cap (``set_peers``): traffic spread over them is
+held to the namespace's quota, not to a multiple of it."""
 
 from __future__ import annotations
 
@@ -74,7 +78,9 @@ class OverQuota:
 @dataclass
 class Quotas:
     clock: Callable[[], float] = time.monotonic
-    _limits: dict[str, Quota] = field(default_factory=dict)
+    _given: dict[str, Quota] = field(default_factory=dict)  # as set, for the whole namespace
+    _limits: dict[str, Quota] = field(default_factory=dict)  # this gateway's share of each
+    _peers: int = 1
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
     _budgets: dict[str, _TokenBudget] = field(default_factory=dict)
     _in_flight: dict[str, int] = field(default_factory=dict)
@@ -82,17 +88,34 @@ class Quotas:
     def set(self, namespace: str, quota: Quota | None) -> None:
         """Set (or with None, lift) a namespace's limits; a changed rate starts a full bucket,
         and a changed token budget a full one (an unchanged one keeps its debt)."""
-        before = self._limits.get(namespace)
+        before = self._given.get(namespace)
         self._buckets.pop(namespace, None)
         if quota is None or before is None or quota.tokens_per_minute != before.tokens_per_minute:
             self._budgets.pop(namespace, None)
         if quota is None:
+            self._given.pop(namespace, None)
             self._limits.pop(namespace, None)
         else:
-            self._limits[namespace] = quota
+            self._given[namespace] = quota
+            self._limits[namespace] = _share(quota, self._peers)
+
+    def given(self) -> dict[str, Quota]:
+        """Every namespace's quota as set (not this gateway's share of it)."""
+        return dict(self._given)
+
+    def set_peers(self, peers: int) -> None:
+        """Enforce a ``peers``-th of each limit (this gateway among ``peers`` that share the
+        traffic; below 1 counts as 1); a change starts full buckets and budgets."""
+        peers = max(1, peers)
+        if peers == self._peers:
+            return
+        self._peers = peers
+        self._buckets.clear()
+        self._budgets.clear()
+        self._limits = {ns: _share(quota, peers) for ns, quota in self._given.items()}
 
     def max_replicas(self, namespace: str) -> int | None:
-        quota = self._limits.get(namespace)
+        quota = self._given.get(namespace)
         return quota.max_replicas if quota is not None else None
 
     def counts_tokens(self, namespace: str) -> bool:
@@ -135,15 +158,11 @@ class Quotas:
         self._in_flight[namespace] = running + 1
         return None
 
-    @staticmethod
-    def _over_concurrency(namespace: str, quota: Quota, running: int) -> OverQuota | None:
+    def _over_concurrency(self, namespace: str, quota: Quota, running: int) -> OverQuota | None:
         if quota.concurrent_requests is None or running < quota.concurrent_requests:
             return None
-        message = (
-            f"namespace {namespace!r} has {running} requests in flight, its quota of "
-            f"concurrent requests"
-        )
-        return OverQuota(message, 1)
+        given = self._given[namespace].concurrent_requests
+        return OverQuota(self._over(namespace, f"{given} concurrent requests"), 1)
 
     def _over_rate(self, namespace: str, quota: Quota) -> OverQuota | None:
         rate = quota.requests_per_second
@@ -156,17 +175,21 @@ class Quotas:
         wait = bucket.take(now)
         if wait <= 0:
             return None
-        message = f"namespace {namespace!r} is over its quota of {rate:g} requests per second"
+        given = self._given[namespace].requests_per_second
+        message = self._over(namespace, f"{given:g} requests per second")
         return OverQuota(message, max(1, math.ceil(wait)))
 
     def _over_tokens(self, namespace: str) -> OverQuota | None:
         budget = self._token_budget(namespace)
         if budget is None or (wait := budget.wait(self.clock())) <= 0:
             return None
-        message = (
-            f"namespace {namespace!r} is over its quota of {budget.per_minute} tokens per minute"
-        )
+        given = self._given[namespace].tokens_per_minute
+        message = self._over(namespace, f"{given} tokens per minute")
         return OverQuota(message, max(1, math.ceil(wait)))
+
+    def _over(self, namespace: str, quota: str) -> str:
+        shared = f" (shared by {self._peers} gateways)" if self._peers > 1 else ""
+        return f"namespace {namespace!r} is over its quota of {quota}{shared}"
 
     def release(self, namespace: str) -> None:
         left = self._in_flight.get(namespace, 0) - 1
@@ -174,3 +197,18 @@ class Quotas:
             self._in_flight[namespace] = left
         else:
             self._in_flight.pop(namespace, None)
+
+
+def _share(quota: Quota, peers: int) -> Quota:
+    """One gateway's part of ``quota`` when ``peers`` gateways share the traffic."""
+    if peers == 1:
+        return quota
+    rate, concurrent, tokens = (
+        quota.requests_per_second, quota.concurrent_requests, quota.tokens_per_minute
+    )  # fmt: skip
+    return Quota(
+        rate / peers if rate is not None else None,
+        math.ceil(concurrent / peers) if concurrent is not None else None,
+        quota.max_replicas,
+        math.ceil(tokens / peers) if tokens is not None else None,
+    )

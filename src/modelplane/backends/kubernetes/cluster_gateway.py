@@ -1,8 +1,9 @@
 """``modelplane gateway``: the modelplane gateway in a cluster.
 
 The same proxy as embedded mode (weighted revisions, holds during cold starts, retries,
-ejection, shadow traffic), with its routes from the Kubernetes API (``discovery``) and its load
-sent to the operator, which scales on it (``load``). Ready once both watches have listed.
+ejection, shadow traffic), with its routes from the Kubernetes API (``discovery``), its
+tenants' quotas from their Namespaces (``tenant_quotas``) and its load sent to the operator,
+which scales on it (``load``). Ready once every watch has listed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import uvicorn
 from modelplane.backends.kubernetes.connecting import connected
 from modelplane.backends.kubernetes.discovery import Discovery
 from modelplane.backends.kubernetes.load import LoadReporter
+from modelplane.backends.kubernetes.tenant_quotas import TenantQuotas
 from modelplane.backends.tasks import cancel_all
 from modelplane.gateway.proxy import Gateway, GatewayOptions
 from modelplane.gateway.routing import RoutingTable
@@ -38,6 +40,9 @@ class ClusterGatewayOptions:
     proxy: GatewayOptions = field(default_factory=GatewayOptions)
     log_level: str = "warning"
     authenticator: Authenticator | None = None  # None: whoever reaches it is served
+    # The Service in front of every gateway, "name" (in this pod's namespace) or
+    # "namespace/name": each gateway enforces its share of the quotas. "": this one alone.
+    peers: str = "modelplane-gateway"
 
 
 async def run(options: ClusterGatewayOptions) -> None:
@@ -47,8 +52,9 @@ async def run(options: ClusterGatewayOptions) -> None:
             table, GatewayMetrics(), options.proxy, authenticator=options.authenticator
         )
         discovery = Discovery(client, table, options.namespaces)
-        gateway.is_ready = discovery.ready.is_set
-        tasks = [asyncio.create_task(discovery.run())]
+        quotas = TenantQuotas(client, gateway.quotas, _peers(options.peers, client.namespace))
+        gateway.is_ready = lambda: discovery.ready.is_set() and quotas.ready.is_set()
+        tasks = [asyncio.create_task(discovery.run()), asyncio.create_task(quotas.run())]
         if options.report_to:
             reporter = LoadReporter(gateway, options.report_to, options.name)
             gateway.on_demand = lambda key: reporter.poke()
@@ -65,3 +71,10 @@ async def run(options: ClusterGatewayOptions) -> None:
             await server.serve()  # until SIGTERM or SIGINT
         finally:
             await cancel_all(tasks)
+
+
+def _peers(service: str, own_namespace: str) -> tuple[str, str] | None:
+    if not service:
+        return None
+    namespace, _, name = service.rpartition("/")
+    return namespace or own_namespace, name

@@ -13,18 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
-import httpx2
-from lightkube import ApiError, AsyncClient
+from lightkube import AsyncClient
 from lightkube.resources.discovery_v1 import EndpointSlice
 
 from modelplane.backends.kubernetes.children import LABEL_MANAGED_BY, LABEL_MODEL, LABEL_REVISION
 from modelplane.backends.kubernetes.children import MANAGER as MANAGED_BY
-from modelplane.backends.kubernetes.observed import Body, as_dict, model_from, older
+from modelplane.backends.kubernetes.following import follow
+from modelplane.backends.kubernetes.observed import Body, model_from, older
 from modelplane.backends.kubernetes.operator import ModelResource
 from modelplane.backends.planning import route_policy
 from modelplane.errors import SpecError
@@ -34,8 +33,6 @@ log = logging.getLogger(__name__)
 
 PROBE_EVERY = 0.25
 PROBE_TIMEOUT = 1.0
-RELIST_SECONDS = 2.0
-WATCH_SECONDS = 300
 
 
 @dataclass
@@ -55,7 +52,7 @@ class Discovery:
             self._probes = probes
             listed = [asyncio.Event() for _ in range(2 * len(self.namespaces or ("*",)))]
             follows = [
-                self._follow(resource, namespace, labels, replace, event, listed.pop())
+                follow(self.client, resource, namespace, labels, replace, event, listed.pop())
                 for namespace in self.namespaces or ("*",)
                 for resource, labels, replace, event in (
                     (ModelResource, None, self._replace_models, self._model_event),
@@ -72,39 +69,6 @@ class Discovery:
             finally:
                 for task in [*waiting, *tasks, *self._probing.values()]:
                     task.cancel()
-
-    # -- following the API server -------------------------------------------------------------
-
-    async def _follow(
-        self,
-        resource: Any,
-        namespace: str,
-        labels: dict[str, Any] | None,
-        replace: Callable[[str, list[Body]], None],
-        event: Callable[[str, Body], None],
-        listed: asyncio.Event,
-    ) -> None:
-        """List, then watch from the list's version; on any error, list again: a fresh list
-        is the only way to learn what was deleted while the watch was down."""
-        while True:
-            try:
-                found = self.client.list(resource, namespace=namespace, labels=labels)
-                replace(namespace, [as_dict(item) async for item in found])
-                listed.set()
-                async for event_type, item in self.client.watch(
-                    resource,
-                    namespace=namespace,
-                    labels=labels,
-                    resource_version=found.resourceVersion,
-                    server_timeout=WATCH_SECONDS,
-                ):
-                    event(event_type, as_dict(item))
-            except (ApiError, httpx2.HTTPError) as exc:
-                log.warning("watching %s: %s; listing again", resource.__name__, exc)
-                await asyncio.sleep(RELIST_SECONDS)
-            except Exception:  # a broken line, a bug: routes must not freeze for good
-                log.exception("following %s failed; listing again", resource.__name__)
-                await asyncio.sleep(RELIST_SECONDS)
 
     def _replace_models(self, namespace: str, bodies: list[Body]) -> None:
         stale = {k for k in self._models if _in(k, namespace)}

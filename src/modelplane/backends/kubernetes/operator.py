@@ -60,6 +60,7 @@ from modelplane.backends.kubernetes.observed import (
     stored_revision,
     without_managed_fields,
 )
+from modelplane.backends.kubernetes.replica_quotas import ReplicaQuotas
 from modelplane.backends.kubernetes.workqueue import WorkQueue
 from modelplane.backends.planning import plan as plan_for
 from modelplane.backends.scaling import Demand
@@ -121,6 +122,7 @@ class Operator:
         # Built Deployments by (Model uid, revision, replicas): revisions are immutable, and
         # rendering one (its manifest as YAML, its hash) is most of a pass's CPU.
         self._built: dict[tuple[str | None, str, int], Body] = {}
+        self.replica_quotas = ReplicaQuotas(self._requeue_namespace)
 
     # -- what the watches say ---------------------------------------------------------------
 
@@ -135,6 +137,7 @@ class Operator:
                 return  # a late event: what a write of ours returned is newer
             if event_type == "DELETED":
                 self._models.pop(key, None)
+                self.replica_quotas.forget(key)
                 self._reported.pop(key, None)
                 self._demand.pop(key, None)
                 self._scaled.pop(key, None)
@@ -289,11 +292,16 @@ class Operator:
         revisions = await self._revisions(model)
         latest = revisions[-1]
         replicas = [replica_view(pod) for pod in self._owned["Pod"].get(key, {}).values()]
-        desired = self._desired(key, model.spec.scaling, latest.ref.name)
+        wanted = self._desired(key, model.spec.scaling, latest.ref.name)
         if _autoscaled(model.spec.scaling):
-            self._scaled[key] = (model.spec.scaling, desired)
+            self._scaled[key] = (model.spec.scaling, wanted)
         else:
             self._scaled.pop(key, None)
+        desired, held_back = self.replica_quotas.within(
+            model, wanted, self._namespace_models(model.metadata.namespace)
+        )
+        if held_back is not None:
+            await self._event(model, held_back)
         url = f"{self.settings.gateway_url}{model.gateway_path(explicit_namespace=True)}"
         plan = await plan_for(model, latest.ref, replicas, desired, self.clock(), url, self.metrics)
         specs = {r.ref.name: r for r in revisions}
@@ -327,6 +335,20 @@ class Operator:
         revision = self._owned["ControllerRevision"].get(key, {}).get(latest)
         born = _created(revision) if revision else None
         return demand.replicas(scaling, latest, current, in_flight, last_request, now, born)
+
+    def _namespace_models(self, namespace: str) -> list[tuple[str, str, int]]:
+        """A namespace's Models: creation time, key, replicas their Deployments ask for."""
+        return [
+            (str(body["metadata"].get("creationTimestamp") or ""), key,
+             sum(_replicas(d) for d in self._owned["Deployment"].get(key, {}).values()))
+            for key, body in self._models.items()
+            if key.split("/", 1)[0] == namespace
+        ]  # fmt: skip
+
+    def _requeue_namespace(self, namespace: str) -> None:
+        for key in self._models:
+            if key.split("/", 1)[0] == namespace:
+                self.queue.add(key)
 
     def _serving(self, key: str) -> str | None:
         """The newest revision the caches know of for ``key``."""
@@ -511,6 +533,10 @@ class Operator:
             self._wrote("create", "Event")
         except ApiError as exc:  # an event is worth a try, never a failed pass
             log.warning("event %s for %s not recorded: %s", event.reason, model.key, exc)
+
+
+def _replicas(deployment: Body) -> int:
+    return int((deployment.get("spec") or {}).get("replicas") or 0)
 
 
 def _created(body: Body) -> datetime | None:

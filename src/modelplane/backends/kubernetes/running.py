@@ -19,6 +19,7 @@ import kopf
 import uvicorn
 from lightkube import ApiError, AsyncClient
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from lightkube.resources.core_v1 import Namespace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -33,6 +34,7 @@ from modelplane.backends.kubernetes.children import (
     ClusterSettings,
 )
 from modelplane.backends.kubernetes.connecting import connected
+from modelplane.backends.kubernetes.following import follow
 from modelplane.backends.kubernetes.load import LOAD_PATH, LoadBoard
 from modelplane.backends.kubernetes.operator import Operator
 from modelplane.backends.prometheus import PrometheusSource
@@ -53,6 +55,7 @@ WATCHES: list[tuple[str, str, str, str, dict[str, str] | None]] = [
 ]
 HTTPROUTE_WATCH = ("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute", MANAGED)
 HTTPROUTE_CRD = "httproutes.gateway.networking.k8s.io"
+NAMESPACES_WAIT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,16 @@ async def run(options: OperatorOptions, stop: asyncio.Event | None = None) -> No
         settings.scanning.disabled = True  # no watching of CRDs and namespaces: RBAC keeps it out
         settings.persistence.diffbase_storage = _NoDiffBase()
         await operator.sync(options.namespaces)
-        loop_tasks = [asyncio.create_task(operator.work()) for _ in range(options.workers)]
+        # Tenants' replica quotas are on their Namespaces: known before the first pass.
+        listed = asyncio.Event()
+        quotas = asyncio.create_task(
+            follow(client, Namespace, None, None, operator.replica_quotas.replace_namespaces,
+                   operator.replica_quotas.observe_namespace, listed)
+        )  # fmt: skip
+        with contextlib.suppress(TimeoutError):  # not listable (RBAC): the follow says why
+            await asyncio.wait_for(listed.wait(), NAMESPACES_WAIT_SECONDS)
+        loop_tasks = [quotas]
+        loop_tasks += [asyncio.create_task(operator.work()) for _ in range(options.workers)]
         loop_tasks.append(asyncio.create_task(operator.tick()))
         loop_tasks.append(asyncio.create_task(operator.scale()))
         loop_tasks.append(asyncio.create_task(operator.resync(options.namespaces)))

@@ -22,7 +22,7 @@ from modelplane.backends.local.gitops import GitSourceSpec
 from modelplane.backends.local.gitops_webhook import EVENTS, GITLAB_HEADER, MAX_BODY, SIGNATURES
 from modelplane.backends.local.key_api import KeyRequest
 from modelplane.backends.local.metric_history import METRICS_PREFIX
-from modelplane.backends.local.quota_api import QuotaSpec
+from modelplane.backends.quota_spec import QuotaSpec
 
 Schema = dict[str, Any]
 REFS = "#/components/schemas/{model}"

@@ -13,9 +13,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -23,30 +22,9 @@ from starlette.routing import Route
 from modelplane.api.manifests import problems_from
 from modelplane.api.meta import Namespace, Wire
 from modelplane.backends.local.api_server import error_response
+from modelplane.backends.quota_spec import QuotaSpec
 from modelplane.errors import NotFoundError, SpecError
-from modelplane.gateway.quotas import Quota, Quotas
-
-
-class QuotaSpec(Wire):
-    requests_per_second: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
-    concurrent_requests: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
-    max_replicas: Annotated[int, Field(ge=0, le=100_000)] | None = None
-    tokens_per_minute: Annotated[int, Field(ge=1, le=10_000_000_000)] | None = None
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _not_a_boolean(cls, value: object) -> object:
-        if isinstance(value, bool):  # JSON true is not the number 1
-            raise ValueError("must be a number, not true or false")
-        return value
-
-    def quota(self) -> Quota:
-        return Quota(
-            self.requests_per_second,
-            self.concurrent_requests,
-            self.max_replicas,
-            self.tokens_per_minute,
-        )
+from modelplane.gateway.quotas import Quotas
 
 
 class _NamespaceName(Wire):

@@ -1,0 +1,75 @@
+"""A tenant's quota as users write it: the embedded platform's ``/quotas`` body, and on a
+cluster the ``quota.modelplane.io/*`` annotations of the tenant's Namespace.
+
+Annotations, because on a cluster a quota is the platform team's word on a tenant, and the
+Namespace object is theirs: a team that may write Models in its namespace may not annotate the
+namespace itself (Kubernetes' default roles give tenants no write on Namespaces), so it cannot
+raise its own limits. The annotations travel with the Namespace through git like any manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from modelplane.api.manifests import problems_from
+from modelplane.api.meta import Wire
+from modelplane.errors import FieldProblem, SpecError
+from modelplane.gateway.quotas import Quota
+
+ANNOTATION_PREFIX = "quota.modelplane.io/"
+# annotation name (after the prefix) -> QuotaSpec field
+ANNOTATIONS = {
+    "requests-per-second": "requests_per_second",
+    "concurrent-requests": "concurrent_requests",
+    "max-replicas": "max_replicas",
+    "tokens-per-minute": "tokens_per_minute",
+}
+
+
+class QuotaSpec(Wire):
+    requests_per_second: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
+    concurrent_requests: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    max_replicas: Annotated[int, Field(ge=0, le=100_000)] | None = None
+    tokens_per_minute: Annotated[int, Field(ge=1, le=10_000_000_000)] | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: object) -> object:
+        if isinstance(value, bool):  # JSON true is not the number 1
+            raise ValueError("must be a number, not true or false")
+        return value
+
+    def quota(self) -> Quota:
+        return Quota(
+            self.requests_per_second,
+            self.concurrent_requests,
+            self.max_replicas,
+            self.tokens_per_minute,
+        )
+
+
+def quota_from_annotations(namespace: str, annotations: Mapping[str, str]) -> Quota | None:
+    """The quota a Namespace's annotations set (None: they set none), or SpecError naming each
+    annotation that is unknown or holds no valid number."""
+    ours = {k.removeprefix(ANNOTATION_PREFIX): v for k, v in annotations.items()
+            if k.startswith(ANNOTATION_PREFIX)}  # fmt: skip
+    if not ours:
+        return None
+    unknown = sorted(set(ours) - ANNOTATIONS.keys())
+    if unknown:
+        known = ", ".join(ANNOTATION_PREFIX + name for name in ANNOTATIONS)
+        raise SpecError(
+            f"namespace {namespace!r}: unknown quota annotation "
+            f"{', '.join(ANNOTATION_PREFIX + name for name in unknown)} (known: {known})"
+        )
+    fields = {to_camel(ANNOTATIONS[name]): value.strip() for name, value in ours.items()}
+    try:
+        return QuotaSpec.model_validate(fields).quota()
+    except ValidationError as exc:
+        named = {to_camel(field): ANNOTATION_PREFIX + name for name, field in ANNOTATIONS.items()}
+        problems = [FieldProblem(named.get(p.path, p.path), p.message) for p in problems_from(exc)]
+        raise SpecError(f"namespace {namespace!r}: invalid quota annotations", problems) from exc
