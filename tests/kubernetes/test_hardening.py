@@ -15,9 +15,11 @@ import yaml
 
 from modelplane.api import parse_model
 from modelplane.backends.kubernetes.children import ClusterSettings, deployment
+from modelplane.backends.kubernetes.install import InstallOptions, manifests
 from tests.kubernetes.conftest import OPERATOR_NAMESPACE
 from tests.kubernetes.controlplane import ControlPlane, wait_until
 from tests.kubernetes.operating import MODEL, RunningOperator, apply, ready
+from tests.kubernetes.test_install import AUTH, gateway_pod_template
 
 pytestmark = pytest.mark.slow
 
@@ -57,6 +59,19 @@ def test_model_pods_pass_the_restricted_pod_security_standard(
     assert refused.returncode != 0
     assert 'violates PodSecurity "restricted:latest"' in refused.stderr
     assert "allowPrivilegeEscalation != false" in refused.stderr
+
+
+def test_the_gateway_pod_with_its_key_secret_passes_restricted(
+    control_plane: ControlPlane, installed: str
+) -> None:
+    """In the install's namespace, which enforces `restricted`, with its ServiceAccount."""
+    template = gateway_pod_template(manifests(InstallOptions(gateway_auth=AUTH)))
+    assert template["spec"]["volumes"][0]["secret"]["secretName"] == "modelplane-gateway-keys"
+    pod = {**_pod(template, "gateway-with-keys"), "metadata": {"namespace": installed,
+           "name": "gateway-with-keys", "labels": template["metadata"]["labels"]}}  # fmt: skip
+    admitted = control_plane.kubectl("create", "--dry-run=server", "-f", "-",
+                                     input=json.dumps(pod))  # fmt: skip
+    assert admitted.returncode == 0, admitted.stderr
 
 
 def _selected(plane: ControlPlane, namespace: str, selector: dict[str, Any]) -> set[str]:

@@ -3,6 +3,7 @@ renders the objects `modelplane install` makes, and installs on the real API ser
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -20,6 +21,7 @@ from modelplane.backends.kubernetes.install import (
 )
 from tests.kubernetes.conftest import COMPONENTS, running_components
 from tests.kubernetes.controlplane import ControlPlane, wait_until
+from tests.kubernetes.test_install import AUTH, GROUPS, ISSUER, JWKS, gateway_pod_template
 
 pytestmark = pytest.mark.slow
 
@@ -102,6 +104,31 @@ def test_the_chart_renders_what_install_makes(helm: Any) -> None:
     assert args[args.index("--report-to") + 1] == load
 
 
+# The chart's values for test_install's AUTH.
+AUTH_VALUES = ("--set", "gateway.auth.apiKeysSecret=modelplane-gateway-keys",
+               "--set", f"gateway.auth.oidc.issuer={ISSUER}",
+               "--set", f"gateway.auth.oidc.jwksUrl={JWKS}",
+               "--set-json", f"gateway.auth.oidc.groups={json.dumps(list(GROUPS))}")  # fmt: skip
+
+
+def test_the_chart_passes_the_gateway_the_credentials_install_does(helm: Any) -> None:
+    rendered = helm("template", "mp", str(CHART), "--namespace", "modelplane-system",
+                    "--kube-version", "1.36.3", *AUTH_VALUES)  # fmt: skip
+    assert rendered.returncode == 0, rendered.stderr
+    chart = gateway_pod_template(list(yaml.safe_load_all(rendered.stdout)))["spec"]
+    install = gateway_pod_template(manifests(InstallOptions(gateway_auth=AUTH)))["spec"]
+    theirs, ours = chart["containers"][0], install["containers"][0]
+    given, made = theirs["args"], ours["args"]
+    assert given[given.index("--api-keys") :] == made[made.index("--api-keys") :]
+    assert theirs["volumeMounts"] == ours["volumeMounts"]
+    assert chart["volumes"] == install["volumes"]
+    # An issuer without its keys would fail in the pods: the chart refuses it.
+    refused = helm("template", "mp", str(CHART), "--kube-version", "1.36.3",
+                   "--set", f"gateway.auth.oidc.issuer={ISSUER}")  # fmt: skip
+    assert refused.returncode != 0
+    assert "gateway.auth.oidc.jwksUrl goes with gateway.auth.oidc.issuer" in refused.stderr
+
+
 def test_the_chart_installs_and_its_operator_and_gateway_pods_run(
     helm: Any, control_plane: ControlPlane, crd: str, kwok_node: str
 ) -> None:
@@ -110,7 +137,9 @@ def test_the_chart_installs_and_its_operator_and_gateway_pods_run(
         "label", "namespace", "helm-test", "pod-security.kubernetes.io/enforce=restricted",
         check=True,
     )  # fmt: skip
-    installed = helm("install", "mp", str(CHART), "--namespace", "helm-test", "--wait=false")
+    # With the key Secret mounted: still admitted under `restricted`.
+    installed = helm("install", "mp", str(CHART), "--namespace", "helm-test", "--wait=false",
+                     *AUTH_VALUES)  # fmt: skip
     assert installed.returncode == 0, installed.stderr
 
     wait_until(

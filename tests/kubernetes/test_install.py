@@ -3,19 +3,41 @@ by the server (Pod Security `restricted` included), least privilege in RBAC."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from modelplane.backends.kubernetes.install import InstallOptions, kustomize_base
+from modelplane.backends.kubernetes.install import (
+    GatewayAuth,
+    InstallOptions,
+    kustomize_base,
+    manifests,
+)
 from tests.kubernetes.conftest import COMPONENTS, run_as_admin, running_components
 from tests.kubernetes.controlplane import ControlPlane, wait_until
+from tests.processes import modelplane
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
+ISSUER = "https://idp.example.com/realms/ml"
+JWKS = f"{ISSUER}/protocol/openid-connect/certs"
+GROUPS = ("team-a-devs=team-a:deployer", "auditors=*:viewer")
+# The same credentials as `modelplane install` options and as InstallOptions.
+AUTH_OPTIONS = ("--gateway-api-keys-secret", "modelplane-gateway-keys",
+                "--gateway-oidc-issuer", ISSUER, "--gateway-oidc-jwks", JWKS,
+                *(a for g in GROUPS for a in ("--gateway-oidc-group", g)))  # fmt: skip
+AUTH = GatewayAuth("modelplane-gateway-keys", ISSUER, "modelplane", JWKS, GROUPS)
+
+
+def gateway_pod_template(documents: list[Any]) -> Any:
+    """The pod template of the gateway's Deployment (as install or a Helm release names it)."""
+    found = next(d for d in documents if d and d["kind"] == "Deployment"
+                 and d["metadata"]["name"].endswith("modelplane-gateway"))  # fmt: skip
+    return found["spec"]["template"]
 
 
 def identities(documents: list[Any]) -> set[str]:
@@ -36,6 +58,47 @@ def test_kustomize_and_install_give_the_same_objects(control_plane: ControlPlane
     from_install = list(yaml.safe_load_all(rendered.stdout))
     assert identities(from_kustomize) == identities(from_install)
     assert len(identities(from_install)) == 12  # CRD, namespace, operator and gateway each 5
+
+
+def test_the_gateway_mounts_its_key_secret_and_checks_credentials() -> None:
+    rendered = subprocess.run(modelplane("install", "-o", "yaml", *AUTH_OPTIONS),
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert rendered.returncode == 0, rendered.stderr
+    pod = gateway_pod_template(list(yaml.safe_load_all(rendered.stdout)))["spec"]
+    assert pod == gateway_pod_template(manifests(InstallOptions(gateway_auth=AUTH)))["spec"]
+    container = pod["containers"][0]
+    args = container["args"]
+    assert args[args.index("--api-keys") :] == [
+        "--api-keys", "/etc/modelplane/api-keys/keys.json", "--oidc-issuer", ISSUER,
+        "--oidc-audience", "modelplane", "--oidc-jwks", JWKS,
+        "--oidc-group", GROUPS[0], "--oidc-group", GROUPS[1],
+    ]  # fmt: skip
+    # The Secret's whole volume (no subPath, which would never see the Secret change), read-only.
+    assert container["volumeMounts"] == [
+        {"name": "api-keys", "mountPath": "/etc/modelplane/api-keys", "readOnly": True}
+    ]
+    assert pod["volumes"] == [{"name": "api-keys", "secret": {
+        "secretName": "modelplane-gateway-keys",
+        "items": [{"key": "keys.json", "path": "keys.json"}]}}]  # fmt: skip
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    # Without them, the gateway is as before: no volume, no credential arguments.
+    plain = gateway_pod_template(manifests(InstallOptions()))["spec"]
+    assert "volumes" not in plain
+    assert not {"--api-keys", "--oidc-issuer"} & set(plain["containers"][0]["args"])
+
+
+def test_install_refuses_gateway_credentials_the_gateway_would_refuse() -> None:
+    cases = {
+        ("--gateway-oidc-issuer", ISSUER): "an OIDC issuer and its JWKS URL go together",
+        ("--gateway-oidc-issuer", ISSUER, "--gateway-oidc-jwks", "jwks.json"): "must be a URL",
+        ("--gateway-oidc-issuer", ISSUER, "--gateway-oidc-jwks", JWKS, "--gateway-oidc-group",
+         "team-a-devs"): "expected GROUP=NAMESPACE:ROLE",
+    }  # fmt: skip
+    for options, reason in cases.items():
+        refused = subprocess.run(modelplane("install", "-o", "yaml", *options),
+                                 capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert refused.returncode == 2, options
+        assert reason in refused.stderr, refused.stderr
 
 
 def test_rbac_is_least_privilege() -> None:

@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 
 from modelplane.cli.errors import EXIT_USAGE, CliError
-from modelplane.security.roles import Role
-from modelplane.security.tokens import OidcSettings, TokenVerifier
+from modelplane.security.tokens import OidcSettings, TokenVerifier, group_grants
 
 OidcIssuer = Annotated[
     str | None, typer.Option(help="Accept JWT bearer tokens from this OIDC issuer.")
@@ -44,14 +43,8 @@ def oidc_verifier(
         return None
     if not issuer or not jwks:
         raise CliError("--oidc-issuer and --oidc-jwks go together", exit_code=EXIT_USAGE)
-    grants: dict[str, dict[str, Role]] = {}
     try:
-        for item in groups or []:
-            group, sep, where = item.partition("=")
-            namespace, colon, role = where.partition(":")
-            if not (sep and colon and group and namespace):
-                raise ValueError(f"--oidc-group {item!r}: expected GROUP=NAMESPACE:ROLE")
-            grants.setdefault(group, {})[namespace] = Role.named(role)
+        grants = group_grants(groups or [])
         settings = OidcSettings(
             issuer, audience, jwks, tuple(algorithms or ("RS256", "ES256")), groups_claim, grants
         )

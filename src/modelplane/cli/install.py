@@ -30,12 +30,45 @@ def install(
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="yaml: print the manifests, apply none.")
     ] = None,
+    gateway_api_keys_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="The gateway requires an API key: the keys in this Secret's keys.json (from "
+            "`modelplane auth keys create --to-file keys.json`), in the install's namespace."
+        ),
+    ] = None,
+    gateway_oidc_issuer: Annotated[
+        str | None, typer.Option(help="The gateway accepts JWT bearer tokens from this issuer.")
+    ] = None,
+    gateway_oidc_audience: Annotated[
+        str, typer.Option(help="The audience (aud) those tokens must name.")
+    ] = "modelplane",
+    gateway_oidc_jwks: Annotated[
+        str | None, typer.Option(help="The issuer's signing keys: a JWKS URL.")
+    ] = None,
+    gateway_oidc_group: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="GROUP=NAMESPACE:ROLE: members of GROUP get ROLE there (* for every "
+            "namespace); repeatable."
+        ),
+    ] = None,
 ) -> None:
     """Install modelplane on the cluster of the current kubeconfig context (server-side apply)."""
-    from modelplane.backends.kubernetes.install import InstallOptions, apply, manifests
+    from modelplane.backends.kubernetes.install import (
+        GatewayAuth,
+        InstallOptions,
+        apply,
+        manifests,
+    )
 
+    try:
+        auth = GatewayAuth(gateway_api_keys_secret, gateway_oidc_issuer, gateway_oidc_audience,
+                           gateway_oidc_jwks, tuple(gateway_oidc_group or ()))  # fmt: skip
+    except ValueError as exc:
+        raise CliError(f"gateway credentials: {exc}", exit_code=EXIT_USAGE) from exc
     defaults = InstallOptions()
-    options = InstallOptions(namespace, image or defaults.image, prometheus)
+    options = InstallOptions(namespace, image or defaults.image, prometheus, auth)
     found = manifests(options)
     if output is not None:
         if output != "yaml":

@@ -25,7 +25,7 @@ class FileKeyStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._keys: dict[str, StoredKey] = {}
-        self._seen: tuple[int, int] | None = None
+        self._seen: tuple[int, int, int] | None = None
         self._checked = float("-inf")
         self._load()  # a broken file at start is an error, not an empty store
 
@@ -40,8 +40,11 @@ class FileKeyStore:
         return self._keys.get(key_id)
 
     def _load(self) -> None:
+        # stat() follows symlinks: a Secret volume's update swaps its ``..data`` link to a new
+        # directory, so the path now names another file, told apart by its inode even where
+        # its time and size are the same.
         stat = self.path.stat()
-        seen = (stat.st_mtime_ns, stat.st_size)
+        seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if seen == self._seen:
             return
         self._keys = {k.id: k for k in map(_stored, json.loads(self.path.read_text()))}

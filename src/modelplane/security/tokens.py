@@ -8,6 +8,7 @@ its secret is the classic algorithm-confusion forgery, and ``none`` is no signat
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -52,6 +53,19 @@ class OidcSettings:
             )
         if not self.algorithms:
             raise ValueError("at least one algorithm must be allowed")
+
+
+def group_grants(items: Iterable[str]) -> dict[str, dict[str, Role]]:
+    """``GROUP=NAMESPACE:ROLE`` items (``--oidc-group``) as ``OidcSettings.group_grants``;
+    ValueError names a malformed one."""
+    grants: dict[str, dict[str, Role]] = {}
+    for item in items:
+        group, sep, where = item.partition("=")
+        namespace, colon, role = where.partition(":")
+        if not (sep and colon and group and namespace):
+            raise ValueError(f"group grant {item!r}: expected GROUP=NAMESPACE:ROLE")
+        grants.setdefault(group, {})[namespace] = Role.named(role)
+    return grants
 
 
 class TokenVerifier:

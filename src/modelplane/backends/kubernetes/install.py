@@ -12,6 +12,7 @@ from modelplane import __version__
 from modelplane.api import GROUP, crd
 from modelplane.backends.kubernetes.children import LABEL_MANAGED_BY
 from modelplane.errors import KubernetesError
+from modelplane.security.tokens import group_grants
 
 Manifest = dict[str, Any]
 
@@ -39,11 +40,48 @@ RULES: list[Manifest] = [
         "verbs": ["get"],
     },
 ]
-# The gateway reads where traffic goes (Model status) and to whom (EndpointSlices).
+# The gateway reads where traffic goes (Model status), to whom (EndpointSlices), and each
+# namespace's quotas (Namespace annotations).
 GATEWAY_RULES: list[Manifest] = [
     {"apiGroups": [GROUP], "resources": ["models"], "verbs": READ},
     {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": READ},
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": READ},
 ]
+# Where the gateway's pods see the API keys Secret: its whole volume, not a subPath, since
+# Kubernetes updates a Secret volume by swapping a symlink, which a subPath never sees.
+API_KEYS_DIR = "/etc/modelplane/api-keys"
+API_KEYS_FILE = "keys.json"  # the Secret's key: `kubectl create secret generic --from-file`
+
+
+@dataclass(frozen=True)
+class GatewayAuth:
+    """How the cluster gateway checks credentials: API keys from a Secret (a file written by
+    ``modelplane auth keys create --to-file``), an identity provider's tokens, or both. Neither:
+    the gateway takes every request."""
+
+    api_keys_secret: str | None = None
+    oidc_issuer: str | None = None
+    oidc_audience: str = "modelplane"
+    oidc_jwks: str | None = None  # a URL: the pods have no JWKS file
+    oidc_groups: tuple[str, ...] = ()  # GROUP=NAMESPACE:ROLE
+
+    def __post_init__(self) -> None:
+        if bool(self.oidc_issuer) != bool(self.oidc_jwks):
+            raise ValueError("an OIDC issuer and its JWKS URL go together")
+        if self.oidc_jwks and not self.oidc_jwks.startswith(("https://", "http://")):
+            raise ValueError(f"the JWKS {self.oidc_jwks!r} must be a URL the gateway can fetch")
+        group_grants(self.oidc_groups)  # a malformed one is refused here, not by the pods
+
+    def args(self) -> list[str]:
+        found: list[str] = []
+        if self.api_keys_secret:
+            found += ["--api-keys", f"{API_KEYS_DIR}/{API_KEYS_FILE}"]
+        if self.oidc_issuer and self.oidc_jwks:
+            found += ["--oidc-issuer", self.oidc_issuer, "--oidc-audience", self.oidc_audience,
+                      "--oidc-jwks", self.oidc_jwks]  # fmt: skip
+            for group in self.oidc_groups:
+                found += ["--oidc-group", group]
+        return found
 
 
 @dataclass(frozen=True)
@@ -51,6 +89,7 @@ class InstallOptions:
     namespace: str = "modelplane-system"
     image: str = f"ghcr.io/modelplane/modelplane:{__version__}"
     prometheus: str | None = None
+    gateway_auth: GatewayAuth = GatewayAuth()
 
 
 def labels(name: str = NAME) -> dict[str, str]:
@@ -135,11 +174,32 @@ def _operator(options: InstallOptions) -> Manifest:
 
 def _gateway(options: InstallOptions) -> Manifest:
     load = f"http://{NAME}.{options.namespace}.svc:{OPERATOR_PORTS['http']}/v1/load"
-    args = ["gateway", "--port", str(GATEWAY_PORT), "--report-to", load]
+    auth = options.gateway_auth
+    args = ["gateway", "--port", str(GATEWAY_PORT), "--report-to", load, *auth.args()]
     live = {"httpGet": {"path": "/v2/health/live", "port": "http"}, "periodSeconds": 10}
     ready = {"httpGet": {"path": "/v2/health/ready", "port": "http"}, "periodSeconds": 2}
     ports = {"http": GATEWAY_PORT}
-    return _deployment(GATEWAY, options, args, ports, (live, ready), 2, "RollingUpdate")
+    found = _deployment(GATEWAY, options, args, ports, (live, ready), 2, "RollingUpdate")
+    if auth.api_keys_secret:
+        _mount_api_keys(found["spec"]["template"]["spec"], auth.api_keys_secret)
+    return found
+
+
+def _mount_api_keys(pod: Manifest, secret: str) -> None:
+    """The Secret's ``keys.json``, read-only; a Secret missing that key keeps the pods from
+    starting, with an event that names it."""
+    pod["containers"][0]["volumeMounts"] = [
+        {"name": "api-keys", "mountPath": API_KEYS_DIR, "readOnly": True}
+    ]
+    pod["volumes"] = [
+        {
+            "name": "api-keys",
+            "secret": {
+                "secretName": secret,
+                "items": [{"key": API_KEYS_FILE, "path": API_KEYS_FILE}],
+            },
+        }
+    ]
 
 
 def _deployment(
