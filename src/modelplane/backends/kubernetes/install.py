@@ -31,6 +31,7 @@ RULES: list[Manifest] = [
     {"apiGroups": [""], "resources": ["services"], "verbs": WRITE},
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": WRITE},
     {"apiGroups": [""], "resources": ["pods"], "verbs": READ},
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": READ},  # tenants' replica quotas
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"], "verbs": WRITE},
     {
