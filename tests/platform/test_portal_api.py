@@ -193,6 +193,32 @@ def test_the_description_covers_exactly_the_routes_served(tmp_path: Path) -> Non
     quotas.close()
 
 
+def test_links_lead_from_what_a_reply_made_to_every_operation_on_it() -> None:
+    """OpenAPI links (which Schemathesis's stateful phase follows): each names an operation
+    that exists and fills exactly its path parameters from the producer's reply."""
+    described = document(auth=True)
+    operations = {
+        op["operationId"]: path for path, ops in described["paths"].items() for op in ops.values()
+    }
+    followed: dict[str, set[str]] = {}
+    for path, ops in described["paths"].items():
+        for method, op in ops.items():
+            for reply in op["responses"].values():
+                for link in reply.get("links", {}).values():
+                    target = operations[link["operationId"]]
+                    wanted = {p[1:-1] for p in target.split("/") if p.startswith("{")}
+                    assert set(link["parameters"]) == wanted, (path, link)
+                    assert all(
+                        v.startswith("$response.body#/") for v in link["parameters"].values()
+                    )
+                    followed.setdefault(f"{method.upper()} {path}", set()).add(target)
+    created = followed[f"POST {API}/namespaces/{{namespace}}/models"]
+    assert f"{API}/namespaces/{{namespace}}/models/{{name}}/events" in created
+    assert "/quotas/{namespace}" in followed["PUT /quotas/{namespace}"]
+    assert "/gitops/{name}/sync" in followed["POST /gitops"]
+    assert followed["POST /auth/keys"] == {"/auth/keys/{id}"}
+
+
 def test_the_description_is_served_to_anyone_and_the_portal_page_too(
     platform: Platform, described: dict[str, Any]
 ) -> None:

@@ -289,6 +289,41 @@ OPERATIONS = [
 ]  # fmt: skip
 
 
+# What a reply makes, and the operations that take it: OpenAPI links, so that a client (and
+# Schemathesis's stateful phase) can follow a created Model, quota, source or key to every
+# operation on it, rather than guess names that 404.
+MODEL_MADE = {"namespace": "$response.body#/metadata/namespace",
+              "name": "$response.body#/metadata/name"}  # fmt: skip
+PRODUCERS: dict[tuple[str, str], tuple[dict[str, str], tuple[str, ...]]] = {
+    ("POST", PREFIX + "/namespaces/{namespace}/models"): (
+        MODEL_MADE,
+        (ONE, METRICS_PREFIX + "/namespaces/{namespace}/models/{name}"),
+    ),
+    ("PUT", ONE): (MODEL_MADE, (ONE,)),
+    ("PUT", "/quotas/{namespace}"): ({"namespace": "$response.body#/namespace"}, ("/quotas/",)),
+    ("POST", "/gitops"): ({"name": "$response.body#/name"}, ("/gitops/{name}",)),
+    ("POST", "/auth/keys"): ({"id": "$response.body#/id"}, ("/auth/keys/{id}",)),
+}
+
+
+def _links(producer: Operation, served: list[Operation]) -> dict[str, Schema]:
+    """OpenAPI links from ``producer``'s reply to every served operation on what it made."""
+    found = PRODUCERS.get((producer.method, producer.path))
+    if found is None:
+        return {}
+    parameters, prefixes = found
+    links = {}
+    for op in served:
+        names = {part[1:-1] for part in op.path.split("/") if part.startswith("{")}
+        if op.path.startswith(prefixes) and names and names <= parameters.keys() and op != producer:
+            operation_id = _operation_id(op.method, op.path)
+            links[operation_id[:1].upper() + operation_id[1:]] = {
+                "operationId": operation_id,
+                "parameters": {name: parameters[name] for name in sorted(names)},
+            }
+    return links
+
+
 def _schemas() -> dict[str, Schema]:
     _, found = models_json_schema(
         [(t, "validation") for t in (Model, QuotaSpec, GitSourceSpec, KeyRequest)],
@@ -318,9 +353,13 @@ def document(auth: bool) -> Schema:
     """The description of the API as served: with ``auth``, every operation but the open ones
     needs a bearer credential, and API keys can be managed."""
     paths: dict[str, Schema] = {}
-    for op in OPERATIONS:
-        if auth or not op.with_auth_only:
-            paths.setdefault(op.path, {})[op.method.lower()] = op.describe(auth)
+    served = [op for op in OPERATIONS if auth or not op.with_auth_only]
+    for op in served:
+        operation = op.describe(auth)
+        links = _links(op, served)
+        if links:
+            operation["responses"][str(op.code)]["links"] = links
+        paths.setdefault(op.path, {})[op.method.lower()] = operation
     described: Schema = {
         "openapi": "3.1.0",
         "info": {
