@@ -41,7 +41,9 @@ def test_concurrency_and_tokens_are_shared_rounding_up_and_the_replica_cap_is_no
     quotas.set("team-a", Quota(concurrent_requests=4, max_replicas=6, tokens_per_minute=1000))
     assert admitted(quotas, "team-a", 5) == 2  # ceil(4 / 3)
     assert quotas.max_replicas("team-a") == 6
-    assert quotas.given()["team-a"].concurrent_requests == 4
+    assert quotas.given("team-a") == Quota(
+        concurrent_requests=4, max_replicas=6, tokens_per_minute=1000
+    )
     quotas.release("team-a")
     quotas.release("team-a")
     assert quotas.admit("team-a", reserve=334) is None  # ceil(1000 / 3) = 334 left here

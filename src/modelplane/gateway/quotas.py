@@ -99,9 +99,9 @@ class Quotas:
             self._given[namespace] = quota
             self._limits[namespace] = _share(quota, self._peers)
 
-    def given(self) -> dict[str, Quota]:
-        """Every namespace's quota as set (not this gateway's share of it)."""
-        return dict(self._given)
+    def given(self, namespace: str) -> Quota | None:
+        """A namespace's quota as set (not this gateway's share of it)."""
+        return self._given.get(namespace)
 
     def set_peers(self, peers: int) -> None:
         """Enforce a ``peers``-th of each limit (this gateway among ``peers`` that share the

@@ -84,7 +84,7 @@ class TenantQuotas:
         self._refused.pop(namespace, None)
         if quota is None:
             self._lift(namespace)
-        elif self.quotas.given().get(namespace) != quota:
+        elif self.quotas.given(namespace) != quota:
             self.quotas.set(namespace, quota)
             self._set.add(namespace)
             log.info("quota of %s: %s", namespace, _said(quota))
