@@ -22,6 +22,7 @@ import uvicorn
 import uvloop
 from opentelemetry.trace import TracerProvider
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -37,8 +38,9 @@ from modelplane.runtime.formats.base import Predictor, Signature
 from modelplane.runtime.generation import Generation, GenerationLimits, TextGenerator
 from modelplane.runtime.openai.passthrough import PassthroughRoutes
 from modelplane.runtime.openai.routes import OpenAIRoutes
+from modelplane.runtime.openapi import Description
 from modelplane.runtime.v2.inference import InferEndpoint
-from modelplane.runtime.v2.routes import V2Routes
+from modelplane.runtime.v2.routes import V2Routes, routing_error
 from modelplane.telemetry.metrics import CONTENT_TYPE, GenerationMetrics, RuntimeMetrics
 from modelplane.telemetry.tracing import TracingMiddleware, tracer
 
@@ -94,10 +96,19 @@ class Runtime:
             self.openai = OpenAIRoutes(self.dataplane, spec.task, spec.runtime.max_request_bytes)
 
     def app(self) -> ASGIApp:
-        routes = [*V2Routes(self.dataplane).routes(), Route("/metrics", self._metrics)]
+        described = Description(self.dataplane, self.model.spec, self.openai is not None)
+        routes = [
+            *V2Routes(self.dataplane).routes(),
+            Route("/metrics", self._metrics),
+            Route("/openapi.json", described.serve),
+        ]
         if self.openai is not None:
             routes += self.openai.routes()
-        rest = Starlette(routes=routes, lifespan=self._lifespan)
+        rest = Starlette(
+            routes=routes,
+            lifespan=self._lifespan,
+            exception_handlers={HTTPException: routing_error},
+        )
         app = InferEndpoint(self.dataplane, self.model.spec.runtime.max_request_bytes, rest)
         chosen = tracer(self.options.tracer_provider)
         return app if chosen is None else TracingMiddleware(app, chosen)

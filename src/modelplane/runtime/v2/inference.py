@@ -42,12 +42,14 @@ class InferEndpoint:
         self.fallback = fallback
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            address = infer_address(scope["path"])
-            if address is not None:
-                await self._infer(address, scope, receive, send)
-                return
-        await self.fallback(scope, receive, send)
+        address = infer_address(scope["path"]) if scope["type"] == "http" else None
+        if address is None:
+            await self.fallback(scope, receive, send)
+        elif scope["method"] == "POST":
+            await self._infer(address, scope, receive, send)
+        else:
+            message = _error(f"{scope['path']} takes POST, not {scope['method']}")
+            await _send(send, 405, [*_JSON, (b"allow", b"POST")], message)
 
     async def _infer(
         self, address: tuple[str, str | None], scope: Scope, receive: Receive, send: Send
@@ -76,14 +78,7 @@ class InferEndpoint:
                 if json_length is not None:
                     headers = [*_BINARY, (_HEADER_LENGTH, str(json_length).encode())]
             self.dataplane.metrics.count(OUTCOMES.get(status, "error"))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [*headers, (_CONTENT_LENGTH, str(len(content)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": content})
+        await _send(send, status, headers, content)
 
     async def _read_body(self, declared: int | None, receive: Receive) -> bytes | None:
         limit = self.max_request_bytes
@@ -119,3 +114,9 @@ def _lengths(scope: Scope) -> tuple[int | None, str | None]:
 
 def _error(message: str) -> bytes:
     return orjson.dumps({"error": message})
+
+
+async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    length = (_CONTENT_LENGTH, str(len(body)).encode())
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, length]})
+    await send({"type": "http.response.body", "body": body})

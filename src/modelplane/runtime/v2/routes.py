@@ -7,6 +7,7 @@ bodies. The ``infer`` hot path is a plain ASGI app in ``inference.py`` that shar
 from __future__ import annotations
 
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -45,6 +46,26 @@ def json_response(document: object, status: int = 200) -> Response:
 
 def error_response(error: InferenceError) -> Response:
     return json_response({"error": str(error)}, status_of(error))
+
+
+async def routing_error(request: Request, exc: Exception) -> Response:
+    """Routing's own refusals (no such path; a method the path does not take, with ``Allow``)
+    as JSON in the shape of the path's protocol, like every other answer, not as plain text."""
+    assert isinstance(exc, HTTPException)  # the only kind this handler is registered for
+    path, headers = request.url.path, dict(exc.headers or {})
+    allowed = headers.get("Allow")
+    if exc.status_code == 405 and allowed:
+        allowed = headers["Allow"] = ", ".join(sorted(allowed.split(", ")))  # a set's order
+        message = f"{path} takes {allowed}, not {request.method}"
+    elif exc.status_code == 404:
+        message = f"no route for {path}"
+    else:
+        message = str(exc.detail)
+    document: dict[str, object] = {"error": message}
+    if path.startswith("/v1/"):  # the OpenAI API's error object
+        document["error"] = {"message": message, "type": "invalid_request_error",
+                             "param": None, "code": None}  # fmt: skip
+    return Response(orjson.dumps(document), exc.status_code, headers, media_type=JSON)
 
 
 class V2Routes:
