@@ -32,6 +32,7 @@ from modelplane.runtime.types import (
     ModelMetadata,
     Tensor,
     TensorSpec,
+    rows,
 )
 from modelplane.telemetry import names, tracing
 from modelplane.telemetry.metrics import RuntimeMetrics
@@ -206,6 +207,12 @@ class DataPlane:
             )
         for tensor in request.inputs:
             _check_tensor(tensor, declared[tensor.name])
+            if self._signature.batchable and not rows(tensor.data):
+                # A batch of none: models differ on it (some fail), and it asks nothing.
+                raise InvalidRequestError(
+                    f"input {tensor.name!r} has shape {list(tensor.shape)}, no rows; the first "
+                    f"dimension is the batch, of at least one"
+                )
 
     def _wanted_outputs(self, request: InferenceRequest) -> list[str]:
         if request.outputs is None:

@@ -101,17 +101,21 @@ class CompletionRequest(_Generating):
         return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
 
 
+Text = Annotated[str, Field(min_length=1)]
+
+
 class EmbeddingRequest(_Body):
-    input: str | Annotated[list[str], Field(min_length=1, max_length=2048)]
+    input: Text | Annotated[list[Text], Field(min_length=1, max_length=2048)]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: Annotated[int, Field(ge=1)] | None = None
     user: str | None = None
 
-    @field_validator("input")
+    @field_validator("input", mode="before")
     @classmethod
-    def _not_empty(cls, value: str | list[str]) -> str | list[str]:
-        texts = [value] if isinstance(value, str) else value
-        if any(not t for t in texts):
+    def _not_empty(cls, value: Any) -> Any:
+        """One message for an empty text, alone or in a list, before the types say it twice."""
+        texts = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        if any(t == "" for t in texts):
             raise ValueError("input must not contain empty strings")
         return value
 
@@ -139,7 +143,9 @@ def parse(kind: type[B], body: bytes) -> B:
         raise InvalidRequestError(f"{param}: {message}{suffix}", param=param) from exc
 
 
-_TAG = re.compile(r"^(str|int|float|bool|none|(list|dict|literal|function-\w+)\[.*\])$")
+_TAG = re.compile(
+    r"^(str|constrained-str|int|float|bool|none|(list|dict|literal|function-\w+)\[.*\])$"
+)
 
 
 def _is_tag(part: object) -> bool:
@@ -157,7 +163,7 @@ def _relevant(errors: list[Any], document: dict[str, Any]) -> list[Any]:
         if len(loc) < 2 or not _is_tag(loc[1]) or loc[0] not in document:
             return True
         given, tag = document[loc[0]], loc[1]
-        if tag == "str":
+        if tag in ("str", "constrained-str"):
             return isinstance(given, str)
         if tag.startswith("list["):
             return isinstance(given, list)
