@@ -61,7 +61,7 @@ def test_models_lists_the_models_that_speak_the_api(
     # Status shows where to reach each: the API's base for a chat model, v2 for the others.
     assert platform.model("tiny-chat")["status"]["url"] == f"{platform.gateway}/v1"
     assert platform.model("tiny-embed")["status"]["url"].endswith("/v2/models/tiny-embed")
-    with pytest.raises(openai.BadRequestError) as v2_only:
+    with pytest.raises(openai.NotFoundError) as v2_only:  # not among the API's models
         gateway.chat.completions.create(model="iris", messages=HELLO)
     assert "use /v2/models/iris/infer" in v2_only.value.message
 

@@ -4,6 +4,9 @@
 /v2/models/{name}[/versions/{v}][/ready|/infer]
 /v2/models/{namespace}/{name}[/versions/{v}][/ready|/infer]
 /v1/chat/completions, /v1/completions, /v1/embeddings   (the model in the body's "model")
+
+and the methods each path takes; the gateway's own paths (health, metadata, metrics, its
+description) are listed here too, so a path and its methods are known in one place.
 """
 
 from __future__ import annotations
@@ -14,6 +17,10 @@ ACTIONS = ("ready", "infer")
 PREFIX = "/v2/models/"
 OPENAI = "openai"  # the action of an OpenAI API request
 OPENAI_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
+OWN_PATHS = frozenset({"/v2", "/v2/health/live", "/v2/health/ready", "/metrics", "/openapi.json"})
+MODELS = "/v1/models"  # the OpenAI API's model list; one model at /v1/models/{id}
+READ = ("GET", "HEAD")
+SEND = ("POST",)
 
 
 @dataclass(frozen=True)
@@ -63,3 +70,15 @@ def openai(path: str, model: str, prefix: bytes | None = None) -> ModelPath:
     """The target of an OpenAI API request for ``model`` (``name`` or ``namespace/name``)."""
     namespace, _, name = model.rpartition("/")
     return ModelPath(f"{namespace or 'default'}/{name}", name, None, OPENAI, path, prefix)
+
+
+def methods(path: str) -> tuple[str, ...] | None:
+    """The methods ``path`` takes, or None if the gateway serves nothing there."""
+    if path in OWN_PATHS or path == MODELS or path.startswith(MODELS + "/"):
+        return READ
+    if path in OPENAI_PATHS:
+        return SEND
+    target = parse(path)
+    if target is None:
+        return None
+    return SEND if target.action == "infer" else READ
