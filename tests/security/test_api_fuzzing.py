@@ -10,10 +10,7 @@ phase, with fresh seeds. What fuzzing found is held fixed by the last test here.
 
 from __future__ import annotations
 
-import re
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,7 @@ import httpx
 import pytest
 
 from tests.platform.conftest import API, Platform
+from tests.security.conftest import admin_key, generated, schemathesis
 
 # What the description cannot say, said to the fuzzer:
 # - a watch is a stream held open up to timeoutSeconds: fuzz lists, not hour-long streams;
@@ -43,28 +41,13 @@ checks.positive_data_acceptance.enabled = false
 def fuzz(
     platform: Platform, key: str, work: Path, *options: str
 ) -> subprocess.CompletedProcess[str]:
-    settings = work / "schemathesis.toml"
-    settings.write_text(SETTINGS)
-    command = [
-        str(Path(sys.executable).parent / "st"), "--config-file", str(settings), "run",
-        f"{platform.api}/openapi.json", "--header", f"Authorization: Bearer {key}",
-        "--workers", "1", "--no-color", "--generation-database", "none", *options,
-    ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=work)
-
-
-@pytest.fixture(scope="module")
-def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    root = tmp_path_factory.mktemp("fuzzed")
-    running = Platform(root / "state", root / "up.log", options=("--auth",))
-    yield running
-    running.stop()
+    return schemathesis(f"{platform.api}/openapi.json", SETTINGS, work, *options, key=key)
 
 
 @pytest.fixture(scope="module")
 def scorer(guarded: Platform) -> None:
     """A dormant Model (no replica) for the requests that need one to exist."""
-    admin = (guarded.state_dir / "admin.key").read_text().strip()
+    admin = admin_key(guarded)
     model = {"apiVersion": "modelplane.io/v1alpha1", "kind": "Model",
              "metadata": {"name": "scorer", "namespace": "default"},
              "spec": {"source": {"uri": "file:///nowhere/model.onnx"}, "format": "onnx",
@@ -78,14 +61,11 @@ def scorer(guarded: Platform) -> None:
 def test_every_control_api_operation_survives_fuzzing_and_answers_as_described(
     guarded: Platform, tmp_path: Path
 ) -> None:
-    admin = (guarded.state_dir / "admin.key").read_text().strip()
-    found = fuzz(guarded, admin, tmp_path, "--phases", "fuzzing", "--max-examples", "30",
-                 "--seed", "1")  # fmt: skip
+    found = fuzz(guarded, admin_key(guarded), tmp_path, "--phases", "fuzzing", "--max-examples",
+                 "30", "--seed", "1")  # fmt: skip
     report = found.stdout + found.stderr
     assert found.returncode == 0, report[-6000:]
-    generated = re.search(r"(\d+) generated", report)
-    assert generated, report[-2000:]
-    assert int(generated.group(1)) > 300, report[-2000:]
+    assert generated(report) > 300, report[-2000:]
     assert "Server error" not in report
     assert "Traceback" not in guarded.log.read_text()
 
@@ -112,7 +92,7 @@ def test_every_control_api_operation_survives_fuzzing_and_answers_as_described(
 def test_what_fuzzing_found_stays_fixed(
     guarded: Platform, scorer: None, method: str, path: str, body: Any, named: str
 ) -> None:
-    admin = (guarded.state_dir / "admin.key").read_text().strip()
+    admin = admin_key(guarded)
     reply = httpx.request(method, guarded.api + path, json=body,
                           headers={"Authorization": f"Bearer {admin}"})  # fmt: skip
     assert reply.status_code in (404, 422), reply.text
