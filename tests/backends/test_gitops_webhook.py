@@ -5,6 +5,7 @@ secret kept out of every reply, error and listing."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -214,3 +215,28 @@ def test_a_bad_secret_is_named_but_never_echoed(
 )
 def test_only_a_sources_webhook_is_open_under_auth(method: str, path: str, open_: bool) -> None:
     assert is_open(method, path) is open_
+
+
+def test_a_sender_leaving_mid_body_syncs_nothing_and_raises_nothing(tmp_path: Path) -> None:
+    """The route is open to anyone: a connection dropped halfway is no traceback, no 500."""
+    sources = GitSources(tmp_path, "http://127.0.0.1:1", lambda *_: None)
+    sources.add(parse_source({"name": "signed", "url": str(tmp_path / "repo"),
+                              "webhookSecret": SHARED_KEY}))  # fmt: skip
+    app = Starlette(routes=gitops_routes(sources, auth=True))
+    messages = iter([{"type": "http.request", "body": b'{"ref": ', "more_body": True},
+                     {"type": "http.disconnect"}])  # fmt: skip
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/gitops/signed/webhook",
+             "headers": [(b"x-hub-signature-256", b"sha256=00")], "query_string": b"",
+             "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 80),
+             "client": ("127.0.0.1", 1), "root_path": ""}  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 400
+    assert not sources.syncs["signed"]._wake.is_set()

@@ -31,8 +31,28 @@ def test_each_of_two_gateways_admits_half_the_rate() -> None:
     assert over is not None
     assert "quota of 10 requests per second (shared by 2 gateways)" in over.message
     assert quotas.max_replicas("team-a") is None
-    quotas.set_peers(1)  # its peer gone: the whole quota again, from a full bucket
+    quotas.set_peers(1)  # its peer gone: the whole quota again, and no refill for it
+    assert admitted(quotas, "team-a", 50) == 0
+    clock.now = 2.0
     assert admitted(quotas, "team-a", 50) == 10
+
+
+def test_a_peer_joining_or_leaving_neither_refills_nor_forgives() -> None:
+    """Every rolling update changes the count of gateways: what buckets and budgets hold is
+    kept in proportion, so it is no way around a quota."""
+    clock = Clock()
+    quotas = Quotas(clock=clock)
+    quotas.set("team-a", Quota(requests_per_second=10, tokens_per_minute=600))
+    assert admitted(quotas, "team-a", 50) == 10
+    quotas.set_peers(2)
+    quotas.set_peers(3)
+    quotas.set_peers(2)
+    assert admitted(quotas, "team-a", 50) == 0
+    quotas.charge("team-a", 1200)  # a minute's debt (600): owed again after the changes
+    quotas.set_peers(1)
+    over = quotas.admit("team-a", reserve=1)
+    assert over is not None
+    assert over.retry_after == 61  # 601 tokens to refill at 10 a second
 
 
 def test_concurrency_and_tokens_are_shared_rounding_up_and_the_replica_cap_is_not() -> None:

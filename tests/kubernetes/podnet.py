@@ -43,7 +43,8 @@ class PodNetwork:
 
     def __post_init__(self) -> None:
         self.veth = f"mpv{os.getpid() % 100000}"
-        self.stop()  # what a killed run left behind
+        _remove_stale()  # what killed runs left behind: their addresses and routes clash
+        self.stop()
         _ip("netns", "add", self.name)
         try:
             peer = ("peer", "name", "pod0", "netns", self.name)
@@ -65,10 +66,14 @@ class PodNetwork:
         return ["ip", "netns", "exec", self.name, *args]
 
     def stop(self) -> None:
+        self.stop_named(self.name, self.veth)
+
+    @staticmethod
+    def stop_named(name: str, veth: str) -> None:
         for args in (
             ("route", "del", POD_CIDR, "via", POD_SIDE),
-            ("link", "del", self.veth),
-            ("netns", "del", self.name),
+            ("link", "del", veth),
+            ("netns", "del", name),
         ):
             subprocess.run(["ip", *args], capture_output=True, timeout=10, check=False)
 
@@ -158,3 +163,13 @@ class PodRunner:
         self._thread.join(timeout=10)
         for name in list(self._processes):
             self._end(name)
+
+
+def _remove_stale() -> None:
+    """Pod networks of test runs whose process is gone."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    for line in listed.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        pid = name.removeprefix("mp-pods-")
+        if name.startswith("mp-pods-") and pid.isdecimal() and not Path(f"/proc/{pid}").exists():
+            PodNetwork.stop_named(name, f"mpv{int(pid) % 100000}")

@@ -102,6 +102,8 @@ def test_the_chart_renders_what_install_makes(helm: Any) -> None:
     service = chart["Service", operator]["spec"]["ports"][0]["port"]
     load = f"http://mp-modelplane.modelplane-system.svc:{service}/v1/load"
     assert args[args.index("--report-to") + 1] == load
+    # The gateways share the quotas among the endpoints of their own Service, named by release.
+    assert args[args.index("--peers") + 1] == "mp-modelplane-gateway"
 
 
 # The chart's values for test_install's AUTH.

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from modelplane.errors import UnauthenticatedError
 from modelplane.gateway.proxy import Gateway
 from modelplane.gateway.routing import RoutingTable
+from modelplane.security import jwks
 from modelplane.security.authn import Authenticator
 from modelplane.security.roles import Principal, Role
 from modelplane.security.tokens import OidcSettings, TokenVerifier
@@ -214,8 +215,12 @@ def test_a_dead_identity_provider_leaves_the_last_keys_working(
 
 
 def test_until_the_keys_are_loaded_tokens_are_refused_with_the_reason(
-    idp: IdentityProvider,
+    idp: IdentityProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A fetch slower than its 1 s timeout on a busy machine must not hold the next one back
+    # for the production gaps (30 s) while this test waits.
+    monkeypatch.setattr(jwks, "RETRY_SECONDS", 0.5)
+    monkeypatch.setattr(jwks, "ASK_GAP_SECONDS", 0.5)
     signer = Signer("k1")
     idp.publish(signer)
     with idp.hanging():

@@ -37,11 +37,18 @@ class _Bucket:
     tokens: float
     updated: float
 
+    def refill(self, now: float) -> None:
+        self.tokens = min(max(1.0, self.rate), self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+
+    def rescale(self, rate: float, now: float) -> None:
+        """The same fill, at another rate: what was left is left in proportion."""
+        self.refill(now)
+        self.tokens, self.rate = self.tokens * rate / self.rate, rate
+
     def take(self, now: float) -> float:
         """Take one token: 0 if there was one, else the seconds until there will be."""
-        capacity = max(1.0, self.rate)
-        self.tokens = min(capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
+        self.refill(now)
         if self.tokens >= 1:
             self.tokens -= 1
             return 0.0
@@ -62,6 +69,11 @@ class _TokenBudget:
     def take(self, tokens: float, now: float) -> None:
         self.refill(now)
         self.left = max(-self.per_minute, self.left - tokens)  # at most a minute of debt
+
+    def rescale(self, per_minute: int, now: float) -> None:
+        """The same fill (or debt), at another budget: kept in proportion."""
+        self.refill(now)
+        self.left, self.per_minute = self.left * per_minute / self.per_minute, per_minute
 
     def wait(self, now: float) -> float:
         """Seconds until the budget is positive again (0: it is)."""
@@ -105,14 +117,22 @@ class Quotas:
 
     def set_peers(self, peers: int) -> None:
         """Enforce a ``peers``-th of each limit (this gateway among ``peers`` that share the
-        traffic; below 1 counts as 1); a change starts full buckets and budgets."""
+        traffic; below 1 counts as 1). Buckets and budgets keep what they hold, in proportion:
+        a gateway joining or leaving (every rolling update) neither refills nor forgives."""
         peers = max(1, peers)
         if peers == self._peers:
             return
         self._peers = peers
-        self._buckets.clear()
-        self._budgets.clear()
         self._limits = {ns: _share(quota, peers) for ns, quota in self._given.items()}
+        now = self.clock()
+        for namespace, bucket in self._buckets.items():
+            rate = self._limits[namespace].requests_per_second
+            assert rate is not None  # a bucket exists only for a rate
+            bucket.rescale(rate, now)
+        for namespace, budget in self._budgets.items():
+            per_minute = self._limits[namespace].tokens_per_minute
+            assert per_minute is not None  # a budget exists only for a token quota
+            budget.rescale(per_minute, now)
 
     def max_replicas(self, namespace: str) -> int | None:
         quota = self._given.get(namespace)

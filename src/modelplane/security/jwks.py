@@ -125,15 +125,15 @@ class RemoteKeys:
     def _run(self) -> None:
         with httpx.Client(timeout=self.timeout, follow_redirects=True) as client:
             while not self._stop.is_set():
-                self._wake.clear()
                 fetched = self._fetch(client)
                 self._tried.set()
                 self._wake.wait(self.refresh if fetched else min(self.refresh, RETRY_SECONDS))
+                self._wake.clear()  # here, not before the fetch: a close() meanwhile is seen
 
     def _fetch(self, client: httpx.Client) -> bool:
         try:
             response = client.get(self.url, headers={"Accept": "application/json"})
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is no HTTPError
             return self._failed(f"{type(exc).__name__}: {exc}")
         if response.status_code != httpx.codes.OK:
             return self._failed(f"HTTP {response.status_code} {response.reason_phrase}")

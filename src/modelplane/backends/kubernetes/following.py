@@ -1,6 +1,6 @@
 """Keeping a cache of one kind of object current: list, then watch from the list's version.
 The cluster gateway follows Models, EndpointSlices, Namespaces (their quotas) and its own peers
-this way."""
+this way; the operator, Namespaces (their replica caps)."""
 
 from __future__ import annotations
 

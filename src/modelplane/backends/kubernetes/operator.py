@@ -138,6 +138,7 @@ class Operator:
             if event_type == "DELETED":
                 self._models.pop(key, None)
                 self.replica_quotas.forget(key)
+                self._requeue_namespace(namespace)  # room a replica cap held back is free
                 self._reported.pop(key, None)
                 self._demand.pop(key, None)
                 self._scaled.pop(key, None)
@@ -175,7 +176,10 @@ class Operator:
             for namespace in namespaces or ("*",):
                 fresh += await self._list(kind, resource, namespace, labels)
             if kind == KIND:
-                self._models = {_key(body): body for body in fresh}
+                listed = {_key(body): body for body in fresh}
+                for gone in self._models.keys() - listed.keys():
+                    self.replica_quotas.forget(gone)
+                self._models = listed
                 continue
             grouped: dict[str, dict[str, Body]] = {}
             for body in fresh:

@@ -3,7 +3,8 @@ annotations (``backends.quota_spec``), and this gateway's share of them from how
 serve beside it (the ready endpoints of the gateway's own Service).
 
 An annotation that does not parse leaves the namespace's last good quota in force (a typo must
-not lift a tenant's limits) and is logged once per change, naming the annotation and the value.
+not lift a tenant's limits) and is logged once per change, naming the annotation and the value;
+a gateway that starts meanwhile has no last good quota, and enforces none there.
 """
 
 from __future__ import annotations
@@ -114,11 +115,12 @@ class TenantQuotas:
         """Every gateway that takes traffic now: the Service's ready endpoints (this one is
         among them once ready; before, or outside the Service, it counts at least itself)."""
         ready = {
-            address
+            # A pod, once (dual-stack Services list it in an IPv4 and an IPv6 slice).
+            (endpoint.get("targetRef") or {}).get("uid") or address
             for body in self._slices.values()
             for endpoint in body.get("endpoints") or []
             if (endpoint.get("conditions") or {}).get("ready") is not False
-            for address in endpoint.get("addresses") or []
+            for address in (endpoint.get("addresses") or [])[:1]
         }
         if len(ready) != self._peer_count:
             self._peer_count = len(ready)

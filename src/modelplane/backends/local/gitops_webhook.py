@@ -22,7 +22,7 @@ import logging
 from collections.abc import Mapping
 from urllib.parse import parse_qs
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -159,6 +159,9 @@ def webhook_route(syncs: Mapping[str, GitSync], auth: bool) -> Route:
             if sync is None:
                 raise NotFoundError(f"git source {name!r} not found")
             body = await _checked(request, sync, auth)
+        except ClientDisconnect:  # the sender left mid-body: nobody to answer, nothing synced
+            log.debug("webhook for git source %r: the sender left before its body ended", name)
+            return Response(status_code=400)
         except (NotFoundError, ForbiddenError, UnauthenticatedError, PayloadTooLargeError) as exc:
             sender = request.client.host if request.client else "?"
             log.warning("webhook for git source %r from %s refused: %s", name, sender, exc)
