@@ -184,8 +184,12 @@ def test_requests_reach_the_pods_through_the_cluster_gateway(
 def test_a_canary_takes_its_share_through_the_gateway_then_is_promoted(
     control_plane: ControlPlane, pods: PodRunner, gateway: ClusterGateway
 ) -> None:
-    # One long 50% step: without a metric source the step waits for promote (or abort).
-    steps = "  rollout: {steps: [{weight: 50, pauseSeconds: 600}]}\n"
+    # One long 50% step whose analysis never has enough requests to judge: Prometheus scrapes
+    # the gateway here, and a judged canary (a slow first batch, say) could be rolled back
+    # before the promote. The step waits for promote (or abort).
+    steps = (
+        "  rollout: {steps: [{weight: 50, pauseSeconds: 600}], analysis: {minRequests: 1000000}}\n"
+    )
     scaling = "  scaling: {minReplicas: 2, maxReplicas: 2}\n"
     _apply(control_plane, iris("iris", steps + scaling + "  batching: {maxBatchSize: 8}\n"))
 
@@ -210,6 +214,12 @@ def test_a_canary_takes_its_share_through_the_gateway_then_is_promoted(
         "annotate", "--overwrite", "mdl", "-n", NAMESPACE, "iris",
         "modelplane.io/rollout-command=promote:1", check=True,
     )  # fmt: skip
+
+    def ended() -> dict[str, Any] | None:
+        rollout = _status(control_plane, "iris").get("rollout") or {}
+        return rollout if rollout.get("phase") in ("Promoted", "RolledBack") else None
+
+    assert wait_until(ended, "the rollout to end", 30)["phase"] == "Promoted"
     wait_until(
         lambda: all(p.startswith("iris-r2") for p in pods.serving()), "iris-r1 pods gone", 60
     )

@@ -74,7 +74,11 @@ def test_prometheus_follows_replicas_and_every_dashboard_query_has_data(
 
     # A canary at 50% with every stable request mirrored to it: every series the dashboards
     # read exists, the rollout's included.
-    canary = "{steps: [{weight: 50, pauseSeconds: 600}], analysis: {shadowPercent: 100}}"
+    # (an analysis that never has enough requests to judge: a rollback would stop dash-r2)
+    canary = (
+        "{steps: [{weight: 50, pauseSeconds: 600}],"
+        " analysis: {shadowPercent: 100, minRequests: 1000000}}"
+    )
     changed = manifest(
         tmp_path / "m.yaml", "dash", iris_dir / "model.onnx",
         extra="  batching: {maxBatchSize: 8}\n", rollout=canary,
