@@ -302,7 +302,7 @@ class Operator:
         else:
             self._scaled.pop(key, None)
         desired, held_back = self.replica_quotas.within(
-            model, wanted, self._namespace_models(model.metadata.namespace)
+            model, wanted, lambda: self._namespace_models(model.metadata.namespace)
         )
         if held_back is not None:
             await self._event(model, held_back)

@@ -6,8 +6,8 @@ older ones leave room, decided from what each Model last wanted (or, before its 
 here, the replicas it runs). An older Model never depends on a younger one, so operator
 workers deciding side by side converge, where "what the others run now" would make two Models
 take turns shrinking. A Model the cap holds back gets one ``ReplicaQuotaReached`` event per
-episode. An annotation that does not
-parse leaves the last valid cap in force (the gateways log the same error).
+episode. An annotation that does not parse leaves the last valid cap in force, said once per
+error (the gateways log the same error).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class ReplicaQuotas:
         self._limits: dict[str, int] = {}
         self._limited: set[str] = set()  # Models held back now (said once)
         self._wanted: dict[str, int] = {}  # what each Model wanted at its last pass
+        self._refused: dict[str, str] = {}  # a namespace's annotation error, logged once
 
     def replace_namespaces(self, _: str, bodies: list[Body]) -> None:
         """The Namespaces as listed (a fresh list also drops the deleted ones)."""
@@ -42,13 +43,17 @@ class ReplicaQuotas:
     def observe_namespace(self, event_type: str, body: Body) -> None:
         name = body["metadata"]["name"]
         if event_type == "DELETED":
+            self._refused.pop(name, None)
             self._set(name, None)
             return
         try:
             quota = quota_from_annotations(name, body["metadata"].get("annotations") or {})
         except SpecError as exc:
-            log.warning("%s; the last valid replica cap stays in force", exc)
+            if self._refused.get(name) != str(exc):  # every Namespace update would repeat it
+                log.warning("%s; the last valid replica cap stays in force", exc)
+                self._refused[name] = str(exc)
             return
+        self._refused.pop(name, None)
         self._set(name, quota.max_replicas if quota is not None else None)
 
     def _set(self, namespace: str, limit: int | None) -> None:
@@ -65,11 +70,12 @@ class ReplicaQuotas:
         self._wanted.pop(key, None)
 
     def within(
-        self, model: Model, wanted: int, namespace_models: list[tuple[str, str, int]]
+        self, model: Model, wanted: int, namespace_models: Callable[[], list[tuple[str, str, int]]]
     ) -> tuple[int, Event | None]:
         """``wanted``, or as many as the cap leaves after the Models created before this one
-        (``namespace_models``: each Model of the namespace as creation time, key and replicas
-        running), with an event the first time it holds back."""
+        (``namespace_models`` lists each Model of the namespace as creation time, key and
+        replicas running; called only under a cap), with an event the first time it holds
+        back."""
         namespace, key = model.metadata.namespace, model.key
         if self._wanted.get(key) != wanted:
             self._wanted[key] = wanted
@@ -80,7 +86,7 @@ class ReplicaQuotas:
             self._limited.discard(key)
             return wanted, None
         others = 0
-        for _, other, running in sorted(namespace_models):
+        for _, other, running in sorted(namespace_models()):
             if other == key:
                 break
             others += min(self._wanted.get(other, running), max(0, limit - others))
