@@ -1,5 +1,5 @@
 """The data plane's wire shapes as JSON Schemas, plain data: the Open Inference Protocol v2
-(KServe v2) bodies, both protocols' error objects, and the pieces of an OpenAPI 3.1 document.
+(KServe v2) bodies, both protocols' error objects and the replies built of them.
 
 The runtime and the gateway each describe their HTTP API as ``GET /openapi.json`` from these, so
 the two descriptions of one protocol agree although neither may import the other. Each side lists
@@ -9,30 +9,22 @@ its own operations and the status codes it answers; only the shapes and the word
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
-Schema = dict[str, Any]
+from modelplane.api.openapi import JSON, STRING, Schema, header, json_reply, ref, reply
 
-JSON = "application/json"
 BINARY = "application/octet-stream"
 EVENTS = "text/event-stream"
 TEXT = "text/plain"
 HEADER_LENGTH = "Inference-Header-Content-Length"
-COMPONENTS = "#/components/schemas/"
 # The protocol's tensor datatypes; BF16 is taken wherever FP32 is (widened without loss).
 DATATYPES = ("BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
              "FP16", "FP32", "FP64", "BF16", "BYTES")  # fmt: skip
-
-
-def ref(name: str) -> Schema:
-    return {"$ref": COMPONENTS + name}
 
 
 def _object(required: Iterable[str], **properties: Schema) -> Schema:
     return {"type": "object", "required": list(required), "properties": properties}
 
 
-STRING: Schema = {"type": "string"}
 NAME: Schema = {"type": "string", "minLength": 1}
 NULLABLE_STRING: Schema = {"type": ["string", "null"]}
 # Row-major values, flat or nested as the shape; strings for BYTES, JSON numbers or booleans
@@ -165,34 +157,7 @@ def components() -> dict[str, Schema]:
     }
 
 
-# -- OpenAPI pieces --------------------------------------------------------------------------
-
-
-def header(about: str, schema: Schema | None = None, required: bool = False) -> Schema:
-    return {"description": about, "required": required, "schema": schema or STRING}
-
-
-def retry_after(required: bool) -> Schema:
-    seconds = {"type": "string", "pattern": r"^\d+$"}
-    return header("Seconds to wait before trying again.", seconds, required)
-
-
-def reply(
-    about: str,
-    content: Mapping[str, Schema] | None = None,
-    headers: Mapping[str, Schema] | None = None,
-) -> Schema:
-    """A response: ``content`` maps each media type to its body's schema."""
-    described: Schema = {"description": about}
-    if content:
-        described["content"] = {media: {"schema": s} for media, s in content.items()}
-    if headers:
-        described["headers"] = dict(headers)
-    return described
-
-
-def json_reply(about: str, schema: Schema, headers: Mapping[str, Schema] | None = None) -> Schema:
-    return reply(about, {JSON: schema}, headers)
+# -- replies --------------------------------------------------------------------------------
 
 
 def error(about: str, openai: bool = False, headers: Mapping[str, Schema] | None = None) -> Schema:
@@ -218,40 +183,3 @@ def infer_reply(headers: Mapping[str, Schema] | None = None) -> Schema:
         {HEADER_LENGTH: header("Bytes of the JSON part (binary answers only).", COUNT),
          **(headers or {})},
     )  # fmt: skip
-
-
-def path_parameter(name: str, schema: Schema, about: str = "") -> Schema:
-    return {"name": name, "in": "path", "required": True, "schema": schema, "description": about}
-
-
-def operation(
-    operation_id: str,
-    summary: str,
-    responses: Mapping[int, Schema],
-    parameters: Iterable[Schema] = (),
-    body: Schema | None = None,
-    open_to_all: bool = False,
-) -> Schema:
-    """An operation; ``open_to_all``: no credential needed even where the API asks for one."""
-    described: Schema = {
-        "operationId": operation_id,
-        "summary": summary,
-        "parameters": list(parameters),
-        "responses": {str(code): r for code, r in sorted(responses.items())},
-    }
-    if body is not None:
-        described["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
-    if open_to_all:
-        described["security"] = []
-    return described
-
-
-def document(
-    title: str, version: str, about: str, paths: Mapping[str, Schema], schemas: Schema
-) -> Schema:
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": title, "version": version, "description": about},
-        "paths": dict(paths),
-        "components": {"schemas": schemas},
-    }

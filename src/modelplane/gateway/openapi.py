@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from modelplane import __version__
 from modelplane.api import inference_protocol as p
-from modelplane.api.inference_protocol import Schema
+from modelplane.api import openapi as oa
 from modelplane.api.meta import DNS_LABEL
+from modelplane.api.openapi import Schema
 from modelplane.gateway import paths
 from modelplane.gateway.attempts import REVISION_HEADER
 from modelplane.gateway.replies import CHALLENGE
@@ -23,13 +24,13 @@ LABEL: Schema = {"type": "string", "minLength": 1, "maxLength": 63, "pattern": D
 # In /v2/models/{namespace}/{name}/..., a second segment naming an action is read as the action
 # of a model in the default namespace: no model is addressed by such a name that way.
 NAMESPACED: Schema = {**LABEL, "not": {"enum": ["versions", *paths.ACTIONS]}}
-NAMESPACE = p.path_parameter("namespace", LABEL, "The model's namespace.")
-VERSION = p.path_parameter("version", LABEL, "A revision of the model, as iris-r2.")
+NAMESPACE = oa.path_parameter("namespace", LABEL, "The model's namespace.")
+VERSION = oa.path_parameter("version", LABEL, "A revision of the model, as iris-r2.")
 MODEL_FIELD: Schema = {"type": "string", "minLength": 1, "description": "name or namespace/name"}
 
-REVISION = {REVISION_HEADER: p.header("The revision that answered.")}
-MAY_RETRY = {"Retry-After": p.retry_after(required=False)}
-MUST_RETRY = {"Retry-After": p.retry_after(required=True)}
+REVISION = {REVISION_HEADER: oa.header("The revision that answered.")}
+MAY_RETRY = {"Retry-After": oa.retry_after(required=False)}
+MUST_RETRY = {"Retry-After": oa.retry_after(required=True)}
 
 
 def _model_failures(openai: bool) -> dict[int, Schema]:
@@ -47,7 +48,7 @@ def _model_failures(openai: bool) -> dict[int, Schema]:
 
 
 def _auth_failures(openai: bool) -> dict[int, Schema]:
-    challenge = {"WWW-Authenticate": p.header("The bearer challenge.", {"const": CHALLENGE}, True)}
+    challenge = {"WWW-Authenticate": oa.header("The bearer challenge.", {"const": CHALLENGE}, True)}
     return {
         401: p.error("No valid credential.", openai, challenge),
         403: p.error("The credential may not read the model's namespace.", openai),
@@ -69,16 +70,16 @@ def _v2_model_paths(prefix: str, parameters: list[Schema], auth: bool) -> dict[s
         word = "Version" if versioned else "Model"
         key = "NamespacedModel" if NAMESPACE in parameters else "Model"
         key += "Version" if versioned else ""
-        described[where] = {"get": p.operation(
+        described[where] = {"get": oa.operation(
             f"get{key}", f"{word} metadata: inputs, outputs, platform.",
-            {200: p.json_reply("The metadata.", p.ref("ModelMetadata"), REVISION)} | failures,
+            {200: oa.json_reply("The metadata.", oa.ref("ModelMetadata"), REVISION)} | failures,
             given,
         )}  # fmt: skip
-        described[where + "/ready"] = {"get": p.operation(
+        described[where + "/ready"] = {"get": oa.operation(
             f"get{key}Ready", f"{word} readiness.",
-            {200: p.json_reply("Ready.", p.ref("ModelReady"), REVISION)} | failures, given,
+            {200: oa.json_reply("Ready.", oa.ref("ModelReady"), REVISION)} | failures, given,
         )}  # fmt: skip
-        described[where + "/infer"] = {"post": p.operation(
+        described[where + "/infer"] = {"post": oa.operation(
             f"infer{key}", "Inference (JSON; the binary tensor extension is also taken).",
             infer | failures, given, p.inference_request(
                 {"type": "array", "minItems": 1, "items": p.ANY_INPUT}),
@@ -98,14 +99,17 @@ def _openai_body(path: str) -> Schema:
                 {"type": ["string", "null"]},
                 {
                     "type": "array",
-                    "items": {"type": "object", "properties": {"type": p.STRING, "text": p.STRING}},
+                    "items": {
+                        "type": "object",
+                        "properties": {"type": oa.STRING, "text": oa.STRING},
+                    },
                 },
             ]
         }
         message = {
             "type": "object",
             "required": ["role"],
-            "properties": {"role": p.STRING, "content": content},
+            "properties": {"role": oa.STRING, "content": content},
         }
         properties |= {
             "messages": {"type": "array", "minItems": 1, "items": message},
@@ -115,12 +119,12 @@ def _openai_body(path: str) -> Schema:
         first = "messages"
     elif path == "/v1/completions":
         properties |= {
-            "prompt": {"anyOf": [p.STRING, {"type": "array", "items": p.STRING}]},
+            "prompt": {"anyOf": [oa.STRING, {"type": "array", "items": oa.STRING}]},
             "max_tokens": tokens,
         }
         first = "prompt"
     else:
-        properties["input"] = {"anyOf": [p.STRING, {"type": "array", "items": p.STRING}]}
+        properties["input"] = {"anyOf": [oa.STRING, {"type": "array", "items": oa.STRING}]}
         first = "input"
     return {"type": "object", "required": ["model", first], "properties": properties,
             "description": "What the gateway reads to route, stream and count the request; "
@@ -133,9 +137,9 @@ def _openai_paths(auth: bool) -> dict[str, Schema]:
         "type": "object",
         "required": ["id", "object", "owned_by"],
         "properties": {
-            "id": p.STRING,
+            "id": oa.STRING,
             "object": {"const": "model"},
-            "owned_by": p.STRING,
+            "owned_by": oa.STRING,
             "created": {"type": "integer"},
         },
     }
@@ -148,48 +152,48 @@ def _openai_paths(auth: bool) -> dict[str, Schema]:
         },
     }
     described = {
-        paths.MODELS: {"get": p.operation(
+        paths.MODELS: {"get": oa.operation(
             "listModels", "The OpenAI models the caller may use.",
-            {200: p.json_reply("The models.", listing)} | failures)},
-        paths.MODELS + "/{model}": {"get": p.operation(
+            {200: oa.json_reply("The models.", listing)} | failures)},
+        paths.MODELS + "/{model}": {"get": oa.operation(
             "getModel", "One OpenAI model.",
-            {200: p.json_reply("The model.", model_object),
+            {200: oa.json_reply("The model.", model_object),
              404: p.error("No such model here.", openai=True)} | failures,
-            [p.path_parameter("model", MODEL_FIELD)])},
+            [oa.path_parameter("model", MODEL_FIELD)])},
     }  # fmt: skip
     answer = {"type": "object"}
     for path in sorted(paths.OPENAI_PATHS):
-        content = {p.JSON: answer} | (
+        content = {oa.JSON: answer} | (
             {} if path.endswith("embeddings") else {p.EVENTS: p.SSE_EVENT}
         )
         responses = {
-            200: p.reply("The answer, or with stream the server-sent events.", content, REVISION),
+            200: oa.reply("The answer, or with stream the server-sent events.", content, REVISION),
             400: p.error("Invalid JSON, no model, or a field the runtime refuses.", openai=True),
             413: p.error("The body is over the gateway's or the model's limit.", openai=True),
             500: p.error("The model failed.", openai=True),
             504: p.error("Generation ran past the model's timeout.", openai=True),
         } | _model_failures(openai=True) | failures  # fmt: skip
         name = "create" + "".join(w.title() for w in path.removeprefix("/v1/").split("/"))
-        described[path] = {"post": p.operation(
+        described[path] = {"post": oa.operation(
             name, f"The OpenAI API's {path}.", responses, body=_openai_body(path))}  # fmt: skip
     return described
 
 
 def _own_paths() -> dict[str, Schema]:
-    ready = p.json_reply("Whether the gateway knows its routes.", p.ref("Ready"))
+    ready = oa.json_reply("Whether the gateway knows its routes.", oa.ref("Ready"))
     own: list[tuple[str, str, str, dict[int, Schema]]] = [
         ("/v2", "getServerMetadata", "Server metadata.",
-         {200: p.json_reply("The server.", p.ref("ServerMetadata"))}),
+         {200: oa.json_reply("The server.", oa.ref("ServerMetadata"))}),
         ("/v2/health/live", "getLive", "Liveness.",
-         {200: p.json_reply("Live.", p.ref("Live"))}),
+         {200: oa.json_reply("Live.", oa.ref("Live"))}),
         ("/v2/health/ready", "getReady", "Readiness: routes are known.", {200: ready, 503: ready}),
         ("/metrics", "getMetrics", "Prometheus metrics.",
-         {200: p.reply("The exposition.", {p.TEXT: p.STRING})}),
+         {200: oa.reply("The exposition.", {p.TEXT: oa.STRING})}),
         ("/openapi.json", "getOpenAPI", "This description.",
-         {200: p.json_reply("The description.", {"type": "object"})}),
+         {200: oa.json_reply("The description.", {"type": "object"})}),
     ]  # fmt: skip
     return {
-        path: {"get": p.operation(name, summary, responses, open_to_all=True)}
+        path: {"get": oa.operation(name, summary, responses, open_to_all=True)}
         for path, name, summary, responses in own
     }
 
@@ -197,9 +201,9 @@ def _own_paths() -> dict[str, Schema]:
 def document(auth: bool, max_request_bytes: int) -> Schema:
     """The description as served: with ``auth``, every model request needs a bearer credential
     (an API key or a token) allowed to read the model's namespace."""
-    name = p.path_parameter("name", LABEL, "The model, in the default namespace.")
-    namespaced = p.path_parameter("name", NAMESPACED, "The model.")
-    described = p.document(
+    name = oa.path_parameter("name", LABEL, "The model, in the default namespace.")
+    namespaced = oa.path_parameter("name", NAMESPACED, "The model.")
+    return oa.document(
         "modelplane gateway",
         __version__,
         "The Open Inference Protocol v2 and the OpenAI API for every model the platform serves, "
@@ -209,10 +213,5 @@ def document(auth: bool, max_request_bytes: int) -> Schema:
         | _v2_model_paths("/v2/models/{namespace}/{name}", [NAMESPACE, namespaced], auth)
         | _openai_paths(auth),
         p.components(),
+        bearer=auth,
     )
-    if auth:
-        described["components"]["securitySchemes"] = {
-            "bearer": {"type": "http", "scheme": "bearer"}
-        }
-        described["security"] = [{"bearer": []}]
-    return described

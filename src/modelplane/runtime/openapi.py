@@ -19,7 +19,8 @@ from starlette.responses import Response
 from modelplane import __version__
 from modelplane.api import GENERATIVE_TASKS, ModelSpec, Task
 from modelplane.api import inference_protocol as p
-from modelplane.api.inference_protocol import Schema
+from modelplane.api import openapi as oa
+from modelplane.api.openapi import Schema
 from modelplane.runtime.dataplane import DataPlane
 from modelplane.runtime.formats.base import EMBEDDING_OUTPUT
 from modelplane.runtime.openai import schemas
@@ -48,8 +49,8 @@ def _inputs(specs: tuple[TensorSpec, ...]) -> Schema:
 
 def _v2_paths(name: str, version: str, inputs: Schema | None) -> dict[str, Schema]:
     """``inputs`` None: a language model, which takes no tensors (and so no ``infer``)."""
-    model = [p.path_parameter("name", {"enum": [name]}, "The model this runtime serves.")]
-    versioned = [*model, p.path_parameter("version", {"enum": [version]}, "Its version.")]
+    model = [oa.path_parameter("name", {"enum": [name]}, "The model this runtime serves.")]
+    versioned = [*model, oa.path_parameter("version", {"enum": [version]}, "Its version.")]
     infer = {
         200: p.infer_reply(),
         405: p.ANOTHER_PATH,
@@ -63,18 +64,18 @@ def _v2_paths(name: str, version: str, inputs: Schema | None) -> dict[str, Schem
     for suffix, parameters, key in (("", model, "Model"), ("/versions/{version}", versioned,
                                                            "ModelVersion")):  # fmt: skip
         where = "/v2/models/{name}" + suffix
-        described[where] = {"get": p.operation(
+        described[where] = {"get": oa.operation(
             f"get{key}", "Metadata: inputs, outputs, platform.",
-            {200: p.json_reply("The metadata.", p.ref("ModelMetadata")), 404: NOT_FOUND,
+            {200: oa.json_reply("The metadata.", oa.ref("ModelMetadata")), 404: NOT_FOUND,
              405: p.ANOTHER_PATH}, parameters,
         )}  # fmt: skip
-        described[where + "/ready"] = {"get": p.operation(
+        described[where + "/ready"] = {"get": oa.operation(
             f"get{key}Ready", "Readiness.",
-            {200: p.json_reply("Ready.", p.ref("ModelReady")), 404: NOT_FOUND,
+            {200: oa.json_reply("Ready.", oa.ref("ModelReady")), 404: NOT_FOUND,
              405: p.ANOTHER_PATH, 503: NOT_READY}, parameters,
         )}  # fmt: skip
         if inputs is not None:
-            described[where + "/infer"] = {"post": p.operation(
+            described[where + "/infer"] = {"post": oa.operation(
                 f"infer{key}", "Inference (JSON; the binary tensor extension is also taken).",
                 infer, parameters, p.inference_request(inputs),
             )}  # fmt: skip
@@ -83,18 +84,18 @@ def _v2_paths(name: str, version: str, inputs: Schema | None) -> dict[str, Schem
 
 def _server_paths() -> dict[str, Schema]:
     return {
-        "/v2": {"get": p.operation("getServerMetadata", "Server metadata.",
-                                   {200: p.json_reply("The server.", p.ref("ServerMetadata"))})},
-        "/v2/health/live": {"get": p.operation("getLive", "Liveness: the process serves HTTP.",
-                                               {200: p.json_reply("Live.", p.ref("Live"))})},
-        "/v2/health/ready": {"get": p.operation(
+        "/v2": {"get": oa.operation("getServerMetadata", "Server metadata.",
+                                   {200: oa.json_reply("The server.", oa.ref("ServerMetadata"))})},
+        "/v2/health/live": {"get": oa.operation("getLive", "Liveness: the process serves HTTP.",
+                                               {200: oa.json_reply("Live.", oa.ref("Live"))})},
+        "/v2/health/ready": {"get": oa.operation(
             "getReady", "Readiness: the model is loaded.",
-            {200: p.json_reply("Ready.", p.ref("Ready")), 503: NOT_READY})},
-        "/metrics": {"get": p.operation("getMetrics", "Prometheus metrics.",
-                                        {200: p.reply("The exposition.", {p.TEXT: p.STRING})})},
-        "/openapi.json": {"get": p.operation(
+            {200: oa.json_reply("Ready.", oa.ref("Ready")), 503: NOT_READY})},
+        "/metrics": {"get": oa.operation("getMetrics", "Prometheus metrics.",
+                                        {200: oa.reply("The exposition.", {p.TEXT: oa.STRING})})},
+        "/openapi.json": {"get": oa.operation(
             "getOpenAPI", "This description.",
-            {200: p.json_reply("The description.", {"type": "object"})})},
+            {200: oa.json_reply("The description.", {"type": "object"})})},
     }  # fmt: skip
 
 
@@ -110,34 +111,34 @@ def _openai_paths(task: Task) -> tuple[dict[str, Schema], dict[str, Schema]]:
     wanted = ["/v1/embeddings"] if task is Task.EMBEDDING else []
     wanted += ["/v1/chat/completions", "/v1/completions"] if task in GENERATIVE_TASKS else []
     named, found = models_json_schema(
-        [(_BODIES[path], "validation") for path in wanted], ref_template=p.COMPONENTS + "{model}"
+        [(_BODIES[path], "validation") for path in wanted], ref_template=oa.COMPONENTS + "{model}"
     )
     model = {
         "type": "object",
         "required": ["id", "object", "created", "owned_by"],
         "properties": {
-            "id": p.STRING,
+            "id": oa.STRING,
             "object": {"const": "model"},
             "created": {"type": "integer"},
-            "owned_by": p.STRING,
+            "owned_by": oa.STRING,
         },
     }
     not_ready = p.error("The model is still loading, or failed to load.", openai=True)
     described: dict[str, Schema] = {
-        "/v1/models": {"get": p.operation("listModels", "The one model served here.", {
-            200: p.json_reply("The models.", {"type": "object", "required": ["object", "data"],
+        "/v1/models": {"get": oa.operation("listModels", "The one model served here.", {
+            200: oa.json_reply("The models.", {"type": "object", "required": ["object", "data"],
                               "properties": {"object": {"const": "list"},
                                              "data": {"type": "array", "items": model}}})})},
-        "/v1/models/{model}": {"get": p.operation("getModel", "The model, if named.", {
-            200: p.json_reply("The model.", model),
+        "/v1/models/{model}": {"get": oa.operation("getModel", "The model, if named.", {
+            200: oa.json_reply("The model.", model),
             404: p.error("Not the model served here.", openai=True), 503: not_ready},
-            [p.path_parameter("model", p.NAME, "name, or namespace/name")])},
+            [oa.path_parameter("model", p.NAME, "name, or namespace/name")])},
     }  # fmt: skip
     for path in wanted:
         streams = {} if path == "/v1/embeddings" else {p.EVENTS: p.SSE_EVENT}
         responses = {
-            200: p.reply("The answer, or with stream the server-sent events.",
-                         {p.JSON: {"type": "object"}} | streams),
+            200: oa.reply("The answer, or with stream the server-sent events.",
+                         {oa.JSON: {"type": "object"}} | streams),
             400: p.error("A field is invalid, or the model's task is another.", openai=True),
             404: p.error("Not the model served here.", openai=True),
             413: p.error("The body is over the model's runtime.maxRequestBytes.", openai=True),
@@ -146,7 +147,7 @@ def _openai_paths(task: Task) -> tuple[dict[str, Schema], dict[str, Schema]]:
         }  # fmt: skip
         name = "create" + "".join(w.title() for w in path.removeprefix("/v1/").split("/"))
         body = named[(_BODIES[path], "validation")]
-        described[path] = {"post": p.operation(name, f"The OpenAI API's {path}.", responses,
+        described[path] = {"post": oa.operation(name, f"The OpenAI API's {path}.", responses,
                                                body=body)}  # fmt: skip
     return described, found.get("$defs", {})
 
@@ -180,7 +181,7 @@ def describe(
         _fit(bodies, spec.generation.max_tokens, widths[0] if widths else None)
         paths |= extra
         components |= bodies
-    return p.document(
+    return oa.document(
         f"modelplane runtime: {dataplane.name}",
         __version__,
         f"The Open Inference Protocol v2 for model {dataplane.name!r} (version "

@@ -8,7 +8,6 @@ here, and a test holds that list equal to the routes the platform serves.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
@@ -17,6 +16,17 @@ from starlette.routing import Route
 
 from modelplane.api import Model
 from modelplane.api.meta import DNS_LABEL
+from modelplane.api.openapi import (
+    COMPONENTS,
+    STRING,
+    Schema,
+    json_reply,
+    parameter,
+    path_parameter,
+    ref,
+    reply,
+)
+from modelplane.api.openapi import document as describe
 from modelplane.backends.local.api_server import MERGE_PATCH, PREFIX, REVISION_DIGEST_HEADER
 from modelplane.backends.local.gitops import GitSourceSpec
 from modelplane.backends.local.gitops_webhook import EVENTS, GITLAB_HEADER, MAX_BODY, SIGNATURES
@@ -24,21 +34,13 @@ from modelplane.backends.local.key_api import KeyRequest
 from modelplane.backends.local.metric_history import METRICS_PREFIX
 from modelplane.backends.quota_spec import QuotaSpec
 
-Schema = dict[str, Any]
-REFS = "#/components/schemas/{model}"
-
-
-def ref(name: str) -> Schema:
-    return {"$ref": REFS.format(model=name)}
-
 
 def _query(name: str, schema: Schema, about: str) -> Schema:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": about}
+    return parameter("query", name, schema, about)
 
 
 def _header(name: str, about: str) -> Schema:
-    return {"name": name, "in": "header", "required": False, "schema": {"type": "string"},
-            "description": about}  # fmt: skip
+    return parameter("header", name, STRING, about)
 
 
 # What each path parameter may be: the same rules the types apply to the objects they name.
@@ -50,7 +52,7 @@ PATH_PARAMETERS: dict[str, Schema] = {
 
 
 def _path(name: str) -> Schema:
-    return {"name": name, "in": "path", "required": True, "schema": PATH_PARAMETERS[name]}
+    return path_parameter(name, PATH_PARAMETERS[name])
 
 
 SELECTOR = r"^([^,=]+==?[^,]*(,[^,=]+==?[^,]*)*)?$"  # empty: everything, as on Kubernetes
@@ -101,13 +103,11 @@ class Operation:
 
 
 def _content(schema: Schema | None, media_type: str) -> Schema:
-    if schema is None:
-        return {"description": "done"}
-    return {"description": "done", "content": {media_type: {"schema": schema}}}
+    return reply("done", {media_type: schema} if schema is not None else None)
 
 
 def _failure(why: str) -> Schema:
-    return {"description": why, "content": {"application/json": {"schema": ref("Status")}}}
+    return json_reply(why, ref("Status"))
 
 
 _FAILURES = {
@@ -136,7 +136,6 @@ def _list_of(kind: str, item: Schema) -> Schema:
     }
 
 
-TEXT: Schema = {"type": "string"}
 ONE = PREFIX + "/namespaces/{namespace}/models/{name}"
 EVENT: Schema = {
     "type": "object",
@@ -228,7 +227,7 @@ WEBHOOK_FAILURES = {
 }
 
 OPERATIONS = [
-    Operation("GET", "/healthz", "Liveness of the control API.", TEXT, reply_type="text/plain",
+    Operation("GET", "/healthz", "Liveness of the control API.", STRING, reply_type="text/plain",
               open=True),
     Operation("GET", "/openapi.json", "This description.", {"type": "object"}, open=True),
     Operation("GET", PREFIX + "/models", "List or watch Models in every namespace you may read.",
@@ -253,7 +252,7 @@ OPERATIONS = [
               query=[_query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "")]),
     Operation("GET", ONE + "/revisions", "Immutable revisions, oldest first, with their specs.",
               _list_of("RevisionList", REVISION)),
-    Operation("GET", ONE + "/logs", "Replica logs, each line prefixed with its replica.", TEXT,
+    Operation("GET", ONE + "/logs", "Replica logs, each line prefixed with its replica.", STRING,
               reply_type="text/plain", query=[
                   _query("revision", {"type": "string"}, "Only this revision's replicas."),
                   _query("tailLines", {"type": "integer", "minimum": 1, "maximum": 100000}, ""),
@@ -328,7 +327,7 @@ def _schemas() -> dict[str, Schema]:
     _, found = models_json_schema(
         [(t, "validation") for t in (Model, QuotaSpec, GitSourceSpec, KeyRequest)],
         by_alias=True,
-        ref_template=REFS,
+        ref_template=COMPONENTS + "{model}",
     )
     schemas: dict[str, Schema] = found["$defs"]
     quota = dict(schemas["QuotaSpec"])
@@ -360,26 +359,15 @@ def document(auth: bool) -> Schema:
         if links:
             operation["responses"][str(op.code)]["links"] = links
         paths.setdefault(op.path, {})[op.method.lower()] = operation
-    described: Schema = {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "modelplane control API",
-            "version": "v1alpha1",
-            "description": (
-                "Kubernetes-shaped REST over the embedded platform's Models, with metrics, "
-                "quotas, git sources and API keys. A dry run's reply carries the "
-                f"{REVISION_DIGEST_HEADER} header."
-            ),
-        },
-        "paths": paths,
-        "components": {"schemas": _schemas()},
-    }
-    if auth:
-        described["components"]["securitySchemes"] = {
-            "bearer": {"type": "http", "scheme": "bearer"}
-        }
-        described["security"] = [{"bearer": []}]
-    return described
+    return describe(
+        "modelplane control API",
+        "v1alpha1",
+        "Kubernetes-shaped REST over the embedded platform's Models, with metrics, quotas, git "
+        f"sources and API keys. A dry run's reply carries the {REVISION_DIGEST_HEADER} header.",
+        paths,
+        _schemas(),
+        bearer=auth,
+    )
 
 
 def openapi_route(auth: bool) -> Route:
