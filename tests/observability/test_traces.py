@@ -15,7 +15,7 @@ import pytest
 from modelplane.telemetry import names
 from tests.llm.conftest import written_by
 from tests.observability.collector import Collector, Span
-from tests.platform.conftest import Platform, manifest, wait_for
+from tests.platform.conftest import Platform, manifest, running_in, wait_for
 from tests.processes import RuntimeProcess
 
 SERVER, CLIENT = 2, 3  # OTLP span kinds
@@ -36,10 +36,7 @@ def _traced_env(collector: Collector, protocol: str = "http/protobuf") -> dict[s
 
 @pytest.fixture(scope="module")
 def traced(collector: Collector, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    root = tmp_path_factory.mktemp("traced")
-    running = Platform(root / "state", root / "up.log", env=_traced_env(collector))
-    yield running
-    running.stop()
+    yield from running_in(tmp_path_factory, "traced", env=_traced_env(collector))
 
 
 def _post(url: str, trace_id: str, parent: str) -> httpx.Response:

@@ -145,12 +145,18 @@ def manifest(
     return path
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    root = tmp_path_factory.mktemp("platform")
-    running = Platform(root / "state", root / "up.log")
+def running_in(factory: pytest.TempPathFactory, name: str, **given: Any) -> Iterator[Platform]:
+    """A module fixture's ``modelplane up`` in a fresh directory ``name``, stopped after it;
+    ``given``: more of Platform's fields (options, env)."""
+    root = factory.mktemp(name)
+    running = Platform(root / "state", root / "up.log", **given)
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    yield from running_in(tmp_path_factory, "platform")
 
 
 def as_json(result: subprocess.CompletedProcess[str]) -> Any:

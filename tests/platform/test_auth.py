@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.backends.test_gitops import _git, commit
-from tests.platform.conftest import API, METRICS, Platform, wait_for
+from tests.platform.conftest import API, METRICS, Platform, running_in, wait_for
 from tests.processes import modelplane, scraped
 
 ROW = {"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 4],
@@ -37,10 +37,7 @@ def manifest(name: str, namespace: str, uri: str) -> str:
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    root = tmp_path_factory.mktemp("secured")
-    running = Platform(root / "state", root / "up.log", options=("--auth",))
-    yield running
-    running.stop()
+    yield from running_in(tmp_path_factory, "secured", options=("--auth",))
 
 
 @pytest.fixture(scope="module")

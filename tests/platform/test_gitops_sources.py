@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.backends.test_gitops import _git, commit
-from tests.platform.conftest import Platform, wait_for
+from tests.platform.conftest import Platform, running_in, wait_for
 
 MODEL = """\
 apiVersion: modelplane.io/v1alpha1
@@ -41,10 +41,7 @@ def _repo(root: Path, name: str, models: list[str], uri: str) -> Path:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    root = tmp_path_factory.mktemp("sources")
-    running = Platform(root / "state", root / "up.log")
-    yield running
-    running.stop()
+    yield from running_in(tmp_path_factory, "sources")
 
 
 def _sources(platform: Platform) -> dict[str, dict[str, Any]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.platform.conftest import Platform
+from tests.platform.conftest import Platform, running_in
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -59,7 +59,4 @@ def iris(iris_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    root = tmp_path_factory.mktemp("portal")
-    running = Platform(root / "state", root / "up.log")
-    yield running
-    running.stop()
+    yield from running_in(tmp_path_factory, "portal")

@@ -11,15 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.platform.conftest import Platform
+from tests.platform.conftest import Platform, running_in
 
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    root = tmp_path_factory.mktemp("fuzzed")
-    running = Platform(root / "state", root / "up.log", options=("--auth",))
-    yield running
-    running.stop()
+    yield from running_in(tmp_path_factory, "fuzzed", options=("--auth",))
 
 
 def admin_key(platform: Platform) -> str:
