@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from modelplane.api import Condition, ConditionStatus
+from modelplane.api import Condition, ConditionStatus, ModelStatus
 
 READY = "Ready"
 RECONCILING = "Reconciling"
@@ -38,3 +38,17 @@ def set_condition(
 
 def condition(conditions: list[Condition], type_: str) -> Condition | None:
     return next((c for c in conditions if c.type == type_), None)
+
+
+def refused(
+    status: ModelStatus, generation: int | None, reason: str, message: str, now: datetime
+) -> ModelStatus:
+    """A copy of ``status``: not Ready and Stalled for ``reason``, as a Model whose spec (or
+    child) is refused stands; what ran before keeps running."""
+    found = status.model_copy(deep=True)
+    found.observed_generation = generation
+    for type_, value in ((READY, False), (STALLED, True), (RECONCILING, False)):
+        found.conditions = set_condition(
+            found.conditions, type_, value, reason, message, generation, now
+        )
+    return found

@@ -1,11 +1,12 @@
 """The objects a Model owns on a cluster, as manifests: pure functions of the Model, a revision
 and the operator's settings, so the same inputs always give the same bytes.
 
-Per revision: a Deployment running ``modelplane serve`` with the revision's manifest, a Service
-and a PodDisruptionBudget. Per model: an ``HTTPRoute`` with weighted backends, when Gateway API is
-installed. Every child carries the recommended ``app.kubernetes.io/*`` labels, an owner reference
-to its Model (deleting the Model collects them) and a hash of its own content, so a converged
-child is recognised without a write.
+Per revision: a ControllerRevision holding its spec, and while it runs a Deployment of
+``modelplane serve`` with the revision's manifest, a Service and a PodDisruptionBudget. Per
+model: an ``HTTPRoute`` with weighted backends, when Gateway API is installed. Every child
+carries the recommended ``app.kubernetes.io/*`` labels, an owner reference to its Model
+(deleting the Model collects them) and, but for the immutable revisions, a hash of its own
+content, so a converged child is recognised without a write.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelplane import __version__
-from modelplane.api import API_VERSION, KIND, Model, ModelSpec, ObjectMeta, dump_yaml
+from modelplane.api import API_VERSION, KIND, Model, ModelSpec, ObjectMeta, dump_yaml, revision_name
 
 Manifest = dict[str, Any]
 
@@ -98,6 +99,19 @@ def hashed(manifest: Manifest) -> Manifest:
     return manifest
 
 
+def converged(live: Manifest, manifest: Manifest) -> bool:
+    """Whether the live object is what ``manifest`` (``hashed``) asks for: the same hash, and
+    the same replicas, which others change most (``kubectl scale``) and leave the hash as was."""
+    wanted = manifest.get("spec", {}).get("replicas")
+    same_scale = wanted is None or (live.get("spec") or {}).get("replicas") == wanted
+    return same_scale and _applied_hash(live) == _applied_hash(manifest)
+
+
+def _applied_hash(body: Manifest) -> str | None:
+    found = (body.get("metadata", {}).get("annotations") or {}).get(HASH_ANNOTATION)
+    return str(found) if found is not None else None
+
+
 def revision_manifest(model: Model, spec: ModelSpec) -> str:
     """The Model file a revision's pods serve: its spec under the model's name."""
     served = Model(
@@ -105,6 +119,26 @@ def revision_manifest(model: Model, spec: ModelSpec) -> str:
         spec=spec,
     )
     return dump_yaml([served], include_status=False)
+
+
+def controller_revision(model: Model, number: int, digest: str) -> Manifest:
+    """Revision ``number`` of ``model``: its spec as it stands, immutable once made."""
+    meta = model.metadata
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ControllerRevision",
+        "metadata": {
+            "name": revision_name(meta.name, number),
+            "namespace": meta.namespace,
+            "labels": labels(model),
+            "ownerReferences": [owner_reference(model)],
+        },
+        "revision": number,
+        "data": {
+            "digest": digest,
+            "spec": model.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+        },
+    }
 
 
 def deployment(

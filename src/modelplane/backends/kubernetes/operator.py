@@ -40,10 +40,9 @@ from modelplane.api import (
 )
 from modelplane.api.manifests import status_wire
 from modelplane.backends.kubernetes import children
+from modelplane.backends.kubernetes.caches import WatchCaches
 from modelplane.backends.kubernetes.children import (
-    HASH_ANNOTATION,
     LABEL_MANAGED_BY,
-    LABEL_MODEL,
     LABEL_REVISION,
     MANAGER,
     ClusterSettings,
@@ -55,7 +54,6 @@ from modelplane.backends.kubernetes.observed import (
     as_dict,
     meta_of,
     model_from,
-    older,
     replica_view,
     stored_revision,
     without_managed_fields,
@@ -65,7 +63,7 @@ from modelplane.backends.kubernetes.workqueue import WorkQueue
 from modelplane.backends.planning import plan as plan_for
 from modelplane.backends.scaling import Demand
 from modelplane.control.analysis import MetricSource
-from modelplane.control.conditions import READY, RECONCILING, STALLED, set_condition
+from modelplane.control.conditions import refused
 from modelplane.control.reconcile import Plan
 from modelplane.control.reporting import Reported, events, reported_from
 from modelplane.control.rollout import Event
@@ -116,8 +114,7 @@ class Operator:
         self._scaled: dict[str, tuple[Scaling, int]] = {}
         self.telemetry = telemetry or OperatorMetrics()
         self.queue = WorkQueue()
-        self._models: dict[str, Body] = {}
-        self._owned: dict[str, dict[str, dict[str, Body]]] = {k: {} for k in [*RESOURCES, "Pod"]}
+        self.caches = WatchCaches([*RESOURCES, "Pod"])
         self._reported: dict[str, Reported] = {}
         # Built Deployments by (Model uid, revision, replicas): revisions are immutable, and
         # rendering one (its manifest as YAML, its hash) is most of a pass's CPU.
@@ -129,38 +126,27 @@ class Operator:
     def observe(self, kind: str, event_type: str | None, body: Body) -> None:
         """A watch event (``event_type`` None for the initial listing) of a Model or a child."""
         body = without_managed_fields(body)
-        meta = body["metadata"]
-        namespace = meta.get("namespace", "default")
-        if kind == KIND:
-            key = f"{namespace}/{meta['name']}"
-            if event_type != "DELETED" and older(body, self._models.get(key)):
-                return  # a late event: what a write of ours returned is newer
-            if event_type == "DELETED":
-                self._models.pop(key, None)
-                self.replica_quotas.forget(key)
-                self._requeue_namespace(namespace)  # room a replica cap held back is free
-                self._reported.pop(key, None)
-                self._demand.pop(key, None)
-                self._scaled.pop(key, None)
-                if self.metrics is not None:
-                    self.metrics.forget(key)
-            else:
-                self._models[key] = body
-            self.queue.add(key)
+        if kind != KIND:
+            owner = self.caches.observe_owned(kind, event_type, body)
+            if owner is not None and owner in self.caches.models:
+                self.queue.add(owner)
             return
-        model = (meta.get("labels") or {}).get(LABEL_MODEL)
-        if model is None or kind not in self._owned:
-            return
-        key = f"{namespace}/{model}"
-        found = self._owned[kind].setdefault(key, {})
-        if event_type != "DELETED" and older(body, found.get(meta["name"])):
+        key = self.caches.observe_model(event_type, body)
+        if key is None:
             return
         if event_type == "DELETED":
-            found.pop(meta["name"], None)
-        else:
-            found[meta["name"]] = body
-        if key in self._models:
-            self.queue.add(key)
+            self._forget(key)
+            self._requeue_namespace(key.split("/", 1)[0])  # room a replica cap held back is free
+        self.queue.add(key)
+
+    def _forget(self, key: str) -> None:
+        """What is kept of a deleted Model beside the caches."""
+        self.replica_quotas.forget(key)
+        self._reported.pop(key, None)
+        self._demand.pop(key, None)
+        self._scaled.pop(key, None)
+        if self.metrics is not None:
+            self.metrics.forget(key)
 
     async def sync(self, namespaces: tuple[str, ...] = ()) -> None:
         """Replace every cache with a list call: before the first pass (a pass on half-filled
@@ -176,19 +162,12 @@ class Operator:
             for namespace in namespaces or ("*",):
                 fresh += await self._list(kind, resource, namespace, labels)
             if kind == KIND:
-                listed = {_key(body): body for body in fresh}
-                for gone in self._models.keys() - listed.keys():
-                    self.replica_quotas.forget(gone)
-                self._models = listed
-                continue
-            grouped: dict[str, dict[str, Body]] = {}
-            for body in fresh:
-                model = (body["metadata"].get("labels") or {}).get(LABEL_MODEL)
-                if model is not None:
-                    grouped.setdefault(_key(body, model), {})[body["metadata"]["name"]] = body
-            self._owned[kind] = grouped
+                for gone in self.caches.replace_models(fresh):
+                    self._forget(gone)
+            else:
+                self.caches.replace_owned(kind, fresh)
         self._built.clear()
-        for key in self._models:
+        for key in self.caches.models:
             self.queue.add(key)
 
     async def _list(
@@ -223,7 +202,7 @@ class Operator:
         its analysis); everything else changes only when the cluster does."""
         while True:
             await asyncio.sleep(TICK_SECONDS)
-            for key, body in list(self._models.items()):
+            for key, body in list(self.caches.models.items()):
                 rollout = (body.get("status") or {}).get("rollout") or {}
                 if rollout.get("phase") == RolloutPhase.PROGRESSING.value:
                     self.queue.add(key)
@@ -234,7 +213,7 @@ class Operator:
         while True:
             await asyncio.sleep(SCALE_SECONDS)
             for key, (scaling, decided) in list(self._scaled.items()):
-                latest = self._serving(key)
+                latest = self.caches.newest_revision(key)
                 if latest and self._desired(key, scaling, latest) != decided:
                     self.queue.add(key)
 
@@ -270,7 +249,7 @@ class Operator:
             asyncio.get_running_loop().call_later(retry_in, self.queue.add, key)
 
     async def _refuse(self, key: str, error: ApiError) -> None:
-        body = self._models.get(key)
+        body = self.caches.models.get(key)
         if body is None:
             return
         log.warning("reconciling %s: refused: %s", key, error.status.message)
@@ -285,7 +264,7 @@ class Operator:
     # -- reconcile ---------------------------------------------------------------------------
 
     async def reconcile(self, key: str) -> None:
-        body = self._models.get(key)
+        body = self.caches.models.get(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return  # owner references collect the children
         try:
@@ -295,14 +274,14 @@ class Operator:
             return
         revisions = await self._revisions(model)
         latest = revisions[-1]
-        replicas = [replica_view(pod) for pod in self._owned["Pod"].get(key, {}).values()]
+        replicas = [replica_view(pod) for pod in self.caches.owned("Pod", key).values()]
         wanted = self._desired(key, model.spec.scaling, latest.ref.name)
         if _autoscaled(model.spec.scaling):
             self._scaled[key] = (model.spec.scaling, wanted)
         else:
             self._scaled.pop(key, None)
         desired, held_back = self.replica_quotas.within(
-            model, wanted, lambda: self._namespace_models(model.metadata.namespace)
+            model, wanted, lambda: self.caches.namespace_models(model.metadata.namespace)
         )
         if held_back is not None:
             await self._event(model, held_back)
@@ -318,7 +297,7 @@ class Operator:
         no report is not the same as no demand."""
         if not _autoscaled(scaling):
             return min(max(scaling.min_replicas, 1), scaling.max_replicas)
-        live = self._owned["Deployment"].get(key, {}).get(latest)
+        live = self.caches.owned("Deployment", key).get(latest)
         if not self.load.known():
             # No gateway reports (yet: a restarted operator hears from them within a second):
             # keep what runs, rather than wake every Model at zero or stop busy ones.
@@ -332,58 +311,28 @@ class Operator:
         in_flight = self.load.in_flight(key, latest) + self.load.held(key)
         current = sum(
             1
-            for pod in self._owned["Pod"].get(key, {}).values()
+            for pod in self.caches.owned("Pod", key).values()
             if (pod["metadata"].get("labels") or {}).get(LABEL_REVISION) == latest
         )
         demand = self._demand.setdefault(key, Demand())
-        revision = self._owned["ControllerRevision"].get(key, {}).get(latest)
+        revision = self.caches.owned("ControllerRevision", key).get(latest)
         born = _created(revision) if revision else None
         return demand.replicas(scaling, latest, current, in_flight, last_request, now, born)
 
-    def _namespace_models(self, namespace: str) -> list[tuple[str, str, int]]:
-        """A namespace's Models: creation time, key, replicas their Deployments ask for."""
-        return [
-            (str(body["metadata"].get("creationTimestamp") or ""), key,
-             sum(_replicas(d) for d in self._owned["Deployment"].get(key, {}).values()))
-            for key, body in self._models.items()
-            if key.split("/", 1)[0] == namespace
-        ]  # fmt: skip
-
     def _requeue_namespace(self, namespace: str) -> None:
-        for key in self._models:
-            if key.split("/", 1)[0] == namespace:
-                self.queue.add(key)
-
-    def _serving(self, key: str) -> str | None:
-        """The newest revision the caches know of for ``key``."""
-        found = self._owned["ControllerRevision"].get(key, {}).values()
-        newest = max(found, key=lambda body: int(body.get("revision", 0)), default=None)
-        return newest["metadata"]["name"] if newest else None
+        for key in self.caches.in_namespace(namespace):
+            self.queue.add(key)
 
     async def _revisions(self, model: Model) -> list[StoredRevision]:
         """The Model's revisions, oldest first, with a new one for a changed spec."""
-        stored = [stored_revision(b) for b in self._children("ControllerRevision", model)]
+        stored = [stored_revision(b) for b in self.caches.children("ControllerRevision", model)]
         stored.sort(key=lambda r: r.ref.number)
         digest = revision_digest(model.spec)
         if stored and stored[-1].ref.digest == digest:
             return stored
         number = stored[-1].ref.number + 1 if stored else 1
         meta = model.metadata
-        manifest: Body = {
-            "apiVersion": "apps/v1",
-            "kind": "ControllerRevision",
-            "metadata": {
-                "name": revision_name(meta.name, number),
-                "namespace": meta.namespace,
-                "labels": children.labels(model),
-                "ownerReferences": [children.owner_reference(model)],
-            },
-            "revision": number,
-            "data": {
-                "digest": digest,
-                "spec": model.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
-            },
-        }
+        manifest = children.controller_revision(model, number, digest)
         try:
             created = await self.client.create(from_dict(manifest))
         except ApiError as exc:
@@ -393,21 +342,10 @@ class Operator:
         self._wrote("create", "ControllerRevision")
         body = as_dict(created)
         name = revision_name(meta.name, number)
-        self._owned["ControllerRevision"].setdefault(model.key, {})[name] = body
+        self.caches.kept("ControllerRevision", model.key, body)
         message = f"revision {name} created for generation {meta.generation}"
         await self._event(model, Event("Normal", "RevisionCreated", message))
         return [*stored, stored_revision(body)]
-
-    def _children(self, kind: str, model: Model) -> list[Body]:
-        """Children of this very Model (not of a deleted namesake being collected)."""
-        return [
-            body
-            for body in self._owned[kind].get(model.key, {}).values()
-            if any(
-                o.get("uid") == model.metadata.uid
-                for o in body["metadata"].get("ownerReferences") or []
-            )
-        ]
 
     async def _apply_children(
         self, model: Model, plan: Plan, revisions: dict[str, StoredRevision], latest: str
@@ -425,7 +363,7 @@ class Operator:
         for manifest in wanted:
             await self._apply(model, manifest)
         for kind in PER_REVISION:
-            for live in self._children(kind, model):
+            for live in self.caches.children(kind, model):
                 revision = live["metadata"]["labels"].get(LABEL_REVISION)
                 if revision not in plan.replicas and not live["metadata"].get("deletionTimestamp"):
                     await self._delete(model, kind, live["metadata"]["name"])
@@ -443,15 +381,15 @@ class Operator:
 
     async def _apply(self, model: Model, manifest: Body) -> None:
         kind, name = manifest["kind"], manifest["metadata"]["name"]
-        live = self._owned[kind].get(model.key, {}).get(name)
-        if live is not None and _hash(live) == _hash(manifest) and _same_scale(live, manifest):
+        live = self.caches.owned(kind, model.key).get(name)
+        if live is not None and children.converged(live, manifest):
             return
         applied = await self.client.patch(
             RESOURCES[kind], name, manifest, namespace=model.metadata.namespace,
             patch_type=PatchType.APPLY, field_manager=MANAGER, force=True,
         )  # fmt: skip
         self._wrote("apply", kind)
-        self._owned[kind].setdefault(model.key, {})[name] = as_dict(applied)
+        self.caches.kept(kind, model.key, as_dict(applied))
 
     async def _delete(self, model: Model, kind: str, name: str) -> None:
         try:
@@ -460,7 +398,7 @@ class Operator:
             if exc.status.code != 404:
                 raise
         self._wrote("delete", kind)
-        self._owned[kind].get(model.key, {}).pop(name, None)
+        self.caches.dropped(kind, model.key, name)
 
     async def _report(self, model: Model, plan: Plan, desired: int) -> None:
         key = model.key
@@ -489,8 +427,8 @@ class Operator:
             patch_type=PatchType.APPLY, field_manager=MANAGER, force=True,
         )  # fmt: skip
         self._wrote("apply", "Model/status")
-        if key in self._models:  # the next pass starts from what was written
-            self._models[key] = as_dict(applied)
+        if key in self.caches.models:  # the next pass starts from what was written
+            self.caches.models[key] = as_dict(applied)
 
     async def _invalid(self, body: Body, error: SpecError) -> None:
         """A spec the API server took but the types refuse: say why on status, touch nothing."""
@@ -506,13 +444,7 @@ class Operator:
             before = ModelStatus.model_validate(body.get("status") or {})
         except ValueError:
             before = ModelStatus()
-        status = before.model_copy(deep=True)
-        status.observed_generation = meta.generation
-        now = self.clock()
-        for type_, value in ((READY, False), (STALLED, True), (RECONCILING, False)):
-            status.conditions = set_condition(
-                status.conditions, type_, value, reason, message, meta.generation, now
-            )
+        status = refused(before, meta.generation, reason, message, self.clock())
         await self._write_status(f"{meta.namespace}/{meta.name}", meta, before, status)
 
     async def _event(self, model: Model, event: Event) -> None:
@@ -539,10 +471,6 @@ class Operator:
             log.warning("event %s for %s not recorded: %s", event.reason, model.key, exc)
 
 
-def _replicas(deployment: Body) -> int:
-    return int((deployment.get("spec") or {}).get("replicas") or 0)
-
-
 def _created(body: Body) -> datetime | None:
     """An object's creationTimestamp: a revision's birth survives operator restarts."""
     stamp = body["metadata"].get("creationTimestamp")
@@ -554,20 +482,3 @@ def _created(body: Body) -> datetime | None:
 
 def _autoscaled(scaling: Scaling) -> bool:
     return scaling.min_replicas != scaling.max_replicas or scaling.min_replicas == 0
-
-
-def _same_scale(live: Body, manifest: Body) -> bool:
-    """Replicas are what others change most (``kubectl scale``): checked beside the hash."""
-    wanted = manifest.get("spec", {}).get("replicas")
-    return wanted is None or (live.get("spec") or {}).get("replicas") == wanted
-
-
-def _hash(body: Body) -> str | None:
-    annotations = body.get("metadata", {}).get("annotations") or {}
-    found = annotations.get(HASH_ANNOTATION)
-    return str(found) if found is not None else None
-
-
-def _key(body: Body, model: str | None = None) -> str:
-    meta = body["metadata"]
-    return f"{meta.get('namespace', 'default')}/{model or meta['name']}"
