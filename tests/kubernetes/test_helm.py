@@ -129,6 +129,17 @@ def test_the_chart_passes_the_gateway_the_credentials_install_does(helm: Any) ->
                    "--set", f"gateway.auth.oidc.issuer={ISSUER}")  # fmt: skip
     assert refused.returncode != 0
     assert "gateway.auth.oidc.jwksUrl goes with gateway.auth.oidc.issuer" in refused.stderr
+    # So would a value the gateway refuses: the chart's schema names it.
+    for value, where in [
+        ("gateway.auth.oidc.audience=", "/gateway/auth/oidc/audience"),
+        ("gateway.auth.oidc.jwksUrl=jwks.json", "/gateway/auth/oidc/jwksUrl"),
+        ("gateway.auth.oidc.groups[0]=team-a-devs=team-a", "/gateway/auth/oidc/groups/0"),
+        ("gateway.auth.apiKeysSecret=Gateway_Keys", "/gateway/auth/apiKeysSecret"),
+    ]:
+        refused = helm("template", "mp", str(CHART), "--kube-version", "1.36.3",
+                       *AUTH_VALUES, "--set", value)  # fmt: skip
+        assert refused.returncode != 0, value
+        assert f"at '{where}'" in refused.stderr, refused.stderr
 
 
 def test_the_chart_installs_and_its_operator_and_gateway_pods_run(
