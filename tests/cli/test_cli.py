@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from pathlib import Path
 
 import yaml
 
-from tests.processes import modelplane
+from tests.processes import free_port, modelplane
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -74,3 +75,20 @@ def test_schema_and_crd_are_printable() -> None:
     assert schema["properties"]["kind"]["const"] == "Model"
     crd = yaml.safe_load(run("crd").stdout)
     assert crd["kind"] == "CustomResourceDefinition"
+
+
+def test_up_on_a_port_in_use_says_which_and_starts_nothing(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for option, other in (("--port", "--gateway-port"), ("--gateway-port", "--port")):
+            result = run("up", "--state-dir", str(tmp_path / "state"), option, str(port),
+                         other, str(free_port()))  # fmt: skip
+            assert result.returncode == 1
+            assert result.stderr.startswith(
+                f"error: {option} {port}: cannot listen on 127.0.0.1 port {port}: "
+            ), result.stderr
+            assert f"choose another port with {option}" in result.stderr
+            assert "Traceback" not in result.stderr
+            assert "modelplane is up" not in result.stdout

@@ -13,9 +13,11 @@ import ipaddress
 import logging
 import secrets
 import signal
+import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -35,7 +37,7 @@ from modelplane.backends.local.gitops_sources import GitSources
 from modelplane.backends.local.key_store import SqliteKeyStore, first_admin_key
 from modelplane.backends.local.metric_history import KEPT_POINTS, MetricHistory
 from modelplane.backends.local.metric_source import GatewayMetricSource
-from modelplane.backends.local.prometheus_beside import Scraping
+from modelplane.backends.local.prometheus_beside import PrometheusBeside, Scraping
 from modelplane.backends.local.quota_api import SqliteQuotaStore
 from modelplane.backends.local.scrape_targets import TargetsFile, targets
 from modelplane.backends.local.store import SqliteStore
@@ -43,6 +45,7 @@ from modelplane.backends.local.supervisor import Supervisor
 from modelplane.backends.prometheus import PrometheusSource
 from modelplane.backends.prometheus_series import PrometheusSeries
 from modelplane.backends.tasks import cancel_all
+from modelplane.cli import listening
 from modelplane.cli.auth_options import (
     OidcAlgorithm,
     OidcAudience,
@@ -181,38 +184,41 @@ def up(
         secret = None
         if git_webhook_secret_file is not None:
             secret = secret_from(git_webhook_secret_file, "--git-webhook-secret-file")
-        try:
-            source = GitSourceSpec(
-                name="git", url=absolute_if_local(git), branch=git_branch, path=git_path,
-                interval=git_interval, prune=git_prune, self_heal=git_self_heal,
-                webhook_secret=secret,
-            )  # fmt: skip
-        except ValidationError as exc:
-            problems = "; ".join(map(str, problems_from(exc, secret=SECRET_FIELDS)))
-            raise CliError(f"--git: {problems}", exit_code=EXIT_USAGE) from exc
+        source = _git_source(
+            url=absolute_if_local(git), branch=git_branch, path=git_path, interval=git_interval,
+            prune=git_prune, self_heal=git_self_heal, webhook_secret=secret,
+        )  # fmt: skip
+    settings = _Settings(
+        host=host, port=port, gateway_port=gateway_port, state_dir=state_dir.resolve(),
+        examples=examples, log_level=log_level, log_format=log_format,
+        gateway=GatewayOptions(max_held=max_held, hold_timeout=hold_timeout, balancing=balancing),
+        prometheus=prometheus, scraping=scraping, source=source, auth=auth, oidc=oidc,
+    )  # fmt: skip
+    control_sockets = listening.listen(host, port, "--port")
+    try:
+        gateway_sockets = listening.listen(host, gateway_port, "--gateway-port")
+    except CliError:
+        listening.close(control_sockets)
+        raise
     with (
         observed("modelplane", log_level, log_format),
         oidc if oidc is not None else contextlib.nullcontext(),  # fetches a JWKS URL meanwhile
         asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
     ):
-        options = GatewayOptions(max_held=max_held, hold_timeout=hold_timeout, balancing=balancing)
-        runner.run(
-            _up(
-                host,
-                port,
-                gateway_port,
-                state_dir.resolve(),
-                examples,
-                log_level,
-                log_format,
-                options,
-                prometheus,
-                scraping,
-                source,
-                auth,
-                oidc,
-            )
-        )
+        try:
+            runner.run(_up(settings, [control_sockets, gateway_sockets]))
+        finally:
+            listening.close(control_sockets + gateway_sockets)
+
+
+def _git_source(**given: Any) -> GitSourceSpec:
+    """``--git`` and its options as the source named ``git``; a usage error names what is wrong
+    (and never a secret)."""
+    try:
+        return GitSourceSpec(name="git", **given)
+    except ValidationError as exc:
+        problems = "; ".join(map(str, problems_from(exc, secret=SECRET_FIELDS)))
+        raise CliError(f"--git: {problems}", exit_code=EXIT_USAGE) from exc
 
 
 def _loopback(host: str) -> bool:
@@ -224,139 +230,200 @@ def _loopback(host: str) -> bool:
         return False
 
 
-async def _up(
-    host: str,
-    port: int,
-    gateway_port: int,
-    state_dir: Path,
-    examples: bool,
-    log_level: str,
-    log_format: str,
-    options: GatewayOptions,
-    prometheus: str | None,
-    scraping: Scraping,
-    source: GitSourceSpec | None,
-    auth: bool,
-    oidc: TokenVerifier | None,
-) -> None:
-    store = SqliteStore(state_dir / "state.db")
-    keys = SqliteKeyStore(state_dir / "state.db") if auth else None
-    admin_key = state_dir / "admin.key"
-    made_admin_key = keys is not None and first_admin_key(keys, admin_key)
-    system_token = secrets.token_urlsafe(32)
-    authenticator = Authenticator(keys, system_token, oidc)
-    table = RoutingTable()
-    gateway_url = f"http://{host}:{gateway_port}"
-    gateway = Gateway(table, GatewayMetrics(), options, authenticator=authenticator)
-    supervisor = Supervisor(state_dir, base_dir=Path.cwd(), log_format=log_format)
-    beside = await scraping.start(state_dir, f"{host}:{gateway_port}")
-    if beside is not None:
-        prometheus = beside.url
-    scraped = PrometheusSource(prometheus) if prometheus else None
-    metrics: MetricSource = scraped or GatewayMetricSource(gateway.reading)
-    controller = Controller(store, supervisor, table, gateway, metrics, state_dir, gateway_url,
-                            replica_limit=gateway.quotas.max_replicas)  # fmt: skip
-    # Demand, replica changes and writes all wake the controller at once.
-    gateway.on_demand = controller.demand
-    supervisor.on_change = controller.replicas_changed
-    store.on_change(controller.wake)
-    api = ControlApi(store, state_dir / "logs")
-    api_url = f"http://{host}:{port}"
-    sources = GitSources(
-        state_dir, api_url, store.record_event, {"Authorization": f"Bearer {system_token}"}
-    )
-    quotas = SqliteQuotaStore(state_dir / "state.db")
-    history = MetricHistory(gateway.reading, gateway.in_flight)
-    span = history.interval * KEPT_POINTS
-    series = PrometheusSeries(prometheus, history.interval, span) if prometheus else None
-    routes = control_routes(store, history, sources, quotas, gateway.quotas, keys, series)
-    control: ASGIApp = api.app([*routes, *portal_routes(gateway_port)])
-    if keys is not None:
-        control = AccessControl(control, authenticator)
-    if source is not None:
-        sources.add(source, replace=True)
-    servers = [
-        _Server(
-            uvicorn.Config(
-                control, host=host, port=port, log_level=log_level,
-                access_log=False,
-                log_config=None,
-            )
-        ),
-        _Server(
-            uvicorn.Config(
-                PortalOrigin(gateway, port), host=host, port=gateway_port,
-                http="httptools", log_level=log_level,
-                access_log=False, log_config=None, proxy_headers=False, lifespan="on",
-                backlog=4096,
-            )
-        ),
-    ]  # fmt: skip
-    if examples:
-        _apply_examples(store)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    tasks = [loop.create_task(s.serve()) for s in servers]
-    control_loop = loop.create_task(controller.run())
-    sampling = loop.create_task(history.run(store))
-    sources.start()
-    if scraping.enabled:
-        targets_file = TargetsFile(scraping.targets)
-        gateway_address = f"{host}:{gateway_port}"
+@dataclass(frozen=True)
+class _Settings:
+    host: str
+    port: int
+    gateway_port: int
+    state_dir: Path
+    examples: bool
+    log_level: str
+    log_format: str
+    gateway: GatewayOptions
+    prometheus: str | None  # a Prometheus of the user's, for analysis and charts
+    scraping: Scraping
+    source: GitSourceSpec | None
+    auth: bool
+    oidc: TokenVerifier | None
 
-        def publish_targets() -> None:
-            targets_file.update(targets(gateway_address, controller.replica_addresses()))
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def gateway_address(self) -> str:
+        return f"{self.host}:{self.gateway_port}"
+
+
+async def _up(settings: _Settings, sockets: list[list[socket.socket]]) -> None:
+    """Serve on ``sockets``, bound already: the control API's, then the gateway's."""
+    beside = await settings.scraping.start(settings.state_dir, settings.gateway_address)
+    platform = _Platform(settings, beside, sockets)
+    try:
+        await platform.serve()
+    finally:
+        await platform.close()
+    if not platform.served_cleanly():
+        raise typer.Exit(1)
+
+
+class _Platform:
+    """The parts of the embedded platform, wired: built here, served until a signal, closed in
+    the order that lets each part finish with the others still there."""
+
+    def __init__(
+        self,
+        settings: _Settings,
+        beside: PrometheusBeside | None,
+        sockets: list[list[socket.socket]],
+    ) -> None:
+        self.settings, self.beside, self.sockets = settings, beside, sockets
+        state_dir = settings.state_dir
+        self.store = SqliteStore(state_dir / "state.db")
+        self.keys = SqliteKeyStore(state_dir / "state.db") if settings.auth else None
+        self.admin_key = state_dir / "admin.key"
+        self.made_admin_key = self.keys is not None and first_admin_key(self.keys, self.admin_key)
+        system_token = secrets.token_urlsafe(32)
+        authenticator = Authenticator(self.keys, system_token, settings.oidc)
+        table = RoutingTable()
+        self.gateway = gateway = Gateway(
+            table, GatewayMetrics(), settings.gateway, authenticator=authenticator
+        )
+        self.supervisor = Supervisor(state_dir, base_dir=Path.cwd(), log_format=settings.log_format)
+        prometheus = beside.url if beside is not None else settings.prometheus
+        self.scraped = PrometheusSource(prometheus) if prometheus else None
+        metrics: MetricSource = self.scraped or GatewayMetricSource(gateway.reading)
+        self.controller = controller = Controller(
+            self.store, self.supervisor, table, gateway, metrics, state_dir,
+            f"http://{settings.gateway_address}", replica_limit=gateway.quotas.max_replicas,
+        )  # fmt: skip
+        # Demand, replica changes and writes all wake the controller at once.
+        gateway.on_demand = controller.demand
+        self.supervisor.on_change = controller.replicas_changed
+        self.store.on_change(controller.wake)
+        self.sources = GitSources(state_dir, settings.api_url, self.store.record_event,
+                                  {"Authorization": f"Bearer {system_token}"})  # fmt: skip
+        self.quotas = SqliteQuotaStore(state_dir / "state.db")
+        self.history = history = MetricHistory(gateway.reading, gateway.in_flight)
+        span = history.interval * KEPT_POINTS
+        self.series = PrometheusSeries(prometheus, history.interval, span) if prometheus else None
+        routes = control_routes(self.store, history, self.sources, self.quotas, gateway.quotas,
+                                self.keys, self.series)  # fmt: skip
+        control: ASGIApp = ControlApi(self.store, state_dir / "logs").app(
+            [*routes, *portal_routes(settings.gateway_port)]
+        )
+        if self.keys is not None:
+            control = AccessControl(control, authenticator)
+        self.servers = self._servers(control)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: list[asyncio.Task[None]] = []
+
+    def _servers(self, control: ASGIApp) -> list[_Server]:
+        settings = self.settings
+        return [
+            _Server(
+                uvicorn.Config(
+                    control, host=settings.host, port=settings.port,
+                    log_level=settings.log_level, access_log=False, log_config=None,
+                )
+            ),
+            _Server(
+                uvicorn.Config(
+                    PortalOrigin(self.gateway, settings.port), host=settings.host,
+                    port=settings.gateway_port, http="httptools", log_level=settings.log_level,
+                    access_log=False, log_config=None, proxy_headers=False, lifespan="on",
+                    backlog=4096,
+                )
+            ),
+        ]  # fmt: skip
+
+    async def serve(self) -> None:
+        """Serve until SIGINT or SIGTERM, or until a server fails or cannot start (a port in
+        use: uvicorn says why)."""
+        if self.settings.source is not None:
+            self.sources.add(self.settings.source, replace=True)
+        if self.settings.examples:
+            _apply_examples(self.store)
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        self._tasks = [
+            loop.create_task(server.serve(sockets))
+            for server, sockets in zip(self.servers, self.sockets, strict=True)
+        ]
+        self._background = [
+            loop.create_task(self.controller.run()),
+            loop.create_task(self.history.run(self.store)),
+        ]
+        self.sources.start()
+        if self.settings.scraping.enabled:
+            self._publish_scrape_targets()
+        while not all(s.started for s in self.servers):
+            if any(t.done() for t in self._tasks):
+                return
+            await asyncio.sleep(0.05)
+        self._banner()
+        await asyncio.wait(
+            [loop.create_task(stop.wait()), *self._tasks], return_when=asyncio.FIRST_COMPLETED
+        )
+
+    def served_cleanly(self) -> bool:
+        failed = [t for t in self._tasks if t.done() and not t.cancelled() and t.exception()]
+        return all(s.started for s in self.servers) and not failed
+
+    def _publish_scrape_targets(self) -> None:
+        """Keep the file_sd targets current: the gateway and every replica as they change."""
+        targets_file = TargetsFile(self.settings.scraping.targets)
+
+        def publish() -> None:
+            addresses = self.controller.replica_addresses()
+            targets_file.update(targets(self.settings.gateway_address, addresses))
 
         def replicas_changed() -> None:
-            controller.replicas_changed()
-            publish_targets()
+            self.controller.replicas_changed()
+            publish()
 
-        publish_targets()
-        supervisor.on_change = replicas_changed
-    while not all(s.started for s in servers):
-        if any(t.done() for t in tasks):
-            break  # a port in use: uvicorn said why
-        await asyncio.sleep(0.05)
-    if all(s.started for s in servers):
-        print(
-            f"modelplane is up\n  portal       {api_url}/\n  control API  {api_url}\n"
-            f"  gateway      {gateway_url}",
-            flush=True,
-        )
-        if beside is not None:
-            print(f"  prometheus   {beside.url}", flush=True)
-        if keys is None:
-            print("  auth         off: anyone who reaches these ports may deploy", flush=True)
+        publish()
+        self.supervisor.on_change = replicas_changed
+
+    def _banner(self) -> None:
+        api_url = self.settings.api_url
+        lines = [
+            "modelplane is up",
+            f"  portal       {api_url}/",
+            f"  control API  {api_url}",
+            f"  gateway      http://{self.settings.gateway_address}",
+        ]
+        if self.beside is not None:
+            lines.append(f"  prometheus   {self.beside.url}")
+        if self.keys is None:
+            lines.append("  auth         off: anyone who reaches these ports may deploy")
         else:
-            made = " (made now)" if made_admin_key else ""
-            print(f"  auth         API keys; the first admin key is in {admin_key}{made}",
-                  flush=True)  # fmt: skip
-        print(f"  state        {state_dir}\nPress Ctrl-C to stop.", flush=True)
-        await asyncio.wait(
-            [loop.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED
-        )
-    for server in servers:
-        server.should_exit = True
-    await cancel_all([control_loop, sampling])
-    await sources.close()
-    await supervisor.close()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await gateway.close()
-    if scraped is not None:
-        await scraped.close()
-    if series is not None:
-        await series.close()
-    if beside is not None:
-        await beside.stop()
-    store.close()
-    quotas.close()
-    if keys is not None:
-        keys.close()
-    failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception()]
-    if not all(s.started for s in servers) or failed:
-        raise typer.Exit(1)
+            made = " (made now)" if self.made_admin_key else ""
+            lines.append(
+                f"  auth         API keys; the first admin key is in {self.admin_key}{made}"
+            )
+        lines += [f"  state        {self.settings.state_dir}", "Press Ctrl-C to stop."]
+        print("\n".join(lines), flush=True)
+
+    async def close(self) -> None:
+        for server in self.servers:
+            server.should_exit = True
+        await cancel_all(self._background)
+        await self.sources.close()
+        await self.supervisor.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.gateway.close()
+        for client in (self.scraped, self.series):
+            if client is not None:
+                await client.close()
+        if self.beside is not None:
+            await self.beside.stop()
+        self.store.close()
+        self.quotas.close()
+        if self.keys is not None:
+            self.keys.close()
 
 
 def _apply_examples(store: SqliteStore) -> None:
