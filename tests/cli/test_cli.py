@@ -92,3 +92,10 @@ def test_up_on_a_port_in_use_says_which_and_starts_nothing(tmp_path: Path) -> No
             assert f"choose another port with {option}" in result.stderr
             assert "Traceback" not in result.stderr
             assert "modelplane is up" not in result.stdout
+            assert not (tmp_path / "state").exists()
+    # One port for both would leave one of them unreachable behind a banner saying all is up.
+    both = free_port()
+    result = run("up", "--state-dir", str(tmp_path / "state"), "--port", str(both),
+                 "--gateway-port", str(both))  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: --port and --gateway-port are both {both}")

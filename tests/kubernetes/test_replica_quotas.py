@@ -74,6 +74,11 @@ def test_a_bad_annotation_keeps_the_last_cap_and_is_logged_once(
         quotas.observe_namespace("MODIFIED", namespace("team-a", **{CAP: "lots"}))
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
     assert quotas.within(model("m"), 5, lambda: models)[0] == 3
+    # Gone at a fresh list (deleted while the watch was down), then made again as badly: said.
+    quotas.replace_namespaces("", [])
+    with caplog.at_level(logging.WARNING):
+        quotas.observe_namespace("ADDED", namespace("team-a", **{CAP: "lots"}))
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 3
 
 
 def test_a_namespace_without_a_cap_is_not_scanned() -> None:

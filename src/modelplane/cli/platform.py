@@ -71,6 +71,9 @@ from modelplane.telemetry.gateway_metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
 
+CONTROL_BACKLOG = 2048  # uvicorn's default
+GATEWAY_BACKLOG = 4096  # bursts of clients at the gateway wait in the kernel, not refused
+
 
 class _Server(uvicorn.Server):
     """The platform handles signals itself, once for both servers."""
@@ -171,7 +174,8 @@ def up(
                          oidc_groups_claim, oidc_group)  # fmt: skip
     if oidc is not None and not auth:
         raise CliError("--oidc-* options need --auth", exit_code=EXIT_USAGE)
-    state_dir.mkdir(parents=True, exist_ok=True)
+    if port == gateway_port:
+        raise CliError(f"--port and --gateway-port are both {port}", exit_code=EXIT_USAGE)
     if with_prometheus and prometheus:
         raise CliError("--with-prometheus and --prometheus URL: choose one", exit_code=EXIT_USAGE)
     scraping = Scraping(
@@ -194,21 +198,22 @@ def up(
         gateway=GatewayOptions(max_held=max_held, hold_timeout=hold_timeout, balancing=balancing),
         prometheus=prometheus, scraping=scraping, source=source, auth=auth, oidc=oidc,
     )  # fmt: skip
-    control_sockets = listening.listen(host, port, "--port")
+    control_sockets = listening.listen(host, port, "--port", CONTROL_BACKLOG)
     try:
-        gateway_sockets = listening.listen(host, gateway_port, "--gateway-port")
+        gateway_sockets = listening.listen(host, gateway_port, "--gateway-port", GATEWAY_BACKLOG)
     except CliError:
         listening.close(control_sockets)
         raise
-    with (
-        observed("modelplane", log_level, log_format),
-        oidc if oidc is not None else contextlib.nullcontext(),  # fetches a JWKS URL meanwhile
-        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
-    ):
-        try:
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        with (
+            observed("modelplane", log_level, log_format),
+            oidc if oidc is not None else contextlib.nullcontext(),  # fetches a JWKS URL now
+            asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+        ):
             runner.run(_up(settings, [control_sockets, gateway_sockets]))
-        finally:
-            listening.close(control_sockets + gateway_sockets)
+    finally:
+        listening.close(control_sockets + gateway_sockets)
 
 
 def _git_source(**given: Any) -> GitSourceSpec:
@@ -258,7 +263,12 @@ class _Settings:
 async def _up(settings: _Settings, sockets: list[list[socket.socket]]) -> None:
     """Serve on ``sockets``, bound already: the control API's, then the gateway's."""
     beside = await settings.scraping.start(settings.state_dir, settings.gateway_address)
-    platform = _Platform(settings, beside, sockets)
+    try:
+        platform = _Platform(settings, beside, sockets)
+    except BaseException:  # a store that cannot open, say: the Prometheus beside goes too
+        if beside is not None:
+            await beside.stop()
+        raise
     try:
         await platform.serve()
     finally:
@@ -325,6 +335,7 @@ class _Platform:
                 uvicorn.Config(
                     control, host=settings.host, port=settings.port,
                     log_level=settings.log_level, access_log=False, log_config=None,
+                    backlog=CONTROL_BACKLOG,
                 )
             ),
             _Server(
@@ -332,14 +343,14 @@ class _Platform:
                     PortalOrigin(self.gateway, settings.port), host=settings.host,
                     port=settings.gateway_port, http="httptools", log_level=settings.log_level,
                     access_log=False, log_config=None, proxy_headers=False, lifespan="on",
-                    backlog=4096,
+                    backlog=GATEWAY_BACKLOG,
                 )
             ),
         ]  # fmt: skip
 
     async def serve(self) -> None:
-        """Serve until SIGINT or SIGTERM, or until a server fails or cannot start (a port in
-        use: uvicorn says why)."""
+        """Serve until SIGINT or SIGTERM, or until a server fails (its startup, say: uvicorn
+        logs why)."""
         if self.settings.source is not None:
             self.sources.add(self.settings.source, replace=True)
         if self.settings.examples:

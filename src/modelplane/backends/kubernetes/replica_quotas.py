@@ -37,6 +37,7 @@ class ReplicaQuotas:
         names = {body["metadata"]["name"] for body in bodies}
         for gone in set(self._limits) - names:
             self._set(gone, None)
+        self._refused = {name: error for name, error in self._refused.items() if name in names}
         for body in bodies:
             self.observe_namespace("ADDED", body)
 

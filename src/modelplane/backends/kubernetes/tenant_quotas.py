@@ -65,6 +65,7 @@ class TenantQuotas:
         names = {body["metadata"]["name"] for body in bodies}
         for gone in self._set - names:
             self._lift(gone)
+        self._refused = {name: error for name, error in self._refused.items() if name in names}
         for body in bodies:
             self._namespace_event("ADDED", body)
 
