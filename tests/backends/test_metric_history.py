@@ -9,19 +9,17 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from modelplane.api import Model, RevisionStatus
-from modelplane.api.manifests import parse_model
 from modelplane.backends.local.metric_history import MetricHistory, merged, metrics_routes
 from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.prometheus_series import PrometheusSeries
 from modelplane.gateway.stats import LATENCY_BOUNDS_MS, Reading
+from tests.models import onnx_model
 
 BUCKETS = len(LATENCY_BOUNDS_MS) + 1
 
 
 def model(*revisions: str) -> Model:
-    spec = {"source": {"uri": "file:///m.onnx"}, "format": "onnx", "task": "classification"}
-    found = parse_model({"apiVersion": "modelplane.io/v1alpha1", "kind": "Model",
-                         "metadata": {"name": "iris"}, "spec": spec})  # fmt: skip
+    found = onnx_model()
     found.status.revisions = [
         RevisionStatus(name=r, ready_replicas=1, traffic=100) for r in revisions
     ]

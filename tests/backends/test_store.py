@@ -8,25 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from modelplane.api import Model, parse_model
+from modelplane.api import Model
 from modelplane.backends.local.store import SqliteStore
 from modelplane.errors import AlreadyExistsError, ConflictError, GoneError, NotFoundError
+from tests.models import onnx_model
 
 
 def make(name: str = "iris", namespace: str = "default", max_replicas: int = 4) -> Model:
-    return parse_model(
-        {
-            "apiVersion": "modelplane.io/v1alpha1",
-            "kind": "Model",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {
-                "source": {"uri": "file:///m.onnx"},
-                "format": "onnx",
-                "task": "classification",
-                "scaling": {"maxReplicas": max_replicas},
-            },
-        }
-    )
+    return onnx_model(name, namespace, scaling={"maxReplicas": max_replicas})
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from modelplane.api import Model, parse_model
+from modelplane.api import Model
 from modelplane.control.conditions import condition
 from modelplane.control.reconcile import Phase, Plan, ReplicaView, RevisionRef, reconcile
+from tests.models import onnx_model
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 R1 = RevisionRef("iris-r1", 1, "d1")
@@ -16,19 +17,8 @@ R2 = RevisionRef("iris-r2", 2, "d2")
 
 
 def model(stable: str | None = None, generation: int = 1, strategy: str = "Canary") -> Model:
-    m = parse_model(
-        {
-            "apiVersion": "modelplane.io/v1alpha1",
-            "kind": "Model",
-            "metadata": {"name": "iris", "generation": generation},
-            "spec": {
-                "source": {"uri": "file:///m.onnx"},
-                "format": "onnx",
-                "task": "classification",
-                "rollout": {"strategy": strategy},
-            },
-        }
-    )
+    m = onnx_model(rollout={"strategy": strategy})
+    m.metadata.generation = generation
     m.status.stable_revision = stable
     return m
 

@@ -7,26 +7,16 @@ import logging
 
 import pytest
 
-from modelplane.api import Model, parse_model
+from modelplane.api import Model
 from modelplane.backends.kubernetes.observed import Body
 from modelplane.backends.kubernetes.replica_quotas import ReplicaQuotas
+from tests.models import onnx_model
 
 CAP = "quota.modelplane.io/max-replicas"
 
 
 def model(name: str, namespace: str = "team-a") -> Model:
-    return parse_model(
-        {
-            "apiVersion": "modelplane.io/v1alpha1",
-            "kind": "Model",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {
-                "source": {"uri": "file:///m.onnx"},
-                "format": "onnx",
-                "task": "classification",
-            },
-        }
-    )
+    return onnx_model(name, namespace)
 
 
 def namespace(name: str, **annotations: str) -> Body:
