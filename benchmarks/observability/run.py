@@ -22,7 +22,7 @@ from pathlib import Path
 
 from benchmarks.platform.run import BENCH, Up, infer_ok, model, replica_pids, replica_port, wait
 from benchmarks.runtime.run import wrk
-from modelplane.runtime.children import die_with_parent
+from modelplane.processes import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
 ARMS: dict[str, dict[str, str]] = {

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from modelplane.control.analysis import Counts, History
+from modelplane.api.counters import RevisionCounts
+from modelplane.control.analysis import History
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 BOUNDS = (10.0, 100.0)
 
 
-def counts(requests: int, errors: int = 0) -> Counts:
-    return Counts(requests, errors, BOUNDS, (requests, 0, 0))
+def counts(requests: int, errors: int = 0) -> RevisionCounts:
+    return RevisionCounts(requests, errors, BOUNDS, (requests, 0, 0))
 
 
 def at(seconds: float) -> datetime:

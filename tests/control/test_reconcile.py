@@ -8,7 +8,8 @@ import pytest
 
 from modelplane.api import Model
 from modelplane.control.conditions import condition
-from modelplane.control.reconcile import Phase, Plan, ReplicaView, RevisionRef, reconcile
+from modelplane.control.reconcile import Phase, Plan, ReplicaView, reconcile
+from modelplane.control.revisions import RevisionRef
 from tests.models import onnx_model
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from modelplane.control.analysis import Counts, window
+from modelplane.api.counters import RevisionCounts
+from modelplane.control.analysis import window
 from modelplane.gateway.shadowing import disagreement
 
 
@@ -47,8 +48,8 @@ def test_incomparable_answers_are_skipped(stable: bytes, canary: bytes) -> None:
 
 def test_window_averages_disagreement_over_comparisons() -> None:
     bounds = (1.0, 10.0)
-    before = Counts(10, 0, bounds, (5, 5, 0), compared=4, disagreement=0.4)
-    after = Counts(30, 1, bounds, (10, 15, 5), compared=14, disagreement=2.4)
+    before = RevisionCounts(10, 0, bounds, (5, 5, 0), compared=4, disagreement=0.4)
+    after = RevisionCounts(30, 1, bounds, (10, 15, 5), compared=14, disagreement=2.4)
     seen = window(before, after)
     assert (seen.requests, seen.errors, seen.compared) == (20, 1, 10)
     assert seen.disagreement == pytest.approx(0.2)

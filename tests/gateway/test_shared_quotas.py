@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from modelplane.backends.quota_spec import quota_from_annotations
+from modelplane.api.quotas import Quota, quota_from_annotations
 from modelplane.errors import SpecError
-from modelplane.gateway.quotas import Quota, Quotas
+from modelplane.gateway.quotas import Quotas
 from tests.gateway.test_token_quota import Clock
 
 

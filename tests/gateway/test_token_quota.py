@@ -7,7 +7,8 @@ import asyncio
 
 import orjson
 
-from modelplane.gateway.quotas import Quota, Quotas
+from modelplane.api.quotas import Quota
+from modelplane.gateway.quotas import Quotas
 from modelplane.gateway.usage import (
     UNSTATED_MAX_TOKENS,
     StreamTokens,

@@ -1,5 +1,6 @@
-"""The operator's replica cap per namespace, decided without a cluster: how the cap is shared
-out, what a bad annotation does, and that a namespace without a cap costs no scan."""
+"""What the operator observes of replica caps, without a cluster: claims that change queue the
+namespace, what a bad annotation does, and that a namespace without a cap costs no scan. (How
+the cap is shared out is ``control.quotas``, tested with both modes in tests/control.)"""
 
 from __future__ import annotations
 
@@ -7,41 +8,49 @@ import logging
 
 import pytest
 
-from modelplane.api import Model
 from modelplane.backends.kubernetes.observed import Body
 from modelplane.backends.kubernetes.replica_quotas import ReplicaQuotas
-from tests.models import onnx_model
+from modelplane.control.quotas import room
 
 CAP = "quota.modelplane.io/max-replicas"
 
 
-def model(name: str, namespace: str = "team-a") -> Model:
-    return onnx_model(name, namespace)
+def limit_of(quotas: ReplicaQuotas, models: list[tuple[str, str, int]]) -> int | None:
+    cap = quotas.cap("team-a", lambda: models)
+    return cap.limit if cap is not None else None
 
 
 def namespace(name: str, **annotations: str) -> Body:
     return {"metadata": {"name": name, "annotations": annotations}}
 
 
-def test_the_cap_is_shared_out_in_creation_order() -> None:
+def test_claims_are_kept_and_a_changed_claim_queues_the_namespace() -> None:
     requeued: list[str] = []
     quotas = ReplicaQuotas(requeued.append)
     quotas.observe_namespace("ADDED", namespace("team-a", **{CAP: "5"}))
     assert requeued == ["team-a"]
-    models = [("2026-01-01", "team-a/old", 3), ("2026-02-01", "team-a/young", 0)]
-    assert quotas.within(model("old"), 3, lambda: models) == (3, None)
-    allowed, event = quotas.within(model("young"), 4, lambda: models)
-    assert allowed == 2
-    assert event is not None
-    assert event.reason == "ReplicaQuotaReached"
-    assert "4 replicas wanted, 2 allowed" in event.message
-    # Held back again: no second event for the same episode.
-    assert quotas.within(model("young"), 4, lambda: models) == (2, None)
-    # The older Model wants fewer: the younger gets the room, and is asked to look again.
+    models = [
+        ("2026-01-01T00:00:00Z", "team-a/old", 3),
+        ("2026-02-01T00:00:00Z", "team-a/young", 0),
+    ]
     requeued.clear()
-    assert quotas.within(model("old"), 1, lambda: models) == (1, None)
+    quotas.claim("team-a", "team-a/young", 4)
     assert requeued == ["team-a"]
-    assert quotas.within(model("young"), 4, lambda: models) == (4, None)
+    quotas.claim("team-a", "team-a/young", 4)  # the same claim: nobody needs a look
+    assert requeued == ["team-a"]
+    cap = quotas.cap("team-a", lambda: models)
+    assert cap is not None
+    assert cap.limit == 5
+    # The old Model has no claim yet: it counts with what it runs; the young one with its claim.
+    assert [(c.key, c.replicas) for c in sorted(cap.claims)] == [
+        ("team-a/old", 3),
+        ("team-a/young", 4),
+    ]
+    assert room(cap, "team-a/young") == (2, 3)
+    quotas.forget("team-a/young")
+    cap = quotas.cap("team-a", lambda: models)
+    assert cap is not None
+    assert [c.replicas for c in sorted(cap.claims)] == [3, 0]
 
 
 def test_a_bad_annotation_keeps_the_last_cap_and_is_logged_once(
@@ -56,14 +65,14 @@ def test_a_bad_annotation_keeps_the_last_cap_and_is_logged_once(
     assert len(warnings) == 1, warnings
     assert CAP in warnings[0]
     assert "last valid replica cap" in warnings[0]
-    models = [("2026-01-01", "team-a/m", 0)]
-    assert quotas.within(model("m"), 5, lambda: models)[0] == 2
+    models = [("2026-01-01T00:00:00Z", "team-a/m", 0)]
+    assert limit_of(quotas, models) == 2
     # Mended, then the same mistake again: said again.
     quotas.observe_namespace("MODIFIED", namespace("team-a", **{CAP: "3"}))
     with caplog.at_level(logging.WARNING):
         quotas.observe_namespace("MODIFIED", namespace("team-a", **{CAP: "lots"}))
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
-    assert quotas.within(model("m"), 5, lambda: models)[0] == 3
+    assert limit_of(quotas, models) == 3
     # Gone at a fresh list (deleted while the watch was down), then made again as badly: said.
     quotas.replace_namespaces("", [])
     with caplog.at_level(logging.WARNING):
@@ -78,4 +87,4 @@ def test_a_namespace_without_a_cap_is_not_scanned() -> None:
     def scan() -> list[tuple[str, str, int]]:
         raise AssertionError("a namespace without a cap listed its Models")
 
-    assert quotas.within(model("m", "team-b"), 7, scan) == (7, None)
+    assert quotas.cap("team-b", scan) is None

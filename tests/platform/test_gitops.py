@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.backends.test_gitops import _git, commit
+from tests.gitops.test_sync import _git, commit
 from tests.platform.conftest import API, Platform, wait_for
 from tests.platform.test_rollouts import events
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.backends.test_gitops import _git, commit
+from tests.gitops.test_sync import _git, commit
 from tests.platform.conftest import Platform, running_in, wait_for
 
 MODEL = """\

@@ -13,15 +13,15 @@ import jsonschema
 import pytest
 import yaml
 
-from modelplane.backends.local.api_server import ControlApi
-from modelplane.backends.local.control_routes import control_routes
-from modelplane.backends.local.gitops_sources import GitSources
-from modelplane.backends.local.key_store import SqliteKeyStore
-from modelplane.backends.local.metric_history import MetricHistory
-from modelplane.backends.local.openapi import document
-from modelplane.backends.local.quota_api import SqliteQuotaStore
+from modelplane.apiserver.key_store import SqliteKeyStore
+from modelplane.apiserver.metric_history import MetricHistory
+from modelplane.apiserver.openapi import document
+from modelplane.apiserver.quotas import SqliteQuotaStore
+from modelplane.apiserver.routes import control_routes
+from modelplane.apiserver.server import ControlApi
 from modelplane.backends.local.store import SqliteStore
 from modelplane.gateway.quotas import Quotas
+from modelplane.gitops.sources import GitSources
 from tests.platform.conftest import API, METRICS, Platform, manifest, wait_for
 from tests.traffic import BODY
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from modelplane.backends.local.key_store import SqliteKeyStore
+from modelplane.apiserver.key_store import SqliteKeyStore
 from modelplane.errors import ForbiddenError, UnauthenticatedError
 from modelplane.security import keys
 from modelplane.security.authn import Authenticator, require

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from modelplane.backends.local.key_api import parse_grants
+from modelplane.apiserver.keys import parse_grants
 from modelplane.cli.client import DEFAULT_SERVER, ControlClient
 from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.models import ServerOption

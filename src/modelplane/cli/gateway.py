@@ -85,7 +85,7 @@ def gateway(
     """Run the gateway on a cluster: routes from Models and EndpointSlices, load to the
     operator."""
     try:
-        from modelplane.backends.kubernetes.cluster_gateway import ClusterGatewayOptions, run
+        from modelplane.cli.cluster_gateway import ClusterGatewayOptions, run
     except ImportError as exc:
         raise MissingExtraError("the cluster gateway", "kubernetes") from exc
     from modelplane.gateway.proxy import GatewayOptions

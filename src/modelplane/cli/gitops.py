@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from modelplane.backends.local.git_promotion import promote as promote_to_git
-from modelplane.backends.local.git_source import GitError, absolute_if_local
 from modelplane.cli.client import DEFAULT_SERVER, ControlClient
 from modelplane.cli.errors import CliError
 from modelplane.cli.models import NamespaceOption, ServerOption
+from modelplane.gitops.promotion import promote as promote_to_git
+from modelplane.gitops.repository import GitError, absolute_if_local
 
 
 def build() -> typer.Typer:

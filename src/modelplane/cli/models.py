@@ -11,11 +11,11 @@ import httpx
 import typer
 
 from modelplane.api import Model, dump_json, dump_yaml, load_model_file, load_models
-from modelplane.backends.local.gitops import SOURCE_LABEL
 from modelplane.cli.client import DEFAULT_SERVER, ControlClient, credentials
 from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.output import age, models_table, replicas, table
 from modelplane.control.conditions import READY, condition
+from modelplane.gitops.sync import SOURCE_LABEL
 
 ServerOption = Annotated[
     str, typer.Option("--server", help="Control API URL.", envvar="MODELPLANE_SERVER")

@@ -27,24 +27,20 @@ from starlette.types import ASGIApp
 
 from modelplane.api import load_model_file
 from modelplane.api.manifests import problems_from
-from modelplane.backends.local.access import AccessControl
-from modelplane.backends.local.api_server import ControlApi
-from modelplane.backends.local.control_routes import control_routes
+from modelplane.apiserver.access import AccessControl
+from modelplane.apiserver.key_store import SqliteKeyStore, first_admin_key
+from modelplane.apiserver.metric_history import KEPT_POINTS, MetricHistory
+from modelplane.apiserver.prometheus_series import PrometheusSeries
+from modelplane.apiserver.quotas import SqliteQuotaStore
+from modelplane.apiserver.routes import control_routes
+from modelplane.apiserver.server import ControlApi
 from modelplane.backends.local.controller import Controller
-from modelplane.backends.local.git_source import absolute_if_local
-from modelplane.backends.local.gitops import SECRET_FIELDS, GitSourceSpec
-from modelplane.backends.local.gitops_sources import GitSources
-from modelplane.backends.local.key_store import SqliteKeyStore, first_admin_key
-from modelplane.backends.local.metric_history import KEPT_POINTS, MetricHistory
 from modelplane.backends.local.metric_source import GatewayMetricSource
 from modelplane.backends.local.prometheus_beside import PrometheusBeside, Scraping
-from modelplane.backends.local.quota_api import SqliteQuotaStore
 from modelplane.backends.local.scrape_targets import TargetsFile, targets
 from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
 from modelplane.backends.prometheus import PrometheusSource
-from modelplane.backends.prometheus_series import PrometheusSeries
-from modelplane.backends.tasks import cancel_all
 from modelplane.cli import listening
 from modelplane.cli.auth_options import (
     OidcAlgorithm,
@@ -64,7 +60,11 @@ from modelplane.errors import AlreadyExistsError
 from modelplane.gateway.balancing import Balancing
 from modelplane.gateway.proxy import Gateway, GatewayOptions
 from modelplane.gateway.routing import RoutingTable
+from modelplane.gitops.repository import absolute_if_local
+from modelplane.gitops.sources import GitSources
+from modelplane.gitops.sync import SECRET_FIELDS, GitSourceSpec
 from modelplane.portal import PortalOrigin, portal_routes
+from modelplane.processes import cancel_all
 from modelplane.security.authn import Authenticator
 from modelplane.security.tokens import TokenVerifier
 from modelplane.telemetry.gateway_metrics import GatewayMetrics

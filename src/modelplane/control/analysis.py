@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 from modelplane.api import Analysis, AnalysisResult, MetricVerdict
+from modelplane.api.counters import RevisionCounts
 
 # "Not worse than stable": absolute slack over the stable error rate, and a latency factor with a
 # small absolute slack so sub-millisecond jitter does not fail a healthy canary.
@@ -120,21 +121,7 @@ def _describe(metric: MetricVerdict) -> str:
     return f"{metric.name} {value:.4g} exceeds {metric.threshold:.4g}"
 
 
-@dataclass(frozen=True)
-class Counts:
-    """Cumulative per-revision counters as a gateway (or Prometheus) keeps them: requests, errors
-    (5xx and failed upstream calls) and a latency histogram with upper bounds in milliseconds
-    (the last bucket, beyond the last bound, is +Inf)."""
-
-    requests: int
-    errors: int
-    bounds_ms: tuple[float, ...]
-    buckets: tuple[int, ...]
-    compared: int = 0  # shadow comparisons made
-    disagreement: float = 0.0  # summed disagreement of those comparisons
-
-
-def window(before: Counts | None, after: Counts) -> Window:
+def window(before: RevisionCounts | None, after: RevisionCounts) -> Window:
     """What happened between two readings of the same counters (``None``: since zero)."""
     base = before.buckets if before else (0,) * len(after.buckets)
     deltas = [b - a for a, b in zip(base, after.buckets, strict=True)]
@@ -189,10 +176,10 @@ class History:
     """
 
     def __init__(self) -> None:
-        self._base: tuple[datetime, Counts] | None = None
-        self._last: tuple[datetime, Counts] | None = None
+        self._base: tuple[datetime, RevisionCounts] | None = None
+        self._last: tuple[datetime, RevisionCounts] | None = None
 
-    def window(self, since: datetime, now: datetime, current: Counts) -> Window:
+    def window(self, since: datetime, now: datetime, current: RevisionCounts) -> Window:
         if self._last is not None and self._last[0] <= since:
             self._base = self._last
         if self._base is None:  # nothing read before: the first reading stands in for ``since``

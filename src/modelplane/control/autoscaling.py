@@ -10,8 +10,9 @@ zero; any demand (a request held by the gateway) brings it back to one at least.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from modelplane.api import Scaling
@@ -19,6 +20,7 @@ from modelplane.api import Scaling
 STABLE_WINDOW = timedelta(seconds=60)
 PANIC_WINDOW = timedelta(seconds=6)
 PANIC_THRESHOLD = 2.0
+SAMPLE_EVERY = timedelta(seconds=0.5)
 
 
 @dataclass(frozen=True)
@@ -72,3 +74,62 @@ def decide(
         return Decision(0, False, reason)
     bounded = min(max(replicas, scaling.min_replicas, 1), scaling.max_replicas)
     return Decision(bounded, in_panic, reason)
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What a backend saw of demand for a Model's newest revision."""
+
+    samples: tuple[Sample, ...] = ()
+    last_request: datetime | None = None
+    born: datetime | None = None  # when the revision was created (or first seen)
+    # False while nobody reports demand (a cluster's gateways before their first report): idle
+    # and unknown cannot be told apart, so nothing is scaled to zero or down.
+    known: bool = True
+    scaled_to: int | None = None  # while not known: what the revision was last set to run
+
+
+@dataclass
+class DemandMemory:
+    """A backend's memory of one Model's demand between passes: one sample per interval over the
+    stable window, however often it is asked; time is passed in."""
+
+    samples: deque[Sample] = field(default_factory=deque)
+    revision: str = ""  # the newest revision, and when it was first seen
+    born: datetime | None = None
+
+    def observe(
+        self,
+        revision: str,
+        in_flight: float,
+        last_request: datetime | None,
+        now: datetime,
+        born: datetime | None = None,
+    ) -> Demand:
+        """Record ``in_flight`` (running plus held) for ``revision``; ``born``: when it was
+        created, if known (else: when first observed)."""
+        if not self.samples or now - self.samples[-1].time >= SAMPLE_EVERY:
+            self.samples.append(Sample(now, in_flight))
+        while self.samples and self.samples[0].time < now - STABLE_WINDOW:
+            self.samples.popleft()
+        if self.revision != revision:
+            self.revision, self.born = revision, born or now
+        return Demand(tuple(self.samples), last_request, self.born)
+
+
+def autoscaled(scaling: Scaling) -> bool:
+    return scaling.min_replicas != scaling.max_replicas or scaling.min_replicas == 0
+
+
+def replicas_for(scaling: Scaling, demand: Demand, current: int, now: datetime) -> int:
+    """Replicas for the newest revision, which runs ``current`` now."""
+    least = min(max(scaling.min_replicas, 1), scaling.max_replicas)
+    if not autoscaled(scaling):
+        return least
+    if not demand.known:  # keep what runs, rather than wake every Model at zero or stop busy ones
+        if demand.scaled_to is None:
+            return least
+        return min(max(demand.scaled_to, scaling.min_replicas), scaling.max_replicas)
+    # A new revision counts as just used: it starts, proves it loads, then may scale to zero.
+    latest = max((t for t in (demand.last_request, demand.born) if t is not None), default=None)
+    return decide(scaling, demand.samples, current, latest, now).replicas

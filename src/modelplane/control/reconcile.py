@@ -1,4 +1,5 @@
-"""Reconcile: from a Model, its revisions and the observed replicas to a plan and a status.
+"""Reconcile: from a Model, its serving revision and the observed replicas to replica changes,
+traffic and a status (the core of ``planning.plan``).
 
 Pure and idempotent: the same inputs always give the same plan, and a converged model gives an
 empty one, so a backend can crash at any point and recover by reconciling again.
@@ -25,6 +26,7 @@ from modelplane.control.conditions import (
     STALLED,
     set_condition,
 )
+from modelplane.control.revisions import RevisionRef
 from modelplane.control.rollout import Command, Decision, Event, Observed
 from modelplane.control.rollout import decide as decide_rollout
 
@@ -36,13 +38,6 @@ class Phase(StrEnum):
     READY = "Ready"
     FAILED = "Failed"  # exited; the supervisor restarts it with backoff
     STOPPING = "Stopping"
-
-
-@dataclass(frozen=True)
-class RevisionRef:
-    name: str
-    number: int
-    digest: str
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ class Reported:
     traffic: dict[str, int] = field(default_factory=dict)
     stalled: bool = False
     desired: int | None = None
+    held_back: bool = False  # by the namespace's replica cap (said once per episode)
 
 
 def reported_from(status: ModelStatus) -> Reported:
@@ -42,4 +43,4 @@ def events(plan: Plan, desired: int, before: Reported) -> tuple[list[Event], Rep
         found.append(Event("Warning", stalled.reason, stalled.message))
     if before.desired is not None and desired != before.desired:
         found.append(Event("Normal", "Scaled", f"replicas {before.desired} -> {desired}"))
-    return found, Reported(shown or before.traffic, is_stalled, desired)
+    return found, Reported(shown or before.traffic, is_stalled, desired, before.held_back)

@@ -20,19 +20,20 @@ import orjson
 from opentelemetry import propagate, trace
 from starlette.types import Receive, Scope, Send
 
+from modelplane.api.counters import RevisionCounts
+from modelplane.api.load import LoadReport, ModelLoad
 from modelplane.errors import AuthError, ForbiddenError
 from modelplane.gateway import openapi, paths, replies
 from modelplane.gateway.activator import Activator
 from modelplane.gateway.attempts import REVISION_HEADER, Attempts
 from modelplane.gateway.balancing import Balancing
-from modelplane.gateway.load import LoadReport, ModelLoad
 from modelplane.gateway.mirroring import Mirroring
 from modelplane.gateway.own_routes import OwnRoutes, not_allowed
 from modelplane.gateway.prefix import prompt_prefix
 from modelplane.gateway.quotas import Quotas
 from modelplane.gateway.replies import RefusalError
 from modelplane.gateway.routing import RoutingTable
-from modelplane.gateway.stats import Reading, RevisionStats
+from modelplane.gateway.stats import RevisionStats
 from modelplane.gateway.upstream import UpstreamPool
 from modelplane.gateway.usage import TokenMeter, reservation
 from modelplane.security.authn import Authenticator, require
@@ -113,7 +114,7 @@ class Gateway:
             table, metrics, orjson.dumps(described), lambda: self.is_ready(), self._revision_stats
         )
 
-    def reading(self, key: str, revision: str) -> Reading:
+    def reading(self, key: str, revision: str) -> RevisionCounts:
         """Cumulative counters of one revision, for the rollout analysis."""
         return self._revision_stats(key, revision).reading()
 

@@ -22,13 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True)
-class Quota:
-    requests_per_second: float | None = None
-    concurrent_requests: int | None = None
-    max_replicas: int | None = None  # across the namespace; the controller enforces it
-    tokens_per_minute: int | None = None  # prompt and completion tokens, OpenAI API requests
+from modelplane.api.quotas import Quota
 
 
 @dataclass

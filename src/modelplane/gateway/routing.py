@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
+from modelplane.api.routing import EndpointList, ShadowRoute
+
 DEFAULT_NAMESPACE = "default"
 
 
@@ -73,8 +75,8 @@ class RoutingTable:
         self,
         key: str,
         name: str,
-        revisions: dict[str, tuple[int, list[tuple[str, str]]]],
-        shadow: tuple[str, float, str] | None = None,
+        revisions: dict[str, tuple[int, EndpointList]],
+        shadow: ShadowRoute | None = None,
         canary: str | None = None,
         *,
         openai: bool = False,

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import bisect
 
+from modelplane.api.counters import RevisionCounts
 from modelplane.telemetry import names
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
-
-Reading = tuple[int, int, tuple[float, ...], tuple[int, ...], int, float]
 
 # Upper bounds (ms) of the latency buckets; a last bucket catches everything slower.
 LATENCY_BOUNDS_MS = tuple(bound * 1000 for bound in names.ANALYSIS_LATENCY_BUCKETS)
@@ -46,9 +45,8 @@ class RevisionStats:
         self.disagreement += disagreement
         self._disagreement.observe(disagreement)
 
-    def reading(self) -> Reading:
-        """requests, errors, bucket bounds (ms), bucket counts, comparisons, summed disagreement."""
-        return (
+    def reading(self) -> RevisionCounts:
+        return RevisionCounts(
             self.requests, self.errors, LATENCY_BOUNDS_MS, tuple(self.buckets),
             self.compared, self.disagreement,
         )  # fmt: skip

@@ -27,7 +27,7 @@ import httpx
 
 from modelplane.api import ModelFormat, ModelSpec, Task
 from modelplane.errors import MissingExtraError, ModelLoadError
-from modelplane.runtime.children import die_with_parent, free_port
+from modelplane.processes import die_with_parent, free_port
 
 log = logging.getLogger(__name__)
 

@@ -20,14 +20,14 @@ import httpx
 from lightkube import AsyncClient
 from lightkube.resources.discovery_v1 import EndpointSlice
 
+from modelplane.api.routing import RouteSink
 from modelplane.backends.kubernetes.children import LABEL_MANAGED_BY, LABEL_MODEL, LABEL_REVISION
 from modelplane.backends.kubernetes.children import MANAGER as MANAGED_BY
 from modelplane.backends.kubernetes.following import follow
 from modelplane.backends.kubernetes.observed import Body, model_from, older
 from modelplane.backends.kubernetes.operator import ModelResource
-from modelplane.backends.planning import route_policy
+from modelplane.control.routes import route_policy
 from modelplane.errors import SpecError
-from modelplane.gateway.routing import RoutingTable
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ PROBE_TIMEOUT = 1.0
 @dataclass
 class Discovery:
     client: AsyncClient
-    table: RoutingTable
+    table: RouteSink
     namespaces: tuple[str, ...] = ()  # none: the whole cluster
     _models: dict[str, Body] = field(default_factory=dict)
     _slices: dict[str, dict[str, Body]] = field(default_factory=dict)  # model key -> slices

@@ -21,8 +21,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from modelplane.gateway.load import LoadReport
-from modelplane.gateway.proxy import Gateway
+from modelplane.api.load import LoadReport
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +101,7 @@ class LoadBoard:
 class LoadReporter:
     """The gateway's side: post the load to the operator every second, and on demand."""
 
-    gateway: Gateway
+    load: Callable[[str], LoadReport]  # this gateway's load, by its name
     url: str  # the operator's load endpoint
     name: str  # this gateway, as the operator tells gateways apart
     _poked: asyncio.Event = field(default_factory=asyncio.Event)
@@ -115,7 +114,7 @@ class LoadReporter:
         async with httpx.AsyncClient(timeout=REPORT_EVERY * 2) as client:
             while True:
                 self._poked.clear()
-                report = self.gateway.load(self.name)
+                report = self.load(self.name)
                 try:
                     reply = await client.post(
                         self.url,

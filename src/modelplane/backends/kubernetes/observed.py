@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from modelplane.api import Model, ModelSpec, ModelStatus, ObjectMeta
 from modelplane.api.manifests import parse_model
 from modelplane.backends.kubernetes.children import LABEL_REVISION
-from modelplane.control.reconcile import Phase, ReplicaView, RevisionRef
+from modelplane.control.reconcile import Phase, ReplicaView
+from modelplane.control.revisions import RevisionRef
 
 Body = dict[str, Any]
 

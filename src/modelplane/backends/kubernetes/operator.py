@@ -35,10 +35,9 @@ from modelplane.api import (
     ObjectMeta,
     RolloutPhase,
     Scaling,
-    revision_digest,
-    revision_name,
 )
 from modelplane.api.manifests import status_wire
+from modelplane.backends.analysis_windows import rollout_windows
 from modelplane.backends.kubernetes import children
 from modelplane.backends.kubernetes.caches import WatchCaches
 from modelplane.backends.kubernetes.children import (
@@ -60,12 +59,13 @@ from modelplane.backends.kubernetes.observed import (
 )
 from modelplane.backends.kubernetes.replica_quotas import ReplicaQuotas
 from modelplane.backends.kubernetes.workqueue import WorkQueue
-from modelplane.backends.planning import plan as plan_for
-from modelplane.backends.scaling import Demand
 from modelplane.control.analysis import MetricSource
+from modelplane.control.autoscaling import Demand, DemandMemory, autoscaled, replicas_for
 from modelplane.control.conditions import refused
+from modelplane.control.planning import ModelPlan, Observed, plan
 from modelplane.control.reconcile import Plan
-from modelplane.control.reporting import Reported, events, reported_from
+from modelplane.control.reporting import Reported, reported_from
+from modelplane.control.revisions import RevisionRef
 from modelplane.control.rollout import Event
 from modelplane.errors import CacheBehindError, SpecError
 from modelplane.telemetry.operator_metrics import OperatorMetrics
@@ -109,7 +109,7 @@ class Operator:
         self.gateway_api, self.clock = gateway_api, clock
         self.load = load or LoadBoard()
         self.load.on_demand = self._on_demand
-        self._demand: dict[str, Demand] = {}
+        self._demand: dict[str, DemandMemory] = {}
         # Autoscaled Models: their scaling, and the serving revision's replicas as last decided.
         self._scaled: dict[str, tuple[Scaling, int]] = {}
         self.telemetry = telemetry or OperatorMetrics()
@@ -272,80 +272,82 @@ class Operator:
         except SpecError as exc:
             await self._invalid(body, exc)
             return
-        revisions = await self._revisions(model)
-        latest = revisions[-1]
-        replicas = [replica_view(pod) for pod in self.caches.owned("Pod", key).values()]
-        wanted = self._desired(key, model.spec.scaling, latest.ref.name)
-        if _autoscaled(model.spec.scaling):
-            self._scaled[key] = (model.spec.scaling, wanted)
+        now = self.clock()
+        stored = self._stored_revisions(model)
+        newest = stored[-1].ref.name if stored else None
+        url = f"{self.settings.gateway_url}{model.gateway_path(explicit_namespace=True)}"
+        observed = Observed(
+            revisions=tuple(r.ref for r in stored),
+            replicas=tuple(replica_view(p) for p in self.caches.owned("Pod", key).values()),
+            demand=self._demand_of(key, newest, now),
+            cap=self.replica_quotas.cap(
+                model.metadata.namespace,
+                lambda: self.caches.namespace_models(model.metadata.namespace),
+            ),
+            windows=await rollout_windows(self.metrics, model, newest, now),
+            reported=self._reported.get(key) or reported_from(model.status),
+            url=url,
+        )
+        decided = plan(model, observed, now)
+        self.replica_quotas.claim(model.metadata.namespace, key, decided.wanted)
+        if autoscaled(model.spec.scaling):
+            self._scaled[key] = (model.spec.scaling, decided.wanted)
         else:
             self._scaled.pop(key, None)
-        desired, held_back = self.replica_quotas.within(
-            model, wanted, lambda: self.caches.namespace_models(model.metadata.namespace)
-        )
-        if held_back is not None:
-            await self._event(model, held_back)
-        url = f"{self.settings.gateway_url}{model.gateway_path(explicit_namespace=True)}"
-        plan = await plan_for(model, latest.ref, replicas, desired, self.clock(), url, self.metrics)
-        specs = {r.ref.name: r for r in revisions}
-        await self._apply_children(model, plan, specs, latest.ref.name)
-        await self._report(model, plan, desired)
+        specs = {r.ref.name: r for r in stored}
+        if decided.new_revision:
+            specs[decided.revision.name] = await self._record_revision(model, decided.revision)
+        await self._apply_children(model, decided.plan, specs, decided.revision.name)
+        await self._report(model, decided)
 
-    def _desired(self, key: str, scaling: Scaling, latest: str) -> int:
-        """Replicas for the serving revision: from the gateways' reported load, by the same
-        autoscaler as embedded mode. While no gateway reports, the lower bound, at least one:
-        no report is not the same as no demand."""
-        if not _autoscaled(scaling):
-            return min(max(scaling.min_replicas, 1), scaling.max_replicas)
-        live = self.caches.owned("Deployment", key).get(latest)
+    def _demand_of(self, key: str, revision: str | None, now: datetime) -> Demand:
+        """Demand for ``revision`` from the gateways' reports, by the same autoscaler as
+        embedded mode. While no gateway reports, unknown: what runs is kept."""
+        if revision is None:
+            return Demand(born=now)
         if not self.load.known():
-            # No gateway reports (yet: a restarted operator hears from them within a second):
-            # keep what runs, rather than wake every Model at zero or stop busy ones.
-            if live is None:
-                return min(max(scaling.min_replicas, 1), scaling.max_replicas)
-            running = int((live.get("spec") or {}).get("replicas") or 0)
-            return min(max(running, scaling.min_replicas), scaling.max_replicas)
-        now = self.clock()
+            # No gateway reports (yet: a restarted operator hears from them within a second).
+            live = self.caches.owned("Deployment", key).get(revision)
+            scaled_to = int((live.get("spec") or {}).get("replicas") or 0) if live else None
+            return Demand(known=False, scaled_to=scaled_to)
         idle = self.load.idle_seconds(key)
         last_request = now - timedelta(seconds=idle) if idle is not None else None
-        in_flight = self.load.in_flight(key, latest) + self.load.held(key)
+        in_flight = self.load.in_flight(key, revision) + self.load.held(key)
+        stored = self.caches.owned("ControllerRevision", key).get(revision)
+        born = _created(stored) if stored else None
+        memory = self._demand.setdefault(key, DemandMemory())
+        return memory.observe(revision, in_flight, last_request, now, born)
+
+    def _desired(self, key: str, scaling: Scaling, latest: str) -> int:
+        """The serving revision's replicas by demand now (the scale loop's check)."""
         current = sum(
             1
             for pod in self.caches.owned("Pod", key).values()
             if (pod["metadata"].get("labels") or {}).get(LABEL_REVISION) == latest
         )
-        demand = self._demand.setdefault(key, Demand())
-        revision = self.caches.owned("ControllerRevision", key).get(latest)
-        born = _created(revision) if revision else None
-        return demand.replicas(scaling, latest, current, in_flight, last_request, now, born)
+        return replicas_for(scaling, self._demand_of(key, latest, self.clock()), current,
+                            self.clock())  # fmt: skip
 
     def _requeue_namespace(self, namespace: str) -> None:
         for key in self.caches.in_namespace(namespace):
             self.queue.add(key)
 
-    async def _revisions(self, model: Model) -> list[StoredRevision]:
-        """The Model's revisions, oldest first, with a new one for a changed spec."""
+    def _stored_revisions(self, model: Model) -> list[StoredRevision]:
         stored = [stored_revision(b) for b in self.caches.children("ControllerRevision", model)]
-        stored.sort(key=lambda r: r.ref.number)
-        digest = revision_digest(model.spec)
-        if stored and stored[-1].ref.digest == digest:
-            return stored
-        number = stored[-1].ref.number + 1 if stored else 1
-        meta = model.metadata
-        manifest = children.controller_revision(model, number, digest)
+        return sorted(stored, key=lambda r: r.ref.number)
+
+    async def _record_revision(self, model: Model, chosen: RevisionRef) -> StoredRevision:
+        manifest = children.controller_revision(model, chosen.number, chosen.digest)
         try:
             created = await self.client.create(from_dict(manifest))
         except ApiError as exc:
             if exc.status.code == 409:  # made by a pass that crashed before its watch event
-                raise CacheBehindError(f"revision {number} of {model.key} exists already") from exc
+                raise CacheBehindError(f"{chosen.name} of {model.key} exists already") from exc
             raise
         self._wrote("create", "ControllerRevision")
         body = as_dict(created)
-        name = revision_name(meta.name, number)
         self.caches.kept("ControllerRevision", model.key, body)
-        message = f"revision {name} created for generation {meta.generation}"
-        await self._event(model, Event("Normal", "RevisionCreated", message))
-        return [*stored, stored_revision(body)]
+        return stored_revision(body)
 
     async def _apply_children(
         self, model: Model, plan: Plan, revisions: dict[str, StoredRevision], latest: str
@@ -400,14 +402,11 @@ class Operator:
         self._wrote("delete", kind)
         self.caches.dropped(kind, model.key, name)
 
-    async def _report(self, model: Model, plan: Plan, desired: int) -> None:
-        key = model.key
-        before = self._reported.get(key) or reported_from(model.status)
-        found, reported = events(plan, desired, before)
+    async def _report(self, model: Model, decided: ModelPlan) -> None:
         # Status first: a crash between the two then loses an event, never repeats a decision.
-        await self._write_status(key, model.metadata, model.status, plan.status)
-        self._reported[key] = reported
-        for event in found:
+        await self._write_status(model.key, model.metadata, model.status, decided.plan.status)
+        self._reported[model.key] = decided.reported
+        for event in decided.events:
             await self._event(model, event)
 
     async def _write_status(
@@ -478,7 +477,3 @@ def _created(body: Body) -> datetime | None:
         return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")) if stamp else None
     except ValueError:
         return None
-
-
-def _autoscaled(scaling: Scaling) -> bool:
-    return scaling.min_replicas != scaling.max_replicas or scaling.min_replicas == 0

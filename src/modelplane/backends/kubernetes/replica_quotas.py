@@ -1,24 +1,21 @@
 """The operator's side of tenants' quotas: the replicas all of a namespace's Models may run
 together (``quota.modelplane.io/max-replicas`` on the Namespace, as the gateways read the rest).
 
-The cap is shared out in the order the Models were created: each gets what it wants while the
-older ones leave room, decided from what each Model last wanted (or, before its first pass
-here, the replicas it runs). An older Model never depends on a younger one, so operator
-workers deciding side by side converge, where "what the others run now" would make two Models
-take turns shrinking. A Model the cap holds back gets one ``ReplicaQuotaReached`` event per
-episode. An annotation that does not parse leaves the last valid cap in force, said once per
-error (the gateways log the same error).
+What is observed for ``control.quotas``, which shares the cap out: each namespace's cap, and
+what each Model last wanted (its claim). A Model's claim that changes queues its namespace's
+Models, whose room it may change. An annotation that does not parse leaves the last valid cap
+in force, said once per error (the gateways log the same error).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 
-from modelplane.api import Model
+from modelplane.api.quotas import quota_from_annotations
 from modelplane.backends.kubernetes.observed import Body
-from modelplane.backends.quota_spec import quota_from_annotations
-from modelplane.control.rollout import Event
+from modelplane.control.quotas import ReplicaCap, claims_from
 from modelplane.errors import SpecError
 
 log = logging.getLogger(__name__)
@@ -28,7 +25,6 @@ class ReplicaQuotas:
     def __init__(self, changed: Callable[[str], None]) -> None:
         self._changed = changed  # a namespace's cap changed: its Models need a pass
         self._limits: dict[str, int] = {}
-        self._limited: set[str] = set()  # Models held back now (said once)
         self._wanted: dict[str, int] = {}  # what each Model wanted at its last pass
         self._refused: dict[str, str] = {}  # a namespace's annotation error, logged once
 
@@ -67,39 +63,32 @@ class ReplicaQuotas:
         self._changed(namespace)
 
     def forget(self, key: str) -> None:
-        self._limited.discard(key)
         self._wanted.pop(key, None)
 
-    def within(
-        self, model: Model, wanted: int, namespace_models: Callable[[], list[tuple[str, str, int]]]
-    ) -> tuple[int, Event | None]:
-        """``wanted``, or as many as the cap leaves after the Models created before this one
-        (``namespace_models`` lists each Model of the namespace as creation time, key and
-        replicas running; called only under a cap), with an event the first time it holds
-        back."""
-        namespace, key = model.metadata.namespace, model.key
-        if self._wanted.get(key) != wanted:
-            self._wanted[key] = wanted
-            if namespace in self._limits:  # younger Models may get more room, or less
-                self._changed(namespace)
+    def claim(self, namespace: str, key: str, wanted: int) -> None:
+        """What ``key`` wants now; under a cap, its namespace's Models are asked to look again
+        when that changes (younger Models may get more room, or less)."""
+        if self._wanted.get(key) == wanted:
+            return
+        self._wanted[key] = wanted
+        if namespace in self._limits:
+            self._changed(namespace)
+
+    def cap(
+        self, namespace: str, namespace_models: Callable[[], list[tuple[str, str, int]]]
+    ) -> ReplicaCap | None:
+        """The namespace's cap and its Models' claims (``namespace_models`` lists each Model
+        as creation time, key and replicas running; called only under a cap)."""
         limit = self._limits.get(namespace)
         if limit is None:
-            self._limited.discard(key)
-            return wanted, None
-        others = 0
-        for _, other, running in sorted(namespace_models()):
-            if other == key:
-                break
-            others += min(self._wanted.get(other, running), max(0, limit - others))
-        allowed = max(0, limit - others)
-        if wanted <= allowed:
-            self._limited.discard(key)
-            return wanted, None
-        if key in self._limited:
-            return allowed, None
-        self._limited.add(key)
-        message = (
-            f"{wanted} replicas wanted, {allowed} allowed: namespace {namespace!r} may run "
-            f"{limit} in all and Models created before it take {others}"
-        )
-        return allowed, Event("Warning", "ReplicaQuotaReached", message)
+            return None
+        found = [(_parsed(created), key, running) for created, key, running in namespace_models()]
+        return ReplicaCap(limit, claims_from(found, self._wanted))
+
+
+def _parsed(stamp: str) -> datetime:
+    """A creationTimestamp; one that does not parse sorts last."""
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)

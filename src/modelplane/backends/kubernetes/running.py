@@ -38,7 +38,7 @@ from modelplane.backends.kubernetes.following import follow
 from modelplane.backends.kubernetes.load import LOAD_PATH, LoadBoard
 from modelplane.backends.kubernetes.operator import Operator
 from modelplane.backends.prometheus import PrometheusSource
-from modelplane.backends.tasks import cancel_all
+from modelplane.processes import cancel_all
 from modelplane.telemetry.operator_metrics import OperatorMetrics
 
 log = logging.getLogger(__name__)

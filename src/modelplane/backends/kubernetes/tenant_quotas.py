@@ -1,5 +1,5 @@
 """The cluster gateway's quotas: each tenant's from its Namespace's ``quota.modelplane.io/*``
-annotations (``backends.quota_spec``), and this gateway's share of them from how many gateways
+annotations (``api.quotas``), and this gateway's share of them from how many gateways
 serve beside it (the ready endpoints of the gateway's own Service).
 
 An annotation that does not parse leaves the namespace's last good quota in force (a typo must
@@ -17,11 +17,10 @@ from lightkube import AsyncClient
 from lightkube.resources.core_v1 import Namespace
 from lightkube.resources.discovery_v1 import EndpointSlice
 
+from modelplane.api.quotas import Quota, QuotaBoard, quota_from_annotations
 from modelplane.backends.kubernetes.following import follow
 from modelplane.backends.kubernetes.observed import Body
-from modelplane.backends.quota_spec import quota_from_annotations
 from modelplane.errors import SpecError
-from modelplane.gateway.quotas import Quota, Quotas
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,7 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 @dataclass
 class TenantQuotas:
     client: AsyncClient
-    quotas: Quotas
+    quotas: QuotaBoard
     peers: tuple[str, str] | None = None  # the gateways' Service (namespace, name); None: alone
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # first lists in
     _set: set[str] = field(default_factory=set)  # namespaces with a quota in force

@@ -1,10 +1,10 @@
 """The embedded controller: reconciles every stored Model against the replica processes.
 
-Each pass reads the store, records a new revision when a spec's serving fields changed, asks the
-autoscaler for a replica count, computes the plan with ``modelplane.control.reconcile``, and applies
-it: replicas started or drained through the supervisor, routes published to the gateway, status
-and events written back. The loop is driven by state, not by events: a restart simply
-reconciles.
+Each pass observes (the store's revisions, the supervisor's replicas, the gateway's demand, the
+rollout's analysis windows, the namespace's replica cap), asks ``control.planning.plan`` for the
+plan, and applies it: a new revision recorded, replicas started or drained through the
+supervisor, routes published to the gateway, status and events written back. The loop is driven
+by state, not by events: a restart simply reconciles.
 
 A pass takes the Models that may need it: those written since the last pass (the store's change
 log), those with new requests or replicas changing state, and those still moving (a rollout in
@@ -31,46 +31,27 @@ from modelplane.api import (
     ObjectMeta,
     RolloutPhase,
     dump_yaml,
-    revision_digest,
 )
 from modelplane.api.manifests import status_wire
-from modelplane.backends.local.store import Revision, SqliteStore
+from modelplane.api.routing import RouteSink
+from modelplane.api.store import Revision
+from modelplane.backends.analysis_windows import rollout_windows
+from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
-from modelplane.backends.planning import plan as plan_for
-from modelplane.backends.planning import route_policy
-from modelplane.backends.scaling import Demand
 from modelplane.control.analysis import MetricSource
-from modelplane.control.reconcile import Phase, Plan, ReplicaView, RevisionRef
-from modelplane.control.reporting import Reported, events, reported_from
-from modelplane.errors import GoneError, NotFoundError
+from modelplane.control.autoscaling import Demand, DemandMemory
+from modelplane.control.planning import ModelPlan, Observed, plan
+from modelplane.control.quotas import ReplicaCap, claims_from
+from modelplane.control.reconcile import Phase, Plan, ReplicaView
+from modelplane.control.reporting import Reported, reported_from
+from modelplane.control.revisions import RevisionRef
+from modelplane.control.routes import route_policy
+from modelplane.errors import ConflictError, GoneError, NotFoundError
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.5
 FULL_PASS_SECONDS = 10.0
-
-EndpointList = list[tuple[str, str]]
-
-
-class RouteSink(Protocol):
-    """Where routes go: the gateway's routing table."""
-
-    def publish(
-        self,
-        key: str,
-        name: str,
-        revisions: dict[str, tuple[int, EndpointList]],
-        shadow: tuple[str, float, str] | None = None,
-        canary: str | None = None,
-        *,
-        openai: bool = False,
-    ) -> None:
-        """``shadow``: (canary revision, percent of other requests to mirror to it, task);
-        ``canary``: the revision on trial, whose failed requests are retried on the others;
-        ``openai``: whether the model speaks the OpenAI API."""
-        ...
-
-    def remove(self, key: str) -> None: ...
 
 
 class LoadSource(Protocol):
@@ -87,9 +68,9 @@ class LoadSource(Protocol):
 class _ModelMemory:
     """What the controller remembers between passes, to report transitions once."""
 
-    demand: Demand = field(default_factory=Demand)
+    demand: DemandMemory = field(default_factory=DemandMemory)
     reported: Reported = field(default_factory=Reported)
-    limited: bool = False  # held back by the namespace's replica quota (said once)
+    wanted: int | None = None  # replicas its demand asked for at the last pass: its claim
 
 
 @dataclass
@@ -192,33 +173,53 @@ class Controller:
         return {f"{c.model.metadata.namespace}/{c.model.metadata.name}" for c in changes}
 
     async def _reconcile(self, model: Model) -> None:
-        key = model.key
+        key, now = model.key, self.clock()
         memory = self._memory.get(key)
         if memory is None:
             memory = self._memory[key] = _ModelMemory(reported=reported_from(model.status))
-        latest = self._latest_revision(model)
-        self._owners[latest.name] = key
+        stored = self._revisions(model)
         replicas = [v for v in self.supervisor.views() if self._owners.get(v.revision) == key]
-        desired = self._desired(
-            model, latest.name, memory, len([r for r in replicas if r.revision == latest.name])
+        newest = max(stored, key=lambda r: r.number).name if stored else None
+        observed = Observed(
+            revisions=tuple(RevisionRef(r.name, r.number, r.digest) for r in stored),
+            replicas=tuple(replicas),
+            demand=self._demand(model, memory, newest, now),
+            cap=self._replica_cap(model),
+            windows=await rollout_windows(self.metrics, model, newest, now),
+            reported=memory.reported,
+            url=self._url(model),
         )
-        ref = RevisionRef(latest.name, latest.number, latest.digest)
-        plan = await plan_for(
-            model, ref, replicas, desired, self.clock(), self._url(model), self.metrics
-        )
-        for revision in plan.start:
-            self.supervisor.start(revision, *self._served[revision])
-        self._publish(model, latest.name, plan)
-        for replica_id in plan.stop:
-            draining = asyncio.get_running_loop().create_task(self.supervisor.stop(replica_id))
-            self._draining.add(draining)  # a reference, so the task is not collected mid-drain
-            draining.add_done_callback(self._draining.discard)
-        self._report(model, plan, memory, desired)
+        decided = plan(model, observed, now)
+        if decided.new_revision:
+            self._record_revision(model, decided.revision)
+        self._claim(model, memory, decided.wanted)
+        self._apply(model, decided)
+        memory.reported = decided.reported
         self._reconciled_at[key] = time.monotonic()
-        if self._settled(model, plan, replicas):
+        if self._settled(model, decided.plan, replicas):
             self._active.discard(key)
         else:
             self._active.add(key)
+
+    def _apply(self, model: Model, decided: ModelPlan) -> None:
+        for revision in decided.plan.start:
+            self.supervisor.start(revision, *self._served[revision])
+        self._publish(model, decided.revision.name, decided.plan)
+        for replica_id in decided.plan.stop:
+            draining = asyncio.get_running_loop().create_task(self.supervisor.stop(replica_id))
+            self._draining.add(draining)  # a reference, so the task is not collected mid-drain
+            draining.add_done_callback(self._draining.discard)
+        meta = model.metadata
+        for event in decided.events:
+            self.store.record_event(
+                meta.namespace, meta.name, event.type, event.reason, event.message
+            )
+        if status_wire(decided.plan.status) != status_wire(model.status):
+            updated = model.model_copy(deep=True)
+            updated.status = decided.plan.status
+            updated.metadata.resource_version = None
+            with contextlib.suppress(Exception):  # deleted meanwhile: the next pass forgets it
+                self.store.update(updated, subresource="status")
 
     def _settled(self, model: Model, plan: Plan, replicas: list[ReplicaView]) -> bool:
         """Nothing left that time alone would change: no rollout step to take, every replica
@@ -235,22 +236,24 @@ class Controller:
             and not any(self.load.in_flight(key, r) for r in {v.revision for v in replicas})
         )  # fmt: skip
 
-    def _latest_revision(self, model: Model) -> Revision:
+    def _revisions(self, model: Model) -> list[Revision]:
         meta = model.metadata
-        digest = revision_digest(model.spec)
         revisions = self.store.revisions(meta.namespace, meta.name)
         for revision in revisions:
             self._owners[revision.name] = model.key
-        if revisions and revisions[-1].digest == digest:
-            latest = revisions[-1]
-        else:
-            spec = model.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
-            latest = self.store.add_revision(meta.namespace, meta.name, digest, spec)
-            message = f"revision {latest.name} created for generation {meta.generation}"
-            self.store.record_event(meta.namespace, meta.name, "Normal", "RevisionCreated", message)
-        for revision in [*revisions, latest]:
             self._write_manifest(revision)
-        return latest
+        return revisions
+
+    def _record_revision(self, model: Model, chosen: RevisionRef) -> None:
+        meta = model.metadata
+        spec = model.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+        recorded = self.store.add_revision(meta.namespace, meta.name, chosen.digest, spec)
+        if recorded.name != chosen.name:  # the store numbers revisions; the plan must agree
+            raise ConflictError(
+                f"revision {recorded.name} recorded where {chosen.name} was planned"
+            )
+        self._owners[recorded.name] = model.key
+        self._write_manifest(recorded)
 
     def _write_manifest(self, revision: Revision) -> None:
         """The revision as a Model file for its replicas: written once, never changed."""
@@ -265,38 +268,42 @@ class Controller:
             path.write_text(dump_yaml([served], include_status=False))
         self._served[revision.name] = (path, spec.telemetry.env)
 
-    def _desired(self, model: Model, revision: str, memory: _ModelMemory, current: int) -> int:
-        key, now = model.key, self.clock()
+    def _demand(
+        self, model: Model, memory: _ModelMemory, revision: str | None, now: datetime
+    ) -> Demand:
+        key = model.key
+        if revision is None:  # nothing recorded yet: the first revision is born now
+            return Demand(born=now)
         in_flight = self.load.in_flight(key, revision) + self.load.held(key)
         last = self.load.last_request.get(key)
         seen = now - timedelta(seconds=time.monotonic() - last) if last else None
-        wanted = memory.demand.replicas(model.spec.scaling, revision, current, in_flight, seen, now)
-        return self._within_replica_quota(model, wanted, memory)
+        return memory.demand.observe(revision, in_flight, seen, now)
 
-    def _within_replica_quota(self, model: Model, wanted: int, memory: _ModelMemory) -> int:
-        """``wanted``, or as many as the namespace's replica quota leaves beside its other
-        Models' replicas (said once, as an event, while it holds a Model back)."""
+    def _replica_cap(self, model: Model) -> ReplicaCap | None:
+        """The namespace's replica cap and what its Models claim, oldest first."""
         namespace = model.metadata.namespace
         limit = self.replica_limit(namespace)
         if limit is None:
-            memory.limited = False
-            return wanted
-        others = sum(
-            1
-            for view in self.supervisor.views()
-            if view.phase is not Phase.STOPPING
-            and (owner := self._owners.get(view.revision)) is not None
-            and owner != model.key
-            and owner.split("/", 1)[0] == namespace
-        )
-        allowed = max(0, limit - others)
-        if wanted > allowed and not memory.limited:
-            message = (f"{wanted} replicas wanted, {allowed} allowed: namespace {namespace!r} "
-                       f"may run {limit} in all and its other Models run {others}")  # fmt: skip
-            self.store.record_event(namespace, model.metadata.name, "Warning",
-                                    "ReplicaQuotaReached", message)  # fmt: skip
-        memory.limited = wanted > allowed
-        return min(wanted, allowed)
+            return None
+        running: dict[str, int] = {}
+        for view in self.supervisor.views():
+            owner = self._owners.get(view.revision)
+            if owner is not None and view.phase is not Phase.STOPPING:
+                running[owner] = running.get(owner, 0) + 1
+        models, _ = self.store.list_models(namespace)
+        found = [(_created(m), m.key, running.get(m.key, 0)) for m in models]
+        wanted = {k: m.wanted for k, m in self._memory.items() if m.wanted is not None}
+        return ReplicaCap(limit, claims_from(found, wanted))
+
+    def _claim(self, model: Model, memory: _ModelMemory, wanted: int) -> None:
+        """Remember what ``model`` wants; under a cap, its younger neighbours may now get more
+        room, or less: they are due at the next pass."""
+        if memory.wanted == wanted:
+            return
+        memory.wanted = wanted
+        namespace = model.metadata.namespace
+        if self.replica_limit(namespace) is not None:
+            self._active |= {k for k in self._memory if k.split("/", 1)[0] == namespace}
 
     def _publish(self, model: Model, latest: str, plan: Plan) -> None:
         stopping = set(plan.stop)
@@ -316,20 +323,6 @@ class Controller:
         self.routes.publish(
             model.key, model.metadata.name, revisions, shadow, canary, openai=model.speaks_openai
         )
-
-    def _report(self, model: Model, plan: Plan, memory: _ModelMemory, desired: int) -> None:
-        meta = model.metadata
-        found, memory.reported = events(plan, desired, memory.reported)
-        for event in found:
-            self.store.record_event(
-                meta.namespace, meta.name, event.type, event.reason, event.message
-            )
-        if status_wire(plan.status) != status_wire(model.status):
-            updated = model.model_copy(deep=True)
-            updated.status = plan.status
-            updated.metadata.resource_version = None
-            with contextlib.suppress(Exception):  # deleted meanwhile: the next pass forgets it
-                self.store.update(updated, subresource="status")
 
     async def _forget(self, key: str) -> None:
         self._memory.pop(key, None)
@@ -354,3 +347,7 @@ class Controller:
 
     def _url(self, model: Model) -> str:
         return f"{self.gateway_url}{model.gateway_path()}"
+
+
+def _created(model: Model) -> datetime:
+    return model.metadata.creation_timestamp or datetime.max.replace(tzinfo=UTC)

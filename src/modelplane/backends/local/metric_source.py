@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from modelplane.control.analysis import Counts, History, Window
-from modelplane.gateway.stats import Reading
+from modelplane.api.counters import RevisionCounts
+from modelplane.control.analysis import History, Window
 
 
 class GatewayMetricSource:
-    def __init__(self, reading: Callable[[str, str], Reading]) -> None:
+    def __init__(self, reading: Callable[[str, str], RevisionCounts]) -> None:
         self._reading = reading
         self._history: dict[tuple[str, str], History] = {}
 
@@ -19,7 +19,7 @@ class GatewayMetricSource:
     ) -> dict[str, Window]:
         return {
             revision: self._history.setdefault((model, revision), History()).window(
-                since, now, Counts(*self._reading(model, revision))
+                since, now, self._reading(model, revision)
             )
             for revision in revisions
         }

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from modelplane.errors import ModelplaneError
-from modelplane.runtime.children import die_with_parent
+from modelplane.processes import die_with_parent
 
 SCRAPE_SECONDS = 2
 START_SECONDS = 30.0

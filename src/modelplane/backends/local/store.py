@@ -14,15 +14,14 @@ import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from modelplane.api import Model, to_wire
+from modelplane.api.store import Change, ChangeType, Event, EventType, Revision
 from modelplane.errors import AlreadyExistsError, ConflictError, GoneError, NotFoundError
 
-ChangeType = Literal["ADDED", "MODIFIED", "DELETED"]
 RETAINED_CHANGES = 10_000
 
 _SCHEMA = """
@@ -59,37 +58,6 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_object ON events (namespace, object, id);
 """
-
-
-@dataclass(frozen=True)
-class Change:
-    resource_version: int
-    type: ChangeType
-    model: Model
-
-
-@dataclass(frozen=True)
-class Revision:
-    namespace: str
-    model: str
-    number: int
-    digest: str
-    spec: dict[str, Any]
-    created: datetime
-
-    @property
-    def name(self) -> str:
-        return f"{self.model}-r{self.number}"
-
-
-@dataclass(frozen=True)
-class Event:
-    namespace: str
-    object: str
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
-    time: datetime
 
 
 def _now() -> datetime:
@@ -308,7 +276,7 @@ class SqliteStore:
         self,
         namespace: str,
         obj: str,
-        kind: Literal["Normal", "Warning"],
+        kind: EventType,
         reason: str,
         message: str,
     ) -> None:

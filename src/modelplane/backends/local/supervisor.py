@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from modelplane.control.reconcile import Phase, ReplicaView
-from modelplane.runtime.children import die_with_parent, free_port
+from modelplane.processes import die_with_parent, free_port
 from modelplane.telemetry.logs import message_of
 
 log = logging.getLogger(__name__)

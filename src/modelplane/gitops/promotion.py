@@ -18,8 +18,8 @@ import yaml
 
 from modelplane.api import Model
 from modelplane.api.manifests import to_wire
-from modelplane.backends.local.git_source import GitError, GitMirror, git
 from modelplane.control.gitops import MANIFEST_SUFFIXES
+from modelplane.gitops.repository import GitError, GitMirror, git
 
 # Metadata the control plane sets; a repository holds only what a person would write.
 SERVER_SET = ("uid", "resourceVersion", "generation", "creationTimestamp")

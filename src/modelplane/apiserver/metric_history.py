@@ -30,12 +30,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from modelplane.api import Model, RevisionStatus, RolloutPhase
-from modelplane.backends.local.api_server import error_response, principal_of
-from modelplane.backends.local.store import SqliteStore
-from modelplane.backends.prometheus_series import Points, PrometheusSeries
-from modelplane.control.analysis import Counts, quantile_ms
+from modelplane.api.counters import RevisionCounts
+from modelplane.api.store import Store
+from modelplane.apiserver.prometheus_series import Points, PrometheusSeries
+from modelplane.apiserver.server import error_response, principal_of
+from modelplane.control.analysis import quantile_ms
 from modelplane.errors import MetricsUnavailableError, NotFoundError
-from modelplane.gateway.stats import Reading
 from modelplane.security.roles import Action
 
 log = logging.getLogger(__name__)
@@ -94,14 +94,14 @@ class MetricHistory:
 
     def __init__(
         self,
-        reading: Callable[[str, str], Reading],
+        reading: Callable[[str, str], RevisionCounts],
         in_flight: Callable[[str, str], int],
         interval: float = INTERVAL_SECONDS,
         kept: int = KEPT_POINTS,
     ) -> None:
         self._reading, self._in_flight = reading, in_flight
         self.interval, self._kept = interval, kept
-        self._last: dict[tuple[str, str], tuple[float, Counts]] = {}
+        self._last: dict[tuple[str, str], tuple[float, RevisionCounts]] = {}
         self._points: dict[tuple[str, str], deque[Point]] = {}
         self._analyses: dict[str, deque[AnalysisPoint]] = {}
 
@@ -111,7 +111,7 @@ class MetricHistory:
             for revision in model.status.revisions:
                 key = (model.key, revision.name)
                 seen.add(key)
-                counts = Counts(*self._reading(*key))
+                counts = self._reading(*key)
                 before = self._last.get(key)
                 self._last[key] = (now, counts)
                 if before is not None and now > before[0]:
@@ -127,8 +127,8 @@ class MetricHistory:
 
     def _point(
         self,
-        last: tuple[float, Counts],
-        after: Counts,
+        last: tuple[float, RevisionCounts],
+        after: RevisionCounts,
         now: float,
         key: str,
         revision: RevisionStatus,
@@ -182,7 +182,7 @@ class MetricHistory:
             "inFlight": sum(p.in_flight for p in last),
         }
 
-    async def run(self, store: SqliteStore) -> None:
+    async def run(self, store: Store) -> None:
         """Sample every ``interval`` seconds until cancelled."""
         while True:
             try:
@@ -225,7 +225,7 @@ def _nearest(
 
 
 def metrics_routes(
-    history: MetricHistory, store: SqliteStore, prometheus: PrometheusSeries | None = None
+    history: MetricHistory, store: Store, prometheus: PrometheusSeries | None = None
 ) -> list[Route]:
     """The metrics API over ``history`` (and ``prometheus``, when the platform has one); models
     come from ``store`` so deleted ones vanish."""

@@ -21,10 +21,9 @@ from starlette.routing import Route
 
 from modelplane.api.manifests import problems_from
 from modelplane.api.meta import Namespace, Wire
-from modelplane.backends.local.api_server import error_response
-from modelplane.backends.quota_spec import QuotaSpec
+from modelplane.api.quotas import QuotaBoard, QuotaSpec
+from modelplane.apiserver.server import error_response
 from modelplane.errors import NotFoundError, SpecError
-from modelplane.gateway.quotas import Quotas
 
 
 class _NamespaceName(Wire):
@@ -57,7 +56,7 @@ class SqliteQuotaStore:
         return done.rowcount > 0
 
 
-def quota_routes(store: SqliteQuotaStore, enforced: Quotas) -> list[Route]:
+def quota_routes(store: SqliteQuotaStore, enforced: QuotaBoard) -> list[Route]:
     """The endpoints, with the stored quotas handed to ``enforced`` now and on every change."""
     for namespace, spec in store.all().items():
         enforced.set(namespace, spec.quota())

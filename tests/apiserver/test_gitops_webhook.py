@@ -18,10 +18,11 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from modelplane.backends.local.access import is_open
-from modelplane.backends.local.gitops_sources import GitSources, gitops_routes, parse_source
-from modelplane.backends.local.gitops_webhook import MAX_BODY
+from modelplane.apiserver.access import is_open
+from modelplane.apiserver.git_sources import gitops_routes
+from modelplane.apiserver.git_webhook import MAX_BODY
 from modelplane.errors import SpecError
+from modelplane.gitops.sources import GitSources, parse_source
 
 SHARED_KEY = "It's a secret to everybody 0123"
 PUSH = json.dumps({"ref": "refs/heads/main", "after": "0" * 40}).encode()

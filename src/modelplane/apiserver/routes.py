@@ -5,23 +5,24 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from modelplane.backends.local.gitops_sources import GitSources, gitops_routes
-from modelplane.backends.local.key_api import key_routes
-from modelplane.backends.local.key_store import SqliteKeyStore
-from modelplane.backends.local.metric_history import MetricHistory, metrics_routes
-from modelplane.backends.local.openapi import openapi_route
-from modelplane.backends.local.quota_api import SqliteQuotaStore, quota_routes
-from modelplane.backends.local.store import SqliteStore
-from modelplane.backends.prometheus_series import PrometheusSeries
-from modelplane.gateway.quotas import Quotas
+from modelplane.api.quotas import QuotaBoard
+from modelplane.api.store import Store
+from modelplane.apiserver.git_sources import gitops_routes
+from modelplane.apiserver.key_store import SqliteKeyStore
+from modelplane.apiserver.keys import key_routes
+from modelplane.apiserver.metric_history import MetricHistory, metrics_routes
+from modelplane.apiserver.openapi import openapi_route
+from modelplane.apiserver.prometheus_series import PrometheusSeries
+from modelplane.apiserver.quotas import SqliteQuotaStore, quota_routes
+from modelplane.gitops.sources import GitSources
 
 
 def control_routes(
-    store: SqliteStore,
+    store: Store,
     history: MetricHistory,
     sources: GitSources,
     quotas: SqliteQuotaStore,
-    enforced: Quotas,
+    enforced: QuotaBoard,
     keys: SqliteKeyStore | None,
     prometheus: PrometheusSeries | None = None,
 ) -> list[BaseRoute]:

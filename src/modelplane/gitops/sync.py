@@ -27,8 +27,8 @@ from pydantic import ConfigDict, Field, field_validator
 
 from modelplane.api import Model, to_wire
 from modelplane.api.meta import Wire
-from modelplane.backends.local.git_source import GitError, GitMirror
 from modelplane.control.gitops import SyncRefused, plan_sync
+from modelplane.gitops.repository import GitError, GitMirror
 
 log = logging.getLogger(__name__)
 

@@ -27,12 +27,13 @@ from modelplane.api.openapi import (
     reply,
 )
 from modelplane.api.openapi import document as describe
-from modelplane.backends.local.api_server import MERGE_PATCH, PREFIX, REVISION_DIGEST_HEADER
-from modelplane.backends.local.gitops import GitSourceSpec
-from modelplane.backends.local.gitops_webhook import EVENTS, GITLAB_HEADER, MAX_BODY, SIGNATURES
-from modelplane.backends.local.key_api import KeyRequest
-from modelplane.backends.local.metric_history import METRICS_PREFIX
-from modelplane.backends.quota_spec import QuotaSpec
+from modelplane.api.quotas import QuotaSpec
+from modelplane.apiserver.git_webhook import MAX_BODY
+from modelplane.apiserver.keys import KeyRequest
+from modelplane.apiserver.metric_history import METRICS_PREFIX
+from modelplane.apiserver.server import MERGE_PATCH, PREFIX, REVISION_DIGEST_HEADER
+from modelplane.gitops.sync import GitSourceSpec
+from modelplane.gitops.webhooks import EVENTS, GITLAB_HEADER, SIGNATURES
 
 
 def _query(name: str, schema: Schema, about: str) -> Schema:

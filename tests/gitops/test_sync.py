@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from modelplane.api import parse_model
-from modelplane.backends.local.git_promotion import promote
-from modelplane.backends.local.git_source import GitError, GitMirror
 from modelplane.control.gitops import SyncPlan, SyncRefused, plan_sync
+from modelplane.gitops.promotion import promote
+from modelplane.gitops.repository import GitError, GitMirror
 from tests.processes import free_port, stop_process
 
 IRIS = """\

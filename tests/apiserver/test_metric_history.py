@@ -9,10 +9,11 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from modelplane.api import Model, RevisionStatus
-from modelplane.backends.local.metric_history import MetricHistory, merged, metrics_routes
+from modelplane.api.counters import RevisionCounts
+from modelplane.apiserver.metric_history import MetricHistory, merged, metrics_routes
+from modelplane.apiserver.prometheus_series import PrometheusSeries
 from modelplane.backends.local.store import SqliteStore
-from modelplane.backends.prometheus_series import PrometheusSeries
-from modelplane.gateway.stats import LATENCY_BOUNDS_MS, Reading
+from modelplane.gateway.stats import LATENCY_BOUNDS_MS
 from tests.models import onnx_model
 
 BUCKETS = len(LATENCY_BOUNDS_MS) + 1
@@ -31,9 +32,9 @@ class Counters:
         self.requests = 0
         self.errors = 0
 
-    def reading(self, key: str, revision: str) -> Reading:
+    def reading(self, key: str, revision: str) -> RevisionCounts:
         buckets = (0,) * (BUCKETS - 1) + (self.requests,)
-        return (self.requests, self.errors, LATENCY_BOUNDS_MS, buckets, 0, 0.0)
+        return RevisionCounts(self.requests, self.errors, LATENCY_BOUNDS_MS, buckets)
 
 
 def test_points_are_rates_since_the_last_sample_and_a_retired_revision_goes() -> None:

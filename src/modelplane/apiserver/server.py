@@ -36,7 +36,7 @@ from starlette.routing import BaseRoute, Route
 
 from modelplane.api import API_VERSION, Model, parse_model, revision_digest, to_wire
 from modelplane.api.meta import DNS_1035_LABEL, DNS_LABEL
-from modelplane.backends.local.store import Change, SqliteStore
+from modelplane.api.store import Change, Store
 from modelplane.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -146,7 +146,7 @@ def parse_selector(raw: str | None) -> dict[str, str]:
 
 
 class ControlApi:
-    def __init__(self, store: SqliteStore, logs_dir: Path) -> None:
+    def __init__(self, store: Store, logs_dir: Path) -> None:
         self.store = store
         self.logs_dir = logs_dir
         self._changed = asyncio.Event()

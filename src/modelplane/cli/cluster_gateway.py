@@ -19,9 +19,9 @@ from modelplane.backends.kubernetes.connecting import connected
 from modelplane.backends.kubernetes.discovery import Discovery
 from modelplane.backends.kubernetes.load import LoadReporter
 from modelplane.backends.kubernetes.tenant_quotas import TenantQuotas
-from modelplane.backends.tasks import cancel_all
 from modelplane.gateway.proxy import Gateway, GatewayOptions
 from modelplane.gateway.routing import RoutingTable
+from modelplane.processes import cancel_all
 from modelplane.security.authn import Authenticator
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
 
@@ -56,7 +56,7 @@ async def run(options: ClusterGatewayOptions) -> None:
         gateway.is_ready = lambda: discovery.ready.is_set() and quotas.ready.is_set()
         tasks = [asyncio.create_task(discovery.run()), asyncio.create_task(quotas.run())]
         if options.report_to:
-            reporter = LoadReporter(gateway, options.report_to, options.name)
+            reporter = LoadReporter(gateway.load, options.report_to, options.name)
             gateway.on_demand = lambda key: reporter.poke()
             tasks.append(asyncio.create_task(reporter.run()))
         server = uvicorn.Server(

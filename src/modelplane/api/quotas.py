@@ -10,7 +10,8 @@ raise its own limits. The annotations travel with the Namespace through git like
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Protocol
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
@@ -18,7 +19,6 @@ from pydantic.alias_generators import to_camel
 from modelplane.api.manifests import problems_from
 from modelplane.api.meta import Wire
 from modelplane.errors import FieldProblem, SpecError
-from modelplane.gateway.quotas import Quota
 
 ANNOTATION_PREFIX = "quota.modelplane.io/"
 # annotation name (after the prefix) -> QuotaSpec field
@@ -28,6 +28,29 @@ ANNOTATIONS = {
     "max-replicas": "max_replicas",
     "tokens-per-minute": "tokens_per_minute",
 }
+
+
+@dataclass(frozen=True)
+class Quota:
+    """A tenant's limits as the gateways and the controllers enforce them (None: no limit)."""
+
+    requests_per_second: float | None = None
+    concurrent_requests: int | None = None
+    max_replicas: int | None = None  # across the namespace; the controllers enforce it
+    tokens_per_minute: int | None = None  # prompt and completion tokens, OpenAI API requests
+
+
+class QuotaBoard(Protocol):
+    """Where quotas are enforced: a gateway's admission. Fed by the control API (embedded) or
+    from Namespaces' annotations (a cluster's gateways)."""
+
+    def set(self, namespace: str, quota: Quota | None) -> None: ...
+
+    def given(self, namespace: str) -> Quota | None: ...
+
+    def set_peers(self, peers: int) -> None:
+        """``peers`` gateways share every limit but the replica cap equally."""
+        ...
 
 
 class QuotaSpec(Wire):

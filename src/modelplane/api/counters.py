@@ -1,0 +1,23 @@
+"""A revision's cumulative request counters: the one value the gateway keeps, the rollout
+analysis reads and the metric sources (the gateway's own, the metrics API's history) pass on.
+
+Cumulative, like Prometheus counters: a window is the difference of two readings, so nothing
+here knows about windows or steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RevisionCounts:
+    """Requests, errors (5xx and failed upstream calls) and a latency histogram with upper
+    bounds in milliseconds (the last bucket, beyond the last bound, is +Inf); shadow
+    comparisons with the stable revision and their summed disagreement (each 0 .. 1)."""
+
+    requests: int
+    errors: int
+    bounds_ms: tuple[float, ...]
+    buckets: tuple[int, ...]
+    compared: int = 0
+    disagreement: float = 0.0

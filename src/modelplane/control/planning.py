@@ -1,0 +1,89 @@
+"""The one decision a backend asks for: from a Model and what was observed of it, the plan.
+
+Both backends take the same three steps each pass: observe (stored revisions, replicas and
+their readiness, demand, the rollout's analysis windows, the namespace's replica cap), call
+``plan``, and apply what it returns (record a new revision first, then replicas, routes, status
+and events). Every rule lives here or below: which revision serves, replicas from demand, the
+replica cap, traffic and the rollout, status, and the events worth telling. Pure and
+idempotent, with time passed in: the same observation always yields the same plan, so a backend
+that crashes anywhere recovers by planning again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from modelplane.api import Model
+from modelplane.control.analysis import Window
+from modelplane.control.autoscaling import Demand, replicas_for
+from modelplane.control.quotas import ReplicaCap, within_cap
+from modelplane.control.reconcile import Plan, ReplicaView, reconcile
+from modelplane.control.reporting import Reported, events
+from modelplane.control.revisions import RevisionRef, select_revision
+from modelplane.control.rollout import Event, pending_command
+
+
+@dataclass(frozen=True)
+class AnalysisWindows:
+    """What the canary ``revision`` and the stable one did since the rollout step began."""
+
+    revision: str
+    canary: Window = field(default_factory=Window)
+    stable: Window = field(default_factory=Window)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What a backend saw of one Model."""
+
+    revisions: tuple[RevisionRef, ...] = ()  # stored, any order
+    replicas: tuple[ReplicaView, ...] = ()  # of every revision of the Model
+    demand: Demand = field(default_factory=Demand)
+    cap: ReplicaCap | None = None  # the namespace's replica cap; None: no cap
+    windows: AnalysisWindows | None = None
+    reported: Reported = field(default_factory=Reported)  # what was told before
+    url: str | None = None  # where the Model is served
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    revision: RevisionRef  # the one the Model serves next
+    new_revision: bool  # to be recorded before anything else is applied
+    wanted: int  # replicas for ``revision`` by demand, before the cap: the Model's claim
+    desired: int  # ... within the cap
+    plan: Plan  # replicas per revision, traffic, status
+    events: tuple[Event, ...]  # in the order they happened
+    reported: Reported  # what the backend has told once these events are recorded
+
+
+def plan(model: Model, observed: Observed, now: datetime) -> ModelPlan:
+    revision, new = select_revision(model, observed.revisions)
+    current = sum(1 for r in observed.replicas if r.revision == revision.name)
+    wanted = replicas_for(model.spec.scaling, observed.demand, current, now)
+    meta, before = model.metadata, observed.reported
+    desired, capped = within_cap(meta.namespace, model.key, wanted, observed.cap, before.held_back)
+    windows = observed.windows
+    measured = (
+        (windows.canary, windows.stable)
+        if windows is not None and windows.revision == revision.name
+        else (Window(), Window())
+    )
+    command, annotation = pending_command(model)
+    found = reconcile(
+        model, revision, list(observed.replicas), desired, now, observed.url, measured, command
+    )
+    if command is not None and found.status.rollout is not None:
+        found.status.rollout.last_command = annotation  # acted on once
+    told: list[Event] = []
+    if new:
+        message = f"revision {revision.name} created for generation {meta.generation}"
+        told.append(Event("Normal", "RevisionCreated", message))
+    if capped is not None:
+        told.append(capped)
+    rest, reported = events(found, desired, before)
+    held_back = desired < wanted
+    return ModelPlan(
+        revision, new, wanted, desired, found, (*told, *rest),
+        replace(reported, held_back=held_back),
+    )  # fmt: skip
