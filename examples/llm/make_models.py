@@ -12,7 +12,9 @@ The model writes words, not sense: it exists to exercise the whole serving path 
 templates, sampling, streaming, limits, the prompt cache) in seconds on a CPU, with no download.
 Both manifests pin the file's sha256.
 
-    python examples/llm/make_models.py [--out DIR]
+    python examples/llm/make_models.py [--out DIR] [--seed N] [--embedding N --layers N]
+
+Another seed makes another model of the same shape; a larger one reads prompts slower.
 """
 
 from __future__ import annotations
@@ -171,11 +173,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--embedding", type=int, default=Size.embedding, help="width")
+    parser.add_argument("--layers", type=int, default=Size.layers, help="depth")
     args = parser.parse_args()
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     model = out / "tiny-chat.gguf"
-    write(model, args.seed)
+    write(model, args.seed, Size(args.embedding, args.layers))
     digest = hashlib.sha256(model.read_bytes()).hexdigest()
     for file, name, task, extra in (
         ("chat.yaml", "tiny-chat", "chat", CHAT_EXTRA),

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 class RevisionCounts:
     """Requests, errors (5xx and failed upstream calls) and a latency histogram with upper
     bounds in milliseconds (the last bucket, beyond the last bound, is +Inf); shadow
-    comparisons with the stable revision and their summed disagreement (each 0 .. 1)."""
+    comparisons with the stable revision, their summed disagreement (each 0 .. 1) and the
+    measures they used; for generated text, histograms (same bounds) of the time to the first
+    token (streamed answers) and of the time per output token."""
 
     requests: int
     errors: int
@@ -21,3 +23,6 @@ class RevisionCounts:
     buckets: tuple[int, ...]
     compared: int = 0
     disagreement: float = 0.0
+    first_token_buckets: tuple[int, ...] = ()
+    per_token_buckets: tuple[int, ...] = ()
+    measures: frozenset[str] = frozenset()

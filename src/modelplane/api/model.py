@@ -133,7 +133,20 @@ class Analysis(Wire):
     """Thresholds a canary must meet at each step before it takes more traffic."""
 
     max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
-    max_latency_p99_ms: Annotated[float, Field(gt=0)] = 250
+    max_latency_p99_ms: Annotated[float, Field(gt=0)] = Field(
+        default=250,
+        description="p99 of whole answers; generative models (text-generation, chat) are judged "
+        "on maxTimeToFirstTokenP99Ms and maxTimePerOutputTokenP99Ms instead.",
+    )
+    max_time_to_first_token_p99_ms: Annotated[float, Field(gt=0)] = Field(
+        default=1000,
+        description="p99 of the time to the first token of streamed answers (generative models).",
+    )
+    max_time_per_output_token_p99_ms: Annotated[float, Field(gt=0)] = Field(
+        default=250,
+        description="p99 of the time per output token after the first (streamed answers), or "
+        "of the whole answer's time per output token (non-streamed; generative models).",
+    )
     max_disagreement: Annotated[float, Field(ge=0, le=1)] = 0.05
     min_requests: Annotated[int, Field(ge=1)] = 50
     shadow_percent: Annotated[float, Field(ge=0, le=100)] = Field(
@@ -304,6 +317,9 @@ class MetricVerdict(Wire):
     value: float | None = None
     threshold: float
     passed: bool
+    measure: str | None = Field(
+        default=None, description="How the value was measured, where there is more than one way."
+    )
 
 
 class AnalysisResult(Wire):

@@ -65,6 +65,12 @@ class PrometheusSource:
         def increase(metric: str, extra: str = "") -> str:
             return f"sum by ({by}) (increase({metric}{{{selector}{extra}}}[{span}]))"
 
+        def p99(histogram: str) -> str:
+            return (
+                f"histogram_quantile(0.99, sum by ({by}, le) "
+                f"(increase({histogram}_bucket{{{selector}}}[{span}])))"
+            )
+
         # Requests and errors in one query: two queries could see different scrapes (one may
         # land between them) and so extrapolate differently, skewing the error rate.
         outcome = names.LABEL_OUTCOME
@@ -73,11 +79,14 @@ class PrometheusSource:
                 f"sum by ({by}, {outcome}) "
                 f"(increase({names.ANALYSIS_REQUESTS}_total{{{selector}}}[{span}]))"
             ),
-            "p99": (
-                f"histogram_quantile(0.99, sum by ({by}, le) "
-                f"(increase({names.ANALYSIS_REQUEST_DURATION}_bucket{{{selector}}}[{span}])))"
-            ),
+            "p99": p99(names.ANALYSIS_REQUEST_DURATION),
+            "first_token": p99(names.ANALYSIS_FIRST_TOKEN),
+            "per_token": p99(names.ANALYSIS_PER_TOKEN),
             "compared": increase(f"{names.SHADOW_DISAGREEMENT}_count"),
+            "measures": (
+                f"sum by ({by}, {names.LABEL_MEASURE}) "
+                f"(increase({names.SHADOW_DISAGREEMENT}_count{{{selector}}}[{span}])) > 0"
+            ),
             "disagreement": increase(f"{names.SHADOW_DISAGREEMENT}_sum"),
         }
         answers = await asyncio.gather(*(self._instant(q, now) for q in queries.values()))
@@ -88,25 +97,30 @@ class PrometheusSource:
             requests[revision] = requests.get(revision, 0.0) + value
             if result == "error":
                 errors[revision] = errors.get(revision, 0.0) + value
+        measures: dict[str, set[str]] = {}
+        for revision, measure in by_outcome.pop("measures"):
+            measures.setdefault(revision, set()).add(measure)
         values = {q: {rev: v for (rev, _), v in found.items()} for q, found in by_outcome.items()}
         windows = {}
         for revision, total in requests.items():
             compared = values["compared"].get(revision, 0.0)
-            p99 = values["p99"].get(revision, math.nan)
             windows[revision] = Window(
                 requests=round(total),
                 errors=round(errors.get(revision, 0.0)),
-                p99_ms=None if math.isnan(p99) else p99 * 1000,
+                p99_ms=_ms(values["p99"].get(revision)),
                 compared=round(compared),
                 disagreement=values["disagreement"].get(revision, 0.0) / compared
                 if compared > 0
                 else 0.0,
+                first_token_p99_ms=_ms(values["first_token"].get(revision)),
+                per_token_p99_ms=_ms(values["per_token"].get(revision)),
+                measures=frozenset(measures.get(revision, ())),
             )
         return windows
 
     async def _instant(self, query: str, at: datetime) -> dict[tuple[str, str], float]:
-        """An instant query's vector, as (revision, outcome) -> value; outcome "" where the
-        query does not group by it."""
+        """An instant query's vector, as (revision, outcome or measure) -> value; "" where the
+        query groups by neither."""
         try:
             response = await self._client.get(
                 f"{self.url}/api/v1/query", params={"query": query, "time": f"{at.timestamp():.3f}"}
@@ -122,7 +136,8 @@ class PrometheusSource:
             return {
                 (
                     sample["metric"].get(names.LABEL_REVISION, ""),
-                    sample["metric"].get(names.LABEL_OUTCOME, ""),
+                    sample["metric"].get(names.LABEL_OUTCOME)
+                    or sample["metric"].get(names.LABEL_MEASURE, ""),
                 ): float(sample["value"][1])
                 for sample in body["data"]["result"]
             }
@@ -130,6 +145,10 @@ class PrometheusSource:
             raise MetricsUnavailableError(
                 f"prometheus at {self.url}: unexpected answer to {query!r}: {exc!r}"
             ) from exc
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None or math.isnan(seconds) else seconds * 1000
 
 
 def _escape(value: str) -> str:

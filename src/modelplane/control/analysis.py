@@ -4,6 +4,10 @@ Pure: it compares two windows of per-revision measurements (from the gateway's o
 embedded mode, from Prometheus on a cluster) against the Model's ``rollout.analysis`` thresholds
 and returns a verdict with each metric's value and threshold, so status and events can say
 exactly which metric failed and by how much.
+
+A model that generates text is judged on the time to its first token and per output token, each
+absolutely and against the stable revision, not on the p99 of whole answers: a whole answer's
+time grows with the length asked for, which says nothing about the revision.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ class Window:
     p99_ms: float | None = None
     compared: int = 0  # shadow comparisons with the stable revision
     disagreement: float = 0.0  # mean disagreement over those comparisons (0 agree .. 1 differ)
+    first_token_p99_ms: float | None = None  # generated text: streamed answers
+    per_token_p99_ms: float | None = None
+    measures: frozenset[str] = frozenset()  # how the comparisons were made
 
     @property
     def error_rate(self) -> float:
@@ -46,13 +53,26 @@ class Verdict:
     result: AnalysisResult
 
 
-def analyse(analysis: Analysis, canary: Window, stable: Window) -> Verdict:
+def analyse(
+    analysis: Analysis, canary: Window, stable: Window, generative: bool = False
+) -> Verdict:
     if canary.requests < analysis.min_requests:
         message = f"waiting for traffic: {canary.requests}/{analysis.min_requests} canary requests"
         return Verdict(None, AnalysisResult(passed=False, message=message))
+    timing = (
+        [
+            *_against_stable("timeToFirstTokenP99Ms", canary.first_token_p99_ms,
+                             stable.first_token_p99_ms, analysis.max_time_to_first_token_p99_ms),
+            *_against_stable("timePerOutputTokenP99Ms", canary.per_token_p99_ms,
+                             stable.per_token_p99_ms, analysis.max_time_per_output_token_p99_ms),
+        ]
+        if generative
+        else _against_stable("latencyP99Ms", canary.p99_ms, stable.p99_ms,
+                             analysis.max_latency_p99_ms)
+    )  # fmt: skip
     metrics = [
         *_error_rate(analysis, canary, stable),
-        *_latency(analysis, canary, stable),
+        *timing,
         *_disagreement(analysis, canary),
     ]
     failed = [m for m in metrics if not m.passed]
@@ -80,23 +100,19 @@ def _error_rate(analysis: Analysis, canary: Window, stable: Window) -> list[Metr
     ]
 
 
-def _latency(analysis: Analysis, canary: Window, stable: Window) -> list[MetricVerdict]:
-    if canary.p99_ms is None:
+def _against_stable(
+    name: str, canary: float | None, stable: float | None, limit: float
+) -> list[MetricVerdict]:
+    """A p99 in milliseconds against its threshold and, where the stable revision has one,
+    against twice the stable's plus a small slack (sub-millisecond jitter fails nobody)."""
+    if canary is None:
         return []
-    limit = analysis.max_latency_p99_ms
-    verdicts = [
-        MetricVerdict(
-            name="latencyP99Ms", value=canary.p99_ms, threshold=limit, passed=canary.p99_ms <= limit
-        )
-    ]
-    if stable.p99_ms is not None:
-        relative = stable.p99_ms * LATENCY_FACTOR + LATENCY_SLACK_MS
+    verdicts = [MetricVerdict(name=name, value=canary, threshold=limit, passed=canary <= limit)]
+    if stable is not None:
+        relative = stable * LATENCY_FACTOR + LATENCY_SLACK_MS
         verdicts.append(
             MetricVerdict(
-                name="latencyP99MsVsStable",
-                value=canary.p99_ms,
-                threshold=relative,
-                passed=canary.p99_ms <= relative,
+                name=f"{name}VsStable", value=canary, threshold=relative, passed=canary <= relative
             )
         )
     return verdicts
@@ -112,6 +128,7 @@ def _disagreement(analysis: Analysis, canary: Window) -> list[MetricVerdict]:
             value=canary.disagreement,
             threshold=limit,
             passed=canary.disagreement <= limit,
+            measure=", ".join(sorted(canary.measures)) or None,
         )
     ]
 
@@ -133,7 +150,25 @@ def window(before: RevisionCounts | None, after: RevisionCounts) -> Window:
         p99_ms=quantile_ms(after.bounds_ms, deltas, 0.99),
         compared=compared,
         disagreement=disagreement / compared if compared else 0.0,
+        first_token_p99_ms=_p99_between(
+            after.bounds_ms,
+            before.first_token_buckets if before else (),
+            after.first_token_buckets,
+        ),
+        per_token_p99_ms=_p99_between(
+            after.bounds_ms, before.per_token_buckets if before else (), after.per_token_buckets
+        ),
+        measures=after.measures,
     )
+
+
+def _p99_between(
+    bounds: tuple[float, ...], before: tuple[int, ...], after: tuple[int, ...]
+) -> float | None:
+    if not after:
+        return None
+    base = before or (0,) * len(after)
+    return quantile_ms(bounds, [b - a for a, b in zip(base, after, strict=True)], 0.99)
 
 
 def quantile_ms(bounds: tuple[float, ...], counts: list[int], q: float) -> float | None:

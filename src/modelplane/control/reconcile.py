@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from modelplane.api import Condition, Model, ModelStatus, RevisionStatus, RolloutPhase
+from modelplane.api import (
+    GENERATIVE_TASKS,
+    Condition,
+    Model,
+    ModelStatus,
+    RevisionStatus,
+    RolloutPhase,
+)
 from modelplane.control.analysis import Window
 from modelplane.control.conditions import (
     READY,
@@ -93,6 +100,7 @@ def reconcile(
         canary_window=windows[0],
         stable_window=windows[1],
         command=command,
+        generative=model.spec.task in GENERATIVE_TASKS,
     )
     decision = decide_rollout(model.spec.rollout, seen, now)
     wanted = _wanted(decision, latest.name, desired_replicas)

@@ -59,6 +59,7 @@ class Observed:
     canary_window: Window = field(default_factory=Window)
     stable_window: Window = field(default_factory=Window)
     command: Command | None = None
+    generative: bool = False  # the model generates text: judged per token, not per answer
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def _step(
         )
         why = Event("Normal", "RolloutResumed", f"resumed at step {state.step + 1}")
         return at(state.step, resumed, why, True)
-    verdict = analyse(rollout.analysis, seen.canary_window, seen.stable_window)
+    verdict = analyse(rollout.analysis, seen.canary_window, seen.stable_window, seen.generative)
     judged = _with(state, last_analysis=verdict.result)
     if verdict.passed is False:
         return _roll_back(seen, judged, "AnalysisFailed", verdict.result.message, verdict)

@@ -1,8 +1,9 @@
 """Shadow traffic: a share of the requests another revision answered, sent again to the shadow
 revision off the client's path, the two answers compared by the model's task.
 
-The proxy offers every answered inference; the disagreement scores feed the shadow revision's
-analysis counters (through ``compare``), which a rollout reads.
+The proxy offers every answered inference (v2, and OpenAI API requests answered whole); the
+disagreement scores feed the shadow revision's analysis counters (through ``compare``), which a
+rollout reads.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from opentelemetry import trace
 from modelplane.gateway import paths
 from modelplane.gateway.balancing import pick_endpoint
 from modelplane.gateway.routing import RoutingTable, Shadow
-from modelplane.gateway.shadowing import disagreement
+from modelplane.gateway.shadowing import compare
 from modelplane.gateway.upstream import UpstreamError, UpstreamPool
 from modelplane.telemetry import names, tracing
 
@@ -32,7 +33,7 @@ class Mirroring:
         upstream: UpstreamPool,
         rng: random.Random,
         tracer: trace.Tracer | None,
-        compare: Callable[[str, str, float], None],  # (model, revision, disagreement)
+        compare: Callable[[str, str, float, str], None],  # model, revision, score, measure
     ) -> None:
         self.table, self._upstream, self._rng, self._tracer = table, upstream, rng, tracer
         self._compare = compare
@@ -86,6 +87,6 @@ class Mirroring:
             except (UpstreamError, TimeoutError):
                 return  # a failing canary shows in its own error rate, not here
         if reply.status == 200:
-            score = disagreement(shadow.task, answer, reply.body)
-            if score is not None:
-                self._compare(target.key, shadow.revision, score)
+            found = compare(target.path, body, shadow.task, answer, reply.body)
+            if found is not None:
+                self._compare(target.key, shadow.revision, *found)

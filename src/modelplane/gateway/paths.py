@@ -46,6 +46,11 @@ class ModelPath:
         return f"{path}/{self.action}" if self.action else path
 
 
+def generates(target: ModelPath) -> bool:
+    """Whether the request asks a model to generate text (chat or completions)."""
+    return target.action == OPENAI and target.path != "/v1/embeddings"
+
+
 def parse(path: str) -> ModelPath | None:
     if not path.startswith(PREFIX):
         return None

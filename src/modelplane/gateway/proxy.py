@@ -35,7 +35,7 @@ from modelplane.gateway.replies import RefusalError
 from modelplane.gateway.routing import RoutingTable
 from modelplane.gateway.stats import RevisionStats
 from modelplane.gateway.upstream import UpstreamPool
-from modelplane.gateway.usage import TokenMeter, reservation
+from modelplane.gateway.usage import GenerationClock, TokenMeter, completion_tokens, reservation
 from modelplane.security.authn import Authenticator, require
 from modelplane.security.roles import ANYONE, Action, Principal
 from modelplane.telemetry import names, tracing
@@ -107,7 +107,9 @@ class Gateway:
         )
         self._mirroring = Mirroring(
             table, self._upstream, self._rng, self._tracer,
-            lambda key, revision, score: self._revision_stats(key, revision).compare(score),
+            lambda key, revision, score, measure: self._revision_stats(key, revision).compare(
+                score, measure
+            ),
         )  # fmt: skip
         described = openapi.document(self.authenticator.enabled, options.max_request_bytes)
         self._own = OwnRoutes(
@@ -336,8 +338,12 @@ class Gateway:
                 RefusalError(502, f"gateway error: {exc!r}"), target
             )
         self._account(target, revision_name, status, started)
-        if status == 200 and target.action == "infer" and body is not None:
-            self._mirroring.offer(target, revision_name, scope["method"], body, content)
+        if status == 200 and body is not None:
+            if paths.generates(target) and (made := completion_tokens(content)):
+                per_token = (time.perf_counter() - started) / made
+                self._revision_stats(target.key, revision_name).generated(None, per_token)
+            if target.action in ("infer", paths.OPENAI):
+                self._mirroring.offer(target, revision_name, scope["method"], body, content)
         await replies.reply(send, status, content, headers=reply_headers)
 
     def _account(self, target: paths.ModelPath, revision: str, status: int, started: float) -> None:
@@ -368,6 +374,8 @@ class Gateway:
         the generation there."""
         assert body is not None  # read to find the model
         started = time.perf_counter()
+        clock = GenerationClock(started)
+        send = clock.watching(send)
         self.last_request[target.key] = time.monotonic()
         self._budget.request()
         headers = {k.decode(): v.decode("latin-1") for k, v in scope["headers"] if k in _FORWARDED}
@@ -393,6 +401,8 @@ class Gateway:
             await replies.reply(send, status, content, headers=reply_headers)
         finally:
             self._account(target, revision, status, started)
+            if status == 200:
+                self._revision_stats(target.key, revision).generated(*clock.timings())
 
     async def _forward(
         self, target: paths.ModelPath, method: str, body: bytes, headers: dict[str, str]

@@ -1,5 +1,6 @@
 """How many model tokens an OpenAI API request may use, and how many its answer says it used
-(read from the answer as it passes to the client), for the tokens-per-minute quota.
+(read from the answer as it passes to the client), for the tokens-per-minute quota; and how fast
+a generated answer came, for the rollout analysis.
 
 A whole reply carries a ``usage`` object. A stream from modelplane's runtime ends with a
 ``: usage {...}`` line, an SSE comment, which clients ignore; engines that do not send it may send
@@ -9,6 +10,7 @@ counts as one token, the least it can have cost.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -39,6 +41,21 @@ def reply_tokens(body: bytes) -> int:
     return _total(document.get("usage")) if isinstance(document, dict) else 0
 
 
+def completion_tokens(body: bytes) -> int | None:
+    """Output tokens a whole reply says it made, if it says."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    usage = document.get("usage") if isinstance(document, dict) else None
+    return _completion(usage)
+
+
+def _completion(usage: Any) -> int | None:
+    found = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    return found if isinstance(found, int) else None
+
+
 def _total(usage: Any) -> int:
     if not isinstance(usage, dict):
         return 0
@@ -55,6 +72,7 @@ class StreamTokens:
     def __init__(self) -> None:
         self._partial = b""  # a line not yet ended
         self._reported: int | None = None
+        self.completion: int | None = None  # output tokens, as the stream says
         self._events = 0
 
     def feed(self, chunk: bytes) -> None:
@@ -62,13 +80,17 @@ class StreamTokens:
         self._partial = lines.pop()
         for line in lines:
             if line.startswith(USAGE_COMMENT):
-                self._reported = _total(_json(line[len(USAGE_COMMENT) :]))
+                self._said(_json(line[len(USAGE_COMMENT) :]))
             elif line.startswith(b"data: {"):
                 self._events += 1
                 if any(f in line for f in _USAGE_FIELDS):
                     found = _json(line[len(b"data: ") :])
                     if isinstance(found, dict) and found.get("usage"):
-                        self._reported = _total(found["usage"])
+                        self._said(found["usage"])
+
+    def _said(self, usage: Any) -> None:
+        self._reported = _total(usage)
+        self.completion = _completion(usage)
 
     @property
     def reported(self) -> int | None:
@@ -107,6 +129,35 @@ class TokenMeter:
         if self._stream.reported is not None:
             return self._stream.reported
         return max(reserved, self._stream.total)
+
+
+class GenerationClock:
+    """Watches a streamed generation pass to the client: when its first token came (the runtime
+    sends nothing before it has one), and, from the usage it ends with, the time per output
+    token after the first."""
+
+    def __init__(self, started: float) -> None:
+        self._started = started  # time.perf_counter() when the request came
+        self._first: float | None = None
+        self._tokens = StreamTokens()
+
+    def watching(self, send: Send) -> Send:
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.body" and message.get("body"):
+                if self._first is None:
+                    self._first = time.perf_counter()
+                self._tokens.feed(message["body"])
+            await send(message)
+
+        return sending
+
+    def timings(self) -> tuple[float | None, float | None]:
+        """Seconds to the first token, and per output token after it (None: not known)."""
+        if self._first is None:
+            return None, None
+        made = self._tokens.completion
+        per_token = (time.perf_counter() - self._first) / (made - 1) if made and made > 1 else None
+        return self._first - self._started, per_token
 
 
 def _json(raw: bytes) -> Any:

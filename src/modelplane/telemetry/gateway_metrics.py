@@ -72,8 +72,23 @@ class GatewayMetrics:
         self.shadow_disagreement = Summary(
             names.SHADOW_DISAGREEMENT,
             "Disagreement of a canary's answer to a mirrored request with the stable answer, "
-            "0 (same) to 1 (different).",
+            "0 (same) to 1 (different), by how it was measured.",
+            [*_MODEL_REVISION, names.LABEL_MEASURE],
+            registry=r,
+        )
+        self.first_token = Histogram(
+            names.ANALYSIS_FIRST_TOKEN,
+            "Time to the first token of each revision's streamed answers (generated text).",
             _MODEL_REVISION,
+            buckets=names.ANALYSIS_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.per_token = Histogram(
+            names.ANALYSIS_PER_TOKEN,
+            "Time per output token of each revision's answers (generated text): after the first "
+            "token in a stream, over the whole answer otherwise.",
+            _MODEL_REVISION,
+            buckets=names.ANALYSIS_LATENCY_BUCKETS,
             registry=r,
         )
 

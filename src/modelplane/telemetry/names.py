@@ -117,6 +117,10 @@ LABEL_REVISION = "revision"
 ANALYSIS_REQUESTS = "modelplane_gateway_analysis_requests"
 ANALYSIS_REQUEST_DURATION = "modelplane_gateway_analysis_request_duration_seconds"
 SHADOW_DISAGREEMENT = "modelplane_gateway_shadow_disagreement"
+LABEL_MEASURE = "measure"  # how a shadow answer was compared: cosine distance, exact match, ...
+# Generated text, per revision: to the first token of a stream, and per output token after it.
+ANALYSIS_FIRST_TOKEN = "modelplane_gateway_analysis_time_to_first_token_seconds"  # noqa: S105
+ANALYSIS_PER_TOKEN = "modelplane_gateway_analysis_time_per_output_token_seconds"  # noqa: S105
 # Buckets of the analysis histogram (seconds): fine enough for a p99 verdict at every scale.
 ANALYSIS_LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
