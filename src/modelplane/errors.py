@@ -13,23 +13,26 @@ them to exit codes. Library exceptions are wrapped at the boundary with ``raise 
     │   ├── InvalidRequestError    the request is malformed or does not fit the model
     │   │   └── PayloadTooLargeError   the body is over the limit
     │   ├── ModelNotFoundError     no such model (or version) is served here
-    │   ├── ModelNotReadyError     the model exists but cannot serve yet (retryable)
+    │   ├── ModelNotReadyError     the model exists but cannot serve yet (temporary)
     │   ├── DeadlineExceededError  the work ran past its time limit
     │   └── PredictError           the model itself failed on valid input
     ├── ResourceError              a control-plane operation on a stored object failed
     │   ├── NotFoundError          no object of that name
     │   ├── AlreadyExistsError     create of a name that exists
-    │   ├── ConflictError          stale resourceVersion: re-read and retry (retryable)
+    │   ├── ConflictError          stale resourceVersion: re-read and retry (temporary)
     │   └── GoneError              a watch asked for history that was compacted away
     ├── AuthError                  a request's credentials do not allow it
     │   ├── UnauthenticatedError   no credential, or one that is not valid (HTTP 401)
     │   └── ForbiddenError         a valid credential without the role for this (HTTP 403)
-    ├── MetricsUnavailableError    the rollout analysis cannot read its metrics (retryable)
-    └── KubernetesError            the Kubernetes API refused a request
-        └── CacheBehindError       the operator's cache is behind the cluster (retryable)
+    ├── MetricsUnavailableError    the rollout analysis cannot read its metrics (temporary)
+    └── KubernetesError            the Kubernetes API refused a request (temporary or not, by
+        │                          its status: 409, 429 and 5xx pass)
+        └── CacheBehindError       the operator's cache is behind the cluster (temporary)
 
-Errors are *permanent* unless marked retryable: ``retryable`` tells callers such as the gateway
-or a reconciler whether the same call may succeed later.
+Errors are *permanent* unless they say otherwise: ``retry_after`` is the seconds after which the
+same call may succeed (None: it will not, as kopf's ``PermanentError`` against its
+``TemporaryError(delay=...)``). A reconciler requeues on it; an HTTP adapter may send it as
+``Retry-After``.
 """
 
 from __future__ import annotations
@@ -40,7 +43,11 @@ from dataclasses import dataclass
 class ModelplaneError(Exception):
     """Root of every error modelplane raises on purpose."""
 
-    retryable: bool = False
+    retry_after: float | None = None  # seconds until the same call may succeed; None: never
+
+    @property
+    def permanent(self) -> bool:
+        return self.retry_after is None
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,7 @@ class ModelNotFoundError(InferenceError):
 class ModelNotReadyError(InferenceError):
     """The model is known but not ready: still loading, or failed to load."""
 
-    retryable = True
+    retry_after = 1.0
 
 
 class DeadlineExceededError(InferenceError):
@@ -132,7 +139,7 @@ class AlreadyExistsError(ResourceError):
 class ConflictError(ResourceError):
     """The write carried a stale resourceVersion: someone else changed the object first."""
 
-    retryable = True
+    retry_after = 0.0
 
 
 class GoneError(ResourceError):
@@ -154,14 +161,21 @@ class ForbiddenError(AuthError):
 class MetricsUnavailableError(ModelplaneError):
     """The rollout analysis could not read its metrics (Prometheus down, a bad answer)."""
 
-    retryable = True
+    retry_after = 5.0
 
 
 class KubernetesError(ModelplaneError):
-    """The Kubernetes API server refused a request; the message carries its reason."""
+    """The Kubernetes API server refused a request; the message carries its reason and
+    ``code`` its HTTP status (0: no answer)."""
+
+    def __init__(self, message: str, code: int = 0, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retry_after = retry_after
 
 
 class CacheBehindError(KubernetesError):
     """The operator's watch cache is behind the cluster: try again once it catches up."""
 
-    retryable = True
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 409, retry_after=2.0)

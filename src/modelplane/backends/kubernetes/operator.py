@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from lightkube import ApiError, AsyncClient
-from lightkube.codecs import from_dict
+from lightkube import AsyncClient
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import ControllerRevision, Deployment
 from lightkube.resources.core_v1 import Pod, Service
 from lightkube.resources.policy_v1 import PodDisruptionBudget
-from lightkube.types import PatchType
 
 from modelplane.api import (
-    API_VERSION,
     GROUP,
     KIND,
     VERSION,
@@ -34,7 +30,6 @@ from modelplane.api import (
     ModelStatus,
     ObjectMeta,
     RolloutPhase,
-    Scaling,
 )
 from modelplane.api.manifests import status_wire
 from modelplane.backends.analysis_windows import rollout_windows
@@ -46,11 +41,11 @@ from modelplane.backends.kubernetes.children import (
     MANAGER,
     ClusterSettings,
 )
+from modelplane.backends.kubernetes.demand import ClusterDemand
 from modelplane.backends.kubernetes.load import LoadBoard
 from modelplane.backends.kubernetes.observed import (
     Body,
     StoredRevision,
-    as_dict,
     meta_of,
     model_from,
     replica_view,
@@ -59,15 +54,14 @@ from modelplane.backends.kubernetes.observed import (
 )
 from modelplane.backends.kubernetes.replica_quotas import ReplicaQuotas
 from modelplane.backends.kubernetes.workqueue import WorkQueue
+from modelplane.backends.kubernetes.writing import ClusterWrites
 from modelplane.control.analysis import MetricSource
-from modelplane.control.autoscaling import Demand, DemandMemory, autoscaled, replicas_for
 from modelplane.control.conditions import refused
 from modelplane.control.planning import ModelPlan, Observed, plan
 from modelplane.control.reconcile import Plan
 from modelplane.control.reporting import Reported, reported_from
 from modelplane.control.revisions import RevisionRef
-from modelplane.control.rollout import Event
-from modelplane.errors import CacheBehindError, SpecError
+from modelplane.errors import CacheBehindError, KubernetesError, ModelplaneError, SpecError
 from modelplane.telemetry.operator_metrics import OperatorMetrics
 
 log = logging.getLogger(__name__)
@@ -84,14 +78,11 @@ RESOURCES: dict[str, Any] = {
     "ControllerRevision": ControllerRevision,
 }
 PER_REVISION = ("Deployment", "Service", "PodDisruptionBudget")
-SCALE_SECONDS = 1.0
 TICK_SECONDS = 2.0  # time-driven decisions (rollout steps, analysis) need a pass now and then
 RETRY_SECONDS = 2.0
 BUILT_CACHE = 20_000
-SYNC_ATTEMPTS = 10
 RESYNC_SECONDS = 300.0
 PERMANENT_RETRY_SECONDS = 30.0
-TRANSIENT = frozenset({429, 500, 502, 503, 504})
 
 
 class Operator:
@@ -105,16 +96,14 @@ class Operator:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         load: LoadBoard | None = None,
     ) -> None:
-        self.client, self.settings, self.metrics = client, settings, metrics
+        self.settings, self.metrics = settings, metrics
         self.gateway_api, self.clock = gateway_api, clock
-        self.load = load or LoadBoard()
-        self.load.on_demand = self._on_demand
-        self._demand: dict[str, DemandMemory] = {}
-        # Autoscaled Models: their scaling, and the serving revision's replicas as last decided.
-        self._scaled: dict[str, tuple[Scaling, int]] = {}
         self.telemetry = telemetry or OperatorMetrics()
+        self.writes = ClusterWrites(client, self.telemetry)
         self.queue = WorkQueue()
         self.caches = WatchCaches([*RESOURCES, "Pod"])
+        self.load = load or LoadBoard()
+        self.demand = ClusterDemand(self.load, self.caches, self.queue.add, clock)
         self._reported: dict[str, Reported] = {}
         # Built Deployments by (Model uid, revision, replicas): revisions are immutable, and
         # rendering one (its manifest as YAML, its hash) is most of a pass's CPU.
@@ -143,8 +132,7 @@ class Operator:
         """What is kept of a deleted Model beside the caches."""
         self.replica_quotas.forget(key)
         self._reported.pop(key, None)
-        self._demand.pop(key, None)
-        self._scaled.pop(key, None)
+        self.demand.forget(key)
         if self.metrics is not None:
             self.metrics.forget(key)
 
@@ -160,7 +148,7 @@ class Operator:
             labels: dict[str, Any] | None = None if kind == KIND else {LABEL_MANAGED_BY: MANAGER}
             fresh: list[Body] = []
             for namespace in namespaces or ("*",):
-                fresh += await self._list(kind, resource, namespace, labels)
+                fresh += await self.writes.list(resource, kind, namespace, labels)
             if kind == KIND:
                 for gone in self.caches.replace_models(fresh):
                     self._forget(gone)
@@ -169,24 +157,6 @@ class Operator:
         self._built.clear()
         for key in self.caches.models:
             self.queue.add(key)
-
-    async def _list(
-        self, kind: str, resource: Any, namespace: str, labels: dict[str, Any] | None
-    ) -> list[Body]:
-        for attempt in range(SYNC_ATTEMPTS):
-            try:
-                return [
-                    as_dict(found)
-                    async for found in self.client.list(
-                        resource, namespace=namespace, labels=labels
-                    )
-                ]
-            except ApiError as exc:  # e.g. 429 while the server's caches initialise
-                if exc.status.code not in TRANSIENT or attempt == SYNC_ATTEMPTS - 1:
-                    raise
-                log.warning("listing %s: %s; retrying", kind, exc.status.message)
-                await asyncio.sleep(min(0.5 * 2**attempt, 5.0))
-        raise AssertionError("unreachable")
 
     async def resync(self, namespaces: tuple[str, ...] = ()) -> None:
         """``sync`` every RESYNC_SECONDS."""
@@ -208,19 +178,8 @@ class Operator:
                     self.queue.add(key)
 
     async def scale(self) -> None:
-        """Sample every autoscaled Model's load once a second, and queue those whose replica
-        count that changes; demand for a Model at zero queues it at once (``_on_demand``)."""
-        while True:
-            await asyncio.sleep(SCALE_SECONDS)
-            for key, (scaling, decided) in list(self._scaled.items()):
-                latest = self.caches.newest_revision(key)
-                if latest and self._desired(key, scaling, latest) != decided:
-                    self.queue.add(key)
-
-    def _on_demand(self, key: str) -> None:
-        found = self._scaled.get(key)
-        if found is not None and found[1] == 0:
-            self.queue.add(key)
+        """Queue autoscaled Models as their demand moves (``demand.ClusterDemand``)."""
+        await self.demand.watch()
 
     async def work(self) -> None:
         await self.queue.work(self._safely)
@@ -231,10 +190,10 @@ class Operator:
         outcome, retry_in = "success", 0.0
         try:
             await self.reconcile(key)
-        except ApiError as exc:
-            if exc.status.code in (*TRANSIENT, 409):
-                log.warning("reconciling %s: %s; retrying", key, exc.status.message)
-                outcome, retry_in = "error", RETRY_SECONDS
+        except ModelplaneError as exc:
+            if exc.retry_after is not None:
+                log.warning("reconciling %s: %s; retrying", key, exc)
+                outcome, retry_in = "error", max(exc.retry_after, RETRY_SECONDS)
             else:
                 # The server refuses what the Model asks for (an invalid child, say): that will
                 # not pass by retrying at once. Say so on status and look again later.
@@ -248,18 +207,15 @@ class Operator:
         if retry_in:
             asyncio.get_running_loop().call_later(retry_in, self.queue.add, key)
 
-    async def _refuse(self, key: str, error: ApiError) -> None:
+    async def _refuse(self, key: str, error: ModelplaneError) -> None:
         body = self.caches.models.get(key)
         if body is None:
             return
-        log.warning("reconciling %s: refused: %s", key, error.status.message)
+        log.warning("reconciling %s: refused: %s", key, error)
         try:
-            await self._refused(body, "ChildRefused", str(error.status.message))
-        except ApiError:
+            await self._refused(body, "ChildRefused", str(error))
+        except ModelplaneError:
             log.exception("status of %s not written", key)
-
-    def _wrote(self, verb: str, kind: str) -> None:
-        self.telemetry.writes.labels(verb, kind).inc()
 
     # -- reconcile ---------------------------------------------------------------------------
 
@@ -279,7 +235,7 @@ class Operator:
         observed = Observed(
             revisions=tuple(r.ref for r in stored),
             replicas=tuple(replica_view(p) for p in self.caches.owned("Pod", key).values()),
-            demand=self._demand_of(key, newest, now),
+            demand=self.demand.of(key, newest, now),
             cap=self.replica_quotas.cap(
                 model.metadata.namespace,
                 lambda: self.caches.namespace_models(model.metadata.namespace),
@@ -290,43 +246,12 @@ class Operator:
         )
         decided = plan(model, observed, now)
         self.replica_quotas.claim(model.metadata.namespace, key, decided.wanted)
-        if autoscaled(model.spec.scaling):
-            self._scaled[key] = (model.spec.scaling, decided.wanted)
-        else:
-            self._scaled.pop(key, None)
+        self.demand.decided(key, model.spec.scaling, decided.wanted)
         specs = {r.ref.name: r for r in stored}
         if decided.new_revision:
             specs[decided.revision.name] = await self._record_revision(model, decided.revision)
         await self._apply_children(model, decided.plan, specs, decided.revision.name)
         await self._report(model, decided)
-
-    def _demand_of(self, key: str, revision: str | None, now: datetime) -> Demand:
-        """Demand for ``revision`` from the gateways' reports, by the same autoscaler as
-        embedded mode. While no gateway reports, unknown: what runs is kept."""
-        if revision is None:
-            return Demand(born=now)
-        if not self.load.known():
-            # No gateway reports (yet: a restarted operator hears from them within a second).
-            live = self.caches.owned("Deployment", key).get(revision)
-            scaled_to = int((live.get("spec") or {}).get("replicas") or 0) if live else None
-            return Demand(known=False, scaled_to=scaled_to)
-        idle = self.load.idle_seconds(key)
-        last_request = now - timedelta(seconds=idle) if idle is not None else None
-        in_flight = self.load.in_flight(key, revision) + self.load.held(key)
-        stored = self.caches.owned("ControllerRevision", key).get(revision)
-        born = _created(stored) if stored else None
-        memory = self._demand.setdefault(key, DemandMemory())
-        return memory.observe(revision, in_flight, last_request, now, born)
-
-    def _desired(self, key: str, scaling: Scaling, latest: str) -> int:
-        """The serving revision's replicas by demand now (the scale loop's check)."""
-        current = sum(
-            1
-            for pod in self.caches.owned("Pod", key).values()
-            if (pod["metadata"].get("labels") or {}).get(LABEL_REVISION) == latest
-        )
-        return replicas_for(scaling, self._demand_of(key, latest, self.clock()), current,
-                            self.clock())  # fmt: skip
 
     def _requeue_namespace(self, namespace: str) -> None:
         for key in self.caches.in_namespace(namespace):
@@ -339,13 +264,11 @@ class Operator:
     async def _record_revision(self, model: Model, chosen: RevisionRef) -> StoredRevision:
         manifest = children.controller_revision(model, chosen.number, chosen.digest)
         try:
-            created = await self.client.create(from_dict(manifest))
-        except ApiError as exc:
-            if exc.status.code == 409:  # made by a pass that crashed before its watch event
+            body = await self.writes.create(manifest)
+        except KubernetesError as exc:
+            if exc.code == 409:  # made by a pass that crashed before its watch event
                 raise CacheBehindError(f"{chosen.name} of {model.key} exists already") from exc
             raise
-        self._wrote("create", "ControllerRevision")
-        body = as_dict(created)
         self.caches.kept("ControllerRevision", model.key, body)
         return stored_revision(body)
 
@@ -386,48 +309,30 @@ class Operator:
         live = self.caches.owned(kind, model.key).get(name)
         if live is not None and children.converged(live, manifest):
             return
-        applied = await self.client.patch(
-            RESOURCES[kind], name, manifest, namespace=model.metadata.namespace,
-            patch_type=PatchType.APPLY, field_manager=MANAGER, force=True,
-        )  # fmt: skip
-        self._wrote("apply", kind)
-        self.caches.kept(kind, model.key, as_dict(applied))
+        applied = await self.writes.apply(RESOURCES[kind], manifest, model.metadata.namespace)
+        self.caches.kept(kind, model.key, applied)
 
     async def _delete(self, model: Model, kind: str, name: str) -> None:
-        try:
-            await self.client.delete(RESOURCES[kind], name, namespace=model.metadata.namespace)
-        except ApiError as exc:
-            if exc.status.code != 404:
-                raise
-        self._wrote("delete", kind)
+        await self.writes.delete(RESOURCES[kind], kind, name, model.metadata.namespace)
         self.caches.dropped(kind, model.key, name)
 
     async def _report(self, model: Model, decided: ModelPlan) -> None:
         # Status first: a crash between the two then loses an event, never repeats a decision.
-        await self._write_status(model.key, model.metadata, model.status, decided.plan.status)
+        await self._write_status(model.metadata, model.status, decided.plan.status)
         self._reported[model.key] = decided.reported
         for event in decided.events:
-            await self._event(model, event)
+            await self.writes.event(model, event, self.clock())
 
     async def _write_status(
-        self, key: str, meta: ObjectMeta, before: ModelStatus, status: ModelStatus
+        self, meta: ObjectMeta, before: ModelStatus, status: ModelStatus
     ) -> None:
         wire = status_wire(status)
         if wire == status_wire(before):
             return
-        patch = {
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "metadata": {"name": meta.name, "namespace": meta.namespace},
-            "status": wire,
-        }
-        applied = await self.client.patch(
-            ModelResource.Status, meta.name, patch, namespace=meta.namespace,
-            patch_type=PatchType.APPLY, field_manager=MANAGER, force=True,
-        )  # fmt: skip
-        self._wrote("apply", "Model/status")
+        applied = await self.writes.apply_status(ModelResource.Status, meta, wire)
+        key = f"{meta.namespace}/{meta.name}"
         if key in self.caches.models:  # the next pass starts from what was written
-            self.caches.models[key] = as_dict(applied)
+            self.caches.models[key] = applied
 
     async def _invalid(self, body: Body, error: SpecError) -> None:
         """A spec the API server took but the types refuse: say why on status, touch nothing."""
@@ -444,36 +349,4 @@ class Operator:
         except ValueError:
             before = ModelStatus()
         status = refused(before, meta.generation, reason, message, self.clock())
-        await self._write_status(f"{meta.namespace}/{meta.name}", meta, before, status)
-
-    async def _event(self, model: Model, event: Event) -> None:
-        meta = model.metadata
-        now = self.clock().isoformat().replace("+00:00", "Z")
-        manifest = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{meta.name}.", "namespace": meta.namespace},
-            "involvedObject": {
-                "apiVersion": API_VERSION, "kind": KIND, "name": meta.name,
-                "namespace": meta.namespace, "uid": meta.uid,
-            },
-            "type": event.type, "reason": event.reason, "message": event.message[:1024],
-            "source": {"component": "modelplane-operator"},
-            "reportingComponent": "modelplane.io/operator",
-            "reportingInstance": socket.gethostname(),
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-        }  # fmt: skip
-        try:
-            await self.client.create(from_dict(manifest))
-            self._wrote("create", "Event")
-        except ApiError as exc:  # an event is worth a try, never a failed pass
-            log.warning("event %s for %s not recorded: %s", event.reason, model.key, exc)
-
-
-def _created(body: Body) -> datetime | None:
-    """An object's creationTimestamp: a revision's birth survives operator restarts."""
-    stamp = body["metadata"].get("creationTimestamp")
-    try:
-        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")) if stamp else None
-    except ValueError:
-        return None
+        await self._write_status(meta, before, status)

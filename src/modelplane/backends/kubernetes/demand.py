@@ -1,0 +1,96 @@
+"""What the operator observes of demand: the gateways' load reports (``load.LoadBoard``) as
+``control.autoscaling.Demand`` for the plan, a memory of samples per Model, and a loop that
+queues an autoscaled Model when its replica count by demand moves between passes (or at once,
+when a Model at zero gets a request)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from modelplane.api import Scaling
+from modelplane.backends.kubernetes.caches import WatchCaches
+from modelplane.backends.kubernetes.children import LABEL_REVISION
+from modelplane.backends.kubernetes.load import LoadBoard
+from modelplane.backends.kubernetes.observed import Body
+from modelplane.control.autoscaling import Demand, DemandMemory, autoscaled, replicas_for
+
+SCALE_SECONDS = 1.0
+
+
+class ClusterDemand:
+    def __init__(
+        self,
+        load: LoadBoard,
+        caches: WatchCaches,
+        queue: Callable[[str], None],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.load, self.caches, self._queue, self.clock = load, caches, queue, clock
+        self.load.on_demand = self._on_demand
+        self._memory: dict[str, DemandMemory] = {}
+        # Autoscaled Models: their scaling, and the serving revision's replicas as last wanted.
+        self._scaled: dict[str, tuple[Scaling, int]] = {}
+
+    def of(self, key: str, revision: str | None, now: datetime) -> Demand:
+        """Demand for ``revision`` from the gateways' reports. While no gateway reports, it is
+        unknown, and the Deployment's replicas say what runs."""
+        if revision is None:
+            return Demand(born=now)
+        if not self.load.known():
+            # No gateway reports (yet: a restarted operator hears from them within a second).
+            live = self.caches.owned("Deployment", key).get(revision)
+            scaled_to = int((live.get("spec") or {}).get("replicas") or 0) if live else None
+            return Demand(known=False, scaled_to=scaled_to)
+        idle = self.load.idle_seconds(key)
+        last_request = now - timedelta(seconds=idle) if idle is not None else None
+        in_flight = self.load.in_flight(key, revision) + self.load.held(key)
+        stored = self.caches.owned("ControllerRevision", key).get(revision)
+        born = _created(stored) if stored else None
+        memory = self._memory.setdefault(key, DemandMemory())
+        return memory.observe(revision, in_flight, last_request, now, born)
+
+    def decided(self, key: str, scaling: Scaling, wanted: int) -> None:
+        """A pass wanted ``wanted`` replicas for ``key``'s serving revision."""
+        if autoscaled(scaling):
+            self._scaled[key] = (scaling, wanted)
+        else:
+            self._scaled.pop(key, None)
+
+    def forget(self, key: str) -> None:
+        self._memory.pop(key, None)
+        self._scaled.pop(key, None)
+
+    async def watch(self) -> None:
+        """Sample every autoscaled Model's load once a second, and queue those whose replica
+        count that changes."""
+        while True:
+            await asyncio.sleep(SCALE_SECONDS)
+            for key, (scaling, decided) in list(self._scaled.items()):
+                latest = self.caches.newest_revision(key)
+                if latest and self._wanted(key, scaling, latest) != decided:
+                    self._queue(key)
+
+    def _wanted(self, key: str, scaling: Scaling, latest: str) -> int:
+        current = sum(
+            1
+            for pod in self.caches.owned("Pod", key).values()
+            if (pod["metadata"].get("labels") or {}).get(LABEL_REVISION) == latest
+        )
+        now = self.clock()
+        return replicas_for(scaling, self.of(key, latest, now), current, now)
+
+    def _on_demand(self, key: str) -> None:
+        found = self._scaled.get(key)
+        if found is not None and found[1] == 0:
+            self._queue(key)
+
+
+def _created(body: Body) -> datetime | None:
+    """An object's creationTimestamp: a revision's birth survives operator restarts."""
+    stamp = body["metadata"].get("creationTimestamp")
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")) if stamp else None
+    except ValueError:
+        return None
