@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from modelplane.api import (
     Model,
@@ -178,11 +180,55 @@ spec: {source: {uri: "https://models.example/b.onnx"}, format: onnx, task: regre
     models = load_models(text, "models.yaml")
     assert [m.key for m in models] == ["team-a/a", "default/b"]
     assert load_models(dump_yaml(models)) == models
-    single = load_models(dump_json(models[:1]))
-    assert single == models[:1]
+    assert load_models(dump_json(models)) == models
+    assert load_models(dump_json(models[0])) == models[:1]
     wire = to_wire(models[0], include_status=False)
     assert "status" not in wire
     assert wire["spec"]["scaling"]["targetInFlight"] == 4
+
+
+def test_a_listing_is_a_list_however_many_it_holds() -> None:
+    one = parse_model(document())
+    for found in ([], [one], [one, one]):
+        listing = json.loads(dump_json(found))
+        assert (listing["apiVersion"], listing["kind"]) == ("v1", "List")
+        assert [item["metadata"]["name"] for item in listing["items"]] == ["iris"] * len(found)
+        assert yaml.safe_load(dump_yaml(found)) == listing
+    assert json.loads(dump_json(one))["kind"] == "Model"
+    assert yaml.safe_load(dump_yaml(one))["kind"] == "Model"
+
+
+def test_lists_of_models_are_read_as_kubectl_reads_them() -> None:
+    model = document()
+    other = {**document(), "metadata": {"name": "other"}}
+    as_kubectl = {"apiVersion": "v1", "kind": "List", "items": [model, other]}
+    as_our_api = {"apiVersion": "modelplane.io/v1alpha1", "kind": "ModelList", "items": [model]}
+    text = yaml.safe_dump_all([as_kubectl, document(), as_our_api])
+    assert [m.metadata.name for m in load_models(text)] == ["iris", "other", "iris", "iris"]
+    assert load_models(json.dumps({**as_kubectl, "items": []})) == []
+
+
+@pytest.mark.parametrize(
+    ("listing", "fragment"),
+    [
+        (
+            {"apiVersion": "v1", "kind": "List"},
+            "in.yaml: a List needs items, a list of Models; got",
+        ),
+        (
+            {"apiVersion": "v1", "kind": "List", "items": [document(), document(format="tf")]},
+            "in.yaml item 2: invalid Model 'iris'",
+        ),
+        (
+            {"apiVersion": "v1", "kind": "List", "items": [{"kind": "Pod"}]},
+            "in.yaml item 1: unsupported resource apiVersion=None kind='Pod'",
+        ),
+    ],
+)
+def test_bad_lists_say_which_item(listing: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        load_models(json.dumps(listing), "in.yaml")
+    assert fragment in str(caught.value)
 
 
 def test_errors_in_multi_document_files_say_which_document() -> None:

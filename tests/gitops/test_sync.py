@@ -187,3 +187,22 @@ def test_promotion_replaces_the_models_document_or_adds_a_file(tmp_path: Path) -
 
     with pytest.raises(GitError, match="not a valid branch name"):
         promote(other, str(repo), "bad..name")
+
+
+def test_promotion_replaces_a_models_item_in_a_list(tmp_path: Path) -> None:
+    repo = tmp_path / "models"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    items = [yaml.safe_load(IRIS.format(name=name, extra="")) for name in ("a", "b")]
+    listing = yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items})
+    commit(repo, {"models/listed.yaml": listing}, "a List of two models")
+    changed = parse_model(
+        yaml.safe_load(IRIS.format(name="b", extra="  batching: {maxBatchSize: 3}\n"))
+    )
+    done = promote(changed, str(repo), "b-batching", path="models")
+    assert (done.file, done.created) == ("models/listed.yaml", False)
+    files = {"models/listed.yaml": _git(repo, "show", "b-batching:models/listed.yaml")}
+    plan = plan_sync(done.commit, files, frozenset(), prune=False)
+    assert isinstance(plan, SyncPlan)
+    assert [m.metadata.name for m in plan.apply] == ["a", "b"]
+    assert plan.apply[1].spec.batching.max_batch_size == 3

@@ -55,6 +55,32 @@ def test_apply_ready_infer_describe(platform: Platform, iris_dir: Path, tmp_path
     )
 
 
+def test_get_prints_a_list_that_apply_takes_back(
+    platform: Platform, iris_dir: Path, tmp_path: Path
+) -> None:
+    file = manifest(tmp_path / "m.yaml", "listed", iris_dir / "model.onnx")
+    labelled = file.read_text().replace("name: listed\n", "name: listed\n  labels: {team: lists}\n")
+    file.write_text(labelled)
+    platform.cli("apply", "-f", str(file))
+
+    listing = as_json(platform.cli("get", "models", "-l", "team=lists", "-o", "json"))
+    assert (listing["apiVersion"], listing["kind"]) == ("v1", "List")
+    assert [item["metadata"]["name"] for item in listing["items"]] == ["listed"]
+    everywhere = as_json(platform.cli("get", "models", "-A", "-o", "json"))
+    assert "listed" in [item["metadata"]["name"] for item in everywhere["items"]]
+    nothing = as_json(platform.cli("get", "models", "-l", "team=nobody", "-o", "json"))
+    assert nothing["items"] == []
+    named = as_json(platform.cli("get", "models", "listed", "-o", "json"))
+    assert (named["kind"], named["metadata"]["name"]) == ("Model", "listed")
+
+    as_yaml = platform.cli("get", "models", "-l", "team=lists", "-o", "yaml").stdout
+    platform.cli("delete", "model", "listed")
+    applied = platform.cli("apply", "-f", "-", stdin=as_yaml)
+    assert applied.stdout.strip() == "model.modelplane.io/listed created", applied.stderr
+    assert platform.model("listed")["metadata"]["labels"] == {"team": "lists"}
+    platform.cli("delete", "model", "listed")
+
+
 def test_spec_change_moves_traffic_without_failures(
     platform: Platform, iris_dir: Path, tmp_path: Path
 ) -> None:

@@ -1,5 +1,9 @@
 """Reading and writing ``Model`` manifests: YAML or JSON, one or many documents per file.
 
+A listing is written as kubectl writes one, a ``List`` whose ``items`` are the Models, so scripts
+read ``.items[]`` however many matched; reading accepts that ``List`` (and the control API's
+``ModelList``) back, so ``get -o yaml`` output can be applied as it is.
+
 Validation errors are turned into :class:`~modelplane.errors.SpecError` with one problem per field,
 each naming the field path as written (``spec.scaling.minReplicas``), the value given and what is
 allowed, so the CLI, the control API and the operator report the same precise message.
@@ -19,6 +23,10 @@ from modelplane.api.model import API_VERSION, KIND, Model, ModelStatus
 from modelplane.errors import FieldProblem, SpecError
 
 _MAX_VALUE_CHARS = 60
+
+# kubectl's generic list, and the list kind of our own API: both carry Models as ``items``.
+LIST_API_VERSION, LIST_KIND = "v1", "List"
+_LIST_TYPES = ((LIST_API_VERSION, LIST_KIND), (API_VERSION, f"{KIND}List"))
 
 
 # libyaml's C dumper when PyYAML was built with it: the same output, many times faster.
@@ -55,7 +63,7 @@ def parse_model(document: Mapping[str, Any], where: str = "") -> Model:
     if kind != KIND or api_version != API_VERSION:
         raise SpecError(
             f"{what}unsupported resource apiVersion={api_version!r} kind={kind!r}; "
-            f"expected apiVersion: {API_VERSION} and kind: {KIND}"
+            f"expected apiVersion: {API_VERSION} and kind: {KIND} (or a {LIST_KIND} of them)"
         )
     try:
         return Model.model_validate(document)
@@ -80,13 +88,34 @@ def load_documents(text: str, source: str = "<input>") -> list[dict[str, Any]]:
 
 
 def load_models(text: str, source: str = "<input>") -> list[Model]:
-    """Parse a multi-document manifest; every document must be a valid Model."""
+    """Parse a multi-document manifest; every document must be a valid Model or a List of them."""
     documents = load_documents(text, source)
     many = len(documents) > 1
     return [
-        parse_model(doc, f"{source} document {i}" if many else source)
+        model
         for i, doc in enumerate(documents, start=1)
+        for model in _models_in(doc, f"{source} document {i}" if many else source)
     ]
+
+
+def is_model_list(document: object) -> bool:
+    """Whether a decoded document is a List of Models: kubectl's ``List`` or our ``ModelList``."""
+    if not isinstance(document, Mapping):
+        return False
+    return (document.get("apiVersion"), document.get("kind")) in _LIST_TYPES
+
+
+def _models_in(document: Mapping[str, Any], where: str) -> list[Model]:
+    """The Models a document holds: itself, or the items of a List."""
+    if not is_model_list(document):
+        return [parse_model(document, where)]
+    items = document.get("items")
+    if not isinstance(items, list):
+        raise SpecError(
+            f"{where}: a {document['kind']} needs items, a list of Models; "
+            f"got {type(items).__name__}"
+        )
+    return [parse_model(item, f"{where} item {i}") for i, item in enumerate(items, start=1)]
 
 
 def load_model_file(path: Path) -> list[Model]:
@@ -108,14 +137,25 @@ def status_wire(status: ModelStatus) -> dict[str, Any]:
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def dump_yaml(models: Iterable[Model], *, include_status: bool = True) -> str:
-    return yaml.dump_all(
-        [to_wire(m, include_status=include_status) for m in models],
-        Dumper=_DUMPER,
-        sort_keys=False,
-    )
-
-
-def dump_json(models: Iterable[Model], *, include_status: bool = True) -> str:
+def list_wire(models: Iterable[Model], *, include_status: bool = True) -> dict[str, Any]:
+    """kubectl's ``List`` of Models: a listing keeps this shape whether none, one or many
+    matched, so a script reads ``.items[]`` without guessing."""
     items = [to_wire(m, include_status=include_status) for m in models]
-    return json.dumps(items[0] if len(items) == 1 else items, indent=2)
+    return {"apiVersion": LIST_API_VERSION, "kind": LIST_KIND, "items": items}
+
+
+def _wire(found: Model | Iterable[Model], include_status: bool) -> dict[str, Any]:
+    # A Model is checked first: pydantic models are iterable (over their fields).
+    if isinstance(found, Model):
+        return to_wire(found, include_status=include_status)
+    return list_wire(found, include_status=include_status)
+
+
+def dump_yaml(found: Model | Iterable[Model], *, include_status: bool = True) -> str:
+    """One Model as its manifest, or several as a ``List``."""
+    return yaml.dump(_wire(found, include_status), Dumper=_DUMPER, sort_keys=False)
+
+
+def dump_json(found: Model | Iterable[Model], *, include_status: bool = True) -> str:
+    """One Model as its manifest, or several as a ``List``."""
+    return json.dumps(_wire(found, include_status), indent=2)

@@ -80,16 +80,22 @@ def get(
         _watch(client, scope, selector, name, output == "wide", all_namespaces)
         return
     models = [client.get(namespace, name)] if name else client.list_models(scope, selector)
-    if output == "yaml":
-        typer.echo(dump_yaml(models), nl=False)
-    elif output == "json":
-        typer.echo(dump_json(models))
+    if output in ("yaml", "json"):
+        _print_documents(models[0] if name else models, output)
     elif not models:
         typer.echo(
             f"No models found in {'any namespace' if all_namespaces else namespace}.", err=True
         )
     else:
         typer.echo(models_table(models, wide=output == "wide", all_namespaces=all_namespaces))
+
+
+def _print_documents(found: Model | list[Model], output: str) -> None:
+    """A named Model as itself; a listing as kubectl's ``List``, even of one or none."""
+    if output == "yaml":
+        typer.echo(dump_yaml(found), nl=False)
+    else:
+        typer.echo(dump_json(found))
 
 
 def _watch(

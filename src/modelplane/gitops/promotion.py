@@ -2,9 +2,10 @@
 a running platform becomes a pull request to the repository that GitOps serves from.
 
 The repository is cloned into a temporary directory, the new branch starts at ``base``, and the
-manifest replaces the document of the same Model if the directory already holds one (so the
-repository never defines a Model twice, which a sync would refuse), else it becomes
-``<path>/<name>.yaml``. The branch must not exist yet: a promotion never rewrites history.
+manifest replaces the document of the same Model (or its item in a ``List``) if the directory
+already holds one (so the repository never defines a Model twice, which a sync would refuse),
+else it becomes ``<path>/<name>.yaml``. The branch must not exist yet: a promotion never
+rewrites history.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import yaml
 
 from modelplane.api import Model
-from modelplane.api.manifests import to_wire
+from modelplane.api.manifests import is_model_list, to_wire
 from modelplane.control.gitops import MANIFEST_SUFFIXES
 from modelplane.gitops.repository import GitError, GitMirror, git
 
@@ -83,15 +84,26 @@ def _write(work: Path, path: str, model: Model) -> tuple[str, bool]:
             documents = list(yaml.safe_load_all(candidate.read_text()))
         except yaml.YAMLError:
             continue  # not ours to judge: the sync reports broken files
-        index = next((i for i, d in enumerate(documents) if _same(d, model)), None)
-        if index is not None:
-            documents[index] = written
+        if _replace(documents, model, written):
             candidate.write_text(yaml.safe_dump_all(documents, sort_keys=False))
             return str(candidate.relative_to(work)), False
     target = work / directory / f"{model.metadata.name}.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(yaml.safe_dump(written, sort_keys=False))
     return str(target.relative_to(work)), True
+
+
+def _replace(documents: list[Any], model: Model, written: dict[str, Any]) -> bool:
+    """Put ``written`` in place of the Model's document, or of its item in a List; False if
+    neither is there."""
+    for index, document in enumerate(documents):
+        if _same(document, model):
+            documents[index] = written
+            return True
+        items = document.get("items") if is_model_list(document) else None
+        if isinstance(items, list) and _replace(items, model, written):
+            return True
+    return False
 
 
 def _same(document: Any, model: Model) -> bool:

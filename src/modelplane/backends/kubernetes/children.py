@@ -118,7 +118,7 @@ def revision_manifest(model: Model, spec: ModelSpec) -> str:
         metadata=ObjectMeta(name=model.metadata.name, namespace=model.metadata.namespace),
         spec=spec,
     )
-    return dump_yaml([served], include_status=False)
+    return dump_yaml(served, include_status=False)
 
 
 def controller_revision(model: Model, number: int, digest: str) -> Manifest:

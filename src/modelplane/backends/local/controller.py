@@ -265,7 +265,7 @@ class Controller:
             served = Model(
                 metadata=ObjectMeta(name=revision.model, namespace=revision.namespace), spec=spec
             )
-            path.write_text(dump_yaml([served], include_status=False))
+            path.write_text(dump_yaml(served, include_status=False))
         self._served[revision.name] = (path, spec.telemetry.env)
 
     def _demand(
