@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -68,3 +69,15 @@ def write_manifest(path: Path, name: str, uri: str, fmt: str, extra: str = "", *
     ]
     path.write_text("\n".join(lines) + "\n" + extra)
     return path
+
+
+def without_joblib(directory: Path) -> dict[str, str]:
+    """An environment in which ``import joblib`` fails as it does where the sklearn extra is not
+    installed: a package of that name, first on the path, raises what the import system would."""
+    package = directory / "joblib"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'joblib'\", name='joblib')\n"
+    )
+    path = [str(directory), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {"PYTHONPATH": os.pathsep.join(path)}

@@ -80,7 +80,8 @@ class ModelLoadError(ModelplaneError):
 
 
 class MissingExtraError(ModelLoadError):
-    """A format needs an optional dependency; the message names the extra to install."""
+    """A format needs an optional dependency; the message names the extra to install. No restart
+    cures it, so a runtime that meets it exits with a code of its own (``api/exits.py``)."""
 
     def __init__(self, what: str, extra: str) -> None:
         super().__init__(

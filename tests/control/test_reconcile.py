@@ -95,6 +95,31 @@ def test_first_revision_crash_loop_is_stalled() -> None:
     assert status_of(plan, "Ready") == ("False", "RevisionFailed")
 
 
+MISSING = "format 'sklearn' needs the 'sklearn' extra; install it with: pip install 'x[sklearn]'"
+
+
+def test_first_revision_failed_for_good_is_stalled_at_once_and_kept_as_is() -> None:
+    failed = ReplicaView("iris-r1-1", "iris-r1", Phase.FAILED, 0, MISSING, "MissingExtra")
+    plan = reconcile(model(), R1, [failed], 1, NOW)
+    assert plan.empty  # neither replaced nor stopped: it stays failed, and says why
+    stalled = condition(plan.status.conditions, "Stalled")
+    assert stalled is not None
+    assert (stalled.status.value, stalled.reason) == ("True", "MissingExtra")
+    assert (
+        stalled.message == f"revision iris-r1 cannot start, and restarting will not help: {MISSING}"
+    )
+    assert status_of(plan, "Ready") == ("False", "RevisionFailed")
+
+
+def test_canary_failed_for_good_is_rolled_back_without_waiting_for_restarts() -> None:
+    failed = ReplicaView("iris-r2-3", "iris-r2", Phase.FAILED, 0, MISSING, "MissingExtra")
+    plan = reconcile(model("iris-r1"), R2, [ready("iris-r1"), failed], 1, NOW)
+    assert plan.traffic == {"iris-r1": 100}
+    assert status_of(plan, "Stalled") == ("True", "RolledBack")
+    assert plan.event is not None
+    assert "pip install" in plan.event.message
+
+
 def test_canary_takes_step_weights_and_keeps_both_revisions_up() -> None:
     started = reconcile(model("iris-r1"), R2, [ready("iris-r1"), ready("iris-r2", 3)], 2, NOW)
     assert started.traffic == {"iris-r1": 90, "iris-r2": 10}  # the canary is ready: step 1

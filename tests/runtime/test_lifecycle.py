@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import MODELS, StartRuntime, write_manifest
+from tests.conftest import MODELS, StartRuntime, without_joblib, write_manifest
 
 ECHO_BODY = {"inputs": [{"name": "t", "datatype": "INT32", "shape": [1], "data": [1]}]}
 
@@ -46,6 +46,15 @@ def test_load_failure_exits_with_the_reason(start_runtime: StartRuntime, tmp_pat
     runtime = start_runtime("-f", str(manifest))
     assert runtime.wait_exit() == 3
     assert "weights file is corrupt" in runtime.output()
+
+
+def test_a_missing_extra_exits_with_its_own_code(
+    start_runtime: StartRuntime, tmp_path: Path, iris_dir: Path
+) -> None:
+    env = without_joblib(tmp_path / "shadow")
+    runtime = start_runtime("-f", str(iris_dir / "iris-sklearn.yaml"), env=env)
+    assert runtime.wait_exit() == 78  # not 3: a supervisor must not restart it
+    assert "pip install 'modelplane[sklearn]'" in runtime.output()
 
 
 def test_body_over_the_limit_is_413(start_runtime: StartRuntime, tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ CRASH_LOOP_RESTARTS = 3
 class Phase(StrEnum):
     STARTING = "Starting"
     READY = "Ready"
-    FAILED = "Failed"  # exited; the supervisor restarts it with backoff
+    FAILED = "Failed"  # exited; restarted with backoff, unless its failure is terminal
     STOPPING = "Stopping"
 
 
@@ -54,6 +54,9 @@ class ReplicaView:
     phase: Phase
     restarts: int = 0
     reason: str = ""
+    # The condition reason of a failure no restart can cure (``MissingExtra``): such a replica
+    # stays failed and the Model is stalled at once. Empty for a crash, restarted with backoff.
+    terminal: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ def reconcile(
     """
     live = [r for r in replicas if r.phase is not Phase.STOPPING]
     ready = Counter(r.revision for r in live if r.phase is Phase.READY)
-    failing = _crash_looping(live, latest.name)
+    failing = _failing(live, latest.name)
     seen = Observed(
         latest=latest.name,
         stable=model.status.stable_revision,
@@ -109,9 +112,18 @@ def reconcile(
     return Plan(start, stop, decision.traffic, status, decision.event, decision.new_window, wanted)
 
 
-def _crash_looping(live: list[ReplicaView], revision: str) -> ReplicaView | None:
+def _failing(live: list[ReplicaView], revision: str) -> ReplicaView | None:
+    """A replica of ``revision`` that will not serve: failed for good, or crash-looping."""
     failing = [r for r in live if r.revision == revision and r.phase is Phase.FAILED]
-    return next((r for r in failing if r.restarts >= CRASH_LOOP_RESTARTS), None)
+    return next((r for r in failing if r.terminal or r.restarts >= CRASH_LOOP_RESTARTS), None)
+
+
+def _stalled_by(failing: ReplicaView, revision: str) -> tuple[bool, str, str]:
+    """The Stalled condition of a first revision that will not serve."""
+    if failing.terminal:
+        message = f"revision {revision} cannot start, and restarting will not help: "
+        return True, failing.terminal, message + failing.reason
+    return True, "RevisionFailing", f"revision {revision} keeps failing: {failing.reason}"
 
 
 def _rolling(decision: Decision) -> bool:
@@ -189,11 +201,7 @@ def _status(
     if rolled_back:
         stalled = (True, "RolledBack", message)
     elif stalled_first and failing is not None:
-        stalled = (
-            True,
-            "RevisionFailing",
-            f"revision {latest.name} keeps failing: {failing.reason}",
-        )
+        stalled = _stalled_by(failing, latest.name)
     else:
         stalled = (False, "Progressing", "")
     conditions = set_condition(conditions, STALLED, *stalled, generation, now)

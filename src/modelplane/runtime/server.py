@@ -3,7 +3,8 @@
 ``run`` is what ``modelplane serve`` calls. The socket opens before the model loads, so probes see
 ``/v2/health/live`` at once and ``/v2/health/ready`` turn 200 only when the model can serve. A model
 that fails to load ends the process with :data:`EXIT_LOAD_FAILED` and the reason on stderr, the
-signal a supervisor (the embedded backend, or a kubelet) acts on.
+signal a supervisor (the embedded backend, or a kubelet) acts on; a failure no restart can cure (a
+missing extra) ends it with a code of its own (see ``exits.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from modelplane.api import GENERATIVE_TASKS, Model, Protocol
+from modelplane.api.exits import EXIT_LOAD_FAILED, EXIT_OK, load_failure_code
 from modelplane.errors import ModelplaneError
 from modelplane.runtime import artifacts, loading
 from modelplane.runtime.batching import Batcher, BatchObservers
@@ -45,9 +47,6 @@ from modelplane.telemetry.metrics import CONTENT_TYPE, GenerationMetrics, Runtim
 from modelplane.telemetry.tracing import TracingMiddleware, tracer
 
 log = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_LOAD_FAILED = 3
 
 
 @dataclass
@@ -71,6 +70,7 @@ class Runtime:
     dataplane: DataPlane = field(init=False)
     on_load_failure: list[asyncio.Event] = field(default_factory=list)
     on_ready: list[Callable[[], None]] = field(default_factory=list)
+    exit_code: int = field(init=False, default=EXIT_OK)  # a load failure's, once one happened
 
     def __post_init__(self) -> None:
         name = self.model.metadata.name
@@ -147,7 +147,7 @@ class Runtime:
                 lambda: loading.load(spec, base_dir=self.options.base_dir, cache_dir=cache),
             )
         except ModelplaneError as exc:
-            self._failed(str(exc))
+            self._failed(str(exc), load_failure_code(exc))
             return
         except Exception as exc:
             self._failed(f"unexpected error while loading: {exc!r}")
@@ -175,7 +175,7 @@ class Runtime:
             self.engine = ExternalEngine(spec, name, path)
             await self.engine.start()
         except ModelplaneError as exc:
-            self._failed(str(exc))
+            self._failed(str(exc), load_failure_code(exc))
             return
         self.passthrough.engine = self.engine
         self.dataplane.serve(Signature(platform=spec.format.value), None)
@@ -225,8 +225,9 @@ class Runtime:
         self._batcher.start()
         self.dataplane.serve(signature, self._batcher)
 
-    def _failed(self, reason: str) -> None:
+    def _failed(self, reason: str, exit_code: int = EXIT_LOAD_FAILED) -> None:
         log.error("model %s failed to load: %s", self.model.metadata.name, reason)
+        self.exit_code = exit_code
         self.dataplane.fail(reason)
         for event in self.on_load_failure:
             event.set()
@@ -281,7 +282,7 @@ async def _serve(runtime: Runtime) -> int:
     finally:
         watcher.cancel()
     if failed.is_set():
-        return EXIT_LOAD_FAILED
+        return runtime.exit_code
     return EXIT_OK if server.started else 1
 
 

@@ -223,14 +223,14 @@ class Controller:
 
     def _settled(self, model: Model, plan: Plan, replicas: list[ReplicaView]) -> bool:
         """Nothing left that time alone would change: no rollout step to take, every replica
-        ready, none to scale away, no requests in flight."""
+        ready (or failed for good), none to scale away, no requests in flight."""
         key = model.key
         rollout = plan.status.rollout
         return (
             plan.empty
             and (rollout is None or rollout.phase not in (RolloutPhase.PROGRESSING,
                                                           RolloutPhase.PAUSED))
-            and all(r.phase is Phase.READY for r in replicas)
+            and all(r.phase is Phase.READY or r.terminal for r in replicas)
             and len(replicas) <= model.spec.scaling.min_replicas
             and self.load.held(key) == 0
             and not any(self.load.in_flight(key, r) for r in {v.revision for v in replicas})

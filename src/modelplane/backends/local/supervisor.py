@@ -2,8 +2,10 @@
 
 It starts replicas on free loopback ports with a log file each, watches them become ready, and
 restarts a replica that exits with exponential backoff, keeping the runtime's last words as the
-reason the reconciler reports. Stopping is a drain: SIGTERM lets the runtime finish what it is
-serving (the gateway stops routing to it first), then SIGKILL after a grace period.
+reason the reconciler reports. A replica whose exit code says no restart can cure it (a missing
+extra, see ``api/exits.py``) is left failed instead, reported once, never restarted.
+Stopping is a drain: SIGTERM lets the runtime finish what it is serving (the gateway stops
+routing to it first), then SIGKILL after a grace period.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from modelplane.api.exits import PERMANENT
 from modelplane.control.reconcile import Phase, ReplicaView
 from modelplane.processes import die_with_parent, free_port
 from modelplane.telemetry.logs import message_of
@@ -44,6 +47,7 @@ class Replica:
     phase: Phase = Phase.STARTING
     restarts: int = 0
     reason: str = ""
+    terminal: str = ""  # the condition reason of a failure no restart cures; then none is tried
     process: asyncio.subprocess.Process | None = None
     task: asyncio.Task[None] | None = None
 
@@ -52,7 +56,9 @@ class Replica:
         return f"http://127.0.0.1:{self.port}"
 
     def view(self) -> ReplicaView:
-        return ReplicaView(self.id, self.revision, self.phase, self.restarts, self.reason)
+        return ReplicaView(
+            self.id, self.revision, self.phase, self.restarts, self.reason, self.terminal
+        )
 
 
 def last_words(path: Path, limit: int = 400) -> str:
@@ -124,8 +130,14 @@ class Supervisor:
             started = time.monotonic()
             code = await self._run_once(replica)
             replica.phase = Phase.FAILED
-            replica.restarts += 1
             replica.reason = last_words(replica.log) or f"exited with code {code}"
+            replica.terminal = PERMANENT.get(code, "")
+            if replica.terminal:
+                message = "replica %s failed for good, not restarted (%s): %s"
+                log.error(message, replica.id, code, replica.reason)
+                self.on_change()
+                return
+            replica.restarts += 1
             log.warning("replica %s exited (%s): %s", replica.id, code, replica.reason)
             self.on_change()
             if time.monotonic() - started > 60:
