@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from modelplane.telemetry import access
 from tests.processes import RuntimeProcess, serving
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +39,18 @@ def iris_runtime(
     log = tmp_path_factory.mktemp("iris-runtime") / "serve.log"
     with serving(iris_dir / "iris.yaml", log, "--model-version", "1") as runtime:
         yield runtime
+
+
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    """This process's logging as it was before the test set it up as a server command does."""
+    root, logger = logging.getLogger(), logging.getLogger(access.LOGGER)
+    handlers, level, access_level = root.handlers[:], root.level, logger.level
+    try:
+        yield
+    finally:
+        root.handlers[:], root.level = handlers, level
+        logger.setLevel(access_level)
 
 
 @pytest.fixture

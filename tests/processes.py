@@ -12,8 +12,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 STARTUP_SECONDS = 60
@@ -138,3 +140,9 @@ def scraped(
             return default
         raise AssertionError(f"no metric {name} {labels or ''} at {base_url}/metrics")
     return sum(values)
+
+
+def access_lines(log: str) -> list[dict[str, Any]]:
+    """The access lines of a process's JSON log, as objects."""
+    found = [orjson.loads(line) for line in log.splitlines() if line.startswith("{")]
+    return [line for line in found if line.get("logger") == "modelplane.access"]

@@ -91,6 +91,7 @@ def test_routes_are_templates_of_low_cardinality() -> None:
     assert v2_route("/v2/models/team-a/iris/ready") == "/v2/models/{model}/ready"
     assert v2_route("/v2/models/iris") == "/v2/models/{model}"
     assert v2_route("/v2/health/ready") == "/v2/health/ready"
+    assert v2_route("/openapi.json") == "/openapi.json"
     assert v2_route("/no/such/path/12345") == "other"
 
 

@@ -23,6 +23,7 @@ from modelplane.gateway.proxy import Gateway, GatewayOptions
 from modelplane.gateway.routing import RoutingTable
 from modelplane.processes import cancel_all
 from modelplane.security.authn import Authenticator
+from modelplane.telemetry.access import AccessLogSettings, logged
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class ClusterGatewayOptions:
     # The Service in front of every gateway, "name" (in this pod's namespace) or
     # "namespace/name": each gateway enforces its share of the quotas. "": this one alone.
     peers: str = "modelplane-gateway"
+    access_log: AccessLogSettings = field(default_factory=AccessLogSettings)
 
 
 async def run(options: ClusterGatewayOptions) -> None:
@@ -61,7 +63,8 @@ async def run(options: ClusterGatewayOptions) -> None:
             tasks.append(asyncio.create_task(reporter.run()))
         server = uvicorn.Server(
             uvicorn.Config(
-                gateway, host=options.host, port=options.port, http="httptools",
+                logged(gateway, options.access_log), host=options.host, port=options.port,
+                http="httptools",
                 log_level=options.log_level, access_log=False, log_config=None,
                 proxy_headers=False, lifespan="on", backlog=4096,
             )

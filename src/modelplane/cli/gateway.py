@@ -21,11 +21,12 @@ from modelplane.cli.auth_options import (
     oidc_verifier,
 )
 from modelplane.cli.errors import EXIT_USAGE, CliError
-from modelplane.cli.observing import LogFormat, observed
+from modelplane.cli.observing import AccessLogOption, AccessLogSampleOption, LogFormat, observed
 from modelplane.errors import MissingExtraError
 from modelplane.gateway.balancing import Balancing
 from modelplane.security.authn import Authenticator
 from modelplane.security.key_file import FileKeyStore
+from modelplane.telemetry.access import AccessLogSettings
 
 BalancingOption = Annotated[
     Balancing,
@@ -60,6 +61,8 @@ def gateway(
     balancing: BalancingOption = Balancing.PREFIX,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
     log_format: LogFormat = "json",
+    access_log: AccessLogOption = True,
+    access_log_sample: AccessLogSampleOption = 1.0,
     api_keys: Annotated[
         Path | None,
         typer.Option(
@@ -97,6 +100,7 @@ def gateway(
     except (OSError, ValueError, KeyError) as exc:
         raise CliError(f"--api-keys {api_keys}: {exc}", exit_code=EXIT_USAGE) from exc
     authenticator = Authenticator(key_store, tokens=tokens)
+    access = AccessLogSettings(access_log, access_log_sample)
     defaults = ClusterGatewayOptions()
     options = ClusterGatewayOptions(
         host=host,
@@ -108,9 +112,10 @@ def gateway(
         log_level=log_level,
         authenticator=authenticator if authenticator.enabled else None,
         peers=peers,
+        access_log=access,
     )
     with (
-        observed("modelplane-gateway", log_level, log_format),
+        observed("modelplane-gateway", log_level, log_format, access),
         tokens if tokens is not None else contextlib.nullcontext(),  # fetches a JWKS URL meanwhile
         asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
     ):

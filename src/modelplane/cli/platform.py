@@ -54,7 +54,7 @@ from modelplane.cli.auth_options import (
 from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.gateway import BalancingOption
 from modelplane.cli.gitops import secret_from
-from modelplane.cli.observing import LogFormat, observed
+from modelplane.cli.observing import AccessLogOption, AccessLogSampleOption, LogFormat, observed
 from modelplane.control.analysis import MetricSource
 from modelplane.errors import AlreadyExistsError
 from modelplane.gateway.balancing import Balancing
@@ -67,6 +67,7 @@ from modelplane.portal import PortalOrigin, portal_routes
 from modelplane.processes import cancel_all
 from modelplane.security.authn import Authenticator
 from modelplane.security.tokens import TokenVerifier
+from modelplane.telemetry.access import AccessLogSettings, logged
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,8 @@ def up(
     examples: Annotated[bool, typer.Option(help="Also apply the example models.")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
     log_format: LogFormat = "text",
+    access_log: AccessLogOption = True,
+    access_log_sample: AccessLogSampleOption = 1.0,
     max_held: Annotated[
         int, typer.Option(help="Requests the gateway holds per model during a cold start.")
     ] = 1000,
@@ -195,6 +198,7 @@ def up(
     settings = _Settings(
         host=host, port=port, gateway_port=gateway_port, state_dir=state_dir.resolve(),
         examples=examples, log_level=log_level, log_format=log_format,
+        access_log=AccessLogSettings(access_log, access_log_sample),
         gateway=GatewayOptions(max_held=max_held, hold_timeout=hold_timeout, balancing=balancing),
         prometheus=prometheus, scraping=scraping, source=source, auth=auth, oidc=oidc,
     )  # fmt: skip
@@ -207,7 +211,7 @@ def up(
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
         with (
-            observed("modelplane", log_level, log_format),
+            observed("modelplane", log_level, log_format, settings.access_log),
             oidc if oidc is not None else contextlib.nullcontext(),  # fetches a JWKS URL now
             asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
         ):
@@ -244,6 +248,7 @@ class _Settings:
     examples: bool
     log_level: str
     log_format: str
+    access_log: AccessLogSettings  # the gateway's and the replicas'
     gateway: GatewayOptions
     prometheus: str | None  # a Prometheus of the user's, for analysis and charts
     scraping: Scraping
@@ -299,7 +304,10 @@ class _Platform:
         self.gateway = gateway = Gateway(
             table, GatewayMetrics(), settings.gateway, authenticator=authenticator
         )
-        self.supervisor = Supervisor(state_dir, base_dir=Path.cwd(), log_format=settings.log_format)
+        self.supervisor = Supervisor(
+            state_dir, base_dir=Path.cwd(), log_format=settings.log_format,
+            access_log=settings.access_log,
+        )  # fmt: skip
         prometheus = beside.url if beside is not None else settings.prometheus
         self.scraped = PrometheusSource(prometheus) if prometheus else None
         metrics: MetricSource = self.scraped or GatewayMetricSource(gateway.reading)
@@ -340,7 +348,8 @@ class _Platform:
             ),
             _Server(
                 uvicorn.Config(
-                    PortalOrigin(self.gateway, settings.port), host=settings.host,
+                    logged(PortalOrigin(self.gateway, settings.port), settings.access_log),
+                    host=settings.host,
                     port=settings.gateway_port, http="httptools", log_level=settings.log_level,
                     access_log=False, log_config=None, proxy_headers=False, lifespan="on",
                     backlog=GATEWAY_BACKLOG,

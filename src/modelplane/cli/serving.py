@@ -19,8 +19,9 @@ from modelplane.api import (
 )
 from modelplane.api.manifests import load_model_file, load_models
 from modelplane.cli.errors import EXIT_USAGE, CliError
-from modelplane.cli.observing import LogFormat, observed
+from modelplane.cli.observing import AccessLogOption, AccessLogSampleOption, LogFormat, observed
 from modelplane.runtime.server import Runtime, RuntimeOptions, run
+from modelplane.telemetry.access import AccessLogSettings
 
 
 def serve(
@@ -55,13 +56,21 @@ def serve(
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     log_format: LogFormat = "json",
+    access_log: AccessLogOption = True,
+    access_log_sample: AccessLogSampleOption = 1.0,
 ) -> None:
     """Serve one model over the Open Inference Protocol v2 until interrupted."""
-    with observed("modelplane-runtime", log_level, log_format):
+    access = AccessLogSettings(access_log, access_log_sample)
+    with observed("modelplane-runtime", log_level, log_format, access):
         model = _model_from(file, manifest, name, uri, model_format, task, sha256)
         version = model_version or revision_digest(model.spec)[:12]
         options = RuntimeOptions(
-            host=host, port=port, model_version=version, cache_dir=cache_dir, log_level=log_level
+            host=host,
+            port=port,
+            model_version=version,
+            cache_dir=cache_dir,
+            log_level=log_level,
+            access_log=access,
         )
         runtime = Runtime(model, options)
         base = f"http://{_display_host(host)}:{port}"

@@ -38,7 +38,7 @@ from modelplane.gateway.upstream import UpstreamPool
 from modelplane.gateway.usage import GenerationClock, TokenMeter, completion_tokens, reservation
 from modelplane.security.authn import Authenticator, require
 from modelplane.security.roles import ANYONE, Action, Principal
-from modelplane.telemetry import names, tracing
+from modelplane.telemetry import access, names, tracing
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,9 @@ class Gateway:
             target = paths.parse(path)
             if target is None:
                 await replies.reply(send, 404, replies.error(f"no route for {path}"))
-            elif await self._allowed(send, principal, target.key, openai=False):
+                return
+            access.note(scope, target.key)
+            if await self._allowed(send, principal, target.key, openai=False):
                 await self._within_quota(target, scope, receive, send)
 
     async def _allowed(self, send: Send, principal: Principal, key: str, *, openai: bool) -> bool:
@@ -277,6 +279,7 @@ class Gateway:
             await replies.reply(send, 400, replies.openai_error(message, 400, "model"))
             return
         target = paths.openai(path, model, prompt_prefix(path, document))
+        access.note(scope, target.key)
         if not await self._allowed(send, principal, target.key, openai=True):
             return
         route = self.table.lookup(target.key)
@@ -337,7 +340,7 @@ class Gateway:
             status, content, reply_headers = replies.refusal(
                 RefusalError(502, f"gateway error: {exc!r}"), target
             )
-        self._account(target, revision_name, status, started)
+        self._account(scope, target, revision_name, status, started)
         if status == 200 and body is not None:
             if paths.generates(target) and (made := completion_tokens(content)):
                 per_token = (time.perf_counter() - started) / made
@@ -346,8 +349,11 @@ class Gateway:
                 self._mirroring.offer(target, revision_name, scope["method"], body, content)
         await replies.reply(send, status, content, headers=reply_headers)
 
-    def _account(self, target: paths.ModelPath, revision: str, status: int, started: float) -> None:
-        """A finished request in the metrics, the revision's analysis counters and its span."""
+    def _account(
+        self, scope: Scope, target: paths.ModelPath, revision: str, status: int, started: float
+    ) -> None:
+        """A finished request in the metrics, the revision's analysis counters, its span and
+        its access line."""
         model = target.key
         if self._tracer is not None:
             span = trace.get_current_span()
@@ -360,6 +366,7 @@ class Gateway:
         self.metrics.duration.labels(model, revision).observe(elapsed)
         if revision != "-":
             self._revision_stats(model, revision).record(elapsed, failed=status >= 500)
+            access.note(scope, model, revision)
 
     async def _stream_request(
         self,
@@ -400,7 +407,7 @@ class Gateway:
             status, content, reply_headers = replies.refusal(refused, target)
             await replies.reply(send, status, content, headers=reply_headers)
         finally:
-            self._account(target, revision, status, started)
+            self._account(scope, target, revision, status, started)
             if status == 200:
                 self._revision_stats(target.key, revision).generated(*clock.timings())
 

@@ -43,6 +43,7 @@ from modelplane.runtime.openai.routes import OpenAIRoutes
 from modelplane.runtime.openapi import Description
 from modelplane.runtime.v2.inference import InferEndpoint
 from modelplane.runtime.v2.routes import V2Routes, routing_error
+from modelplane.telemetry.access import AccessLogSettings, logged
 from modelplane.telemetry.metrics import CONTENT_TYPE, GenerationMetrics, RuntimeMetrics
 from modelplane.telemetry.tracing import TracingMiddleware, tracer
 
@@ -59,6 +60,7 @@ class RuntimeOptions:
     shutdown_timeout: float = 30.0
     log_level: str = "info"
     tracer_provider: TracerProvider | None = None  # default: the process's global provider
+    access_log: AccessLogSettings = field(default_factory=AccessLogSettings)
 
 
 @dataclass
@@ -109,7 +111,8 @@ class Runtime:
             lifespan=self._lifespan,
             exception_handlers={HTTPException: routing_error},
         )
-        app = InferEndpoint(self.dataplane, self.model.spec.runtime.max_request_bytes, rest)
+        infer = InferEndpoint(self.dataplane, self.model.spec.runtime.max_request_bytes, rest)
+        app = logged(infer, self.options.access_log, self.model.key, self.options.model_version)
         chosen = tracer(self.options.tracer_provider)
         return app if chosen is None else TracingMiddleware(app, chosen)
 

@@ -122,6 +122,7 @@ def _otlp_exporter() -> Any:
 _MODELS = "/v2/models/"
 _ACTIONS = ("ready", "infer")
 _OPENAI = frozenset({"/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
+_FIXED = frozenset({"/v2", "/openapi.json"})
 
 
 def v2_route(path: str) -> str:
@@ -132,7 +133,8 @@ def v2_route(path: str) -> str:
             return "/v1/models/{model}"
         return path if path in _OPENAI else "other"
     if not path.startswith(_MODELS):
-        return path if path.startswith(("/v2/health", "/metrics")) or path == "/v2" else "other"
+        fixed = path.startswith(("/v2/health", "/metrics")) or path in _FIXED
+        return path if fixed else "other"
     parts = [p for p in path[len(_MODELS) :].split("/") if p]
     action = f"/{parts.pop()}" if parts and parts[-1] in _ACTIONS else ""
     version = ""

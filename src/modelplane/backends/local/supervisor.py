@@ -27,7 +27,8 @@ import httpx
 from modelplane.api.exits import PERMANENT
 from modelplane.control.reconcile import Phase, ReplicaView
 from modelplane.processes import die_with_parent, free_port
-from modelplane.telemetry.logs import message_of
+from modelplane.telemetry import access
+from modelplane.telemetry.logs import logger_of, message_of
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +62,23 @@ class Replica:
         )
 
 
+def _access_options(settings: access.AccessLogSettings) -> list[str]:
+    if not settings.enabled:
+        return ["--no-access-log"]
+    return ["--access-log-sample", repr(settings.sample)]
+
+
 def last_words(path: Path, limit: int = 400) -> str:
-    """The last non-empty line of a replica's log: the runtime prints its reason there."""
+    """The last non-empty line of a replica's log but access lines (requests that finished
+    after the failure): the runtime prints its reason there."""
     try:
         with path.open("rb") as handle:
             handle.seek(max(0, path.stat().st_size - 8192))
             lines = [ln.strip() for ln in handle.read().decode(errors="replace").splitlines()]
     except OSError:
         return ""
-    text = next((ln for ln in reversed(lines) if ln), "")
-    return message_of(text)[-limit:]
+    said = (ln for ln in reversed(lines) if ln and logger_of(ln) != access.LOGGER)
+    return message_of(next(said, ""))[-limit:]
 
 
 @dataclass
@@ -80,6 +88,8 @@ class Supervisor:
     on_change: Callable[[], None] = lambda: None
     replicas: dict[str, Replica] = field(default_factory=dict)
     log_format: str = "text"  # of the replicas' logs, which `modelplane logs` shows
+    # Whether the replicas write access lines (to their logs), and what fraction of them.
+    access_log: access.AccessLogSettings = field(default_factory=access.AccessLogSettings)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -153,6 +163,7 @@ class Supervisor:
                 sys.executable, "-m", "modelplane", "serve", "-f", str(replica.manifest),
                 "--port", str(replica.port), "--model-version", replica.revision,
                 "--log-level", "warning", "--log-format", self.log_format,
+                *_access_options(self.access_log),
                 stdout=handle, stderr=handle, cwd=self.base_dir, env={**os.environ, **replica.env},
                 start_new_session=True, preexec_fn=die_with_parent,
             )  # fmt: skip
