@@ -15,7 +15,9 @@ them to exit codes. Library exceptions are wrapped at the boundary with ``raise 
     │   ├── ModelNotFoundError     no such model (or version) is served here
     │   ├── ModelNotReadyError     the model exists but cannot serve yet (temporary)
     │   ├── DeadlineExceededError  the work ran past its time limit
-    │   └── PredictError           the model itself failed on valid input
+    │   ├── PredictError           the model itself failed on valid input
+    │   ├── ReplicaFailedError     no replica answered (after retries): the gateway's 502
+    │   └── ClientGoneError        the client left before its request was read
     ├── ResourceError              a control-plane operation on a stored object failed
     │   ├── NotFoundError          no object of that name
     │   ├── AlreadyExistsError     create of a name that exists
@@ -24,6 +26,7 @@ them to exit codes. Library exceptions are wrapped at the boundary with ``raise 
     ├── AuthError                  a request's credentials do not allow it
     │   ├── UnauthenticatedError   no credential, or one that is not valid (HTTP 401)
     │   └── ForbiddenError         a valid credential without the role for this (HTTP 403)
+    ├── QuotaExceededError         a namespace is over its quota (temporary: retry_after)
     ├── MetricsUnavailableError    the rollout analysis cannot read its metrics (temporary)
     └── KubernetesError            the Kubernetes API refused a request (temporary or not, by
         │                          its status: 409, 429 and 5xx pass)
@@ -125,6 +128,18 @@ class PredictError(InferenceError):
     """The model raised on input that passed validation."""
 
 
+class ReplicaFailedError(InferenceError):
+    """No replica answered the request, after the retries it was allowed."""
+
+    def __init__(self, message: str, revision: str = "-") -> None:
+        super().__init__(message)
+        self.revision = revision  # the revision last tried
+
+
+class ClientGoneError(InferenceError):
+    """The client disconnected before its request was read: nobody waits for an answer."""
+
+
 class ResourceError(ModelplaneError):
     """A control-plane operation on a stored object failed."""
 
@@ -157,6 +172,14 @@ class UnauthenticatedError(AuthError):
 
 class ForbiddenError(AuthError):
     """A valid credential whose roles do not cover this action in this namespace."""
+
+
+class QuotaExceededError(ModelplaneError):
+    """A namespace is over one of its limits; the same request may pass after ``retry_after``."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class MetricsUnavailableError(ModelplaneError):

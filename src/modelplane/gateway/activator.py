@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from opentelemetry import trace
 
+from modelplane.errors import ModelNotFoundError, ModelNotReadyError
 from modelplane.gateway import paths
 from modelplane.gateway.balancing import (
     Balancing,
@@ -22,7 +23,6 @@ from modelplane.gateway.balancing import (
     pick_in_turn,
     pick_revision,
 )
-from modelplane.gateway.replies import RefusalError
 from modelplane.gateway.routing import Endpoint, RevisionRoute, RoutingTable
 from modelplane.telemetry import names
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
@@ -63,15 +63,13 @@ class Activator:
                         trace.get_current_span().set_attribute(names.ATTR_HELD_SECONDS, waited)
                     return endpoint
                 if tried:  # a retry with every replica tried: no point holding
-                    raise RefusalError(503, f"no other replica of {target.key!r} to retry on", 1)
+                    raise ModelNotReadyError(f"no other replica of {target.key!r} to retry on")
                 if not holding:
                     holding, held_since = self._hold(target.key), time.monotonic()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise RefusalError(
-                        503,
-                        f"no ready replica of {target.key!r} within {self.hold_timeout:.0f}s",
-                        1,
+                    raise ModelNotReadyError(
+                        f"no ready replica of {target.key!r} within {self.hold_timeout:.0f}s"
                     )
                 self.on_demand(target.key)
                 await self.table.wait_changed(min(remaining, 1.0))
@@ -83,16 +81,16 @@ class Activator:
     def _revision(self, target: paths.ModelPath, avoid: str | None) -> RevisionRoute:
         route = self.table.lookup(target.key)
         if route is None:
-            raise RefusalError(404, f"model {target.key!r} is not served by this gateway")
+            raise ModelNotFoundError(f"model {target.key!r} is not served by this gateway")
         if target.version is not None:
             named = route.revision(target.version)
             if named is None:
-                raise RefusalError(404, f"model {target.key!r} has no revision {target.version!r}")
+                raise ModelNotFoundError(f"model {target.key!r} has no revision {target.version!r}")
             return named
         others = [r for r in route.revisions if r.name != avoid]
         revision = pick_revision(others or route.revisions, self._rng)
         if revision is None:
-            raise RefusalError(503, f"model {target.key!r} has no revision taking traffic", 1)
+            raise ModelNotReadyError(f"model {target.key!r} has no revision taking traffic")
         return revision
 
     def _pick(
@@ -110,7 +108,7 @@ class Activator:
 
     def _hold(self, key: str) -> bool:
         if self.held.get(key, 0) >= self.max_held:
-            raise RefusalError(503, f"too many requests waiting for {key!r} to start", 1)
+            raise ModelNotReadyError(f"too many requests waiting for {key!r} to start")
         self.held[key] = self.held.get(key, 0) + 1
         self.metrics.held.labels(key).set(self.held[key])
         self.on_demand(key)

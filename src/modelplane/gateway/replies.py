@@ -1,7 +1,10 @@
 """How the gateway reads bodies and writes answers on raw ASGI: each protocol's error shape
-(``{"error": "..."}`` on v2, the OpenAI API's error object on ``/v1``), refusals with their
-headers, and a streamed body relayed as it comes.
+(``{"error": "..."}`` on v2, the OpenAI API's error object on ``/v1``), and a streamed body
+relayed as it comes.
 
+Refusals are domain errors (``modelplane.errors``) until here: ``STATUS`` is the gateway's one
+table from an error to its HTTP status, and ``refusal`` the one place that makes the answer
+(with ``WWW-Authenticate`` for 401 and ``Retry-After`` for an error that says when to retry).
 The proxy and the gateway's own routes both answer through here, so one request path never
 mixes shapes.
 """
@@ -9,27 +12,47 @@ mixes shapes.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 
-from modelplane.errors import AuthError, UnauthenticatedError
-from modelplane.gateway import paths
+from modelplane.errors import (
+    ClientGoneError,
+    ForbiddenError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    ModelNotReadyError,
+    ModelplaneError,
+    PayloadTooLargeError,
+    QuotaExceededError,
+    ReplicaFailedError,
+    UnauthenticatedError,
+)
 
 JSON = b"application/json"
 CHALLENGE = 'Bearer realm="modelplane"'
 
 
-class RefusalError(Exception):
-    """A request the gateway answers itself, with this status and message."""
+# The first match counts: subclasses before their bases.
+STATUS: tuple[tuple[type[ModelplaneError], int], ...] = (
+    (UnauthenticatedError, 401),
+    (ForbiddenError, 403),
+    (PayloadTooLargeError, 413),
+    (InvalidRequestError, 400),
+    (ModelNotFoundError, 404),
+    (QuotaExceededError, 429),
+    (ClientGoneError, 499),  # nginx's: the client closed the request
+    (ReplicaFailedError, 502),
+    (ModelNotReadyError, 503),
+)
+UNEXPECTED = 502  # anything else: the gateway failed, not the model
 
-    def __init__(
-        self, status: int, message: str, retry_after: int | None = None, revision: str = "-"
-    ) -> None:
-        super().__init__(message)
-        self.status, self.retry_after, self.revision = status, retry_after, revision
+
+def status_of(error: Exception) -> int:
+    return next((status for kind, status in STATUS if isinstance(error, kind)), UNEXPECTED)
 
 
 async def reply(
@@ -48,7 +71,8 @@ async def reply(
     await send({"type": "http.response.body", "body": content})
 
 
-def error(message: str) -> bytes:
+def error_shape(message: str) -> bytes:
+    """The v2 error body."""
     return orjson.dumps({"error": message})
 
 
@@ -72,27 +96,30 @@ def openai_error(message: str, status: int, param: str | None = None) -> bytes:
 
 def error_for(path: str, message: str, status: int) -> bytes:
     """An error in the shape of the protocol that ``path`` belongs to."""
-    return openai_error(message, status) if path.startswith("/v1/") else error(message)
+    return openai_error(message, status) if path.startswith("/v1/") else error_shape(message)
 
 
-async def refuse(send: Send, exc: AuthError, openai: bool) -> None:
-    """401 (with the challenge) or 403, in the shape the client's protocol expects."""
-    status = 401 if isinstance(exc, UnauthenticatedError) else 403
-    body = openai_error(str(exc), status) if openai else error(str(exc))
-    challenge = {"www-authenticate": CHALLENGE} if status == 401 else None
-    await reply(send, status, body, headers=challenge)
-
-
-def refusal(refused: RefusalError, target: paths.ModelPath) -> tuple[int, bytes, dict[str, str]]:
-    status = refused.status
-    if target.action == paths.OPENAI:
-        content = openai_error(str(refused), status, "model" if status == 404 else None)
+def refusal(error: Exception, openai: bool) -> tuple[int, bytes, dict[str, str]]:
+    """The answer to a refused request: status, body in the client's protocol, headers."""
+    status = status_of(error)
+    message = str(error) if isinstance(error, ModelplaneError) else f"gateway error: {error!r}"
+    if openai:
+        param = error.param if isinstance(error, InvalidRequestError) else None
+        content = openai_error(message, status, "model" if status == 404 else param)
     else:
-        content = error(str(refused))
+        content = error_shape(message)
     headers = {"Content-Type": "application/json"}
-    if refused.retry_after is not None:
-        headers["Retry-After"] = str(refused.retry_after)
+    if status == 401:
+        headers["WWW-Authenticate"] = CHALLENGE
+    retry_after = error.retry_after if isinstance(error, ModelplaneError) else None
+    if retry_after is not None and status in (429, 503):
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     return status, content, headers
+
+
+async def refuse(send: Send, error: Exception, openai: bool) -> None:
+    status, content, headers = refusal(error, openai)
+    await reply(send, status, content, headers=headers)
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -108,11 +135,11 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     while True:
         message: Message = await receive()
         if message["type"] == "http.disconnect":
-            raise RefusalError(499, "client disconnected")
+            raise ClientGoneError("client disconnected")
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise RefusalError(413, f"request body exceeds the gateway's limit of {limit} bytes")
+            raise PayloadTooLargeError(f"request body exceeds the gateway's limit of {limit} bytes")
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)

@@ -1,0 +1,178 @@
+"""Forwarding: one loop of attempts for whole and streamed answers. Each attempt goes to a
+replica the activator picks (holding the request while the model has none ready); a replica
+that does not answer (or answers 503) is worth another, before any byte went to the client and
+within the retry budget; a canary that fails is counted against the canary and the request
+answered by the stable revision, without spending the budget (the canary's weight bounds it).
+
+Every finished request is accounted once here: the gateway's metrics, the revision's analysis
+counters (with the time to the first token and per output token of generated text), its span
+and its access line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from opentelemetry import propagate, trace
+from starlette.types import Receive, Scope, Send
+
+from modelplane.errors import ReplicaFailedError
+from modelplane.gateway import paths
+from modelplane.gateway.activator import Activator
+from modelplane.gateway.attempts import REVISION_HEADER, Answer, Attempts
+from modelplane.gateway.requests import ProxyRequest
+from modelplane.gateway.routing import Endpoint, RoutingTable
+from modelplane.gateway.stats import RevisionStats
+from modelplane.gateway.usage import GenerationClock, completion_tokens
+from modelplane.telemetry import access, names, tracing
+from modelplane.telemetry.gateway_metrics import GatewayMetrics
+
+T = TypeVar("T")
+
+
+class RetryBudget:
+    """Retries may add at most ``ratio`` of the request rate, plus a small floor."""
+
+    def __init__(self, ratio: float, floor: float = 10.0) -> None:
+        self.ratio, self.tokens, self.floor = ratio, floor, floor
+
+    def request(self) -> None:
+        self.tokens = min(self.tokens + self.ratio, self.floor + 100 * self.ratio)
+
+    def try_retry(self) -> bool:
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+@dataclass(frozen=True)
+class Tried(Generic[T]):
+    """One attempt's outcome: ``result`` None when the replica did not answer; ``retry`` when
+    another replica is worth asking (no answer, or 503); ``committed`` once the client has bytes
+    of it, after which nothing is tried again."""
+
+    result: T | None
+    status: int
+    retry: bool
+    committed: bool = False
+
+
+class Forwarding:
+    def __init__(
+        self,
+        table: RoutingTable,
+        activator: Activator,
+        attempts: Attempts,
+        metrics: GatewayMetrics,
+        stats: Callable[[str, str], RevisionStats],
+        max_attempts: int,
+        retry_ratio: float,
+        traced: bool,
+    ) -> None:
+        self.table, self.activator, self.attempts = table, activator, attempts
+        self.metrics, self.stats, self.max_attempts = metrics, stats, max_attempts
+        self.budget = RetryBudget(retry_ratio)
+        self.traced = traced
+        self.last_request: dict[str, float] = {}  # time.monotonic() of each model's latest
+
+    async def whole(self, request: ProxyRequest) -> tuple[Answer, str]:
+        """The answer to ``request`` and the revision that gave it."""
+
+        async def attempt(endpoint: Endpoint, number: int) -> Tried[Answer]:
+            answer = await self.attempts.whole(
+                endpoint, request.target, request.method, request.body, request.headers, number
+            )
+            status = answer[0] if answer is not None else 502
+            return Tried(answer, status, retry=answer is None or status == 503)
+
+        answer, endpoint = await self._tries(request, attempt)
+        answer[1][REVISION_HEADER] = endpoint.revision
+        return answer, endpoint.revision
+
+    async def stream(self, request: ProxyRequest, receive: Receive, send: Send) -> tuple[int, str]:
+        """Relay the streamed answer to ``request`` as it comes: its status and revision. A
+        client that leaves closes the replica's stream, which stops the generation there."""
+        headers = dict(request.headers)
+        if self.traced:
+            propagate.inject(headers)
+
+        async def attempt(endpoint: Endpoint, number: int) -> Tried[int]:
+            relayed = await self.attempts.relay(
+                endpoint, request.target, request.body, headers, receive, send
+            )
+            return Tried(relayed, relayed or 502, relayed is None, committed=relayed is not None)
+
+        status, endpoint = await self._tries(request, attempt)
+        return status, endpoint.revision
+
+    async def _tries(
+        self, request: ProxyRequest, attempt: Callable[[Endpoint, int], Awaitable[Tried[T]]]
+    ) -> tuple[T, Endpoint]:
+        target = request.target
+        self.last_request[target.key] = time.monotonic()
+        self.budget.request()
+        tried: set[str] = set()
+        avoid: str | None = None
+        for number in range(1, self.max_attempts + 1):
+            endpoint = await self.activator.choose(target, tried, avoid)
+            tried.add(endpoint.id)
+            on_trial = self._is_canary(target, endpoint.revision)  # as routed, not as answered
+            started = time.perf_counter()
+            outcome = await attempt(endpoint, number)
+            if outcome.status >= 500 and on_trial and not outcome.committed:
+                # A failing canary must not fail the client: count it against the canary, whose
+                # analysis rolls it back, and answer from the stable revision instead.
+                elapsed = time.perf_counter() - started
+                self.stats(target.key, endpoint.revision).record(elapsed, failed=True)
+                avoid = endpoint.revision
+            fallback = avoid == endpoint.revision
+            again = not outcome.committed and (fallback or outcome.retry)
+            if again and number < self.max_attempts and (fallback or self.budget.try_retry()):
+                self._retried(target, number)
+                continue
+            if outcome.result is None:
+                message = f"replica {endpoint.id} of {target.key} failed to answer"
+                raise ReplicaFailedError(message, endpoint.revision)
+            return outcome.result, endpoint
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _retried(self, target: paths.ModelPath, number: int) -> None:
+        self.metrics.retries.labels(target.key).inc()
+        if self.traced:
+            trace.get_current_span().set_attribute(names.ATTR_RETRIES, number)
+
+    def _is_canary(self, target: paths.ModelPath, revision: str) -> bool:
+        route = self.table.lookup(target.key)
+        return target.version is None and route is not None and route.canary == revision
+
+    def account(self, scope: Scope, request: ProxyRequest, revision: str, status: int) -> None:
+        """A finished request in the metrics, the revision's analysis counters, its span and
+        its access line."""
+        model = request.target.key
+        if self.traced:
+            span = trace.get_current_span()
+            tracing.finish(span, status)
+            if revision != "-" and span.is_recording():
+                span.set_attribute(names.ATTR_REVISION, revision)
+        outcome = "success" if status < 400 else ("client_error" if status < 500 else "error")
+        elapsed = time.perf_counter() - request.started
+        self.metrics.requests.labels(model, revision, outcome).inc()
+        self.metrics.duration.labels(model, revision).observe(elapsed)
+        if revision != "-":
+            self.stats(model, revision).record(elapsed, failed=status >= 500)
+            access.note(scope, model, revision)
+
+    def generated_whole(self, request: ProxyRequest, revision: str, content: bytes) -> None:
+        """A whole generated answer's time per output token, for the analysis."""
+        if paths.generates(request.target) and (made := completion_tokens(content)):
+            per_token = (time.perf_counter() - request.started) / made
+            self.stats(request.target.key, revision).generated(None, per_token)
+
+    def generated_stream(
+        self, request: ProxyRequest, revision: str, clock: GenerationClock
+    ) -> None:
+        self.stats(request.target.key, revision).generated(*clock.timings())
