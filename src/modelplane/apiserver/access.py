@@ -19,8 +19,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from modelplane.apiserver.http import status_response
 from modelplane.apiserver.metric_history import METRICS_PREFIX
-from modelplane.apiserver.server import PREFIX, status_response
+from modelplane.apiserver.server import PREFIX
 from modelplane.errors import AuthError, UnauthenticatedError
 from modelplane.security.authn import Authenticator, require
 from modelplane.security.roles import ALL_NAMESPACES, Action

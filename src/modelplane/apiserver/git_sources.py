@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from modelplane.apiserver.git_webhook import webhook_route
-from modelplane.apiserver.server import error_response
+from modelplane.apiserver.http import error_response
 from modelplane.errors import AlreadyExistsError, NotFoundError, SpecError
 from modelplane.gitops.sources import GitSources, parse_source
 from modelplane.gitops.sync import GitSync

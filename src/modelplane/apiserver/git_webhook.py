@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from modelplane.apiserver.server import error_response, status_response
+from modelplane.apiserver.http import error_response, status_response
 from modelplane.errors import (
     ForbiddenError,
     ModelplaneError,

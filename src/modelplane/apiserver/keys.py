@@ -13,8 +13,8 @@ from starlette.routing import Route
 
 from modelplane.api.manifests import problems_from
 from modelplane.api.meta import Wire
+from modelplane.apiserver.http import error_response
 from modelplane.apiserver.key_store import SqliteKeyStore
-from modelplane.apiserver.server import error_response
 from modelplane.errors import NotFoundError, SpecError
 from modelplane.security.roles import Role
 

@@ -32,8 +32,8 @@ from starlette.routing import Route
 from modelplane.api import Model, RevisionStatus, RolloutPhase
 from modelplane.api.counters import RevisionCounts
 from modelplane.api.store import Store
+from modelplane.apiserver.http import error_response, principal_of
 from modelplane.apiserver.prometheus_series import Points, PrometheusSeries
-from modelplane.apiserver.server import error_response, principal_of
 from modelplane.control.analysis import quantile_ms
 from modelplane.errors import MetricsUnavailableError, NotFoundError
 from modelplane.security.roles import Action

@@ -29,9 +29,10 @@ from modelplane.api.openapi import (
 from modelplane.api.openapi import document as describe
 from modelplane.api.quotas import QuotaSpec
 from modelplane.apiserver.git_webhook import MAX_BODY
+from modelplane.apiserver.http import REVISION_DIGEST_HEADER
 from modelplane.apiserver.keys import KeyRequest
 from modelplane.apiserver.metric_history import METRICS_PREFIX
-from modelplane.apiserver.server import MERGE_PATCH, PREFIX, REVISION_DIGEST_HEADER
+from modelplane.apiserver.server import MERGE_PATCH, PREFIX
 from modelplane.gitops.sync import GitSourceSpec
 from modelplane.gitops.webhooks import EVENTS, GITLAB_HEADER, SIGNATURES
 

@@ -22,7 +22,7 @@ from starlette.routing import Route
 from modelplane.api.manifests import problems_from
 from modelplane.api.meta import Namespace, Wire
 from modelplane.api.quotas import QuotaBoard, QuotaSpec
-from modelplane.apiserver.server import error_response
+from modelplane.apiserver.http import error_response
 from modelplane.errors import NotFoundError, SpecError
 
 

@@ -34,115 +34,33 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from modelplane.api import API_VERSION, Model, parse_model, revision_digest, to_wire
-from modelplane.api.meta import DNS_1035_LABEL, DNS_LABEL
+from modelplane.api import API_VERSION, Model, parse_model, to_wire
+from modelplane.api.meta import DNS_1035_LABEL
 from modelplane.api.store import Change, Store
+from modelplane.apiserver.http import (
+    asks_dry_run,
+    asks_watch,
+    error_response,
+    event_line,
+    matches,
+    merge_patch,
+    model_response,
+    namespace_name,
+    parse_selector,
+    query_number,
+    readable_by,
+    status_response,
+)
 from modelplane.errors import (
-    AlreadyExistsError,
-    ConflictError,
     GoneError,
     NotFoundError,
     ResourceError,
     SpecError,
 )
-from modelplane.security.roles import ANYONE, Action, Principal
 
 PREFIX = "/apis/modelplane.io/v1alpha1"
 MERGE_PATCH = "application/merge-patch+json"
-REVISION_DIGEST_HEADER = "Modelplane-Revision-Digest"
 WATCH_SECONDS_MAX = 3600
-NAMESPACE_LENGTH_MAX = 63
-
-_REASONS: list[tuple[type[ResourceError], int, str]] = [
-    (NotFoundError, 404, "NotFound"),
-    (AlreadyExistsError, 409, "AlreadyExists"),
-    (ConflictError, 409, "Conflict"),
-    (GoneError, 410, "Gone"),
-]
-
-
-def status_response(
-    code: int, reason: str, message: str, causes: list[dict[str, str]] | None = None
-) -> Response:
-    body: dict[str, Any] = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
-    if causes:
-        body["details"] = {"kind": "models", "causes": causes}
-    return Response(orjson.dumps(body), status_code=code, media_type="application/json")
-
-
-def error_response(error: Exception) -> Response:
-    if isinstance(error, SpecError):
-        causes = [
-            {"reason": "FieldValueInvalid", "field": p.path, "message": p.message}
-            for p in error.problems
-        ]
-        return status_response(422, "Invalid", str(error), causes)
-    for kind, code, reason in _REASONS:
-        if isinstance(error, kind):
-            return status_response(code, reason, str(error))
-    raise error
-
-
-def principal_of(request: Request) -> Principal:
-    """Who sent the request, as access control found it (everyone, with auth off)."""
-    found: Principal = request.scope.get("state", {}).get("principal", ANYONE)
-    return found
-
-
-def _readable(request: Request) -> Callable[[Model], bool]:
-    principal = principal_of(request)
-    return lambda model: principal.may(Action.READ, model.metadata.namespace)
-
-
-def query_number(request: Request, name: str, default: float, low: float, high: float) -> float:
-    """A numeric query parameter within [low, high], or SpecError naming it and its range."""
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not low <= value <= high:
-        raise SpecError(f"query parameter {name}={raw!r} must be a number from {low:g} to {high:g}")
-    return value
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch: objects merge, ``null`` deletes, anything else replaces."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-def matches(model: Model, selector: dict[str, str]) -> bool:
-    labels = model.metadata.labels
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
-def parse_selector(raw: str | None) -> dict[str, str]:
-    """Equality-based label selectors: ``app=iris,tier=gold``."""
-    selector: dict[str, str] = {}
-    for term in filter(None, (raw or "").split(",")):
-        key, sep, value = term.partition("=")
-        if not sep or not key:
-            raise SpecError(f"labelSelector term {term!r} is not key=value")
-        selector[key.strip()] = value.lstrip("=").strip()
-    return selector
 
 
 class ControlApi:
@@ -181,12 +99,12 @@ class ControlApi:
     async def collection(self, request: Request) -> Response:
         namespace = request.path_params.get("namespace")
         try:
-            if namespace is not None and not _namespace_name(namespace):
+            if namespace is not None and not namespace_name(namespace):
                 raise SpecError(f"{namespace!r} is not a namespace name (an RFC 1123 label)")
             if request.method == "POST":
                 model = await self._body_model(request, namespace, None)
-                dry_run = _dry_run(request)
-                return _model_response(self.store.create(model, dry_run=dry_run), 201, dry_run)
+                dry_run = asks_dry_run(request)
+                return model_response(self.store.create(model, dry_run=dry_run), 201, dry_run)
             selector = parse_selector(request.query_params.get("labelSelector"))
             since = request.query_params.get("resourceVersion")
             if since is not None and not since.isdigit():
@@ -194,10 +112,10 @@ class ControlApi:
             timeout = query_number(
                 request, "timeoutSeconds", WATCH_SECONDS_MAX, 0, WATCH_SECONDS_MAX
             )
-            if _watching(request):
+            if asks_watch(request):
                 return self._watch(request, namespace, selector, timeout)
             models, version = self.store.list_models(namespace)
-            readable = _readable(request)
+            readable = readable_by(request)
             items = [to_wire(m) for m in models if matches(m, selector) and readable(m)]
             body = {
                 "apiVersion": API_VERSION,
@@ -216,7 +134,7 @@ class ControlApi:
         if since is not None:  # a number: the collection checked
             self.store.changes_since(int(since))  # raises GoneError before the stream starts
 
-        readable = _readable(request)
+        readable = readable_by(request)
 
         def wanted(model: Model) -> bool:
             ns_ok = namespace is None or model.metadata.namespace == namespace
@@ -235,7 +153,7 @@ class ControlApi:
         if since is None:
             models, version = self.store.list_models()
             for model in filter(wanted, models):
-                yield _event_line("ADDED", model)
+                yield event_line("ADDED", model)
         else:
             version = int(since)
         deadline = asyncio.get_running_loop().time() + seconds
@@ -250,7 +168,7 @@ class ControlApi:
             for change in changes:
                 version = change.resource_version
                 if wanted(change.model):
-                    yield _event_line(change.type, change.model)
+                    yield event_line(change.type, change.model)
             if await disconnected():
                 return
             left = deadline - asyncio.get_running_loop().time()
@@ -270,17 +188,17 @@ class ControlApi:
         namespace, name = request.path_params["namespace"], request.path_params["name"]
         try:
             if request.method == "GET":
-                return _model_response(self.store.get(namespace, name))
+                return model_response(self.store.get(namespace, name))
             if request.method == "DELETE":
-                deleted = self.store.delete(namespace, name, dry_run=_dry_run(request))
-                return _model_response(deleted)
+                deleted = self.store.delete(namespace, name, dry_run=asks_dry_run(request))
+                return model_response(deleted)
             if request.method == "PATCH":
                 model = await self._patched(request, namespace, name)
             else:
                 model = await self._body_model(request, namespace, name)
-            dry_run = _dry_run(request)
+            dry_run = asks_dry_run(request)
             stored = self.store.update(model, subresource=subresource, dry_run=dry_run)
-            return _model_response(stored, dry_run=dry_run)
+            return model_response(stored, dry_run=dry_run)
         except (SpecError, ResourceError) as exc:
             return error_response(exc)
 
@@ -290,7 +208,7 @@ class ControlApi:
         # so a name no Model has is an empty list; one no Model could have is not found.
         try:
             limit = int(query_number(request, "limit", 50, 1, 1000))
-            if not re.fullmatch(DNS_1035_LABEL, name) or not _namespace_name(namespace):
+            if not re.fullmatch(DNS_1035_LABEL, name) or not namespace_name(namespace):
                 raise NotFoundError(f"no Model can be named {namespace}/{name}")
         except (SpecError, ResourceError) as exc:
             return error_response(exc)
@@ -391,34 +309,3 @@ class ControlApi:
             raise SpecError("metadata: a Model's metadata must stay an object")
         patched["metadata"]["name"], patched["metadata"]["namespace"] = name, namespace
         return parse_model(patched)
-
-
-def _namespace_name(name: str) -> bool:
-    return len(name) <= NAMESPACE_LENGTH_MAX and re.fullmatch(DNS_LABEL, name) is not None
-
-
-def _watching(request: Request) -> bool:
-    value = request.query_params.get("watch", "false")
-    if value not in ("true", "1", "false", "0"):
-        raise SpecError(f"watch={value!r} is not a boolean; use watch=true or watch=false")
-    return value in ("true", "1")
-
-
-def _dry_run(request: Request) -> bool:
-    value = request.query_params.get("dryRun")
-    if value is not None and value != "All":
-        raise SpecError(f"dryRun={value!r} is not supported; use dryRun=All")
-    return value is not None
-
-
-def _model_response(model: Model, code: int = 200, dry_run: bool = False) -> Response:
-    """The object; a dry run's also says which revision its spec would serve, so a caller can
-    tell a change that rolls out a new revision from one that only rescales."""
-    reply = Response(orjson.dumps(to_wire(model)), status_code=code, media_type="application/json")
-    if dry_run:
-        reply.headers[REVISION_DIGEST_HEADER] = revision_digest(model.spec)
-    return reply
-
-
-def _event_line(kind: str, model: Model) -> bytes:
-    return orjson.dumps({"type": kind, "object": to_wire(model)}) + b"\n"
