@@ -177,34 +177,14 @@ def _status(
     generation = model.metadata.generation
     counts = Counter(r.revision for r in live)
     ready = Counter(r.revision for r in live if r.phase is Phase.READY)
-    names = sorted(set(wanted) | set(counts) | set(decision.traffic), key=_revision_number)
-    revisions = [
-        RevisionStatus(
-            name=name,
-            digest=latest.digest if name == latest.name else "",
-            replicas=counts[name],
-            ready_replicas=ready[name],
-            traffic=decision.traffic.get(name, 0),
-        )
-        for name in names
-    ]
-    phase = decision.state.phase if decision.state is not None else None
-    rolled_back = phase is RolloutPhase.ROLLED_BACK and decision.canary is not None
-    message = decision.state.message if decision.state is not None else ""
-    stalled_first = failing is not None and decision.stable is None
-    converged = all(counts[n] == c and ready[n] == c for n, c in wanted.items()) and set(
-        counts
-    ) <= set(wanted)
     conditions = _ready_condition(
         list(model.status.conditions), latest, decision, ready, wanted, failing, generation, now
     )
-    if rolled_back:
-        stalled = (True, "RolledBack", message)
-    elif stalled_first and failing is not None:
-        stalled = _stalled_by(failing, latest.name)
-    else:
-        stalled = (False, "Progressing", "")
+    stalled = _stalled(latest, decision, failing)
     conditions = set_condition(conditions, STALLED, *stalled, generation, now)
+    converged = set(counts) <= set(wanted) and all(
+        counts[n] == c and ready[n] == c for n, c in wanted.items()
+    )
     reconciling = not converged and not stalled[0]
     conditions = set_condition(
         conditions,
@@ -215,20 +195,54 @@ def _status(
         generation,
         now,
     )
+    phase = decision.state.phase if decision.state is not None else None
     progressing = phase in (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED)
     rollout_reason = phase.value if phase is not None else "NoRollout"
+    message = decision.state.message if decision.state is not None else ""
     conditions = set_condition(
         conditions, ROLLOUT_PROGRESSING, progressing, rollout_reason, message, generation, now
     )
     return ModelStatus(
         observed_generation=generation,
         conditions=conditions,
-        revisions=revisions,
+        revisions=_revisions(latest, counts, ready, wanted, decision),
         stable_revision=decision.stable,
         canary_revision=decision.canary,
         rollout=decision.state,
         url=url,
     )
+
+
+def _revisions(
+    latest: RevisionRef,
+    counts: Counter[str],
+    ready: Counter[str],
+    wanted: dict[str, int],
+    decision: Decision,
+) -> list[RevisionStatus]:
+    names = sorted(set(wanted) | set(counts) | set(decision.traffic), key=_revision_number)
+    return [
+        RevisionStatus(
+            name=name,
+            digest=latest.digest if name == latest.name else "",
+            replicas=counts[name],
+            ready_replicas=ready[name],
+            traffic=decision.traffic.get(name, 0),
+        )
+        for name in names
+    ]
+
+
+def _stalled(
+    latest: RevisionRef, decision: Decision, failing: ReplicaView | None
+) -> tuple[bool, str, str]:
+    """Stalled: a canary rolled back, or a first revision that keeps failing."""
+    phase = decision.state.phase if decision.state is not None else None
+    if phase is RolloutPhase.ROLLED_BACK and decision.canary is not None:
+        return True, "RolledBack", decision.state.message if decision.state else ""
+    if failing is not None and decision.stable is None:
+        return _stalled_by(failing, latest.name)
+    return False, "Progressing", ""
 
 
 def _ready_condition(
