@@ -328,6 +328,11 @@ class RolloutStatus(Wire):
     step: int = 0
     step_started_at: datetime | None = None  # None until the canary is ready to take traffic
     message: str = ""
+    reason: str = Field(
+        default="",
+        description="Why the rollout ended where it is, as a machine reads it: for RolledBack, "
+        "CanaryFailing, ArtifactUnavailable, AnalysisFailed or RolloutAborted.",
+    )
     last_analysis: AnalysisResult | None = None
     last_command: str = ""  # the rollout-command annotation last acted on
 

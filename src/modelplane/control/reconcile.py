@@ -27,7 +27,7 @@ from modelplane.control.conditions import (
     set_condition,
 )
 from modelplane.control.revisions import RevisionRef
-from modelplane.control.rollout import Command, Decision, Event, Observed
+from modelplane.control.rollout import ARTIFACT_UNAVAILABLE, Command, Decision, Event, Observed
 from modelplane.control.rollout import decide as decide_rollout
 
 CRASH_LOOP_RESTARTS = 3
@@ -47,6 +47,7 @@ class ReplicaView:
     phase: Phase
     restarts: int = 0
     reason: str = ""
+    artifact_unavailable: bool = False  # it failed because its artifact could not be had
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ def reconcile(
         canary_ready=ready[latest.name] > 0,
         canary_failing=failing is not None,
         canary_failure=failing.reason if failing else "",
+        canary_unavailable=failing is not None and failing.artifact_unavailable,
         canary_window=windows[0],
         stable_window=windows[1],
         command=command,
@@ -178,14 +180,15 @@ def _status(
     conditions = _ready_condition(
         list(model.status.conditions), latest, decision, ready, wanted, failing, generation, now
     )
-    if rolled_back:
-        stalled = (True, "RolledBack", message)
+    if rolled_back and decision.state is not None:
+        unavailable = decision.state.reason == ARTIFACT_UNAVAILABLE
+        stalled = (True, ARTIFACT_UNAVAILABLE if unavailable else "RolledBack", message)
+    elif stalled_first and failing is not None and failing.artifact_unavailable:
+        why = f"revision {latest.name} cannot get its artifact: {failing.reason}"
+        stalled = (True, ARTIFACT_UNAVAILABLE, why)
     elif stalled_first and failing is not None:
-        stalled = (
-            True,
-            "RevisionFailing",
-            f"revision {latest.name} keeps failing: {failing.reason}",
-        )
+        why = f"revision {latest.name} keeps failing: {failing.reason}"
+        stalled = (True, "RevisionFailing", why)
     else:
         stalled = (False, "Progressing", "")
     conditions = set_condition(conditions, STALLED, *stalled, generation, now)

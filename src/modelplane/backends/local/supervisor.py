@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from modelplane.api.exits import EXIT_ARTIFACT_UNAVAILABLE
 from modelplane.control.reconcile import Phase, ReplicaView
 from modelplane.processes import die_with_parent, free_port
 from modelplane.telemetry.logs import message_of
@@ -44,6 +45,7 @@ class Replica:
     phase: Phase = Phase.STARTING
     restarts: int = 0
     reason: str = ""
+    artifact_unavailable: bool = False  # its last exit said: the artifact could not be had
     process: asyncio.subprocess.Process | None = None
     task: asyncio.Task[None] | None = None
 
@@ -52,7 +54,10 @@ class Replica:
         return f"http://127.0.0.1:{self.port}"
 
     def view(self) -> ReplicaView:
-        return ReplicaView(self.id, self.revision, self.phase, self.restarts, self.reason)
+        return ReplicaView(
+            self.id, self.revision, self.phase, self.restarts, self.reason,
+            self.artifact_unavailable,
+        )  # fmt: skip
 
 
 def last_words(path: Path, limit: int = 400) -> str:
@@ -74,6 +79,7 @@ class Supervisor:
     on_change: Callable[[], None] = lambda: None
     replicas: dict[str, Replica] = field(default_factory=dict)
     log_format: str = "text"  # of the replicas' logs, which `modelplane logs` shows
+    serve_options: tuple[str, ...] = ()  # more `modelplane serve` options (the artifact cache)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -126,6 +132,7 @@ class Supervisor:
             replica.phase = Phase.FAILED
             replica.restarts += 1
             replica.reason = last_words(replica.log) or f"exited with code {code}"
+            replica.artifact_unavailable = code == EXIT_ARTIFACT_UNAVAILABLE
             log.warning("replica %s exited (%s): %s", replica.id, code, replica.reason)
             self.on_change()
             if time.monotonic() - started > 60:
@@ -140,7 +147,7 @@ class Supervisor:
             replica.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "modelplane", "serve", "-f", str(replica.manifest),
                 "--port", str(replica.port), "--model-version", replica.revision,
-                "--log-level", "warning", "--log-format", self.log_format,
+                "--log-level", "warning", "--log-format", self.log_format, *self.serve_options,
                 stdout=handle, stderr=handle, cwd=self.base_dir, env={**os.environ, **replica.env},
                 start_new_session=True, preexec_fn=die_with_parent,
             )  # fmt: skip
@@ -159,6 +166,7 @@ class Supervisor:
                 if reply.status_code == 200:
                     replica.phase = Phase.READY
                     replica.reason = ""
+                    replica.artifact_unavailable = False
                     self.on_change()
                     return
             except httpx.TransportError:
