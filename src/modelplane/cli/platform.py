@@ -34,6 +34,7 @@ from modelplane.apiserver.prometheus_series import PrometheusSeries
 from modelplane.apiserver.quotas import SqliteQuotaStore
 from modelplane.apiserver.routes import control_routes
 from modelplane.apiserver.server import ControlApi
+from modelplane.artifacts import default_cache_dir
 from modelplane.backends.local.controller import Controller
 from modelplane.backends.local.metric_source import GatewayMetricSource
 from modelplane.backends.local.prometheus_beside import PrometheusBeside, Scraping
@@ -51,6 +52,7 @@ from modelplane.cli.auth_options import (
     OidcJwks,
     oidc_verifier,
 )
+from modelplane.cli.caching import CacheDirOption, CacheSizeOption, size_option
 from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.gateway import BalancingOption
 from modelplane.cli.gitops import secret_from
@@ -162,6 +164,8 @@ def up(
             "for a Prometheus of your own."
         ),
     ] = None,
+    cache_dir: CacheDirOption = None,
+    cache_size: CacheSizeOption = None,
 ) -> None:
     """Start the embedded platform: control API, gateway and model replicas on this machine."""
     if not auth and not allow_unauthenticated and not _loopback(host):
@@ -178,6 +182,9 @@ def up(
         raise CliError(f"--port and --gateway-port are both {port}", exit_code=EXIT_USAGE)
     if with_prometheus and prometheus:
         raise CliError("--with-prometheus and --prometheus URL: choose one", exit_code=EXIT_USAGE)
+    size_option(cache_size, "--cache-size")  # a usage error now, not in every replica
+    caching: tuple[str, ...] = ("--cache-dir", str((cache_dir or default_cache_dir()).resolve()))
+    caching += ("--cache-size", cache_size) if cache_size is not None else ()
     scraping = Scraping(
         targets=(scrape_targets or state_dir / "prometheus" / "targets.json").resolve(),
         run_port=prometheus_port if with_prometheus else None,
@@ -197,6 +204,7 @@ def up(
         examples=examples, log_level=log_level, log_format=log_format,
         gateway=GatewayOptions(max_held=max_held, hold_timeout=hold_timeout, balancing=balancing),
         prometheus=prometheus, scraping=scraping, source=source, auth=auth, oidc=oidc,
+        serve_options=caching,
     )  # fmt: skip
     control_sockets = listening.listen(host, port, "--port", CONTROL_BACKLOG)
     try:
@@ -250,6 +258,7 @@ class _Settings:
     source: GitSourceSpec | None
     auth: bool
     oidc: TokenVerifier | None
+    serve_options: tuple[str, ...]  # more `modelplane serve` options for every replica
 
     @property
     def api_url(self) -> str:
@@ -299,7 +308,10 @@ class _Platform:
         self.gateway = gateway = Gateway(
             table, GatewayMetrics(), settings.gateway, authenticator=authenticator
         )
-        self.supervisor = Supervisor(state_dir, base_dir=Path.cwd(), log_format=settings.log_format)
+        self.supervisor = Supervisor(
+            state_dir, base_dir=Path.cwd(), log_format=settings.log_format,
+            serve_options=settings.serve_options,
+        )  # fmt: skip
         prometheus = beside.url if beside is not None else settings.prometheus
         self.scraped = PrometheusSource(prometheus) if prometheus else None
         metrics: MetricSource = self.scraped or GatewayMetricSource(gateway.reading)
