@@ -74,6 +74,12 @@ class Fetcher:
             return self._pinned(source.sha256, remote)
         return self._unpinned(source, remote)
 
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Let eviction take the entries this fetcher handed out."""
         for hold in self._holds:
