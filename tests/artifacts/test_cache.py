@@ -9,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from modelplane.artifacts import Cache, artifact_cache
+import pytest
+
+from modelplane.artifacts import Cache, artifact_cache, parse_size
 
 HOLD_AND_WAIT = """
 import sys
@@ -92,3 +94,21 @@ def test_prune_drops_interrupted_downloads_nobody_resumes(tmp_path: Path) -> Non
         (staging.content / "model.bin").write_bytes(b"half")
     assert cache.prune_partial() == ["f" * 64]
     assert list((cache.root / "partial").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("1024", 1024), ("20Gi", 20 << 30), ("1.5Mi", 3 << 19), ("2G", 2 * 10**9)]
+)
+def test_sizes_read_like_kubernetes_quantities(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+def test_a_cache_size_that_is_not_a_size_is_a_usage_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "modelplane", "up", "--state-dir", str(tmp_path),
+         "--cache-size", "lots"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--cache-size: 'lots' is not a size; write bytes, or a number with a unit" in done.stderr
+    assert not list(tmp_path.iterdir())  # refused before anything started

@@ -69,10 +69,9 @@ class Fetcher:
         """A local path holding the artifact, verified against ``source.sha256`` when set."""
         if urlsplit(source.uri).scheme == "file":
             return local_artifact(source, self.base_dir, self.settings.limits)
-        remote = self._remote(source)
         if source.sha256 is not None:
-            return self._pinned(source.sha256, remote)
-        return self._unpinned(source, remote)
+            return self._pinned(source, source.sha256)
+        return self._unpinned(source)
 
     def __enter__(self) -> Fetcher:
         return self
@@ -96,15 +95,16 @@ class Fetcher:
 
         return HttpRemote(source, limits, transfer)
 
-    def _pinned(self, digest: str, remote: Remote) -> Path:
+    def _pinned(self, source: Source, digest: str) -> Path:
         self._holds.append(self.cache.hold(digest))
         found = self.cache.lookup(digest)
         if found is not None:
-            return found
+            return found  # the store is not asked at all
         with self.cache.fetching(digest) as staging:
             found = self.cache.lookup(digest)  # fetched by whoever held the lock before us
             if found is not None:
                 return found
+            remote = self._remote(source)
             content = remote.download(staging)
             actual = digest_of(content, self.settings.limits, remote.uri)
             if actual != digest:
@@ -112,10 +112,11 @@ class Fetcher:
                 check_digest(remote.uri, digest, actual, content.is_dir())
             return self.cache.install(staging, digest, shown(remote.uri))
 
-    def _unpinned(self, source: Source, remote: Remote) -> Path:
+    def _unpinned(self, source: Source) -> Path:
         where = f"{source.uri} {source.endpoint or ''}".encode()
         key = "unpinned-" + hashlib.sha256(where).hexdigest()
         with self.cache.fetching(key) as staging:
+            remote = self._remote(source)
             content = remote.download(staging)
             digest = digest_of(content, self.settings.limits, remote.uri)
             self._holds.append(self.cache.hold(digest))

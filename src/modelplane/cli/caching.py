@@ -55,6 +55,14 @@ def limits_from(max_files: int, max_bytes: str) -> Limits:
     return Limits(max_files=max_files, max_bytes=size)
 
 
+def replica_cache_options(cache_dir: Path | None, cache_size: str | None) -> tuple[str, ...]:
+    """The ``modelplane serve`` options that give every replica ``up`` starts the same cache;
+    a bad size is a usage error of ``up`` now rather than a failure of every replica later."""
+    size_option(cache_size, "--cache-size")
+    options = ("--cache-dir", str((cache_dir or default_cache_dir()).resolve()))
+    return options + (("--cache-size", cache_size) if cache_size is not None else ())
+
+
 def build() -> typer.Typer:
     app = typer.Typer(help="The artifact cache that replicas on this machine share.")
     app.command("ls")(list_entries)

@@ -34,7 +34,6 @@ from modelplane.apiserver.prometheus_series import PrometheusSeries
 from modelplane.apiserver.quotas import SqliteQuotaStore
 from modelplane.apiserver.routes import control_routes
 from modelplane.apiserver.server import ControlApi
-from modelplane.artifacts import default_cache_dir
 from modelplane.backends.local.controller import Controller
 from modelplane.backends.local.metric_source import GatewayMetricSource
 from modelplane.backends.local.prometheus_beside import PrometheusBeside, Scraping
@@ -52,7 +51,7 @@ from modelplane.cli.auth_options import (
     OidcJwks,
     oidc_verifier,
 )
-from modelplane.cli.caching import CacheDirOption, CacheSizeOption, size_option
+from modelplane.cli.caching import CacheDirOption, CacheSizeOption, replica_cache_options
 from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.gateway import BalancingOption
 from modelplane.cli.gitops import secret_from
@@ -182,9 +181,7 @@ def up(
         raise CliError(f"--port and --gateway-port are both {port}", exit_code=EXIT_USAGE)
     if with_prometheus and prometheus:
         raise CliError("--with-prometheus and --prometheus URL: choose one", exit_code=EXIT_USAGE)
-    size_option(cache_size, "--cache-size")  # a usage error now, not in every replica
-    caching: tuple[str, ...] = ("--cache-dir", str((cache_dir or default_cache_dir()).resolve()))
-    caching += ("--cache-size", cache_size) if cache_size is not None else ()
+    caching = replica_cache_options(cache_dir, cache_size)
     scraping = Scraping(
         targets=(scrape_targets or state_dir / "prometheus" / "targets.json").resolve(),
         run_port=prometheus_port if with_prometheus else None,
