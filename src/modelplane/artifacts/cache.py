@@ -82,8 +82,6 @@ class Cache:
     def __init__(self, root: Path, max_bytes: int | None = None) -> None:
         self.root = root
         self.max_bytes = max_bytes
-        for part in ("entries", "partial", "locks", "trash"):
-            (root / part).mkdir(parents=True, exist_ok=True)
 
     def hold(self, digest: str) -> Hold:
         """Use ``digest`` until the hold closes; waits while the entry is being evicted."""
@@ -125,7 +123,7 @@ class Cache:
         size = _size_of(staging.content / name)
         record = {"name": name, "size": size, "uri": uri}
         (staging.content / ENTRY_FILE).write_text(json.dumps(record))
-        target = self.root / "entries" / digest
+        target = self._part("entries") / digest
         with contextlib.suppress(FileExistsError, OSError):
             if not target.exists():
                 staging.content.rename(target)
@@ -138,7 +136,7 @@ class Cache:
 
     def entries(self) -> list[Entry]:
         found = []
-        for entry in sorted((self.root / "entries").iterdir()):
+        for entry in sorted(self._part("entries").iterdir()):
             record = entry / ENTRY_FILE
             try:
                 meta = json.loads(record.read_bytes())
@@ -175,7 +173,7 @@ class Cache:
     def prune_partial(self) -> list[str]:
         """Drop interrupted fetches nobody is resuming; the keys dropped."""
         dropped = []
-        for staging in sorted((self.root / "partial").iterdir()):
+        for staging in sorted(self._part("partial").iterdir()):
             handle = _lock(self._lock_file(staging.name, "fetch"), fcntl.LOCK_EX | fcntl.LOCK_NB)
             if handle is None:
                 continue
@@ -189,7 +187,7 @@ class Cache:
         if handle is None:
             return False  # a replica uses it
         with handle:
-            doomed = self.root / "trash" / f"{digest}-{uuid.uuid4().hex}"
+            doomed = self._part("trash") / f"{digest}-{uuid.uuid4().hex}"
             try:
                 (self.root / "entries" / digest).rename(doomed)
             except FileNotFoundError:
@@ -198,11 +196,18 @@ class Cache:
         return True
 
     def _empty_trash(self) -> None:
-        for doomed in (self.root / "trash").iterdir():
+        for doomed in self._part("trash").iterdir():
             shutil.rmtree(doomed, ignore_errors=True)
 
     def _lock_file(self, key: str, kind: str) -> Path:
-        return self.root / "locks" / f"{key}.{kind}"
+        return self._part("locks") / f"{key}.{kind}"
+
+    def _part(self, name: str) -> Path:
+        """A directory of the cache, made on first use: a replica serving a local file never
+        creates a cache."""
+        path = self.root / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
 
 def _lock(path: Path, operation: int) -> IO[bytes] | None:
