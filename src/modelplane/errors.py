@@ -7,6 +7,11 @@ them to exit codes. Library exceptions are wrapped at the boundary with ``raise 
     ModelplaneError
     ├── SpecError                  a resource or manifest is invalid (carries field-level details)
     ├── ArtifactError              a model artifact cannot be fetched or fails verification
+    │   ├── ArtifactNotFoundError      no object, file or directory at the source
+    │   ├── ArtifactAccessDeniedError  the store refused the credentials it was given
+    │   ├── ArtifactUnreachableError   the store did not answer, after retries (temporary)
+    │   ├── DigestMismatchError        the content is not what source.sha256 pins
+    │   └── UnsafeArtifactError        a path escapes the artifact, or it is over a size limit
     ├── ModelLoadError             an artifact was fetched but the model cannot be loaded
     │   └── MissingExtraError      the format needs an optional extra that is not installed
     ├── InferenceError             a request could not be served
@@ -75,7 +80,34 @@ class SpecError(ModelplaneError):
 
 
 class ArtifactError(ModelplaneError):
-    """A model artifact cannot be fetched, or its content does not match the pinned digest."""
+    """A model artifact cannot be fetched, or its content does not match the pinned digest.
+
+    Messages name the source (never a credential, nor a presigned query), what went wrong and
+    what to do; a replica that cannot get its artifact reports ``ArtifactUnavailable``.
+    """
+
+
+class ArtifactNotFoundError(ArtifactError):
+    """Nothing at the source: no such file, object, prefix or bucket."""
+
+
+class ArtifactAccessDeniedError(ArtifactError):
+    """The store refused the request: wrong or missing credentials, or no permission."""
+
+
+class ArtifactUnreachableError(ArtifactError):
+    """The store did not answer (connection refused, timeouts, 5xx) after every retry."""
+
+    retry_after = 5.0
+
+
+class DigestMismatchError(ArtifactError):
+    """The fetched content's digest is not the one ``source.sha256`` pins."""
+
+
+class UnsafeArtifactError(ArtifactError):
+    """A path escapes the artifact's directory, or the artifact has more files or bytes than
+    allowed."""
 
 
 class ModelLoadError(ModelplaneError):

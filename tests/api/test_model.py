@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from modelplane.api import (
     revision_name,
     to_wire,
 )
+from modelplane.api.revision import SERVING_FIELDS
 from modelplane.errors import SpecError
 
 
@@ -80,7 +82,16 @@ def test_protocols_default_from_the_task(task: str, fmt: str, protocols: list[st
         ({"format": "onxx"}, "(got 'onxx')"),
         ({"task": "chat"}, "format 'onnx' cannot serve task 'chat'; it serves: classification"),
         ({"protocols": ["openai"]}, "protocol 'openai' needs a task of embedding"),
-        ({"source": {"uri": "s3://bucket/model.onnx"}}, "scheme 's3' is not supported"),
+        ({"source": {"uri": "oci://registry/model:1"}}, "scheme 'oci' is not supported"),
+        ({"source": {"uri": "s3:///model.onnx"}}, "an s3:// source names its bucket"),
+        (
+            {"source": {"uri": "file://m.onnx", "endpoint": "http://127.0.0.1:9000"}},
+            "endpoint is only for s3:// sources",
+        ),
+        (
+            {"source": {"uri": "s3://b/m.onnx", "endpoint": "http://key:secret@host"}},
+            "spec.source.endpoint: String should match",
+        ),
         ({"source": {"uri": "model.onnx"}}, "scheme '(none)' is not supported"),
         (
             {"source": {"uri": "file://m.onnx", "sha256": "abc"}},
@@ -148,6 +159,7 @@ def test_scaling_and_rollout_edits_keep_the_revision() -> None:
     [
         {"source": {"uri": "file://examples/iris/model-v2.onnx"}},
         {"source": {"uri": "file://examples/iris/model.onnx", "sha256": "a" * 64}},
+        {"source": {"uri": "s3://models/iris/", "endpoint": "http://127.0.0.1:9000"}},
         {"resources": {"cpu": "2"}},
         {"batching": {"maxBatchSize": 8}},
         {"runtime": {"parameters": {"intraOpThreads": "1"}}},
@@ -158,6 +170,16 @@ def test_scaling_and_rollout_edits_keep_the_revision() -> None:
 def test_serving_changes_make_a_new_revision(change: dict[str, Any]) -> None:
     base = revision_digest(parse_model(document()).spec)
     assert revision_digest(parse_model(document(**change)).spec) != base
+
+
+def test_the_source_endpoint_left_out_renames_no_revision() -> None:
+    """``source.endpoint`` came after revisions existed: a source without one keeps the digest
+    it had before the field was added."""
+    spec = parse_model(document()).spec
+    served = spec.model_dump(mode="json", by_alias=True, include=set(SERVING_FIELDS))
+    served["source"].pop("endpoint")
+    canonical = json.dumps(served, sort_keys=True, separators=(",", ":"))
+    assert revision_digest(spec) == hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def test_revision_names() -> None:

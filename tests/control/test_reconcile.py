@@ -99,7 +99,9 @@ MISSING = "format 'sklearn' needs the 'sklearn' extra; install it with: pip inst
 
 
 def test_first_revision_failed_for_good_is_stalled_at_once_and_kept_as_is() -> None:
-    failed = ReplicaView("iris-r1-1", "iris-r1", Phase.FAILED, 0, MISSING, "MissingExtra")
+    failed = ReplicaView(
+        "iris-r1-1", "iris-r1", Phase.FAILED, 0, MISSING, "MissingExtra", permanent=True
+    )
     plan = reconcile(model(), R1, [failed], 1, NOW)
     assert plan.empty  # neither replaced nor stopped: it stays failed, and says why
     stalled = condition(plan.status.conditions, "Stalled")
@@ -112,12 +114,47 @@ def test_first_revision_failed_for_good_is_stalled_at_once_and_kept_as_is() -> N
 
 
 def test_canary_failed_for_good_is_rolled_back_without_waiting_for_restarts() -> None:
-    failed = ReplicaView("iris-r2-3", "iris-r2", Phase.FAILED, 0, MISSING, "MissingExtra")
+    failed = ReplicaView(
+        "iris-r2-3", "iris-r2", Phase.FAILED, 0, MISSING, "MissingExtra", permanent=True
+    )
     plan = reconcile(model("iris-r1"), R2, [ready("iris-r1"), failed], 1, NOW)
     assert plan.traffic == {"iris-r1": 100}
     assert status_of(plan, "Stalled") == ("True", "RolledBack")
     assert plan.event is not None
     assert "pip install" in plan.event.message
+
+
+def test_an_unavailable_artifact_rolls_back_and_stays_stalled_as_such() -> None:
+    failing = ReplicaView(
+        "iris-r2-3", "iris-r2", Phase.FAILED, restarts=3,
+        reason="access to s3://models/iris.onnx was denied", failure="ArtifactUnavailable",
+    )  # fmt: skip
+    plan = reconcile(model("iris-r1"), R2, [ready("iris-r1"), failing], 1, NOW)
+    assert plan.traffic == {"iris-r1": 100}
+    assert status_of(plan, "Stalled") == ("True", "ArtifactUnavailable")
+    stalled = condition(plan.status.conditions, "Stalled")
+    assert stalled is not None
+    assert "rolled back to iris-r1: iris-r2 cannot get its artifact: access to" in stalled.message
+    assert plan.event is not None
+    assert plan.event.reason == "ArtifactUnavailable"
+    # Once the failed canary is gone, the recorded rollout still says why.
+    later = model("iris-r1")
+    later.status = plan.status
+    again = reconcile(later, R2, [ready("iris-r1")], 1, NOW)
+    assert status_of(again, "Stalled") == ("True", "ArtifactUnavailable")
+    assert again.traffic == {"iris-r1": 100}
+
+
+def test_first_revision_without_its_artifact_is_stalled_as_such() -> None:
+    failing = ReplicaView(
+        "iris-r1-1", "iris-r1", Phase.FAILED, restarts=3, reason="not found",
+        failure="ArtifactUnavailable",
+    )  # fmt: skip
+    plan = reconcile(model(), R1, [failing], 1, NOW)
+    assert status_of(plan, "Stalled") == ("True", "ArtifactUnavailable")
+    stalled = condition(plan.status.conditions, "Stalled")
+    assert stalled is not None
+    assert stalled.message == "revision iris-r1 cannot get its artifact: not found"
 
 
 def test_canary_takes_step_weights_and_keeps_both_revisions_up() -> None:

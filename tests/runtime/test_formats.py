@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from modelplane.api.exits import EXIT_ARTIFACT_UNAVAILABLE
 from tests.conftest import StartRuntime, write_manifest
 
 SETOSA = {
@@ -87,14 +88,14 @@ def test_digest_mismatch_is_a_load_failure(
         tmp_path / "m.yaml", "iris", (iris_dir / "model.onnx").as_uri(), "onnx", sha256="0" * 64
     )
     runtime = start_runtime("-f", str(manifest))
-    assert runtime.wait_exit() == 3
+    assert runtime.wait_exit() == EXIT_ARTIFACT_UNAVAILABLE
     output = runtime.output()
     assert f"has sha256 {digest(iris_dir / 'model.onnx')}, but the spec pins {'0' * 64}" in output
 
 
 def test_missing_file_and_broken_onnx(start_runtime: StartRuntime, tmp_path: Path) -> None:
     missing = start_runtime("--uri", (tmp_path / "nope.onnx").as_uri(), "--format", "onnx")
-    assert missing.wait_exit() == 3
+    assert missing.wait_exit() == EXIT_ARTIFACT_UNAVAILABLE
     assert "not found" in missing.output()
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"definitely not protobuf")
@@ -142,12 +143,12 @@ def test_http_source_is_fetched_and_verified(
         tmp_path / "bad.yaml", "iris", f"{http_server}/model.joblib", "onnx", sha256="1" * 64
     )
     refused = start_runtime("-f", str(tampered))
-    assert refused.wait_exit() == 3
+    assert refused.wait_exit() == EXIT_ARTIFACT_UNAVAILABLE
     assert "refusing to serve it" in refused.output()
     assert not [
         p for p in (tmp_path / "cache" / "artifacts").rglob("*") if p.name == "model.joblib"
     ]
 
     missing = start_runtime("--uri", f"{http_server}/absent.onnx", "--format", "onnx")
-    assert missing.wait_exit() == 3
+    assert missing.wait_exit() == EXIT_ARTIFACT_UNAVAILABLE
     assert "HTTP 404" in missing.output()

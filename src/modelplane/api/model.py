@@ -68,7 +68,7 @@ FORMAT_TASKS: dict[ModelFormat, frozenset[Task]] = {
     ModelFormat.HUGGINGFACE: frozenset(OPENAI_TASKS),
     ModelFormat.VLLM: frozenset(OPENAI_TASKS),
 }
-SOURCE_SCHEMES = ("file", "http", "https")
+SOURCE_SCHEMES = ("file", "http", "https", "s3")
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 CpuQuantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?m?$")]
@@ -78,21 +78,43 @@ MemoryQuantity = Annotated[
 
 
 class Source(Wire):
-    """Where the artifact lives, and the digest it must have."""
+    """Where the artifact (one file, or a directory) lives, and the digest it must have."""
 
-    uri: Annotated[str, Field(min_length=1)]
-    sha256: Sha256 | None = None
+    uri: Annotated[str, Field(min_length=1)] = Field(
+        description="file:///path (a file or a directory), http(s)://host/file, "
+        "s3://bucket/key (a file) or s3://bucket/prefix/ (a directory)."
+    )
+    sha256: Sha256 | None = Field(
+        default=None,
+        description="The digest the artifact must have: a file's sha256, or a directory's "
+        "manifest digest (sha256 of its sorted '<sha256>  <size>  <path>' lines). Pinned "
+        "artifacts are fetched once into a cache shared by every replica.",
+    )
+    endpoint: Annotated[str, Field(pattern=r"^https?://[^/?#@\s]+/?$")] | None = Field(
+        default=None,
+        description="For s3:// sources on an S3-compatible store: its URL (http(s)://host:port); "
+        "default: AWS_ENDPOINT_URL, else AWS S3. Credentials come from the standard AWS chain "
+        "(environment, profile, web identity, instance role), never from the resource.",
+    )
 
     @field_validator("uri")
     @classmethod
     def _known_scheme(cls, uri: str) -> str:
-        scheme = urlsplit(uri).scheme
-        if scheme not in SOURCE_SCHEMES:
+        parts = urlsplit(uri)
+        if parts.scheme not in SOURCE_SCHEMES:
             allowed = ", ".join(f"{s}://" for s in SOURCE_SCHEMES)
             raise ValueError(
-                f"scheme {scheme or '(none)'!r} is not supported; use one of {allowed}"
+                f"scheme {parts.scheme or '(none)'!r} is not supported; use one of {allowed}"
             )
+        if parts.scheme == "s3" and not parts.netloc:
+            raise ValueError("an s3:// source names its bucket: s3://bucket/key")
         return uri
+
+    @model_validator(mode="after")
+    def _endpoint_for_s3(self) -> Self:
+        if self.endpoint is not None and urlsplit(self.uri).scheme != "s3":
+            raise ValueError("endpoint is only for s3:// sources")
+        return self
 
 
 class Resources(Wire):
@@ -344,6 +366,11 @@ class RolloutStatus(Wire):
     step: int = 0
     step_started_at: datetime | None = None  # None until the canary is ready to take traffic
     message: str = ""
+    reason: str = Field(
+        default="",
+        description="Why the rollout ended where it is, as a machine reads it: for RolledBack, "
+        "CanaryFailing, ArtifactUnavailable, AnalysisFailed or RolloutAborted.",
+    )
     last_analysis: AnalysisResult | None = None
     last_command: str = ""  # the rollout-command annotation last acted on
 

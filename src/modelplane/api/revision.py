@@ -15,6 +15,7 @@ from modelplane.api.model import ModelSpec
 
 SERVING_FIELDS = ("source", "format", "task", "protocols", "resources", "batching", "runtime")
 LATER_SERVING_FIELDS = ("generation", "engine", "telemetry")
+LATER_SOURCE_FIELDS = ("endpoint",)
 
 
 def revision_digest(spec: ModelSpec) -> str:
@@ -25,6 +26,9 @@ def revision_digest(spec: ModelSpec) -> str:
         given = getattr(spec, name).model_dump(mode="json", by_alias=True, exclude_defaults=True)
         if given:
             served[name] = given
+    for name in LATER_SOURCE_FIELDS:
+        if served["source"].get(name) is None:
+            served["source"].pop(name, None)
     canonical = json.dumps(served, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -77,6 +77,7 @@ class Settings:
     source: GitSourceSpec | None
     auth: bool
     oidc: TokenVerifier | None
+    serve_options: tuple[str, ...] = ()  # more `modelplane serve` options for every replica
 
     @property
     def api_url(self) -> str:
@@ -128,7 +129,7 @@ class Platform:
         )
         self.supervisor = Supervisor(
             state_dir, base_dir=Path.cwd(), log_format=settings.log_format,
-            access_log=settings.access_log,
+            access_log=settings.access_log, serve_options=settings.serve_options,
         )  # fmt: skip
         prometheus = beside.url if beside is not None else settings.prometheus
         self.scraped = PrometheusSource(prometheus) if prometheus else None

@@ -11,6 +11,7 @@ import typer
 from modelplane import __version__
 from modelplane.cli import (
     auth,
+    caching,
     chatting,
     gateway,
     gitops,
@@ -66,6 +67,7 @@ def build_app() -> typer.Typer:
     app.add_typer(gitops.build(), name="gitops")
     app.add_typer(auth.build(), name="auth")
     app.add_typer(quotas.build(), name="quota")
+    app.add_typer(caching.build(), name="cache")
     app.command()(gitops.promote)
     app.command()(serving.serve)
     app.command()(resources.validate)

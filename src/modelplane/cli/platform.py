@@ -31,6 +31,7 @@ from modelplane.cli.auth_options import (
     OidcJwks,
     oidc_verifier,
 )
+from modelplane.cli.caching import CacheDirOption, CacheSizeOption, replica_cache_options
 from modelplane.cli.embedded import CONTROL_BACKLOG, GATEWAY_BACKLOG, Settings, run
 from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.gateway import BalancingOption
@@ -126,6 +127,8 @@ def up(
             "for a Prometheus of your own."
         ),
     ] = None,
+    cache_dir: CacheDirOption = None,
+    cache_size: CacheSizeOption = None,
 ) -> None:
     """Start the embedded platform: control API, gateway and model replicas on this machine."""
     if not auth and not allow_unauthenticated and not _loopback(host):
@@ -142,6 +145,7 @@ def up(
         raise CliError(f"--port and --gateway-port are both {port}", exit_code=EXIT_USAGE)
     if with_prometheus and prometheus:
         raise CliError("--with-prometheus and --prometheus URL: choose one", exit_code=EXIT_USAGE)
+    caching = replica_cache_options(cache_dir, cache_size)
     scraping = Scraping(
         targets=(scrape_targets or state_dir / "prometheus" / "targets.json").resolve(),
         run_port=prometheus_port if with_prometheus else None,
@@ -162,6 +166,7 @@ def up(
         access_log=AccessLogSettings(access_log, access_log_sample),
         gateway=GatewayOptions(max_held=max_held, hold_timeout=hold_timeout, balancing=balancing),
         prometheus=prometheus, scraping=scraping, source=source, auth=auth, oidc=oidc,
+        serve_options=caching,
     )  # fmt: skip
     control_sockets = listening.listen(host, port, "--port", CONTROL_BACKLOG)
     try:

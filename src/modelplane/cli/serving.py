@@ -18,6 +18,16 @@ from modelplane.api import (
     revision_digest,
 )
 from modelplane.api.manifests import load_model_file, load_models
+from modelplane.artifacts import FetchSettings
+from modelplane.cli.caching import (
+    DEFAULT_LIMITS,
+    CacheDirOption,
+    CacheSizeOption,
+    MaxBytesOption,
+    MaxFilesOption,
+    limits_from,
+    size_option,
+)
 from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.observing import AccessLogOption, AccessLogSampleOption, LogFormat, observed
 from modelplane.runtime.server import Runtime, RuntimeOptions, run
@@ -51,9 +61,10 @@ def serve(
     model_version: Annotated[
         str | None, typer.Option(help="Version reported by the v2 API; default: digest prefix.")
     ] = None,
-    cache_dir: Annotated[
-        Path | None, typer.Option(help="Where fetched artifacts are kept.")
-    ] = None,
+    cache_dir: CacheDirOption = None,
+    cache_size: CacheSizeOption = None,
+    max_artifact_files: MaxFilesOption = DEFAULT_LIMITS.max_files,
+    max_artifact_bytes: MaxBytesOption = "1Ti",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     log_format: LogFormat = "json",
     access_log: AccessLogOption = True,
@@ -64,14 +75,12 @@ def serve(
     with observed("modelplane-runtime", log_level, log_format, access):
         model = _model_from(file, manifest, name, uri, model_format, task, sha256)
         version = model_version or revision_digest(model.spec)[:12]
+        fetching = FetchSettings(limits=limits_from(max_artifact_files, max_artifact_bytes))
         options = RuntimeOptions(
-            host=host,
-            port=port,
-            model_version=version,
-            cache_dir=cache_dir,
-            log_level=log_level,
-            access_log=access,
-        )
+            host=host, port=port, model_version=version, cache_dir=cache_dir,
+            cache_size=size_option(cache_size, "--cache-size"), fetching=fetching,
+            log_level=log_level, access_log=access,
+        )  # fmt: skip
         runtime = Runtime(model, options)
         base = f"http://{_display_host(host)}:{port}"
         protocols = model.spec.protocols or []

@@ -34,7 +34,7 @@ from modelplane.control.conditions import (
     set_condition,
 )
 from modelplane.control.revisions import RevisionRef
-from modelplane.control.rollout import Command, Decision, Event, Observed
+from modelplane.control.rollout import ARTIFACT_UNAVAILABLE, Command, Decision, Event, Observed
 from modelplane.control.rollout import decide as decide_rollout
 
 CRASH_LOOP_RESTARTS = 3
@@ -43,7 +43,7 @@ CRASH_LOOP_RESTARTS = 3
 class Phase(StrEnum):
     STARTING = "Starting"
     READY = "Ready"
-    FAILED = "Failed"  # exited; restarted with backoff, unless its failure is terminal
+    FAILED = "Failed"  # exited; restarted with backoff, unless its failure is permanent
     STOPPING = "Stopping"
 
 
@@ -54,9 +54,11 @@ class ReplicaView:
     phase: Phase
     restarts: int = 0
     reason: str = ""
-    # The condition reason of a failure no restart can cure (``MissingExtra``): such a replica
-    # stays failed and the Model is stalled at once. Empty for a crash, restarted with backoff.
-    terminal: str = ""
+    # The condition reason the replica's exit names (``ArtifactUnavailable``, ``MissingExtra``;
+    # empty for a crash), and whether no restart can cure it: such a replica stays failed and
+    # the Model is stalled at once. Others are restarted with backoff.
+    failure: str = ""
+    permanent: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ def reconcile(
         canary_ready=ready[latest.name] > 0,
         canary_failing=failing is not None,
         canary_failure=failing.reason if failing else "",
+        canary_unavailable=failing is not None and failing.failure == ARTIFACT_UNAVAILABLE,
         canary_window=windows[0],
         stable_window=windows[1],
         command=command,
@@ -115,14 +118,17 @@ def reconcile(
 def _failing(live: list[ReplicaView], revision: str) -> ReplicaView | None:
     """A replica of ``revision`` that will not serve: failed for good, or crash-looping."""
     failing = [r for r in live if r.revision == revision and r.phase is Phase.FAILED]
-    return next((r for r in failing if r.terminal or r.restarts >= CRASH_LOOP_RESTARTS), None)
+    return next((r for r in failing if r.permanent or r.restarts >= CRASH_LOOP_RESTARTS), None)
 
 
 def _stalled_by(failing: ReplicaView, revision: str) -> tuple[bool, str, str]:
     """The Stalled condition of a first revision that will not serve."""
-    if failing.terminal:
+    if failing.permanent:
         message = f"revision {revision} cannot start, and restarting will not help: "
-        return True, failing.terminal, message + failing.reason
+        return True, failing.failure, message + failing.reason
+    if failing.failure == ARTIFACT_UNAVAILABLE:
+        why = f"revision {revision} cannot get its artifact: {failing.reason}"
+        return True, ARTIFACT_UNAVAILABLE, why
     return True, "RevisionFailing", f"revision {revision} keeps failing: {failing.reason}"
 
 
@@ -238,8 +244,9 @@ def _stalled(
 ) -> tuple[bool, str, str]:
     """Stalled: a canary rolled back, or a first revision that keeps failing."""
     phase = decision.state.phase if decision.state is not None else None
-    if phase is RolloutPhase.ROLLED_BACK and decision.canary is not None:
-        return True, "RolledBack", decision.state.message if decision.state else ""
+    if phase is RolloutPhase.ROLLED_BACK and decision.canary is not None and decision.state:
+        unavailable = decision.state.reason == ARTIFACT_UNAVAILABLE
+        return True, ARTIFACT_UNAVAILABLE if unavailable else "RolledBack", decision.state.message
     if failing is not None and decision.stable is None:
         return _stalled_by(failing, latest.name)
     return False, "Progressing", ""

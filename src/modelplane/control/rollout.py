@@ -30,6 +30,10 @@ from modelplane.api import (
 )
 from modelplane.control.analysis import Verdict, Window, analyse
 
+# The reason a rollout rolled back (and the Model is Stalled) when the canary's artifact cannot be
+# fetched or verified: not found, access denied, digest mismatch, store unreachable.
+ARTIFACT_UNAVAILABLE = "ArtifactUnavailable"
+
 
 class Command(StrEnum):
     PROMOTE = "promote"
@@ -56,6 +60,7 @@ class Observed:
     canary_ready: bool = False
     canary_failing: bool = False
     canary_failure: str = ""  # why, in the runtime's words
+    canary_unavailable: bool = False  # it fails because its artifact cannot be had
     canary_window: Window = field(default_factory=Window)
     stable_window: Window = field(default_factory=Window)
     command: Command | None = None
@@ -104,6 +109,9 @@ def _continue(rollout: Rollout, seen: Observed, now: datetime, event: Event | No
         return _roll_back(seen, state, "RolloutAborted", "aborted by a user", None)
     if seen.command is Command.PROMOTE and seen.canary_ready:
         return _promote(seen, state, "promoted by a user")
+    if seen.canary_failing and seen.canary_unavailable:
+        why = f"{canary} cannot get its artifact: {seen.canary_failure}"
+        return _roll_back(seen, state, ARTIFACT_UNAVAILABLE, why, None)
     if seen.canary_failing:
         why = (
             f"{canary} keeps failing: {seen.canary_failure}"
@@ -186,7 +194,12 @@ def _roll_back(
 ) -> Decision:
     stable, canary = seen.stable, seen.latest
     assert stable is not None
-    done = _with(state, phase=RolloutPhase.ROLLED_BACK, message=f"rolled back to {stable}: {why}")
+    done = _with(
+        state,
+        phase=RolloutPhase.ROLLED_BACK,
+        reason=reason,
+        message=f"rolled back to {stable}: {why}",
+    )
     if verdict is not None:
         done = _with(done, last_analysis=verdict.result)
     event = Event("Warning", reason, f"{canary} rolled back, all traffic to {stable}: {why}")

@@ -6,9 +6,8 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from modelplane.api import GENERATIVE_TASKS, ModelFormat, ModelSpec
+from modelplane.api import GENERATIVE_TASKS, ModelFormat, ModelSpec, Source
 from modelplane.errors import ModelLoadError
-from modelplane.runtime import artifacts
 from modelplane.runtime.formats.base import LoadContext, Predictor
 from modelplane.runtime.generation import TextGenerator
 
@@ -77,9 +76,10 @@ def cpu_threads(cpu: str) -> int:
     return max(1, math.ceil(cores))
 
 
-def load(spec: ModelSpec, *, base_dir: Path, cache_dir: Path) -> Predictor | TextGenerator:
+def load(spec: ModelSpec, fetch: Callable[[Source], Path]) -> Predictor | TextGenerator:
     """A chat or text-generation model loads as a :class:`TextGenerator`, others as a
-    :class:`Predictor`."""
+    :class:`Predictor`; ``fetch`` gives the artifact's verified local path (after the pickle
+    policy, so a refused pickle is never downloaded)."""
     loader = LOADERS.get(spec.format)
     if loader is None:
         supported = ", ".join(sorted(f.value for f in LOADERS))
@@ -87,7 +87,7 @@ def load(spec: ModelSpec, *, base_dir: Path, cache_dir: Path) -> Predictor | Tex
             f"format {spec.format.value!r} is not served by this runtime; supported: {supported}"
         )
     check_pickle_policy(spec)
-    path = artifacts.fetch(spec.source, base_dir=base_dir, cache_dir=cache_dir)
+    path = fetch(spec.source)
     context = LoadContext(
         artifact=path,
         parameters=dict(spec.runtime.parameters),

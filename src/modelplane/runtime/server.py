@@ -3,8 +3,9 @@
 ``run`` is what ``modelplane serve`` calls. The socket opens before the model loads, so probes see
 ``/v2/health/live`` at once and ``/v2/health/ready`` turn 200 only when the model can serve. A model
 that fails to load ends the process with :data:`EXIT_LOAD_FAILED` and the reason on stderr, the
-signal a supervisor (the embedded backend, or a kubelet) acts on; a failure no restart can cure (a
-missing extra) ends it with a code of its own (see ``exits.py``).
+signal a supervisor (the embedded backend, or a kubelet) acts on; an artifact that cannot be had,
+and a failure no restart can cure (a missing extra), end it with codes of their own
+(``api/exits.py``).
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from modelplane.api import GENERATIVE_TASKS, Model, Protocol
+from modelplane.api import GENERATIVE_TASKS, Model, Protocol, Source
 from modelplane.api.exits import EXIT_LOAD_FAILED, EXIT_OK, load_failure_code
+from modelplane.artifacts import Fetcher, FetchSettings, artifact_cache, default_cache_dir
 from modelplane.errors import ModelplaneError
-from modelplane.runtime import artifacts, loading
+from modelplane.runtime import loading
 from modelplane.runtime.batching import Batcher, BatchObservers
 from modelplane.runtime.dataplane import DataPlane
 from modelplane.runtime.external import ExternalEngine, uses_external_engine
@@ -55,7 +57,9 @@ class RuntimeOptions:
     host: str = "127.0.0.1"
     port: int = 8000
     base_dir: Path = field(default_factory=Path.cwd)
-    cache_dir: Path | None = None
+    cache_dir: Path | None = None  # default: artifacts.default_cache_dir()
+    cache_size: int | None = None  # bytes the artifact cache keeps; None: unbounded
+    fetching: FetchSettings = field(default_factory=FetchSettings)
     model_version: str = "1"
     shutdown_timeout: float = 30.0
     log_level: str = "info"
@@ -81,6 +85,7 @@ class Runtime:
             name, self.options.model_version, self.metrics, tracer(self.options.tracer_provider)
         )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._fetcher: Fetcher | None = None
         self._batcher: Batcher | None = None
         spec = self.model.spec
         self.engine: ExternalEngine | None = None
@@ -136,18 +141,18 @@ class Runtime:
             if self.passthrough is not None:
                 await self.passthrough.close()
             self._executor.shutdown(wait=False, cancel_futures=True)
+            if self._fetcher is not None:
+                self._fetcher.close()  # the cache may evict what this replica used
 
     async def _load(self) -> None:
         spec = self.model.spec
-        cache = self.options.cache_dir or artifacts.default_cache_dir()
         loop = asyncio.get_running_loop()
         if self.passthrough is not None:
-            await self._start_engine(cache)
+            await self._start_engine()
             return
         try:
             loaded: Predictor | TextGenerator = await loop.run_in_executor(
-                self._executor,
-                lambda: loading.load(spec, base_dir=self.options.base_dir, cache_dir=cache),
+                self._executor, lambda: loading.load(spec, self._fetch)
             )
         except ModelplaneError as exc:
             self._failed(str(exc), load_failure_code(exc))
@@ -163,18 +168,13 @@ class Runtime:
         for callback in self.on_ready:
             callback()
 
-    async def _start_engine(self, cache: Path) -> None:
+    async def _start_engine(self) -> None:
         """Fetch the artifact, start the engine's server and serve through it until it exits."""
         assert self.passthrough is not None
         spec, name = self.model.spec, self.model.metadata.name
         loop = asyncio.get_running_loop()
         try:
-            path = await loop.run_in_executor(
-                self._executor,
-                lambda: artifacts.fetch(
-                    spec.source, base_dir=self.options.base_dir, cache_dir=cache
-                ),
-            )
+            path = await loop.run_in_executor(self._executor, lambda: self._fetch(spec.source))
             self.engine = ExternalEngine(spec, name, path)
             await self.engine.start()
         except ModelplaneError as exc:
@@ -187,6 +187,15 @@ class Runtime:
             callback()
         code = await self.engine.exited()
         self._failed(f"the engine exited with code {code}")
+
+    def _fetch(self, source: Source) -> Path:
+        """The artifact, from the cache shared with the other replicas (made on first use, on
+        the model's thread: it touches the disk)."""
+        if self._fetcher is None:
+            options = self.options
+            cache = artifact_cache(options.cache_dir or default_cache_dir(), options.cache_size)
+            self._fetcher = Fetcher(cache, options.base_dir, options.fetching)
+        return self._fetcher.fetch(source)
 
     def _serve_generator(self, generator: TextGenerator) -> None:
         spec = self.model.spec

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelplane.api import Model, ModelSpec, ModelStatus, ObjectMeta
+from modelplane.api.exits import REASONS
 from modelplane.api.manifests import parse_model
 from modelplane.backends.kubernetes.children import LABEL_REVISION
 from modelplane.control.reconcile import Phase, ReplicaView
@@ -65,7 +66,9 @@ def replica_view(pod: Body) -> ReplicaView:
         return ReplicaView(meta["name"], revision, Phase.READY, restarts)
     reason = _failure(containers)
     if status.get("phase") == "Failed" or (reason and restarts):
-        return ReplicaView(meta["name"], revision, Phase.FAILED, restarts, reason)
+        code = _exit_code(containers)
+        failure = REASONS.get(code, "") if code is not None else ""
+        return ReplicaView(meta["name"], revision, Phase.FAILED, restarts, reason, failure)
     return ReplicaView(meta["name"], revision, Phase.STARTING, restarts, reason)
 
 
@@ -80,6 +83,14 @@ def _failure(containers: list[Body]) -> str:
         if waiting.get("reason") in ("CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff"):
             return f"{waiting['reason']}: {waiting.get('message', '')}".strip(": ")
     return ""
+
+
+def _exit_code(containers: list[Body]) -> int | None:
+    for container in containers:
+        last = (container.get("lastState") or {}).get("terminated") or {}
+        if last:
+            return int(last.get("exitCode", 0))
+    return None
 
 
 def stored_revision(body: Body) -> StoredRevision:

@@ -230,7 +230,7 @@ class Controller:
             plan.empty
             and (rollout is None or rollout.phase not in (RolloutPhase.PROGRESSING,
                                                           RolloutPhase.PAUSED))
-            and all(r.phase is Phase.READY or r.terminal for r in replicas)
+            and all(r.phase is Phase.READY or r.permanent for r in replicas)
             and len(replicas) <= model.spec.scaling.min_replicas
             and self.load.held(key) == 0
             and not any(self.load.in_flight(key, r) for r in {v.revision for v in replicas})

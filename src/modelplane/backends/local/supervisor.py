@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from modelplane.api.exits import PERMANENT
+from modelplane.api.exits import PERMANENT, REASONS
 from modelplane.control.reconcile import Phase, ReplicaView
 from modelplane.processes import die_with_parent, free_port
 from modelplane.telemetry import access
@@ -48,7 +48,8 @@ class Replica:
     phase: Phase = Phase.STARTING
     restarts: int = 0
     reason: str = ""
-    terminal: str = ""  # the condition reason of a failure no restart cures; then none is tried
+    failure: str = ""  # the condition reason its last exit named (api/exits.py)
+    permanent: bool = False  # no restart cures its failure; then none is tried
     process: asyncio.subprocess.Process | None = None
     task: asyncio.Task[None] | None = None
 
@@ -58,8 +59,9 @@ class Replica:
 
     def view(self) -> ReplicaView:
         return ReplicaView(
-            self.id, self.revision, self.phase, self.restarts, self.reason, self.terminal
-        )
+            self.id, self.revision, self.phase, self.restarts, self.reason, self.failure,
+            self.permanent,
+        )  # fmt: skip
 
 
 def _access_options(settings: access.AccessLogSettings) -> list[str]:
@@ -90,6 +92,7 @@ class Supervisor:
     log_format: str = "text"  # of the replicas' logs, which `modelplane logs` shows
     # Whether the replicas write access lines (to their logs), and what fraction of them.
     access_log: access.AccessLogSettings = field(default_factory=access.AccessLogSettings)
+    serve_options: tuple[str, ...] = ()  # more `modelplane serve` options (the artifact cache)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -141,8 +144,8 @@ class Supervisor:
             code = await self._run_once(replica)
             replica.phase = Phase.FAILED
             replica.reason = last_words(replica.log) or f"exited with code {code}"
-            replica.terminal = PERMANENT.get(code, "")
-            if replica.terminal:
+            replica.failure, replica.permanent = REASONS.get(code, ""), code in PERMANENT
+            if replica.permanent:
                 message = "replica %s failed for good, not restarted (%s): %s"
                 log.error(message, replica.id, code, replica.reason)
                 self.on_change()
@@ -163,7 +166,7 @@ class Supervisor:
                 sys.executable, "-m", "modelplane", "serve", "-f", str(replica.manifest),
                 "--port", str(replica.port), "--model-version", replica.revision,
                 "--log-level", "warning", "--log-format", self.log_format,
-                *_access_options(self.access_log),
+                *_access_options(self.access_log), *self.serve_options,
                 stdout=handle, stderr=handle, cwd=self.base_dir, env={**os.environ, **replica.env},
                 start_new_session=True, preexec_fn=die_with_parent,
             )  # fmt: skip
@@ -182,6 +185,7 @@ class Supervisor:
                 if reply.status_code == 200:
                     replica.phase = Phase.READY
                     replica.reason = ""
+                    replica.failure = ""
                     self.on_change()
                     return
             except httpx.TransportError:

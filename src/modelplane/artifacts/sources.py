@@ -1,0 +1,123 @@
+"""From a Model's ``source`` to a verified local path: the one entry point of artifact delivery.
+
+``file://`` artifacts are read in place. Remote ones (``http(s)://``, ``s3://``) go through the
+content-addressed cache: a pinned digest is looked up first and fetched at most once however
+many replicas ask together; an unpinned source is fetched every time (its content may have
+changed) and then stored under the digest it turned out to have. Either way the bytes are
+verified before they are renamed into the cache, and the process holds the entries it uses
+until :meth:`Fetcher.close` (or its exit), so eviction never takes them from under a replica.
+
+The runtime (``runtime/loading.py``, ``runtime/server.py``) is the caller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from modelplane.api import Source
+from modelplane.artifacts.cache import Cache, Hold, Staging
+from modelplane.artifacts.digests import digest_of
+from modelplane.artifacts.files import local_artifact
+from modelplane.artifacts.parts import Transfer
+from modelplane.artifacts.paths import Limits
+from modelplane.artifacts.verifying import check_digest, shown
+
+
+class Remote(Protocol):
+    """A source kind that downloads into the cache's staging area."""
+
+    uri: str
+
+    def download(self, staging: Staging) -> Path:
+        """The artifact, all of it, under ``staging.content`` (verified by the caller)."""
+        ...
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    limits: Limits = field(default_factory=Limits)
+    transfer: Transfer = field(default_factory=Transfer)
+
+
+def default_cache_dir() -> Path:
+    """``$MODELPLANE_CACHE``, else ``$XDG_CACHE_HOME/modelplane``, else ``~/.cache/modelplane``."""
+    configured = os.environ.get("MODELPLANE_CACHE")
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "modelplane"
+
+
+def artifact_cache(cache_dir: Path, max_bytes: int | None = None) -> Cache:
+    """The artifact cache under a modelplane cache directory."""
+    return Cache(cache_dir / "artifacts", max_bytes)
+
+
+class Fetcher:
+    """Fetches sources into ``cache``; relative ``file://`` paths start at ``base_dir``."""
+
+    def __init__(self, cache: Cache, base_dir: Path, settings: FetchSettings | None = None):
+        self.cache, self.base_dir = cache, base_dir
+        self.settings = settings or FetchSettings()
+        self._holds: list[Hold] = []
+
+    def fetch(self, source: Source) -> Path:
+        """A local path holding the artifact, verified against ``source.sha256`` when set."""
+        if urlsplit(source.uri).scheme == "file":
+            return local_artifact(source, self.base_dir, self.settings.limits)
+        if source.sha256 is not None:
+            return self._pinned(source, source.sha256)
+        return self._unpinned(source)
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Let eviction take the entries this fetcher handed out."""
+        for hold in self._holds:
+            hold.close()
+        self._holds.clear()
+
+    def _remote(self, source: Source) -> Remote:
+        limits, transfer = self.settings.limits, self.settings.transfer
+        if urlsplit(source.uri).scheme == "s3":
+            from modelplane.artifacts.s3 import S3Remote  # boto3 loads only when needed
+
+            return S3Remote(source, limits, transfer)
+        from modelplane.artifacts.http import HttpRemote
+
+        return HttpRemote(source, limits, transfer)
+
+    def _pinned(self, source: Source, digest: str) -> Path:
+        self._holds.append(self.cache.hold(digest))
+        found = self.cache.lookup(digest)
+        if found is not None:
+            return found  # the store is not asked at all
+        with self.cache.fetching(digest) as staging:
+            found = self.cache.lookup(digest)  # fetched by whoever held the lock before us
+            if found is not None:
+                return found
+            remote = self._remote(source)
+            content = remote.download(staging)
+            actual = digest_of(content, self.settings.limits, remote.uri)
+            if actual != digest:
+                staging.discard()
+                check_digest(remote.uri, digest, actual, content.is_dir())
+            return self.cache.install(staging, digest, shown(remote.uri))
+
+    def _unpinned(self, source: Source) -> Path:
+        where = f"{source.uri} {source.endpoint or ''}".encode()
+        key = "unpinned-" + hashlib.sha256(where).hexdigest()
+        with self.cache.fetching(key) as staging:
+            remote = self._remote(source)
+            content = remote.download(staging)
+            digest = digest_of(content, self.settings.limits, remote.uri)
+            self._holds.append(self.cache.hold(digest))
+            return self.cache.install(staging, digest, shown(remote.uri))
