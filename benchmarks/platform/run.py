@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -394,11 +394,19 @@ FIGURES = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=list(FIGURES), default=list(FIGURES))
+    parser.add_argument(
+        "--up-option", action="append", default=[], help="an option for `modelplane up` (repeat)"
+    )
     args = parser.parse_args()
-    run_figures(FIGURES, args.only, "platform-results.json")
+    run_figures(FIGURES, args.only, "platform-results.json", args.up_option)
 
 
-def run_figures(figures: Mapping[str, Callable[[Up], Any]], only: list[str], results: str) -> None:
+def run_figures(
+    figures: Mapping[str, Callable[[Up], Any]],
+    only: list[str],
+    results: str,
+    up_options: Sequence[str] = (),
+) -> None:
     """Train the iris example, start one `modelplane up`, measure each figure named in ``only``
     against it, print each as it comes and write them all to .bench/``results``."""
     BENCH.mkdir(exist_ok=True)
@@ -408,7 +416,7 @@ def run_figures(figures: Mapping[str, Callable[[Up], Any]], only: list[str], res
     )  # fmt: skip
     found: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        up = Up(Path(tmp) / "state")
+        up = Up(Path(tmp) / "state", *up_options)
         try:
             for name in only:
                 print(f"== {name}", flush=True)
