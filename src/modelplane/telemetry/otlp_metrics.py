@@ -141,7 +141,6 @@ def _convert(family: Family, start: int, now: int) -> list[Any]:
         AggregationTemporality,
         Gauge,
         Histogram,
-        HistogramDataPoint,
         Metric,
         NumberDataPoint,
         Sum,
@@ -170,6 +169,13 @@ def _convert(family: Family, start: int, now: int) -> list[Any]:
         ]
     if family.type != "histogram":
         return []
+    return [metric(family.name, Histogram(_histogram_points(family, start, now), cumulative))]
+
+
+def _histogram_points(family: Family, start: int, now: int) -> list[Any]:
+    """One OTLP point per label set, from Prometheus's cumulative ``le`` buckets."""
+    from opentelemetry.sdk.metrics.export import HistogramDataPoint
+
     series: dict[tuple[tuple[str, str], ...], dict[str, Any]] = defaultdict(
         lambda: {"buckets": {}, "count": 0, "sum": 0.0}
     )
@@ -201,4 +207,4 @@ def _convert(family: Family, start: int, now: int) -> list[Any]:
                 max=unset,
             )
         )
-    return [metric(family.name, Histogram(data_points, cumulative))]
+    return data_points

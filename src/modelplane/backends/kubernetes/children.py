@@ -144,12 +144,33 @@ def controller_revision(model: Model, number: int, digest: str) -> Manifest:
 def deployment(
     model: Model, revision: str, spec: ModelSpec, replicas: int, settings: ClusterSettings
 ) -> Manifest:
-    probe = {"port": "http", "scheme": "HTTP"}
-    resources = spec.resources
-    limits: dict[str, Any] = {"memory": resources.memory}
-    if resources.accelerators:
-        limits[settings.accelerator_resource] = resources.accelerators
-    container = {
+    manifest = _object("apps/v1", "Deployment", revision, model, revision)
+    manifest["spec"] = {
+        "replicas": replicas,
+        "selector": {"matchLabels": selector(model, revision)},
+        "template": {
+            "metadata": {"labels": labels(model, revision)},
+            "spec": {
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "terminationGracePeriodSeconds": 30,
+                "containers": [_model_container(model, revision, spec, settings)],
+                "volumes": [{"name": "cache", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+            },
+        },
+    }
+    return hashed(manifest)
+
+
+def _model_container(
+    model: Model, revision: str, spec: ModelSpec, settings: ClusterSettings
+) -> Manifest:
+    """The runtime serving ``revision``: restricted, probed, with its manifest in its env."""
+    return {
         "name": "model",
         "image": settings.image,
         "imagePullPolicy": settings.image_pull_policy,
@@ -162,6 +183,25 @@ def deployment(
             *_telemetry_env(model, revision, spec, settings),
         ],
         "ports": [{"name": "http", "containerPort": RUNTIME_PORT, "protocol": "TCP"}],
+        **_probes(),
+        "resources": _resources(spec, settings),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [
+            {"name": "cache", "mountPath": CACHE_DIR},
+            {"name": "tmp", "mountPath": TMP_DIR},
+        ],
+    }
+
+
+def _probes() -> Manifest:
+    probe = {"port": "http", "scheme": "HTTP"}
+    return {
         "startupProbe": {
             "httpGet": {"path": "/v2/health/live", **probe},
             "periodSeconds": 2,
@@ -177,42 +217,15 @@ def deployment(
             "periodSeconds": 10,
             "failureThreshold": 3,
         },
-        "resources": {
-            "requests": {"cpu": resources.cpu, "memory": resources.memory},
-            "limits": limits,
-        },
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "volumeMounts": [
-            {"name": "cache", "mountPath": CACHE_DIR},
-            {"name": "tmp", "mountPath": TMP_DIR},
-        ],
     }
-    manifest = _object("apps/v1", "Deployment", revision, model, revision)
-    manifest["spec"] = {
-        "replicas": replicas,
-        "selector": {"matchLabels": selector(model, revision)},
-        "template": {
-            "metadata": {"labels": labels(model, revision)},
-            "spec": {
-                "automountServiceAccountToken": False,
-                "enableServiceLinks": False,
-                "securityContext": {
-                    "runAsNonRoot": True,
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
-                "terminationGracePeriodSeconds": 30,
-                "containers": [container],
-                "volumes": [{"name": "cache", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
-            },
-        },
-    }
-    return hashed(manifest)
+
+
+def _resources(spec: ModelSpec, settings: ClusterSettings) -> Manifest:
+    resources = spec.resources
+    limits: dict[str, Any] = {"memory": resources.memory}
+    if resources.accelerators:
+        limits[settings.accelerator_resource] = resources.accelerators
+    return {"requests": {"cpu": resources.cpu, "memory": resources.memory}, "limits": limits}
 
 
 def _telemetry_env(
