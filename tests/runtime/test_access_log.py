@@ -10,15 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from modelplane.api import load_model_file
-from modelplane.runtime.server import Runtime, RuntimeOptions
 from modelplane.telemetry import access, logs
 from tests.conftest import MODELS, StartRuntime, write_manifest
 from tests.processes import access_lines
+from tests.runtime.test_tracing import traced_runtime
 
 TRACE_ID, PARENT_ID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 TRACEPARENT = {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"}
@@ -86,12 +82,7 @@ def test_with_tracing_the_line_names_the_server_span_which_has_ended(
 ) -> None:
     logs.configure("warning", "json")  # here, not in a fixture: capsys swaps stderr per phase
     access.enable()
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    (model,) = load_model_file(iris_dir / "iris.yaml")
-    options = RuntimeOptions(tracer_provider=provider, model_version="7", cache_dir=tmp_path)
-    runtime = Runtime(model, options)
+    runtime, exporter = traced_runtime(iris_dir, tmp_path)
 
     async def exercise() -> None:
         loaded = asyncio.Event()

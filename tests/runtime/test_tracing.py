@@ -27,13 +27,18 @@ BODY = {
 }
 
 
-def test_infer_spans_carry_model_and_version(iris_dir: Path, tmp_path: Path) -> None:
+def traced_runtime(iris_dir: Path, tmp_path: Path) -> tuple[Runtime, InMemorySpanExporter]:
+    """The iris runtime at model version 7, its spans kept in memory."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     (model,) = load_model_file(iris_dir / "iris.yaml")
     options = RuntimeOptions(tracer_provider=provider, model_version="7", cache_dir=tmp_path)
-    runtime = Runtime(model, options)
+    return Runtime(model, options), exporter
+
+
+def test_infer_spans_carry_model_and_version(iris_dir: Path, tmp_path: Path) -> None:
+    runtime, exporter = traced_runtime(iris_dir, tmp_path)
 
     async def exercise() -> None:
         async with LifespanManager(runtime.app()) as manager:
