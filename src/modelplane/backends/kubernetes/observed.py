@@ -13,6 +13,18 @@ from modelplane.api import Model, ModelSpec, ModelStatus, ObjectMeta
 from modelplane.api.exits import REASONS
 from modelplane.api.manifests import parse_model
 from modelplane.backends.kubernetes.children import LABEL_REVISION
+from modelplane.backends.kubernetes.raw import (
+    RawContainerStatus,
+    RawLastState,
+    RawMeta,
+    RawPodStatus,
+    RawRevisionData,
+    RawState,
+    RawTerminated,
+    RawWaiting,
+    as_pod,
+    as_revision,
+)
 from modelplane.control.reconcile import Phase, ReplicaView
 from modelplane.control.revisions import RevisionRef
 
@@ -51,32 +63,34 @@ def _metadata(body: Body) -> Body:
     return {k: v for k, v in body.get("metadata", {}).items() if k in _META_FIELDS}
 
 
-def replica_view(pod: Body) -> ReplicaView:
-    meta, status = pod.get("metadata", {}), pod.get("status", {})
+def replica_view(body: Body) -> ReplicaView:
+    pod = as_pod(body)
+    meta, status = pod.get("metadata", RawMeta()), pod.get("status", RawPodStatus())
+    name = meta.get("name", "")
     revision = meta.get("labels", {}).get(LABEL_REVISION, "")
     containers = status.get("containerStatuses") or []
     restarts = sum(int(c.get("restartCount", 0)) for c in containers)
     if meta.get("deletionTimestamp"):
-        return ReplicaView(meta["name"], revision, Phase.STOPPING, restarts)
+        return ReplicaView(name, revision, Phase.STOPPING, restarts)
     ready = any(
         c.get("type") == "Ready" and c.get("status") == "True"
         for c in status.get("conditions") or []
     )
     if ready:
-        return ReplicaView(meta["name"], revision, Phase.READY, restarts)
+        return ReplicaView(name, revision, Phase.READY, restarts)
     reason = _failure(containers)
     if status.get("phase") == "Failed" or (reason and restarts):
         code = _exit_code(containers)
         failure = REASONS.get(code, "") if code is not None else ""
-        return ReplicaView(meta["name"], revision, Phase.FAILED, restarts, reason, failure)
-    return ReplicaView(meta["name"], revision, Phase.STARTING, restarts, reason)
+        return ReplicaView(name, revision, Phase.FAILED, restarts, reason, failure)
+    return ReplicaView(name, revision, Phase.STARTING, restarts, reason)
 
 
-def _failure(containers: list[Body]) -> str:
+def _failure(containers: list[RawContainerStatus]) -> str:
     """The last words of a failing container: its termination message, or why it waits."""
     for container in containers:
-        last = (container.get("lastState") or {}).get("terminated") or {}
-        waiting = (container.get("state") or {}).get("waiting") or {}
+        last = (container.get("lastState") or RawLastState()).get("terminated") or RawTerminated()
+        waiting = (container.get("state") or RawState()).get("waiting") or RawWaiting()
         if last:
             said = (last.get("message") or "").strip().splitlines()
             return said[-1] if said else f"exited {last.get('exitCode')} ({last.get('reason')})"
@@ -85,17 +99,19 @@ def _failure(containers: list[Body]) -> str:
     return ""
 
 
-def _exit_code(containers: list[Body]) -> int | None:
+def _exit_code(containers: list[RawContainerStatus]) -> int | None:
     for container in containers:
-        last = (container.get("lastState") or {}).get("terminated") or {}
+        last = (container.get("lastState") or RawLastState()).get("terminated") or RawTerminated()
         if last:
             return int(last.get("exitCode", 0))
     return None
 
 
 def stored_revision(body: Body) -> StoredRevision:
-    data = body.get("data") or {}
-    ref = RevisionRef(body["metadata"]["name"], int(body["revision"]), data.get("digest", ""))
+    revision = as_revision(body)
+    data = revision.get("data") or RawRevisionData()
+    name = revision.get("metadata", RawMeta()).get("name", "")
+    ref = RevisionRef(name, int(revision.get("revision", 0)), data.get("digest", ""))
     return StoredRevision(ref, ModelSpec.model_validate(data.get("spec", {})))
 
 
