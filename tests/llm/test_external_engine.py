@@ -14,6 +14,7 @@ import openai
 import pytest
 
 from modelplane.api import ModelSpec
+from modelplane.api.exits import EXIT_MISSING_EXTRA
 from modelplane.runtime.external import ExternalEngine
 from tests.llm.conftest import chat_variant, openai_client
 from tests.processes import RuntimeProcess
@@ -179,7 +180,8 @@ def test_a_model_whose_extra_is_missing_fails_naming_the_extra(
         ["-f", str(llm_dir / manifest)], tmp_path / "serve.log", env={"PYTHONPATH": str(blocker)}
     )
     try:
-        assert runtime.wait_exit(timeout=60) == 3
+        # No restart can cure it: the exit code says so, and the supervisor leaves it failed.
+        assert runtime.wait_exit(timeout=60) == EXIT_MISSING_EXTRA
         assert f"pip install 'modelplane[{extra}]'" in runtime.output()
     finally:
         runtime.terminate()
