@@ -41,8 +41,9 @@ from modelplane.runtime.generation import Generation, GenerationLimits, TextGene
 from modelplane.runtime.openai.passthrough import PassthroughRoutes
 from modelplane.runtime.openai.routes import OpenAIRoutes
 from modelplane.runtime.openapi import Description
+from modelplane.runtime.replies import routing_error
 from modelplane.runtime.v2.inference import InferEndpoint
-from modelplane.runtime.v2.routes import V2Routes, routing_error
+from modelplane.runtime.v2.routes import V2Routes
 from modelplane.telemetry.access import AccessLogSettings, logged
 from modelplane.telemetry.metrics import CONTENT_TYPE, GenerationMetrics, RuntimeMetrics
 from modelplane.telemetry.tracing import TracingMiddleware, tracer

@@ -23,13 +23,9 @@ from modelplane.runtime.dataplane import DataPlane
 from modelplane.runtime.external import ExternalEngine
 from modelplane.runtime.generation import check_max_tokens
 from modelplane.runtime.openai import schemas
-from modelplane.runtime.openai.routes import (
-    JSON,
-    ClientGoneError,
-    EventStream,
-    OpenAIRoutes,
-    until_gone,
-)
+from modelplane.runtime.openai.routes import EventStream, OpenAIRoutes
+from modelplane.runtime.receiving import ClientGoneError, until_gone
+from modelplane.runtime.replies import JSON
 
 
 class PassthroughRoutes(OpenAIRoutes):
@@ -82,7 +78,7 @@ class PassthroughRoutes(OpenAIRoutes):
                 headers={"content-type": JSON},
             )
             try:
-                reply = await until_gone(request, self.client.send(sent, stream=True))
+                reply = await until_gone(request.receive, self.client.send(sent, stream=True))
             except httpx.TransportError as exc:
                 raise PredictError(f"the engine did not answer: {exc}") from exc
         except InferenceError as exc:

@@ -11,13 +11,11 @@ stream ends.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import orjson
@@ -28,29 +26,17 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from modelplane.api import GENERATIVE_TASKS, Task
-from modelplane.errors import (
-    DeadlineExceededError,
-    InferenceError,
-    InvalidRequestError,
-    ModelNotFoundError,
-    ModelNotReadyError,
-    PayloadTooLargeError,
-)
+from modelplane.errors import InferenceError, InvalidRequestError, ModelNotFoundError
 from modelplane.runtime.dataplane import DataPlane
 from modelplane.runtime.formats.base import EMBEDDING_OUTPUT, TEXT_INPUT, TOKEN_COUNT_OUTPUT
 from modelplane.runtime.generation import Completion, Generation, Prompt, Sampling
 from modelplane.runtime.openai import schemas
+from modelplane.runtime.receiving import ClientGoneError, read_body, until_gone
+from modelplane.runtime.replies import JSON, OUTCOMES, status_of
 from modelplane.runtime.types import InferenceRequest, Tensor
-from modelplane.runtime.v2.routes import OUTCOMES
 from modelplane.telemetry import names
 
-T = TypeVar("T")
-JSON = "application/json"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-class ClientGoneError(Exception):
-    """The client closed its connection before the answer was ready."""
 
 
 class OpenAIRoutes:
@@ -111,7 +97,7 @@ class OpenAIRoutes:
                 body = schemas.parse(schemas.CompletionRequest, raw)
                 generation = self._generation(body.model, request.url.path)
                 rendering = generation.prompt(body.text())
-            prompt = await until_gone(request, rendering)
+            prompt = await until_gone(request.receive, rendering)
             return await self._generate(request, generation, body, prompt, chat=chat)
         except InferenceError as exc:
             return self._refused(exc)
@@ -166,7 +152,7 @@ class OpenAIRoutes:
         _describe_request(shape, sampling, self.dataplane.name)
         if not body.stream:
             with self.dataplane.scope():
-                result = await until_gone(request, generation.complete(prompt, sampling))
+                result = await until_gone(request.receive, generation.complete(prompt, sampling))
             self.dataplane.metrics.count("success")
             _describe_result(result)
             return _json(shape.whole(result))
@@ -174,7 +160,9 @@ class OpenAIRoutes:
         scope.__enter__()  # left when the stream ends, however it ends
         pieces = generation.stream(prompt, sampling)
         try:
-            first = await until_gone(request, anext(pieces))  # errors before any byte: plain HTTP
+            first = await until_gone(
+                request.receive, anext(pieces)
+            )  # errors before any byte: plain HTTP
         except BaseException:
             scope.__exit__(None, None, None)
             raise
@@ -213,6 +201,8 @@ class OpenAIRoutes:
             tokens = int(outputs[TOKEN_COUNT_OUTPUT].sum()) if TOKEN_COUNT_OUTPUT in outputs else 0
         except InferenceError as exc:
             return self._refused(exc)
+        except ClientGoneError:
+            return Response(status_code=499)
         self.dataplane.metrics.count("success")
         span = trace.get_current_span()
         if span.is_recording():
@@ -255,19 +245,7 @@ class OpenAIRoutes:
         self.dataplane.check_ready(self.dataplane.name)
 
     async def _body(self, request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_request_bytes:
-            raise PayloadTooLargeError(self._too_large())
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_request_bytes:
-                raise PayloadTooLargeError(self._too_large())
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def _too_large(self) -> str:
-        return f"request body exceeds this model's limit of {self.max_request_bytes} bytes"
+        return await read_body(request.scope, request.receive, self.max_request_bytes)
 
 
 async def _events(
@@ -408,53 +386,26 @@ def _vector(row: np.ndarray, encoding: str) -> list[float] | str:
     return [float(x) for x in row]
 
 
-async def until_gone(request: Request, work: Awaitable[T]) -> T:
-    """Await ``work`` unless the client disconnects first, which cancels it."""
-    task = asyncio.ensure_future(work)
-    gone = asyncio.ensure_future(_disconnected(request))
-    try:
-        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-    if not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        raise ClientGoneError
-    return task.result()
-
-
-async def _disconnected(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
 # -- errors -----------------------------------------------------------------------------------
 
-_STATUS: list[tuple[type[InferenceError], int, str, str | None]] = [
-    (PayloadTooLargeError, 413, "invalid_request_error", "request_too_large"),
-    (InvalidRequestError, 400, "invalid_request_error", None),
-    (ModelNotFoundError, 404, "invalid_request_error", "model_not_found"),
-    (ModelNotReadyError, 503, "service_unavailable", "model_not_ready"),
-    (DeadlineExceededError, 504, "timeout", "generation_timeout"),
-]
+# The API's error type and code for each status.
+_KINDS: dict[int, tuple[str, str | None]] = {
+    413: ("invalid_request_error", "request_too_large"),
+    400: ("invalid_request_error", None),
+    404: ("invalid_request_error", "model_not_found"),
+    503: ("service_unavailable", "model_not_ready"),
+    504: ("timeout", "generation_timeout"),
+}
 
 
 def error_document(error: InferenceError) -> dict[str, Any]:
-    _, kind, code = _classify(error)
+    kind, code = _KINDS.get(status_of(error), ("server_error", None))
     param = error.param if isinstance(error, InvalidRequestError) else None
     return {"error": {"message": str(error), "type": kind, "param": param, "code": code}}
 
 
-def _classify(error: InferenceError) -> tuple[int, str, str | None]:
-    for cls, status, kind, code in _STATUS:
-        if isinstance(error, cls):
-            return status, kind, code
-    return 500, "server_error", None
-
-
 def error_response(error: InferenceError) -> Response:
-    return _json(error_document(error), _classify(error)[0])
+    return _json(error_document(error), status_of(error))
 
 
 def _json(document: object, status: int = 200) -> Response:
