@@ -32,7 +32,6 @@ _STATUSES: list[tuple[type[InferenceError], int]] = [
     (ModelNotReadyError, 503),
     (DeadlineExceededError, 504),
 ]
-OUTCOMES = {200: "success", 400: "invalid", 404: "not_found", 413: "too_large", 503: "unavailable"}
 
 
 def status_of(error: InferenceError) -> int:

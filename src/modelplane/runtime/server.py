@@ -205,9 +205,7 @@ class Runtime:
             ),
             GenerationMetrics(self.model.metadata.name, self.metrics.registry),
         )
-        if self.openai is not None:
-            self.openai.generation = generation
-        self.dataplane.serve(Signature(platform=spec.format.value), None)
+        self.dataplane.serve(Signature(platform=spec.format.value), generation)
 
     def _serve_predictor(self, predictor: Predictor) -> None:
         spec = self.model.spec

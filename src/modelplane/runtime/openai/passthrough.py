@@ -23,7 +23,8 @@ from modelplane.runtime.dataplane import DataPlane
 from modelplane.runtime.external import ExternalEngine
 from modelplane.runtime.generation import check_max_tokens
 from modelplane.runtime.openai import schemas
-from modelplane.runtime.openai.routes import EventStream, OpenAIRoutes
+from modelplane.runtime.openai.documents import EventStream
+from modelplane.runtime.openai.routes import OpenAIRoutes
 from modelplane.runtime.receiving import ClientGoneError, until_gone
 from modelplane.runtime.replies import JSON
 

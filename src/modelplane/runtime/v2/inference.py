@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from modelplane.errors import InferenceError
 from modelplane.runtime.dataplane import DataPlane
 from modelplane.runtime.receiving import ClientGoneError, read_body
-from modelplane.runtime.replies import OUTCOMES, status_of
+from modelplane.runtime.replies import status_of
 from modelplane.runtime.v2 import codec
 
 log = logging.getLogger(__name__)
@@ -68,16 +68,18 @@ class InferEndpoint:
             except ClientGoneError:
                 return  # no one to answer
             except InferenceError as exc:
+                request_scope.refused(exc)
                 status, headers, content = status_of(exc), _JSON, _error(str(exc))
             except Exception as exc:
                 log.exception("inference on %s failed unexpectedly", name)
+                request_scope.refused(exc)
                 status, headers, content = 500, _JSON, _error(f"internal error: {exc!r}")
             else:
+                request_scope.served()
                 status = 200
                 headers = _JSON
                 if json_length is not None:
                     headers = [*_BINARY, (_HEADER_LENGTH, str(json_length).encode())]
-            self.dataplane.metrics.count(OUTCOMES.get(status, "error"))
         await _send(send, status, headers, content)
 
 
