@@ -8,8 +8,10 @@ scope (``scopes.py``): in flight, timed and counted by outcome for as long as th
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncGenerator
 from enum import Enum
+from typing import Any
 
 import numpy as np
 from opentelemetry import trace
@@ -24,6 +26,7 @@ from modelplane.errors import (
 from modelplane.runtime import spans
 from modelplane.runtime.batching import Batcher, BatchTiming
 from modelplane.runtime.datatypes import datatype_of
+from modelplane.runtime.external import EngineReply, ExternalEngine
 from modelplane.runtime.formats.base import (
     EMBEDDING_OUTPUT,
     TEXT_INPUT,
@@ -31,7 +34,7 @@ from modelplane.runtime.formats.base import (
     Signature,
 )
 from modelplane.runtime.generation import ChatMessage, Completion, Generation, Prompt, Sampling
-from modelplane.runtime.scopes import InFlight, RequestScope, outcome_of
+from modelplane.runtime.scopes import ENGINE_ERROR, SUCCESS, InFlight, RequestScope, outcome_of
 from modelplane.runtime.types import (
     Array,
     Embeddings,
@@ -62,7 +65,7 @@ class DataPlane:
         self.state = ModelState.LOADING
         self.failure = ""
         self._signature = Signature(platform="")
-        self._served: Batcher | Generation | None = None
+        self._served: Batcher | Generation | ExternalEngine | None = None
         self._requests = InFlight(metrics)
 
     # -- lifecycle, driven by the server ---------------------------------------------------
@@ -70,9 +73,9 @@ class DataPlane:
     def arriving(self) -> int:
         return self._requests.arriving
 
-    def serve(self, signature: Signature, by: Batcher | Generation | None) -> None:
-        """Turn ready, answering through ``by``: a batcher for tensors, a generation for text;
-        None for an engine's own server, whose replies are relayed."""
+    def serve(self, signature: Signature, by: Batcher | Generation | ExternalEngine) -> None:
+        """Turn ready, answering through ``by``: a batcher for tensors, a generation for text,
+        or an engine's own server, whose replies are relayed."""
         self._signature, self._served = signature, by
         self.state = ModelState.READY
         self.metrics.ready.set(1)
@@ -250,3 +253,31 @@ class DataPlane:
             f"use /v2/models/{self.name}/infer",
             param="model",
         )
+
+    # -- an engine's own server -----------------------------------------------------------------
+
+    async def relay(self, path: str, document: dict[str, Any]) -> EngineReply:
+        """The engine's answer to an OpenAI API request, which the engine's server takes as it
+        is. The request stays in flight until the reply is closed (its caller closes it however
+        the answer ends); an error status of the engine's own counts as ``engine_error``."""
+        scope = self.scope()
+        try:
+            reply = await self._engine().send(path, document)
+        except BaseException as exc:
+            scope.close(exc)
+            raise
+        scope.ended(SUCCESS if reply.status < 400 else ENGINE_ERROR)
+
+        async def close() -> None:
+            try:
+                await reply.close()
+            finally:
+                scope.close()
+
+        return dataclasses.replace(reply, close=close)
+
+    def _engine(self) -> ExternalEngine:
+        if isinstance(self._served, ExternalEngine):
+            return self._served
+        self.check_ready(self.name)
+        raise PredictError(f"model {self.name!r} is served in this process, not by an engine")

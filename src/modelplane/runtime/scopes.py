@@ -22,7 +22,7 @@ from modelplane.errors import (
 )
 from modelplane.telemetry.metrics import RuntimeMetrics
 
-SUCCESS, FAILED = "success", "error"
+SUCCESS, FAILED, ENGINE_ERROR = "success", "error", "engine_error"
 
 # Most specific first: a PayloadTooLargeError is also an InvalidRequestError.
 _OUTCOMES: list[tuple[type[InferenceError], str]] = [
