@@ -22,7 +22,7 @@ them to exit codes. Library exceptions are wrapped at the boundary with ``raise 
     │   ├── DeadlineExceededError  the work ran past its time limit
     │   ├── PredictError           the model itself failed on valid input
     │   ├── ReplicaFailedError     no replica answered (after retries): the gateway's 502
-    │   └── ClientGoneError        the client left before its request was read
+    │   └── ClientGoneError        the client left: nobody to answer (gateway and runtime)
     ├── ResourceError              a control-plane operation on a stored object failed
     │   ├── NotFoundError          no object of that name
     │   ├── AlreadyExistsError     create of a name that exists

@@ -1,18 +1,19 @@
-"""The runtime's one data plane: readiness, metadata and inference for the model it serves.
+"""The runtime's one data plane: readiness, metadata, and every answer of the model it serves:
+inference on tensors, embeddings, text generation whole or streamed, an engine's replies.
 
-Protocol adapters call it with decoded :mod:`~modelplane.runtime.types` values and map its errors
-to their protocol; it validates requests against the model's signature, hands them to the batcher
-and selects the requested outputs.
+Protocol adapters (``v2``, ``openai``) parse requests into calls of it and format what it returns;
+it raises errors of the tree, which they map to their protocol. Each call holds its request's
+scope (``scopes.py``): in flight, timed and counted by outcome for as long as the answer lasts.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import AsyncGenerator
 from enum import Enum
+from typing import Any
 
+import numpy as np
 from opentelemetry import trace
 
 from modelplane.errors import (
@@ -22,18 +23,27 @@ from modelplane.errors import (
     ModelplaneError,
     PredictError,
 )
+from modelplane.runtime import spans
 from modelplane.runtime.batching import Batcher, BatchTiming
 from modelplane.runtime.datatypes import datatype_of
-from modelplane.runtime.formats.base import Signature
+from modelplane.runtime.external import EngineReply, ExternalEngine
+from modelplane.runtime.formats.base import (
+    EMBEDDING_OUTPUT,
+    TEXT_INPUT,
+    TOKEN_COUNT_OUTPUT,
+    Signature,
+)
+from modelplane.runtime.generation import ChatMessage, Completion, Generation, Prompt, Sampling
+from modelplane.runtime.scopes import ENGINE_ERROR, SUCCESS, InFlight, RequestScope, outcome_of
 from modelplane.runtime.types import (
     Array,
+    Embeddings,
     InferenceRequest,
     InferenceResponse,
     ModelMetadata,
     Tensor,
-    TensorSpec,
-    rows,
 )
+from modelplane.runtime.validation import check_inputs, wanted_outputs
 from modelplane.telemetry import names, tracing
 from modelplane.telemetry.metrics import RuntimeMetrics
 
@@ -42,13 +52,6 @@ class ModelState(Enum):
     LOADING = "loading"
     READY = "ready"
     FAILED = "failed"
-
-
-@dataclass
-class RequestScope:
-    """One request's passage: counted in flight, and 'arriving' until it reaches the batcher."""
-
-    arriving: bool = True
 
 
 class DataPlane:
@@ -62,17 +65,18 @@ class DataPlane:
         self.state = ModelState.LOADING
         self.failure = ""
         self._signature = Signature(platform="")
-        self._batcher: Batcher | None = None
-        self._arriving = 0
+        self._served: Batcher | Generation | ExternalEngine | None = None
+        self._requests = InFlight(metrics)
 
     # -- lifecycle, driven by the server ---------------------------------------------------
 
     def arriving(self) -> int:
-        return self._arriving
+        return self._requests.arriving
 
-    def serve(self, signature: Signature, batcher: Batcher | None) -> None:
-        """Turn ready; ``batcher`` None: a language model, which serves no tensors."""
-        self._signature, self._batcher = signature, batcher
+    def serve(self, signature: Signature, by: Batcher | Generation | ExternalEngine) -> None:
+        """Turn ready, answering through ``by``: a batcher for tensors, a generation for text,
+        or an engine's own server, whose replies are relayed."""
+        self._signature, self._served = signature, by
         self.state = ModelState.READY
         self.metrics.ready.set(1)
 
@@ -111,22 +115,19 @@ class DataPlane:
                 f"model {name!r} has no version {version!r}; it serves version {self.version!r}"
             )
 
-    # -- inference --------------------------------------------------------------------------
+    # -- requests ---------------------------------------------------------------------------
 
-    @contextmanager
-    def scope(self) -> Iterator[RequestScope]:
-        """Wrap a request from its first byte: in-flight accounting and batching hints."""
-        scope = RequestScope()
-        self._arriving += 1
-        self.metrics.in_flight.inc()
-        started = time.perf_counter()
-        try:
-            yield scope
-        finally:
-            if scope.arriving:
-                self._arriving -= 1
-            self.metrics.in_flight.dec()
-            self.metrics.request_duration.observe(time.perf_counter() - started)
+    def scope(self) -> RequestScope:
+        """A request in flight from now: the v2 ``infer`` endpoint opens one at its first byte,
+        so that the batcher waits for it, and passes it to :meth:`infer`."""
+        return self._requests.open()
+
+    def refuse(self, error: ModelplaneError) -> None:
+        """Count a request its adapter refused before it reached the data plane (a body that is
+        no JSON, another model's name), by the same outcomes as every other request."""
+        self.metrics.count(outcome_of(error))
+
+    # -- inference --------------------------------------------------------------------------
 
     async def infer(
         self, name: str, version: str | None, request: InferenceRequest, scope: RequestScope
@@ -144,23 +145,9 @@ class DataPlane:
             span.set_attribute(names.ATTR_OUTCOME, type(exc).__name__)
             raise
         finally:
-            self._batch_spans(timing)
+            spans.batch_spans(self._tracer, timing)
         span.set_attribute(names.ATTR_MODEL_VERSION, self.version)
         return response
-
-    def _batch_spans(self, timing: BatchTiming) -> None:
-        """The request's wait in the batch queue and its model call, as child spans."""
-        assert self._tracer is not None
-        if not timing.started_ns:
-            return  # refused before it reached the batcher
-        queued = self._tracer.start_span("queue", start_time=timing.queued_ns)
-        queued.end(end_time=timing.started_ns)
-        if timing.finished_ns:
-            attributes = {names.ATTR_BATCH_SIZE: timing.batch_size}
-            ran = self._tracer.start_span(
-                "inference", start_time=timing.started_ns, attributes=attributes
-            )
-            ran.end(end_time=timing.finished_ns)
 
     async def _infer(
         self,
@@ -171,61 +158,21 @@ class DataPlane:
         timing: BatchTiming | None = None,
     ) -> InferenceResponse:
         self.check_ready(name, version)
-        if self._batcher is None:
+        if not isinstance(self._served, Batcher):
             raise InvalidRequestError(
                 f"model {self.name!r} generates text and takes no tensors; "
                 f"use /v1/chat/completions or /v1/completions"
             )
-        self._validate(request)
-        wanted = self._wanted_outputs(request)
-        scope.arriving = False
-        self._arriving -= 1
-        results = await self._batcher.submit(request.arrays(), timing)
+        check_inputs(self._signature, request)
+        wanted = wanted_outputs(self._signature, request)
+        scope.reached_batcher()
+        results = await self._served.submit(request.arrays(), timing)
         return InferenceResponse(
             model_name=self.name,
             model_version=self.version,
             outputs=[self._output(n, results) for n in (wanted or results)],
             id=request.id,
         )
-
-    def _validate(self, request: InferenceRequest) -> None:
-        declared = {spec.name: spec for spec in self._signature.inputs}
-        if not declared:
-            return
-        given = {tensor.name for tensor in request.inputs}
-        missing = sorted(declared.keys() - given)
-        if missing:
-            raise InvalidRequestError(
-                f"missing input {', '.join(map(repr, missing))}; the model takes "
-                f"{_describe(self._signature.inputs)}"
-            )
-        extra = sorted(given - declared.keys())
-        if extra:
-            raise InvalidRequestError(
-                f"unexpected input {', '.join(map(repr, extra))}; the model takes "
-                f"{_describe(self._signature.inputs)}"
-            )
-        for tensor in request.inputs:
-            _check_tensor(tensor, declared[tensor.name])
-            if self._signature.batchable and not rows(tensor.data):
-                # A batch of none: models differ on it (some fail), and it asks nothing.
-                raise InvalidRequestError(
-                    f"input {tensor.name!r} has shape {list(tensor.shape)}, no rows; the first "
-                    f"dimension is the batch, of at least one"
-                )
-
-    def _wanted_outputs(self, request: InferenceRequest) -> list[str]:
-        if request.outputs is None:
-            return [spec.name for spec in self._signature.outputs]
-        wanted = [output.name for output in request.outputs]
-        declared = {spec.name for spec in self._signature.outputs}
-        unknown = [n for n in wanted if declared and n not in declared]
-        if unknown:
-            raise InvalidRequestError(
-                f"unknown output {', '.join(map(repr, unknown))}; the model returns "
-                f"{', '.join(map(repr, sorted(declared)))}"
-            )
-        return wanted
 
     def _output(self, name: str, results: dict[str, Array]) -> Tensor:
         if name not in results:
@@ -236,24 +183,101 @@ class DataPlane:
         except TypeError as exc:
             raise PredictError(f"output {name!r}: {exc}") from exc
 
+    async def embed(self, texts: list[str], dimensions: int | None = None) -> Embeddings:
+        """Texts as vectors, batched like any inference: an embedding model takes them as its
+        ``text`` input (``formats/base.py``). ``dimensions``, if given, must be the model's."""
+        tensor = Tensor(TEXT_INPUT, "BYTES", np.array([t.encode() for t in texts], dtype=object))
+        with self.scope() as scope:
+            answer = await self.infer(self.name, None, InferenceRequest(inputs=[tensor]), scope)
+            outputs = {t.name: t.data for t in answer.outputs}
+            vectors = outputs[EMBEDDING_OUTPUT]
+            if dimensions is not None and dimensions != vectors.shape[1]:
+                raise InvalidRequestError(
+                    f"dimensions is {dimensions}; this model's embeddings have "
+                    f"{vectors.shape[1]} dimensions",
+                    param="dimensions",
+                )
+            tokens = int(outputs[TOKEN_COUNT_OUTPUT].sum()) if TOKEN_COUNT_OUTPUT in outputs else 0
+            scope.served()
+        spans.describe_embedding(tokens)
+        return Embeddings(vectors, tokens)
 
-def _check_tensor(tensor: Tensor, spec: TensorSpec) -> None:
-    where = f"input {tensor.name!r}"
-    if tensor.datatype != spec.datatype and not (
-        tensor.datatype == "BF16" and spec.datatype == "FP32"
-    ):
+    # -- generation ---------------------------------------------------------------------------
+
+    async def prompt(self, given: str | list[ChatMessage]) -> Prompt:
+        """A prompt in tokens: text as it is, a conversation rendered by the model's template."""
+        if isinstance(given, str):
+            return await self._generation().prompt(given)
+        return await self._generation().chat_prompt(given)
+
+    def sampling(self, prompt: Prompt, requested: int | None, asked: Sampling) -> Sampling:
+        """``asked`` with ``max_tokens`` fitted to the model and the prompt (``requested`` None:
+        as many as fit)."""
+        return self._generation().sampling_for(prompt, requested, asked)
+
+    async def generate(self, prompt: Prompt, sampling: Sampling) -> Completion:
+        """The whole answer; cancelling the call (its client left) stops the generation."""
+        with self.scope() as scope:
+            result = await self._generation().complete(prompt, sampling)
+            scope.served()
+        spans.describe_completion(result)
+        return result
+
+    async def stream(
+        self, prompt: Prompt, sampling: Sampling
+    ) -> AsyncGenerator[str | Completion, None]:
+        """Text pieces as they are generated, then the :class:`Completion`.
+
+        The request is in flight from the first step of the iteration until it ends, however it
+        ends: exhausted, failed, cancelled, or closed early because the client left (which stops
+        the generation). It counts as served from its first piece: a failure later is sent in
+        the stream, after a status line that said success.
+        """
+        with self.scope() as scope:
+            pieces = self._generation().stream(prompt, sampling)
+            try:
+                async for piece in pieces:
+                    scope.served()
+                    if isinstance(piece, Completion):
+                        spans.describe_completion(piece)  # the request's span ends with the stream
+                    yield piece
+            finally:
+                await pieces.aclose()
+
+    def _generation(self) -> Generation:
+        if isinstance(self._served, Generation):
+            return self._served
+        self.check_ready(self.name)
         raise InvalidRequestError(
-            f"{where} has datatype {tensor.datatype}, the model expects {spec.datatype}"
-        )
-    shape = tensor.shape
-    if len(shape) != len(spec.shape) or any(
-        want not in (-1, got) for want, got in zip(spec.shape, shape, strict=True)
-    ):
-        raise InvalidRequestError(
-            f"{where} has shape {list(shape)}, the model expects {list(spec.shape)} "
-            f"(-1 is any size)"
+            f"model {self.name!r} takes tensors and generates no text; "
+            f"use /v2/models/{self.name}/infer",
+            param="model",
         )
 
+    # -- an engine's own server -----------------------------------------------------------------
 
-def _describe(specs: tuple[TensorSpec, ...]) -> str:
-    return ", ".join(f"{s.name!r} ({s.datatype} {list(s.shape)})" for s in specs)
+    async def relay(self, path: str, document: dict[str, Any]) -> EngineReply:
+        """The engine's answer to an OpenAI API request, which the engine's server takes as it
+        is. The request stays in flight until the reply is closed (its caller closes it however
+        the answer ends); an error status of the engine's own counts as ``engine_error``."""
+        scope = self.scope()
+        try:
+            reply = await self._engine().send(path, document)
+        except BaseException as exc:
+            scope.close(exc)
+            raise
+        scope.ended(SUCCESS if reply.status < 400 else ENGINE_ERROR)
+
+        async def close() -> None:
+            try:
+                await reply.close()
+            finally:
+                scope.close()
+
+        return dataclasses.replace(reply, close=close)
+
+    def _engine(self) -> ExternalEngine:
+        if isinstance(self._served, ExternalEngine):
+            return self._served
+        self.check_ready(self.name)
+        raise PredictError(f"model {self.name!r} is served in this process, not by an engine")

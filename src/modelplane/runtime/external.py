@@ -19,19 +19,22 @@ import importlib.util
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 
 from modelplane.api import ModelFormat, ModelSpec, Task
-from modelplane.errors import MissingExtraError, ModelLoadError
+from modelplane.errors import MissingExtraError, ModelLoadError, ModelNotReadyError, PredictError
 from modelplane.processes import die_with_parent, free_port
 
 log = logging.getLogger(__name__)
 
 STOP_SECONDS = 10.0
+JSON = "application/json"
 
 
 @dataclass(frozen=True)
@@ -69,8 +72,21 @@ def uses_external_engine(spec: ModelSpec) -> bool:
     return spec.engine.external or spec.format is ModelFormat.VLLM
 
 
+@dataclass(frozen=True)
+class EngineReply:
+    """An engine's answer, open until closed: its status and media type at once, its body as it
+    comes (``chunks``, as the engine sent them) or whole (``read``)."""
+
+    status: int
+    media_type: str
+    chunks: AsyncIterator[bytes]
+    read: Callable[[], Awaitable[bytes]]
+    close: Callable[[], Awaitable[None]]
+
+
 class ExternalEngine:
-    """One engine server process: started, awaited, watched and stopped by the runtime."""
+    """One engine server process: started, awaited, watched and stopped by the runtime, which
+    sends it requests (``send``) once it answers."""
 
     def __init__(self, spec: ModelSpec, name: str, model: Path) -> None:
         self.spec, self.name, self.model = spec, name, model
@@ -78,6 +94,7 @@ class ExternalEngine:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: asyncio.subprocess.Process | None = None
+        self._client: httpx.AsyncClient | None = None  # once the engine answers
 
     @property
     def command(self) -> list[str]:
@@ -112,19 +129,39 @@ class ExternalEngine:
                 with contextlib.suppress(httpx.TransportError):
                     reply = await client.get(self.url + self.preset.ready_path)
                     if reply.status_code == 200:
-                        return
+                        break
                 if time.monotonic() > deadline:
                     raise ModelLoadError(
                         f"the engine did not answer within "
                         f"{self.spec.engine.startup_timeout_seconds:g}s"
                     )
                 await asyncio.sleep(0.2)
+        timeout = httpx.Timeout(10, read=self.spec.generation.timeout_seconds)
+        self._client = httpx.AsyncClient(timeout=timeout)
+
+    async def send(self, path: str, document: dict[str, Any]) -> EngineReply:
+        """POST ``document`` to the engine's ``path``. Closing the reply closes its connection,
+        which stops the engine's work on it."""
+        if self._client is None:
+            raise ModelNotReadyError(f"model {self.name!r} is still loading")
+        sent = self._client.build_request(
+            "POST", self.url + path, content=orjson.dumps(document), headers={"content-type": JSON}
+        )
+        try:
+            reply = await self._client.send(sent, stream=True)
+        except httpx.TransportError as exc:
+            raise PredictError(f"the engine did not answer: {exc}") from exc
+        media = reply.headers.get("content-type", JSON)
+        return EngineReply(reply.status_code, media, reply.aiter_raw(), reply.aread, reply.aclose)
 
     async def exited(self) -> int:
         assert self.process is not None
         return await self.process.wait()
 
     async def stop(self) -> None:
+        """Stop the server (the runtime calls it after the requests in flight finished)."""
+        if self._client is not None:
+            await self._client.aclose()
         process = self.process
         if process is None or process.returncode is not None:
             return
@@ -135,12 +172,12 @@ class ExternalEngine:
             process.kill()
             await process.wait()
 
-    async def metrics(self, client: httpx.AsyncClient) -> bytes:
+    async def metrics(self) -> bytes:
         """The engine's own Prometheus metrics, if it serves any."""
-        if self.preset.metrics_path is None:
+        if self.preset.metrics_path is None or self._client is None:
             return b""
         try:
-            reply = await client.get(self.url + self.preset.metrics_path, timeout=5)
+            reply = await self._client.get(self.url + self.preset.metrics_path, timeout=5)
         except httpx.TransportError:
             return b""
         return reply.content if reply.status_code == 200 else b""

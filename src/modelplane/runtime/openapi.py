@@ -24,8 +24,8 @@ from modelplane.api.openapi import Schema
 from modelplane.runtime.dataplane import DataPlane
 from modelplane.runtime.formats.base import EMBEDDING_OUTPUT
 from modelplane.runtime.openai import schemas
+from modelplane.runtime.replies import json_response
 from modelplane.runtime.types import ModelMetadata, TensorSpec
-from modelplane.runtime.v2.routes import json_response
 
 NOT_FOUND = p.error("No such model or version here.")
 NOT_READY = p.error("The model is still loading, or failed to load.")

@@ -43,8 +43,9 @@ from modelplane.runtime.generation import Generation, GenerationLimits, TextGene
 from modelplane.runtime.openai.passthrough import PassthroughRoutes
 from modelplane.runtime.openai.routes import OpenAIRoutes
 from modelplane.runtime.openapi import Description
+from modelplane.runtime.replies import routing_error
 from modelplane.runtime.v2.inference import InferEndpoint
-from modelplane.runtime.v2.routes import V2Routes, routing_error
+from modelplane.runtime.v2.routes import V2Routes
 from modelplane.telemetry.access import AccessLogSettings, logged
 from modelplane.telemetry.metrics import CONTENT_TYPE, GenerationMetrics, RuntimeMetrics
 from modelplane.telemetry.tracing import TracingMiddleware, tracer
@@ -89,15 +90,13 @@ class Runtime:
         self._batcher: Batcher | None = None
         spec = self.model.spec
         self.engine: ExternalEngine | None = None
-        self.passthrough: PassthroughRoutes | None = None
         self.openai: OpenAIRoutes | None = None
         if uses_external_engine(spec):
-            self.openai = self.passthrough = PassthroughRoutes(
+            self.openai = PassthroughRoutes(
                 self.dataplane,
                 spec.task,
                 spec.runtime.max_request_bytes,
                 spec.generation.max_tokens,
-                spec.generation.timeout_seconds,
             )
         elif spec.protocols and Protocol.OPENAI in spec.protocols:
             self.openai = OpenAIRoutes(self.dataplane, spec.task, spec.runtime.max_request_bytes)
@@ -123,8 +122,8 @@ class Runtime:
 
     async def _metrics(self, request: Request) -> Response:
         exposition = self.metrics.exposition()
-        if self.engine is not None and self.passthrough is not None:
-            exposition += await self.engine.metrics(self.passthrough.client)  # e.g. vllm:*
+        if self.engine is not None:
+            exposition += await self.engine.metrics()  # e.g. vllm:*
         return Response(exposition, media_type=CONTENT_TYPE)
 
     @asynccontextmanager
@@ -138,8 +137,6 @@ class Runtime:
                 await self._batcher.close()
             if self.engine is not None:  # after uvicorn let the requests in flight finish
                 await self.engine.stop()
-            if self.passthrough is not None:
-                await self.passthrough.close()
             self._executor.shutdown(wait=False, cancel_futures=True)
             if self._fetcher is not None:
                 self._fetcher.close()  # the cache may evict what this replica used
@@ -147,7 +144,7 @@ class Runtime:
     async def _load(self) -> None:
         spec = self.model.spec
         loop = asyncio.get_running_loop()
-        if self.passthrough is not None:
+        if uses_external_engine(spec):
             await self._start_engine()
             return
         try:
@@ -170,7 +167,6 @@ class Runtime:
 
     async def _start_engine(self) -> None:
         """Fetch the artifact, start the engine's server and serve through it until it exits."""
-        assert self.passthrough is not None
         spec, name = self.model.spec, self.model.metadata.name
         loop = asyncio.get_running_loop()
         try:
@@ -180,8 +176,7 @@ class Runtime:
         except ModelplaneError as exc:
             self._failed(str(exc), load_failure_code(exc))
             return
-        self.passthrough.engine = self.engine
-        self.dataplane.serve(Signature(platform=spec.format.value), None)
+        self.dataplane.serve(Signature(platform=spec.format.value), self.engine)
         log.info("model %s is ready (%s engine at %s)", name, spec.format.value, self.engine.url)
         for callback in self.on_ready:
             callback()
@@ -213,9 +208,7 @@ class Runtime:
             ),
             GenerationMetrics(self.model.metadata.name, self.metrics.registry),
         )
-        if self.openai is not None:
-            self.openai.generation = generation
-        self.dataplane.serve(Signature(platform=spec.format.value), None)
+        self.dataplane.serve(Signature(platform=spec.format.value), generation)
 
     def _serve_predictor(self, predictor: Predictor) -> None:
         spec = self.model.spec

@@ -1,6 +1,6 @@
 """Transport-neutral values of the data plane: tensors, requests and responses.
 
-Protocol adapters (``v2``, later ``openai``) decode into these and encode from them; the data plane,
+Protocol adapters (``v2``, ``openai``) decode into these and encode from them; the data plane,
 the batcher and the model formats never see a web framework object or wire JSON.
 """
 
@@ -75,3 +75,11 @@ class ModelMetadata:
 def rows(array: Array) -> int:
     """Size of the batch dimension (the first); a scalar counts as one row."""
     return int(array.shape[0]) if array.ndim else 1
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """Texts as vectors, one row each, and the tokens the model read for them."""
+
+    vectors: Array
+    tokens: int

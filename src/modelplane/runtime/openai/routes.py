@@ -1,56 +1,41 @@
 """The OpenAI API over the runtime's one model: models, chat completions, completions and
 embeddings, with streaming as server-sent events.
 
-Generation goes through :class:`~modelplane.runtime.generation.Generation`; embeddings go through
-the data plane like a v2 request (a ``text`` BYTES input, an ``embedding`` output), so they are
-batched and counted the same way. Errors take the API's shape,
-``{"error": {"message", "type", "param", "code"}}``, which the official client raises as its own
-exceptions; an error after a stream has begun is sent as an event carrying that object, then the
-stream ends.
+Each request is parsed into calls of the data plane (a prompt, its sampling, then ``generate``,
+``stream`` or ``embed``) and what they return is written as the API's documents
+(``documents.py``). The data plane holds each request's scope and counts its outcome; this adapter
+only tells it of the requests it refused before calling it (a body that is no JSON, another
+model's name, a prompt that does not fit).
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import contextlib
 import time
-import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
-import numpy as np
-import orjson
 from opentelemetry import trace
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from modelplane.api import GENERATIVE_TASKS, Task
 from modelplane.errors import (
-    DeadlineExceededError,
+    ClientGoneError,
     InferenceError,
     InvalidRequestError,
     ModelNotFoundError,
-    ModelNotReadyError,
-    PayloadTooLargeError,
 )
 from modelplane.runtime.dataplane import DataPlane
-from modelplane.runtime.formats.base import EMBEDDING_OUTPUT, TEXT_INPUT, TOKEN_COUNT_OUTPUT
-from modelplane.runtime.generation import Completion, Generation, Prompt, Sampling
+from modelplane.runtime.generation import ChatMessage, Prompt, Sampling
 from modelplane.runtime.openai import schemas
-from modelplane.runtime.types import InferenceRequest, Tensor
-from modelplane.runtime.v2.routes import OUTCOMES
+from modelplane.runtime.openai.documents import EventStream, Shape, error_response, events
+from modelplane.runtime.openai.documents import embeddings as embeddings_document
+from modelplane.runtime.receiving import read_body, until_gone
+from modelplane.runtime.replies import json_response
 from modelplane.telemetry import names
 
-T = TypeVar("T")
-JSON = "application/json"
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-class ClientGoneError(Exception):
-    """The client closed its connection before the answer was ready."""
+GenerationRequest = schemas.ChatCompletionRequest | schemas.CompletionRequest
+CLIENT_GONE = 499  # nginx's "client closed request": no one reads it, the access log does
 
 
 class OpenAIRoutes:
@@ -59,7 +44,6 @@ class OpenAIRoutes:
     ) -> None:
         self.dataplane, self.task, self.owner = dataplane, task, owner
         self.max_request_bytes = max_request_bytes
-        self.generation: Generation | None = None  # set once a language model is loaded
         self.created = int(time.time())
 
     def routes(self) -> list[Route]:
@@ -82,14 +66,14 @@ class OpenAIRoutes:
         }
 
     async def list_models(self, request: Request) -> Response:
-        return _json({"object": "list", "data": [self._model_object()]})
+        return json_response({"object": "list", "data": [self._model_object()]})
 
     async def get_model(self, request: Request) -> Response:
         try:
             self._check_model(request.path_params["model"])
         except InferenceError as exc:
             return error_response(exc)
-        return _json(self._model_object())
+        return json_response(self._model_object())
 
     # -- generation ---------------------------------------------------------------------------
 
@@ -101,28 +85,104 @@ class OpenAIRoutes:
 
     async def _generation_request(self, request: Request, *, chat: bool) -> Response:
         try:
-            raw = await self._body(request)
-            body: schemas.ChatCompletionRequest | schemas.CompletionRequest
-            if chat:
-                body = schemas.parse(schemas.ChatCompletionRequest, raw)
-                generation = self._generation(body.model, request.url.path)
-                rendering = generation.chat_prompt(body.conversation())
-            else:
-                body = schemas.parse(schemas.CompletionRequest, raw)
-                generation = self._generation(body.model, request.url.path)
-                rendering = generation.prompt(body.text())
-            prompt = await until_gone(request, rendering)
-            return await self._generate(request, generation, body, prompt, chat=chat)
+            body, prompt, sampling = await self._generation_call(request, chat=chat)
         except InferenceError as exc:
             return self._refused(exc)
         except ClientGoneError:
-            return Response(status_code=499)
+            return Response(status_code=CLIENT_GONE)
+        shape = Shape(chat=chat, model=body.model)
+        _describe_request(shape, sampling, self.dataplane.name)
+        try:
+            if body.stream:
+                return await self._streamed(request, shape, prompt, sampling, body.include_usage)
+            result = await until_gone(request.receive, self.dataplane.generate(prompt, sampling))
+        except InferenceError as exc:
+            return error_response(exc)  # counted by the data plane
+        except ClientGoneError:
+            return Response(status_code=CLIENT_GONE)
+        return json_response(shape.whole(result))
 
-    def _generation(self, model: str, path: str) -> Generation:
-        self._check_model(model)
-        self._check_task(path)
-        assert self.generation is not None  # set before the data plane turns ready
-        return self.generation
+    async def _generation_call(
+        self, request: Request, *, chat: bool
+    ) -> tuple[GenerationRequest, Prompt, Sampling]:
+        """The request's body, its prompt in tokens and its sampling, checked against the model."""
+        raw = await self._body(request)
+        body: GenerationRequest
+        if chat:
+            body = schemas.parse(schemas.ChatCompletionRequest, raw)
+            given: str | list[ChatMessage] = body.conversation()
+            requested = body.requested_tokens()
+        else:
+            body = schemas.parse(schemas.CompletionRequest, raw)
+            given, requested = body.text(), body.max_tokens
+        self._check_model(body.model)
+        self._check_task(request.url.path)
+        prompt = await until_gone(request.receive, self.dataplane.prompt(given))
+        asked = Sampling(
+            max_tokens=0,  # fitted by the data plane
+            temperature=body.temperature,
+            top_p=body.top_p,
+            seed=body.seed,
+            stop=body.stops(),
+        )
+        return body, prompt, self.dataplane.sampling(prompt, requested, asked)
+
+    async def _streamed(
+        self, request: Request, shape: Shape, prompt: Prompt, sampling: Sampling, usage: bool
+    ) -> Response:
+        pieces = self.dataplane.stream(prompt, sampling)
+        try:  # the first piece before the status line: an error until then is plain HTTP
+            first = await until_gone(request.receive, anext(pieces))
+        except BaseException:
+            await pieces.aclose()
+            raise
+        # Closed however the response ends: the client that leaves frees the model at once.
+        return EventStream(events(shape, first, pieces, include_usage=usage), pieces.aclose)
+
+    # -- embeddings ---------------------------------------------------------------------------
+
+    async def embeddings(self, request: Request) -> Response:
+        try:
+            body = schemas.parse(schemas.EmbeddingRequest, await self._body(request))
+            self._check_model(body.model)
+            self._check_task(request.url.path)
+        except InferenceError as exc:
+            return self._refused(exc)
+        except ClientGoneError:
+            return Response(status_code=CLIENT_GONE)
+        try:
+            embedded = await self.dataplane.embed(body.texts(), body.dimensions)
+        except InferenceError as exc:
+            return error_response(exc)  # counted by the data plane
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    names.GEN_AI_OPERATION_NAME: "embeddings",
+                    names.GEN_AI_PROVIDER_NAME: "modelplane",
+                    names.GEN_AI_REQUEST_MODEL: body.model,
+                }
+            )
+        return json_response(embeddings_document(body.model, embedded, body.encoding_format))
+
+    # -- checks -------------------------------------------------------------------------------
+
+    def _refused(self, error: InferenceError) -> Response:
+        """The error as the API answers it, counted by the data plane like every request."""
+        self.dataplane.refuse(error)
+        return error_response(error)
+
+    async def _body(self, request: Request) -> bytes:
+        return await read_body(request.scope, request.receive, self.max_request_bytes)
+
+    def _check_model(self, model: str) -> None:
+        """The model field names this runtime's model: ``name``, or ``namespace/name`` as the
+        gateway's clients may write it."""
+        if model.rsplit("/", 1)[-1] != self.dataplane.name:
+            raise ModelNotFoundError(
+                f"no model {model!r} here; this runtime serves {self.dataplane.name!r}"
+            )
+        self.dataplane.check_ready(self.dataplane.name)
 
     def _check_task(self, path: str) -> None:
         """The model's task is what the endpoint at ``path`` serves."""
@@ -140,228 +200,8 @@ class OpenAIRoutes:
                 param="model",
             )
 
-    async def _generate(
-        self,
-        request: Request,
-        generation: Generation,
-        body: schemas.ChatCompletionRequest | schemas.CompletionRequest,
-        prompt: Prompt,
-        *,
-        chat: bool,
-    ) -> Response:
-        requested = (
-            body.requested_tokens()
-            if isinstance(body, schemas.ChatCompletionRequest)
-            else body.max_tokens
-        )
-        asked = Sampling(
-            max_tokens=0,  # decided by sampling_for
-            temperature=body.temperature,
-            top_p=body.top_p,
-            seed=body.seed,
-            stop=body.stops(),
-        )
-        sampling = generation.sampling_for(prompt, requested, asked)
-        shape = _Shape(chat=chat, model=body.model)
-        _describe_request(shape, sampling, self.dataplane.name)
-        if not body.stream:
-            with self.dataplane.scope():
-                result = await until_gone(request, generation.complete(prompt, sampling))
-            self.dataplane.metrics.count("success")
-            _describe_result(result)
-            return _json(shape.whole(result))
-        scope = self.dataplane.scope()
-        scope.__enter__()  # left when the stream ends, however it ends
-        pieces = generation.stream(prompt, sampling)
-        try:
-            first = await until_gone(request, anext(pieces))  # errors before any byte: plain HTTP
-        except BaseException:
-            scope.__exit__(None, None, None)
-            raise
-        self.dataplane.metrics.count("success")
-        events = _events(shape, first, pieces, include_usage=body.include_usage)
 
-        async def finish() -> None:
-            await pieces.aclose()  # the client left, or the stream ended: free the model
-            scope.__exit__(None, None, None)
-
-        return EventStream(events, finish)
-
-    # -- embeddings ---------------------------------------------------------------------------
-
-    async def embeddings(self, request: Request) -> Response:
-        try:
-            body = schemas.parse(schemas.EmbeddingRequest, await self._body(request))
-            self._check_model(body.model)
-            self._check_task(request.url.path)
-            texts = body.texts()
-            tensor = Tensor(
-                TEXT_INPUT, "BYTES", np.array([t.encode() for t in texts], dtype=object)
-            )
-            with self.dataplane.scope() as scope:
-                answer = await self.dataplane.infer(
-                    self.dataplane.name, None, InferenceRequest(inputs=[tensor]), scope
-                )
-            outputs = {t.name: t.data for t in answer.outputs}
-            vectors = outputs[EMBEDDING_OUTPUT]
-            if body.dimensions is not None and body.dimensions != vectors.shape[1]:
-                raise InvalidRequestError(
-                    f"dimensions is {body.dimensions}; this model's embeddings have "
-                    f"{vectors.shape[1]} dimensions",
-                    param="dimensions",
-                )
-            tokens = int(outputs[TOKEN_COUNT_OUTPUT].sum()) if TOKEN_COUNT_OUTPUT in outputs else 0
-        except InferenceError as exc:
-            return self._refused(exc)
-        self.dataplane.metrics.count("success")
-        span = trace.get_current_span()
-        if span.is_recording():
-            span.set_attributes(
-                {
-                    names.GEN_AI_OPERATION_NAME: "embeddings",
-                    names.GEN_AI_PROVIDER_NAME: "modelplane",
-                    names.GEN_AI_REQUEST_MODEL: body.model,
-                    names.GEN_AI_USAGE_INPUT_TOKENS: tokens,
-                }
-            )
-        data = [
-            {"object": "embedding", "index": i, "embedding": _vector(row, body.encoding_format)}
-            for i, row in enumerate(vectors)
-        ]
-        return _json(
-            {
-                "object": "list",
-                "data": data,
-                "model": body.model,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-            }
-        )
-
-    # -- helpers ------------------------------------------------------------------------------
-
-    def _refused(self, error: InferenceError) -> Response:
-        """The error as the API answers it, counted by outcome like every request."""
-        response = error_response(error)
-        self.dataplane.metrics.count(OUTCOMES.get(response.status_code, "error"))
-        return response
-
-    def _check_model(self, model: str) -> None:
-        """The model field names this runtime's model: ``name``, or ``namespace/name`` as the
-        gateway's clients may write it."""
-        if model.rsplit("/", 1)[-1] != self.dataplane.name:
-            raise ModelNotFoundError(
-                f"no model {model!r} here; this runtime serves {self.dataplane.name!r}"
-            )
-        self.dataplane.check_ready(self.dataplane.name)
-
-    async def _body(self, request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_request_bytes:
-            raise PayloadTooLargeError(self._too_large())
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_request_bytes:
-                raise PayloadTooLargeError(self._too_large())
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def _too_large(self) -> str:
-        return f"request body exceeds this model's limit of {self.max_request_bytes} bytes"
-
-
-async def _events(
-    shape: _Shape,
-    first: str | Completion,
-    pieces: AsyncGenerator[str | Completion, None],
-    *,
-    include_usage: bool,
-) -> AsyncIterator[bytes]:
-    # With include_usage every chunk carries "usage": null and a last chunk the totals.
-    extra: dict[str, Any] = {"usage": None} if include_usage else {}
-    try:
-        if shape.chat:
-            yield _event(shape.chunk({"role": "assistant", "content": ""}, **extra))
-        item = first
-        while not isinstance(item, Completion):
-            yield _event(shape.chunk(item, **extra))
-            item = await anext(pieces)
-        yield _event(shape.chunk(None, item.finish_reason, **extra))
-        _describe_result(item)  # still in the request's span: it ends with the stream
-        if include_usage:
-            yield _event(shape.usage_chunk(item))
-        # For the gateway's token quota; an SSE comment, which clients ignore.
-        yield b": usage " + orjson.dumps(_usage(item)) + b"\n\n"
-    except InferenceError as exc:  # mid-stream: the status line is gone, send an event
-        yield _event(error_document(exc))
-    yield b"data: [DONE]\n\n"
-
-
-class EventStream(StreamingResponse):
-    """Server-sent events with a clean-up that runs however the response ends, even when the
-    client leaves before the first byte (when the event generator never starts)."""
-
-    def __init__(
-        self,
-        events: AsyncIterator[bytes],
-        finish: Callable[[], Awaitable[None]],
-        status_code: int = 200,
-    ) -> None:
-        super().__init__(events, status_code, media_type="text/event-stream", headers=SSE_HEADERS)
-        self._finish = finish
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            await self._finish()
-
-
-class _Shape:
-    """The response objects of one request, with one id and creation time."""
-
-    def __init__(self, *, chat: bool, model: str) -> None:
-        self.chat, self.model = chat, model
-        self.id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
-        self.created = int(time.time())
-
-    def _head(self, kind: str) -> dict[str, Any]:
-        return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
-
-    def whole(self, result: Completion) -> dict[str, Any]:
-        reason = result.finish_reason
-        if self.chat:
-            choice: dict[str, Any] = {
-                "index": 0,
-                "message": {"role": "assistant", "content": result.text},
-                "logprobs": None,
-                "finish_reason": reason,
-            }
-            document = self._head("chat.completion")
-        else:
-            choice = {"index": 0, "text": result.text, "logprobs": None, "finish_reason": reason}
-            document = self._head("text_completion")
-        return {**document, "choices": [choice], "usage": _usage(result)}
-
-    def chunk(
-        self, content: str | dict[str, str] | None, finish_reason: str | None = None, **extra: Any
-    ) -> dict[str, Any]:
-        if self.chat:
-            delta = {"content": content} if isinstance(content, str) else content or {}
-            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-            document = self._head("chat.completion.chunk")
-        else:
-            text = content if isinstance(content, str) else ""
-            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
-            document = self._head("text_completion")
-        return {**document, "choices": [choice], **extra}
-
-    def usage_chunk(self, result: Completion) -> dict[str, Any]:
-        kind = "chat.completion.chunk" if self.chat else "text_completion"
-        return {**self._head(kind), "choices": [], "usage": _usage(result)}
-
-
-def _describe_request(shape: _Shape, sampling: Sampling, served: str) -> None:
+def _describe_request(shape: Shape, sampling: Sampling, served: str) -> None:
     """The GenAI conventions' request attributes, on the request's span if it records."""
     span = trace.get_current_span()
     if not span.is_recording():
@@ -380,86 +220,3 @@ def _describe_request(shape: _Shape, sampling: Sampling, served: str) -> None:
     )
     if sampling.seed is not None:
         span.set_attribute(names.GEN_AI_REQUEST_SEED, sampling.seed)
-
-
-def _describe_result(result: Completion) -> None:
-    span = trace.get_current_span()
-    if span.is_recording():
-        span.set_attributes(
-            {
-                names.GEN_AI_USAGE_INPUT_TOKENS: result.prompt_tokens,
-                names.GEN_AI_USAGE_OUTPUT_TOKENS: result.completion_tokens,
-                names.GEN_AI_RESPONSE_FINISH_REASONS: [result.finish_reason],
-            }
-        )
-
-
-def _usage(result: Completion) -> dict[str, int]:
-    return {
-        "prompt_tokens": result.prompt_tokens,
-        "completion_tokens": result.completion_tokens,
-        "total_tokens": result.prompt_tokens + result.completion_tokens,
-    }
-
-
-def _vector(row: np.ndarray, encoding: str) -> list[float] | str:
-    if encoding == "base64":  # little-endian float32, as the official client decodes it
-        return base64.b64encode(row.astype("<f4").tobytes()).decode()
-    return [float(x) for x in row]
-
-
-async def until_gone(request: Request, work: Awaitable[T]) -> T:
-    """Await ``work`` unless the client disconnects first, which cancels it."""
-    task = asyncio.ensure_future(work)
-    gone = asyncio.ensure_future(_disconnected(request))
-    try:
-        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-    if not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        raise ClientGoneError
-    return task.result()
-
-
-async def _disconnected(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
-# -- errors -----------------------------------------------------------------------------------
-
-_STATUS: list[tuple[type[InferenceError], int, str, str | None]] = [
-    (PayloadTooLargeError, 413, "invalid_request_error", "request_too_large"),
-    (InvalidRequestError, 400, "invalid_request_error", None),
-    (ModelNotFoundError, 404, "invalid_request_error", "model_not_found"),
-    (ModelNotReadyError, 503, "service_unavailable", "model_not_ready"),
-    (DeadlineExceededError, 504, "timeout", "generation_timeout"),
-]
-
-
-def error_document(error: InferenceError) -> dict[str, Any]:
-    _, kind, code = _classify(error)
-    param = error.param if isinstance(error, InvalidRequestError) else None
-    return {"error": {"message": str(error), "type": kind, "param": param, "code": code}}
-
-
-def _classify(error: InferenceError) -> tuple[int, str, str | None]:
-    for cls, status, kind, code in _STATUS:
-        if isinstance(error, cls):
-            return status, kind, code
-    return 500, "server_error", None
-
-
-def error_response(error: InferenceError) -> Response:
-    return _json(error_document(error), _classify(error)[0])
-
-
-def _json(document: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(document), status_code=status, media_type=JSON)
-
-
-def _event(document: object) -> bytes:
-    return b"data: " + orjson.dumps(document) + b"\n\n"

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 
 import orjson
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from modelplane.errors import InferenceError, PayloadTooLargeError
+from modelplane.errors import ClientGoneError, InferenceError
 from modelplane.runtime.dataplane import DataPlane
+from modelplane.runtime.receiving import read_body
+from modelplane.runtime.replies import status_of
 from modelplane.runtime.v2 import codec
-from modelplane.runtime.v2.routes import OUTCOMES, status_of
 
 log = logging.getLogger(__name__)
 
@@ -55,61 +56,39 @@ class InferEndpoint:
         self, address: tuple[str, str | None], scope: Scope, receive: Receive, send: Send
     ) -> None:
         name, version = address
-        declared, header_length = _lengths(scope)
         with self.dataplane.scope() as request_scope:
             try:
-                body = await self._read_body(declared, receive)
-                if body is None:
-                    return  # the client went away
-                decoded = codec.decode_request(body, header_length)
+                body = await read_body(scope, receive, self.max_request_bytes)
+                decoded = codec.decode_request(body, _header_length(scope))
                 binary_default = codec.binary_output_default(decoded)
                 response = await self.dataplane.infer(name, version, decoded, request_scope)
                 content, json_length = codec.encode_response(
                     response, decoded.outputs, binary_default
                 )
+            except ClientGoneError:
+                return  # no one to answer
             except InferenceError as exc:
+                request_scope.refused(exc)
                 status, headers, content = status_of(exc), _JSON, _error(str(exc))
             except Exception as exc:
                 log.exception("inference on %s failed unexpectedly", name)
+                request_scope.refused(exc)
                 status, headers, content = 500, _JSON, _error(f"internal error: {exc!r}")
             else:
+                request_scope.served()
                 status = 200
                 headers = _JSON
                 if json_length is not None:
                     headers = [*_BINARY, (_HEADER_LENGTH, str(json_length).encode())]
-            self.dataplane.metrics.count(OUTCOMES.get(status, "error"))
         await _send(send, status, headers, content)
 
-    async def _read_body(self, declared: int | None, receive: Receive) -> bytes | None:
-        limit = self.max_request_bytes
-        if declared is not None and declared > limit:
-            raise PayloadTooLargeError(
-                f"request body of {declared} bytes exceeds the limit of {limit}"
-            )
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message: Message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLargeError(f"request body exceeds the limit of {limit} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-
-def _lengths(scope: Scope) -> tuple[int | None, str | None]:
-    declared: int | None = None
-    header_length: str | None = None
+def _header_length(scope: Scope) -> str | None:
+    """The binary tensor extension's length of the body's JSON part, if the request has one."""
     for key, value in scope["headers"]:
-        if key == _CONTENT_LENGTH and value.isdigit():
-            declared = int(value)
-        elif key == _HEADER_LENGTH:
-            header_length = value.decode("latin-1")
-    return declared, header_length
+        if key == _HEADER_LENGTH:
+            return str(value.decode("latin-1"))
+    return None
 
 
 def _error(message: str) -> bytes:
