@@ -1,5 +1,6 @@
-"""What tracing costs: the same wrk load through `modelplane up` with tracing off, sampled at
-10% and sampled at 100%, exporting to a real OpenTelemetry Collector on the same machine.
+"""What tracing and the access log cost: the same wrk load through `modelplane up` with both
+off, the access log on (the default; and sampled at 10%), and tracing sampled at 10% and at 100%
+(access log off), exporting to a real OpenTelemetry Collector on the same machine.
 
     python -m benchmarks.observability.run [--seconds 8] [--rounds 2] [--concurrency 1 16]
 
@@ -25,13 +26,17 @@ from benchmarks.runtime.run import wrk
 from modelplane.processes import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
-ARMS: dict[str, dict[str, str]] = {
-    "off": {},
-    "sampled 10%": {
-        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-        "OTEL_TRACES_SAMPLER_ARG": "0.1",
-    },
-    "sampled 100%": {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
+QUIET = ("--no-access-log",)
+# arm -> (the environment tracing reads, more options for `modelplane up`)
+ARMS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
+    "off": ({}, QUIET),
+    "access log": ({}, ()),
+    "access log 10%": ({}, ("--access-log-sample", "0.1")),
+    "sampled 10%": (
+        {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+        QUIET,
+    ),
+    "sampled 100%": ({"OTEL_TRACES_SAMPLER": "parentbased_always_on"}, QUIET),
 }
 
 
@@ -68,18 +73,20 @@ def collector(work: Path) -> tuple[subprocess.Popen[bytes], int]:
     return process, port
 
 
-def measure(arm: str, env: dict[str, str], port: int, args: argparse.Namespace) -> list[Figure]:
+def measure(
+    arm: str, env: dict[str, str], options: tuple[str, ...], port: int, args: argparse.Namespace
+) -> list[Figure]:
     traced = {
         **env,
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
     }
     saved = dict(os.environ)
-    if arm != "off":
+    if env:
         os.environ.update(traced)
     try:
         with tempfile.TemporaryDirectory(dir=BENCH) as state:
-            up = Up(Path(state) / "state")
+            up = Up(Path(state) / "state", *options)
             try:
                 # One replica throughout: the autoscaler must not move the runtime under test.
                 up.apply(model("iris", {"scaling": {"minReplicas": 1, "maxReplicas": 1}}))
@@ -144,9 +151,9 @@ def main() -> None:
         try:
             figures = []
             for round_ in range(args.rounds):
-                for arm, env in ARMS.items():
-                    print(f"round {round_ + 1}, tracing {arm}", flush=True)
-                    figures += measure(arm, env, port, args)
+                for arm, (env, options) in ARMS.items():
+                    print(f"round {round_ + 1}, {arm}", flush=True)
+                    figures += measure(arm, env, options, port, args)
         finally:
             process.terminate()
             process.wait(timeout=30)
