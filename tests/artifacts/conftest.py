@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import pytest
 
 from tests.artifacts.proxy import CountingProxy
-from tests.artifacts.s3server import S3Server, weed_binary
+from tests.artifacts.s3server import S3Server, versitygw_binary
 
 
 @pytest.fixture(scope="session")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    server = S3Server(weed_binary(), tmp_path_factory.mktemp("s3"))
+    server = S3Server(versitygw_binary(), tmp_path_factory.mktemp("s3"))
     yield server
     server.stop()
 

@@ -203,8 +203,9 @@ def test_eviction_takes_the_least_recently_used_and_cache_verbs_show_it(
 def test_keys_that_escape_the_directory_are_refused(
     hostile: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """AWS S3 takes any key, '..' segments included (SeaweedFS refuses them on upload), so a
-    store that lists one is played by a small HTTP server answering ListObjectsV2."""
+    """AWS S3 takes any key, '..' segments included (Versity S3 Gateway, keeping objects as files,
+    refuses them on upload), so a store that lists one is played by a small HTTP server answering
+    ListObjectsV2."""
     keys = ["escape/model.onnx", hostile]
     with listing_server(keys) as endpoint:
         use(monkeypatch, Identity("someone", "secret"), endpoint)
