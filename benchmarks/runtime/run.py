@@ -87,7 +87,8 @@ def artifacts() -> Path:
 
 
 def arms(iris: Path) -> list[Arm]:
-    modelplane = [PYTHON, "-m", "modelplane", "serve", "--log-level", "warning"]
+    # Per-request log lines off, as for every peer (the access log's cost is measured apart).
+    modelplane = [PYTHON, "-m", "modelplane", "serve", "--log-level", "warning", "--no-access-log"]
     mlserver, kserve = BENCH / "venv-mlserver", BENCH / "venv-kserve"
 
     def mlserver_command(port: int) -> list[str]:
