@@ -116,7 +116,8 @@ def release(up: Up, name: str, new: dict[str, Any], done: str) -> dict[str, Any]
         stop.set()
         await task
         if decided is None:
-            raise RuntimeError(f"{name}: no {done} within 240 s")
+            rollout = (await asyncio.to_thread(status, up, name)).get("rollout") or {}
+            raise RuntimeError(f"{name}: no {done} within 240 s; rollout: {rollout}")
         return decided - applied
 
     seconds = asyncio.run(scenario())
@@ -245,8 +246,11 @@ FIGURES = {"good": good, "bad": bad, "split": split, "mirroring": mirroring}
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=list(FIGURES), default=list(FIGURES))
+    parser.add_argument(
+        "--up-option", action="append", default=[], help="an option for `modelplane up` (repeat)"
+    )
     args = parser.parse_args()
-    run_figures(FIGURES, args.only, "rollouts-results.json")
+    run_figures(FIGURES, args.only, "rollouts-results.json", args.up_option)
 
 
 if __name__ == "__main__":
