@@ -17,24 +17,17 @@ from modelplane.api.model import (
     GENERATIVE_TASKS,
     GROUP,
     KIND,
-    ROLLOUT_COMMAND_ANNOTATION,
     VERSION,
     Analysis,
-    AnalysisResult,
     Batching,
     Engine,
     Generation,
-    MetricVerdict,
     Model,
     ModelFormat,
     ModelSpec,
-    ModelStatus,
     Protocol,
     Resources,
-    RevisionStatus,
     Rollout,
-    RolloutPhase,
-    RolloutStatus,
     RolloutStep,
     RolloutStrategy,
     RuntimeOptions,
@@ -45,6 +38,15 @@ from modelplane.api.model import (
 )
 from modelplane.api.revision import revision_digest, revision_name
 from modelplane.api.schema import crd, json_schema
+from modelplane.api.status import (
+    ROLLOUT_COMMAND_ANNOTATION,
+    AnalysisResult,
+    MetricVerdict,
+    ModelStatus,
+    RevisionStatus,
+    RolloutPhase,
+    RolloutStatus,
+)
 
 __all__ = [
     "API_VERSION",

@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from modelplane.api.model import API_VERSION, KIND, Model, ModelStatus
+from modelplane.api.model import API_VERSION, KIND, Model
+from modelplane.api.status import ModelStatus
 from modelplane.errors import FieldProblem, SpecError
 
 _MAX_VALUE_CHARS = 60

@@ -1,0 +1,72 @@
+"""What the control plane reports on a Model (``status``): its revisions and their traffic, the
+rollout's state and its last analysis, and the conditions. Written by ``control``, read by every
+client; a user never writes it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field
+
+from modelplane.api.meta import Condition, Wire
+
+
+class RevisionStatus(Wire):
+    name: str
+    digest: str = ""
+    replicas: int = 0
+    ready_replicas: int = 0
+    traffic: Annotated[int, Field(ge=0, le=100)] = 0
+
+
+class MetricVerdict(Wire):
+    name: str
+    value: float | None = None
+    threshold: float
+    passed: bool
+    measure: str | None = Field(
+        default=None, description="How the value was measured, where there is more than one way."
+    )
+
+
+class AnalysisResult(Wire):
+    passed: bool
+    message: str = ""
+    metrics: list[MetricVerdict] = Field(default_factory=list)
+
+
+ROLLOUT_COMMAND_ANNOTATION = "modelplane.io/rollout-command"
+
+
+class RolloutPhase(StrEnum):
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    PROMOTED = "Promoted"
+    ROLLED_BACK = "RolledBack"
+    FAILED = "Failed"
+
+
+class RolloutStatus(Wire):
+    phase: RolloutPhase
+    step: int = 0
+    step_started_at: datetime | None = None  # None until the canary is ready to take traffic
+    message: str = ""
+    reason: str = Field(
+        default="",
+        description="Why the rollout ended where it is, as a machine reads it: for RolledBack, "
+        "CanaryFailing, ArtifactUnavailable, AnalysisFailed or RolloutAborted.",
+    )
+    last_analysis: AnalysisResult | None = None
+    last_command: str = ""  # the rollout-command annotation last acted on
+
+
+class ModelStatus(Wire):
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    revisions: list[RevisionStatus] = Field(default_factory=list)
+    stable_revision: str | None = None
+    canary_revision: str | None = None
+    rollout: RolloutStatus | None = None
+    url: str | None = None
