@@ -6,9 +6,6 @@ what the answer used). Each refusal is a domain error, counted by reason; the pr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from starlette.types import Send
 
 from modelplane.errors import AuthError, ForbiddenError, QuotaExceededError
@@ -44,22 +41,40 @@ class Admission:
             self.metrics.refused.labels(namespace, "forbidden").inc()
             raise
 
-    @asynccontextmanager
-    async def within_quota(
+    def within_quota(
         self, namespace: str, send: Send, reserve: int | None = None, streaming: bool = False
-    ) -> AsyncIterator[Send]:
+    ) -> _Place:
         """Hold a request's place in ``namespace``'s quota while it runs (from before its body
         is read: a slow upload holds its place too); QuotaExceededError, with when to retry, if
-        there is none. ``reserve``: the tokens it may use. Yields the ``send`` to answer
-        through, which meters the answer's tokens where the namespace counts them."""
-        over = self.quotas.admit(namespace, reserve)
+        there is none. ``reserve``: the tokens it may use. Entered, it gives the ``send`` to
+        answer through, which meters the answer's tokens where the namespace counts them. A
+        class, not a generator: it runs on every request."""
+        return _Place(self, namespace, send, reserve, streaming)
+
+
+class _Place:
+    __slots__ = ("admission", "meter", "namespace", "reserve", "send", "streaming")
+
+    def __init__(
+        self, admission: Admission, namespace: str, send: Send, reserve: int | None, streaming: bool
+    ) -> None:
+        self.admission, self.namespace, self.send = admission, namespace, send
+        self.reserve, self.streaming = reserve, streaming
+        self.meter: TokenMeter | None = None
+
+    async def __aenter__(self) -> Send:
+        admission, namespace = self.admission, self.namespace
+        over = admission.quotas.admit(namespace, self.reserve)
         if over is not None:
-            self.metrics.refused.labels(namespace, "quota").inc()
+            admission.metrics.refused.labels(namespace, "quota").inc()
             raise QuotaExceededError(over.message, over.retry_after)
-        meter = TokenMeter(streaming) if reserve is not None else None
-        try:
-            yield meter.watching(send) if meter is not None else send
-        finally:
-            self.quotas.release(namespace)
-            if meter is not None and reserve is not None:
-                self.quotas.charge(namespace, meter.used(reserve) - reserve)
+        if self.reserve is None:
+            return self.send
+        self.meter = TokenMeter(self.streaming)
+        return self.meter.watching(self.send)
+
+    async def __aexit__(self, *_: object) -> None:
+        quotas = self.admission.quotas
+        quotas.release(self.namespace)
+        if self.meter is not None and self.reserve is not None:
+            quotas.charge(self.namespace, self.meter.used(self.reserve) - self.reserve)

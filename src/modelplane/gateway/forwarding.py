@@ -49,7 +49,7 @@ class RetryBudget:
         return False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Tried(Generic[T]):
     """One attempt's outcome: ``result`` None when the replica did not answer; ``retry`` when
     another replica is worth asking (no answer, or 503); ``committed`` once the client has bytes

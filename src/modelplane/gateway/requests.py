@@ -14,7 +14,7 @@ from modelplane.gateway import paths
 FORWARDED = (b"content-type", b"inference-header-content-length", b"traceparent", b"tracestate")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProxyRequest:
     target: paths.ModelPath
     method: str  # as asked of a replica (HEAD as GET)
