@@ -87,6 +87,17 @@ def roll_out(platform: Platform, name: str, request: dict[str, Any]) -> dict[str
     return rollout_of(platform, name)
 
 
+def start_canary(
+    platform: Platform, name: str, stable: Path, canary: Path, analysis: str, tmp_path: Path
+) -> None:
+    """``stable``'s model serving as ``name``, then ``canary``'s applied and rolling out."""
+    apply(platform, tmp_path / "stable.yaml", manifest(stable, name, analysis))
+    platform.wait_condition(name, "Ready", "True", timeout=90)
+    apply(platform, tmp_path / "canary.yaml", manifest(canary, name, analysis))
+    wait_for(lambda: rollout_of(platform, name).get("phase") == "Progressing",
+             "the canary's rollout", 90)  # fmt: skip
+
+
 def verdicts(rollout: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {m["name"]: m for m in rollout["lastAnalysis"]["metrics"]}
 
@@ -101,13 +112,9 @@ def test_a_chat_canary_slow_to_its_first_token_is_rolled_back_on_it(
                maxTimePerOutputTokenP99Ms: 60000, shadowPercent: 0}
 """
     stable = made(tmp_path / "fast", "--seed", "7")
-    apply(platform, tmp_path / "stable.yaml", manifest(stable, "slowstart", analysis))
-    platform.wait_condition("slowstart", "Ready", "True", timeout=90)
 
     heavy = made(tmp_path / "heavy", "--seed", "7", "--embedding", "384", "--layers", "8")
-    apply(platform, tmp_path / "canary.yaml", manifest(heavy, "slowstart", analysis))
-    wait_for(lambda: rollout_of(platform, "slowstart").get("phase") == "Progressing",
-             "the canary's rollout", 90)  # fmt: skip
+    start_canary(platform, "slowstart", stable, heavy, analysis, tmp_path)
 
     ended = roll_out(platform, "slowstart", {"messages": MESSAGES, "max_tokens": 8,
                                              "stream": True})  # fmt: skip
@@ -139,12 +146,8 @@ def test_shadowed_chat_answers_are_compared_by_exact_match_when_greedy_with_a_se
                maxTimeToFirstTokenP99Ms: 60000, maxTimePerOutputTokenP99Ms: 60000}
 """
     stable = made(tmp_path / "seven", "--seed", "7")
-    apply(platform, tmp_path / "stable.yaml", manifest(stable, "shadowed", analysis))
-    platform.wait_condition("shadowed", "Ready", "True", timeout=90)
     other = made(tmp_path / "eight", "--seed", "8")  # other weights: other words
-    apply(platform, tmp_path / "canary.yaml", manifest(other, "shadowed", analysis))
-    wait_for(lambda: rollout_of(platform, "shadowed").get("phase") == "Progressing",
-             "the canary's rollout", 90)  # fmt: skip
+    start_canary(platform, "shadowed", stable, other, analysis, tmp_path)
 
     greedy = {"messages": MESSAGES[:1], "max_tokens": 12, "temperature": 0, "seed": 1}
     ended = roll_out(platform, "shadowed", greedy)
