@@ -82,11 +82,18 @@ def test_protocols_default_from_the_task(task: str, fmt: str, protocols: list[st
         ({"format": "onxx"}, "(got 'onxx')"),
         ({"task": "chat"}, "format 'onnx' cannot serve task 'chat'; it serves: classification"),
         ({"protocols": ["openai"]}, "protocol 'openai' needs a task of embedding"),
-        ({"source": {"uri": "oci://registry/model:1"}}, "scheme 'oci' is not supported"),
-        ({"source": {"uri": "s3:///model.onnx"}}, "an s3:// source names its bucket"),
+        ({"source": {"uri": "ftp://host/model.onnx"}}, "scheme 'ftp' is not supported"),
+        ({"source": {"uri": "s3:///model.onnx"}}, "is not a source of this form: s3://bucket/key"),
+        ({"source": {"uri": "oci://registry/Model:1"}}, "oci://registry/repository:tag or"),
+        ({"source": {"uri": "models:/iris"}}, "models:/name/version or models:/name@alias"),
+        ({"source": {"uri": "hf://org/name/extra"}}, "hf://org/name or hf://org/name@revision"),
         (
             {"source": {"uri": "file://m.onnx", "endpoint": "http://127.0.0.1:9000"}},
-            "endpoint is only for s3:// sources",
+            "endpoint is only for s3://, models:/ and hf:// sources",
+        ),
+        (
+            {"source": {"uri": "s3://b/m.onnx", "credentials": {"secret": "Not_A_Name"}}},
+            "spec.source.credentials.secret: String should match",
         ),
         (
             {"source": {"uri": "s3://b/m.onnx", "endpoint": "http://key:secret@host"}},
@@ -172,12 +179,32 @@ def test_serving_changes_make_a_new_revision(change: dict[str, Any]) -> None:
     assert revision_digest(parse_model(document(**change)).spec) != base
 
 
-def test_the_source_endpoint_left_out_renames_no_revision() -> None:
-    """``source.endpoint`` came after revisions existed: a source without one keeps the digest
-    it had before the field was added."""
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "oci://registry.example:5000/team/iris:v1",
+        "oci://ghcr.io/team/iris@sha256:" + "a" * 64,
+        "oci://localhost/iris",
+        "models:/iris/3",
+        "models:/iris@champion",
+        "hf://sentence-transformers/all-MiniLM-L6-v2",
+        "hf://gpt2@main",
+        "hf://org/name@" + "0" * 40,
+        "s3://bucket/prefix/",
+    ],
+)
+def test_every_source_kind_is_accepted(uri: str) -> None:
+    source = parse_model(document(source={"uri": uri})).spec.source
+    assert source.uri == uri
+
+
+def test_later_source_fields_left_out_rename_no_revision() -> None:
+    """``source.endpoint`` and ``source.credentials`` came after revisions existed: a source
+    without them keeps the digest it had before the fields were added."""
     spec = parse_model(document()).spec
     served = spec.model_dump(mode="json", by_alias=True, include=set(SERVING_FIELDS))
     served["source"].pop("endpoint")
+    served["source"].pop("credentials")
     canonical = json.dumps(served, sort_keys=True, separators=(",", ":"))
     assert revision_digest(spec) == hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -33,6 +33,7 @@ from modelplane.api.model import (
     RuntimeOptions,
     Scaling,
     Source,
+    SourceCredentials,
     Task,
     Telemetry,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "RuntimeOptions",
     "Scaling",
     "Source",
+    "SourceCredentials",
     "Task",
     "Telemetry",
     "crd",

@@ -68,7 +68,29 @@ FORMAT_TASKS: dict[ModelFormat, frozenset[Task]] = {
     ModelFormat.HUGGINGFACE: frozenset(OPENAI_TASKS),
     ModelFormat.VLLM: frozenset(OPENAI_TASKS),
 }
-SOURCE_SCHEMES = ("file", "http", "https", "s3")
+# Each source kind, the form its URI takes (shown in errors) and the pattern it must match.
+SOURCE_SCHEMES: dict[str, str] = {
+    "file": "file:///abs/path or file://rel/path",
+    "http": "http://host/path/file",
+    "https": "https://host/path/file",
+    "s3": "s3://bucket/key or s3://bucket/prefix/",
+    "oci": "oci://registry/repository:tag or oci://registry/repository@sha256:<digest>",
+    "models": "models:/name/version or models:/name@alias",
+    "hf": "hf://org/name or hf://org/name@revision",
+}
+SOURCE_FORMS: dict[str, re.Pattern[str]] = {
+    "file": re.compile(r"file://.+"),
+    "http": re.compile(r"http://[^/]+/.*"),
+    "https": re.compile(r"https://[^/]+/.*"),
+    "s3": re.compile(r"s3://[^/]+(/.*)?"),
+    "oci": re.compile(
+        r"oci://[^/@:]+(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+"
+        r"(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[0-9a-f]{64})?"
+    ),
+    "models": re.compile(r"models:/[^/@]+(/[0-9]+|@[A-Za-z0-9_-]+)"),
+    "hf": re.compile(r"hf://[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?(@[^@\s]+)?"),
+}
+ENDPOINT_SCHEMES = frozenset({"s3", "models", "hf"})
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 CpuQuantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?m?$")]
@@ -77,12 +99,31 @@ MemoryQuantity = Annotated[
 ]
 
 
+class SourceCredentials(Wire):
+    """Where the fetch's secrets come from; they go to the step that fetches and nowhere else."""
+
+    secret: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)] = (
+        Field(
+            description="On a cluster, a Secret in the Model's namespace: its keys become the "
+            "fetch step's environment (AWS_ACCESS_KEY_ID, MLFLOW_TRACKING_TOKEN, HF_TOKEN, "
+            "REGISTRY_USERNAME, ...), or, for a kubernetes.io/dockerconfigjson Secret, its "
+            "registry logins. Embedded, the file of that name under "
+            "~/.config/modelplane/credentials (KEY=value lines, readable by its owner only)."
+        )
+    )
+
+
 class Source(Wire):
     """Where the artifact (one file, or a directory) lives, and the digest it must have."""
 
     uri: Annotated[str, Field(min_length=1)] = Field(
         description="file:///path (a file or a directory), http(s)://host/file, "
-        "s3://bucket/key (a file) or s3://bucket/prefix/ (a directory)."
+        "s3://bucket/key (a file) or s3://bucket/prefix/ (a directory), "
+        "oci://registry/repository:tag or @sha256:digest (an ORAS artifact or a model image), "
+        "models:/name/version or models:/name@alias (the MLflow model registry), "
+        "hf://org/name or hf://org/name@revision (a Hugging Face repository). Moving "
+        "references (a tag, an alias, a branch) are resolved once, when a revision is made, "
+        "and the revision keeps the immutable one."
     )
     sha256: Sha256 | None = Field(
         default=None,
@@ -90,11 +131,17 @@ class Source(Wire):
         "manifest digest (sha256 of its sorted '<sha256>  <size>  <path>' lines). Pinned "
         "artifacts are fetched once into a cache shared by every replica.",
     )
-    endpoint: Annotated[str, Field(pattern=r"^https?://[^/?#@\s]+/?$")] | None = Field(
+    endpoint: Annotated[str, Field(pattern=r"^https?://[^/?#@\s]+(/[^?#@\s]*)?$")] | None = Field(
         default=None,
-        description="For s3:// sources on an S3-compatible store: its URL (http(s)://host:port); "
-        "default: AWS_ENDPOINT_URL, else AWS S3. Credentials come from the standard AWS chain "
-        "(environment, profile, web identity, instance role), never from the resource.",
+        description="The server of the source, where the URI cannot name it: an "
+        "S3-compatible store for s3:// (default: AWS_ENDPOINT_URL, else AWS S3), the MLflow "
+        "tracking server for models:/ (default: MLFLOW_TRACKING_URI), the hub for hf:// "
+        "(default: HF_ENDPOINT, else huggingface.co).",
+    )
+    credentials: SourceCredentials | None = Field(
+        default=None,
+        description="Secrets the fetch needs beyond the standard chains of the replica's "
+        "environment. They are never written to status, events, logs, metrics or traces.",
     )
 
     @field_validator("uri")
@@ -102,18 +149,19 @@ class Source(Wire):
     def _known_scheme(cls, uri: str) -> str:
         parts = urlsplit(uri)
         if parts.scheme not in SOURCE_SCHEMES:
-            allowed = ", ".join(f"{s}://" for s in SOURCE_SCHEMES)
+            allowed = ", ".join(SOURCE_SCHEMES.values())
             raise ValueError(
                 f"scheme {parts.scheme or '(none)'!r} is not supported; use one of {allowed}"
             )
-        if parts.scheme == "s3" and not parts.netloc:
-            raise ValueError("an s3:// source names its bucket: s3://bucket/key")
+        if not SOURCE_FORMS[parts.scheme].fullmatch(uri):
+            form = SOURCE_SCHEMES[parts.scheme]
+            raise ValueError(f"{uri!r} is not a source of this form: {form}")
         return uri
 
     @model_validator(mode="after")
-    def _endpoint_for_s3(self) -> Self:
-        if self.endpoint is not None and urlsplit(self.uri).scheme != "s3":
-            raise ValueError("endpoint is only for s3:// sources")
+    def _endpoint_for_servers(self) -> Self:
+        if self.endpoint is not None and urlsplit(self.uri).scheme not in ENDPOINT_SCHEMES:
+            raise ValueError("endpoint is only for s3://, models:/ and hf:// sources")
         return self
 
 

@@ -15,7 +15,7 @@ from modelplane.api.model import ModelSpec
 
 SERVING_FIELDS = ("source", "format", "task", "protocols", "resources", "batching", "runtime")
 LATER_SERVING_FIELDS = ("generation", "engine", "telemetry")
-LATER_SOURCE_FIELDS = ("endpoint",)
+LATER_SOURCE_FIELDS = ("endpoint", "credentials")
 
 
 def revision_digest(spec: ModelSpec) -> str:

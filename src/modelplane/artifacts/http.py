@@ -38,6 +38,9 @@ class HttpRemote:
             )
         self.limits, self.transfer, self.timeout = limits, transfer, timeout
 
+    def resolved(self) -> str:
+        return self.uri  # no moving references: the content is pinned by source.sha256
+
     def download(self, staging: Staging) -> Path:
         target = staging.content / (Path(urlsplit(self.uri).path).name or "artifact")
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -84,6 +84,9 @@ class S3Remote:
         self.client = _client(source.endpoint, transfer)
         self.where = self.client.meta.endpoint_url
 
+    def resolved(self) -> str:
+        return self.uri  # no moving references: the content is pinned by source.sha256
+
     def download(self, staging: Staging) -> Path:
         """The artifact under ``staging.content``, every byte fetched (not yet verified)."""
         target = staging.content / self.location.name

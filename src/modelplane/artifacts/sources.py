@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -33,6 +34,11 @@ class Remote(Protocol):
 
     uri: str
 
+    def resolved(self) -> str:
+        """The source's immutable reference: the URI itself where it names no moving reference;
+        else the tag, alias or branch resolved with the store (a digest, a version, a commit)."""
+        ...
+
     def download(self, staging: Staging) -> Path:
         """The artifact, all of it, under ``staging.content`` (verified by the caller)."""
         ...
@@ -42,6 +48,31 @@ class Remote(Protocol):
 class FetchSettings:
     limits: Limits = field(default_factory=Limits)
     transfer: Transfer = field(default_factory=Transfer)
+
+
+def _http(source: Source, settings: FetchSettings) -> Remote:
+    from modelplane.artifacts.http import HttpRemote
+
+    return HttpRemote(source, settings.limits, settings.transfer)
+
+
+def _s3(source: Source, settings: FetchSettings) -> Remote:
+    from modelplane.artifacts.s3 import S3Remote  # boto3 loads only when needed
+
+    return S3Remote(source, settings.limits, settings.transfer)
+
+
+# Each remote source kind by its URI scheme; a kind's module loads when a source needs it.
+REMOTES: dict[str, Callable[[Source, FetchSettings], Remote]] = {
+    "http": _http,
+    "https": _http,
+    "s3": _s3,
+}
+
+
+def remote(source: Source, settings: FetchSettings) -> Remote:
+    """The remote source kind that serves ``source`` (``file://`` is not remote)."""
+    return REMOTES[urlsplit(source.uri).scheme](source, settings)
 
 
 def default_cache_dir() -> Path:
@@ -85,15 +116,16 @@ class Fetcher:
             hold.close()
         self._holds.clear()
 
+    def pin(self, source: Source) -> Source:
+        """``source`` with its moving reference (a tag, an alias, a branch) resolved to the
+        immutable one, for a new revision to keep; an immutable source is returned as it is."""
+        if urlsplit(source.uri).scheme == "file":
+            return source
+        pinned = remote(source, self.settings).resolved()
+        return source if pinned == source.uri else source.model_copy(update={"uri": pinned})
+
     def _remote(self, source: Source) -> Remote:
-        limits, transfer = self.settings.limits, self.settings.transfer
-        if urlsplit(source.uri).scheme == "s3":
-            from modelplane.artifacts.s3 import S3Remote  # boto3 loads only when needed
-
-            return S3Remote(source, limits, transfer)
-        from modelplane.artifacts.http import HttpRemote
-
-        return HttpRemote(source, limits, transfer)
+        return remote(source, self.settings)
 
     def _pinned(self, source: Source, digest: str) -> Path:
         self._holds.append(self.cache.hold(digest))
