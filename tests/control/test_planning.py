@@ -150,3 +150,46 @@ def test_a_rollout_command_is_acted_on_once() -> None:
     assert promoted.plan.traffic == {"iris-r2": 100}
     assert promoted.plan.status.rollout is not None
     assert promoted.plan.status.rollout.last_command == "promote:1"
+
+
+def test_a_new_revision_records_its_moving_reference_resolved() -> None:
+    model = onnx_model(source={"uri": "oci://registry.example/team/iris:stable"})
+    pinned = model.spec.source.model_copy(
+        update={"uri": "oci://registry.example/team/iris@sha256:" + "b" * 64}
+    )
+    decided = plan(model, Observed(demand=Demand(born=NOW), source=pinned), NOW)
+    assert decided.new_revision
+    assert decided.source.uri.endswith("@sha256:" + "b" * 64)
+    # The revision is named by the spec as written: a tag that moves later makes none.
+    assert decided.revision == revision_of(model)
+
+
+def test_a_source_that_cannot_be_resolved_makes_no_revision_and_the_stable_one_serves() -> None:
+    model = onnx_model()
+    stored = (revision_of(model),)
+    moved = onnx_model(source={"uri": "models:/iris@champion"})
+    why = "no alias 'champion' on registered model 'iris'"
+    decided = plan(
+        moved, Observed(revisions=stored, replicas=(ready("iris-r1"),), unresolved=why), NOW
+    )
+    assert not decided.new_revision
+    assert decided.revision.name == "iris-r1"
+    assert decided.plan.stop == ()
+    assert decided.plan.traffic == {"iris-r1": 100}
+    stalled = {c.type: c for c in decided.plan.status.conditions}["Stalled"]
+    assert (stalled.status.value, stalled.reason) == ("True", "ArtifactUnavailable")
+    assert why in stalled.message
+    assert "ArtifactUnavailable" in reasons(decided)
+
+
+def test_a_first_source_that_cannot_be_resolved_starts_nothing_and_is_not_ready() -> None:
+    model = onnx_model(source={"uri": "hf://org/missing"})
+    decided = plan(model, Observed(demand=Demand(born=NOW), unresolved="not found"), NOW)
+    assert not decided.new_revision
+    assert decided.plan.start == ()
+    assert decided.plan.status.revisions == []
+    conditions = {c.type: c for c in decided.plan.status.conditions}
+    assert (conditions["Ready"].status.value, conditions["Ready"].reason) == (
+        "False",
+        "ArtifactUnavailable",
+    )

@@ -13,6 +13,7 @@ from modelplane.artifacts.parts import Transfer
 from modelplane.artifacts.paths import Limits
 from modelplane.artifacts.sizes import format_size, parse_size
 from modelplane.artifacts.sources import (
+    Fetched,
     Fetcher,
     FetchSettings,
     artifact_cache,
@@ -23,6 +24,7 @@ __all__ = [
     "Cache",
     "Entry",
     "FetchSettings",
+    "Fetched",
     "Fetcher",
     "Limits",
     "Transfer",

@@ -45,6 +45,15 @@ class Remote(Protocol):
 
 
 @dataclass(frozen=True)
+class Fetched:
+    """A verified artifact on this machine."""
+
+    path: Path
+    digest: str | None  # the file's sha256 or the directory's manifest digest; None: an
+    # unpinned file:// source, read in place and not hashed
+
+
+@dataclass(frozen=True)
 class FetchSettings:
     limits: Limits = field(default_factory=Limits)
     transfer: Transfer = field(default_factory=Transfer)
@@ -98,11 +107,21 @@ class Fetcher:
 
     def fetch(self, source: Source) -> Path:
         """A local path holding the artifact, verified against ``source.sha256`` when set."""
+        return self.fetched(source).path
+
+    def fetched(self, source: Source) -> Fetched:
+        """The artifact and its digest, verified against ``source.sha256`` when set."""
         if urlsplit(source.uri).scheme == "file":
-            return local_artifact(source, self.base_dir, self.settings.limits)
+            path = local_artifact(source, self.base_dir, self.settings.limits)
+            return Fetched(path, source.sha256)
         if source.sha256 is not None:
-            return self._pinned(source, source.sha256)
+            return Fetched(self._pinned(source, source.sha256), source.sha256)
         return self._unpinned(source)
+
+    def hold(self, digest: str) -> None:
+        """Keep the entry of ``digest`` from eviction until :meth:`close` (for an artifact
+        another process fetched for this one)."""
+        self._holds.append(self.cache.hold(digest))
 
     def __enter__(self) -> Fetcher:
         return self
@@ -144,7 +163,7 @@ class Fetcher:
                 check_digest(remote.uri, digest, actual, content.is_dir())
             return self.cache.install(staging, digest, shown(remote.uri))
 
-    def _unpinned(self, source: Source) -> Path:
+    def _unpinned(self, source: Source) -> Fetched:
         where = f"{source.uri} {source.endpoint or ''}".encode()
         key = "unpinned-" + hashlib.sha256(where).hexdigest()
         with self.cache.fetching(key) as staging:
@@ -152,4 +171,4 @@ class Fetcher:
             content = remote.download(staging)
             digest = digest_of(content, self.settings.limits, remote.uri)
             self._holds.append(self.cache.hold(digest))
-            return self.cache.install(staging, digest, shown(remote.uri))
+            return Fetched(self.cache.install(staging, digest, shown(remote.uri)), digest)

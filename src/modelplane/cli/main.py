@@ -13,6 +13,7 @@ from modelplane.cli import (
     auth,
     caching,
     chatting,
+    fetching,
     gateway,
     gitops,
     inference,
@@ -70,6 +71,7 @@ def build_app() -> typer.Typer:
     app.add_typer(caching.build(), name="cache")
     app.command()(gitops.promote)
     app.command()(serving.serve)
+    app.command()(fetching.fetch)
     app.command()(resources.validate)
     app.command()(resources.schema)
     app.command("crd")(resources.crd_command)

@@ -104,9 +104,9 @@ def _model_from(
     if file is not None and uri is not None:
         raise CliError("give either --file or --uri, not both", exit_code=EXIT_USAGE)
     if file is not None:
-        return _pick(load_model_file(file), name, str(file))
+        return pick_model(load_model_file(file), name, str(file))
     if manifest is not None and uri is None:
-        return _pick(load_models(manifest, "MODELPLANE_MANIFEST"), name, "the manifest")
+        return pick_model(load_models(manifest, "MODELPLANE_MANIFEST"), name, "the manifest")
     if uri is None or model_format is None:
         raise CliError(
             "nothing to serve",
@@ -119,7 +119,7 @@ def _model_from(
     )
 
 
-def _pick(models: list[Model], name: str | None, file: str) -> Model:
+def pick_model(models: list[Model], name: str | None, file: str) -> Model:
     if name is not None:
         for model in models:
             if model.metadata.name == name:

@@ -14,14 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from modelplane.api import Model
+from modelplane.api import Model, Source
 from modelplane.control.analysis import Window
 from modelplane.control.autoscaling import Demand, replicas_for
+from modelplane.control.conditions import READY, STALLED, set_condition
 from modelplane.control.quotas import ReplicaCap, within_cap
 from modelplane.control.reconcile import Plan, ReplicaView, reconcile
 from modelplane.control.reporting import Reported, events
 from modelplane.control.revisions import RevisionRef, select_revision
-from modelplane.control.rollout import Event, pending_command
+from modelplane.control.rollout import ARTIFACT_UNAVAILABLE, Event, pending_command
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,10 @@ class Observed:
     windows: AnalysisWindows | None = None
     reported: Reported = field(default_factory=Reported)  # what was told before
     url: str | None = None  # where the Model is served
+    # The spec's source with its moving reference (a tag, an alias, a branch) resolved, which a
+    # new revision records; or why it could not be resolved (no new revision is made then).
+    source: Source | None = None
+    unresolved: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,10 +60,26 @@ class ModelPlan:
     plan: Plan  # replicas per revision, traffic, status
     events: tuple[Event, ...]  # in the order they happened
     reported: Reported  # what the backend has told once these events are recorded
+    source: Source  # what a new revision records as its source: immutable references only
 
 
 def plan(model: Model, observed: Observed, now: datetime) -> ModelPlan:
     revision, new = select_revision(model, observed.revisions)
+    if new and observed.unresolved:
+        # The new spec's artifact cannot be pinned: the newest stored revision keeps serving.
+        stored = max(observed.revisions, key=lambda r: r.number, default=None)
+        return _plan(model, observed, now, stored or revision, False, observed.unresolved)
+    return _plan(model, observed, now, revision, new, "")
+
+
+def _plan(
+    model: Model,
+    observed: Observed,
+    now: datetime,
+    revision: RevisionRef,
+    new: bool,
+    unresolved: str,
+) -> ModelPlan:
     current = sum(1 for r in observed.replicas if r.revision == revision.name)
     wanted = replicas_for(model.spec.scaling, observed.demand, current, now)
     meta, before = model.metadata, observed.reported
@@ -70,9 +91,13 @@ def plan(model: Model, observed: Observed, now: datetime) -> ModelPlan:
         else (Window(), Window())
     )
     command, annotation = pending_command(model)
+    if unresolved and not observed.revisions:
+        desired = wanted = 0  # nothing recorded, nothing to start
     found = reconcile(
         model, revision, list(observed.replicas), desired, now, observed.url, measured, command
     )
+    if unresolved:
+        _unavailable(found, model, unresolved, bool(observed.revisions), now)
     if command is not None and found.status.rollout is not None:
         found.status.rollout.last_command = annotation  # acted on once
     told: list[Event] = []
@@ -85,5 +110,20 @@ def plan(model: Model, observed: Observed, now: datetime) -> ModelPlan:
     held_back = desired < wanted
     return ModelPlan(
         revision, new, wanted, desired, found, (*told, *rest),
-        replace(reported, held_back=held_back),
+        replace(reported, held_back=held_back), observed.source or model.spec.source,
     )  # fmt: skip
+
+
+def _unavailable(found: Plan, model: Model, why: str, serving: bool, now: datetime) -> None:
+    """Stalled (and, with nothing recorded yet, not Ready) because the artifact the spec names
+    cannot be resolved."""
+    status, generation = found.status, model.metadata.generation
+    message = f"the new spec's artifact cannot be resolved, no revision was made: {why}"
+    status.conditions = set_condition(
+        status.conditions, STALLED, True, ARTIFACT_UNAVAILABLE, message, generation, now
+    )
+    if not serving:
+        status.revisions = []
+        status.conditions = set_condition(
+            status.conditions, READY, False, ARTIFACT_UNAVAILABLE, message, generation, now
+        )

@@ -33,6 +33,8 @@ from starlette.types import ASGIApp
 from modelplane.api import GENERATIVE_TASKS, Model, Protocol, Source
 from modelplane.api.exits import EXIT_LOAD_FAILED, EXIT_OK, load_failure_code
 from modelplane.artifacts import Fetcher, FetchSettings, artifact_cache, default_cache_dir
+from modelplane.artifacts.credentials import credentials_env
+from modelplane.artifacts.isolated import fetch_in_child
 from modelplane.errors import ModelplaneError
 from modelplane.runtime import loading
 from modelplane.runtime.batching import Batcher, BatchObservers
@@ -87,6 +89,7 @@ class Runtime:
         )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._fetcher: Fetcher | None = None
+        self.artifact_digest: str | None = None  # what was fetched and verified
         self._batcher: Batcher | None = None
         spec = self.model.spec
         self.engine: ExternalEngine | None = None
@@ -185,12 +188,28 @@ class Runtime:
 
     def _fetch(self, source: Source) -> Path:
         """The artifact, from the cache shared with the other replicas (made on first use, on
-        the model's thread: it touches the disk)."""
+        the model's thread: it touches the disk). A source with credentials is fetched by a
+        child process that alone gets them."""
+        options = self.options
+        cache_dir = options.cache_dir or default_cache_dir()
         if self._fetcher is None:
-            options = self.options
-            cache = artifact_cache(options.cache_dir or default_cache_dir(), options.cache_size)
+            cache = artifact_cache(cache_dir, options.cache_size)
             self._fetcher = Fetcher(cache, options.base_dir, options.fetching)
-        return self._fetcher.fetch(source)
+        if source.credentials is None:
+            fetched = self._fetcher.fetched(source)
+            self.artifact_digest = fetched.digest
+            return fetched.path
+        if source.sha256 is not None:
+            self._fetcher.hold(source.sha256)  # before the child fetches: nothing evicts it
+        env = credentials_env(source)
+        found = fetch_in_child(
+            self.model, env, cache_dir, options.base_dir, options.fetching.limits
+        )
+        if found.digest is not None and source.sha256 is None:
+            self._fetcher.hold(found.digest)
+        assert found.path is not None  # a fetch, not a --resolve, names the path
+        self.artifact_digest = found.digest
+        return found.path
 
     def _serve_generator(self, generator: TextGenerator) -> None:
         spec = self.model.spec

@@ -30,6 +30,7 @@ from modelplane.api import (
     ModelSpec,
     ObjectMeta,
     RolloutPhase,
+    Source,
     dump_yaml,
 )
 from modelplane.api.manifests import status_wire
@@ -38,6 +39,7 @@ from modelplane.api.store import Revision
 from modelplane.backends.analysis_windows import rollout_windows
 from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
+from modelplane.backends.pinning import SourcePins, resolve_embedded
 from modelplane.control.analysis import MetricSource
 from modelplane.control.autoscaling import Demand, DemandMemory
 from modelplane.control.planning import ModelPlan, Observed, plan
@@ -85,6 +87,8 @@ class Controller:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     # The most replicas a namespace's Models may run together; None: no limit.
     replica_limit: Callable[[str], int | None] = lambda namespace: None
+    # New revisions' moving references (a tag, an alias, a branch), resolved once.
+    pins: SourcePins = field(default_factory=lambda: SourcePins(resolve_embedded))
     _memory: dict[str, _ModelMemory] = field(default_factory=dict)
     _owners: dict[str, str] = field(default_factory=dict)  # revision name -> model key
     # revision name -> its manifest file and the environment its replicas start with
@@ -180,23 +184,27 @@ class Controller:
         stored = self._revisions(model)
         replicas = [v for v in self.supervisor.views() if self._owners.get(v.revision) == key]
         newest = max(stored, key=lambda r: r.number).name if stored else None
+        refs = tuple(RevisionRef(r.name, r.number, r.digest) for r in stored)
+        source, unresolved = await self.pins.observe(model, refs)
         observed = Observed(
-            revisions=tuple(RevisionRef(r.name, r.number, r.digest) for r in stored),
+            revisions=refs,
             replicas=tuple(replicas),
             demand=self._demand(model, memory, newest, now),
             cap=self._replica_cap(model),
             windows=await rollout_windows(self.metrics, model, newest, now),
             reported=memory.reported,
             url=self._url(model),
+            source=source,
+            unresolved=unresolved,
         )
         decided = plan(model, observed, now)
         if decided.new_revision:
-            self._record_revision(model, decided.revision)
+            self._record_revision(model, decided.revision, decided.source)
         self._claim(model, memory, decided.wanted)
         self._apply(model, decided)
         memory.reported = decided.reported
         self._reconciled_at[key] = time.monotonic()
-        if self._settled(model, decided.plan, replicas):
+        if self._settled(model, decided.plan, replicas) and not unresolved:
             self._active.discard(key)
         else:
             self._active.add(key)
@@ -244,9 +252,10 @@ class Controller:
             self._write_manifest(revision)
         return revisions
 
-    def _record_revision(self, model: Model, chosen: RevisionRef) -> None:
+    def _record_revision(self, model: Model, chosen: RevisionRef, source: Source) -> None:
         meta = model.metadata
-        spec = model.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+        pinned = model.spec.model_copy(update={"source": source})
+        spec = pinned.model_dump(mode="json", by_alias=True, exclude_none=True)
         recorded = self.store.add_revision(meta.namespace, meta.name, chosen.digest, spec)
         if recorded.name != chosen.name:  # the store numbers revisions; the plan must agree
             raise ConflictError(
@@ -328,6 +337,7 @@ class Controller:
         self._memory.pop(key, None)
         self._reconciled_at.pop(key, None)
         self._active.discard(key)
+        self.pins.forget(key)
         self.metrics.forget(key)
         self.routes.remove(key)
         owned = [v.id for v in self.supervisor.views() if self._owners.get(v.revision) == key]

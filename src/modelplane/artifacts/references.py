@@ -1,0 +1,24 @@
+"""Which sources name a moving reference: a tag, an alias or a branch that may point at other
+content tomorrow. A new revision records such a source resolved (a digest, a version, a
+commit), so a revision serves the same bytes for as long as it lives."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+_OCI_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+_MLFLOW_VERSION = re.compile(r"^/[^/@]+/[0-9]+$")
+_HUB_COMMIT = re.compile(r"@[0-9a-f]{40}$")
+
+
+def moving(uri: str) -> bool:
+    """Whether ``uri`` names content by a reference that can move."""
+    parts = urlsplit(uri)
+    if parts.scheme == "oci":
+        return not _OCI_DIGEST.search(uri)
+    if parts.scheme == "models":
+        return not _MLFLOW_VERSION.match(parts.path)
+    if parts.scheme == "hf":
+        return not _HUB_COMMIT.search(uri)
+    return False  # files, URLs and objects are pinned by source.sha256
