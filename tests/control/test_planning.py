@@ -186,7 +186,7 @@ def test_a_first_source_that_cannot_be_resolved_starts_nothing_and_is_not_ready(
     model = onnx_model(source={"uri": "hf://org/missing"})
     decided = plan(model, Observed(demand=Demand(born=NOW), unresolved="not found"), NOW)
     assert not decided.new_revision
-    assert decided.plan.start == ()
+    assert (decided.plan.start, decided.plan.replicas, decided.plan.traffic) == ((), {}, {})
     assert decided.plan.status.revisions == []
     conditions = {c.type: c for c in decided.plan.status.conditions}
     assert (conditions["Ready"].status.value, conditions["Ready"].reason) == (

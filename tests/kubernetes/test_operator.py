@@ -47,8 +47,9 @@ def test_a_model_gets_its_children_and_becomes_ready(
     status = model(control_plane, "iris")["status"]
     assert status["stableRevision"] == "iris-r1"
     assert status["revisions"][0] == {
-        "name": "iris-r1", "digest": status["revisions"][0]["digest"], "replicas": 1,
-        "readyReplicas": 1, "traffic": 100,
+        "name": "iris-r1", "digest": status["revisions"][0]["digest"],
+        "source": "https://models.example.com/iris.onnx", "replicas": 1, "readyReplicas": 1,
+        "traffic": 100,
     }  # fmt: skip
     assert status["url"].endswith("/v2/models/default/iris")
 

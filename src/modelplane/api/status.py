@@ -16,6 +16,11 @@ from modelplane.api.meta import Condition, Wire
 class RevisionStatus(Wire):
     name: str
     digest: str = ""
+    source: str | None = Field(
+        default=None,
+        description="The artifact the revision serves, its moving reference (a tag, an alias, "
+        "a branch) resolved when the revision was made.",
+    )
     replicas: int = 0
     ready_replicas: int = 0
     traffic: Annotated[int, Field(ge=0, le=100)] = 0

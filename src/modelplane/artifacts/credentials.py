@@ -55,3 +55,22 @@ def _parse(text: str, path: Path) -> dict[str, str]:
             raise ArtifactAccessDeniedError(f"{path}, line {number}: expected KEY=value")
         found[key] = value.strip().strip("'\"")
     return found
+
+
+def credentials_from_directory(directory: Path, scratch: Path) -> dict[str, str]:
+    """The variables of a Kubernetes Secret mounted as a volume at ``directory`` (one file per
+    key). A ``kubernetes.io/dockerconfigjson`` Secret's ``.dockerconfigjson`` becomes the
+    ``config.json`` of a Docker configuration directory made under ``scratch``, which registry
+    clients read through ``DOCKER_CONFIG``."""
+    found: dict[str, str] = {}
+    for path in sorted(directory.iterdir()):
+        if path.name.startswith("..") or not path.is_file():
+            continue  # the kubelet's own entries (..data, timestamped directories)
+        if path.name == ".dockerconfigjson":
+            config = scratch / "docker"
+            config.mkdir(mode=0o700, parents=True, exist_ok=True)
+            (config / "config.json").write_bytes(path.read_bytes())
+            found["DOCKER_CONFIG"] = str(config)
+        elif path.name.isidentifier():
+            found[path.name] = path.read_text().strip()
+    return found

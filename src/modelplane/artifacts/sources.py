@@ -27,6 +27,7 @@ from modelplane.artifacts.files import local_artifact
 from modelplane.artifacts.parts import Transfer
 from modelplane.artifacts.paths import Limits
 from modelplane.artifacts.verifying import check_digest, shown
+from modelplane.errors import ArtifactError
 
 
 class Remote(Protocol):
@@ -81,7 +82,10 @@ REMOTES: dict[str, Callable[[Source, FetchSettings], Remote]] = {
 
 def remote(source: Source, settings: FetchSettings) -> Remote:
     """The remote source kind that serves ``source`` (``file://`` is not remote)."""
-    return REMOTES[urlsplit(source.uri).scheme](source, settings)
+    scheme = urlsplit(source.uri).scheme
+    if scheme not in REMOTES:
+        raise ArtifactError(f"{scheme}:// sources cannot be fetched by this version")
+    return REMOTES[scheme](source, settings)
 
 
 def default_cache_dir() -> Path:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,22 +78,27 @@ class SourcePins:
         return Pin(source.model_copy(update={"uri": uri}))
 
 
-def resolver(env_of: Callable[[Model], Awaitable[dict[str, str]]]) -> Resolve:
-    """Resolve with ``modelplane fetch --resolve`` in a child given the credentials ``env_of``
-    finds for a Model (a Secret on a cluster, a credentials file embedded)."""
+Credentials = Callable[[Model], AbstractAsyncContextManager[dict[str, str]]]
+
+
+def resolver(credentials: Credentials) -> Resolve:
+    """Resolve with ``modelplane fetch --resolve`` in a child given the variables
+    ``credentials`` finds for a Model (a Secret on a cluster, a credentials file embedded), for
+    as long as the child runs."""
 
     async def resolve(model: Model) -> str:
-        env = await env_of(model)
-        found = await asyncio.to_thread(
-            fetch_in_child, model, env, default_cache_dir(), Path.cwd(), Limits(), resolve=True
-        )
+        async with credentials(model) as env:
+            found = await asyncio.to_thread(
+                fetch_in_child, model, env, default_cache_dir(), Path.cwd(), Limits(), True
+            )
         return found.source
 
     return resolve
 
 
-async def _credentials_file(model: Model) -> dict[str, str]:
-    return credentials_env(model.spec.source)
+@asynccontextmanager
+async def _credentials_file(model: Model) -> AsyncIterator[dict[str, str]]:
+    yield credentials_env(model.spec.source)
 
 
 resolve_embedded = resolver(_credentials_file)

@@ -10,6 +10,8 @@ It prints one JSON object on stdout: ``source`` (the immutable reference), ``pat
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +20,7 @@ import typer
 from modelplane.api.exits import EXIT_ARTIFACT_UNAVAILABLE
 from modelplane.api.manifests import load_model_file, load_models
 from modelplane.artifacts import Fetcher, FetchSettings, artifact_cache, default_cache_dir
+from modelplane.artifacts.credentials import credentials_from_directory
 from modelplane.cli.caching import (
     DEFAULT_LIMITS,
     CacheDirOption,
@@ -54,8 +57,18 @@ def fetch(
     max_artifact_files: MaxFilesOption = DEFAULT_LIMITS.max_files,
     max_artifact_bytes: MaxBytesOption = "1Ti",
     base_dir: Annotated[Path, typer.Option(help="Where relative file:// paths start.")] = Path(),
+    secret_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="A Secret mounted as a volume: its keys become this fetch's environment "
+            "(a pod's init container gets the Model's source.credentials this way)."
+        ),
+    ] = None,
 ) -> None:
     """Fetch a Model's artifact into the artifact cache (or only pin its reference)."""
+    if secret_dir is not None:
+        scratch = Path(tempfile.mkdtemp(prefix="modelplane-fetch-"))
+        os.environ.update(credentials_from_directory(secret_dir, scratch))
     if file is not None:
         model = pick_model(load_model_file(file), name, str(file))
     elif manifest is not None:

@@ -61,6 +61,13 @@ def serve(
     model_version: Annotated[
         str | None, typer.Option(help="Version reported by the v2 API; default: digest prefix.")
     ] = None,
+    artifact: Annotated[
+        Path | None,
+        typer.Option(
+            help="Serve the artifact at this path, fetched and verified already (by "
+            "modelplane fetch in a pod's init container), instead of fetching the source."
+        ),
+    ] = None,
     cache_dir: CacheDirOption = None,
     cache_size: CacheSizeOption = None,
     max_artifact_files: MaxFilesOption = DEFAULT_LIMITS.max_files,
@@ -79,6 +86,7 @@ def serve(
         options = RuntimeOptions(
             host=host, port=port, model_version=version, cache_dir=cache_dir,
             cache_size=size_option(cache_size, "--cache-size"), fetching=fetching,
+            artifact=artifact,
             log_level=log_level, access_log=access,
         )  # fmt: skip
         runtime = Runtime(model, options)

@@ -64,7 +64,8 @@ class ModelPlan:
 
 
 def plan(model: Model, observed: Observed, now: datetime) -> ModelPlan:
-    revision, new = select_revision(model, observed.revisions)
+    pinned = observed.source.uri if observed.source is not None else ""
+    revision, new = select_revision(model, observed.revisions, pinned)
     if new and observed.unresolved:
         # The new spec's artifact cannot be pinned: the newest stored revision keeps serving.
         stored = max(observed.revisions, key=lambda r: r.number, default=None)
@@ -97,7 +98,7 @@ def _plan(
         model, revision, list(observed.replicas), desired, now, observed.url, measured, command
     )
     if unresolved:
-        _unavailable(found, model, unresolved, bool(observed.revisions), now)
+        found = _unavailable(found, model, unresolved, bool(observed.revisions), now)
     if command is not None and found.status.rollout is not None:
         found.status.rollout.last_command = annotation  # acted on once
     told: list[Event] = []
@@ -114,9 +115,9 @@ def _plan(
     )  # fmt: skip
 
 
-def _unavailable(found: Plan, model: Model, why: str, serving: bool, now: datetime) -> None:
-    """Stalled (and, with nothing recorded yet, not Ready) because the artifact the spec names
-    cannot be resolved."""
+def _unavailable(found: Plan, model: Model, why: str, serving: bool, now: datetime) -> Plan:
+    """Stalled (and, with nothing recorded yet, not Ready and nothing to run) because the
+    artifact the spec names cannot be resolved."""
     status, generation = found.status, model.metadata.generation
     message = f"the new spec's artifact cannot be resolved, no revision was made: {why}"
     status.conditions = set_condition(
@@ -127,3 +128,5 @@ def _unavailable(found: Plan, model: Model, why: str, serving: bool, now: dateti
         status.conditions = set_condition(
             status.conditions, READY, False, ARTIFACT_UNAVAILABLE, message, generation, now
         )
+        return replace(found, start=(), traffic={}, replicas={})
+    return found

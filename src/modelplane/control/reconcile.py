@@ -231,6 +231,7 @@ def _revisions(
         RevisionStatus(
             name=name,
             digest=latest.digest if name == latest.name else "",
+            source=latest.source or None if name == latest.name else None,
             replicas=counts[name],
             ready_replicas=ready[name],
             traffic=decision.traffic.get(name, 0),

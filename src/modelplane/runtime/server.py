@@ -63,6 +63,7 @@ class RuntimeOptions:
     cache_dir: Path | None = None  # default: artifacts.default_cache_dir()
     cache_size: int | None = None  # bytes the artifact cache keeps; None: unbounded
     fetching: FetchSettings = field(default_factory=FetchSettings)
+    artifact: Path | None = None  # fetched and verified already (by a pod's init container)
     model_version: str = "1"
     shutdown_timeout: float = 30.0
     log_level: str = "info"
@@ -191,6 +192,8 @@ class Runtime:
         the model's thread: it touches the disk). A source with credentials is fetched by a
         child process that alone gets them."""
         options = self.options
+        if options.artifact is not None:
+            return options.artifact.resolve()
         cache_dir = options.cache_dir or default_cache_dir()
         if self._fetcher is None:
             cache = artifact_cache(cache_dir, options.cache_size)

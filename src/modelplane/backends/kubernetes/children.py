@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelplane import __version__
-from modelplane.api import API_VERSION, KIND, Model, ModelSpec, ObjectMeta, dump_yaml, revision_name
+from modelplane.api import (
+    API_VERSION,
+    KIND,
+    Model,
+    ModelSpec,
+    ObjectMeta,
+    Source,
+    dump_yaml,
+    revision_name,
+)
 
 Manifest = dict[str, Any]
 
@@ -30,6 +39,9 @@ RUNTIME_PORT = 8080
 RUNTIME_SERVICE = "modelplane-runtime"  # OTEL_SERVICE_NAME of model pods, unless set
 SERVICE_PORT = 80
 CACHE_DIR = "/var/cache/modelplane"
+# What the fetch step leaves for the model: a link, in the shared volume, to the artifact.
+ARTIFACT_LINK = f"{CACHE_DIR}/artifact"
+CREDENTIALS_MOUNT = "/var/run/modelplane/credentials"  # source.credentials, for the fetch step only
 TMP_DIR = "/tmp"  # noqa: S108 - an emptyDir of the pod's own: the root filesystem is read-only
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - in a pod: the kubelet's probes and the gateway reach it
 
@@ -121,9 +133,13 @@ def revision_manifest(model: Model, spec: ModelSpec) -> str:
     return dump_yaml(served, include_status=False)
 
 
-def controller_revision(model: Model, number: int, digest: str) -> Manifest:
-    """Revision ``number`` of ``model``: its spec as it stands, immutable once made."""
+def controller_revision(
+    model: Model, number: int, digest: str, source: Source | None = None
+) -> Manifest:
+    """Revision ``number`` of ``model``: its spec as it stands with ``source`` (the spec's with
+    its moving reference resolved), immutable once made."""
     meta = model.metadata
+    spec = model.spec.model_copy(update={"source": source}) if source else model.spec
     return {
         "apiVersion": "apps/v1",
         "kind": "ControllerRevision",
@@ -136,7 +152,7 @@ def controller_revision(model: Model, number: int, digest: str) -> Manifest:
         "revision": number,
         "data": {
             "digest": digest,
-            "spec": model.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
         },
     }
 
@@ -158,25 +174,69 @@ def deployment(
                     "seccompProfile": {"type": "RuntimeDefault"},
                 },
                 "terminationGracePeriodSeconds": 30,
+                "initContainers": [_fetch_container(model, revision, spec, settings)],
                 "containers": [_model_container(model, revision, spec, settings)],
-                "volumes": [{"name": "cache", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+                "volumes": _volumes(spec),
             },
         },
     }
     return hashed(manifest)
 
 
+RESTRICTED_CONTAINER: Manifest = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def _volumes(spec: ModelSpec) -> list[Manifest]:
+    found: list[Manifest] = [{"name": "cache", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
+    if spec.source.credentials is not None:
+        secret = {"secretName": spec.source.credentials.secret, "defaultMode": 0o400}
+        found.append({"name": "credentials", "secret": secret})
+    return found
+
+
+def _fetch_container(
+    model: Model, revision: str, spec: ModelSpec, settings: ClusterSettings
+) -> Manifest:
+    """The step that fetches and verifies the artifact before the model starts: the same code
+    as embedded mode, the only container that sees the source's credentials."""
+    mounts: list[Manifest] = [
+        {"name": "cache", "mountPath": CACHE_DIR},
+        {"name": "tmp", "mountPath": TMP_DIR},
+    ]
+    args = ["fetch", "--cache-dir", CACHE_DIR, "--link", ARTIFACT_LINK]
+    if spec.source.credentials is not None:
+        mounts.append({"name": "credentials", "mountPath": CREDENTIALS_MOUNT, "readOnly": True})
+        args += ["--secret-dir", CREDENTIALS_MOUNT]
+    return {
+        "name": "fetch",
+        "image": settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "args": args,
+        "env": [{"name": "MODELPLANE_MANIFEST", "value": revision_manifest(model, spec)}],
+        "resources": _resources(spec, settings),
+        "securityContext": RESTRICTED_CONTAINER,
+        "volumeMounts": mounts,
+    }
+
+
 def _model_container(
     model: Model, revision: str, spec: ModelSpec, settings: ClusterSettings
 ) -> Manifest:
-    """The runtime serving ``revision``: restricted, probed, with its manifest in its env."""
+    """The runtime serving ``revision``: restricted, probed, with its manifest in its env,
+    reading the artifact the fetch step left from a volume it may not write."""
     return {
         "name": "model",
         "image": settings.image,
         "imagePullPolicy": settings.image_pull_policy,
         "args": [
             *("serve", "--host", ALL_INTERFACES, "--port", str(RUNTIME_PORT)),
-            *("--model-version", revision, "--cache-dir", CACHE_DIR),
+            *("--model-version", revision, "--artifact", ARTIFACT_LINK),
         ],
         "env": [
             {"name": "MODELPLANE_MANIFEST", "value": revision_manifest(model, spec)},
@@ -185,15 +245,9 @@ def _model_container(
         "ports": [{"name": "http", "containerPort": RUNTIME_PORT, "protocol": "TCP"}],
         **_probes(),
         "resources": _resources(spec, settings),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": RESTRICTED_CONTAINER,
         "volumeMounts": [
-            {"name": "cache", "mountPath": CACHE_DIR},
+            {"name": "cache", "mountPath": CACHE_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": TMP_DIR},
         ],
     }

@@ -111,8 +111,9 @@ def stored_revision(body: Body) -> StoredRevision:
     revision = as_revision(body)
     data = revision.get("data") or RawRevisionData()
     name = revision.get("metadata", RawMeta()).get("name", "")
-    ref = RevisionRef(name, int(revision.get("revision", 0)), data.get("digest", ""))
-    return StoredRevision(ref, ModelSpec.model_validate(data.get("spec", {})))
+    spec = ModelSpec.model_validate(data.get("spec", {}))
+    number = int(revision.get("revision", 0))
+    return StoredRevision(RevisionRef(name, number, data.get("digest", ""), spec.source.uri), spec)
 
 
 def without_managed_fields(body: Body) -> Body:

@@ -30,6 +30,7 @@ from modelplane.api import (
     ModelStatus,
     ObjectMeta,
     RolloutPhase,
+    Source,
 )
 from modelplane.api.manifests import status_wire
 from modelplane.backends.analysis_windows import rollout_windows
@@ -41,6 +42,7 @@ from modelplane.backends.kubernetes.children import (
     MANAGER,
     ClusterSettings,
 )
+from modelplane.backends.kubernetes.credentials import secret_credentials
 from modelplane.backends.kubernetes.demand import ClusterDemand
 from modelplane.backends.kubernetes.load import LoadBoard
 from modelplane.backends.kubernetes.observed import (
@@ -55,6 +57,7 @@ from modelplane.backends.kubernetes.observed import (
 from modelplane.backends.kubernetes.replica_quotas import ReplicaQuotas
 from modelplane.backends.kubernetes.workqueue import WorkQueue
 from modelplane.backends.kubernetes.writing import ClusterWrites
+from modelplane.backends.pinning import SourcePins, resolver
 from modelplane.control.analysis import MetricSource
 from modelplane.control.conditions import refused
 from modelplane.control.planning import ModelPlan, Observed, plan
@@ -109,6 +112,7 @@ class Operator:
         # rendering one (its manifest as YAML, its hash) is most of a pass's CPU.
         self._built: dict[tuple[str | None, str, int], Body] = {}
         self.replica_quotas = ReplicaQuotas(self._requeue_namespace)
+        self.pins = SourcePins(resolver(secret_credentials(client)))
 
     # -- what the watches say ---------------------------------------------------------------
 
@@ -131,6 +135,7 @@ class Operator:
     def _forget(self, key: str) -> None:
         """What is kept of a deleted Model beside the caches."""
         self.replica_quotas.forget(key)
+        self.pins.forget(key)
         self._reported.pop(key, None)
         self.demand.forget(key)
         if self.metrics is not None:
@@ -232,8 +237,10 @@ class Operator:
         stored = self._stored_revisions(model)
         newest = stored[-1].ref.name if stored else None
         url = f"{self.settings.gateway_url}{model.gateway_path(explicit_namespace=True)}"
+        refs = tuple(r.ref for r in stored)
+        source, unresolved = await self.pins.observe(model, refs)
         observed = Observed(
-            revisions=tuple(r.ref for r in stored),
+            revisions=refs,
             replicas=tuple(replica_view(p) for p in self.caches.owned("Pod", key).values()),
             demand=self.demand.of(key, newest, now),
             cap=self.replica_quotas.cap(
@@ -243,15 +250,22 @@ class Operator:
             windows=await rollout_windows(self.metrics, model, newest, now),
             reported=self._reported.get(key) or reported_from(model.status),
             url=url,
+            source=source,
+            unresolved=unresolved,
         )
         decided = plan(model, observed, now)
         self.replica_quotas.claim(model.metadata.namespace, key, decided.wanted)
         self.demand.decided(key, model.spec.scaling, decided.wanted)
         specs = {r.ref.name: r for r in stored}
         if decided.new_revision:
-            specs[decided.revision.name] = await self._record_revision(model, decided.revision)
+            specs[decided.revision.name] = await self._record_revision(
+                model, decided.revision, decided.source
+            )
         await self._apply_children(model, decided.plan, specs, decided.revision.name)
         await self._report(model, decided)
+        retry_in = self.pins.retry_in(model)
+        if retry_in is not None:  # the store could not say what the tag or alias names: ask again
+            asyncio.get_running_loop().call_later(retry_in, self.queue.add, key)
 
     def _requeue_namespace(self, namespace: str) -> None:
         for key in self.caches.in_namespace(namespace):
@@ -261,8 +275,10 @@ class Operator:
         stored = [stored_revision(b) for b in self.caches.children("ControllerRevision", model)]
         return sorted(stored, key=lambda r: r.ref.number)
 
-    async def _record_revision(self, model: Model, chosen: RevisionRef) -> StoredRevision:
-        manifest = children.controller_revision(model, chosen.number, chosen.digest)
+    async def _record_revision(
+        self, model: Model, chosen: RevisionRef, source: Source
+    ) -> StoredRevision:
+        manifest = children.controller_revision(model, chosen.number, chosen.digest, source)
         try:
             body = await self.writes.create(manifest)
         except KubernetesError as exc:

@@ -184,7 +184,9 @@ class Controller:
         stored = self._revisions(model)
         replicas = [v for v in self.supervisor.views() if self._owners.get(v.revision) == key]
         newest = max(stored, key=lambda r: r.number).name if stored else None
-        refs = tuple(RevisionRef(r.name, r.number, r.digest) for r in stored)
+        refs = tuple(
+            RevisionRef(r.name, r.number, r.digest, r.spec["source"]["uri"]) for r in stored
+        )
         source, unresolved = await self.pins.observe(model, refs)
         observed = Observed(
             revisions=refs,
