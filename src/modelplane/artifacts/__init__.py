@@ -1,10 +1,11 @@
 """Model artifacts: fetched from where a Model's ``source`` points, verified against its pinned
 digest, kept in a content-addressed cache shared by every replica on the machine.
 
-``sources`` is the entry point (:class:`Fetcher`); ``files``, ``http`` and ``s3`` are the source
-kinds; ``parts`` fetches large objects in resumable parallel ranges; ``digests`` defines the
-file and directory digests; ``paths`` what an artifact may contain; ``cache`` the cache itself.
-The runtime uses it to load a model; the CLI to list and prune the cache.
+``sources`` is the entry point (:class:`Fetcher`); ``files``, ``http``, ``s3`` and ``hub`` (with
+``snapshots``) are the source kinds; ``parts`` fetches large objects in resumable parallel
+ranges; ``digests`` defines the file and directory digests; ``paths`` what an artifact may
+contain; ``cache`` the cache itself. The runtime uses it to load a model; the CLI to list and
+prune the cache.
 """
 
 from modelplane.artifacts.cache import Cache, Entry
