@@ -44,18 +44,18 @@ class Logins:
     def looked_at(self) -> str:
         """Where the login was looked for and what was found there, for an access-denied error."""
         where = (
-            f"{USERNAME_VARIABLE} and {PASSWORD_VARIABLE}, else the login for {self.registry} "
-            f"in {self.config} (written by oras login or docker login)"
+            f"modelplane looks for a login in {USERNAME_VARIABLE} and {PASSWORD_VARIABLE}, else "
+            f"for {self.registry} in {self.config} (written by oras login or docker login)"
         )
         if self.login is not None:
-            return f"{where}; the login used came from {self.origin}"
+            return f"{where}, and used the one from {self.origin}"
         if self.helper is not None:
             return (
-                f"{where}; {self.config} names only the credential helper {self.helper!r} for "
-                f"it, which modelplane does not run: set {USERNAME_VARIABLE} and "
+                f"{where}, which names only the credential helper {self.helper!r} for it, a "
+                f"program modelplane does not run: set {USERNAME_VARIABLE} and "
                 f"{PASSWORD_VARIABLE} instead"
             )
-        return f"{where}; none was found"
+        return f"{where}, and found none"
 
 
 def docker_config_path() -> Path:

@@ -24,6 +24,7 @@ from typing import NoReturn
 import httpx
 
 from modelplane.artifacts.oci_credentials import Logins, find_logins
+from modelplane.artifacts.verifying import shown
 from modelplane.errors import (
     ArtifactAccessDeniedError,
     ArtifactError,
@@ -179,19 +180,21 @@ class RegistryClient:
 
     def _token(self, challenge: dict[str, str]) -> str:
         """A token from the challenge's realm, asked for with the login when there is one."""
-        login = self.logins.login
+        login, realm = self.logins.login, challenge["realm"]
         query = {"service": challenge.get("service", ""), "scope": challenge.get("scope", "")}
         query = {k: v for k, v in query.items() if v} or {"scope": self.scope}
         auth = (login.username, login.password) if login is not None else None
         try:
-            reply = self.client.get(challenge["realm"], params=query, auth=auth)
+            reply = self.client.get(realm, params=query, auth=auth)
         except httpx.HTTPError as exc:
             raise ArtifactUnreachableError(
                 f"the token service of {self.reference.registry} did not answer for {self.uri} "
                 f"({type(exc).__name__}); check that it is up"
             ) from exc
         if reply.status_code != 200:
-            self.failed(reply.status_code, b"", f"a token for {self.uri}")
+            self.failed(
+                reply.status_code, b"", f"artifact {self.uri} (a token from {shown(realm)})"
+            )
         try:
             answer = reply.json()
             token = answer.get("token") or answer.get("access_token")
@@ -216,8 +219,9 @@ class RegistryClient:
             )
         if status in (401, 403):
             raise ArtifactAccessDeniedError(
-                f"access to {what} at the registry {where} was denied ({said}); check the login "
-                f"modelplane looks at: {self.logins.looked_at()}, and that it may pull there"
+                f"access to {what} at the registry {where} was denied ({said}); "
+                f"{self.logins.looked_at()}; give the replica a login that may pull "
+                f"{self.reference.repository} there"
             )
         if status == 429 or status >= 500:
             raise ArtifactUnreachableError(
