@@ -132,24 +132,28 @@ class OciRemote:
         titles = [safe_relative(layer.title or "", self.uri) for layer in layers]
         if len(set(titles)) != len(titles):
             raise UnsafeArtifactError(f"artifact {self.uri} has two layers with the same title")
-        root = staging.content if len(layers) == 1 else staging.content / self.reference.name
-        _keep_only(staging.content, root if len(layers) > 1 else root / titles[0])
+        if len(layers) == 1:  # the artifact is that file or directory, by its own name
+            artifact = staging.content / titles[0].rsplit("/", 1)[-1]
+            places = [artifact]
+        else:
+            artifact = staging.content / self.reference.name
+            places = [artifact / title for title in titles]
+            _drop_strays(artifact, {artifact / title.split("/")[0] for title in titles})
+        _keep_only(staging.content, artifact)
         archives = {
             layer.hex: staging.state / "blobs" / layer.hex for layer in layers if layer.unpack
         }
         blobs = [
-            (layer, archives.get(layer.hex, root / title))
-            for layer, title in zip(layers, titles, strict=True)
+            (layer, archives.get(layer.hex, place))
+            for layer, place in zip(layers, places, strict=True)
         ]
-        if len(layers) > 1:
-            _drop_strays(root, {root / title.split("/")[0] for title in titles})
         self._fetch(registry, blobs, staging)
-        for layer, title in zip(layers, titles, strict=True):
+        for layer, title, place in zip(layers, titles, places, strict=True):
             if layer.unpack:
-                shutil.rmtree(root / title, ignore_errors=True)  # an interrupted unpacking
-                unpacking = Unpacking(root / title, title, self.limits, self.uri, whiteouts=False)
+                shutil.rmtree(place, ignore_errors=True)  # an interrupted unpacking
+                unpacking = Unpacking(place, title, self.limits, self.uri, whiteouts=False)
                 unpacking.layer(archives[layer.hex], layer.digest)
-        return root / titles[0] if len(layers) == 1 else root
+        return artifact
 
     def _modelcar(
         self, registry: RegistryClient, layers: list[Descriptor], staging: Staging
@@ -182,6 +186,7 @@ class OciRemote:
     ) -> None:
         """Each blob into its path, in parallel ranged parts, then checked against its digest."""
         jobs = []
+        blobs = list({path: (layer, path) for layer, path in blobs}.values())  # each path once
         for layer, path in blobs:
             key = hashlib.sha256(str(path.relative_to(staging.directory)).encode()).hexdigest()
             jobs.append(
