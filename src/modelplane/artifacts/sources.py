@@ -1,9 +1,10 @@
 """From a Model's ``source`` to a verified local path: the one entry point of artifact delivery.
 
-``file://`` artifacts are read in place. Remote ones (``http(s)://``, ``s3://``, ``hf://``) go
-through the content-addressed cache: a pinned digest is looked up first and fetched at most once
-however many replicas ask together; an unpinned source is fetched every time (its content may have
-changed) and then stored under the digest it turned out to have. Either way the bytes are
+``file://`` artifacts are read in place. Remote ones (``http(s)://``, ``s3://``, ``oci://``,
+``models:/``, ``hf://``) go through the content-addressed cache: a pinned digest is looked up
+first and fetched at most once however many replicas ask together; an unpinned source is fetched
+every time (its content may have changed) and then stored under the digest it turned out to
+have. Either way the bytes are
 verified before they are renamed into the cache, and the process holds the entries it uses
 until :meth:`Fetcher.close` (or its exit), so eviction never takes them from under a replica.
 
@@ -78,12 +79,19 @@ def _hf(source: Source, settings: FetchSettings) -> Remote:
     return HubRemote(source, settings.limits, settings.transfer)
 
 
+def _oci(source: Source, settings: FetchSettings) -> Remote:
+    from modelplane.artifacts.oci import OciRemote
+
+    return OciRemote(source, settings.limits, settings.transfer)
+
+
 # Each remote source kind by its URI scheme; a kind's module loads when a source needs it.
 REMOTES: dict[str, Callable[[Source, FetchSettings], Remote]] = {
     "http": _http,
     "https": _http,
     "s3": _s3,
     "hf": _hf,
+    "oci": _oci,
 }
 
 
