@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from modelplane.artifacts.progress import Progress
 from modelplane.errors import ArtifactError, ArtifactUnreachableError, ModelplaneError
 
 MiB = 1 << 20
@@ -68,15 +69,21 @@ class _StoppedError(Exception):
     """Another part failed: this one stops early."""
 
 
-def download(jobs: list[FileJob], transfer: Transfer) -> None:
-    """Fill every job's target, fetching in parallel only the parts no earlier run finished."""
+def download(jobs: list[FileJob], transfer: Transfer) -> int:
+    """Fill every job's target, fetching in parallel only the parts no earlier run finished;
+    the bytes received."""
     journals = {job.target: _Journal(job, transfer) for job in jobs}
     parts = [part for journal in journals.values() for part in journal.missing()]
     stop = threading.Event()
+    what = jobs[0].uri if len(jobs) == 1 else f"{len(jobs)} files"
+    progress = Progress(what, sum(p.end + 1 - p.start for p in parts))
     try:
-        with ThreadPoolExecutor(max(1, transfer.workers), thread_name_prefix="part") as pool:
+        with (
+            progress,
+            ThreadPoolExecutor(max(1, transfer.workers), thread_name_prefix="part") as pool,
+        ):
             futures = [
-                pool.submit(_fetch_part, part, journals[part.job.target], transfer, stop)
+                pool.submit(_fetch_part, part, journals[part.job.target], transfer, stop, progress)
                 for part in parts
             ]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
@@ -90,6 +97,7 @@ def download(jobs: list[FileJob], transfer: Transfer) -> None:
     finally:
         for journal in journals.values():
             journal.close()
+    return progress.received
 
 
 class _Journal:
@@ -139,11 +147,13 @@ def _read_journal(journal: Path, header: str) -> set[int]:
     return {int(line) for line in lines[1:] if line.endswith("\n") and line.strip().isdigit()}
 
 
-def _fetch_part(part: _Part, journal: _Journal, transfer: Transfer, stop: threading.Event) -> None:
+def _fetch_part(
+    part: _Part, journal: _Journal, transfer: Transfer, stop: threading.Event, progress: Progress
+) -> None:
     delay = transfer.first_backoff
     for attempt in range(1, transfer.attempts + 1):
         try:
-            _fetch_once(part, journal, stop)
+            _fetch_once(part, journal, stop, progress)
         except _StoppedError:
             return
         except ModelplaneError as exc:
@@ -158,7 +168,7 @@ def _fetch_part(part: _Part, journal: _Journal, transfer: Transfer, stop: thread
     raise AssertionError("unreachable: the last attempt raises or returns")
 
 
-def _fetch_once(part: _Part, journal: _Journal, stop: threading.Event) -> None:
+def _fetch_once(part: _Part, journal: _Journal, stop: threading.Event, progress: Progress) -> None:
     offset = part.start
 
     def sink(chunk: bytes) -> None:
@@ -169,6 +179,7 @@ def _fetch_once(part: _Part, journal: _Journal, stop: threading.Event) -> None:
             raise ArtifactError(f"{part.job.uri}: the store sent more bytes than asked for")
         os.pwrite(journal.fd, chunk, offset)
         offset += len(chunk)
+        progress.add(len(chunk))
 
     part.job.read(part.start, part.end, sink)
     if offset != part.end + 1:

@@ -14,7 +14,9 @@ The runtime (``runtime/loading.py``, ``runtime/server.py``) is the caller.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,9 @@ from modelplane.artifacts.parts import Transfer
 from modelplane.artifacts.paths import Limits
 from modelplane.artifacts.verifying import check_digest, shown
 from modelplane.errors import ArtifactError
+from modelplane.telemetry.artifact_metrics import ArtifactMetrics
+
+log = logging.getLogger("modelplane.artifacts")
 
 
 class Remote(Protocol):
@@ -119,9 +124,16 @@ def artifact_cache(cache_dir: Path, max_bytes: int | None = None) -> Cache:
 class Fetcher:
     """Fetches sources into ``cache``; relative ``file://`` paths start at ``base_dir``."""
 
-    def __init__(self, cache: Cache, base_dir: Path, settings: FetchSettings | None = None):
+    def __init__(
+        self,
+        cache: Cache,
+        base_dir: Path,
+        settings: FetchSettings | None = None,
+        metrics: ArtifactMetrics | None = None,
+    ):
         self.cache, self.base_dir = cache, base_dir
         self.settings = settings or FetchSettings()
+        self.metrics = metrics
         self._holds: list[Hold] = []
 
     def fetch(self, source: Source) -> Path:
@@ -130,6 +142,16 @@ class Fetcher:
 
     def fetched(self, source: Source) -> Fetched:
         """The artifact and its digest, verified against ``source.sha256`` when set."""
+        try:
+            return self._fetched(source)
+        except ArtifactError as exc:
+            if self.metrics is not None:
+                reason = type(exc).__name__.removeprefix("Artifact").removesuffix("Error")
+                kind = urlsplit(source.uri).scheme
+                self.metrics.errors.labels(kind, reason or "Failed").inc()
+            raise
+
+    def _fetched(self, source: Source) -> Fetched:
         if urlsplit(source.uri).scheme == "file":
             path = local_artifact(source, self.base_dir, self.settings.limits)
             return Fetched(path, source.sha256)
@@ -169,13 +191,15 @@ class Fetcher:
         self._holds.append(self.cache.hold(digest))
         found = self.cache.lookup(digest)
         if found is not None:
+            self._hit(source)
             return found  # the store is not asked at all
         with self.cache.fetching(digest) as staging:
             found = self.cache.lookup(digest)  # fetched by whoever held the lock before us
             if found is not None:
+                self._hit(source)
                 return found
             remote = self._remote(source)
-            content = remote.download(staging)
+            content = self._download(remote, staging)
             actual = digest_of(content, self.settings.limits, remote.uri)
             if actual != digest:
                 staging.discard()
@@ -187,7 +211,29 @@ class Fetcher:
         key = "unpinned-" + hashlib.sha256(where).hexdigest()
         with self.cache.fetching(key) as staging:
             remote = self._remote(source)
-            content = remote.download(staging)
+            content = self._download(remote, staging)
             digest = digest_of(content, self.settings.limits, remote.uri)
             self._holds.append(self.cache.hold(digest))
             return Fetched(self.cache.install(staging, digest, shown(remote.uri)), digest)
+
+    def _download(self, remote: Remote, staging: Staging) -> Path:
+        kind = urlsplit(remote.uri).scheme
+        started = time.monotonic()
+        log.info("fetching %s", shown(remote.uri))
+        if self.metrics is not None:
+            self.metrics.misses.labels(kind).inc()
+        content = remote.download(staging)
+        if self.metrics is not None:
+            self.metrics.fetched_bytes.labels(kind).inc(_size(content))
+            self.metrics.duration.labels(kind).observe(time.monotonic() - started)
+        return content
+
+    def _hit(self, source: Source) -> None:
+        if self.metrics is not None:
+            self.metrics.hits.labels(urlsplit(source.uri).scheme).inc()
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())

@@ -49,6 +49,7 @@ from modelplane.runtime.replies import routing_error
 from modelplane.runtime.v2.inference import InferEndpoint
 from modelplane.runtime.v2.routes import V2Routes
 from modelplane.telemetry.access import AccessLogSettings, logged
+from modelplane.telemetry.artifact_metrics import ArtifactMetrics
 from modelplane.telemetry.metrics import CONTENT_TYPE, GenerationMetrics, RuntimeMetrics
 from modelplane.telemetry.tracing import TracingMiddleware, tracer
 
@@ -197,7 +198,8 @@ class Runtime:
         cache_dir = options.cache_dir or default_cache_dir()
         if self._fetcher is None:
             cache = artifact_cache(cache_dir, options.cache_size)
-            self._fetcher = Fetcher(cache, options.base_dir, options.fetching)
+            metrics = ArtifactMetrics(self.metrics.registry)
+            self._fetcher = Fetcher(cache, options.base_dir, options.fetching, metrics)
         if source.credentials is None:
             fetched = self._fetcher.fetched(source)
             self.artifact_digest = fetched.digest

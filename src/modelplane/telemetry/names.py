@@ -18,6 +18,15 @@ RUNTIME_GENERATION_TOKENS = "modelplane_runtime_generation_tokens"
 RUNTIME_TIME_TO_FIRST_TOKEN = "modelplane_runtime_time_to_first_token_seconds"  # noqa: S105
 RUNTIME_TIME_PER_OUTPUT_TOKEN = "modelplane_runtime_time_per_output_token_seconds"  # noqa: S105
 RUNTIME_GENERATION_QUEUE = "modelplane_runtime_generation_queue_seconds"
+# Artifact delivery, by source kind (the URI scheme: s3, oci, hf, models, http, file).
+ARTIFACT_FETCHED_BYTES = "modelplane_artifact_fetched_bytes"
+ARTIFACT_CACHE_HITS = "modelplane_artifact_cache_hits"
+ARTIFACT_CACHE_MISSES = "modelplane_artifact_cache_misses"
+ARTIFACT_FETCH_DURATION = "modelplane_artifact_fetch_duration_seconds"
+ARTIFACT_FETCH_ERRORS = "modelplane_artifact_fetch_errors"
+LABEL_SOURCE_KIND = "source_kind"
+LABEL_REASON = "reason"
+FETCH_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 RUNTIME_GENERATION_DURATION = "modelplane_runtime_generation_duration_seconds"
 RUNTIME_REQUESTS_RUNNING = "modelplane_runtime_generation_requests_running"
 RUNTIME_REQUESTS_WAITING = "modelplane_runtime_generation_requests_waiting"
