@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from modelplane.api import Source
+
 _OCI_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 _MLFLOW_VERSION = re.compile(r"^/[^/@]+/[0-9]+$")
 _HUB_COMMIT = re.compile(r"@[0-9a-f]{40}$")
@@ -22,3 +24,12 @@ def moving(uri: str) -> bool:
     if parts.scheme == "hf":
         return not _HUB_COMMIT.search(uri)
     return False  # files, URLs and objects are pinned by source.sha256
+
+
+def source_is_immutable(source: Source) -> bool:
+    """Whether ``source`` names content that can never change: an OCI digest, a hub commit,
+    an MLflow version (files, URLs and objects can be overwritten)."""
+    return urlsplit(source.uri).scheme in IMMUTABLE_SCHEMES and not moving(source.uri)
+
+
+IMMUTABLE_SCHEMES = frozenset({"oci", "hf", "models"})

@@ -27,8 +27,10 @@ from modelplane.api import Source
 from modelplane.artifacts.cache import Cache, Hold, Staging
 from modelplane.artifacts.digests import digest_of
 from modelplane.artifacts.files import local_artifact
+from modelplane.artifacts.node_cache import NodeCache
 from modelplane.artifacts.parts import Transfer
 from modelplane.artifacts.paths import Limits
+from modelplane.artifacts.references import source_is_immutable
 from modelplane.artifacts.verifying import check_digest, shown
 from modelplane.errors import ArtifactError
 from modelplane.telemetry.artifact_metrics import ArtifactMetrics
@@ -64,6 +66,7 @@ class Fetched:
 class FetchSettings:
     limits: Limits = field(default_factory=Limits)
     transfer: Transfer = field(default_factory=Transfer)
+    node_cache: str | None = None  # the URL of this node's cache agent (on a cluster)
 
 
 def _http(source: Source, settings: FetchSettings) -> Remote:
@@ -134,6 +137,7 @@ class Fetcher:
         self.cache, self.base_dir = cache, base_dir
         self.settings = settings or FetchSettings()
         self.metrics = metrics
+        self.node = NodeCache(self.settings.node_cache) if self.settings.node_cache else None
         self._holds: list[Hold] = []
 
     def fetch(self, source: Source) -> Path:
@@ -198,15 +202,24 @@ class Fetcher:
             if found is not None:
                 self._hit(source)
                 return found
+            if self._from_node(source, digest, staging):
+                return self.cache.install(staging, digest, shown(source.uri))
             remote = self._remote(source)
             content = self._download(remote, staging)
             actual = digest_of(content, self.settings.limits, remote.uri)
             if actual != digest:
                 staging.discard()
                 check_digest(remote.uri, digest, actual, content.is_dir())
-            return self.cache.install(staging, digest, shown(remote.uri))
+            installed = self.cache.install(staging, digest, shown(remote.uri))
+        if self.node is not None:
+            self.node.put(digest, installed)
+        return installed
 
     def _unpinned(self, source: Source) -> Fetched:
+        if self.node is not None and source_is_immutable(source):
+            known = self.node.digest(source)
+            if known is not None:  # another pod of this node fetched it: verified by digest
+                return Fetched(self._pinned(source, known), known)
         where = f"{source.uri} {source.endpoint or ''}".encode()
         key = "unpinned-" + hashlib.sha256(where).hexdigest()
         with self.cache.fetching(key) as staging:
@@ -214,7 +227,25 @@ class Fetcher:
             content = self._download(remote, staging)
             digest = digest_of(content, self.settings.limits, remote.uri)
             self._holds.append(self.cache.hold(digest))
-            return Fetched(self.cache.install(staging, digest, shown(remote.uri)), digest)
+            installed = self.cache.install(staging, digest, shown(remote.uri))
+        if self.node is not None:
+            self.node.put(digest, installed, source if source_is_immutable(source) else None)
+        return Fetched(installed, digest)
+
+    def _from_node(self, source: Source, digest: str, staging: Staging) -> bool:
+        """Whether the node cache filled ``staging`` with the artifact of ``digest``."""
+        if self.node is None:
+            return False
+        got = self.node.get(digest, staging.content, self.settings.limits, shown(source.uri))
+        if got is None:
+            return False
+        if digest_of(got, self.settings.limits, source.uri) != digest:
+            log.warning("the node cache sent %s with the wrong digest; fetching it", source.uri)
+            staging.discard()
+            return False
+        log.info("%s came from the node cache", shown(source.uri))
+        self._hit(source)
+        return True
 
     def _download(self, remote: Remote, staging: Staging) -> Path:
         kind = urlsplit(remote.uri).scheme

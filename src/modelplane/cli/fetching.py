@@ -57,6 +57,13 @@ def fetch(
     max_artifact_files: MaxFilesOption = DEFAULT_LIMITS.max_files,
     max_artifact_bytes: MaxBytesOption = "1Ti",
     base_dir: Annotated[Path, typer.Option(help="Where relative file:// paths start.")] = Path(),
+    node_cache: Annotated[
+        str | None,
+        typer.Option(
+            help="The node cache agent's URL: asked before the store, handed what the store "
+            "gave (on a cluster, the node's modelplane-node-cache Service)."
+        ),
+    ] = None,
     secret_dir: Annotated[
         Path | None,
         typer.Option(
@@ -76,7 +83,8 @@ def fetch(
     else:
         hint = "modelplane fetch -f model.yaml"
         raise CliError("nothing to fetch", hint=hint, exit_code=EXIT_USAGE)
-    settings = FetchSettings(limits=limits_from(max_artifact_files, max_artifact_bytes))
+    limits = limits_from(max_artifact_files, max_artifact_bytes)
+    settings = FetchSettings(limits=limits, node_cache=node_cache)
     cache = artifact_cache(cache_dir or default_cache_dir())
     try:
         with Fetcher(cache, base_dir.resolve(), settings) as fetcher:

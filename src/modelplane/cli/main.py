@@ -19,6 +19,7 @@ from modelplane.cli import (
     inference,
     install,
     models,
+    node_cache,
     operator,
     platform,
     quotas,
@@ -72,6 +73,7 @@ def build_app() -> typer.Typer:
     app.command()(gitops.promote)
     app.command()(serving.serve)
     app.command()(fetching.fetch)
+    app.command("node-cache")(node_cache.node_cache)
     app.command()(resources.validate)
     app.command()(resources.schema)
     app.command("crd")(resources.crd_command)
