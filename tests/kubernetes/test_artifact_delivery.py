@@ -122,3 +122,42 @@ def test_a_tag_the_operator_may_not_resolve_makes_no_revision_and_says_how_to_al
     events = control_plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
     shown = [json.dumps(found), json.dumps(stalled()), events, operator.log.read_text()]
     assert not [text for text in shown if SECRET_VALUE in text]
+
+
+def test_the_node_cache_runs_in_its_own_namespace_with_no_rights_and_pods_stay_restricted(
+    control_plane: ControlPlane, kwok_node: str
+) -> None:
+    from modelplane.backends.kubernetes.node_cache import NAMESPACE, URL, node_cache_manifests
+
+    found = node_cache_manifests("registry.example.com/modelplane:test", {})
+    control_plane.apply(*found)
+    account = f"system:serviceaccount:{NAMESPACE}:modelplane-node-cache"
+    for verb, resource in (("get", "secrets"), ("list", "pods"), ("get", "models")):
+        allowed = control_plane.kubectl("auth", "can-i", verb, resource, "--as", account,
+                                        "--all-namespaces")  # fmt: skip
+        assert allowed.stdout.strip() == "no", (verb, resource)
+    daemon_set = control_plane.get_json("daemonset", "modelplane-node-cache", "-n", NAMESPACE)
+    pod = daemon_set["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    service = control_plane.get_json("service", "modelplane-node-cache", "-n", NAMESPACE)
+    assert service["spec"]["internalTrafficPolicy"] == "Local"
+    # The DaemonSet's pods are admitted there (kwok stands in for the kubelet) ...
+    wait_until(lambda: control_plane.get_json("pods", "-n", NAMESPACE)["items"],
+               "a node cache pod", 60)  # fmt: skip
+
+    # ... and the model pods that use it stay `restricted`: they only speak HTTP to it.
+    document = PRIVATE.format(name="cached", namespace="delivery-restricted",
+                              uri="s3://models/iris/model.onnx")  # fmt: skip
+    model = parse_model(yaml.safe_load(document))
+    settings = ClusterSettings(node_cache_url=URL)
+    template = deployment(model, "cached-r1", model.spec, 1, settings)["spec"]["template"]
+    fetch = _containers(template)["fetch"]
+    assert fetch["args"][fetch["args"].index("--node-cache") + 1] == URL
+    pod_manifest = {"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": "cached", "namespace": "delivery-restricted",
+                                 "labels": template["metadata"]["labels"]},
+                    "spec": template["spec"]}  # fmt: skip
+    admitted = control_plane.kubectl("create", "--dry-run=server", "-f", "-",
+                                     input=json.dumps(pod_manifest))  # fmt: skip
+    assert admitted.returncode == 0, admitted.stderr

@@ -30,6 +30,13 @@ def install(
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="yaml: print the manifests, apply none.")
     ] = None,
+    node_cache: Annotated[
+        bool,
+        typer.Option(
+            help="Also run a node cache agent on every node (its own namespace, a hostPath): a "
+            "pod that starts on a node where another fetched its artifact downloads nothing."
+        ),
+    ] = False,
     gateway_api_keys_secret: Annotated[
         str | None,
         typer.Option(
@@ -68,7 +75,7 @@ def install(
     except ValueError as exc:
         raise CliError(f"gateway credentials: {exc}", exit_code=EXIT_USAGE) from exc
     defaults = InstallOptions()
-    options = InstallOptions(namespace, image or defaults.image, prometheus, auth)
+    options = InstallOptions(namespace, image or defaults.image, prometheus, auth, node_cache)
     found = manifests(options)
     if output is not None:
         if output != "yaml":

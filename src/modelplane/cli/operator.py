@@ -19,6 +19,13 @@ def operator(
         typer.Option(help="Watch only this namespace (repeatable); default: the whole cluster."),
     ] = None,
     image: Annotated[str | None, typer.Option(help="The runtime image model pods run.")] = None,
+    node_cache_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The node cache agent (modelplane install --node-cache): model pods' fetch "
+            "step asks it before the store."
+        ),
+    ] = None,
     gateway_url: Annotated[
         str | None, typer.Option(help="Base URL of the cluster's modelplane gateway, for status.")
     ] = None,
@@ -67,6 +74,7 @@ def operator(
         gateway_url=(gateway_url or defaults.gateway_url).rstrip("/"),
         route_parent=parent,
         model_env=tuple(_pair(item) for item in model_env or ()),
+        node_cache_url=node_cache_url,
     )
     options = OperatorOptions(
         cluster=cluster,

@@ -58,6 +58,7 @@ class ClusterSettings:
     route_parent: tuple[str, str] | None = None
     # Environment for every model pod, e.g. the OTEL_* variables that send its traces.
     model_env: tuple[tuple[str, str], ...] = ()
+    node_cache_url: str | None = None  # the node cache agent's Service, when installed
 
 
 def labels(model: Model, revision: str | None = None) -> dict[str, str]:
@@ -210,6 +211,8 @@ def _fetch_container(
         {"name": "tmp", "mountPath": TMP_DIR},
     ]
     args = ["fetch", "--cache-dir", CACHE_DIR, "--link", ARTIFACT_LINK]
+    if settings.node_cache_url is not None:
+        args += ["--node-cache", settings.node_cache_url]
     if spec.source.credentials is not None:
         mounts.append({"name": "credentials", "mountPath": CREDENTIALS_MOUNT, "readOnly": True})
         args += ["--secret-dir", CREDENTIALS_MOUNT]

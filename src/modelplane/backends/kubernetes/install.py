@@ -11,6 +11,9 @@ from typing import Any
 from modelplane import __version__
 from modelplane.api import GROUP, crd
 from modelplane.backends.kubernetes.children import LABEL_MANAGED_BY
+from modelplane.backends.kubernetes.node_cache import NAME as NODE_CACHE
+from modelplane.backends.kubernetes.node_cache import URL as NODE_CACHE_URL
+from modelplane.backends.kubernetes.node_cache import node_cache_manifests
 from modelplane.errors import KubernetesError
 from modelplane.security.tokens import group_grants
 
@@ -91,6 +94,7 @@ class InstallOptions:
     image: str = f"ghcr.io/modelplane/modelplane:{__version__}"
     prometheus: str | None = None
     gateway_auth: GatewayAuth = GatewayAuth()
+    node_cache: bool = False  # an agent per node keeps artifacts for the node's pods
 
 
 def labels(name: str = NAME) -> dict[str, str]:
@@ -120,6 +124,7 @@ def manifests(options: InstallOptions) -> list[Manifest]:
         _service(NAME, namespace, "http", OPERATOR_PORTS["http"]),
         _gateway(options),
         _service(GATEWAY, namespace, "http", 80),
+        *(node_cache_manifests(options.image, labels(NODE_CACHE)) if options.node_cache else ()),
     ]
 
 
@@ -168,6 +173,8 @@ def _operator(options: InstallOptions) -> Manifest:
     if options.prometheus:
         args += ["--prometheus", options.prometheus]
     args += ["--gateway-url", f"http://{GATEWAY}.{options.namespace}.svc"]
+    if options.node_cache:
+        args += ["--node-cache-url", NODE_CACHE_URL]
     probe = {"httpGet": {"path": "/healthz", "port": "healthz"}, "periodSeconds": 10}
     # One operator at a time: the old one stops before the new one starts.
     return _deployment(NAME, options, args, OPERATOR_PORTS, (probe, probe), 1, "Recreate")
