@@ -1,7 +1,12 @@
-"""ONNX models through onnxruntime: the recommended, code-free format."""
+"""ONNX models through onnxruntime: the recommended, code-free format.
+
+The artifact is a ``.onnx`` file, or a directory holding one beside its external data (weights
+over protobuf's 2 GiB limit are kept that way); onnxruntime finds the data next to the model.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from modelplane.errors import ModelLoadError, PredictError
@@ -34,12 +39,13 @@ class OnnxPredictor:
         options.intra_op_num_threads = context.whole_number("intraOpThreads", context.cpu_threads)
         # Spinning threads would steal the core the event loop needs between calls.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        model = _model_file(context.artifact)
         try:
             self._session = ort.InferenceSession(
-                str(context.artifact), options, providers=["CPUExecutionProvider"]
+                str(model), options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelLoadError(f"onnxruntime cannot load {context.artifact.name}: {exc}") from exc
+            raise ModelLoadError(f"onnxruntime cannot load {model.name}: {exc}") from exc
         inputs = tuple(_spec(arg, "input") for arg in self._session.get_inputs())
         outputs = tuple(_spec(arg, "output") for arg in self._session.get_outputs())
         batchable = all(s.shape and s.shape[0] == -1 for s in inputs + outputs)
@@ -61,6 +67,21 @@ class OnnxPredictor:
         except Exception as exc:
             raise PredictError(f"onnxruntime failed: {exc}") from exc
         return dict(zip(names, results, strict=True))
+
+
+def _model_file(artifact: Path) -> Path:
+    """The artifact itself, or the one ``*.onnx`` file at the top of a directory artifact."""
+    if not artifact.is_dir():
+        return artifact
+    found = sorted(artifact.glob("*.onnx"))
+    if len(found) != 1:
+        held = ", ".join(p.name for p in found) if found else "none"
+        raise ModelLoadError(
+            f"the ONNX artifact {artifact.name}/ is a directory, which must hold exactly one "
+            f"*.onnx file at its top (it holds {held}); keep one model per artifact, its "
+            f"external data beside it"
+        )
+    return found[0]
 
 
 def _spec(arg: Any, role: str) -> TensorSpec:
