@@ -62,11 +62,18 @@ def _s3(source: Source, settings: FetchSettings) -> Remote:
     return S3Remote(source, settings.limits, settings.transfer)
 
 
+def _mlflow(source: Source, settings: FetchSettings) -> Remote:
+    from modelplane.artifacts.mlflow import MlflowRemote
+
+    return MlflowRemote(source, settings.limits, settings.transfer)
+
+
 # Each remote source kind by its URI scheme; a kind's module loads when a source needs it.
 REMOTES: dict[str, Callable[[Source, FetchSettings], Remote]] = {
     "http": _http,
     "https": _http,
     "s3": _s3,
+    "models": _mlflow,
 }
 
 
