@@ -30,6 +30,8 @@ from modelplane.errors import (
 API = "/api/2.0/mlflow"
 ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
 TIMEOUT = httpx.Timeout(60, connect=5)
+# MLflow's basic-auth app does not tell a user whether a model they may not see exists.
+_HIDDEN = " (MLflow's authentication answers 403 for a model that does not exist, too)"
 
 
 def tracking_uri(endpoint: str | None, uri: str) -> str:
@@ -40,11 +42,13 @@ def tracking_uri(endpoint: str | None, uri: str) -> str:
             f"artifact {uri}: no MLflow tracking server to ask; set source.endpoint or "
             f"MLFLOW_TRACKING_URI to its URL (http://host:5000)"
         )
-    if urlsplit(configured).scheme not in ("http", "https"):
+    scheme = urlsplit(configured).scheme
+    if scheme not in ("http", "https"):
         raise ArtifactError(
-            f"artifact {uri}: the MLflow tracking URI {shown(configured)} is not an http(s) "
-            f"URL; modelplane reaches the registry through a tracking server (mlflow server), "
-            f"not a database or a directory"
+            f"artifact {uri}: the MLflow tracking URI is "
+            f"{f'a {scheme}: URI' if scheme else 'a local path'}, not http(s); modelplane reaches "
+            f"the registry through a tracking server (mlflow server), not its database or "
+            f"directory"
         )
     return configured.rstrip("/")
 
@@ -147,6 +151,7 @@ class Registry:
                 f"{self.uri}: the MLflow tracking server {self.where} denied access to {what} "
                 f"({said}); check MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and "
                 f"MLFLOW_TRACKING_PASSWORD, and that they may read this model"
+                + (_HIDDEN if status == 403 else "")
             )
         if status >= 500:
             raise ArtifactUnreachableError(
