@@ -93,6 +93,12 @@ def _oci(source: Source, settings: FetchSettings) -> Remote:
     return OciRemote(source, settings.limits, settings.transfer)
 
 
+def _mlflow(source: Source, settings: FetchSettings) -> Remote:
+    from modelplane.artifacts.mlflow import MlflowRemote
+
+    return MlflowRemote(source, settings.limits, settings.transfer)
+
+
 # Each remote source kind by its URI scheme; a kind's module loads when a source needs it.
 REMOTES: dict[str, Callable[[Source, FetchSettings], Remote]] = {
     "http": _http,
@@ -100,6 +106,7 @@ REMOTES: dict[str, Callable[[Source, FetchSettings], Remote]] = {
     "s3": _s3,
     "hf": _hf,
     "oci": _oci,
+    "models": _mlflow,
 }
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from modelplane.api import GENERATIVE_TASKS, ModelFormat, ModelSpec, Source
+from modelplane.artifacts.mlflow_models import is_mlflow_model, mlflow_model_file
 from modelplane.errors import ModelLoadError
 from modelplane.runtime.formats.base import LoadContext, Predictor
 from modelplane.runtime.generation import TextGenerator
@@ -88,6 +89,9 @@ def load(spec: ModelSpec, fetch: Callable[[Source], Path]) -> Predictor | TextGe
         )
     check_pickle_policy(spec)
     path = fetch(spec.source)
+    # An MLflow model directory: the loader opens its flavour's file (a python class gets it all).
+    if spec.format is not ModelFormat.PYTHON and is_mlflow_model(path):
+        path = mlflow_model_file(path, spec.format, spec.source.uri)
     context = LoadContext(
         artifact=path,
         parameters=dict(spec.runtime.parameters),
