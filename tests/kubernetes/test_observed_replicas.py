@@ -32,3 +32,16 @@ def test_a_replica_whose_model_does_not_load_is_an_ordinary_failure() -> None:
     view = replica_view(crashed_pod(EXIT_LOAD_FAILED, "onnxruntime cannot load it"))
     assert view.phase is Phase.FAILED
     assert view.failure == ""
+
+
+def test_a_fetch_step_that_could_not_get_the_artifact_says_so() -> None:
+    pod = crashed_pod(EXIT_ARTIFACT_UNAVAILABLE, "error: access to s3://m/x was denied")
+    status = pod["status"]
+    status["initContainerStatuses"] = status.pop("containerStatuses")
+    status["containerStatuses"] = [
+        {"restartCount": 0, "state": {"waiting": {"reason": "PodInitializing"}}}
+    ]
+    view = replica_view(pod)
+    assert (view.phase, view.restarts) == (Phase.FAILED, 3)
+    assert view.reason == "error: access to s3://m/x was denied"
+    assert view.failure == "ArtifactUnavailable"

@@ -224,6 +224,9 @@ def _fetch_container(
         "env": [{"name": "MODELPLANE_MANIFEST", "value": revision_manifest(model, spec)}],
         "resources": _resources(spec, settings),
         "securityContext": RESTRICTED_CONTAINER,
+        # Its last error line (never a secret: messages name sources, not credentials) is the
+        # pod's termination message, which the operator puts on the Model's status.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": mounts,
     }
 

@@ -68,7 +68,11 @@ def replica_view(body: Body) -> ReplicaView:
     meta, status = pod.get("metadata", RawMeta()), pod.get("status", RawPodStatus())
     name = meta.get("name", "")
     revision = meta.get("labels", {}).get(LABEL_REVISION, "")
-    containers = status.get("containerStatuses") or []
+    # The fetch step first: while it fails, the model container never starts.
+    containers = [
+        *(status.get("initContainerStatuses") or []),
+        *(status.get("containerStatuses") or []),
+    ]
     restarts = sum(int(c.get("restartCount", 0)) for c in containers)
     if meta.get("deletionTimestamp"):
         return ReplicaView(name, revision, Phase.STOPPING, restarts)

@@ -53,6 +53,7 @@ class RawPodStatus(TypedDict, total=False):
     phase: str
     conditions: list[RawCondition]
     containerStatuses: list[RawContainerStatus]
+    initContainerStatuses: list[RawContainerStatus]
 
 
 class RawPod(TypedDict, total=False):
