@@ -11,6 +11,7 @@ kwok's: set at once, before the process listens, as a kubelet whose probes lag w
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -87,6 +88,7 @@ class PodRunner:
     namespace: str
     work_dir: Path
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _failed: set[str] = field(default_factory=set)  # pods whose init container failed
     ips: dict[str, str] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -121,7 +123,8 @@ class PodRunner:
                 ip = (pod.get("status") or {}).get("podIP")
                 running = pod["status"].get("phase") == "Running"
                 gone = pod["metadata"].get("deletionTimestamp")
-                if running and ip and not gone and name not in self._processes:
+                fresh = name not in self._processes and name not in self._failed
+                if running and ip and not gone and fresh:
                     self._start(name, pod, ip)
             for name in [n for n in self._processes if n not in pods]:
                 self._end(name)
@@ -130,24 +133,44 @@ class PodRunner:
                     self._end(name)
 
     def _start(self, name: str, pod: dict[str, Any], ip: str) -> None:
-        container = pod["spec"]["containers"][0]
-        args = list(container["args"])
-        args[args.index("--host") + 1] = ip
-        cache = self.work_dir / name
-        cache.mkdir(parents=True, exist_ok=True)
-        args[args.index("--cache-dir") + 1] = str(cache)
-        given = container.get("env", [])
-        env = {**os.environ, **{e["name"]: e["value"] for e in given if "value" in e}}
-        log = (self.work_dir / f"{name}.log").open("ab")
-        self.ips[name] = ip
-        self._processes[name] = subprocess.Popen(
-            self.network.command(modelplane(*args)),
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
-        )
-        log.close()
+        """The pod's init containers one after another, as a kubelet runs them, then its
+        model container; the pod's cache volume is a directory of its own here."""
+        volumes = self._volumes(name, pod)
+        with (self.work_dir / f"{name}.log").open("ab") as log:
+            for init in pod["spec"].get("initContainers", []):
+                done = subprocess.run(
+                    modelplane(*_args(init, volumes)), env=_env(init), stdout=log,
+                    stderr=subprocess.STDOUT, timeout=120, check=False,
+                )  # fmt: skip
+                if done.returncode != 0:
+                    self._failed.add(name)  # the pod never starts; its log says why
+                    return
+            container = pod["spec"]["containers"][0]
+            args = _args(container, volumes)
+            args[args.index("--host") + 1] = ip
+            self.ips[name] = ip
+            self._processes[name] = subprocess.Popen(
+                self.network.command(modelplane(*args)),
+                env=_env(container),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
+            )
+
+    def _volumes(self, name: str, pod: dict[str, Any]) -> dict[str, Path]:
+        """Each volume of the pod as a directory of its own; a Secret's filled with its keys,
+        one file each, as the kubelet mounts it."""
+        found: dict[str, Path] = {}
+        for volume in pod["spec"].get("volumes", []):
+            directory = self.work_dir / name / volume["name"]
+            directory.mkdir(parents=True, exist_ok=True)
+            secret = volume.get("secret")
+            if secret is not None:
+                body = self.plane.get_json("secret", secret["secretName"], "-n", self.namespace)
+                for key, value in (body.get("data") or {}).items():
+                    (directory / key).write_bytes(base64.b64decode(value))
+            found[volume["name"]] = directory
+        return found
 
     def _end(self, name: str) -> None:
         process = self._processes.pop(name)
@@ -163,6 +186,25 @@ class PodRunner:
         self._thread.join(timeout=10)
         for name in list(self._processes):
             self._end(name)
+
+
+def _args(container: dict[str, Any], volumes: dict[str, Path]) -> list[str]:
+    """The container's args with each path under a volume it mounts moved to the directory
+    standing for that volume."""
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in container.get("volumeMounts", [])}
+
+    def local(arg: str) -> str:
+        for mount in sorted(mounts, key=len, reverse=True):
+            if arg == mount or arg.startswith(mount + "/"):
+                return str(mounts[mount]) + arg[len(mount) :]
+        return arg
+
+    return [local(arg) for arg in container["args"]]
+
+
+def _env(container: dict[str, Any]) -> dict[str, str]:
+    given = container.get("env", [])
+    return {**os.environ, **{e["name"]: e["value"] for e in given if "value" in e}}
 
 
 def _remove_stale() -> None:

@@ -5,6 +5,7 @@ start, and tells the operator the load it scales on."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 import yaml
 
 from modelplane.backends.local.supervisor import die_with_parent
+from tests.artifacts.s3server import BUCKET, S3Server, versitygw_binary
 from tests.kubernetes.conftest import OPERATOR_NAMESPACE, condition
 from tests.kubernetes.controlplane import ControlPlane, wait_until
 from tests.kubernetes.operating import RunningOperator
@@ -66,6 +68,14 @@ def pods(
     yield runner
     runner.stop()
     network.stop()
+
+
+@pytest.fixture(scope="module")
+def s3_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3-compatible store, where a tenant keeps a private model."""
+    server = S3Server(versitygw_binary(), tmp_path_factory.mktemp("s3"))
+    yield server
+    server.stop()
 
 
 def _token(plane: ControlPlane, account: str) -> Path:
@@ -394,3 +404,46 @@ def _ready_addresses(plane: ControlPlane) -> set[str]:
     return {address for found in slices["items"] for endpoint in found.get("endpoints") or []
             if (endpoint.get("conditions") or {}).get("ready") is not False
             for address in endpoint["addresses"]}  # fmt: skip
+
+
+def test_a_private_model_in_s3_serves_through_the_fetch_step_with_its_secret(
+    control_plane: ControlPlane,
+    pods: PodRunner,
+    gateway: ClusterGateway,
+    s3_store: S3Server,
+    iris_dir: Path,
+) -> None:
+    """The pod's init container fetches with the Secret (a kubelet stand-in mounts it), the
+    model container serves what it left, read-only, and holds no credential."""
+    s3 = s3_store
+    data = (iris_dir / "model.onnx").read_bytes()
+    s3.client().put_object(Bucket=BUCKET, Key="cluster/iris.onnx", Body=data)
+    secret = {"apiVersion": "v1", "kind": "Secret",
+              "metadata": {"name": "s3-reader", "namespace": NAMESPACE},
+              "stringData": {"AWS_ACCESS_KEY_ID": s3.reader.access_key,
+                             "AWS_SECRET_ACCESS_KEY": s3.reader.secret_key}}  # fmt: skip
+    control_plane.apply(secret)
+    source = {
+        "uri": f"s3://{BUCKET}/cluster/iris.onnx",
+        "endpoint": s3.endpoint,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "credentials": {"secret": "s3-reader"},
+    }
+    _apply(control_plane, (
+        f"apiVersion: modelplane.io/v1alpha1\nkind: Model\n"
+        f"metadata: {{name: private, namespace: {NAMESPACE}}}\n"
+        f"spec:\n  source: {json.dumps(source)}\n  format: onnx\n  task: classification\n"
+    ))  # fmt: skip
+
+    def serving() -> bool:
+        return any(p.startswith("private-") for p in pods.serving())
+
+    wait_until(serving, "the private model's pod serving", 90)
+    reply = gateway.infer("private")
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["outputs"][0]["data"] == [0]  # setosa
+    deployment = control_plane.get_json("deployment", "-n", NAMESPACE, "private-r1")
+    model = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert [m["name"] for m in model["volumeMounts"]] == ["cache", "tmp"]
+    shown = [json.dumps(_model(control_plane, "private")), json.dumps(deployment)]
+    assert not [text for text in shown if s3.reader.secret_key in text]
