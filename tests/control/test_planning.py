@@ -5,6 +5,7 @@ reporting yet), the observation says so and the rule is still the same."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from modelplane.api import Model, revision_digest
@@ -193,3 +194,15 @@ def test_a_first_source_that_cannot_be_resolved_starts_nothing_and_is_not_ready(
         "False",
         "ArtifactUnavailable",
     )
+
+
+def test_an_unresolvable_source_planned_again_later_changes_nothing() -> None:
+    """Idempotent: the second pass over the same observation, an hour on, says the same."""
+    model = onnx_model(source={"uri": "hf://org/missing"})
+    observed = Observed(demand=Demand(born=NOW), unresolved="not found")
+    first = plan(model, observed, NOW)
+    model.status = first.plan.status
+    later = replace(observed, reported=first.reported)
+    again = plan(model, later, NOW + timedelta(hours=1))
+    assert again.plan.status == first.plan.status
+    assert again.events == ()

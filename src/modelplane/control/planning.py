@@ -120,13 +120,17 @@ def _unavailable(found: Plan, model: Model, why: str, serving: bool, now: dateti
     artifact the spec names cannot be resolved."""
     status, generation = found.status, model.metadata.generation
     message = f"the new spec's artifact cannot be resolved, no revision was made: {why}"
-    status.conditions = set_condition(
-        status.conditions, STALLED, True, ARTIFACT_UNAVAILABLE, message, generation, now
-    )
-    if not serving:
-        status.revisions = []
-        status.conditions = set_condition(
-            status.conditions, READY, False, ARTIFACT_UNAVAILABLE, message, generation, now
+    said = [STALLED] if serving else [STALLED, READY]
+    # Over what the Model said before, not over what this pass first made of it: a condition
+    # that stays put keeps its transition time, and a pass that changes nothing writes nothing.
+    before = {c.type: c for c in model.status.conditions if c.type in said}
+    conditions = [before.get(c.type, c) if c.type in said else c for c in status.conditions]
+    for type_ in said:
+        conditions = set_condition(
+            conditions, type_, type_ == STALLED, ARTIFACT_UNAVAILABLE, message, generation, now
         )
-        return replace(found, start=(), traffic={}, replicas={})
-    return found
+    status.conditions = conditions
+    if serving:
+        return found
+    status.revisions = []
+    return replace(found, start=(), traffic={}, replicas={})
