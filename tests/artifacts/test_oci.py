@@ -24,6 +24,7 @@ from modelplane.errors import (
     DigestMismatchError,
     UnsafeArtifactError,
 )
+from tests.artifacts.proxy import CountingProxy
 from tests.artifacts.registry import Account, Oras, Registry
 from tests.processes import free_port
 
@@ -86,6 +87,26 @@ def test_a_digest_reference_keeps_fetching_what_it_named_after_the_tag_moves(
     assert fetch(tmp_path / "b", f"oci://{registry.host}/moving:stable").read_bytes() == (
         b"second release"
     )
+
+
+def test_an_unpinned_digest_reference_is_fetched_once_on_this_machine(
+    registry: Registry, oras: Oras, iris_dir: Path, tmp_path: Path
+) -> None:
+    """A revision records a tag resolved to a digest and no content digest: the replicas after
+    the first find it in the cache by that reference, without asking the registry."""
+    manifest = oras.push(f"{registry.host}/once:v1", "model.onnx", cwd=iris_dir)
+    counting = CountingProxy(("127.0.0.1", registry.port))
+    try:
+        uri = f"oci://127.0.0.1:{counting.port}/once@{manifest}"
+        first = fetch(tmp_path, uri)
+        assert counting.received > 0
+        counting.reset()
+        assert fetch(tmp_path, uri) == first
+    finally:
+        counting.stop()
+    assert counting.received == 0
+    # A tag is never taken from the cache: it may name something else now.
+    assert fetch(tmp_path, f"oci://{registry.host}/once:v1") == first
 
 
 def test_several_files_make_a_directory_and_a_large_one_comes_in_ranged_parts(

@@ -8,6 +8,8 @@ Replicas are separate processes, so the cache coordinates through the file syste
     <root>/locks/<key>.fetch              held exclusively while <key> is being fetched
     <root>/locks/<digest>.use             held shared by each process that uses the entry
     <root>/trash/                         entries being deleted
+    <root>/references/<key>               the digest an immutable reference (an OCI digest, a
+                                          hub commit, an MLflow version) was found to have
 
 An entry appears by one ``rename`` of a complete, verified directory, so a reader sees all of it
 or nothing. The fetch lock makes a digest fetched once however many replicas start together; the
@@ -133,6 +135,21 @@ class Cache:
             raise ArtifactError(f"cache entry {digest} vanished while installing {uri}")
         self.prune(self.max_bytes)
         return found
+
+    def remember(self, reference: str, digest: str) -> None:
+        """That the immutable ``reference`` (a key) names the content of ``digest``."""
+        found = self._part("references") / reference
+        staged = found.with_name(f".{reference}.{uuid.uuid4().hex}")
+        staged.write_text(digest)
+        staged.rename(found)
+
+    def recall(self, reference: str) -> str | None:
+        """The digest remembered for ``reference``, while its entry is in the cache."""
+        try:
+            digest = (self._part("references") / reference).read_text().strip()
+        except OSError:
+            return None
+        return digest if self.lookup(digest) is not None else None
 
     def entries(self) -> list[Entry]:
         found = []

@@ -13,7 +13,6 @@ The runtime (``runtime/loading.py``, ``runtime/server.py``) is the caller.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -27,7 +26,7 @@ from modelplane.api import Source
 from modelplane.artifacts.cache import Cache, Hold, Staging
 from modelplane.artifacts.digests import digest_of
 from modelplane.artifacts.files import local_artifact
-from modelplane.artifacts.node_cache import NodeCache
+from modelplane.artifacts.node_cache import NodeCache, reference_key
 from modelplane.artifacts.parts import Transfer
 from modelplane.artifacts.paths import Limits
 from modelplane.artifacts.references import source_is_immutable
@@ -223,20 +222,25 @@ class Fetcher:
         return installed
 
     def _unpinned(self, source: Source) -> Fetched:
-        if self.node is not None and source_is_immutable(source):
-            known = self.node.digest(source)
-            if known is not None:  # another pod of this node fetched it: verified by digest
+        # An immutable reference (an OCI digest, a hub commit, an MLflow version) names the same
+        # content forever: once fetched here, or by another pod of this node, it is that digest.
+        immutable, reference = source_is_immutable(source), reference_key(source)
+        if immutable:
+            known = self.cache.recall(reference)
+            if known is None and self.node is not None:
+                known = self.node.digest(source)
+            if known is not None:
                 return Fetched(self._pinned(source, known), known)
-        where = f"{source.uri} {source.endpoint or ''}".encode()
-        key = "unpinned-" + hashlib.sha256(where).hexdigest()
-        with self.cache.fetching(key) as staging:
+        with self.cache.fetching("unpinned-" + reference) as staging:
             remote = self._remote(source)
             content = self._download(remote, staging)
             digest = digest_of(content, self.settings.limits, remote.uri)
             self._holds.append(self.cache.hold(digest))
             installed = self.cache.install(staging, digest, shown(remote.uri))
+        if immutable:
+            self.cache.remember(reference, digest)
         if self.node is not None:
-            self.node.put(digest, installed, source if source_is_immutable(source) else None)
+            self.node.put(digest, installed, source if immutable else None)
         return Fetched(installed, digest)
 
     def _from_node(self, source: Source, digest: str, staging: Staging) -> bool:

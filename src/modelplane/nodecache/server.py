@@ -15,7 +15,6 @@ content-addressed cache bounded by size with least-recently-used eviction.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import tempfile
 from typing import IO
@@ -37,8 +36,6 @@ DIGEST = re.compile(r"^[0-9a-f]{64}$")
 class NodeCacheAgent:
     def __init__(self, cache: Cache, limits: Limits) -> None:
         self.cache, self.limits = cache, limits
-        self.references = cache.root / "references"
-        self.references.mkdir(parents=True, exist_ok=True)
 
     def app(self) -> Starlette:
         return Starlette(
@@ -82,7 +79,7 @@ class NodeCacheAgent:
             except ArtifactError as exc:
                 return _problem(422, str(exc))
         if reference:
-            (self.references / reference).write_text(digest)
+            self.cache.remember(reference, digest)
         return Response(status_code=201)
 
     def _keep(self, digest: str, spool: IO[bytes]) -> None:
@@ -102,10 +99,9 @@ class NodeCacheAgent:
         key = _digest(request.path_params["key"])
         if key is None:
             return _problem(400, "a reference key is 64 hex characters")
-        with contextlib.suppress(OSError):
-            digest = (self.references / key).read_text().strip()
-            if self.cache.lookup(digest) is not None:
-                return JSONResponse({"digest": digest})
+        digest = await anyio.to_thread.run_sync(self.cache.recall, key)
+        if digest is not None:
+            return JSONResponse({"digest": digest})
         return _problem(404, "no artifact is known here for that reference")
 
 
