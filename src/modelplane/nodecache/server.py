@@ -36,6 +36,7 @@ DIGEST = re.compile(r"^[0-9a-f]{64}$")
 class NodeCacheAgent:
     def __init__(self, cache: Cache, limits: Limits) -> None:
         self.cache, self.limits = cache, limits
+        cache.root.mkdir(parents=True, exist_ok=True)  # uploads are spooled there
 
     def app(self) -> Starlette:
         return Starlette(
