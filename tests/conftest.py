@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from modelplane.telemetry import access
+from tests.artifacts.registry import Oras, Registry, oras_binary
+from tests.artifacts.s3server import S3Server, versitygw_binary
 from tests.processes import RuntimeProcess, serving
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,3 +97,46 @@ def without_joblib(directory: Path) -> dict[str, str]:
     )
     path = [str(directory), *filter(None, [os.environ.get("PYTHONPATH")])]
     return {"PYTHONPATH": os.pathsep.join(path)}
+
+
+# Real stores models are kept in: an S3-compatible store, OCI registries and the ORAS CLI that
+# pushes to them (session-wide: the artifact tests and the cluster tests both serve from them).
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    server = S3Server(versitygw_binary(), tmp_path_factory.mktemp("s3"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def oras(tmp_path_factory: pytest.TempPathFactory) -> Oras:
+    """The ORAS CLI, with a Docker config of its own that ``oras login`` writes."""
+    return Oras(oras_binary(), tmp_path_factory.mktemp("oras-config"))
+
+
+def _registry(factory: pytest.TempPathFactory, oras: Oras, auth: str) -> Iterator[Registry]:
+    running = Registry(factory.mktemp(f"registry-{auth}"), auth)
+    try:
+        if auth != "none":
+            oras.login(running)
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory, oras: Oras) -> Iterator[Registry]:
+    """A real OCI registry anyone may pull from and push to."""
+    yield from _registry(tmp_path_factory, oras, "none")
+
+
+@pytest.fixture(scope="session")
+def basic_registry(tmp_path_factory: pytest.TempPathFactory, oras: Oras) -> Iterator[Registry]:
+    """A real OCI registry with Basic authentication (htpasswd); ``oras`` is logged in."""
+    yield from _registry(tmp_path_factory, oras, "htpasswd")
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory, oras: Oras) -> Iterator[Registry]:
+    """A real OCI registry with token authentication; ``oras`` is logged in."""
+    yield from _registry(tmp_path_factory, oras, "token")

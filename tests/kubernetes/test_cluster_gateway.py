@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from modelplane.backends.local.supervisor import die_with_parent
-from tests.artifacts.s3server import BUCKET, S3Server, versitygw_binary
+from tests.artifacts.registry import Oras, Registry
+from tests.artifacts.s3server import BUCKET, S3Server
 from tests.kubernetes.conftest import OPERATOR_NAMESPACE, condition
 from tests.kubernetes.controlplane import ControlPlane, wait_until
 from tests.kubernetes.operating import RunningOperator
@@ -68,14 +69,6 @@ def pods(
     yield runner
     runner.stop()
     network.stop()
-
-
-@pytest.fixture(scope="module")
-def s3_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """A real S3-compatible store, where a tenant keeps a private model."""
-    server = S3Server(versitygw_binary(), tmp_path_factory.mktemp("s3"))
-    yield server
-    server.stop()
 
 
 def _token(plane: ControlPlane, account: str) -> Path:
@@ -410,12 +403,11 @@ def test_a_private_model_in_s3_serves_through_the_fetch_step_with_its_secret(
     control_plane: ControlPlane,
     pods: PodRunner,
     gateway: ClusterGateway,
-    s3_store: S3Server,
+    s3: S3Server,
     iris_dir: Path,
 ) -> None:
     """The pod's init container fetches with the Secret (a kubelet stand-in mounts it), the
     model container serves what it left, read-only, and holds no credential."""
-    s3 = s3_store
     data = (iris_dir / "model.onnx").read_bytes()
     s3.client().put_object(Bucket=BUCKET, Key="cluster/iris.onnx", Body=data)
     secret = {"apiVersion": "v1", "kind": "Secret",
@@ -447,3 +439,32 @@ def test_a_private_model_in_s3_serves_through_the_fetch_step_with_its_secret(
     assert [m["name"] for m in model["volumeMounts"]] == ["cache", "tmp"]
     shown = [json.dumps(_model(control_plane, "private")), json.dumps(deployment)]
     assert not [text for text in shown if s3.reader.secret_key in text]
+
+
+def test_an_oci_tag_is_pinned_by_the_operator_and_served_by_the_pods(
+    control_plane: ControlPlane,
+    pods: PodRunner,
+    gateway: ClusterGateway,
+    registry: Registry,
+    oras: Oras,
+    iris_dir: Path,
+) -> None:
+    """The operator resolves the tag when it makes the revision; the pods fetch that digest."""
+    reference = f"{registry.host}/cluster/iris:stable"
+    oras.push(reference, "model.onnx", cwd=iris_dir)
+    pinned = oras.resolve(reference)
+    source = {"uri": f"oci://{reference}"}
+    _apply(control_plane, (
+        f"apiVersion: modelplane.io/v1alpha1\nkind: Model\n"
+        f"metadata: {{name: tagged, namespace: {NAMESPACE}}}\n"
+        f"spec:\n  source: {json.dumps(source)}\n  format: onnx\n  task: classification\n"
+    ))  # fmt: skip
+    wait_until(lambda: any(p.startswith("tagged-") for p in pods.serving()),
+               "the tagged model's pod serving", 90)  # fmt: skip
+    reply = gateway.infer("tagged")
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["outputs"][0]["data"] == [0]  # setosa
+    recorded = f"oci://{registry.host}/cluster/iris@{pinned}"
+    assert _status(control_plane, "tagged")["revisions"][0]["source"] == recorded
+    revision = control_plane.get_json("controllerrevision", "-n", NAMESPACE, "tagged-r1")
+    assert revision["data"]["spec"]["source"]["uri"] == recorded
