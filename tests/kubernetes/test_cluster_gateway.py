@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from modelplane.backends.local.supervisor import die_with_parent
+from tests.artifacts.mlflow_server import MlflowServer, mlflow_venv
 from tests.artifacts.registry import Oras, Registry
 from tests.artifacts.s3server import BUCKET, S3Server
 from tests.kubernetes.conftest import OPERATOR_NAMESPACE, condition
@@ -468,3 +469,55 @@ def test_an_oci_tag_is_pinned_by_the_operator_and_served_by_the_pods(
     assert _status(control_plane, "tagged")["revisions"][0]["source"] == recorded
     revision = control_plane.get_json("controllerrevision", "-n", NAMESPACE, "tagged-r1")
     assert revision["data"]["spec"]["source"]["uri"] == recorded
+
+
+@pytest.fixture(scope="module")
+def mlflow_registry(
+    tmp_path_factory: pytest.TempPathFactory, s3: S3Server, iris_dir: Path
+) -> Iterator[MlflowServer]:
+    """A real MLflow server whose artifacts are in the S3 store, iris registered, @champion."""
+    server = MlflowServer(mlflow_venv(), tmp_path_factory.mktemp("mlflow"), s3)
+    try:
+        server.register(
+            {"log": "onnx", "name": "iris-registered", "onnx": str(iris_dir / "model.onnx")},
+            {"alias": "champion", "name": "iris-registered", "version": "1"},
+        )
+        yield server
+    finally:
+        server.stop()
+
+
+def test_an_mlflow_alias_is_resolved_with_a_secret_the_namespace_lets_the_operator_read(
+    control_plane: ControlPlane,
+    pods: PodRunner,
+    gateway: ClusterGateway,
+    mlflow_registry: MlflowServer,
+) -> None:
+    login = mlflow_registry.reader_env()
+    control_plane.apply({"apiVersion": "v1", "kind": "Secret",
+                         "metadata": {"name": "mlflow-reader", "namespace": NAMESPACE},
+                         "stringData": {k: v for k, v in login.items()
+                                        if k.startswith("MLFLOW_TRACKING_")}})  # fmt: skip
+    for command in (
+        ("create", "role", "modelplane-credentials", "--verb=get", "--resource=secrets",
+         "--resource-name=mlflow-reader"),
+        ("create", "rolebinding", "modelplane-credentials", "--role=modelplane-credentials",
+         f"--serviceaccount={OPERATOR_NAMESPACE}:modelplane-operator"),
+    ):  # fmt: skip
+        control_plane.kubectl("-n", NAMESPACE, *command, check=True)
+    source = {"uri": "models:/iris-registered@champion", "endpoint": mlflow_registry.url,
+              "credentials": {"secret": "mlflow-reader"}}  # fmt: skip
+    _apply(control_plane, (
+        f"apiVersion: modelplane.io/v1alpha1\nkind: Model\n"
+        f"metadata: {{name: registered, namespace: {NAMESPACE}}}\n"
+        f"spec:\n  source: {json.dumps(source)}\n  format: onnx\n  task: classification\n"
+    ))  # fmt: skip
+    wait_until(lambda: any(p.startswith("registered-") for p in pods.serving()),
+               "the registered model's pod serving", 120)  # fmt: skip
+    reply = gateway.infer("registered")
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["outputs"][0]["data"] == [0]  # setosa
+    assert _status(control_plane, "registered")["revisions"][0]["source"] == (
+        "models:/iris-registered/1"
+    )
+    assert mlflow_registry.reader_password not in json.dumps(_model(control_plane, "registered"))
