@@ -20,7 +20,9 @@ import httpx
 import pytest
 import yaml
 
+from modelplane.artifacts import Limits, digest_of
 from modelplane.backends.local.supervisor import die_with_parent
+from tests.artifacts.hubcache import minilm_directory
 from tests.artifacts.mlflow_server import MlflowServer, mlflow_venv
 from tests.artifacts.registry import Oras, Registry
 from tests.artifacts.s3server import BUCKET, S3Server
@@ -521,3 +523,37 @@ def test_an_mlflow_alias_is_resolved_with_a_secret_the_namespace_lets_the_operat
         "models:/iris-registered/1"
     )
     assert mlflow_registry.reader_password not in json.dumps(_model(control_plane, "registered"))
+
+
+def test_a_hugging_face_directory_in_s3_answers_embeddings_on_the_cluster(
+    control_plane: ControlPlane, pods: PodRunner, gateway: ClusterGateway, s3: S3Server
+) -> None:
+    """A transformers model is a directory (config, weights, tokenizer): the fetch step gets
+    every file under the prefix, verified by the manifest digest, and the pod serves it."""
+    model = minilm_directory()
+    client = s3.client()
+    for path in sorted(p for p in model.rglob("*") if p.is_file()):
+        key = f"hf-layout/minilm/{path.relative_to(model).as_posix()}"
+        client.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())
+    login = {"apiVersion": "v1", "kind": "Secret",
+             "metadata": {"name": "s3-minilm", "namespace": NAMESPACE},
+             "stringData": {"AWS_ACCESS_KEY_ID": s3.reader.access_key,
+                            "AWS_SECRET_ACCESS_KEY": s3.reader.secret_key}}  # fmt: skip
+    control_plane.apply(login)
+    source = {"uri": f"s3://{BUCKET}/hf-layout/minilm/", "endpoint": s3.endpoint,
+              "sha256": digest_of(model, Limits(), "minilm"),
+              "credentials": {"secret": "s3-minilm"}}  # fmt: skip
+    _apply(control_plane, (
+        f"apiVersion: modelplane.io/v1alpha1\nkind: Model\n"
+        f"metadata: {{name: minilm, namespace: {NAMESPACE}}}\n"
+        f"spec:\n  source: {json.dumps(source)}\n  format: huggingface\n  task: embedding\n"
+        "  resources: {cpu: '1', memory: 1Gi}\n"
+    ))  # fmt: skip
+    wait_until(lambda: any(p.startswith("minilm-") for p in pods.serving()),
+               "the minilm pod serving", 120)  # fmt: skip
+    body = {"model": f"{NAMESPACE}/minilm", "input": ["A man is eating food.", "A man eats."]}
+    reply = httpx.post(f"{gateway.url}/v1/embeddings", json=body, timeout=120)
+    assert reply.status_code == 200, reply.text
+    vectors = [d["embedding"] for d in reply.json()["data"]]
+    assert [len(v) for v in vectors] == [384, 384]
+    assert sum(a * b for a, b in zip(*vectors, strict=True)) > 0.6  # related sentences are near
