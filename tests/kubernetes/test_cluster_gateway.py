@@ -43,11 +43,21 @@ ROOT = Path(__file__).resolve().parents[2]
 def iris(name: str, extra: str = "") -> str:
     """A Model serving the iris example's real ONNX artifact."""
     example = yaml.safe_load((ROOT / "examples" / "iris" / "iris.yaml").read_text())
-    source = json.dumps(example["spec"]["source"])
+    return model_document(name, example["spec"]["source"], extra=extra)
+
+
+def model_document(
+    name: str,
+    source: dict[str, Any],
+    fmt: str = "onnx",
+    task: str = "classification",
+    extra: str = "",
+) -> str:
+    """A Model of NAMESPACE named ``name`` serving ``source``; ``extra`` adds lines to its spec."""
     return (
         f"apiVersion: modelplane.io/v1alpha1\nkind: Model\n"
         f"metadata: {{name: {name}, namespace: {NAMESPACE}}}\n"
-        f"spec:\n  source: {source}\n  format: onnx\n  task: classification\n{extra}"
+        f"spec:\n  source: {json.dumps(source)}\n  format: {fmt}\n  task: {task}\n{extra}"
     )
 
 
@@ -424,11 +434,7 @@ def test_a_private_model_in_s3_serves_through_the_fetch_step_with_its_secret(
         "sha256": hashlib.sha256(data).hexdigest(),
         "credentials": {"secret": "s3-reader"},
     }
-    _apply(control_plane, (
-        f"apiVersion: modelplane.io/v1alpha1\nkind: Model\n"
-        f"metadata: {{name: private, namespace: {NAMESPACE}}}\n"
-        f"spec:\n  source: {json.dumps(source)}\n  format: onnx\n  task: classification\n"
-    ))  # fmt: skip
+    _apply(control_plane, model_document("private", source))
 
     def serving() -> bool:
         return any(p.startswith("private-") for p in pods.serving())
@@ -457,11 +463,7 @@ def test_an_oci_tag_is_pinned_by_the_operator_and_served_by_the_pods(
     oras.push(reference, "model.onnx", cwd=iris_dir)
     pinned = oras.resolve(reference)
     source = {"uri": f"oci://{reference}"}
-    _apply(control_plane, (
-        f"apiVersion: modelplane.io/v1alpha1\nkind: Model\n"
-        f"metadata: {{name: tagged, namespace: {NAMESPACE}}}\n"
-        f"spec:\n  source: {json.dumps(source)}\n  format: onnx\n  task: classification\n"
-    ))  # fmt: skip
+    _apply(control_plane, model_document("tagged", source))
     wait_until(lambda: any(p.startswith("tagged-") for p in pods.serving()),
                "the tagged model's pod serving", 90)  # fmt: skip
     reply = gateway.infer("tagged")
@@ -509,11 +511,7 @@ def test_an_mlflow_alias_is_resolved_with_a_secret_the_namespace_lets_the_operat
         control_plane.kubectl("-n", NAMESPACE, *command, check=True)
     source = {"uri": "models:/iris-registered@champion", "endpoint": mlflow_registry.url,
               "credentials": {"secret": "mlflow-reader"}}  # fmt: skip
-    _apply(control_plane, (
-        f"apiVersion: modelplane.io/v1alpha1\nkind: Model\n"
-        f"metadata: {{name: registered, namespace: {NAMESPACE}}}\n"
-        f"spec:\n  source: {json.dumps(source)}\n  format: onnx\n  task: classification\n"
-    ))  # fmt: skip
+    _apply(control_plane, model_document("registered", source))
     wait_until(lambda: any(p.startswith("registered-") for p in pods.serving()),
                "the registered model's pod serving", 120)  # fmt: skip
     reply = gateway.infer("registered")
@@ -543,12 +541,8 @@ def test_a_hugging_face_directory_in_s3_answers_embeddings_on_the_cluster(
     source = {"uri": f"s3://{BUCKET}/hf-layout/minilm/", "endpoint": s3.endpoint,
               "sha256": digest_of(model, Limits(), "minilm"),
               "credentials": {"secret": "s3-minilm"}}  # fmt: skip
-    _apply(control_plane, (
-        f"apiVersion: modelplane.io/v1alpha1\nkind: Model\n"
-        f"metadata: {{name: minilm, namespace: {NAMESPACE}}}\n"
-        f"spec:\n  source: {json.dumps(source)}\n  format: huggingface\n  task: embedding\n"
-        "  resources: {cpu: '1', memory: 1Gi}\n"
-    ))  # fmt: skip
+    resources = "  resources: {cpu: '1', memory: 1Gi}\n"
+    _apply(control_plane, model_document("minilm", source, "huggingface", "embedding", resources))
     wait_until(lambda: any(p.startswith("minilm-") for p in pods.serving()),
                "the minilm pod serving", 120)  # fmt: skip
     body = {"model": f"{NAMESPACE}/minilm", "input": ["A man is eating food.", "A man eats."]}

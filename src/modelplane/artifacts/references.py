@@ -12,6 +12,8 @@ from modelplane.api import Source
 _OCI_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 _MLFLOW_VERSION = re.compile(r"^/[^/@]+/[0-9]+$")
 _HUB_COMMIT = re.compile(r"@[0-9a-f]{40}$")
+# The source kinds whose references can be immutable (a digest, a commit, a version) or move.
+IMMUTABLE_SCHEMES = frozenset({"oci", "hf", "models"})
 
 
 def moving(uri: str) -> bool:
@@ -30,6 +32,3 @@ def source_is_immutable(source: Source) -> bool:
     """Whether ``source`` names content that can never change: an OCI digest, a hub commit,
     an MLflow version (files, URLs and objects can be overwritten)."""
     return urlsplit(source.uri).scheme in IMMUTABLE_SCHEMES and not moving(source.uri)
-
-
-IMMUTABLE_SCHEMES = frozenset({"oci", "hf", "models"})

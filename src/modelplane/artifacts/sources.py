@@ -29,7 +29,7 @@ from modelplane.artifacts.files import local_artifact
 from modelplane.artifacts.node_cache import NodeCache, reference_key
 from modelplane.artifacts.parts import Transfer
 from modelplane.artifacts.paths import Limits
-from modelplane.artifacts.references import source_is_immutable
+from modelplane.artifacts.references import IMMUTABLE_SCHEMES, source_is_immutable
 from modelplane.artifacts.verifying import check_digest, shown
 from modelplane.errors import ArtifactError
 from modelplane.telemetry.artifact_metrics import ArtifactMetrics
@@ -189,8 +189,8 @@ class Fetcher:
     def pin(self, source: Source) -> Source:
         """``source`` with its moving reference (a tag, an alias, a branch) resolved to the
         immutable one, for a new revision to keep; an immutable source is returned as it is."""
-        if urlsplit(source.uri).scheme == "file":
-            return source
+        if urlsplit(source.uri).scheme not in IMMUTABLE_SCHEMES:
+            return source  # files, URLs and objects name no tag: nothing to ask their store
         pinned = remote(source, self.settings).resolved()
         return source if pinned == source.uri else source.model_copy(update={"uri": pinned})
 

@@ -67,10 +67,9 @@ class NodeCacheAgent:
 
     async def _put(self, request: Request) -> Response:
         digest = _digest(request.path_params["digest"])
-        reference = _digest(request.query_params.get("reference", "")) if (
-            "reference" in request.query_params
-        ) else None  # fmt: skip
-        if digest is None or reference == "":
+        given = request.query_params.get("reference")
+        reference = _digest(given) if given is not None else None
+        if digest is None or (given is not None and reference is None):
             return _problem(400, "a digest and a reference are 64 hex characters")
         with tempfile.TemporaryFile(dir=self.cache.root) as spool:
             async for chunk in request.stream():
