@@ -40,6 +40,7 @@ from modelplane.api.model import (
 from modelplane.api.revision import revision_digest, revision_name
 from modelplane.api.schema import crd, json_schema
 from modelplane.api.status import (
+    COMMIT_TIME_ANNOTATION,
     ROLLOUT_COMMAND_ANNOTATION,
     AnalysisResult,
     MetricVerdict,
@@ -51,6 +52,7 @@ from modelplane.api.status import (
 
 __all__ = [
     "API_VERSION",
+    "COMMIT_TIME_ANNOTATION",
     "GENERATIVE_TASKS",
     "GROUP",
     "KIND",

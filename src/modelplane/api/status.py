@@ -43,6 +43,9 @@ class AnalysisResult(Wire):
 
 
 ROLLOUT_COMMAND_ANNOTATION = "modelplane.io/rollout-command"
+# When the change was made (RFC 3339), set by whoever applies it from a commit: the GitOps sync
+# writes the commit's time; release lead time runs from it.
+COMMIT_TIME_ANNOTATION = "modelplane.io/commit-time"
 
 
 class RolloutPhase(StrEnum):

@@ -14,12 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from modelplane.api import Model, Source
+from modelplane.api import COMMIT_TIME_ANNOTATION, Model, Source
+from modelplane.api.releases import Mark, Milestone
 from modelplane.control.analysis import Window
 from modelplane.control.autoscaling import Demand, replicas_for
 from modelplane.control.conditions import READY, STALLED, set_condition
 from modelplane.control.quotas import ReplicaCap, within_cap
 from modelplane.control.reconcile import Plan, ReplicaView, reconcile
+from modelplane.control.releases import milestones
 from modelplane.control.reporting import Reported, events
 from modelplane.control.revisions import RevisionRef, select_revision
 from modelplane.control.rollout import ARTIFACT_UNAVAILABLE, Event, pending_command
@@ -61,6 +63,8 @@ class ModelPlan:
     events: tuple[Event, ...]  # in the order they happened
     reported: Reported  # what the backend has told once these events are recorded
     source: Source  # what a new revision records as its source: immutable references only
+    # Release milestones this pass saw happen, recorded before the status that shows them.
+    marks: tuple[Mark, ...] = ()
 
 
 def plan(model: Model, observed: Observed, now: datetime) -> ModelPlan:
@@ -109,10 +113,25 @@ def _plan(
         told.append(capped)
     rest, reported = events(found, desired, before)
     held_back = desired < wanted
+    marks = milestones(model.status, found.status, now)
+    if new and (committed := _commit_time(model)) is not None:
+        marks.insert(0, Mark(revision.name, Milestone.COMMITTED, committed))
     return ModelPlan(
         revision, new, wanted, desired, found, (*told, *rest),
         replace(reported, held_back=held_back), observed.source or model.spec.source,
+        tuple(marks),
     )  # fmt: skip
+
+
+def _commit_time(model: Model) -> datetime | None:
+    """The change's commit time as its applier annotated it; a malformed or zoneless one is
+    ignored (the release then counts from its revision's creation)."""
+    value = model.metadata.annotations.get(COMMIT_TIME_ANNOTATION, "")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 def _unavailable(found: Plan, model: Model, why: str, serving: bool, now: datetime) -> Plan:

@@ -1,0 +1,41 @@
+"""What each revision records of its own fate (release milestones), as a store keeps them and
+``control.releases`` reads them: the raw history that release figures are computed from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Milestone(StrEnum):
+    COMMITTED = "committed"  # the commit that carried the change (from the Model's annotation)
+    TRAFFIC = "traffic"  # first took a share of the traffic
+    PROMOTED = "promoted"  # became the stable revision: all traffic
+    ROLLED_BACK = "rolledBack"  # all traffic back to the stable one; reason says why
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One milestone of one revision; recorded once (the first time wins)."""
+
+    revision: str
+    milestone: Milestone
+    at: datetime
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RevisionHistory:
+    """One revision as the store keeps it: identity, birth and milestones."""
+
+    namespace: str
+    model: str
+    name: str
+    number: int
+    digest: str
+    created: datetime
+    marks: tuple[Mark, ...] = ()
+
+    def at(self, milestone: Milestone) -> Mark | None:
+        return next((m for m in self.marks if m.milestone is milestone), None)
