@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -39,3 +39,20 @@ class RevisionHistory:
 
     def at(self, milestone: Milestone) -> Mark | None:
         return next((m for m in self.marks if m.milestone is milestone), None)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+PERIOD_MAX = timedelta(days=3660)
+
+
+def parse_period(text: str) -> timedelta:
+    """A period as people write one: ``90m``, ``12h``, ``30d``, ``2w``."""
+    number, unit = text[:-1], text[-1:]
+    if unit not in _UNITS or not number.isdigit() or int(number) == 0:
+        raise ValueError(
+            f"period {text!r} is not a positive whole number followed by one of "
+            f"{', '.join(_UNITS)} (e.g. 30d, 12h)"
+        )
+    # Longer than anyone keeps history for: the history there is, not an error.
+    seconds = min(int(number) * _UNITS[unit], int(PERIOD_MAX.total_seconds()))
+    return timedelta(seconds=seconds)

@@ -5,12 +5,13 @@ SQLite implementation is ``backends.local.store``; on a cluster the Kubernetes A
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from modelplane.api.model import Model
+from modelplane.api.releases import Mark, RevisionHistory
 
 ChangeType = Literal["ADDED", "MODIFIED", "DELETED"]
 EventType = Literal["Normal", "Warning"]
@@ -79,6 +80,14 @@ class Store(Protocol):
     def add_revision(
         self, namespace: str, model: str, digest: str, spec: dict[str, Any]
     ) -> Revision: ...
+
+    def record_marks(self, namespace: str, model: str, marks: Sequence[Mark]) -> None:
+        """Record release milestones; one already recorded for a revision is kept."""
+        ...
+
+    def release_history(self, namespace: str | None = None) -> list[RevisionHistory]:
+        """Every revision (of ``namespace``, or all) with its milestones."""
+        ...
 
     def record_event(
         self, namespace: str, obj: str, kind: EventType, reason: str, message: str

@@ -32,6 +32,7 @@ from modelplane.apiserver.git_webhook import MAX_BODY
 from modelplane.apiserver.http import REVISION_DIGEST_HEADER
 from modelplane.apiserver.keys import KeyRequest
 from modelplane.apiserver.metric_history import METRICS_PREFIX
+from modelplane.apiserver.releases import RELEASES_PREFIX
 from modelplane.apiserver.server import MERGE_PATCH, PREFIX
 from modelplane.gitops.sync import GitSourceSpec
 from modelplane.gitops.webhooks import EVENTS, GITLAB_HEADER, SIGNATURES
@@ -201,6 +202,50 @@ MODEL_METRICS: Schema = {
         "analyses": {"type": "array", "items": {"type": "object"}},
     },
 }
+PERIOD = {"type": "string", "pattern": "^[1-9][0-9]*[smhdw]$"}
+RELEASE_QUERY = [
+    _query("since", PERIOD, "The period to report: 30d (default), 12h, 2w."),
+    _query("undoWindow", PERIOD, "A release brought back within it failed (default 24h)."),
+    _query("step", PERIOD, "The trend's bucket (default 1d, or 1w past 31 days)."),
+]
+SECONDS = {"type": ["number", "null"]}
+RELEASE_FIGURES: Schema = {
+    "type": "object",
+    "required": ["releases", "deployments", "failed", "deploymentsPerDay", "changeFailureRate"],
+    "properties": {
+        "releases": {"type": "integer", "description": "Finished: reached 100% or failed."},
+        "deployments": {"type": "integer", "description": "Reached 100%."},
+        "failed": {"type": "integer"},
+        "deploymentsPerDay": {"type": "number"},
+        "leadTimeSeconds": SECONDS | {"description": "Median, commit (or apply) to promotion."},
+        "changeFailureRate": SECONDS | {"description": "Failed over finished; null: none."},
+        "timeToRestoreSeconds": SECONDS | {"description": "Median, bad traffic to none."},
+    },
+}
+RELEASE_REPORT: Schema = {
+    "type": "object",
+    "required": ["kind", "since", "until", "summary", "teams", "items"],
+    "properties": {
+        "kind": {"const": "ReleaseReport"},
+        "since": {"type": "string"},
+        "until": {"type": "string"},
+        "summary": RELEASE_FIGURES,
+        "teams": {"type": "array", "items": {"type": "object", "properties": {
+            "namespace": {"type": "string"},
+            "summary": RELEASE_FIGURES,
+            "trend": {"type": "array", "items": RELEASE_FIGURES},
+            "models": {"type": "array", "items": {"type": "object"}},
+        }}},
+        "items": {"type": "array", "items": {"type": "object", "properties": {
+            "namespace": {"type": "string"},
+            "model": {"type": "string"},
+            "revision": {"type": "string"},
+            "outcome": {"enum": ["Promoted", "Undone", "RolledBack", "Aborted", "Superseded",
+                                 "InProgress"]},
+        }}},
+    },
+}  # fmt: skip
+BAD_PERIOD = {400: "a period that is not a whole number and a unit (s, m, h, d, w)"}
 QUOTA = ref("Quota")
 SYNCING: Schema = {
     "type": "object",
@@ -263,6 +308,12 @@ OPERATIONS = [
               _list_of("ModelMetricsList", METRICS_LATEST)),
     Operation("GET", METRICS_PREFIX + "/namespaces/{namespace}/models/{name}",
               "The last hour per revision, and the rollout's analyses.", MODEL_METRICS),
+    Operation("GET", RELEASES_PREFIX + "/releases",
+              "Releases and their DORA figures in every namespace you may read, per team.",
+              RELEASE_REPORT, query=RELEASE_QUERY, failures=BAD_PERIOD),
+    Operation("GET", RELEASES_PREFIX + "/namespaces/{namespace}/releases",
+              "One team's releases and DORA figures.", RELEASE_REPORT, query=RELEASE_QUERY,
+              failures=BAD_PERIOD),
     Operation("GET", "/quotas", "Every namespace's quota.", _list_of("QuotaList", QUOTA)),
     Operation("GET", "/quotas/{namespace}", "One namespace's quota.", QUOTA),
     Operation("PUT", "/quotas/{namespace}", "Set a namespace's quota (admin).", QUOTA,

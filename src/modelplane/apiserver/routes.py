@@ -14,6 +14,7 @@ from modelplane.apiserver.metric_history import MetricHistory, metrics_routes
 from modelplane.apiserver.openapi import openapi_route
 from modelplane.apiserver.prometheus_series import PrometheusSeries
 from modelplane.apiserver.quotas import SqliteQuotaStore, quota_routes
+from modelplane.apiserver.releases import release_routes
 from modelplane.gitops.sources import GitSources
 
 
@@ -26,10 +27,11 @@ def control_routes(
     keys: SqliteKeyStore | None,
     prometheus: PrometheusSeries | None = None,
 ) -> list[BaseRoute]:
-    """The description, metrics, git sources, quotas and (with auth) API keys."""
+    """The description, metrics, releases, git sources, quotas and (with auth) API keys."""
     return [
         openapi_route(auth=keys is not None),
         *metrics_routes(history, store, prometheus),
+        *release_routes(store),
         *gitops_routes(sources, auth=keys is not None),
         *quota_routes(quotas, enforced),
         *(key_routes(keys) if keys is not None else []),

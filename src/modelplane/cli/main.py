@@ -23,6 +23,7 @@ from modelplane.cli import (
     operator,
     platform,
     quotas,
+    releases,
     resources,
     rollouts,
     serving,
@@ -65,6 +66,7 @@ def build_app() -> typer.Typer:
     app.command()(inference.infer)
     app.command()(chatting.chat)
     app.command()(top.top)
+    app.command()(releases.releases)
     app.add_typer(rollouts.build(), name="rollout")
     app.add_typer(gitops.build(), name="gitops")
     app.add_typer(auth.build(), name="auth")

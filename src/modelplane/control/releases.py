@@ -193,8 +193,8 @@ class Figures:
 
 
 def figures(found: Sequence[Release], since: datetime, now: datetime) -> Figures:
-    """Over releases finished in [since, now]."""
-    period = [r for r in found if r.finished is not None and since <= r.finished <= now]
+    """Over releases finished in [since, now)."""
+    period = [r for r in found if r.finished is not None and since <= r.finished < now]
     finished = [r for r in period if r.finished_release]
     deployed = [r for r in period if r.outcome in REACHED_ALL_TRAFFIC]
     failed = [r for r in finished if r.failed]
@@ -216,3 +216,16 @@ def _median(values: list[timedelta]) -> timedelta | None:
     if not values:
         return None
     return timedelta(seconds=statistics.median(v.total_seconds() for v in values))
+
+
+def trend(
+    found: Sequence[Release], since: datetime, now: datetime, step: timedelta
+) -> list[tuple[datetime, Figures]]:
+    """The figures per ``step`` from ``since`` to ``now``, oldest first (the last may be short)."""
+    buckets = []
+    start = since
+    while start < now:
+        end = min(start + step, now)
+        buckets.append((start, figures(found, start, end)))
+        start = end
+    return buckets

@@ -220,6 +220,7 @@ class Controller:
             self._draining.add(draining)  # a reference, so the task is not collected mid-drain
             draining.add_done_callback(self._draining.discard)
         meta = model.metadata
+        self.store.record_marks(meta.namespace, meta.name, decided.marks)
         for event in decided.events:
             self.store.record_event(
                 meta.namespace, meta.name, event.type, event.reason, event.message

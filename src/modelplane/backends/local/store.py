@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from modelplane.api import Model, to_wire
+from modelplane.api import Model, revision_name, to_wire
+from modelplane.api.releases import Mark, Milestone, RevisionHistory
 from modelplane.api.store import Change, ChangeType, Event, EventType, Revision
 from modelplane.errors import AlreadyExistsError, ConflictError, GoneError, NotFoundError
 
@@ -57,6 +58,15 @@ CREATE TABLE IF NOT EXISTS events (
     time TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_object ON events (namespace, object, id);
+CREATE TABLE IF NOT EXISTS milestones (
+    namespace TEXT NOT NULL,
+    model TEXT NOT NULL,
+    revision TEXT NOT NULL,
+    milestone TEXT NOT NULL,
+    at TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (namespace, model, revision, milestone)
+);
 """
 
 
@@ -187,6 +197,9 @@ class SqliteStore:
                 return current
             db.execute("DELETE FROM models WHERE namespace = ? AND name = ?", (namespace, name))
             db.execute("DELETE FROM revisions WHERE namespace = ? AND model = ?", (namespace, name))
+            db.execute(
+                "DELETE FROM milestones WHERE namespace = ? AND model = ?", (namespace, name)
+            )
             version = self._next_version(db)
             current.metadata.resource_version = str(version)
             self._log(db, version, "DELETED", current)
@@ -269,6 +282,48 @@ class SqliteStore:
                  revision.created.isoformat()),
             )  # fmt: skip
             return revision
+
+    # -- Release milestones ----------------------------------------------------------------
+
+    def record_marks(self, namespace: str, model: str, marks: Sequence[Mark]) -> None:
+        """Record milestones; the first of each kind per revision wins (a pass repeated after a
+        crash records the same ones again and changes nothing)."""
+        if not marks:
+            return
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO milestones "
+                "(namespace, model, revision, milestone, at, reason) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (namespace, model, m.revision, m.milestone.value, m.at.isoformat(), m.reason)
+                    for m in marks
+                ],
+            )
+
+    def release_history(self, namespace: str | None = None) -> list[RevisionHistory]:
+        args = (namespace, namespace)
+        with self._transaction(write=False) as db:
+            revisions = db.execute(
+                "SELECT namespace, model, number, digest, created FROM revisions "
+                "WHERE ? IS NULL OR namespace = ?",
+                args,
+            ).fetchall()
+            rows = db.execute(
+                "SELECT namespace, model, revision, milestone, at, reason FROM milestones "
+                "WHERE ? IS NULL OR namespace = ?",
+                args,
+            ).fetchall()
+        marks: dict[tuple[str, str, str], list[Mark]] = {}
+        for ns, model, revision, milestone, at, reason in rows:
+            mark = Mark(revision, Milestone(milestone), datetime.fromisoformat(at), reason)
+            marks.setdefault((ns, model, revision), []).append(mark)
+        found = []
+        for ns, model, number, digest, created in revisions:
+            name = revision_name(model, int(number))
+            owned = tuple(marks.get((ns, model, name), ()))
+            born = datetime.fromisoformat(created)
+            found.append(RevisionHistory(ns, model, name, int(number), digest, born, owned))
+        return found
 
     # -- Events ------------------------------------------------------------------------------
 

@@ -1,0 +1,144 @@
+"""The release API: each team's releases and their DORA figures, computed on request from the
+milestones the controller records (nothing is written to answer it).
+
+    GET /apis/releases.modelplane.io/v1alpha1/releases                         every namespace
+    GET /apis/releases.modelplane.io/v1alpha1/namespaces/{namespace}/releases  one team
+
+Query: ``since`` (a period: ``30d`` by default, ``12h``, ``2w``), ``undoWindow`` (``24h`` by
+default: a release brought back within it counts as failed), ``step`` (the trend's bucket:
+``1d``, or ``1w`` for periods over 31 days; at most 400 buckets, so a smaller step is widened).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from modelplane.api.releases import parse_period
+from modelplane.api.store import Store
+from modelplane.apiserver.http import principal_of, status_response
+from modelplane.control.releases import (
+    DEFAULT_UNDO_WINDOW,
+    Figures,
+    Release,
+    figures,
+    releases,
+    trend,
+)
+from modelplane.security.roles import Action
+
+RELEASES_PREFIX = "/apis/releases.modelplane.io/v1alpha1"
+DEFAULT_PERIOD = timedelta(days=30)
+MAX_BUCKETS = 400
+
+
+def _seconds(value: timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds()
+
+
+def figures_wire(found: Figures) -> dict[str, Any]:
+    return {
+        "releases": found.releases,
+        "deployments": found.deployments,
+        "failed": found.failed,
+        "deploymentsPerDay": round(found.deployments_per_day, 4),
+        "leadTimeSeconds": _seconds(found.lead_time_median),
+        "changeFailureRate": found.change_failure_rate,
+        "timeToRestoreSeconds": _seconds(found.time_to_restore_median),
+    }
+
+
+def release_wire(release: Release) -> dict[str, Any]:
+    wire: dict[str, Any] = {
+        "namespace": release.namespace,
+        "model": release.model,
+        "revision": release.revision,
+        "started": release.started.isoformat(),
+        "outcome": release.outcome.value,
+        "finished": release.finished.isoformat() if release.finished else None,
+        "reason": release.reason,
+        "leadTimeSeconds": _seconds(release.lead_time),
+        "timeToRestoreSeconds": _seconds(release.time_to_restore),
+    }
+    if release.undone_by is not None:
+        wire["undoneBy"] = release.undone_by
+    return wire
+
+
+def report(found: list[Release], since: datetime, now: datetime, step: timedelta) -> dict[str, Any]:
+    """Figures for everything, per team (namespace) with its trend, and per Model."""
+    teams: dict[str, list[Release]] = {}
+    for release in found:
+        teams.setdefault(release.namespace, []).append(release)
+    wire_teams = []
+    for namespace, theirs in sorted(teams.items()):
+        models: dict[str, list[Release]] = {}
+        for release in theirs:
+            models.setdefault(release.model, []).append(release)
+        wire_teams.append(
+            {
+                "namespace": namespace,
+                "summary": figures_wire(figures(theirs, since, now)),
+                "trend": [
+                    {"start": start.isoformat(), **figures_wire(f)}
+                    for start, f in trend(theirs, since, now, step)
+                ],
+                "models": [
+                    {"name": name, "summary": figures_wire(figures(ms, since, now))}
+                    for name, ms in sorted(models.items())
+                ],
+            }
+        )
+    shown = [r for r in found if r.started >= since or (r.finished or now) >= since]
+    return {
+        "summary": figures_wire(figures(found, since, now)),
+        "teams": wire_teams,
+        "items": [release_wire(r) for r in shown],
+    }
+
+
+def release_routes(store: Store) -> list[Route]:
+    """The release API over ``store``; access control has checked a namespace's read role, a
+    list across namespaces shows those the caller may read."""
+
+    async def answer(request: Request, namespace: str | None) -> Response:
+        principal = principal_of(request)
+        try:
+            since_period = parse_period(request.query_params.get("since", "30d"))
+            window = request.query_params.get("undoWindow")
+            undo_window = parse_period(window) if window else DEFAULT_UNDO_WINDOW
+            default_step = "1d" if since_period <= timedelta(days=31) else "1w"
+            step = parse_period(request.query_params.get("step", default_step))
+        except ValueError as exc:
+            return status_response(400, "BadRequest", str(exc))
+        step = max(step, since_period / MAX_BUCKETS)  # the reply says the step it used
+        now = datetime.now(UTC)
+        history = [
+            r for r in store.release_history(namespace) if principal.may(Action.READ, r.namespace)
+        ]
+        body = {
+            "apiVersion": "releases.modelplane.io/v1alpha1",
+            "kind": "ReleaseReport",
+            "since": (now - since_period).isoformat(),
+            "until": now.isoformat(),
+            "undoWindowSeconds": undo_window.total_seconds(),
+            "stepSeconds": step.total_seconds(),
+            **report(releases(history, undo_window), now - since_period, now, step),
+        }
+        return Response(orjson.dumps(body), media_type="application/json")
+
+    async def every(request: Request) -> Response:
+        return await answer(request, None)
+
+    async def one(request: Request) -> Response:
+        return await answer(request, request.path_params["namespace"])
+
+    return [
+        Route(RELEASES_PREFIX + "/releases", every),
+        Route(RELEASES_PREFIX + "/namespaces/{namespace}/releases", one),
+    ]

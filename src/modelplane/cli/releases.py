@@ -1,0 +1,94 @@
+"""``modelplane releases``: each team's model releases and their DORA figures."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import typer
+
+from modelplane.api.releases import parse_period
+from modelplane.apiserver.releases import RELEASES_PREFIX
+from modelplane.cli.client import DEFAULT_SERVER, ControlClient
+from modelplane.cli.errors import EXIT_USAGE, CliError
+from modelplane.cli.models import NamespaceOption, ServerOption
+from modelplane.cli.output import table
+
+FIGURE_HEADERS = ("DEPLOYS", "PER DAY", "LEAD TIME", "FAILURE RATE", "TIME TO RESTORE")
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    parts = []
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if whole >= size:
+            parts.append(f"{whole // size}{unit}")
+            whole %= size
+    return "".join(parts[:2])
+
+
+def figure_columns(figures: dict[str, Any]) -> list[str]:
+    rate = figures["changeFailureRate"]
+    return [
+        str(figures["deployments"]),
+        f"{figures['deploymentsPerDay']:.2f}",
+        duration(figures["leadTimeSeconds"]),
+        "-" if rate is None else f"{rate:.0%} ({figures['failed']}/{figures['releases']})",
+        duration(figures["timeToRestoreSeconds"]),
+    ]
+
+
+def releases(
+    namespace: NamespaceOption = "default",
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
+    since: Annotated[str, typer.Option(help="The period: 30d, 12h, 2w.")] = "30d",
+    undo_window: Annotated[
+        str, typer.Option(help="A release brought back within this counts as failed.")
+    ] = "24h",
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="wide (every release) or json.")
+    ] = "",
+    server: ServerOption = DEFAULT_SERVER,
+) -> None:
+    """Releases per team and Model: deployment frequency, lead time, change-failure rate and
+    time to restore (DORA), from the platform's rollout history."""
+    if output not in ("", "wide", "json"):
+        raise CliError(f"unknown output format {output!r}", hint="use -o wide or json",
+                       exit_code=EXIT_USAGE)  # fmt: skip
+    for given in (since, undo_window):
+        try:
+            parse_period(given)
+        except ValueError as exc:
+            raise CliError(str(exc), exit_code=EXIT_USAGE) from exc
+    where = "" if all_namespaces else f"/namespaces/{namespace}"
+    query = urlencode({"since": since, "undoWindow": undo_window})
+    report = ControlClient(server).call("GET", f"{RELEASES_PREFIX}{where}/releases?{query}")
+    if output == "json":
+        typer.echo(json.dumps(report, indent=2))
+        return
+    if not report["items"]:
+        scope = "any namespace" if all_namespaces else namespace
+        typer.echo(f"No releases in {scope} in the last {since}.", err=True)
+        return
+    rows = [
+        [team["namespace"], model["name"], *figure_columns(model["summary"])]
+        for team in report["teams"]
+        for model in team["models"]
+    ]
+    rows += [[team["namespace"], "(team)", *figure_columns(team["summary"])]
+             for team in report["teams"]]  # fmt: skip
+    typer.echo(table(("NAMESPACE", "MODEL", *FIGURE_HEADERS), rows))
+    if output == "wide":
+        typer.echo()
+        typer.echo(table(
+            ("NAMESPACE", "REVISION", "OUTCOME", "STARTED", "FINISHED", "LEAD TIME", "RESTORED IN",
+             "REASON"),
+            [[r["namespace"], r["revision"], r["outcome"], r["started"][:19],
+              (r["finished"] or "-")[:19], duration(r["leadTimeSeconds"]),
+              duration(r["timeToRestoreSeconds"]), r["reason"]] for r in report["items"]],
+        ))  # fmt: skip
