@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.platform.conftest import Platform, as_json, running_in, wait_for
 from tests.traffic import flaky_manifest, steady_load
@@ -60,6 +61,21 @@ def settled(platform: Platform, revision: str, phase: str) -> None:
         wait_for(check, f"{revision} {phase}", 90)
     except AssertionError as exc:
         raise AssertionError(f"{exc}; status: {status(platform)}") from None
+
+
+OUTCOMES = ("promoted", "undone", "rolled_back", "aborted")
+
+
+def release_samples(platform: Platform) -> dict[tuple[str, str], float]:
+    """The team's release series on the platform's /metrics: (sample name, outcome or le)."""
+    text = httpx.get(f"{platform.gateway}/metrics").text
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("namespace") == TEAM:
+                detail = sample.labels.get("outcome", sample.labels.get("le", ""))
+                found[(sample.name, detail)] = sample.value
+    return found
 
 
 def report(platform: Platform, query: str = "") -> dict[str, Any]:
@@ -126,6 +142,13 @@ def test_a_teams_releases_give_its_dora_figures(platform: Platform, tmp_path: Pa
     for shown_in_wide in ("scorer-r2", "Undone", "AnalysisFailed"):
         assert shown_in_wide in wide
     assert as_json(platform.cli("releases", "-n", TEAM, "-o", "json"))["summary"] == summary
+
+    scraped = release_samples(platform)
+    counted = {o: scraped.get(("modelplane_releases_total", o)) for o in OUTCOMES}
+    assert counted == {"promoted": 3, "undone": 1, "rolled_back": 1, "aborted": 1}
+    assert scraped[("modelplane_release_lead_time_seconds_count", "")] == 3
+    assert scraped[("modelplane_release_lead_time_seconds_bucket", "+Inf")] == 3
+    assert scraped[("modelplane_release_lead_time_seconds_bucket", "60")] == 2  # not r2's hour
 
     platform.stop()
     platform.start()

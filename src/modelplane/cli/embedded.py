@@ -34,6 +34,7 @@ from modelplane.backends.local.scrape_targets import TargetsFile, targets
 from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
 from modelplane.backends.prometheus import PrometheusSource
+from modelplane.backends.release_metrics import ReleaseCollector
 from modelplane.control.analysis import MetricSource
 from modelplane.errors import AlreadyExistsError
 from modelplane.gateway.proxy import Gateway, GatewayOptions
@@ -124,8 +125,11 @@ class Platform:
         system_token = secrets.token_urlsafe(32)
         authenticator = Authenticator(self.keys, system_token, settings.oidc)
         table = RoutingTable()
+        gateway_metrics = GatewayMetrics()
+        # Release figures are scraped with the gateway's: one target for the whole platform.
+        gateway_metrics.registry.register(ReleaseCollector(self.store.release_history))
         self.gateway = gateway = Gateway(
-            table, GatewayMetrics(), settings.gateway, authenticator=authenticator
+            table, gateway_metrics, settings.gateway, authenticator=authenticator
         )
         self.supervisor = Supervisor(
             state_dir, base_dir=Path.cwd(), log_format=settings.log_format,

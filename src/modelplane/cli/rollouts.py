@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from modelplane.api import ROLLOUT_COMMAND_ANNOTATION, ModelSpec
+from modelplane.api import COMMIT_TIME_ANNOTATION, ROLLOUT_COMMAND_ANNOTATION, ModelSpec
 from modelplane.cli.client import DEFAULT_SERVER, ControlClient
 from modelplane.cli.errors import CliError
 from modelplane.cli.output import table
@@ -127,6 +127,8 @@ def undo(
         target = named[0]
     model.spec = ModelSpec.model_validate(target["spec"])
     model.metadata.resource_version = None
+    # An undo is a change of its own, made now: the last commit's time is not its start.
+    model.metadata.annotations.pop(COMMIT_TIME_ANNOTATION, None)
     client.replace_spec(model)
     typer.echo(f"rollout of {namespace}/{name}: returning to the spec of {target['name']}")
 
