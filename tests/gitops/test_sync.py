@@ -3,6 +3,7 @@ file:// and git daemon on loopback), and deciding what a commit does, all or not
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,14 +29,16 @@ spec:
 {extra}"""
 
 
-def _git(repo: Path, *args: str) -> str:
+def _git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
     return subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
-    ).stdout.strip()
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True,
+        env={**os.environ, **(env or {})},
+    ).stdout.strip()  # fmt: skip
 
 
-def commit(repo: Path, files: dict[str, str | None], message: str) -> str:
-    """Write (or, for None, delete) ``files`` and commit them; the new commit's id."""
+def commit(repo: Path, files: dict[str, str | None], message: str, date: str | None = None) -> str:
+    """Write (or, for None, delete) ``files`` and commit them (made at ``date``, ISO 8601, when
+    given); the new commit's id."""
     for name, text in files.items():
         path = repo / name
         if text is None:
@@ -44,7 +47,9 @@ def commit(repo: Path, files: dict[str, str | None], message: str) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     _git(repo, "add", "-A")
-    _git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", message)
+    dated = {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date} if date else {}
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", message,
+         env=dated)  # fmt: skip
     return _git(repo, "rev-parse", "HEAD")
 
 

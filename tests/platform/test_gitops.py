@@ -109,10 +109,19 @@ def test_commit_ship_refuse_fix_through_the_webhook(
     assert f"applied {first[:12]}; Failed: commit {second[:12]} not applied" in described.stdout
 
     fixed = MODEL.format(uri=uri, extra="  batching: {maxBatchSize: 8}\n")
-    third = commit(repo, {"models/shipped.yaml": fixed, "models/extra.yaml": None}, "fix")
+    files = {"models/shipped.yaml": fixed, "models/extra.yaml": None}
+    third = commit(repo, files, "fix", date="2026-01-05T10:00:00+00:00")
     _sync_now(synced)
     wait_for(lambda: _status(synced)["lastAppliedCommit"] == third, "the fix applied", 30)
     assert synced.model("shipped")["spec"]["batching"]["maxBatchSize"] == 8
+    # The release of the fix counts its lead time from the commit, not from the sync.
+    annotations = synced.model("shipped")["metadata"]["annotations"]
+    assert annotations["modelplane.io/commit-time"] == "2026-01-05T10:00:00+00:00"
+    wait_for(lambda: synced.model("shipped")["status"]["stableRevision"] == "shipped-r2", "r2", 30)
+    releases = httpx.get(f"{synced.api}/apis/releases.modelplane.io/v1alpha1/releases").json()
+    fix = next(r for r in releases["items"] if r["revision"] == "shipped-r2")
+    assert fix["started"] == "2026-01-05T10:00:00+00:00"
+    assert fix["leadTimeSeconds"] > 300 * 86_400
     shown = synced.cli("gitops", "status")
     assert shown.returncode == 0, shown.stderr
     assert f"applied    {third[:12]}" in shown.stdout

@@ -54,6 +54,10 @@ class GitMirror:
         self._git(*fetch, self.url, f"+{ref}:{ref}")
         return self._git("rev-parse", "--verify", f"{ref}^{{commit}}").strip()
 
+    def commit_time(self, commit: str) -> str:
+        """When ``commit`` was made (its committer date, RFC 3339)."""
+        return self._git("show", "--no-patch", "--format=%cI", commit).strip()
+
     def files(self, commit: str, path: str) -> dict[str, str]:
         """Path -> text of every manifest file under ``path`` at ``commit``."""
         prefix = str(PurePosixPath(path.strip("/") or "."))

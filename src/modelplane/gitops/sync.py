@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 import httpx
 from pydantic import ConfigDict, Field, field_validator
 
-from modelplane.api import Model, to_wire
+from modelplane.api import COMMIT_TIME_ANNOTATION, Model, to_wire
 from modelplane.api.meta import Wire
 from modelplane.control.gitops import SyncRefused, plan_sync
 from modelplane.gitops.repository import GitError, GitMirror
@@ -212,9 +212,13 @@ class GitSync:
             if taken:
                 self._refuse(commit, f"commit {commit[:12]} not applied: {taken}")
                 return
-            changed = [m for m in plan.apply if live.get(m.key) != self._wanted(m)]
+            changed = [m for m in plan.apply if _compared(live.get(m.key)) != self._wanted(m)]
+            made = await asyncio.to_thread(self.mirror.commit_time, commit) if changed else ""
             for model in changed:
-                await self._apply(client, model)
+                found = live.get(model.key)
+                spec_changed = found is None or found["spec"] != self._wanted(model)["spec"]
+                # Release lead time runs from the commit that changed the spec.
+                await self._apply(client, model, made if spec_changed else _committed(found))
                 where = f"{spec.url} {spec.branch} commit {commit[:12]}"
                 self._event(model.key, "Normal", "GitApplied", f"applied from {where}")
             for key in plan.prune:
@@ -292,7 +296,7 @@ class GitSync:
             return  # nothing new to say
         if drifted and self.spec.self_heal:
             for model in drifted:
-                await self._apply(client, model)
+                await self._apply(client, model, _committed(live.get(model.key)))
                 message = f"changed by hand; reverted to commit {commit[:12]}"
                 self._event(model.key, "Normal", "GitDriftReverted", message)
             self.status.drift = []
@@ -305,13 +309,18 @@ class GitSync:
         self._record("Applied", f"commit {commit[:12]} applied; {said}")
 
     def _labelled(self, model: Model) -> Model:
+        """As applied: labelled with its source (the commit time is added only when applied)."""
         labelled = model.model_copy(deep=True)
         labelled.metadata.labels = {**model.metadata.labels, SOURCE_LABEL: self.spec.name}
         return labelled
 
-    async def _apply(self, client: httpx.AsyncClient, model: Model) -> None:
+    async def _apply(
+        self, client: httpx.AsyncClient, model: Model, committed: str | None = None
+    ) -> None:
         model = self._labelled(model)
         meta = model.metadata
+        if committed:
+            meta.annotations[COMMIT_TIME_ANNOTATION] = committed
         body = to_wire(model, include_status=False)
         path = f"{API}/{meta.namespace}/models"
         reply = await client.put(f"{path}/{meta.name}", json=body)
@@ -347,3 +356,15 @@ class GitSync:
         ):  # fmt: skip
             return fresh  # another source under the same name: start over
         return SourceStatus(**saved)
+
+
+def _compared(live: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A live Model as ``_wanted`` describes one: without the commit time the sync wrote."""
+    if live is None:
+        return None
+    annotations = {k: v for k, v in live["annotations"].items() if k != COMMIT_TIME_ANNOTATION}
+    return {**live, "annotations": annotations}
+
+
+def _committed(live: dict[str, Any] | None) -> str | None:
+    return None if live is None else live["annotations"].get(COMMIT_TIME_ANNOTATION)
