@@ -153,6 +153,28 @@ def test_a_rollout_command_is_acted_on_once() -> None:
     assert promoted.plan.status.rollout.last_command == "promote:1"
 
 
+def test_a_command_acted_on_does_not_steer_the_next_rollout() -> None:
+    model = onnx_model(rollout={"steps": [{"weight": 10, "pauseSeconds": 3600}]})
+    model.status.stable_revision = "iris-r1"
+    stored = (RevisionRef("iris-r1", 1, "old"), revision_of(model, 2))
+    replicas = (ready("iris-r1"), ready("iris-r2"))
+    model.status = plan(model, Observed(revisions=stored, replicas=replicas), NOW).plan.status
+    model.metadata.annotations["modelplane.io/rollout-command"] = "promote:1"
+    model.status = plan(model, Observed(revisions=stored, replicas=replicas), NOW).plan.status
+    assert model.status.stable_revision == "iris-r2"
+    changed = onnx_model(rollout={"steps": [{"weight": 10, "pauseSeconds": 3600}]},
+                         batching={"maxBatchSize": 4})  # fmt: skip
+    changed.status, changed.metadata.annotations = model.status, model.metadata.annotations
+    stored = (*stored, revision_of(changed, 3))
+    replicas = (ready("iris-r2"), ready("iris-r3"))
+    for _ in range(3):  # the annotation still says promote:1, which promoted r2 only
+        changed.status = plan(
+            changed, Observed(revisions=stored, replicas=replicas), NOW
+        ).plan.status
+    assert changed.status.stable_revision == "iris-r2"
+    assert changed.status.canary_revision == "iris-r3"
+
+
 def test_a_new_revision_records_its_moving_reference_resolved() -> None:
     model = onnx_model(source={"uri": "oci://registry.example/team/iris:stable"})
     pinned = model.spec.source.model_copy(

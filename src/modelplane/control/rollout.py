@@ -90,9 +90,13 @@ def decide(rollout: Rollout, seen: Observed, now: datetime) -> Decision:
         return Decision({stable: 100}, stable, None, seen.state)
     state = seen.state
     if state is None or seen.state_canary != latest:
+        # The command the last rollout acted on stays acted on: a promote annotation left on
+        # the Model must not promote the next canary the moment it starts.
+        handled = state.last_command if state is not None else ""
         started = RolloutStatus(
-            phase=RolloutPhase.PROGRESSING, step=0, message=f"rolling out {latest}"
-        )
+            phase=RolloutPhase.PROGRESSING, step=0, message=f"rolling out {latest}",
+            last_command=handled,
+        )  # fmt: skip
         event = Event("Normal", "RolloutStarted", f"rolling out {latest} to replace {stable}")
         return _continue(rollout, replace(seen, state=started, state_canary=latest), now, event)
     return _continue(rollout, seen, now, None)
