@@ -73,6 +73,17 @@ class RunningOperator:
         found = self._counter("modelplane_operator_reconciles", ())
         return None if found is None else sum(found.values())
 
+    def release_counts(self, namespace: str, name: str) -> dict[str, float]:
+        """``modelplane_releases_total`` of one Model on this operator's /metrics, by outcome."""
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+        return {
+            sample.labels["outcome"]: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "modelplane_releases_total"
+            and (sample.labels["namespace"], sample.labels["model"]) == (namespace, name)
+        }
+
     def _counter(self, name: str, by: tuple[str, ...]) -> Counter[str] | None:
         if self.process.poll() is not None:
             raise AssertionError(f"the operator exited:\n{self.log.read_text()}")

@@ -7,12 +7,13 @@ import json
 import signal
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.kubernetes.conftest import condition
+from tests.kubernetes.conftest import condition, run_as_admin
 from tests.kubernetes.controlplane import ControlPlane, wait_until
 from tests.kubernetes.health import argocd, flux
 from tests.kubernetes.operating import MODEL, RunningOperator, apply, events, model, names, ready
@@ -289,3 +290,53 @@ def _now(plane: ControlPlane) -> str:
     made = plane.kubectl("create", "configmap", "--dry-run=server", "-o", "json", "clock",
                          check=True).stdout  # fmt: skip
     return str(json.loads(made)["metadata"]["creationTimestamp"])
+
+
+def test_releases_are_recorded_on_revisions_and_read_back_with_kubernetes_rbac(
+    control_plane: ControlPlane, operator: RunningOperator
+) -> None:
+    apply(control_plane, "shipping")
+    wait_until(lambda: ready(control_plane, "shipping"), "shipping Ready", 60)
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    annotate = ("annotate", "--overwrite", "mdl", "shipping")
+    control_plane.kubectl(*annotate, f"modelplane.io/commit-time={hour_ago}", check=True)
+    apply(control_plane, "shipping", "  batching: {maxBatchSize: 8}\n")
+    wait_until(lambda: stable(control_plane, "shipping") == "shipping-r1" and canary_of(
+        control_plane, "shipping") == "shipping-r2", "r2 rolling out", 30)  # fmt: skip
+    control_plane.kubectl(*annotate, "modelplane.io/rollout-command=promote:1", check=True)
+    wait_until(lambda: stable(control_plane, "shipping") == "shipping-r2", "r2 promoted", 30)
+    apply(control_plane, "shipping", "  batching: {maxBatchSize: 4}\n")
+    wait_until(lambda: canary_of(control_plane, "shipping") == "shipping-r3", "r3 rolling", 30)
+    control_plane.kubectl(*annotate, "modelplane.io/rollout-command=abort:2", check=True)
+
+    def rolled_back() -> bool:
+        rollout = model(control_plane, "shipping")["status"].get("rollout") or {}
+        return rollout.get("phase") == "RolledBack"
+
+    wait_until(rolled_back, "r3 aborted", 30)
+    marks = control_plane.get_json("controllerrevision", "shipping-r3")["metadata"]["annotations"]
+    assert marks["releases.modelplane.io/reason"] == "RolloutAborted"
+    assert "releases.modelplane.io/traffic" in marks  # it had taken its 10%
+
+    shown = run_as_admin(control_plane, "releases", "--cluster", "-n", "default", "-o", "json")
+    assert shown.returncode == 0, shown.stderr
+    items = {r["revision"]: r for r in json.loads(shown.stdout)["items"]}
+    assert {name: items[name]["outcome"] for name in ("shipping-r1", "shipping-r2", "shipping-r3")
+            } == {"shipping-r1": "Promoted", "shipping-r2": "Promoted",
+                  "shipping-r3": "Aborted"}  # fmt: skip
+    assert items["shipping-r2"]["leadTimeSeconds"] >= 3600
+    assert items["shipping-r3"]["timeToRestoreSeconds"] is not None
+    assert operator.release_counts("default", "shipping") == {"promoted": 2, "aborted": 1}
+    # What the operator wrote, it writes once: a pass over a settled Model adds nothing.
+    before, passes = operator.writes(), operator.reconciles() or 0
+    control_plane.kubectl("label", "mdl", "shipping", "team=fraud", check=True)
+    wait_until(lambda: (operator.reconciles() or 0) > passes, "a pass over shipping", 30)
+    assert operator.writes() == before
+
+
+def stable(plane: ControlPlane, name: str) -> str | None:
+    return model(plane, name)["status"].get("stableRevision")
+
+
+def canary_of(plane: ControlPlane, name: str) -> str | None:
+    return model(plane, name)["status"].get("canaryRevision")

@@ -11,6 +11,7 @@ default: a release brought back within it counts as failed), ``step`` (the trend
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelplane.api.releases import parse_period
+from modelplane.api.releases import RevisionHistory, parse_period
 from modelplane.api.store import Store
 from modelplane.apiserver.http import principal_of, status_response
 from modelplane.control.releases import (
@@ -70,8 +71,19 @@ def release_wire(release: Release) -> dict[str, Any]:
     return wire
 
 
-def report(found: list[Release], since: datetime, now: datetime, step: timedelta) -> dict[str, Any]:
-    """Figures for everything, per team (namespace) with its trend, and per Model."""
+def release_report(
+    history: Iterable[RevisionHistory],
+    now: datetime,
+    since: timedelta = DEFAULT_PERIOD,
+    undo_window: timedelta = DEFAULT_UNDO_WINDOW,
+    step: timedelta | None = None,
+) -> dict[str, Any]:
+    """The report both the API and ``modelplane releases --cluster`` give: figures for
+    everything, per team (namespace) with its trend, per Model, and every release."""
+    step = step or (timedelta(days=1) if since <= timedelta(days=31) else timedelta(weeks=1))
+    step = max(step, since / MAX_BUCKETS)  # the report says the step it used
+    start = now - since
+    found = releases(history, undo_window)
     teams: dict[str, list[Release]] = {}
     for release in found:
         teams.setdefault(release.namespace, []).append(release)
@@ -83,20 +95,26 @@ def report(found: list[Release], since: datetime, now: datetime, step: timedelta
         wire_teams.append(
             {
                 "namespace": namespace,
-                "summary": figures_wire(figures(theirs, since, now)),
+                "summary": figures_wire(figures(theirs, start, now)),
                 "trend": [
-                    {"start": start.isoformat(), **figures_wire(f)}
-                    for start, f in trend(theirs, since, now, step)
+                    {"start": begins.isoformat(), **figures_wire(f)}
+                    for begins, f in trend(theirs, start, now, step)
                 ],
                 "models": [
-                    {"name": name, "summary": figures_wire(figures(ms, since, now))}
+                    {"name": name, "summary": figures_wire(figures(ms, start, now))}
                     for name, ms in sorted(models.items())
                 ],
             }
         )
-    shown = [r for r in found if r.started >= since or (r.finished or now) >= since]
+    shown = [r for r in found if r.started >= start or (r.finished or now) >= start]
     return {
-        "summary": figures_wire(figures(found, since, now)),
+        "apiVersion": "releases.modelplane.io/v1alpha1",
+        "kind": "ReleaseReport",
+        "since": start.isoformat(),
+        "until": now.isoformat(),
+        "undoWindowSeconds": undo_window.total_seconds(),
+        "stepSeconds": step.total_seconds(),
+        "summary": figures_wire(figures(found, start, now)),
         "teams": wire_teams,
         "items": [release_wire(r) for r in shown],
     }
@@ -108,28 +126,17 @@ def release_routes(store: Store) -> list[Route]:
 
     async def answer(request: Request, namespace: str | None) -> Response:
         principal = principal_of(request)
+        query = request.query_params
         try:
-            since_period = parse_period(request.query_params.get("since", "30d"))
-            window = request.query_params.get("undoWindow")
-            undo_window = parse_period(window) if window else DEFAULT_UNDO_WINDOW
-            default_step = "1d" if since_period <= timedelta(days=31) else "1w"
-            step = parse_period(request.query_params.get("step", default_step))
+            since = parse_period(query.get("since", "30d"))
+            undo_window = parse_period(query.get("undoWindow", "24h"))
+            step = parse_period(query["step"]) if "step" in query else None
         except ValueError as exc:
             return status_response(400, "BadRequest", str(exc))
-        step = max(step, since_period / MAX_BUCKETS)  # the reply says the step it used
-        now = datetime.now(UTC)
         history = [
             r for r in store.release_history(namespace) if principal.may(Action.READ, r.namespace)
         ]
-        body = {
-            "apiVersion": "releases.modelplane.io/v1alpha1",
-            "kind": "ReleaseReport",
-            "since": (now - since_period).isoformat(),
-            "until": now.isoformat(),
-            "undoWindowSeconds": undo_window.total_seconds(),
-            "stepSeconds": step.total_seconds(),
-            **report(releases(history, undo_window), now - since_period, now, step),
-        }
+        body = release_report(history, datetime.now(UTC), since, undo_window, step)
         return Response(orjson.dumps(body), media_type="application/json")
 
     async def every(request: Request) -> Response:

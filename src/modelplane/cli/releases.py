@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import typer
 
 from modelplane.api.releases import parse_period
-from modelplane.apiserver.releases import RELEASES_PREFIX
+from modelplane.apiserver.releases import RELEASES_PREFIX, release_report
 from modelplane.cli.client import DEFAULT_SERVER, ControlClient
 from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.models import NamespaceOption, ServerOption
 from modelplane.cli.output import table
+from modelplane.errors import MissingExtraError
 
 FIGURE_HEADERS = ("DEPLOYS", "PER DAY", "LEAD TIME", "FAILURE RATE", "TIME TO RESTORE")
 
@@ -53,6 +56,14 @@ def releases(
     output: Annotated[
         str, typer.Option("--output", "-o", help="wide (every release) or json.")
     ] = "",
+    cluster: Annotated[
+        bool,
+        typer.Option(
+            help="Read the history from the Kubernetes cluster of the current kubeconfig "
+            "context (its ControllerRevisions, as your credentials may list them) instead of "
+            "the embedded control API."
+        ),
+    ] = False,
     server: ServerOption = DEFAULT_SERVER,
 ) -> None:
     """Releases per team and Model: deployment frequency, lead time, change-failure rate and
@@ -60,20 +71,22 @@ def releases(
     if output not in ("", "wide", "json"):
         raise CliError(f"unknown output format {output!r}", hint="use -o wide or json",
                        exit_code=EXIT_USAGE)  # fmt: skip
-    for given in (since, undo_window):
-        try:
-            parse_period(given)
-        except ValueError as exc:
-            raise CliError(str(exc), exit_code=EXIT_USAGE) from exc
-    where = "" if all_namespaces else f"/namespaces/{namespace}"
-    query = urlencode({"since": since, "undoWindow": undo_window})
-    report = ControlClient(server).call("GET", f"{RELEASES_PREFIX}{where}/releases?{query}")
+    try:
+        period, window = parse_period(since), parse_period(undo_window)
+    except ValueError as exc:
+        raise CliError(str(exc), exit_code=EXIT_USAGE) from exc
+    scope = None if all_namespaces else namespace
+    if cluster:
+        report = asyncio.run(_from_cluster(scope, period, window))
+    else:
+        where = "" if all_namespaces else f"/namespaces/{namespace}"
+        query = urlencode({"since": since, "undoWindow": undo_window})
+        report = ControlClient(server).call("GET", f"{RELEASES_PREFIX}{where}/releases?{query}")
     if output == "json":
         typer.echo(json.dumps(report, indent=2))
         return
     if not report["items"]:
-        scope = "any namespace" if all_namespaces else namespace
-        typer.echo(f"No releases in {scope} in the last {since}.", err=True)
+        typer.echo(f"No releases in {scope or 'any namespace'} in the last {since}.", err=True)
         return
     rows = [
         [team["namespace"], model["name"], *figure_columns(model["summary"])]
@@ -92,3 +105,16 @@ def releases(
               (r["finished"] or "-")[:19], duration(r["leadTimeSeconds"]),
               duration(r["timeToRestoreSeconds"]), r["reason"]] for r in report["items"]],
         ))  # fmt: skip
+
+
+async def _from_cluster(
+    namespace: str | None, since: timedelta, undo_window: timedelta
+) -> dict[str, Any]:
+    try:
+        from modelplane.backends.kubernetes.connecting import connected
+        from modelplane.backends.kubernetes.release_history import cluster_history
+    except ImportError as exc:
+        raise MissingExtraError("modelplane releases --cluster", "kubernetes") from exc
+    async with connected("modelplane-cli") as client:
+        history = await cluster_history(client, namespace)
+    return release_report(history, datetime.now(UTC), since, undo_window)

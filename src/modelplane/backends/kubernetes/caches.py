@@ -86,6 +86,10 @@ class WatchCaches:
             )
         ]
 
+    def every(self, kind: str) -> list[Body]:
+        """Every object of ``kind`` owned by any Model."""
+        return [body for owned in self._owned[kind].values() for body in owned.values()]
+
     def newest_revision(self, key: str) -> str | None:
         """The name of the newest revision known for Model ``key``."""
         found = self._owned["ControllerRevision"].get(key, {}).values()

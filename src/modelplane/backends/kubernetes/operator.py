@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ from modelplane.api import (
     Source,
 )
 from modelplane.api.manifests import status_wire
+from modelplane.api.releases import Mark
 from modelplane.backends.analysis_windows import rollout_windows
 from modelplane.backends.kubernetes import children
 from modelplane.backends.kubernetes.caches import WatchCaches
@@ -54,10 +55,12 @@ from modelplane.backends.kubernetes.observed import (
     stored_revision,
     without_managed_fields,
 )
+from modelplane.backends.kubernetes.release_history import history_of, new_annotations
 from modelplane.backends.kubernetes.replica_quotas import ReplicaQuotas
 from modelplane.backends.kubernetes.workqueue import WorkQueue
 from modelplane.backends.kubernetes.writing import ClusterWrites
 from modelplane.backends.pinning import SourcePins, resolver
+from modelplane.backends.release_metrics import ReleaseCollector
 from modelplane.control.analysis import MetricSource
 from modelplane.control.conditions import refused
 from modelplane.control.planning import ModelPlan, Observed, plan
@@ -103,6 +106,9 @@ class Operator:
         self.gateway_api, self.clock = gateway_api, clock
         self.telemetry = telemetry or OperatorMetrics()
         self.writes = ClusterWrites(client, self.telemetry)
+        self.telemetry.registry.register(
+            ReleaseCollector(lambda: history_of(self.caches.every("ControllerRevision")))
+        )
         self.queue = WorkQueue()
         self.caches = WatchCaches([*RESOURCES, "Pod"])
         self.load = load or LoadBoard()
@@ -262,6 +268,7 @@ class Operator:
                 model, decided.revision, decided.source
             )
         await self._apply_children(model, decided.plan, specs, decided.revision.name)
+        await self._record_marks(model, decided.marks)
         await self._report(model, decided)
         retry_in = self.pins.retry_in(model)
         if retry_in is not None:  # the store could not say what the tag or alias names: ask again
@@ -331,6 +338,18 @@ class Operator:
     async def _delete(self, model: Model, kind: str, name: str) -> None:
         await self.writes.delete(RESOURCES[kind], kind, name, model.metadata.namespace)
         self.caches.dropped(kind, model.key, name)
+
+    async def _record_marks(self, model: Model, marks: Sequence[Mark]) -> None:
+        """Release milestones onto their revisions, before the status that shows them."""
+        revisions = self.caches.owned("ControllerRevision", model.key)
+        for name in dict.fromkeys(m.revision for m in marks):
+            live = revisions.get(name)
+            added = new_annotations([m for m in marks if m.revision == name], live) if live else {}
+            if added:
+                patched = await self.writes.annotate(
+                    ControllerRevision, "ControllerRevision", name, model.metadata.namespace, added
+                )
+                self.caches.kept("ControllerRevision", model.key, patched)
 
     async def _report(self, model: Model, decided: ModelPlan) -> None:
         # Status first: a crash between the two then loses an event, never repeats a decision.

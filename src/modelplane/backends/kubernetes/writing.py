@@ -86,6 +86,18 @@ class ClusterWrites:
         self._wrote("apply", "Model/status")
         return as_dict(applied)
 
+    async def annotate(
+        self, resource: Any, kind: str, name: str, namespace: str, annotations: dict[str, str]
+    ) -> Body:
+        """Add ``annotations`` (a merge patch: the object's other fields are not claimed)."""
+        patch = {"metadata": {"annotations": annotations}}
+        async with translated(f"annotating {kind} {namespace}/{name}"):
+            patched = await self.client.patch(
+                resource, name, patch, namespace=namespace, patch_type=PatchType.MERGE
+            )
+        self._wrote("patch", kind)
+        return as_dict(patched)
+
     async def create(self, manifest: Body) -> Body:
         kind, name = manifest["kind"], manifest["metadata"].get("name", "")
         async with translated(f"creating {kind} {name}"):
