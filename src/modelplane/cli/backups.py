@@ -42,6 +42,8 @@ def backup(
 ) -> None:
     """Back up the embedded platform's state (Models with their rollouts, revisions, events,
     API keys, quotas, git sources) into FILE, while it serves."""
+    if not file.parent.is_dir():
+        raise CliError(f"cannot write {file}: there is no directory {file.parent}")
     partial = file.with_name(f".{file.name}.partial")
     partial.unlink(missing_ok=True)
     try:
