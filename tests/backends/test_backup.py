@@ -86,6 +86,21 @@ def test_a_backup_restored_into_a_fresh_directory_holds_everything(tmp_path: Pat
     assert [r.name for r in store.revisions("team", "iris")] == ["iris-r1"]
 
 
+def test_a_directory_from_before_versions_backs_up_as_version_1(tmp_path: Path) -> None:
+    _state(tmp_path / "old")
+    live = sqlite3.connect(tmp_path / "old" / "state.db")
+    live.execute("PRAGMA user_version = 0")  # as a platform left it before versions were kept
+    live.close()
+
+    checked = unpack(_backup(tmp_path / "old", tmp_path / "b.tar.gz"), tmp_path / "into")
+
+    assert checked.schema_version == 1
+    assert checked.counts["Models"] == 2
+    live = sqlite3.connect(tmp_path / "old" / "state.db")
+    assert live.execute("PRAGMA user_version").fetchone()[0] == 0  # the original is untouched
+    live.close()
+
+
 def test_a_restore_moves_the_state_it_replaces_aside(tmp_path: Path) -> None:
     _state(tmp_path / "backed-up")
     archive = _backup(tmp_path / "backed-up", tmp_path / "backup.tar.gz")

@@ -2,7 +2,8 @@
 Models are applied and requests served, restored into a fresh state directory, brings back every
 Model serving with its revisions numbered the same, a canary at the step it had reached, API keys
 that still authenticate, quotas still enforced and the git source. A restore under a running
-platform, or of a damaged backup, is refused and changes nothing."""
+platform, or of a damaged backup, is refused and changes nothing. The same state as a platform
+left it before schema versions were kept is adopted whole; one of a newer schema is refused."""
 
 from __future__ import annotations
 
@@ -292,6 +293,20 @@ def test_a_damaged_backup_is_refused_and_the_state_is_kept(source: Source) -> No
                    str(state_dir))  # fmt: skip
     assert offline.returncode == 0, offline.stderr
     assert f"backed up {held} Models" in offline.stdout
+
+
+def test_a_state_from_before_schema_versions_is_adopted_whole(source: Source) -> None:
+    """The backed-up platform's state, made by the control API (Models, rollouts, keys,
+    quotas, a git source), as the platform left it before versions were kept: version 0."""
+    source.platform.stop()
+    db = sqlite3.connect(source.platform.state_dir / "state.db")
+    db.execute("PRAGMA user_version = 0")
+    db.close()
+    source.platform.start()
+    _check_restored(source.platform, source)
+    db = sqlite3.connect(source.platform.state_dir / "state.db")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    db.close()
 
 
 def test_up_refuses_a_state_of_a_newer_schema(tmp_path: Path) -> None:

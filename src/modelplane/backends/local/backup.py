@@ -37,7 +37,13 @@ from typing import IO, BinaryIO
 from pydantic import ValidationError
 
 from modelplane.api import Model
-from modelplane.backends.local.schema import SCHEMA_VERSION, migrate, refuse_newer, version_of
+from modelplane.backends.local.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    migrate,
+    refuse_newer,
+    version_of,
+)
 from modelplane.errors import StateError
 
 DATABASE = "state.db"
@@ -93,6 +99,8 @@ def _snapshot(database: Path, copy: Path) -> int:
     ):
         source.backup(target)
         target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside
+        if version_of(target) == 0:  # a stopped directory from before versions: it is version 1
+            migrate(target, f"{DATABASE} in a backup of {database.parent}", MIGRATIONS[:1])
         return version_of(target)
 
 
