@@ -33,6 +33,9 @@ them to exit codes. Library exceptions are wrapped at the boundary with ``raise 
     │   └── ForbiddenError         a valid credential without the role for this (HTTP 403)
     ├── QuotaExceededError         a namespace is over its quota (temporary: retry_after)
     ├── MetricsUnavailableError    the rollout analysis cannot read its metrics (temporary)
+    ├── StateError                 the embedded platform's state cannot be used: a database of a
+    │                              newer schema, a backup that is broken or not one, a state
+    │                              directory in use
     └── KubernetesError            the Kubernetes API refused a request (temporary or not, by
         │                          its status: 409, 429 and 5xx pass)
         └── CacheBehindError       the operator's cache is behind the cluster (temporary)
@@ -218,6 +221,11 @@ class MetricsUnavailableError(ModelplaneError):
     """The rollout analysis could not read its metrics (Prometheus down, a bad answer)."""
 
     retry_after = 5.0
+
+
+class StateError(ModelplaneError):
+    """The embedded platform's stored state (its database, a backup of it) cannot be used as it
+    is; the message says what was found and what to do."""
 
 
 class KubernetesError(ModelplaneError):

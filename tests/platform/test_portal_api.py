@@ -5,6 +5,7 @@ parameters, and an OpenAPI description that matches the routes served and the re
 from __future__ import annotations
 
 import itertools
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from modelplane.apiserver.openapi import document
 from modelplane.apiserver.quotas import SqliteQuotaStore
 from modelplane.apiserver.routes import control_routes
 from modelplane.apiserver.server import ControlApi
+from modelplane.backends.local.backup import write_backup
 from modelplane.backends.local.store import SqliteStore
 from modelplane.gateway.quotas import Quotas
 from modelplane.gitops.sources import GitSources
@@ -174,7 +176,9 @@ def test_the_description_covers_exactly_the_routes_served(tmp_path: Path) -> Non
     sources = GitSources(tmp_path, "http://127.0.0.1:1", store.record_event, {})
     history = MetricHistory(lambda *_: (0, 0, (1.0,), (0, 0), 0, 0.0), lambda *_: 0)
     app = ControlApi(store, tmp_path).app(
-        control_routes(store, history, sources, quotas, Quotas(), keys)
+        control_routes(
+            store, history, sources, quotas, Quotas(), keys, partial(write_backup, tmp_path)
+        )
     )
     served = {
         (method, route.path)  # type: ignore[attr-defined]

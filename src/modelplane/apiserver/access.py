@@ -4,8 +4,9 @@ Every request but ``/healthz``, ``/openapi.json``, the portal's page and assets 
 host's push webhook (``POST /gitops/{name}/webhook``, which checks the source's own secret
 instead: ``gitops_webhook.py``) is authenticated (``Authorization: Bearer <API key>``) and
 checked against the role its path and method need: reading a namespace's Models, their
-status, events, revisions, logs, metrics, releases and quota needs ``viewer`` there; writing them
-``deployer``; writing status, git sources, quotas and API keys ``admin`` on every namespace.
+status, events, revisions, logs, metrics, releases and quota needs ``viewer`` there; writing
+them ``deployer``; writing status, git sources, quotas and API keys, and taking a backup,
+``admin`` on every namespace.
 Listing or watching Models across namespaces shows only the namespaces the caller may read. A
 refusal is a Kubernetes-style Status: 401 with ``WWW-Authenticate: Bearer`` for a missing or bad
 credential, 403 naming the role needed.

@@ -5,27 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from modelplane.backends.local.schema import open_state
 from modelplane.errors import NotFoundError
 from modelplane.security import keys
 from modelplane.security.authn import StoredKey
 from modelplane.security.roles import ALL_NAMESPACES, Role
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    secret_hash TEXT NOT NULL,
-    grants TEXT NOT NULL,
-    created TEXT NOT NULL,
-    revoked TEXT
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -54,9 +43,7 @@ def _now() -> str:
 
 class SqliteKeyStore:
     def __init__(self, path: Path | str) -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_state(path)
 
     def close(self) -> None:
         self._db.close()

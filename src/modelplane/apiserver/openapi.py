@@ -332,6 +332,9 @@ OPERATIONS = [
               "A git host's push: syncs the source if signed with its webhook secret (no API "
               "key).", PUSHED, 202, {"type": "object"}, WEBHOOK_HEADERS, open=True,
               failures=WEBHOOK_FAILURES),
+    Operation("GET", "/backup", "A backup of the platform's state, taken now: a gzipped tar "
+              "(admin).", {"type": "string", "contentMediaType": "application/gzip"},
+              reply_type="application/gzip"),
     Operation("GET", "/auth/keys", "API keys (never their secrets).", {"type": "object"},
               with_auth_only=True),
     Operation("POST", "/auth/keys", "Create an API key; its secret is shown once.",
@@ -416,7 +419,8 @@ def document(auth: bool) -> Schema:
         "modelplane control API",
         "v1alpha1",
         "Kubernetes-shaped REST over the embedded platform's Models, with metrics, quotas, git "
-        f"sources and API keys. A dry run's reply carries the {REVISION_DIGEST_HEADER} header.",
+        "sources, API keys and backups. A dry run's reply carries the "
+        f"{REVISION_DIGEST_HEADER} header.",
         paths,
         _schemas(),
         bearer=auth,

@@ -11,7 +11,6 @@ there, setting one ``admin`` on every namespace.
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -23,6 +22,7 @@ from modelplane.api.manifests import problems_from
 from modelplane.api.meta import Namespace, Wire
 from modelplane.api.quotas import QuotaBoard, QuotaSpec
 from modelplane.apiserver.http import error_response
+from modelplane.backends.local.schema import open_state
 from modelplane.errors import NotFoundError, SpecError
 
 
@@ -32,11 +32,7 @@ class _NamespaceName(Wire):
 
 class SqliteQuotaStore:
     def __init__(self, path: Path | str) -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS quotas (namespace TEXT PRIMARY KEY, body TEXT NOT NULL)"
-        )
+        self._db = open_state(path)
 
     def close(self) -> None:
         self._db.close()

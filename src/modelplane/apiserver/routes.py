@@ -7,6 +7,7 @@ from starlette.routing import BaseRoute
 
 from modelplane.api.quotas import QuotaBoard
 from modelplane.api.store import Store
+from modelplane.apiserver.backup import BackupWriter, backup_route
 from modelplane.apiserver.git_sources import gitops_routes
 from modelplane.apiserver.key_store import SqliteKeyStore
 from modelplane.apiserver.keys import key_routes
@@ -25,11 +26,14 @@ def control_routes(
     quotas: SqliteQuotaStore,
     enforced: QuotaBoard,
     keys: SqliteKeyStore | None,
+    backup: BackupWriter,
     prometheus: PrometheusSeries | None = None,
 ) -> list[BaseRoute]:
-    """The description, metrics, releases, git sources, quotas and (with auth) API keys."""
+    """The description, metrics, releases, git sources, quotas, backups and (with auth) API
+    keys."""
     return [
         openapi_route(auth=keys is not None),
+        backup_route(backup),
         *metrics_routes(history, store, prometheus),
         *release_routes(store),
         *gitops_routes(sources, auth=keys is not None),

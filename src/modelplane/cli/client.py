@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import httpx
 
@@ -38,13 +38,28 @@ class ControlClient:
         try:
             reply = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise CliError(
-                f"cannot reach the control plane at {self.server} ({exc})",
-                hint="start it with: modelplane up (or pass --server)",
-            ) from exc
+            raise self._unreachable(exc) from exc
         if reply.status_code >= 400:
             raise _status_error(reply)
         return reply
+
+    def _unreachable(self, error: httpx.TransportError) -> CliError:
+        return CliError(
+            f"cannot reach the control plane at {self.server} ({error})",
+            hint="start it with: modelplane up (or pass --server)",
+        )
+
+    def download(self, path: str, into: BinaryIO) -> None:
+        """Write the body of ``GET path`` (a backup, say) into ``into`` as it comes."""
+        try:
+            with self._http.stream("GET", path, timeout=httpx.Timeout(30, read=300)) as reply:
+                if reply.status_code >= 400:
+                    reply.read()
+                    raise _status_error(reply)
+                for chunk in reply.iter_bytes():
+                    into.write(chunk)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
 
     @staticmethod
     def _path(namespace: str | None, name: str | None = None, sub: str = "") -> str:

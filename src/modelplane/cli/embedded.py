@@ -13,6 +13,7 @@ import signal
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -27,6 +28,7 @@ from modelplane.apiserver.prometheus_series import PrometheusSeries
 from modelplane.apiserver.quotas import SqliteQuotaStore
 from modelplane.apiserver.routes import control_routes
 from modelplane.apiserver.server import ControlApi
+from modelplane.backends.local.backup import DATABASE, write_backup
 from modelplane.backends.local.controller import Controller
 from modelplane.backends.local.metric_source import GatewayMetricSource
 from modelplane.backends.local.prometheus_beside import PrometheusBeside, Scraping
@@ -118,8 +120,8 @@ class Platform:
     ) -> None:
         self.settings, self.beside, self.sockets = settings, beside, sockets
         state_dir = settings.state_dir
-        self.store = SqliteStore(state_dir / "state.db")
-        self.keys = SqliteKeyStore(state_dir / "state.db") if settings.auth else None
+        self.store = SqliteStore(state_dir / DATABASE)
+        self.keys = SqliteKeyStore(state_dir / DATABASE) if settings.auth else None
         self.admin_key = state_dir / "admin.key"
         self.made_admin_key = self.keys is not None and first_admin_key(self.keys, self.admin_key)
         system_token = secrets.token_urlsafe(32)
@@ -148,12 +150,13 @@ class Platform:
         self.store.on_change(controller.wake)
         self.sources = GitSources(state_dir, settings.api_url, self.store.record_event,
                                   {"Authorization": f"Bearer {system_token}"})  # fmt: skip
-        self.quotas = SqliteQuotaStore(state_dir / "state.db")
+        self.quotas = SqliteQuotaStore(state_dir / DATABASE)
         self.history = history = MetricHistory(gateway.reading, gateway.in_flight)
         span = history.interval * KEPT_POINTS
         self.series = PrometheusSeries(prometheus, history.interval, span) if prometheus else None
         routes = control_routes(self.store, history, self.sources, self.quotas, gateway.quotas,
-                                self.keys, self.series)  # fmt: skip
+                                self.keys, partial(write_backup, state_dir),
+                                self.series)  # fmt: skip
         control: ASGIApp = ControlApi(self.store, state_dir / "logs").app(
             [*routes, *portal_routes(settings.gateway_port)]
         )

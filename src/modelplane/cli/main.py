@@ -11,6 +11,7 @@ import typer
 from modelplane import __version__
 from modelplane.cli import (
     auth,
+    backups,
     caching,
     chatting,
     fetching,
@@ -67,6 +68,8 @@ def build_app() -> typer.Typer:
     app.command()(chatting.chat)
     app.command()(top.top)
     app.command()(releases.releases)
+    app.command()(backups.backup)
+    app.command()(backups.restore)
     app.add_typer(rollouts.build(), name="rollout")
     app.add_typer(gitops.build(), name="gitops")
     app.add_typer(auth.build(), name="auth")

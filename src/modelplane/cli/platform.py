@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from modelplane.api.manifests import problems_from
 from modelplane.backends.local.prometheus_beside import Scraping
+from modelplane.backends.local.state_lock import StateLock
 from modelplane.cli import listening
 from modelplane.cli.auth_options import (
     OidcAlgorithm,
@@ -175,8 +176,8 @@ def up(
         listening.close(control_sockets)
         raise
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
         with (
+            StateLock(settings.state_dir),  # one platform per state directory; restore waits
             observed("modelplane", log_level, log_format, settings.access_log),
             oidc if oidc is not None else contextlib.nullcontext(),  # fetches a JWKS URL now
             asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,

@@ -4,7 +4,7 @@ Kubernetes semantics, so one client serves both modes: a global ``resourceVersio
 write bumps (optimistic concurrency: a write carrying a stale one is a conflict), ``generation``
 bumped by spec changes only, and a change log that watches resume from. Every write is one
 transaction in WAL mode, so killing the process at any moment leaves either the old object or the
-new one, never half of either.
+new one, never half of either. The tables and their versions are ``schema.py``'s.
 """
 
 from __future__ import annotations
@@ -21,53 +21,10 @@ from typing import Any, Literal
 from modelplane.api import Model, revision_name, to_wire
 from modelplane.api.releases import Mark, Milestone, RevisionHistory
 from modelplane.api.store import Change, ChangeType, Event, EventType, Revision
+from modelplane.backends.local.schema import open_state
 from modelplane.errors import AlreadyExistsError, ConflictError, GoneError, NotFoundError
 
 RETAINED_CHANGES = 10_000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS models (
-    namespace TEXT NOT NULL,
-    name TEXT NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (namespace, name)
-);
-CREATE TABLE IF NOT EXISTS changes (
-    resource_version INTEGER PRIMARY KEY,
-    type TEXT NOT NULL,
-    namespace TEXT NOT NULL,
-    name TEXT NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS revisions (
-    namespace TEXT NOT NULL,
-    model TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    digest TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    created TEXT NOT NULL,
-    PRIMARY KEY (namespace, model, number)
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    namespace TEXT NOT NULL,
-    object TEXT NOT NULL,
-    type TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    message TEXT NOT NULL,
-    time TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_object ON events (namespace, object, id);
-CREATE TABLE IF NOT EXISTS milestones (
-    namespace TEXT NOT NULL,
-    model TEXT NOT NULL,
-    revision TEXT NOT NULL,
-    milestone TEXT NOT NULL,
-    at TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    PRIMARY KEY (namespace, model, revision, milestone)
-);
-"""
 
 
 def _now() -> datetime:
@@ -78,10 +35,7 @@ class SqliteStore:
     """Synchronous and fast (sub-millisecond writes); callers on an event loop call it directly."""
 
     def __init__(self, path: Path | str) -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes
-        self._db.executescript(_SCHEMA)
+        self._db = open_state(path)  # StateError if it is of a newer schema
         self._listeners: list[Callable[[], None]] = []
 
     def close(self) -> None:
