@@ -226,6 +226,38 @@ class Analysis(Wire):
     )
 
 
+class EvaluationMetric(StrEnum):
+    ACCURACY = "accuracy"  # classification: share of labels right
+    F1 = "f1"  # classification: macro-averaged F1 over the labels seen
+    MEAN_ABSOLUTE_ERROR = "meanAbsoluteError"  # regression: lower is better
+    COSINE_SIMILARITY = "cosineSimilarity"  # embeddings: mean cosine to the expected vectors
+    EXACT_MATCH = "exactMatch"  # generation: share of answers equal to the expected text
+
+
+LOWER_IS_BETTER = frozenset({EvaluationMetric.MEAN_ABSOLUTE_ERROR})
+
+
+class Evaluation(Wire):
+    """A gate before any traffic: a dataset of inputs with expected outputs is replayed against
+    the canary once it is ready, and the rollout goes on only if the metric meets the threshold
+    (rolled back with the numbers on status otherwise)."""
+
+    dataset: Annotated[str, Field(min_length=1)] = Field(
+        description='JSON lines, each {"inputs": [...v2 inputs]} or {"messages": [...]}, '
+        '{"prompt": ...}, {"input": ...} (OpenAI chat, completions, embeddings), with its '
+        '"expected" output; from any source a Model\'s artifact may come from.'
+    )
+    metric: EvaluationMetric
+    threshold: float = Field(
+        description="The least the metric may be (the most, for meanAbsoluteError); with "
+        "relativeToStable, how much worse than the stable revision's it may be."
+    )
+    relative_to_stable: bool = False
+    max_examples: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=1000, description="Lines of the dataset replayed, from its start."
+    )
+
+
 def _default_steps() -> list[RolloutStep]:
     return [RolloutStep(weight=10, pause_seconds=30), RolloutStep(weight=50, pause_seconds=30)]
 
@@ -234,6 +266,7 @@ class Rollout(Wire):
     strategy: RolloutStrategy = RolloutStrategy.CANARY
     steps: list[RolloutStep] = Field(default_factory=_default_steps)
     analysis: Analysis = Field(default_factory=Analysis)
+    evaluation: Evaluation | None = None
 
     @field_validator("steps")
     @classmethod

@@ -42,6 +42,19 @@ class AnalysisResult(Wire):
     metrics: list[MetricVerdict] = Field(default_factory=list)
 
 
+class EvaluationResult(Wire):
+    """What the evaluation gate measured of the canary (and of the stable revision, when the
+    gate is relative to it)."""
+
+    passed: bool
+    metric: str
+    value: float | None = None  # None: nothing could be measured (the message says why)
+    threshold: float
+    stable_value: float | None = None
+    examples: int = 0
+    message: str = ""
+
+
 ROLLOUT_COMMAND_ANNOTATION = "modelplane.io/rollout-command"
 # When the change was made (RFC 3339), set by whoever applies it from a commit: the GitOps sync
 # writes the commit's time; release lead time runs from it.
@@ -64,8 +77,10 @@ class RolloutStatus(Wire):
     reason: str = Field(
         default="",
         description="Why the rollout ended where it is, as a machine reads it: for RolledBack, "
-        "CanaryFailing, ArtifactUnavailable, AnalysisFailed or RolloutAborted.",
+        "CanaryFailing, ArtifactUnavailable, EvaluationFailed, AnalysisFailed or "
+        "RolloutAborted.",
     )
+    evaluation: EvaluationResult | None = None  # the gate's verdict, once it is in
     last_analysis: AnalysisResult | None = None
     last_command: str = ""  # the rollout-command annotation last acted on
 

@@ -97,8 +97,8 @@ def resolver(credentials: Credentials) -> Resolve:
 
 
 @asynccontextmanager
-async def _credentials_file(model: Model) -> AsyncIterator[dict[str, str]]:
+async def embedded_credentials(model: Model) -> AsyncIterator[dict[str, str]]:
     yield credentials_env(model.spec.source)
 
 
-resolve_embedded = resolver(_credentials_file)
+resolve_embedded = resolver(embedded_credentials)

@@ -14,6 +14,7 @@ from modelplane.cli import (
     backups,
     caching,
     chatting,
+    evaluating,
     fetching,
     gateway,
     gitops,
@@ -68,6 +69,7 @@ def build_app() -> typer.Typer:
     app.command()(chatting.chat)
     app.command()(top.top)
     app.command()(releases.releases)
+    app.command()(evaluating.evaluate)
     app.command()(backups.backup)
     app.command()(backups.restore)
     app.add_typer(rollouts.build(), name="rollout")

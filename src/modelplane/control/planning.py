@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from modelplane.api import COMMIT_TIME_ANNOTATION, Model, Source
+from modelplane.api import COMMIT_TIME_ANNOTATION, EvaluationResult, Model, RolloutPhase, Source
 from modelplane.api.releases import Mark, Milestone
 from modelplane.control.analysis import Window
 from modelplane.control.autoscaling import Demand, replicas_for
@@ -51,6 +51,9 @@ class Observed:
     # new revision records; or why it could not be resolved (no new revision is made then).
     source: Source | None = None
     unresolved: str = ""
+    # The evaluation gate's verdict on a revision (named), once the backend's replay is done.
+    evaluated: str = ""
+    evaluation: EvaluationResult | None = None
 
 
 @dataclass(frozen=True)
@@ -98,9 +101,11 @@ def _plan(
     command, annotation = pending_command(model)
     if unresolved and not observed.revisions:
         desired = wanted = 0  # nothing recorded, nothing to start
+    verdict = observed.evaluation if observed.evaluated == revision.name else None
     found = reconcile(
-        model, revision, list(observed.replicas), desired, now, observed.url, measured, command
-    )
+        model, revision, list(observed.replicas), desired, now, observed.url, measured, command,
+        verdict,
+    )  # fmt: skip
     if unresolved:
         found = _unavailable(found, model, unresolved, bool(observed.revisions), now)
     if command is not None and found.status.rollout is not None:
@@ -153,3 +158,15 @@ def _unavailable(found: Plan, model: Model, why: str, serving: bool, now: dateti
         return found
     status.revisions = []
     return replace(found, start=(), traffic={}, replicas={})
+
+
+def evaluation_due(model: Model) -> str | None:
+    """The canary revision the evaluation gate waits on (the backend replays the dataset against
+    it), or None when no gate is waiting."""
+    rollout = model.status.rollout
+    gate = model.spec.rollout.evaluation
+    if gate is None or rollout is None or rollout.phase is not RolloutPhase.PROGRESSING:
+        return None
+    if rollout.evaluation is not None or rollout.step_started_at is not None:
+        return None
+    return model.status.canary_revision

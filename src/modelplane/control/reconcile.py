@@ -20,6 +20,7 @@ from enum import StrEnum
 from modelplane.api import (
     GENERATIVE_TASKS,
     Condition,
+    EvaluationResult,
     Model,
     ModelStatus,
     RevisionStatus,
@@ -85,11 +86,13 @@ def reconcile(
     url: str | None = None,
     windows: tuple[Window, Window] = (Window(), Window()),
     command: Command | None = None,
+    evaluation: EvaluationResult | None = None,
 ) -> Plan:
     """The plan for ``model`` whose newest revision is ``latest``.
 
     ``windows`` are the canary's and the stable revision's measurements since the current
-    rollout step began; ``command`` is a user's promote, abort, pause or resume.
+    rollout step began; ``command`` is a user's promote, abort, pause or resume;
+    ``evaluation`` the evaluation gate's verdict on ``latest``, once it is in.
     """
     live = [r for r in replicas if r.phase is not Phase.STOPPING]
     ready = Counter(r.revision for r in live if r.phase is Phase.READY)
@@ -107,6 +110,7 @@ def reconcile(
         stable_window=windows[1],
         command=command,
         generative=model.spec.task in GENERATIVE_TASKS,
+        evaluation=evaluation,
     )
     decision = decide_rollout(model.spec.rollout, seen, now)
     wanted = _wanted(decision, latest.name, desired_replicas)

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from modelplane.api import (
     ROLLOUT_COMMAND_ANNOTATION,
+    EvaluationResult,
     Model,
     Rollout,
     RolloutPhase,
@@ -33,6 +34,8 @@ from modelplane.control.analysis import Verdict, Window, analyse
 # The reason a rollout rolled back (and the Model is Stalled) when the canary's artifact cannot be
 # fetched or verified: not found, access denied, digest mismatch, store unreachable.
 ARTIFACT_UNAVAILABLE = "ArtifactUnavailable"
+# The reason a rollout rolled back when the canary failed its evaluation gate.
+EVALUATION_FAILED = "EvaluationFailed"
 
 
 class Command(StrEnum):
@@ -65,6 +68,7 @@ class Observed:
     stable_window: Window = field(default_factory=Window)
     command: Command | None = None
     generative: bool = False  # the model generates text: judged per token, not per answer
+    evaluation: EvaluationResult | None = None  # the evaluation gate's verdict on the canary
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,16 @@ def _continue(rollout: Rollout, seen: Observed, now: datetime, event: Event | No
     if not seen.canary_ready:
         waiting = _with(state, message=f"waiting for {canary} to become ready")
         return Decision({stable: 100, canary: 0}, stable, canary, waiting, event)
+    gate = rollout.evaluation
+    if gate is not None and state.evaluation is None:  # judged before any traffic, once
+        verdict = seen.evaluation
+        if verdict is None:
+            evaluating = _with(state, message=f"evaluating {canary} on {gate.dataset}")
+            return Decision({stable: 100, canary: 0}, stable, canary, evaluating, event)
+        state = _with(state, evaluation=verdict)
+        if not verdict.passed:
+            return _roll_back(seen, state, EVALUATION_FAILED, verdict.message, None)
+        event = event or Event("Normal", "EvaluationPassed", f"{canary}: {verdict.message}")
     if rollout.strategy is RolloutStrategy.IMMEDIATE or not rollout.steps:
         return _promote(seen, state, f"{canary} is ready")
     return _step(rollout, seen, state, now, event)

@@ -37,12 +37,13 @@ from modelplane.api.manifests import status_wire
 from modelplane.api.routing import RouteSink
 from modelplane.api.store import Revision
 from modelplane.backends.analysis_windows import rollout_windows
+from modelplane.backends.evaluation_gates import EvaluationGates
 from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
-from modelplane.backends.pinning import SourcePins, resolve_embedded
+from modelplane.backends.pinning import SourcePins, embedded_credentials, resolve_embedded
 from modelplane.control.analysis import MetricSource
 from modelplane.control.autoscaling import Demand, DemandMemory
-from modelplane.control.planning import ModelPlan, Observed, plan
+from modelplane.control.planning import ModelPlan, Observed, evaluation_due, plan
 from modelplane.control.quotas import ReplicaCap, claims_from
 from modelplane.control.reconcile import Phase, Plan, ReplicaView
 from modelplane.control.reporting import Reported, reported_from
@@ -105,6 +106,7 @@ class Controller:
 
     def __post_init__(self) -> None:
         self._wake = asyncio.Event()
+        self.gates = EvaluationGates(embedded_credentials, self.demand)
         (self.state_dir / "revisions").mkdir(parents=True, exist_ok=True)
 
     def wake(self) -> None:
@@ -188,6 +190,7 @@ class Controller:
             RevisionRef(r.name, r.number, r.digest, r.spec["source"]["uri"]) for r in stored
         )
         source, unresolved = await self.pins.observe(model, refs)
+        evaluated, verdict = self.gates.observe(model, *self._gate_urls(model))
         observed = Observed(
             revisions=refs,
             replicas=tuple(replicas),
@@ -198,6 +201,8 @@ class Controller:
             url=self._url(model),
             source=source,
             unresolved=unresolved,
+            evaluated=evaluated,
+            evaluation=verdict,
         )
         decided = plan(model, observed, now)
         if decided.new_revision:
@@ -336,8 +341,19 @@ class Controller:
             model.key, model.metadata.name, revisions, shadow, canary, openai=model.speaks_openai
         )
 
+    def _gate_urls(self, model: Model) -> tuple[str | None, str | None]:
+        """A ready replica of the canary the evaluation gate waits on, and of the stable one."""
+        due = evaluation_due(model)
+        if due is None:
+            return None, None
+        stable = model.status.stable_revision
+        canary = self.supervisor.ready_endpoints(due)
+        serving = self.supervisor.ready_endpoints(stable) if stable else []
+        return (canary[0][1] if canary else None), (serving[0][1] if serving else None)
+
     async def _forget(self, key: str) -> None:
         self._memory.pop(key, None)
+        self.gates.forget(key)
         self._reconciled_at.pop(key, None)
         self._active.discard(key)
         self.pins.forget(key)

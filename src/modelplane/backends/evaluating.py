@@ -1,0 +1,172 @@
+"""Replaying an evaluation dataset against one replica: read the JSON lines, send each example
+the way a client would (Open Inference Protocol v2, or the OpenAI API), and pair what came back
+with what was expected. Shared by both backends' gates and ``modelplane evaluate``.
+
+A line is one request: ``{"inputs": [...]}`` (v2 infer), ``{"messages": [...]}`` (chat),
+``{"prompt": "..."}`` (completions) or ``{"input": "..."}`` (embeddings), and ``"expected"``:
+a label or number (a list of them, one per row of a batch), a vector (a list of vectors), or the
+text a generation must produce. Generation is asked for deterministically (temperature 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from modelplane.api import Evaluation, EvaluationMetric, EvaluationResult
+from modelplane.control.evaluation import Failed, Scored, judge, score
+from modelplane.errors import SpecError
+
+REQUEST_SECONDS = 60.0
+CONCURRENCY = 4
+_KINDS = ("inputs", "messages", "prompt", "input")
+_CLASSIFYING = frozenset({EvaluationMetric.ACCURACY, EvaluationMetric.F1})
+
+
+@dataclass(frozen=True)
+class Example:
+    kind: str  # which of _KINDS the line holds
+    request: dict[str, Any]
+    expected: object
+
+
+def read_dataset(path: Path, limit: int, name: str = "") -> list[Example]:
+    """The first ``limit`` examples; SpecError naming the line that is not one."""
+    where = name or str(path)
+    examples: list[Example] = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if len(examples) >= limit:
+                break
+            if not line.strip():
+                continue
+            try:
+                document = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SpecError(f"{where} line {number}: not JSON ({exc.msg})") from exc
+            examples.append(_example(document, f"{where} line {number}"))
+    return examples
+
+
+def _example(document: object, where: str) -> Example:
+    if not isinstance(document, dict) or "expected" not in document:
+        raise SpecError(f'{where}: an example is an object with an "expected" output')
+    kinds = [k for k in _KINDS if k in document]
+    if len(kinds) != 1:
+        raise SpecError(
+            f"{where}: give exactly one of {', '.join(_KINDS)} (found {kinds or 'none'})"
+        )
+    request = {k: v for k, v in document.items() if k != "expected"}
+    return Example(kinds[0], request, document["expected"])
+
+
+async def replay(
+    base_url: str, model: str, examples: Sequence[Example], metric: EvaluationMetric
+) -> list[tuple[object, object]]:
+    """(prediction, expected) pairs, a batch's rows each their own pair."""
+    gate = asyncio.Semaphore(CONCURRENCY)
+    async with httpx.AsyncClient(base_url=base_url, timeout=REQUEST_SECONDS) as client:
+
+        async def one(example: Example) -> list[tuple[object, object]]:
+            async with gate:
+                predicted = await _predict(client, model, example, metric)
+            return _pairs(predicted, example.expected, metric)
+
+        done = await asyncio.gather(*(one(e) for e in examples))
+    return [pair for pairs in done for pair in pairs]
+
+
+async def _predict(
+    client: httpx.AsyncClient, model: str, example: Example, metric: EvaluationMetric
+) -> object:
+    path, body = _request(model, example)
+    try:
+        reply = await client.post(path, json=body)
+    except httpx.HTTPError as exc:
+        return Failed(f"{path}: {exc!r}")
+    if reply.status_code != 200:
+        return Failed(f"{path}: HTTP {reply.status_code} {reply.text[:200]}")
+    try:
+        return _prediction(example.kind, reply.json(), metric)
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        return Failed(f"{path}: an answer without what the metric reads ({exc!r})")
+
+
+def _request(model: str, example: Example) -> tuple[str, dict[str, Any]]:
+    request = example.request
+    if example.kind == "inputs":
+        return f"/v2/models/{model}/infer", request
+    if example.kind == "input":
+        return "/v1/embeddings", {**request, "model": model}
+    deterministic = {"temperature": 0, "seed": 0, **request, "model": model, "stream": False}
+    if example.kind == "messages":
+        return "/v1/chat/completions", deterministic
+    return "/v1/completions", deterministic
+
+
+def _prediction(kind: str, answer: dict[str, Any], metric: EvaluationMetric) -> object:
+    if kind == "messages":
+        return str(answer["choices"][0]["message"]["content"])
+    if kind == "prompt":
+        return str(answer["choices"][0]["text"])
+    if kind == "input":
+        vectors = [item["embedding"] for item in answer["data"]]
+        return vectors[0] if len(vectors) == 1 else vectors
+    outputs = answer["outputs"]
+    named = {o["name"]: o for o in outputs}
+    output = named.get("label") if metric in _CLASSIFYING else None
+    output = output or outputs[0]
+    data, shape = output["data"], output.get("shape") or [len(output["data"])]
+    if metric in _CLASSIFYING and len(shape) == 2 and shape[1] > 1:  # scores per class
+        width = shape[1]
+        rows = [data[i : i + width] for i in range(0, len(data), width)]
+        return _one_or_many([max(range(width), key=row.__getitem__) for row in rows])
+    if metric is EvaluationMetric.COSINE_SIMILARITY and len(shape) == 2:
+        width = shape[1]
+        return _one_or_many([data[i : i + width] for i in range(0, len(data), width)])
+    return _one_or_many(list(data))
+
+
+def _one_or_many(values: list[Any]) -> object:
+    return values[0] if len(values) == 1 else values
+
+
+def _pairs(
+    predicted: object, expected: object, metric: EvaluationMetric
+) -> list[tuple[object, object]]:
+    """One pair per row: a batch's predictions against its list of expected outputs."""
+    vector = metric is EvaluationMetric.COSINE_SIMILARITY
+    if (
+        not isinstance(expected, list)
+        or not expected
+        or (vector and not isinstance(expected[0], list))
+    ):
+        return [(predicted, expected)]
+    if isinstance(predicted, Failed):
+        return [(predicted, e) for e in expected]
+    if not isinstance(predicted, list) or len(predicted) != len(expected):
+        wrong = Failed(f"{len(expected)} expected outputs, the answer had {predicted!r:.80}")
+        return [(wrong, e) for e in expected]
+    return list(zip(predicted, expected, strict=True))
+
+
+async def evaluate(
+    gate: Evaluation,
+    examples: Sequence[Example],
+    model: str,
+    canary_url: str,
+    stable_url: str | None = None,
+) -> EvaluationResult:
+    """The gate's verdict on the replica at ``canary_url`` (and, relative to the stable one, on
+    the replica at ``stable_url`` too)."""
+    canary = score(gate.metric, await replay(canary_url, model, examples, gate.metric))
+    stable: Scored | None = None
+    if gate.relative_to_stable and stable_url is not None:
+        stable = score(gate.metric, await replay(stable_url, model, examples, gate.metric))
+    return judge(gate, canary, stable)

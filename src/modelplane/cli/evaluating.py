@@ -1,0 +1,146 @@
+"""``modelplane evaluate``: the evaluation gate a rollout runs, run here (locally or in CI)
+against the Model served by a ``modelplane serve`` child."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Annotated
+
+import httpx
+import typer
+
+from modelplane.api import Evaluation, EvaluationMetric, Model, load_model_file
+from modelplane.artifacts.credentials import credentials_env
+from modelplane.backends.evaluating import evaluate as replay_and_judge
+from modelplane.backends.evaluating import read_dataset
+from modelplane.backends.evaluation_gates import fetch_dataset
+from modelplane.cli.errors import EXIT_USAGE, CliError
+from modelplane.processes import free_port
+
+READY_POLL_SECONDS = 0.2
+
+
+def evaluate(
+    file: Annotated[Path, typer.Option("--file", "-f", help="The Model manifest.")],
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="JSON lines of examples (a path or URI); default: the gate's dataset."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Which Model of a multi-document file.")] = None,
+    metric: Annotated[
+        EvaluationMetric | None, typer.Option(help="Default: the gate's metric.")
+    ] = None,
+    threshold: Annotated[float | None, typer.Option(help="Default: the gate's.")] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            help="The stable revision's manifest, for a gate relative to it (e.g. main's copy)."
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the model to load.")] = 300,
+    output: Annotated[str, typer.Option("--output", "-o", help="json: the verdict.")] = "",
+) -> None:
+    """Replay an evaluation dataset against the Model and judge it as the rollout's gate would:
+    exit 0 when it passes, 1 when it does not."""
+    model = _model(file, name)
+    gate = _gate(model, dataset, metric, threshold)
+    if gate.relative_to_stable and baseline is None:
+        raise CliError("the gate is relative to the stable revision: give --baseline MANIFEST",
+                       exit_code=EXIT_USAGE)  # fmt: skip
+    local = Path(gate.dataset)
+    path = local if local.is_file() else fetch_dataset(model, gate.dataset, _env(model))
+    examples = read_dataset(path, gate.max_examples, gate.dataset)
+    with _serving(file, model, timeout) as canary:
+        if baseline is not None:
+            with _serving(baseline, _model(baseline, name), timeout) as stable:
+                verdict = asyncio.run(
+                    replay_and_judge(gate, examples, model.metadata.name, canary, stable)
+                )
+        else:
+            verdict = asyncio.run(replay_and_judge(gate, examples, model.metadata.name, canary))
+    if output == "json":
+        typer.echo(json.dumps(verdict.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    else:
+        typer.echo(f"{'passed' if verdict.passed else 'FAILED'}: {verdict.message}")
+    if not verdict.passed:
+        raise typer.Exit(1)
+
+
+def _model(file: Path, name: str | None) -> Model:
+    models = load_model_file(file)
+    chosen = [m for m in models if name in (None, m.metadata.name)]
+    if not chosen:
+        raise CliError(f"{file} has no Model named {name!r}", exit_code=EXIT_USAGE)
+    return chosen[0]
+
+
+def _gate(
+    model: Model,
+    dataset: str | None,
+    metric: EvaluationMetric | None,
+    threshold: float | None,
+) -> Evaluation:
+    given = model.spec.rollout.evaluation
+    fields = {"dataset": dataset, "metric": metric, "threshold": threshold}
+    if given is None:
+        missing = [f"--{k}" for k, v in fields.items() if v is None]
+        if missing:
+            raise CliError(
+                f"{model.metadata.name} has no spec.rollout.evaluation: give {', '.join(missing)}",
+                exit_code=EXIT_USAGE,
+            )
+        return Evaluation.model_validate(fields)
+    return given.model_copy(update={k: v for k, v in fields.items() if v is not None})
+
+
+def _env(model: Model) -> dict[str, str]:
+    return credentials_env(model.spec.source)
+
+
+@contextlib.contextmanager
+def _serving(file: Path, model: Model, timeout: float) -> Iterator[str]:
+    """``modelplane serve`` of ``model`` on a free port, until the block ends; its URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "modelplane", "serve", "-f", str(file),
+               "--name", model.metadata.name, "--port", str(port)]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile("w+") as log:  # not a pipe: a chatty model never blocks on it
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, text=True)
+        try:
+            _wait_ready(child, log, url, model.metadata.name, timeout)
+            yield url
+        finally:
+            _stop(child)
+
+
+def _stop(child: subprocess.Popen[str]) -> None:
+    child.terminate()
+    try:
+        child.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+def _wait_ready(
+    child: subprocess.Popen[str], log: IO[str], url: str, name: str, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            log.seek(0)
+            said = [line for line in log.read().splitlines() if line.strip()]
+            raise CliError(f"{name} did not start: {said[-1] if said else child.returncode}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/v2/models/{name}/ready", timeout=2).status_code == 200:
+                return
+        time.sleep(READY_POLL_SECONDS)
+    raise CliError(f"{name} was not ready after {timeout:g} s", hint="raise --timeout")
