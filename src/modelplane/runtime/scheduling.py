@@ -143,7 +143,7 @@ class Scheduler:
             free = self.engine.slots - self._busy
             if len(self._waiting) >= self.max_waiting + free:
                 raise EngineBusyError(
-                    f"the model is busy: all {self.engine.slots} slots are generating and "
+                    f"the model is busy: every slot ({self.engine.slots}) is generating and "
                     f"{len(self._waiting)} requests wait (runtime.parameters.maxWaiting is "
                     f"{self.max_waiting}); retry later, or add replicas",
                     self._retry_after(),
