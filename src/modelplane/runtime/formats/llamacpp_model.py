@@ -65,8 +65,15 @@ class LlamaModel:
         self._chat = self._chat_formatter()
 
     def context(self, load: LoadContext, sequences: int, batch_tokens: int) -> Any:
-        """A context of ``sequences`` sequences, each with its own KV cache as long as the spec's
-        context (or the model's own), decoding at most ``batch_tokens`` tokens a step."""
+        """A context of ``sequences`` sequences, each with room for the spec's context (or the
+        model's own) in one KV cache, decoding at most ``batch_tokens`` tokens a step.
+
+        The cache is unified: a step is one pass over the weights whichever sequences it holds.
+        With a region per sequence llama.cpp splits a batch into one pass per run of consecutive
+        sequence ids (and per token count), which requests ending at their own times make the
+        rule. The price is attention over every sequence's cells, masked, which long contexts
+        feel before short ones.
+        """
         llama = self.llama
         if sequences > llama.llama_max_parallel_sequences():
             raise ModelLoadError(
@@ -79,7 +86,7 @@ class LlamaModel:
         params.n_batch = params.n_ubatch = batch_tokens
         params.n_seq_max = sequences
         params.n_threads = params.n_threads_batch = load.cpu_threads
-        params.kv_unified = False  # a region per sequence: attention reads only its own
+        params.kv_unified = True
         params.no_perf = True
         with contextlib.redirect_stderr(io.StringIO()):
             made = llama.llama_init_from_model(self.model, params)

@@ -2,12 +2,14 @@
 context, a :class:`~modelplane.runtime.generation.BatchGenerator` for the scheduler.
 
 The context is split into ``runtime.parameters.parallel`` slots (default 4), each a sequence of
-llama.cpp's with its own region of the KV cache as long as the model's context (llama.cpp's
-``n_ctx`` is that times the slots). A step is one ``llama_decode`` of at most
-``runtime.parameters.batchTokens`` tokens (default 256): the next token of every generating slot,
-then as much of the prompts still being read as fits, oldest first, so that a long prompt is read
-in pieces while the running streams keep making tokens. Each request samples with its own chain
-(temperature, top_p, its seed), so a seeded request makes the same text alone or in a batch.
+llama.cpp's with room for the model's context (or ``generation.contextLength``) in one KV cache
+of that times the slots. A step is one ``llama_decode``: either the next token of
+every generating slot, or as much of the prompts still being read as fits
+``runtime.parameters.batchTokens`` (default 256), oldest first. The two kinds take turns while
+both have work, so a long prompt is read in pieces while the running streams keep making tokens,
+and a new request's first token comes after one step of prompts. Each request samples with its
+own chain (temperature, top_p, its seed), so a seeded request makes the same text alone or in a
+batch.
 
 Prompt reuse: a slot keeps its sequence's cache after its request ends. A new prompt takes the
 free slot that already holds the longest start of it and reads only the rest; a slot about to be
@@ -66,10 +68,11 @@ class LlamaSlots:
         self._batch_tokens = batch_tokens
         self._slots = [_Slot(seq) for seq in range(parallel)]
         self._turns = itertools.count(1)
+        self._read_last = False  # whether the last step read prompts: the kinds take turns
         cache_mib = context.whole_number("promptCacheMiB", DEFAULT_PROMPT_CACHE_MIB)
         self._saved = SavedStates(cache_mib << 20) if cache_mib > 0 else None
-        self._context_length = int(self._llama.llama_n_ctx_seq(self._ctx))
         self._cells = int(self._llama.llama_n_ctx(self._ctx))
+        self._context_length = self._cells // parallel  # each slot's share of the cache
 
     # -- what the scheduler reads ----------------------------------------------------------------
 
@@ -158,28 +161,48 @@ class LlamaSlots:
         return made
 
     def _fill_batch(self) -> dict[_Slot, int]:
-        """Put this step's tokens in the batch; the slots whose logits it computes, with their
-        index in it."""
+        """Put this step's tokens in the batch: prompts or next tokens, taking turns while both
+        wait; the slots whose logits it computes, with their index in it.
+
+        The two kinds are not mixed in one step: a step of prompts alone gives new requests
+        their first token one decode step sooner, for about the same work in all.
+        """
         self._batch.n_tokens = 0
-        outputs: dict[_Slot, int] = {}
-        busy = sorted((slot for slot in self._slots if slot.busy), key=lambda slot: slot.turn)
-        for slot in busy:
-            if slot.next_token is not None:
-                outputs[slot] = self._add(slot, slot.next_token)
-                slot.next_token = None
-        room = self._batch_tokens - self._batch.n_tokens
-        for slot in busy:
-            if not slot.pending or room == 0:
-                continue
-            piece, slot.pending = slot.pending[:room], slot.pending[room:]
-            room -= len(piece)
-            index = [self._add(slot, token) for token in piece][-1]
-            if not slot.pending:  # the prompt's last token: its logits give the first token
-                outputs[slot] = index
+        busy = [slot for slot in self._slots if slot.busy]  # by sequence id
+        reading = [slot for slot in busy if slot.pending]
+        generating = [slot for slot in busy if slot.next_token is not None]
+        self._read_last = bool(reading) and not (generating and self._read_last)
+        outputs = self._read(reading) if self._read_last else self._next(generating)
         for index in range(self._batch.n_tokens):
             self._batch.logits[index] = False
         for index in outputs.values():
             self._batch.logits[index] = True
+        return outputs
+
+    def _next(self, generating: list[_Slot]) -> dict[_Slot, int]:
+        """Each generating slot's last token, whose logits give its next one."""
+        outputs: dict[_Slot, int] = {}
+        for slot in generating:
+            token, slot.next_token = slot.next_token, None
+            if token is not None:
+                outputs[slot] = self._add(slot, token)
+        return outputs
+
+    def _read(self, reading: list[_Slot]) -> dict[_Slot, int]:
+        """As much of the prompts as fits, oldest request first; a prompt's last token gives
+        its first generated one."""
+        pieces: dict[_Slot, list[int]] = {}
+        room = self._batch_tokens
+        for slot in sorted(reading, key=lambda slot: slot.turn):
+            if room == 0:
+                break
+            pieces[slot], slot.pending = slot.pending[:room], slot.pending[room:]
+            room -= len(pieces[slot])
+        outputs: dict[_Slot, int] = {}
+        for slot in sorted(pieces, key=lambda slot: slot.seq):
+            index = [self._add(slot, token) for token in pieces[slot]][-1]
+            if not slot.pending:
+                outputs[slot] = index
         return outputs
 
     def _add(self, slot: _Slot, token: int) -> int:
