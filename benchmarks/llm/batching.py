@@ -37,7 +37,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.llm.run import make_models, summary, timed_stream
+from benchmarks.llm.run import chat_model, make_models, summary, timed_stream
 from benchmarks.platform.run import BENCH, wait
 
 SERVER_CPU, CLIENT_CPU = "0", 1
@@ -46,24 +46,11 @@ PROMPT = "Tell me a story about a small robot who learned to paint the sky at ni
 
 
 def runtime_command(work: Path, model: Path, port: int, parallel: int) -> list[str]:
+    document = chat_model("bench-chat", model, replicas=1, cache_mib=64)
+    document["spec"]["generation"]["contextLength"] = CONTEXT
+    document["spec"]["runtime"]["parameters"]["parallel"] = str(parallel)
     manifest = work / "bench-chat.json"
-    manifest.write_text(
-        json.dumps(
-            {
-                "apiVersion": "modelplane.io/v1alpha1",
-                "kind": "Model",
-                "metadata": {"name": "bench-chat"},
-                "spec": {
-                    "source": {"uri": model.as_uri()},
-                    "format": "llamacpp",
-                    "task": "chat",
-                    "resources": {"cpu": "1"},
-                    "generation": {"maxTokens": 256, "contextLength": CONTEXT},
-                    "runtime": {"parameters": {"parallel": str(parallel)}},
-                },
-            }
-        )
-    )
+    manifest.write_text(json.dumps(document))
     return [sys.executable, "-m", "modelplane", "serve", "-f", str(manifest), "--port", str(port),
             "--no-access-log"]  # fmt: skip
 
