@@ -1,31 +1,36 @@
-"""Text generation, engine-neutral: limits, stop sequences, one request at a time on the model
-thread, tokens handed to the event loop as they come, and cancellation between tokens.
+"""Text generation, engine-neutral: what a request asks (sampling, limits, stop sequences), what
+it gets back, the seams an engine implements, and :class:`Generation`, the data plane's door to
+the model.
 
-An engine (llama.cpp, transformers) implements :class:`TextGenerator`: it tokenizes, renders chat
-messages with the model's own template and yields the text of each new token. Everything a client
-sees of generation beyond that (``max_tokens``, ``stop``, ``finish_reason``, usage, the deadline,
-what happens when the client leaves) is decided here, the same for every engine.
+An engine (llama.cpp, transformers) tokenizes, renders chat messages with the model's own template
+and makes tokens: several sequences a step (:class:`BatchGenerator`, llama.cpp's slots) or one
+sequence at a time (:class:`TextGenerator`, run as a batch of one by :class:`OneAtATime`).
+Everything a client sees of generation beyond that (``max_tokens``, ``stop``, ``finish_reason``,
+usage, the deadline, the waiting list, what happens when the client leaves) is decided by the
+scheduler (``scheduling.py``) and here, the same for every engine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import threading
-import time
-from collections.abc import AsyncGenerator, Callable, Iterator
-from concurrent.futures import Executor
-from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from collections.abc import AsyncGenerator, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
-from modelplane.errors import (
-    DeadlineExceededError,
-    InvalidRequestError,
-    PredictError,
-)
-from modelplane.telemetry.metrics import GenerationMetrics
+from modelplane.errors import InferenceError, InvalidRequestError, PredictError
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from modelplane.runtime.scheduling import Scheduler
+
+
+class EngineBusyError(InferenceError):
+    """Every slot of the engine is busy and its waiting list is full (HTTP 429); the same request
+    may pass after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,8 @@ class Sampling:
 
 
 class TextGenerator(Protocol):
-    """A loaded language model. Every method is called from the model thread, never concurrently."""
+    """A loaded language model that makes one sequence at a time. Every method is called from the
+    model thread, never concurrently."""
 
     @property
     def context_length(self) -> int: ...
@@ -62,6 +68,82 @@ class TextGenerator(Protocol):
         model ends its sequence. The caller stops iterating (and closes the iterator) at its own
         limits: token counts, stop sequences, deadlines, cancellation."""
         ...
+
+
+class BatchGenerator(Protocol):
+    """A loaded language model that advances several sequences together, one per slot. Every
+    method is called from the model thread, never concurrently."""
+
+    @property
+    def slots(self) -> int:
+        """How many sequences it runs at once."""
+        ...
+
+    @property
+    def context_length(self) -> int:
+        """Tokens of context of each sequence."""
+        ...
+
+    @property
+    def kv_cache_usage(self) -> float:
+        """Share of the KV cache the running sequences hold (0 to 1)."""
+        ...
+
+    def tokenize(self, text: str) -> list[int]: ...
+
+    def chat_prompt(self, messages: list[ChatMessage]) -> str: ...
+
+    def start(self, prompt: list[int], sampling: Sampling) -> int:
+        """Take a free slot for a new sequence (there is one) and return it; the sequence reads
+        ``prompt`` in the coming steps."""
+        ...
+
+    def step(self) -> dict[int, str | None]:
+        """Advance every started sequence: for each slot that made a token, its text ("" while
+        a character is incomplete), or None where the model ended the sequence. Slots still
+        reading their prompt are absent."""
+        ...
+
+    def finish(self, slot: int) -> None:
+        """Free ``slot``: its sequence made its last token, or its client left."""
+        ...
+
+
+class OneAtATime:
+    """A :class:`TextGenerator` as a batch of one: the scheduler drives it token by token, with
+    the same waiting list, limits and cancellation as a batching engine."""
+
+    slots = 1
+    kv_cache_usage = 0.0  # an engine of one sequence does not tell
+
+    def __init__(self, generator: TextGenerator) -> None:
+        self.generator = generator
+        self._tokens: Iterator[str] | None = None
+
+    @property
+    def context_length(self) -> int:
+        return self.generator.context_length
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.generator.tokenize(text)
+
+    def chat_prompt(self, messages: list[ChatMessage]) -> str:
+        return self.generator.chat_prompt(messages)
+
+    def start(self, prompt: list[int], sampling: Sampling) -> int:
+        self._tokens = self.generator.generate(prompt, sampling)
+        return 0
+
+    def step(self) -> dict[int, str | None]:
+        if self._tokens is None:
+            return {}
+        return {0: next(self._tokens, None)}
+
+    def finish(self, slot: int) -> None:
+        close = getattr(self._tokens, "close", None)
+        if close is not None:
+            close()  # a generator's own clean-up (an engine's cache) runs now
+        self._tokens = None
 
 
 @dataclass(frozen=True)
@@ -132,47 +214,28 @@ def _overlap(text: str, stop: str) -> int:
     return 0
 
 
-@dataclass
-class _Request:
-    prompt: Prompt
-    sampling: Sampling
-    loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[str | Completion | BaseException]
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    queued_at: float = field(default_factory=time.perf_counter)
-
-
 class Generation:
-    """Serves one :class:`TextGenerator`: checks requests, runs them one at a time on the model
-    thread and streams their tokens back to the event loop."""
+    """The data plane's door to one language model: prompts tokenized on the model thread,
+    requests checked against the model's limits, then run by the scheduler, their tokens streamed
+    back as they come."""
 
-    def __init__(
-        self,
-        generator: TextGenerator,
-        executor: Executor,
-        limits: GenerationLimits,
-        metrics: GenerationMetrics,
-    ) -> None:
-        self.generator = generator
-        self.executor = executor
-        self.limits = limits
-        self.metrics = metrics
-
-    async def on_model_thread(self, call: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, call)
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+        self.engine = scheduler.engine
+        self.limits = scheduler.limits
 
     async def prompt(self, text: str) -> Prompt:
-        return Prompt(await self.on_model_thread(lambda: self.generator.tokenize(text)))
+        return Prompt(await self.scheduler.call(lambda: self.engine.tokenize(text)))
 
     async def chat_prompt(self, messages: list[ChatMessage]) -> Prompt:
         def render() -> list[int]:
             try:
-                text = self.generator.chat_prompt(messages)
+                text = self.engine.chat_prompt(messages)
             except Exception as exc:  # a template that rejects the conversation
                 raise InvalidRequestError(f"messages: {exc}") from exc
-            return self.generator.tokenize(text)
+            return self.engine.tokenize(text)
 
-        return Prompt(await self.on_model_thread(render))
+        return Prompt(await self.scheduler.call(render))
 
     def sampling_for(self, prompt: Prompt, requested: int | None, asked: Sampling) -> Sampling:
         """``asked`` with its ``max_tokens`` checked against the model's limits and the prompt;
@@ -199,24 +262,21 @@ class Generation:
     ) -> AsyncGenerator[str | Completion, None]:
         """Text pieces as they are generated, then the :class:`Completion`.
 
-        Leaving the iteration early (the client went away) cancels the generation: a request
-        still waiting never starts, a running one stops before its next token.
+        Raises :class:`EngineBusyError` at once when the waiting list is full. Leaving the
+        iteration early (the client went away) cancels the generation: a request still waiting
+        never starts, a running one frees its slot at the next step.
         """
-        loop = asyncio.get_running_loop()
-        request = _Request(prompt, sampling, loop, asyncio.Queue())
-        self.metrics.waiting.inc()
-        future = loop.run_in_executor(self.executor, self._run, request)
+        ticket = self.scheduler.submit(prompt, sampling, asyncio.get_running_loop())
         try:
             while True:
-                item = await request.queue.get()
+                item = await ticket.queue.get()
                 if isinstance(item, BaseException):
                     raise item
                 yield item
                 if isinstance(item, Completion):
                     return
         finally:
-            request.cancelled.set()
-            await asyncio.shield(future)  # the model thread lets go before the next request
+            self.scheduler.cancel(ticket)
 
     async def complete(self, prompt: Prompt, sampling: Sampling) -> Completion:
         pieces: list[str] = []
@@ -226,70 +286,3 @@ class Generation:
                 return item
             pieces.append(item)
         raise PredictError("generation ended without a result")  # pragma: no cover
-
-    # -- on the model thread -------------------------------------------------------------------
-
-    def _run(self, request: _Request) -> None:
-        self.metrics.waiting.dec()
-        if request.cancelled.is_set():
-            return  # the client left while it waited
-        self.metrics.running.inc()
-        try:
-            result: Completion | BaseException = self._generate(request)
-        except Exception as exc:
-            result = PredictError(f"generation failed: {exc}")
-        finally:
-            self.metrics.running.dec()
-            usage = getattr(self.generator, "kv_cache_usage", None)  # engines that can tell
-            if usage is not None:
-                self.metrics.kv_cache_usage.set(usage)
-        request.loop.call_soon_threadsafe(request.queue.put_nowait, result)
-
-    def _generate(self, request: _Request) -> Completion | BaseException:
-        sampling, emit = request.sampling, request.queue.put_nowait
-        started = time.perf_counter()
-        self.metrics.queue_seconds.observe(started - request.queued_at)
-        deadline = started + self.limits.timeout
-        result = Completion(prompt_tokens=len(request.prompt), finish_reason="length")
-        matcher = StopMatcher(sampling.stop)
-        first_at = last_at = 0.0
-        tokens = self.generator.generate(request.prompt.tokens, sampling)
-        try:
-            for piece in tokens:
-                last_at = time.perf_counter()
-                if result.completion_tokens == 0:
-                    first_at = last_at
-                    self.metrics.time_to_first_token.observe(first_at - request.queued_at)
-                result.completion_tokens += 1
-                released, stopped = matcher.feed(piece)
-                if released:
-                    request.loop.call_soon_threadsafe(emit, released)
-                if stopped:
-                    result.finish_reason = "stop"
-                    break
-                if result.completion_tokens >= sampling.max_tokens:
-                    break
-                if request.cancelled.is_set():
-                    result.finish_reason = "cancelled"
-                    break
-                if last_at > deadline:
-                    return DeadlineExceededError(
-                        f"generation ran past its timeout of {self.limits.timeout:g}s after "
-                        f"{result.completion_tokens} tokens"
-                    )
-            else:
-                result.finish_reason = "stop"  # the model ended its sequence
-        finally:
-            close = getattr(tokens, "close", None)
-            if close is not None:
-                close()  # a generator's own clean-up (an engine's lock, its cache) runs now
-            self.metrics.prompt_tokens.inc(result.prompt_tokens)
-            self.metrics.generation_tokens.inc(result.completion_tokens)
-            if result.completion_tokens > 1:
-                per_token = (last_at - first_at) / (result.completion_tokens - 1)
-                self.metrics.time_per_output_token.observe(per_token)
-            self.metrics.duration.observe(time.perf_counter() - request.queued_at)
-        rest = matcher.flush()  # empty after a stop sequence: what followed it is not sent
-        if rest:
-            request.loop.call_soon_threadsafe(emit, rest)
-        return result

@@ -10,7 +10,7 @@ from modelplane.api import GENERATIVE_TASKS, ModelFormat, ModelSpec, Source
 from modelplane.artifacts.mlflow_models import is_mlflow_model, mlflow_model_file
 from modelplane.errors import ModelLoadError
 from modelplane.runtime.formats.base import LoadContext, Predictor
-from modelplane.runtime.generation import TextGenerator
+from modelplane.runtime.generation import BatchGenerator, OneAtATime
 
 # Formats whose artifacts are pickles: loading them executes code chosen by whoever wrote them.
 PICKLE_FORMATS = frozenset({ModelFormat.SKLEARN})
@@ -34,23 +34,25 @@ def _python(context: LoadContext) -> Predictor:
     return PythonPredictor(context)
 
 
-def _llamacpp(context: LoadContext) -> Predictor | TextGenerator:
-    from modelplane.runtime.formats.llamacpp import LlamaEmbedder, LlamaGenerator
-
+def _llamacpp(context: LoadContext) -> Predictor | BatchGenerator:
     if context.task in GENERATIVE_TASKS:
-        return LlamaGenerator(context)
+        from modelplane.runtime.formats.llamacpp_slots import LlamaSlots
+
+        return LlamaSlots(context)
+    from modelplane.runtime.formats.llamacpp import LlamaEmbedder
+
     return LlamaEmbedder(context)
 
 
-def _huggingface(context: LoadContext) -> Predictor | TextGenerator:
+def _huggingface(context: LoadContext) -> Predictor | BatchGenerator:
     from modelplane.runtime.formats.huggingface import HuggingFaceEmbedder, HuggingFaceGenerator
 
     if context.task in GENERATIVE_TASKS:
-        return HuggingFaceGenerator(context)
+        return OneAtATime(HuggingFaceGenerator(context))
     return HuggingFaceEmbedder(context)
 
 
-LOADERS: dict[ModelFormat, Callable[[LoadContext], Predictor | TextGenerator]] = {
+LOADERS: dict[ModelFormat, Callable[[LoadContext], Predictor | BatchGenerator]] = {
     ModelFormat.ONNX: _onnx,
     ModelFormat.SKLEARN: _sklearn,
     ModelFormat.PYTHON: _python,
@@ -77,8 +79,8 @@ def cpu_threads(cpu: str) -> int:
     return max(1, math.ceil(cores))
 
 
-def load(spec: ModelSpec, fetch: Callable[[Source], Path]) -> Predictor | TextGenerator:
-    """A chat or text-generation model loads as a :class:`TextGenerator`, others as a
+def load(spec: ModelSpec, fetch: Callable[[Source], Path]) -> Predictor | BatchGenerator:
+    """A chat or text-generation model loads as a :class:`BatchGenerator`, others as a
     :class:`Predictor`; ``fetch`` gives the artifact's verified local path (after the pickle
     policy, so a refused pickle is never downloaded)."""
     loader = LOADERS.get(spec.format)

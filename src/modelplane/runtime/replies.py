@@ -8,6 +8,8 @@ protocol wants around the status: ``{"error": "..."}`` for v2, the OpenAI API's 
 
 from __future__ import annotations
 
+import math
+
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -21,6 +23,7 @@ from modelplane.errors import (
     ModelNotReadyError,
     PayloadTooLargeError,
 )
+from modelplane.runtime.generation import EngineBusyError
 
 JSON = "application/json"
 
@@ -29,6 +32,7 @@ _STATUSES: list[tuple[type[InferenceError], int]] = [
     (PayloadTooLargeError, 413),
     (InvalidRequestError, 400),
     (ModelNotFoundError, 404),
+    (EngineBusyError, 429),
     (ModelNotReadyError, 503),
     (DeadlineExceededError, 504),
 ]
@@ -42,8 +46,17 @@ def status_of(error: InferenceError) -> int:
     return 500
 
 
-def json_response(document: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(document), status_code=status, media_type=JSON)
+def json_response(
+    document: object, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(orjson.dumps(document), status_code=status, media_type=JSON, headers=headers)
+
+
+def retry_headers(error: InferenceError) -> dict[str, str]:
+    """``Retry-After`` (whole seconds) for a refusal that says when the same request may pass."""
+    if error.retry_after is None or status_of(error) not in (429, 503):
+        return {}
+    return {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
 
 
 async def routing_error(request: Request, exc: Exception) -> Response:

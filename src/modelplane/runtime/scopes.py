@@ -20,6 +20,7 @@ from modelplane.errors import (
     ModelNotReadyError,
     PayloadTooLargeError,
 )
+from modelplane.runtime.generation import EngineBusyError
 from modelplane.telemetry.metrics import RuntimeMetrics
 
 SUCCESS, FAILED, ENGINE_ERROR = "success", "error", "engine_error"
@@ -30,6 +31,7 @@ _OUTCOMES: list[tuple[type[InferenceError], str]] = [
     (InvalidRequestError, "invalid"),
     (ModelNotFoundError, "not_found"),
     (ModelNotReadyError, "unavailable"),
+    (EngineBusyError, "busy"),
 ]
 
 

@@ -35,17 +35,18 @@ from modelplane.api.exits import EXIT_LOAD_FAILED, EXIT_OK, load_failure_code
 from modelplane.artifacts import Fetcher, FetchSettings, artifact_cache, default_cache_dir
 from modelplane.artifacts.credentials import credentials_env
 from modelplane.artifacts.isolated import fetch_in_child
-from modelplane.errors import ModelplaneError
+from modelplane.errors import ModelLoadError, ModelplaneError
 from modelplane.runtime import loading
 from modelplane.runtime.batching import Batcher, BatchObservers
 from modelplane.runtime.dataplane import DataPlane
 from modelplane.runtime.external import ExternalEngine, uses_external_engine
-from modelplane.runtime.formats.base import Predictor, Signature
-from modelplane.runtime.generation import Generation, GenerationLimits, TextGenerator
+from modelplane.runtime.formats.base import Predictor, Signature, whole_number
+from modelplane.runtime.generation import BatchGenerator, Generation, GenerationLimits
 from modelplane.runtime.openai.passthrough import PassthroughRoutes
 from modelplane.runtime.openai.routes import OpenAIRoutes
 from modelplane.runtime.openapi import Description
 from modelplane.runtime.replies import routing_error
+from modelplane.runtime.scheduling import DEFAULT_MAX_WAITING, Scheduler
 from modelplane.runtime.v2.inference import InferEndpoint
 from modelplane.runtime.v2.routes import V2Routes
 from modelplane.telemetry.access import AccessLogSettings, logged
@@ -93,6 +94,7 @@ class Runtime:
         self._fetcher: Fetcher | None = None
         self.artifact_digest: str | None = None  # what was fetched and verified
         self._batcher: Batcher | None = None
+        self._scheduler: Scheduler | None = None
         spec = self.model.spec
         self.engine: ExternalEngine | None = None
         self.openai: OpenAIRoutes | None = None
@@ -140,6 +142,8 @@ class Runtime:
             loader.cancel()
             if self._batcher is not None:
                 await self._batcher.close()
+            if self._scheduler is not None:
+                await self._scheduler.close()
             if self.engine is not None:  # after uvicorn let the requests in flight finish
                 await self.engine.stop()
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -153,19 +157,19 @@ class Runtime:
             await self._start_engine()
             return
         try:
-            loaded: Predictor | TextGenerator = await loop.run_in_executor(
+            loaded: Predictor | BatchGenerator = await loop.run_in_executor(
                 self._executor, lambda: loading.load(spec, self._fetch)
             )
+            if spec.task in GENERATIVE_TASKS:
+                self._serve_generator(cast(BatchGenerator, loaded))
+            else:
+                self._serve_predictor(cast(Predictor, loaded))
         except ModelplaneError as exc:
             self._failed(str(exc), load_failure_code(exc))
             return
         except Exception as exc:
             self._failed(f"unexpected error while loading: {exc!r}")
             return
-        if spec.task in GENERATIVE_TASKS:
-            self._serve_generator(cast(TextGenerator, loaded))
-        else:
-            self._serve_predictor(cast(Predictor, loaded))
         log.info("model %s is ready (%s)", self.model.metadata.name, spec.format.value)
         for callback in self.on_ready:
             callback()
@@ -216,11 +220,16 @@ class Runtime:
         self.artifact_digest = found.digest
         return found.path
 
-    def _serve_generator(self, generator: TextGenerator) -> None:
+    def _serve_generator(self, generator: BatchGenerator) -> None:
+        """Serve through the scheduler, which runs the generator's slots on the model thread."""
         spec = self.model.spec
-        generation = Generation(
+        max_waiting = whole_number(spec.runtime.parameters, "maxWaiting", DEFAULT_MAX_WAITING)
+        if max_waiting < 0:
+            raise ModelLoadError(
+                f"runtime.parameters.maxWaiting must be 0 or more, not {max_waiting}"
+            )
+        self._scheduler = Scheduler(
             generator,
-            self._executor,
             GenerationLimits(
                 # Engines may round the context up (llama.cpp to 256 tokens); the spec's holds.
                 context_length=min(
@@ -231,8 +240,10 @@ class Runtime:
                 timeout=spec.generation.timeout_seconds,
             ),
             GenerationMetrics(self.model.metadata.name, self.metrics.registry),
+            max_waiting,
         )
-        self.dataplane.serve(Signature(platform=spec.format.value), generation)
+        self._scheduler.start(self._executor)
+        self.dataplane.serve(Signature(platform=spec.format.value), Generation(self._scheduler))
 
     def _serve_predictor(self, predictor: Predictor) -> None:
         spec = self.model.spec

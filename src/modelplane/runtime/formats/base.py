@@ -53,14 +53,20 @@ class LoadContext:
 
     def whole_number(self, name: str, default: int) -> int:
         """``runtime.parameters[name]`` as an int, or ``default`` when it is not set."""
-        given = self.parameters.get(name)
-        if given is None:
-            return default
-        try:
-            return int(given)
-        except ValueError as exc:
-            message = f"runtime.parameters.{name} must be a whole number, not {given!r}"
-            raise ModelLoadError(message) from exc
+        return whole_number(self.parameters, name, default)
+
+
+def whole_number(parameters: dict[str, str], name: str, default: int) -> int:
+    """``parameters[name]`` (from ``runtime.parameters``) as an int, or ``default`` when it is
+    not set."""
+    given = parameters.get(name)
+    if given is None:
+        return default
+    try:
+        return int(given)
+    except ValueError as exc:
+        message = f"runtime.parameters.{name} must be a whole number, not {given!r}"
+        raise ModelLoadError(message) from exc
 
 
 # The tensors of an embedding model, the same over v2 and behind the OpenAI API.

@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from modelplane.errors import InferenceError, InvalidRequestError
 from modelplane.runtime.generation import Completion
-from modelplane.runtime.replies import json_response, status_of
+from modelplane.runtime.replies import json_response, retry_headers, status_of
 from modelplane.runtime.types import Embeddings
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -31,6 +31,7 @@ _KINDS: dict[int, tuple[str, str | None]] = {
     413: ("invalid_request_error", "request_too_large"),
     400: ("invalid_request_error", None),
     404: ("invalid_request_error", "model_not_found"),
+    429: ("rate_limit_exceeded", "engine_overloaded"),
     503: ("service_unavailable", "model_not_ready"),
     504: ("timeout", "generation_timeout"),
 }
@@ -43,7 +44,7 @@ def error_document(error: InferenceError) -> dict[str, Any]:
 
 
 def error_response(error: InferenceError) -> Response:
-    return json_response(error_document(error), status_of(error))
+    return json_response(error_document(error), status_of(error), retry_headers(error))
 
 
 class Shape:
