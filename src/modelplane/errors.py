@@ -20,6 +20,7 @@ them to exit codes. Library exceptions are wrapped at the boundary with ``raise 
     │   ├── ModelNotFoundError     no such model (or version) is served here
     │   ├── ModelNotReadyError     the model exists but cannot serve yet (temporary)
     │   ├── DeadlineExceededError  the work ran past its time limit
+    │   ├── EngineBusyError        every slot busy and the waiting list full (429: retry_after)
     │   ├── PredictError           the model itself failed on valid input
     │   ├── ReplicaFailedError     no replica answered (after retries): the gateway's 502
     │   └── ClientGoneError        the client left: nobody to answer (gateway and runtime)
@@ -131,6 +132,15 @@ class MissingExtraError(ModelLoadError):
 
 class InferenceError(ModelplaneError):
     """A request could not be served."""
+
+
+class EngineBusyError(InferenceError):
+    """Every slot of the engine is busy and its waiting list is full (HTTP 429); the same request
+    may pass after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class InvalidRequestError(InferenceError):

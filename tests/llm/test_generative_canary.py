@@ -58,11 +58,17 @@ def rollout_of(platform: Platform, name: str) -> dict[str, Any]:
 
 
 def send_until(platform: Platform, name: str, ended: threading.Event, **request: Any) -> None:
-    """Requests for ``name`` through the gateway, one after another, until ``ended`` (or 600)."""
+    """Requests for ``name`` through the gateway, one after another, until ``ended`` (or 600).
+    Each prompt starts differently, so no engine reads it from a cached prefix."""
     client = openai_client(f"{platform.gateway}/v1")
-    for _ in range(600):
+    asked = request
+    for number in range(600):
         if ended.is_set():
             return
+        if "messages" in asked:
+            first = asked["messages"][0]
+            fresh = {**first, "content": f"{number}: {first['content']}"}
+            request = {**asked, "messages": [fresh, *asked["messages"][1:]]}
         if request.get("stream"):
             for _chunk in client.chat.completions.create(model=name, **request):
                 pass

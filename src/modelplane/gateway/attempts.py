@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 RETURNED = {  # the replica's headers passed to the client
     "content-type": "Content-Type",
     "inference-header-content-length": "Inference-Header-Content-Length",
+    "retry-after": "Retry-After",  # a busy engine says when to come back
 }
 REVISION_HEADER = "X-Modelplane-Revision"
 

@@ -18,19 +18,10 @@ from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from modelplane.errors import InferenceError, InvalidRequestError, PredictError
+from modelplane.errors import InvalidRequestError, PredictError
 
 if TYPE_CHECKING:
     from modelplane.runtime.scheduling import Scheduler
-
-
-class EngineBusyError(InferenceError):
-    """Every slot of the engine is busy and its waiting list is full (HTTP 429); the same request
-    may pass after ``retry_after`` seconds."""
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

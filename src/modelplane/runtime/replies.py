@@ -17,13 +17,13 @@ from starlette.responses import Response
 
 from modelplane.errors import (
     DeadlineExceededError,
+    EngineBusyError,
     InferenceError,
     InvalidRequestError,
     ModelNotFoundError,
     ModelNotReadyError,
     PayloadTooLargeError,
 )
-from modelplane.runtime.generation import EngineBusyError
 
 JSON = "application/json"
 

@@ -26,11 +26,15 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from modelplane.errors import DeadlineExceededError, ModelNotReadyError, PredictError
+from modelplane.errors import (
+    DeadlineExceededError,
+    EngineBusyError,
+    ModelNotReadyError,
+    PredictError,
+)
 from modelplane.runtime.generation import (
     BatchGenerator,
     Completion,
-    EngineBusyError,
     GenerationLimits,
     Prompt,
     Sampling,

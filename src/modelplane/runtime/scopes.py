@@ -14,13 +14,13 @@ import time
 from types import TracebackType
 
 from modelplane.errors import (
+    EngineBusyError,
     InferenceError,
     InvalidRequestError,
     ModelNotFoundError,
     ModelNotReadyError,
     PayloadTooLargeError,
 )
-from modelplane.runtime.generation import EngineBusyError
 from modelplane.telemetry.metrics import RuntimeMetrics
 
 SUCCESS, FAILED, ENGINE_ERROR = "success", "error", "engine_error"
