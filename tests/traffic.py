@@ -3,10 +3,12 @@ whose every request fails on demand (for rollbacks)."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -49,3 +51,41 @@ def flaky_manifest(name: str, fail: bool, rollout: str, namespace: str = "defaul
         f"  task: classification\n  runtime: {{parameters: {{fail: '{str(fail).lower()}'}}}}\n"
         + rollout
     )
+
+
+# Three iris rows; the model under test answers one constant label for every row.
+IRIS_DATASET = [
+    {"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}],
+     "expected": 0},
+    {"inputs": [{"name": "X", "datatype": "FP32", "shape": [2, 4],
+                 "data": [4.9, 3.0, 1.4, 0.2, 6.7, 3.1, 4.4, 1.4]}], "expected": [0, 1]},
+]  # fmt: skip
+
+
+def gated_manifest(
+    label: int,
+    *,
+    relative: bool = False,
+    dataset: Path,
+    extra: str = "",
+    namespace: str = "default",
+) -> str:
+    """A Model ``gated`` answering ``label`` for every row, behind an evaluation gate on
+    ``dataset`` (accuracy: at least 0.6, or at most 0.1 under the stable revision's)."""
+    # Absolute: at least 0.6; relative: at most 0.1 under the stable revision's accuracy.
+    gate = f"{{dataset: '{dataset.as_uri()}', metric: accuracy"
+    gate += ", threshold: 0.1, relativeToStable: true}" if relative else ", threshold: 0.6}"
+    return (
+        "apiVersion: modelplane.io/v1alpha1\nkind: Model\n"
+        f"metadata: {{name: gated, namespace: {namespace}}}\nspec:\n"
+        f"  source: {{uri: '{(MODELS / 'flaky.py').as_uri()}'}}\n  format: python\n"
+        f"  task: classification\n  runtime: {{parameters: {{label: '{label}'}}}}\n"
+        "  rollout:\n    steps: [{weight: 50, pauseSeconds: 1}]\n"
+        f"    analysis: {{minRequests: 5, maxLatencyP99Ms: 2000}}\n    evaluation: {gate}\n" + extra
+    )
+
+
+def write_iris_dataset(path: Path) -> Path:
+    """``IRIS_IRIS_DATASET`` as JSON lines at ``path``."""
+    path.write_text("".join(json.dumps(line) + "\n" for line in IRIS_DATASET))
+    return path

@@ -32,7 +32,7 @@ from tests.kubernetes.operating import RunningOperator
 from tests.kubernetes.podnet import PodNetwork, PodRunner
 from tests.processes import free_port, modelplane
 from tests.prometheus import PrometheusServer
-from tests.traffic import BODY, flaky_manifest, steady_load
+from tests.traffic import BODY, flaky_manifest, gated_manifest, steady_load, write_iris_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -305,6 +305,27 @@ def test_a_failing_canary_is_rolled_back_on_prometheus_numbers_with_no_failed_re
     assert failed["errorRate"]["value"] > 0.9, analysis  # counted by Prometheus from the gateway
     traffic = {r["name"]: r.get("traffic", 0) for r in _status(control_plane, "flaky")["revisions"]}
     assert traffic.get("flaky-r1") == 100
+
+
+def test_a_canary_failing_its_evaluation_gate_never_takes_traffic_on_the_cluster(
+    control_plane: ControlPlane, pods: PodRunner, gateway: ClusterGateway, tmp_path: Path
+) -> None:
+    dataset = write_iris_dataset(tmp_path / "iris.jsonl")
+    _apply(control_plane, gated_manifest(0, dataset=dataset, namespace=NAMESPACE))
+    wait_until(lambda: condition(_model(control_plane, "gated"), "Ready") == "True", "gated up")
+    with steady_load(f"{gateway.url}/v2/models/{NAMESPACE}/gated/infer") as outcomes:
+        _apply(control_plane, gated_manifest(1, dataset=dataset, namespace=NAMESPACE))
+
+        def judged() -> bool:
+            rollout = _status(control_plane, "gated").get("rollout") or {}
+            return rollout.get("reason") == "EvaluationFailed"
+
+        wait_until(judged, "the gate's verdict", 90)
+    # Replayed by the operator against the canary's pod; no client request reached it.
+    verdict = _status(control_plane, "gated")["rollout"]["evaluation"]
+    assert (verdict["passed"], verdict["examples"]) == (False, 3), verdict
+    assert verdict["value"] == pytest.approx(1 / 3), verdict
+    assert {k.split()[1] for k in outcomes} == {"gated-r1"}
 
 
 def test_the_cluster_gateway_checks_api_keys_from_a_file(

@@ -13,31 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import MODELS
 from tests.platform.conftest import API, Platform, running_in, wait_for
 from tests.processes import modelplane
-from tests.traffic import steady_load
-
-# Three iris rows; the model under test answers one constant label for every row.
-DATASET = [
-    {"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}],
-     "expected": 0},
-    {"inputs": [{"name": "X", "datatype": "FP32", "shape": [2, 4],
-                 "data": [4.9, 3.0, 1.4, 0.2, 6.7, 3.1, 4.4, 1.4]}], "expected": [0, 1]},
-]  # fmt: skip
-
-
-def manifest(label: int, *, relative: bool = False, dataset: Path, extra: str = "") -> str:
-    # Absolute: at least 0.6; relative: at most 0.1 under the stable revision's accuracy.
-    gate = f"{{dataset: '{dataset.as_uri()}', metric: accuracy"
-    gate += ", threshold: 0.1, relativeToStable: true}" if relative else ", threshold: 0.6}"
-    return (
-        "apiVersion: modelplane.io/v1alpha1\nkind: Model\nmetadata: {name: gated}\nspec:\n"
-        f"  source: {{uri: '{(MODELS / 'flaky.py').as_uri()}'}}\n  format: python\n"
-        f"  task: classification\n  runtime: {{parameters: {{label: '{label}'}}}}\n"
-        "  rollout:\n    steps: [{weight: 50, pauseSeconds: 1}]\n"
-        f"    analysis: {{minRequests: 5, maxLatencyP99Ms: 2000}}\n    evaluation: {gate}\n" + extra
-    )
+from tests.traffic import gated_manifest, steady_load, write_iris_dataset
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +25,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("eval") / "iris.jsonl"
-    path.write_text("".join(json.dumps(line) + "\n" for line in DATASET))
-    return path
+    return write_iris_dataset(tmp_path_factory.mktemp("eval") / "iris.jsonl")
 
 
 def rollout(platform: Platform) -> dict[str, Any]:
@@ -77,12 +53,12 @@ def ended(platform: Platform, canary: str, phase: str) -> None:
 def test_a_canary_is_judged_on_the_dataset_before_it_takes_any_traffic(
     platform: Platform, dataset: Path, tmp_path: Path
 ) -> None:
-    apply(platform, tmp_path, manifest(0, dataset=dataset))  # 2 of 3 rows are label 0
+    apply(platform, tmp_path, gated_manifest(0, dataset=dataset))  # 2 of 3 rows are label 0
     wait_for(lambda: platform.model("gated")["status"].get("stableRevision") == "gated-r1",
              "r1 serves", 60)  # fmt: skip
     url = f"{platform.gateway}/v2/models/gated/infer"
     with steady_load(url) as outcomes:
-        apply(platform, tmp_path, manifest(1, dataset=dataset))  # 1 of 3: worse
+        apply(platform, tmp_path, gated_manifest(1, dataset=dataset))  # 1 of 3: worse
         ended(platform, "gated-r2", "RolledBack")
         judged = rollout(platform)
         assert judged["reason"] == "EvaluationFailed"
@@ -94,7 +70,7 @@ def test_a_canary_is_judged_on_the_dataset_before_it_takes_any_traffic(
         apply(
             platform,
             tmp_path,
-            manifest(0, dataset=dataset, extra="  batching: {maxBatchSize: 4}\n"),
+            gated_manifest(0, dataset=dataset, extra="  batching: {maxBatchSize: 4}\n"),
         )
         ended(platform, "gated-r3", "Promoted")
     assert {key.split()[1] for key in outcomes} == {"gated-r1", "gated-r3"}  # never gated-r2
@@ -113,13 +89,17 @@ def test_a_canary_is_judged_on_the_dataset_before_it_takes_any_traffic(
 def test_a_gate_relative_to_stable_and_a_dataset_that_cannot_be_read(
     platform: Platform, dataset: Path, tmp_path: Path
 ) -> None:
-    apply(platform, tmp_path, manifest(1, relative=True, dataset=dataset))
+    apply(platform, tmp_path, gated_manifest(1, relative=True, dataset=dataset))
     ended(platform, "gated-r4", "RolledBack")
     verdict = rollout(platform)["evaluation"]
     assert verdict["stableValue"] == pytest.approx(2 / 3)
     assert "the stable revision's" in verdict["message"]
     missing = tmp_path / "nowhere.jsonl"
-    apply(platform, tmp_path, manifest(0, dataset=missing, extra="  batching: {maxBatchSize: 2}\n"))
+    apply(
+        platform,
+        tmp_path,
+        gated_manifest(0, dataset=missing, extra="  batching: {maxBatchSize: 2}\n"),
+    )
     ended(platform, "gated-r5", "RolledBack")
     verdict = rollout(platform)["evaluation"]
     assert "nowhere.jsonl" in verdict["message"]
@@ -136,8 +116,8 @@ def evaluate(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_modelplane_evaluate_runs_the_same_gate_here(dataset: Path, tmp_path: Path) -> None:
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
-    good.write_text(manifest(0, dataset=dataset))
-    bad.write_text(manifest(1, dataset=dataset))
+    good.write_text(gated_manifest(0, dataset=dataset))
+    bad.write_text(gated_manifest(1, dataset=dataset))
     passed = evaluate("-f", str(good))
     assert passed.returncode == 0, passed.stderr
     assert passed.stdout.startswith("passed: accuracy 0.6667 over 3 examples")
@@ -145,7 +125,7 @@ def test_modelplane_evaluate_runs_the_same_gate_here(dataset: Path, tmp_path: Pa
     assert failed.returncode == 1
     assert json.loads(failed.stdout)["value"] == pytest.approx(1 / 3)
     relative = tmp_path / "relative.yaml"
-    relative.write_text(manifest(1, relative=True, dataset=dataset))
+    relative.write_text(gated_manifest(1, relative=True, dataset=dataset))
     assert "give --baseline" in evaluate("-f", str(relative)).stderr
     against = evaluate("-f", str(relative), "--baseline", str(good))
     assert against.returncode == 1

@@ -11,6 +11,7 @@ text a generation must produce. Generation is asked for deterministically (tempe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from modelplane.control.evaluation import Failed, Scored, judge, score
 from modelplane.errors import SpecError
 
 REQUEST_SECONDS = 60.0
+READY_SECONDS = 120.0
 CONCURRENCY = 4
 _KINDS = ("inputs", "messages", "prompt", "input")
 _CLASSIFYING = frozenset({EvaluationMetric.ACCURACY, EvaluationMetric.F1})
@@ -165,8 +167,28 @@ async def evaluate(
 ) -> EvaluationResult:
     """The gate's verdict on the replica at ``canary_url`` (and, relative to the stable one, on
     the replica at ``stable_url`` too)."""
-    canary = score(gate.metric, await replay(canary_url, model, examples, gate.metric))
+    canary = await _scored(gate, examples, model, canary_url)
     stable: Scored | None = None
     if gate.relative_to_stable and stable_url is not None:
-        stable = score(gate.metric, await replay(stable_url, model, examples, gate.metric))
+        stable = await _scored(gate, examples, model, stable_url)
     return judge(gate, canary, stable)
+
+
+async def _scored(gate: Evaluation, examples: Sequence[Example], model: str, url: str) -> Scored:
+    if not await _answers(url, model):
+        return Scored(None, 0, f"the replica at {url} did not answer ready in {READY_SECONDS:g} s")
+    return score(gate.metric, await replay(url, model, examples, gate.metric))
+
+
+async def _answers(url: str, model: str) -> bool:
+    """Whether the replica answers ready, waited for: a pod is Ready by its probe's last
+    verdict, which may come before (or lag behind) the replica itself."""
+    deadline = asyncio.get_running_loop().time() + READY_SECONDS
+    async with httpx.AsyncClient(base_url=url, timeout=2.0) as client:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"/v2/models/{model}/ready")).status_code == 200:
+                    return True
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(0.5)

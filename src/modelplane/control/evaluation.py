@@ -32,6 +32,8 @@ def score(metric: EvaluationMetric, pairs: Sequence[tuple[object, object]]) -> S
     if not pairs:
         return Scored(None, 0, "the dataset has no examples")
     failed = [p for p, _ in pairs if isinstance(p, Failed)]
+    if len(failed) == len(pairs):  # nothing was measured, whatever the metric
+        return Scored(None, len(pairs), f"every example failed: {failed[0]}")
     if metric is EvaluationMetric.ACCURACY:
         right = sum(1 for p, e in pairs if not isinstance(p, Failed) and _same(p, e))
         return Scored(right / len(pairs), len(pairs))

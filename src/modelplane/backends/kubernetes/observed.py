@@ -4,6 +4,7 @@ ControllerRevisions as a Model's immutable revisions, raw objects as ``Model``s.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 from modelplane.api import Model, ModelSpec, ModelStatus, ObjectMeta
 from modelplane.api.exits import REASONS
 from modelplane.api.manifests import parse_model
-from modelplane.backends.kubernetes.children import LABEL_REVISION
+from modelplane.backends.kubernetes.children import LABEL_REVISION, RUNTIME_PORT
 from modelplane.backends.kubernetes.raw import (
     RawContainerStatus,
     RawLastState,
@@ -88,6 +89,17 @@ def replica_view(body: Body) -> ReplicaView:
         failure = REASONS.get(code, "") if code is not None else ""
         return ReplicaView(name, revision, Phase.FAILED, restarts, reason, failure)
     return ReplicaView(name, revision, Phase.STARTING, restarts, reason)
+
+
+def ready_pod_url(pods: Iterable[Body], revision: str | None) -> str | None:
+    """The runtime's URL on a ready pod of ``revision`` (by its IP), if there is one."""
+    for body in pods:
+        view = replica_view(body)
+        address = (body.get("status") or {}).get("podIP")
+        if view.revision == revision and view.phase is Phase.READY and address:
+            host = f"[{address}]" if ":" in address else address
+            return f"http://{host}:{RUNTIME_PORT}"
+    return None
 
 
 def _failure(containers: list[RawContainerStatus]) -> str:

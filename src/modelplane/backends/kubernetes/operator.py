@@ -35,6 +35,7 @@ from modelplane.api import (
 from modelplane.api.manifests import status_wire
 from modelplane.api.releases import Mark
 from modelplane.backends.analysis_windows import rollout_windows
+from modelplane.backends.evaluation_gates import EvaluationGates
 from modelplane.backends.kubernetes import children
 from modelplane.backends.kubernetes.caches import WatchCaches
 from modelplane.backends.kubernetes.children import (
@@ -51,6 +52,7 @@ from modelplane.backends.kubernetes.observed import (
     StoredRevision,
     meta_of,
     model_from,
+    ready_pod_url,
     replica_view,
     stored_revision,
     without_managed_fields,
@@ -63,7 +65,7 @@ from modelplane.backends.pinning import SourcePins, resolver
 from modelplane.backends.release_metrics import ReleaseCollector
 from modelplane.control.analysis import MetricSource
 from modelplane.control.conditions import refused
-from modelplane.control.planning import ModelPlan, Observed, plan
+from modelplane.control.planning import ModelPlan, Observed, evaluation_due, plan
 from modelplane.control.reconcile import Plan
 from modelplane.control.reporting import Reported, reported_from
 from modelplane.control.revisions import RevisionRef
@@ -119,6 +121,7 @@ class Operator:
         self._built: dict[tuple[str | None, str, int], Body] = {}
         self.replica_quotas = ReplicaQuotas(self._requeue_namespace)
         self.pins = SourcePins(resolver(secret_credentials(client)))
+        self.gates = EvaluationGates(secret_credentials(client), self.queue.add)
 
     # -- what the watches say ---------------------------------------------------------------
 
@@ -142,6 +145,7 @@ class Operator:
         """What is kept of a deleted Model beside the caches."""
         self.replica_quotas.forget(key)
         self.pins.forget(key)
+        self.gates.forget(key)
         self._reported.pop(key, None)
         self.demand.forget(key)
         if self.metrics is not None:
@@ -245,6 +249,7 @@ class Operator:
         url = f"{self.settings.gateway_url}{model.gateway_path(explicit_namespace=True)}"
         refs = tuple(r.ref for r in stored)
         source, unresolved = await self.pins.observe(model, refs)
+        evaluated, verdict = self.gates.observe(model, *self._gate_urls(model))
         observed = Observed(
             revisions=refs,
             replicas=tuple(replica_view(p) for p in self.caches.owned("Pod", key).values()),
@@ -258,6 +263,8 @@ class Operator:
             url=url,
             source=source,
             unresolved=unresolved,
+            evaluated=evaluated,
+            evaluation=verdict,
         )
         decided = plan(model, observed, now)
         self.replica_quotas.claim(model.metadata.namespace, key, decided.wanted)
@@ -277,6 +284,16 @@ class Operator:
     def _requeue_namespace(self, namespace: str) -> None:
         for key in self.caches.in_namespace(namespace):
             self.queue.add(key)
+
+    def _gate_urls(self, model: Model) -> tuple[str | None, str | None]:
+        """A ready pod of the canary the evaluation gate waits on, and of the stable revision,
+        by pod IP: the gate reaches the replica itself, not the gateway that routes clients."""
+        due = evaluation_due(model)
+        if due is None:
+            return None, None
+        pods = self.caches.owned("Pod", model.key).values()
+        found = {name: ready_pod_url(pods, name) for name in (due, model.status.stable_revision)}
+        return found[due], found.get(model.status.stable_revision)
 
     def _stored_revisions(self, model: Model) -> list[StoredRevision]:
         stored = [stored_revision(b) for b in self.caches.children("ControllerRevision", model)]
