@@ -107,11 +107,12 @@ class Platform:
         }
         return httpx.post(f"{self.gateway}/v2/models/{name}/infer", json=body, timeout=timeout)
 
-    def replica_pids(self, revision: str, namespace: str = "default") -> list[int]:
-        """The replica processes of this platform serving ``namespace``'s ``revision``: they
-        are started with its manifest, one file per namespace and revision."""
-        served = self.state_dir / "revisions" / f"{namespace}.{revision}.yaml"
-        pattern = f"-f {served} ".replace(".", "[.]")
+    def replica_pids(self, revision: str, namespace: str | None = None) -> list[int]:
+        """The replica processes of this platform serving ``revision`` of ``namespace`` (of any
+        namespace when None): each is started with its manifest, one file per namespace and
+        revision."""
+        manifests = str(self.state_dir / "revisions").replace(".", "[.]")
+        pattern = f"-f {manifests}/{namespace or '[a-z0-9-]+'}[.]{revision}[.]yaml "
         found = subprocess.run(["pgrep", "-f", "--", pattern], capture_output=True, text=True)
         return [int(pid) for pid in found.stdout.split()]
 

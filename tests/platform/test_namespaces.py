@@ -109,7 +109,11 @@ def test_a_model_made_again_serves_its_new_spec(teams: Platform) -> None:
     assert _infer(teams, "default", "phoenix").status_code == 200
     deleted = teams.cli("delete", "model", "phoenix")
     assert deleted.returncode == 0, deleted.stderr
-    wait_for(lambda: not teams.replica_pids("phoenix-r1"), "the first phoenix's replica gone", 60)
+    wait_for(
+        lambda: not teams.replica_pids("phoenix-r1", "default"),
+        "the first phoenix's replica gone",
+        60,
+    )
 
     _apply(teams, flaky_manifest("phoenix", True, IMMEDIATE))
     teams.wait_condition("phoenix", "Ready", "True", timeout=90)
@@ -123,7 +127,7 @@ def test_a_model_made_again_at_once_serves_its_new_spec(teams: Platform, tmp_pat
     not taken for the second one's."""
     _apply(teams, flaky_manifest("lazarus", True, IMMEDIATE))
     teams.wait_condition("lazarus", "Ready", "True", timeout=90)
-    first = teams.replica_pids("lazarus-r1")
+    first = teams.replica_pids("lazarus-r1", "default")
     path = tmp_path / "lazarus.yaml"
     path.write_text(flaky_manifest("lazarus", False, IMMEDIATE))
     done = [teams.cli("delete", "model", "lazarus"), teams.cli("apply", "-f", str(path))]
@@ -131,6 +135,6 @@ def test_a_model_made_again_at_once_serves_its_new_spec(teams: Platform, tmp_pat
     wait_for(
         lambda: _infer(teams, "default", "lazarus").status_code == 200, "the second answering", 90
     )
-    assert not set(first) & set(teams.replica_pids("lazarus-r1"))
+    assert not set(first) & set(teams.replica_pids("lazarus-r1", "default"))
     replies = [_infer(teams, "default", "lazarus") for _ in range(10)]
     assert [r.status_code for r in replies] == [200] * 10
