@@ -77,23 +77,29 @@ class Platform:
         document: dict[str, Any] = reply.json()
         return document
 
-    def condition(self, name: str, type_: str) -> dict[str, Any]:
-        for found in self.model(name)["status"].get("conditions", []):
+    def condition(self, name: str, type_: str, namespace: str = "default") -> dict[str, Any]:
+        for found in self.model(name, namespace)["status"].get("conditions", []):
             if found["type"] == type_:
                 return dict(found)
         return {}
 
     def wait_condition(
-        self, name: str, type_: str, status: str, reason: str | None = None, timeout: float = 60
+        self,
+        name: str,
+        type_: str,
+        status: str,
+        reason: str | None = None,
+        timeout: float = 60,
+        namespace: str = "default",
     ) -> dict[str, Any]:
         def check() -> bool:
-            found = self.condition(name, type_)
+            found = self.condition(name, type_, namespace)
             return found.get("status") == status and (
                 reason is None or found.get("reason") == reason
             )
 
-        wait_for(check, f"{name} {type_}={status} {reason or ''}", timeout)
-        return self.condition(name, type_)
+        wait_for(check, f"{namespace}/{name} {type_}={status} {reason or ''}", timeout)
+        return self.condition(name, type_, namespace)
 
     def infer(self, name: str, rows: list[list[float]], timeout: float = 30) -> httpx.Response:
         body = {
@@ -101,10 +107,13 @@ class Platform:
         }
         return httpx.post(f"{self.gateway}/v2/models/{name}/infer", json=body, timeout=timeout)
 
-    def replica_pids(self, revision: str) -> list[int]:
-        found = subprocess.run(
-            ["pgrep", "-f", "--", f"--model-version {revision} "], capture_output=True, text=True
-        )
+    def replica_pids(self, revision: str, namespace: str | None = None) -> list[int]:
+        """The replica processes of this platform serving ``revision`` of ``namespace`` (of any
+        namespace when None): each is started with its manifest, one file per namespace and
+        revision."""
+        manifests = str(self.state_dir / "revisions").replace(".", "[.]")
+        pattern = f"-f {manifests}/{namespace or '[a-z0-9-]+'}[.]{revision}[.]yaml "
+        found = subprocess.run(["pgrep", "-f", "--", pattern], capture_output=True, text=True)
         return [int(pid) for pid in found.stdout.split()]
 
     def stop(self, sig: int = signal.SIGTERM) -> int:

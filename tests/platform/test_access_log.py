@@ -30,7 +30,7 @@ def _serve_once(tmp_path: Path, iris_dir: Path, *options: str) -> tuple[str, str
         assert httpx.post(url, json=BODY, headers=headers, timeout=30).status_code == 200
     finally:
         assert platform.stop() == 0
-    (replica_log,) = (platform.state_dir / "logs").glob("iris-r1-*.log")
+    (replica_log,) = (platform.state_dir / "logs").glob("default.iris-r1-*.log")
     return platform.log.read_text(), replica_log.read_text()
 
 

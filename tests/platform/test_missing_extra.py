@@ -40,7 +40,7 @@ def test_a_missing_extra_stalls_the_model_once_and_others_keep_serving(
     assert platform.infer("iris", [SETOSA]).status_code == 200
 
     assert platform.replica_pids("iris-sklearn-r1") == []
-    (log,) = (platform.state_dir / "logs").glob("iris-sklearn-r1-*.log")
+    (log,) = (platform.state_dir / "logs").glob("default.iris-sklearn-r1-*.log")
     assert log.read_text().count(PIP) == 1  # one start: a restart would have written it again
     assert platform.condition("iris-sklearn", "Stalled") == stalled
     events = httpx.get(f"{platform.api}{API}/namespaces/default/models/iris-sklearn/events")

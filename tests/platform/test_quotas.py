@@ -135,11 +135,13 @@ def test_a_replica_quota_holds_a_namespaces_models_back(
 
     wait_for(lambda: "ReplicaQuotaReached" in events(), "the quota said", 30)
     assert "1 replicas wanted, 0 allowed: namespace 'team-b' may run 1 in all" in events()
-    assert not tenants.replica_pids("second-r1")  # nothing started beyond the quota
+    assert not tenants.replica_pids("second-r1", "team-b")  # nothing started beyond the quota
     assert _infer(tenants, "team-b").status_code == 200  # the first Model serves on
 
     assert tenants.cli("quota", "clear", "team-b").returncode == 0
-    wait_for(lambda: bool(tenants.replica_pids("second-r1")), "second started once lifted", 30)
+    wait_for(
+        lambda: bool(tenants.replica_pids("second-r1", "team-b")), "second started once lifted", 30
+    )
 
 
 def test_quotas_survive_a_restart_are_listed_checked_and_lifted(tenants: Platform) -> None:

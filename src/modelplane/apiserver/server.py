@@ -51,6 +51,7 @@ from modelplane.apiserver.http import (
     readable_by,
     status_response,
 )
+from modelplane.backends.local.replica_logs import model_logs
 from modelplane.errors import (
     GoneError,
     NotFoundError,
@@ -257,14 +258,12 @@ class ControlApi:
             return error_response(exc)
         if revision is not None and revision not in known:
             return status_response(404, "NotFound", f"model {name!r} has no revision {revision!r}")
-        prefixes = [f"{revision}-"] if revision else [f"{r}-" for r in known]
-        files = sorted(
-            p for p in self.logs_dir.glob("*.log") if any(p.name.startswith(x) for x in prefixes)
-        )
         chunks: list[str] = []
-        for path in files:
+        for replica, path in model_logs(
+            self.logs_dir, namespace, [revision] if revision else known
+        ):
             lines = path.read_text(errors="replace").splitlines()[-tail:]
-            chunks.extend(f"[{path.stem}] {line}" for line in lines)
+            chunks.extend(f"[{replica}] {line}" for line in lines)
         return Response("\n".join(chunks) + ("\n" if chunks else ""), media_type="text/plain")
 
     # -- bodies --------------------------------------------------------------------------------

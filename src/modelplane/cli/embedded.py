@@ -227,7 +227,7 @@ class Platform:
         targets_file = TargetsFile(self.settings.scraping.targets)
 
         def publish() -> None:
-            addresses = self.controller.replica_addresses()
+            addresses = self.supervisor.ready_addresses()
             targets_file.update(targets(self.settings.gateway_address, addresses))
 
         def replicas_changed() -> None:

@@ -11,6 +11,11 @@ log), those with new requests or replicas changing state, and those still moving
 progress, replicas starting or failing, room to scale down). A settled Model costs nothing
 between its writes, so a platform with hundreds of Models idles, and a bulk apply is linear. A
 full pass every FULL_PASS_SECONDS catches whatever else time alone changes.
+
+Revision names repeat: across namespaces (``team-a/iris`` and ``team-b/iris`` both have
+``iris-r1``) and across a Model deleted and made again. So replicas and manifests are the
+Model's key's and a revision's together, and a Model whose uid changed since the last pass is
+forgotten (its replicas stopped) before its namesake is reconciled.
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ class _ModelMemory:
     demand: DemandMemory = field(default_factory=DemandMemory)
     reported: Reported = field(default_factory=Reported)
     wanted: int | None = None  # replicas its demand asked for at the last pass: its claim
+    uid: str | None = None  # of the Model remembered: one made again under its name differs
 
 
 @dataclass
@@ -91,9 +97,8 @@ class Controller:
     # New revisions' moving references (a tag, an alias, a branch), resolved once.
     pins: SourcePins = field(default_factory=lambda: SourcePins(resolve_embedded))
     _memory: dict[str, _ModelMemory] = field(default_factory=dict)
-    _owners: dict[str, str] = field(default_factory=dict)  # revision name -> model key
-    # revision name -> its manifest file and the environment its replicas start with
-    _served: dict[str, tuple[Path, dict[str, str]]] = field(default_factory=dict)
+    # (model key, revision name) -> its manifest file and the environment its replicas start with
+    _served: dict[tuple[str, str], tuple[Path, dict[str, str]]] = field(default_factory=dict)
     _draining: set[asyncio.Task[None]] = field(default_factory=set)
     # What the next pass takes besides the store's changes: Models still moving, Models with
     # demand, whether replicas changed state; and where the change log was read up to.
@@ -141,7 +146,7 @@ class Controller:
         self._demanded = set()
         if self._replicas_changed:
             self._replicas_changed = False
-            due |= {key for v in self.supervisor.views() if (key := self._owners.get(v.revision))}
+            due |= self.supervisor.models()
         due |= {
             key
             for key, at in self.load.last_request.items()
@@ -181,10 +186,15 @@ class Controller:
     async def _reconcile(self, model: Model) -> None:
         key, now = model.key, self.clock()
         memory = self._memory.get(key)
+        if memory is not None and memory.uid != model.metadata.uid:
+            await self._forget(key)  # deleted and made again since the last pass
+            memory = None
         if memory is None:
-            memory = self._memory[key] = _ModelMemory(reported=reported_from(model.status))
+            memory = self._memory[key] = _ModelMemory(
+                reported=reported_from(model.status), uid=model.metadata.uid
+            )
         stored = self._revisions(model)
-        replicas = [v for v in self.supervisor.views() if self._owners.get(v.revision) == key]
+        replicas = self.supervisor.views(key)
         newest = max(stored, key=lambda r: r.number).name if stored else None
         refs = tuple(
             RevisionRef(r.name, r.number, r.digest, r.spec["source"]["uri"]) for r in stored
@@ -218,7 +228,7 @@ class Controller:
 
     def _apply(self, model: Model, decided: ModelPlan) -> None:
         for revision in decided.plan.start:
-            self.supervisor.start(revision, *self._served[revision])
+            self.supervisor.start(model.key, revision, *self._served[(model.key, revision)])
         self._publish(model, decided.revision.name, decided.plan)
         for replica_id in decided.plan.stop:
             draining = asyncio.get_running_loop().create_task(self.supervisor.stop(replica_id))
@@ -256,8 +266,7 @@ class Controller:
         meta = model.metadata
         revisions = self.store.revisions(meta.namespace, meta.name)
         for revision in revisions:
-            self._owners[revision.name] = model.key
-            self._write_manifest(revision)
+            self._write_manifest(model.key, revision)
         return revisions
 
     def _record_revision(self, model: Model, chosen: RevisionRef, source: Source) -> None:
@@ -269,21 +278,24 @@ class Controller:
             raise ConflictError(
                 f"revision {recorded.name} recorded where {chosen.name} was planned"
             )
-        self._owners[recorded.name] = model.key
-        self._write_manifest(recorded)
+        self._write_manifest(model.key, recorded)
 
-    def _write_manifest(self, revision: Revision) -> None:
-        """The revision as a Model file for its replicas: written once, never changed."""
-        if revision.name in self._served:
+    def _write_manifest(self, key: str, revision: Revision) -> None:
+        """The revision as a Model file for its replicas, written when this controller first
+        meets it and never changed while they run. A file already there may be a deleted
+        namesake's (its replicas stopped when it was forgotten), or from before a restore:
+        what the revision serves replaces it."""
+        if (key, revision.name) in self._served:
             return
         path = self.state_dir / "revisions" / f"{revision.namespace}.{revision.name}.yaml"
         spec = ModelSpec.model_validate(revision.spec)
-        if not path.exists():
-            served = Model(
-                metadata=ObjectMeta(name=revision.model, namespace=revision.namespace), spec=spec
-            )
-            path.write_text(dump_yaml(served, include_status=False))
-        self._served[revision.name] = (path, spec.telemetry.env)
+        served = Model(
+            metadata=ObjectMeta(name=revision.model, namespace=revision.namespace), spec=spec
+        )
+        text = dump_yaml(served, include_status=False)
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+        self._served[(key, revision.name)] = (path, spec.telemetry.env)
 
     def _demand(
         self, model: Model, memory: _ModelMemory, revision: str | None, now: datetime
@@ -302,11 +314,7 @@ class Controller:
         limit = self.replica_limit(namespace)
         if limit is None:
             return None
-        running: dict[str, int] = {}
-        for view in self.supervisor.views():
-            owner = self._owners.get(view.revision)
-            if owner is not None and view.phase is not Phase.STOPPING:
-                running[owner] = running.get(owner, 0) + 1
+        running = self.supervisor.running()
         models, _ = self.store.list_models(namespace)
         found = [(_created(m), m.key, running.get(m.key, 0)) for m in models]
         wanted = {k: m.wanted for k, m in self._memory.items() if m.wanted is not None}
@@ -330,7 +338,7 @@ class Controller:
                 weight,
                 [
                     (rid, url)
-                    for rid, url in self.supervisor.ready_endpoints(name)
+                    for rid, url in self.supervisor.ready_endpoints(model.key, name)
                     if rid not in stopping
                 ],
             )
@@ -359,20 +367,10 @@ class Controller:
         self.pins.forget(key)
         self.metrics.forget(key)
         self.routes.remove(key)
-        owned = [v.id for v in self.supervisor.views() if self._owners.get(v.revision) == key]
+        owned = [v.id for v in self.supervisor.views(key)]
         await asyncio.gather(*(self.supervisor.stop(rid) for rid in owned))
-
-    def replica_addresses(self) -> list[tuple[str, str, str, str]]:
-        """(model key, revision, replica id, host:port) of every ready replica."""
-        found = []
-        for view in self.supervisor.views():
-            key = self._owners.get(view.revision)
-            if key is None:
-                continue
-            for replica_id, url in self.supervisor.ready_endpoints(view.revision):
-                if replica_id == view.id:
-                    found.append((key, view.revision, replica_id, url.removeprefix("http://")))
-        return found
+        # Its manifests are written again for a namesake, which may serve another spec.
+        self._served = {k: v for k, v in self._served.items() if k[0] != key}
 
     def _url(self, model: Model) -> str:
         return f"{self.gateway_url}{model.gateway_path()}"

@@ -2,7 +2,9 @@
 
 It starts replicas on free loopback ports with a log file each, watches them become ready, and
 restarts a replica that exits with exponential backoff, keeping the runtime's last words as the
-reason the reconciler reports. A replica whose exit code says no restart can cure it (a missing
+reason the reconciler reports. A replica belongs to a Model (``namespace/name``) and one of its
+revisions: revision names are unique only within a Model, so every question asked of replicas
+names both. A replica whose exit code says no restart can cure it (a missing
 extra, see ``api/exits.py``) is left failed instead, reported once, never restarted.
 Stopping is a drain: SIGTERM lets the runtime finish what it is serving (the gateway stops
 routing to it first), then SIGKILL after a grace period.
@@ -18,6 +20,7 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +28,7 @@ from pathlib import Path
 import httpx
 
 from modelplane.api.exits import PERMANENT, REASONS
+from modelplane.backends.local.replica_logs import replica_log
 from modelplane.control.reconcile import Phase, ReplicaView
 from modelplane.processes import die_with_parent, free_port
 from modelplane.telemetry import access
@@ -40,6 +44,7 @@ STOP_GRACE_SECONDS = 30.0
 @dataclass
 class Replica:
     id: str
+    model: str  # the Model's key, namespace/name
     revision: str
     manifest: Path
     log: Path
@@ -99,20 +104,41 @@ class Supervisor:
         (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
         self._client = httpx.AsyncClient(timeout=1.0)
 
-    def views(self) -> list[ReplicaView]:
-        return [r.view() for r in self.replicas.values()]
+    def views(self, model: str | None = None) -> list[ReplicaView]:
+        """The replicas of ``model`` (a key), or of every Model."""
+        return [r.view() for r in self.replicas.values() if model in (None, r.model)]
 
-    def ready_endpoints(self, revision: str) -> list[tuple[str, str]]:
+    def models(self) -> set[str]:
+        """The Models that have replicas, stopping ones included."""
+        return {r.model for r in self.replicas.values()}
+
+    def running(self) -> Counter[str]:
+        """Replicas per Model, those stopping left out: what counts against a replica cap."""
+        return Counter(r.model for r in self.replicas.values() if r.phase is not Phase.STOPPING)
+
+    def ready_endpoints(self, model: str, revision: str) -> list[tuple[str, str]]:
+        """(replica id, URL) of the ready replicas of ``model``'s ``revision``."""
         return [
-            (r.id, r.endpoint)
-            for r in self.replicas.values()
-            if r.revision == revision and r.phase is Phase.READY
+            (r.id, r.endpoint) for r in self._ready() if (r.model, r.revision) == (model, revision)
         ]
 
-    def start(self, revision: str, manifest: Path, env: dict[str, str] | None = None) -> Replica:
+    def ready_addresses(self) -> list[tuple[str, str, str, str]]:
+        """(model key, revision, replica id, host:port) of every ready replica."""
+        return [
+            (r.model, r.revision, r.id, r.endpoint.removeprefix("http://")) for r in self._ready()
+        ]
+
+    def _ready(self) -> list[Replica]:
+        return [r for r in self.replicas.values() if r.phase is Phase.READY]
+
+    def start(
+        self, model: str, revision: str, manifest: Path, env: dict[str, str] | None = None
+    ) -> Replica:
+        """A replica of ``model``'s (a key) ``revision``, served from ``manifest``."""
         replica_id = f"{revision}-{next(self._ids)}"
-        log_file = self.state_dir / "logs" / f"{replica_id}.log"
-        replica = Replica(replica_id, revision, manifest, log_file, env=dict(env or {}))
+        namespace = model.split("/", 1)[0]
+        log_file = replica_log(self.state_dir / "logs", namespace, replica_id)
+        replica = Replica(replica_id, model, revision, manifest, log_file, env=dict(env or {}))
         self.replicas[replica_id] = replica
         replica.task = asyncio.get_running_loop().create_task(
             self._keep_running(replica), name=f"replica {replica_id}"
