@@ -355,8 +355,8 @@ class Controller:
         if due is None:
             return None, None
         stable = model.status.stable_revision
-        canary = self.supervisor.ready_endpoints(due)
-        serving = self.supervisor.ready_endpoints(stable) if stable else []
+        canary = self.supervisor.ready_endpoints(model.key, due)
+        serving = self.supervisor.ready_endpoints(model.key, stable) if stable else []
         return (canary[0][1] if canary else None), (serving[0][1] if serving else None)
 
     async def _forget(self, key: str) -> None:
