@@ -29,6 +29,27 @@ def test_validate_prints_revision_digests(iris_dir: Path) -> None:
     assert "default/iris-sklearn is valid" in result.stdout
 
 
+def test_validate_takes_directories_of_manifests_as_a_git_source_reads_them(
+    iris_dir: Path, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    (models / "team").mkdir(parents=True)
+    (models / "iris.yaml").write_text((iris_dir / "iris.yaml").read_text())
+    (models / "team" / "sklearn.yml").write_text((iris_dir / "iris-sklearn.yaml").read_text())
+    (models / "notes.txt").write_text("not a manifest\n")
+    result = run("validate", "-f", str(models), "--file", str(iris_dir / "iris.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(" is valid (revision digest ") == 3
+    assert f"{models / 'team' / 'sklearn.yml'}: default/iris-sklearn is valid" in result.stdout
+    (tmp_path / "empty").mkdir()
+    nothing_there = run("validate", "-f", str(tmp_path / "empty"))
+    assert nothing_there.returncode == 1
+    assert nothing_there.stderr.startswith(f"error: {tmp_path / 'empty'} holds no manifest")
+    nothing_given = run("validate")
+    assert nothing_given.returncode == 2
+    assert "hint: modelplane validate -f models/" in nothing_given.stderr
+
+
 def test_invalid_manifest_is_one_clear_error_without_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(

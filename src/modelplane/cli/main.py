@@ -28,6 +28,7 @@ from modelplane.cli import (
     releases,
     resources,
     rollouts,
+    scaffold,
     serving,
     top,
 )
@@ -81,6 +82,7 @@ def build_app() -> typer.Typer:
     app.command()(serving.serve)
     app.command()(fetching.fetch)
     app.command("node-cache")(node_cache.node_cache)
+    app.command()(scaffold.init)
     app.command()(resources.validate)
     app.command()(resources.schema)
     app.command("crd")(resources.crd_command)

@@ -14,6 +14,7 @@ from modelplane.api import Model, dump_json, dump_yaml, load_model_file, load_mo
 from modelplane.cli.client import DEFAULT_SERVER, ControlClient, credentials
 from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.output import age, models_table, replicas, table
+from modelplane.cli.resources import manifest_files
 from modelplane.control.conditions import READY, condition
 from modelplane.gitops.sync import SOURCE_LABEL
 
@@ -35,11 +36,7 @@ def _check_resource(resource: str) -> None:
 def _read_manifests(file: str) -> list[Model]:
     if file == "-":
         return load_models(sys.stdin.read(), "<stdin>")
-    path = Path(file)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
-        return [m for f in files for m in load_model_file(f)]
-    return load_model_file(path)
+    return [m for f in manifest_files(Path(file)) for m in load_model_file(f)]
 
 
 def apply(
