@@ -134,4 +134,4 @@ def test_modelplane_evaluate_runs_the_same_gate_here(dataset: Path, tmp_path: Pa
     broken.write_text('{"inputs": []}\n')
     refused = evaluate("-f", str(good), "--dataset", str(broken))
     assert refused.returncode != 0
-    assert 'line 1: an example is an object with an "expected" output' in refused.stderr
+    assert 'line 1: an example is an object with "inputs" and "expected"' in refused.stderr

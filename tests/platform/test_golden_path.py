@@ -28,9 +28,23 @@ def test_init_push_register_merge_and_the_canary_is_promoted(
 ) -> None:
     work, remote = tmp_path / "iris", tmp_path / "iris.git"
     source = (iris_dir / "model.onnx").as_uri()
-    written = subprocess.run(modelplane("init", "iris", "--source", source, "--dir", str(work)),
-                             capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    uploaded = tmp_path / "store" / "iris-evaluation.jsonl"  # where the team keeps its copy
+    init = ("init", "iris", "--source", source, "--dir", str(work), "--dataset", uploaded.as_uri())
+    written = subprocess.run(modelplane(*init), capture_output=True, text=True, timeout=60,
+                             check=False)  # fmt: skip
     assert written.returncode == 0, written.stderr
+    # The examples written are iris rows already; the model names its input X.
+    cases = (work / "evaluation" / "iris.jsonl").read_text().replace('"input-0"', '"X"')
+    (work / "evaluation" / "iris.jsonl").write_text(cases)
+    uploaded.parent.mkdir()
+    uploaded.write_text(cases)
+    # What the repository's CI runs on a pull request.
+    evaluated = subprocess.run(
+        modelplane("evaluate", "-f", "models/iris.yaml", "--dataset", "evaluation/iris.jsonl"),
+        cwd=work, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert evaluated.stdout.startswith("passed: accuracy 1 over 3 examples")
     # The team's one edit before the first push: a canary judged on this test's clock.
     model = (work / "models" / "iris.yaml").read_text()
     for default, quicker in (("pauseSeconds: 60", "pauseSeconds: 2"),
@@ -60,6 +74,8 @@ def test_init_push_register_merge_and_the_canary_is_promoted(
         assert {k.split()[1] for k in outcomes} == {"iris-r1", "iris-r2"}
         status = platform.model("iris")["status"]
         assert status["stableRevision"] == "iris-r2"
+        gate = status["rollout"]["evaluation"]  # judged on the team's cases before any traffic
+        assert (gate["passed"], gate["value"], gate["examples"]) == (True, 1.0, 3)
         assert platform.model("iris")["spec"]["batching"]["maxBatchSize"] == 8
         history = "\n".join(events(platform, "iris"))
         assert "GitApplied" in history

@@ -16,7 +16,7 @@ import yaml
 from modelplane.api import ModelFormat, Protocol, Task
 from modelplane.api.meta import DNS_1035_LABEL, DNS_LABEL, MAX_NAME_LENGTH
 from modelplane.api.model import FORMAT_TASKS
-from modelplane.cli.repository_templates import EVALUATION_GATE, TEMPLATES
+from modelplane.cli.repository_templates import TEMPLATES
 from modelplane.cli.scaffold import URI_CHARACTERS
 from modelplane.gateway import openapi
 from tests.scaffold.conftest import COMBINATIONS, NAMESPACE, Repository
@@ -78,7 +78,7 @@ def test_the_template_follows_the_scaffolders_schema(peers: Path) -> None:
         jsonschema.Draft7Validator.check_schema(page)
     fetch = template["spec"]["steps"][0]["input"]
     assert fetch["url"] == "./skeleton"
-    assert fetch["values"]["evaluation"] == EVALUATION_GATE
+    assert fetch["values"]["dataset"].endswith('+ "/evaluation.jsonl" }}')
     assert [s["action"] for s in template["spec"]["steps"]] == [
         "fetch:template", "publish:github", "catalog:register"
     ]  # fmt: skip

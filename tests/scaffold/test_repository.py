@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from modelplane.api import GENERATIVE_TASKS, ModelFormat, Protocol, RolloutStrategy, Task
 from modelplane.api import inference_protocol as p
-from modelplane.cli.repository_templates import EVALUATION_GATE, RepositoryValues, render
+from modelplane.cli.repository_templates import RepositoryValues, render
 from modelplane.control.gitops import SyncPlan, plan_sync
 from modelplane.gitops.repository import GitMirror
 from modelplane.runtime.openai import schemas
@@ -60,7 +60,9 @@ def test_each_model_rolls_out_as_a_canary_judged_by_the_tasks_metrics(
             assert {"maxTimeToFirstTokenP99Ms", "maxTimePerOutputTokenP99Ms"} <= judged
         else:
             assert {"maxLatencyP99Ms", "maxDisagreement"} <= judged
-        assert ("evaluation" in written) == EVALUATION_GATE
+        assert (
+            written["evaluation"]["dataset"] == f"s3://CHANGE-ME/{repository.name}/evaluation.jsonl"
+        )
         # Pickles load only pinned, and a vLLM engine needs an accelerator.
         assert spec.runtime.allow_pickle == (repository.format == ModelFormat.SKLEARN)
         assert (spec.resources.accelerators == 1) == (repository.format == ModelFormat.VLLM)
@@ -70,14 +72,16 @@ def test_each_model_rolls_out_as_a_canary_judged_by_the_tasks_metrics(
 def test_the_evaluation_gate_names_the_repositorys_dataset_and_the_tasks_metric(
     task: Task,
 ) -> None:
-    """As written once the Model API has ``spec.rollout.evaluation`` (until then, left out)."""
+    """The gate the platform runs, on the dataset it fetches; CI evaluates the repository's copy."""
     model_format = ModelFormat.PYTHON  # serves every task
-    values = RepositoryValues("m", NAMESPACE, model_format, task, "s3://b/m", "group:a", True)
+    values = RepositoryValues(
+        "m", NAMESPACE, model_format, task, "s3://b/m", "group:a", "s3://b/m/evaluation.jsonl"
+    )
     rendered = render(values)
     model = yaml.safe_load(rendered["models/m.yaml"])
     gate = model["spec"]["rollout"]["evaluation"]
-    assert gate["dataset"] == "file://evaluation/m.jsonl"
-    assert gate["dataset"].removeprefix("file://") in rendered
+    assert gate["dataset"] == "s3://b/m/evaluation.jsonl"
+    assert "evaluation/m.jsonl" in rendered
     assert gate["metric"] == METRICS[task]
     assert isinstance(gate["threshold"], float)
     assert gate["relativeToStable"] is False

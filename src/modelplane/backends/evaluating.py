@@ -2,10 +2,12 @@
 the way a client would (Open Inference Protocol v2, or the OpenAI API), and pair what came back
 with what was expected. Shared by both backends' gates and ``modelplane evaluate``.
 
-A line is one request: ``{"inputs": [...]}`` (v2 infer), ``{"messages": [...]}`` (chat),
-``{"prompt": "..."}`` (completions) or ``{"input": "..."}`` (embeddings), and ``"expected"``:
-a label or number (a list of them, one per row of a batch), a vector (a list of vectors), or the
-text a generation must produce. Generation is asked for deterministically (temperature 0).
+A line is one request and what it should answer: ``{"inputs": ..., "expected": ...}``. The inputs
+are a v2 request's ``inputs`` (a list of tensors; ``"parameters"`` beside them goes along), or an
+OpenAI API body (an object): with ``messages`` a chat, with ``prompt`` a completion, with
+``input`` embeddings. Expected: a label or a number (a list of them, one per row of a batch), a
+vector (a list of vectors), or the text a generation must produce. Generation is asked for
+deterministically (temperature 0) unless the body says otherwise.
 """
 
 from __future__ import annotations
@@ -27,13 +29,13 @@ from modelplane.errors import SpecError
 REQUEST_SECONDS = 60.0
 READY_SECONDS = 120.0
 CONCURRENCY = 4
-_KINDS = ("inputs", "messages", "prompt", "input")
+_OPENAI_KINDS = ("messages", "prompt", "input")
 _CLASSIFYING = frozenset({EvaluationMetric.ACCURACY, EvaluationMetric.F1})
 
 
 @dataclass(frozen=True)
 class Example:
-    kind: str  # which of _KINDS the line holds
+    kind: str  # "inputs" (v2), or which of _OPENAI_KINDS the OpenAI body holds
     request: dict[str, Any]
     expected: object
 
@@ -57,15 +59,19 @@ def read_dataset(path: Path, limit: int, name: str = "") -> list[Example]:
 
 
 def _example(document: object, where: str) -> Example:
-    if not isinstance(document, dict) or "expected" not in document:
-        raise SpecError(f'{where}: an example is an object with an "expected" output')
-    kinds = [k for k in _KINDS if k in document]
+    if not isinstance(document, dict) or not {"inputs", "expected"} <= document.keys():
+        raise SpecError(f'{where}: an example is an object with "inputs" and "expected"')
+    inputs = document["inputs"]
+    if isinstance(inputs, list):
+        request = {k: v for k, v in document.items() if k in ("inputs", "parameters")}
+        return Example("inputs", request, document["expected"])
+    kinds = [k for k in _OPENAI_KINDS if isinstance(inputs, dict) and k in inputs]
     if len(kinds) != 1:
         raise SpecError(
-            f"{where}: give exactly one of {', '.join(_KINDS)} (found {kinds or 'none'})"
+            f'{where}: "inputs" is a list of v2 tensors, or an OpenAI API body with one of '
+            f"{', '.join(_OPENAI_KINDS)}"
         )
-    request = {k: v for k, v in document.items() if k != "expected"}
-    return Example(kinds[0], request, document["expected"])
+    return Example(kinds[0], dict(inputs), document["expected"])
 
 
 async def replay(

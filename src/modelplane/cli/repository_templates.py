@@ -18,10 +18,6 @@ from typing import Final
 
 import jinja2
 
-from modelplane.api.model import Rollout
-
-# spec.rollout.evaluation (the evaluation gate) is written only where the Model API has it.
-EVALUATION_GATE: Final = "evaluation" in Rollout.model_fields
 TEMPLATES: Final = "model-repository"
 
 
@@ -35,12 +31,17 @@ class RepositoryValues:
     task: str
     source: str
     owner: str
-    evaluation: bool = EVALUATION_GATE
+    dataset: str  # where the platform fetches the evaluation gate's dataset
 
 
 def placeholder_source(name: str) -> str:
     """A source that validates but names no real store, for the user to replace."""
     return f"s3://CHANGE-ME/{name}"
+
+
+def placeholder_dataset(name: str) -> str:
+    """Where the evaluation dataset is to be uploaded, for the user to replace."""
+    return f"s3://CHANGE-ME/{name}/evaluation.jsonl"
 
 
 def default_owner(namespace: str) -> str:

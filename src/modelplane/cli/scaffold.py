@@ -24,6 +24,7 @@ from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.repository_templates import (
     RepositoryValues,
     default_owner,
+    placeholder_dataset,
     placeholder_source,
     render,
 )
@@ -58,6 +59,13 @@ def init(
         str | None,
         typer.Option(help="The Backstage owner; default group:default/<namespace>."),
     ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the platform fetches the evaluation dataset (a copy of the repository's "
+            "evaluation/NAME.jsonl); default a placeholder marked CHANGE-ME."
+        ),
+    ] = None,
     directory: Annotated[
         Path | None, typer.Option("--dir", help="Where to write it; default ./NAME.")
     ] = None,
@@ -69,8 +77,9 @@ def init(
         namespace=_checked(namespace, DNS_LABEL, "--namespace", 63),
         format=model_format.value,
         task=_task(model_format, task).value,
-        source=_source(source) if source is not None else placeholder_source(name),
+        source=_source(source, "--source") if source is not None else placeholder_source(name),
         owner=_owner(owner) if owner is not None else default_owner(namespace),
+        dataset=_source(dataset, "--dataset") if dataset is not None else placeholder_dataset(name),
     )
     rendered = render(values)
     model_path = f"models/{values.name}.yaml"
@@ -81,7 +90,7 @@ def init(
     for path in rendered:
         typer.echo(f"  {path}")
     typer.echo(_start_git(target))
-    typer.echo(_next_steps(values, source is None))
+    typer.echo(_next_steps(values, source is None, dataset is None))
 
 
 def _checked(value: str, pattern: str, what: str, longest: int) -> str:
@@ -107,15 +116,15 @@ def _task(model_format: ModelFormat, task: Task | None) -> Task:
     return task
 
 
-def _source(uri: str) -> str:
+def _source(uri: str, option: str) -> str:
     if not URI_CHARACTERS.fullmatch(uri):
-        raise CliError(f"--source {uri!r} is not a URI", exit_code=EXIT_USAGE,
+        raise CliError(f"{option} {uri!r} is not a URI", exit_code=EXIT_USAGE,
                        hint="spaces, quotes and the like must be percent-encoded")  # fmt: skip
     try:
         Source(uri=uri)
     except ValidationError as exc:
         reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
-        raise CliError(f"--source {uri!r}: {reason}", exit_code=EXIT_USAGE) from exc
+        raise CliError(f"{option} {uri!r}: {reason}", exit_code=EXIT_USAGE) from exc
     return uri
 
 
@@ -148,12 +157,17 @@ def _start_git(target: Path) -> str:
     return "started a git repository there on branch main (nothing committed)"
 
 
-def _next_steps(values: RepositoryValues, placeholder: bool) -> str:
+def _next_steps(values: RepositoryValues, placeholder: bool, no_dataset: bool) -> str:
     steps = [
         f"set spec.source.uri in models/{values.name}.yaml (now {values.source})"
         if placeholder
         else f"check models/{values.name}.yaml",
-        f"replace the examples in evaluation/{values.name}.jsonl with real cases",
+        f"replace the examples in evaluation/{values.name}.jsonl with real cases"
+        + (
+            f", and upload it to {values.dataset} (or set spec.rollout.evaluation.dataset)"
+            if no_dataset
+            else f" (the platform reads {values.dataset})"
+        ),
         "commit, push, and register the repository: "
         f"modelplane gitops add {values.name} <repository URL> --path models "
         "(README.md shows Argo CD and Flux too)",
