@@ -243,9 +243,9 @@ class Evaluation(Wire):
     (rolled back with the numbers on status otherwise)."""
 
     dataset: Annotated[str, Field(min_length=1)] = Field(
-        description='JSON lines, each {"inputs": [...v2 inputs]} or {"messages": [...]}, '
-        '{"prompt": ...}, {"input": ...} (OpenAI chat, completions, embeddings), with its '
-        '"expected" output; from any source a Model\'s artifact may come from.'
+        description='JSON lines {"inputs": ..., "expected": ...}: inputs a v2 request\'s '
+        "tensors, or an OpenAI API body (messages, prompt or input); from any source a Model's "
+        "artifact may come from."
     )
     metric: EvaluationMetric
     threshold: float = Field(
