@@ -106,6 +106,9 @@ def test_a_gate_relative_to_stable_and_a_dataset_that_cannot_be_read(
     assert platform.infer("gated", [[5.1, 3.5, 1.4, 0.2]]).headers["x-modelplane-revision"] == (
         "gated-r3"
     )
+    # Undo returns to what served before r3 (r1), never to r2, the canary its gate refused.
+    undone = platform.cli("rollout", "undo", "gated")
+    assert "returning to the spec of gated-r1" in undone.stdout, undone.stderr
 
 
 def evaluate(*args: str) -> subprocess.CompletedProcess[str]:

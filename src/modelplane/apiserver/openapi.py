@@ -153,6 +153,7 @@ REVISION: Schema = {
         "number": {"type": "integer"},
         "digest": {"type": "string"},
         "created": {"type": "string"},
+        "promoted": {"type": ["string", "null"], "description": "When it became stable."},
         "spec": ref("ModelSpec"),
     },
 }

@@ -24,6 +24,7 @@ import contextlib
 import json
 import re
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +37,7 @@ from starlette.routing import BaseRoute, Route
 
 from modelplane.api import API_VERSION, Model, parse_model, to_wire
 from modelplane.api.meta import DNS_1035_LABEL
+from modelplane.api.releases import Milestone
 from modelplane.api.store import Change, Store
 from modelplane.apiserver.http import (
     asks_dry_run,
@@ -228,18 +230,26 @@ class ControlApi:
         )
 
     async def revisions(self, request: Request) -> Response:
-        """The model's immutable revisions, oldest first, each with the spec it serves."""
+        """The model's immutable revisions, oldest first, each with the spec it serves and when
+        it was promoted."""
         namespace, name = request.path_params["namespace"], request.path_params["name"]
         try:
             self.store.get(namespace, name)
         except ResourceError as exc:
             return error_response(exc)
+        promoted = {
+            h.name: mark.at
+            for h in self.store.release_history(namespace)
+            if h.model == name and (mark := h.at(Milestone.PROMOTED)) is not None
+        }
         items = [
             {
                 "name": r.name,
                 "number": r.number,
                 "digest": r.digest,
-                "created": r.created.isoformat().replace("+00:00", "Z"),
+                "created": _iso(r.created),
+                # When it became the stable revision (all traffic); null if it never did.
+                "promoted": _iso(promoted[r.name]) if r.name in promoted else None,
                 "spec": r.spec,
             }
             for r in self.store.revisions(namespace, name)
@@ -308,3 +318,7 @@ class ControlApi:
             raise SpecError("metadata: a Model's metadata must stay an object")
         patched["metadata"]["name"], patched["metadata"]["namespace"] = name, namespace
         return parse_model(patched)
+
+
+def _iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")

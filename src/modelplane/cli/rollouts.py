@@ -111,11 +111,14 @@ def undo(
     stable = model.status.stable_revision
     numbers = {r["name"]: r["number"] for r in revisions}
     if to_revision is None:
-        below = [r for r in revisions if stable and r["number"] < numbers.get(stable, 0)]
+        # The revision that served before the stable one: never a canary that was rolled back.
+        below = [r for r in revisions if stable and r["number"] < numbers.get(stable, 0)
+                 and r.get("promoted")]  # fmt: skip
         if not below:
             raise CliError(
-                f"{name} has no revision before {stable or 'its first'}",
-                hint="see: modelplane rollout history",
+                f"{name} has no earlier revision that served all traffic before "
+                f"{stable or 'its first'}",
+                hint="name one with --to-revision; see: modelplane rollout history",
             )
         target = below[-1]
     else:
