@@ -108,10 +108,11 @@ def releases(
 def _model_releases(ordered: list[RevisionHistory], undo_window: timedelta) -> list[Release]:
     promoted = [(r, m) for r in ordered if (m := r.at(Milestone.PROMOTED)) is not None]
     promoted.sort(key=lambda pair: pair[1].at)
+    places = {revision.name: place for place, (revision, _) in enumerate(promoted)}
     found = []
     for index, revision in enumerate(ordered):
         newer = ordered[index + 1] if index + 1 < len(ordered) else None
-        found.append(_release(revision, newer, promoted, undo_window))
+        found.append(_release(revision, newer, promoted, places, undo_window))
     return found
 
 
@@ -119,6 +120,7 @@ def _release(
     revision: RevisionHistory,
     newer: RevisionHistory | None,
     promoted: list[tuple[RevisionHistory, Mark]],
+    places: dict[str, int],
     undo_window: timedelta,
 ) -> Release:
     committed = revision.at(Milestone.COMMITTED)
@@ -132,7 +134,7 @@ def _release(
         return _with(base, outcome, back.at, back.reason, time_to_restore=restore)
     done = revision.at(Milestone.PROMOTED)
     if done is not None:
-        undo = _undone_by(revision, done, promoted, undo_window)
+        undo = _undone_by(places[revision.name], done, promoted, undo_window)
         lead = done.at - started
         if undo is None:
             return _with(base, Outcome.PROMOTED, done.at, lead_time=lead)
@@ -162,14 +164,14 @@ def _with(
 
 
 def _undone_by(
-    revision: RevisionHistory,
+    position: int,
     done: Mark,
     promoted: list[tuple[RevisionHistory, Mark]],
     window: timedelta,
 ) -> tuple[RevisionHistory, Mark] | None:
-    """The release that brought back what was stable before ``revision``, if it was the next
-    one promoted and its change came within ``window`` of ``revision``'s promotion."""
-    position = next(i for i, (r, _) in enumerate(promoted) if r.name == revision.name)
+    """The release that brought back what was stable before the one promoted at ``position``
+    (of ``promoted``, in promotion order), if it was the next one promoted and its change came
+    within ``window`` of that promotion."""
     if position == 0 or position + 1 >= len(promoted):
         return None
     before, _ = promoted[position - 1]
