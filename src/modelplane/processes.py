@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import signal
 import socket
+import subprocess
 from collections.abc import Iterable
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -20,6 +21,16 @@ def die_with_parent() -> None:
     ``modelplane up`` (a restarted ``up`` starts fresh ones) and no engine outlives its runtime."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def stop_process(process: subprocess.Popen[str], grace: float = 30.0) -> None:
+    """SIGTERM, and SIGKILL if it is still there after ``grace`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def free_port() -> int:

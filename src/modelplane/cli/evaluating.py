@@ -23,7 +23,7 @@ from modelplane.backends.evaluating import evaluate as replay_and_judge
 from modelplane.backends.evaluating import read_dataset
 from modelplane.backends.evaluation_gates import fetch_dataset
 from modelplane.cli.errors import EXIT_USAGE, CliError
-from modelplane.processes import free_port
+from modelplane.processes import die_with_parent, free_port, stop_process
 
 READY_POLL_SECONDS = 0.2
 
@@ -113,21 +113,13 @@ def _serving(file: Path, model: Model, timeout: float) -> Iterator[str]:
                "--name", model.metadata.name, "--port", str(port)]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile("w+") as log:  # not a pipe: a chatty model never blocks on it
-        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, text=True)
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, text=True,
+                                 preexec_fn=die_with_parent)  # fmt: skip
         try:
             _wait_ready(child, log, url, model.metadata.name, timeout)
             yield url
         finally:
-            _stop(child)
-
-
-def _stop(child: subprocess.Popen[str]) -> None:
-    child.terminate()
-    try:
-        child.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
+            stop_process(child)
 
 
 def _wait_ready(
