@@ -6,8 +6,8 @@ import { duration } from "./format.js";
 import { html } from "./html.js";
 import { modelHash, releasesHash } from "./routes.js";
 
-export const perDay = (figures) => figures.deploymentsPerDay.toFixed(2);
-export const failureRate = (figures) =>
+const perDay = (figures) => figures.deploymentsPerDay.toFixed(2);
+const failureRate = (figures) =>
   figures.changeFailureRate === null ? "–" : `${(figures.changeFailureRate * 100).toFixed(0)}%`;
 
 function Tiles({ summary, period }) {
@@ -80,7 +80,7 @@ function Models({ team, since, picked }) {
     <thead><tr><th scope="col">Model</th><th scope="col" class="num">Deployments</th><th scope="col" class="num">Per day</th>
       <th scope="col" class="num">Lead time</th><th scope="col" class="num">Change-failure rate</th>
       <th scope="col" class="num">Time to restore</th><th scope="col">Its releases</th></tr></thead>
-    <tbody>${team.models.map(({ name, summary }) => html`<tr data-model=${name} class=${name === picked ? "picked" : ""}>
+    <tbody>${team.models.map(({ name, summary }) => html`<tr key=${name} data-model=${name} class=${name === picked ? "picked" : ""}>
       <th scope="row"><a href=${modelHash(team.namespace, name)}>${name}</a></th>
       <td class="num">${summary.deployments}</td><td class="num">${perDay(summary)}</td>
       <td class="num">${duration(summary.leadTimeSeconds)}</td>

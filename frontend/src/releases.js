@@ -69,7 +69,7 @@ const rowId = (release) => `release-${release.namespace}-${release.revision}`;
 // The release that undid this one, in the list when it is there (else the Model's page).
 function UndoneBy({ release }) {
   const jump = (event) => {
-    const row = document.getElementById(`release-${release.namespace}-${release.undoneBy}`);
+    const row = document.getElementById(rowId({ namespace: release.namespace, revision: release.undoneBy }));
     if (!row) return;
     event.preventDefault();
     row.scrollIntoView({ block: "center" });
@@ -86,7 +86,7 @@ function ReleaseList({ items, period }) {
       <thead><tr><th scope="col">Revision</th><th scope="col">Model</th><th scope="col">Outcome</th>
         <th scope="col">Started</th><th scope="col">Finished</th><th scope="col" class="num">Lead time</th>
         <th scope="col" class="num">Time to restore</th><th scope="col">Reason</th><th scope="col">Undone by</th></tr></thead>
-      <tbody>${newest.map((r) => html`<tr id=${rowId(r)} tabindex="-1" data-revision=${r.revision}>
+      <tbody>${newest.map((r) => html`<tr key=${rowId(r)} id=${rowId(r)} tabindex="-1" data-revision=${r.revision}>
         <th scope="row">${r.revision}</th>
         <td><a href=${modelHash(r.namespace, r.model)}>${r.namespace}/${r.model}</a></td>
         <td><span class=${`badge ${OUTCOMES[r.outcome] || "unknown"}`}>${r.outcome}</span></td>
