@@ -3,6 +3,7 @@
 
 export const MODELS = "/apis/modelplane.io/v1alpha1";
 export const METRICS = "/apis/metrics.modelplane.io/v1alpha1";
+export const RELEASES = "/apis/releases.modelplane.io/v1alpha1";
 const KEY = "modelplane.apiKey";
 
 export class ApiError extends Error {

@@ -1,41 +1,48 @@
-// Time series charts (uPlot): one line per revision, thresholds as dashed lines.
+// Time series charts (uPlot): one line per revision, thresholds as dashed lines; or counts per
+// period as bars, side by side.
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import { html } from "./html.js";
 
 const clock = (seconds) => new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+const day = (seconds) => new Date(seconds * 1000).toLocaleDateString([], { month: "short", day: "numeric" });
 
 const PALETTE = ["#2563eb", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2"];
 export const colour = (index) => PALETTE[index % PALETTE.length];
 
-// series: [{label, points: [[time, value|null]...], dash?}]
-export function Chart({ title, unit, series, height = 180 }) {
+// A series drawn as bars (`bars`: -1 left of its tick, 1 right of it, 0 centred) is filled.
+const drawn = (s, i) => {
+  const stroke = s.colour || colour(i);
+  if (s.bars === undefined) return { label: s.label, stroke, width: 2, dash: s.dash, spanGaps: false };
+  return { label: s.label, stroke, fill: stroke, width: 1, paths: uPlot.paths.bars({ size: [0.4, 40], align: s.bars }), points: { show: false } };
+};
+
+// series: [{label, points: [[time, value|null]...], dash?, colour?, bars?}]; `dates`: ticks
+// name days, not times of day; `span`: the times the x axis covers, when not the points'.
+export function Chart({ title, unit, series, height = 180, dates = false, span = null, empty = "no requests yet", about = "per revision" }) {
   const box = useRef(null);
   const plot = useRef(null);
+  const covered = useRef(span);
+  covered.current = span; // read at each redraw: the plot outlives a render
   const times = [...new Set(series.flatMap((s) => s.points.map(([t]) => t)))].sort((a, b) => a - b);
   const columns = series.map((s) => {
     const byTime = new Map(s.points);
     return times.map((t) => (byTime.has(t) ? byTime.get(t) : null));
   });
   const shape = series.map((s) => s.label).join("|");
+  const counts = series.some((s) => s.bars !== undefined); // bars stand on zero
   useEffect(() => {
     const width = Math.max(box.current.clientWidth, 280);
     const options = {
       width,
       height,
       legend: { live: false },
-      scales: { x: { time: true } },
-      axes: [{ values: (_, ticks) => ticks.map(clock) }, { label: unit, size: 60 }],
-      series: [
-        {},
-        ...series.map((s, i) => ({
-          label: s.label,
-          stroke: s.colour || colour(i),
-          width: 2,
-          dash: s.dash,
-          spanGaps: false,
-        })),
-      ],
+      scales: {
+        x: span ? { time: true, range: (_, min, max) => covered.current || [min, max] } : { time: true },
+        ...(counts ? { y: { range: (_, __, max) => [0, Math.max(1, max)] } } : {}),
+      },
+      axes: [{ values: (_, ticks) => ticks.map(dates ? day : clock) }, { label: unit, size: 60 }],
+      series: [{}, ...series.map(drawn)],
     };
     plot.current = new uPlot(options, [times, ...columns], box.current);
     const resize = () => plot.current.setSize({ width: Math.max(box.current.clientWidth, 280), height });
@@ -48,9 +55,9 @@ export function Chart({ title, unit, series, height = 180 }) {
   useEffect(() => {
     plot.current?.setData([times, ...columns]);
   });
-  const empty = !series.some((s) => s.points.some(([, v]) => v !== null));
+  const blank = !series.some((s) => s.points.some(([, v]) => v !== null));
   return html`<figure class="chart">
-    <figcaption>${title}${empty ? html` <span class="muted">(no requests yet)</span>` : ""}</figcaption>
-    <div ref=${box} role="img" aria-label=${`${title} over time, per revision`}></div>
+    <figcaption>${title}${blank ? html` <span class="muted">(${empty})</span>` : ""}</figcaption>
+    <div ref=${box} role="img" aria-label=${`${title} over time, ${about}`}></div>
   </figure>`;
 }

@@ -97,6 +97,21 @@ export function number(value, digits = 3) {
 export const percent = (value) =>
   value === null || value === undefined ? "–" : `${(value * 100).toFixed(value < 0.01 && value > 0 ? 2 : 1)}%`;
 
+// A span of time as the CLI writes it (`modelplane releases`): 12s, 4m10s, 1h0m, 3d2h.
+export function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  let whole = Math.round(seconds);
+  if (whole < 60) return `${whole}s`;
+  const parts = [];
+  for (const [unit, size] of [["d", 86400], ["h", 3600], ["m", 60]]) {
+    if (whole >= size) {
+      parts.push(`${Math.floor(whole / size)}${unit}`);
+      whole %= size;
+    }
+  }
+  return parts.slice(0, 2).join("");
+}
+
 export const ms = (value) => (value === null || value === undefined ? "–" : `${number(value)} ms`);
 
 export function since(timestamp) {

@@ -1,4 +1,4 @@
-// The portal's shell: a hash router (the control API serves one page) and the API key prompt.
+// The portal's shell: the page for the route, the navigation and the API key prompt.
 // The page names the gateway (for "try it") in its root element.
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
@@ -7,27 +7,8 @@ import { ApplyPage } from "./apply.js";
 import { html } from "./html.js";
 import { ModelPage } from "./model.js";
 import { ModelsPage } from "./models.js";
-
-const decoded = (part) => {
-  try {
-    return decodeURIComponent(part);
-  } catch {
-    return part; // a malformed escape: shown as typed, found by no model
-  }
-};
-
-function useRoute() {
-  const [hash, setHash] = useState(location.hash);
-  useEffect(() => {
-    const changed = () => setHash(location.hash);
-    addEventListener("hashchange", changed);
-    return () => removeEventListener("hashchange", changed);
-  }, []);
-  const parts = hash.replace(/^#\/?/, "").split("/").map(decoded);
-  if (parts[0] === "models" && parts.length === 3) return { page: "model", namespace: parts[1], name: parts[2] };
-  if (parts[0] === "apply") return { page: "apply" };
-  return { page: "models" };
-}
+import { ReleasesPage } from "./releases.js";
+import { useRoute } from "./routes.js";
 
 function KeyForm({ onDone }) {
   const [value, setValue] = useState("");
@@ -54,7 +35,7 @@ function App() {
   return html`<div>
     <header class="top">
       <a class="brand" href="#/">modelplane</a>
-      <nav aria-label="Main"><a href="#/">Models</a><a href="#/apply">Apply</a></nav>
+      <nav aria-label="Main"><a href="#/">Models</a><a href="#/releases">Releases</a><a href="#/apply">Apply</a></nav>
       <div class="who">
         ${signedIn ? html`<span>key set</span> <button type="button" class="quiet"
           onClick=${() => { apiKey.set(""); setSession((n) => n + 1); }}>Forget key</button>`
@@ -67,7 +48,9 @@ function App() {
     </div>` : ""}
     <main key=${session}>
       ${route.page === "model" ? html`<${ModelPage} key=${`${route.namespace}/${route.name}`} namespace=${route.namespace} name=${route.name} settings=${settings} />`
-        : route.page === "apply" ? html`<${ApplyPage} />` : html`<${ModelsPage} />`}
+        : route.page === "apply" ? html`<${ApplyPage} />`
+        : route.page === "releases" ? html`<${ReleasesPage} since=${route.since} namespace=${route.namespace} model=${route.model} />`
+        : html`<${ModelsPage} />`}
     </main>
   </div>`;
 }

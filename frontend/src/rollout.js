@@ -1,11 +1,13 @@
-// A model's traffic split, its rollout (step, analysis against thresholds, over time) and the
-// commands that steer it; each command says what it will do before it is sent.
+// A model's traffic split, its rollout (evaluation gate, step, analysis against thresholds, over
+// time) and the commands that steer it; each command says what it will do before it is sent.
 import { useState } from "preact/hooks";
 import { rolloutCommand } from "./api.js";
 import { Chart } from "./charts.js";
 import { number } from "./format.js";
 import { html } from "./html.js";
+import { GateVerdict } from "./gate.js";
 import { ErrorNote, TrafficBar } from "./parts.js";
+import { releasesHash } from "./routes.js";
 
 // A rollout under way: a canary that is neither promoted nor rolled back.
 const moving = (state) => state?.phase === "Progressing" || state?.phase === "Paused";
@@ -51,6 +53,8 @@ export function Rollout({ model, analyses, onChange }) {
       <dt>Phase</dt><dd data-testid="rollout-phase">${state ? `${state.phase}${moving(state) ? ` (step ${state.step + 1} of ${steps.length})` : ""}` : "no rollout yet"}</dd>
       ${state?.message ? html`<dt>Message</dt><dd>${state.message}</dd>` : ""}
     </dl>
+    ${state?.evaluation ? html`<${GateVerdict} verdict=${state.evaluation} gate=${model.spec.rollout?.evaluation}
+      revision=${status.canaryRevision || status.stableRevision} />` : ""}
     ${state?.lastAnalysis ? html`<${AnalysisTable} analysis=${state.lastAnalysis} />` : ""}
     ${analyses?.length ? html`<${AnalysisCharts} analyses=${analyses} />` : ""}
     ${offered.length ? html`<div class="row" role="group" aria-label="Rollout commands">
@@ -62,6 +66,8 @@ export function Rollout({ model, analyses, onChange }) {
       <button type="button" class="quiet" onClick=${() => setAsked(null)}>Cancel</button>
     </div>` : ""}
     <${ErrorNote} error=${error} />
+    <p><a href=${releasesHash({ namespace: model.metadata.namespace, model: model.metadata.name })}>Releases of ${model.metadata.name}</a>: its
+      deployments, failures, lead time and time to restore.</p>
   </section>`;
 }
 

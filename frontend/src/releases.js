@@ -1,0 +1,101 @@
+// The Releases page: each team's release history and its DORA figures over a period, from the
+// release API (`modelplane releases` reads the same report). The period, namespace and Model
+// are in the route, so a view has a link and the back button returns to the last one.
+import { MODELS, RELEASES, get } from "./api.js";
+import { Team } from "./dora.js";
+import { duration, since as ago } from "./format.js";
+import { html } from "./html.js";
+import { ErrorNote } from "./parts.js";
+import { usePoll } from "./polling.js";
+import { modelHash, releasesHash } from "./routes.js";
+
+const PERIODS = { "7d": "7 days", "30d": "30 days", "90d": "90 days" };
+
+const OUTCOMES = {
+  Promoted: "ok", Undone: "bad", RolledBack: "bad", Aborted: "bad", Superseded: "unknown", InProgress: "progress",
+};
+
+function reportPath(namespace, since) {
+  const where = namespace ? `/namespaces/${encodeURIComponent(namespace)}` : "";
+  return `${RELEASES}${where}/releases?since=${encodeURIComponent(since)}`;
+}
+
+// The namespaces the caller may read: those of its Models, and any team in the report.
+async function readableNamespaces() {
+  const models = await get(`${MODELS}/models`);
+  return models.items.map((m) => m.metadata.namespace);
+}
+
+export function ReleasesPage({ since, namespace, model }) {
+  const path = reportPath(namespace, since);
+  const report = usePoll(async () => ({ path, found: await get(path) }), [path], 10000);
+  const readable = usePoll(readableNamespaces, [], 0);
+  const data = report.data?.path === path ? report.data.found : null; // never the last selection's
+  const teams = data?.teams || [];
+  const options = [...new Set([...(readable.data || []), ...teams.map((t) => t.namespace), namespace])]
+    .filter(Boolean).sort();
+  const go = (change) => { location.hash = releasesHash({ since, namespace, model, ...change }); };
+  const period = PERIODS[since] || since;
+  const items = (data?.items || []).filter((r) => !model || r.model === model);
+  return html`<section aria-labelledby="releases-title">
+    <div class="page-head">
+      <h1 id="releases-title">Releases${model ? ` of ${namespace}/${model}` : ""}</h1>
+    </div>
+    <div class="filters">
+      <label>Period <select value=${since} onChange=${(e) => go({ since: e.target.value })}>
+        ${Object.entries({ ...PERIODS, [since]: period }).map(([value, words]) => html`<option value=${value}>last ${words}</option>`)}
+      </select></label>
+      <label>Namespace <select value=${namespace} onChange=${(e) => go({ namespace: e.target.value, model: "" })}>
+        <option value="">all</option>
+        ${options.map((ns) => html`<option value=${ns}>${ns}</option>`)}
+      </select></label>
+      ${model ? html`<a href=${releasesHash({ since, namespace })}>Every Model of ${namespace}</a>` : ""}
+    </div>
+    <p class="muted">Every change to what a Model serves is a release. A deployment reached all traffic in the
+      period; a release failed when it was rolled back, aborted, or undone within the undo window
+      (${duration(data?.undoWindowSeconds ?? 86400)}). How each figure is counted: <code>docs/releases.md</code>.</p>
+    <${ErrorNote} error=${report.error} />
+    ${!data && !report.error ? html`<p aria-busy="true">Loading releases…</p>` : ""}
+    ${data && !teams.length ? html`<p class="empty" data-testid="no-releases">No releases yet${namespace ? ` in ${namespace}` : ""}:
+      every change to what a Model serves is one. <a href="#/apply">Apply a Model</a>, or ship a new version from its page.</p>` : ""}
+    ${teams.map((team) => html`<${Team} key=${team.namespace} team=${team} step=${data.stepSeconds} since=${since}
+      period=${period} picked=${model} listed=${items.some((r) => r.namespace === team.namespace)} />`)}
+    ${data && teams.length ? html`<${ReleaseList} items=${items} period=${period} />` : ""}
+  </section>`;
+}
+
+const rowId = (release) => `release-${release.namespace}-${release.revision}`;
+
+// The release that undid this one, in the list when it is there (else the Model's page).
+function UndoneBy({ release }) {
+  const jump = (event) => {
+    const row = document.getElementById(rowId({ namespace: release.namespace, revision: release.undoneBy }));
+    if (!row) return;
+    event.preventDefault();
+    row.scrollIntoView({ block: "center" });
+    row.focus();
+  };
+  return html`<a href=${modelHash(release.namespace, release.model)} onClick=${jump}>${release.undoneBy}</a>`;
+}
+
+function ReleaseList({ items, period }) {
+  const newest = [...items].sort((a, b) => b.started.localeCompare(a.started));
+  return html`<section aria-labelledby="release-list-title" class="panel">
+    <h2 id="release-list-title">Every release</h2>
+    ${newest.length ? html`<table class="releases">
+      <thead><tr><th scope="col">Revision</th><th scope="col">Model</th><th scope="col">Outcome</th>
+        <th scope="col">Started</th><th scope="col">Finished</th><th scope="col" class="num">Lead time</th>
+        <th scope="col" class="num">Time to restore</th><th scope="col">Reason</th><th scope="col">Undone by</th></tr></thead>
+      <tbody>${newest.map((r) => html`<tr key=${rowId(r)} id=${rowId(r)} tabindex="-1" data-revision=${r.revision}>
+        <th scope="row">${r.revision}</th>
+        <td><a href=${modelHash(r.namespace, r.model)}>${r.namespace}/${r.model}</a></td>
+        <td><span class=${`badge ${OUTCOMES[r.outcome] || "unknown"}`}>${r.outcome}</span></td>
+        <td title=${r.started}>${ago(r.started)}</td>
+        <td title=${r.finished || ""}>${r.finished ? ago(r.finished) : "–"}</td>
+        <td class="num">${duration(r.leadTimeSeconds)}</td><td class="num">${duration(r.timeToRestoreSeconds)}</td>
+        <td>${r.reason || "–"}</td>
+        <td>${r.undoneBy ? html`<${UndoneBy} release=${r} />` : "–"}</td>
+      </tr>`)}</tbody>
+    </table>` : html`<p class="empty">No releases in the last ${period}: pick a longer period.</p>`}
+  </section>`;
+}
