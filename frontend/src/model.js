@@ -99,15 +99,18 @@ function Charts({ series, source, warning }) {
   </section>`;
 }
 
-// Shipping: a new source (a new model version), any edit of the manifest, or a return to an
-// earlier revision's spec; each previewed before it is applied.
+// Shipping: a new source (a new model version), any edit of the manifest, or a return to the
+// spec of the revision that served before the stable one (never a canary that was rolled back);
+// each previewed before it is applied.
 function Ship({ model, revisions, onDone }) {
   const [mode, setMode] = useState(null);
   const { namespace, name } = model.metadata;
   const path = modelPath(namespace, name);
   const stable = model.status?.stableRevision;
   const numbers = Object.fromEntries(revisions.map((r) => [r.name, r.number]));
-  const earlier = revisions.filter((r) => stable && r.number < (numbers[stable] || 0)).at(-1);
+  const earlier = revisions
+    .filter((r) => stable && r.promoted && r.number < (numbers[stable] || 0))
+    .at(-1);
   const close = () => setMode(null);
   const done = onDone;
   return html`<section aria-labelledby="ship-title" class="panel">

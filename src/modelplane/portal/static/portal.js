@@ -210,7 +210,7 @@ ${e.inputs.map(t=>`  ${JSON.stringify(t)}`).join(`,
       <${Qt} title="Errors" unit="% of requests" series=${l("errorRate",100)} />
       <${Qt} title="Ready replicas" unit="replicas" series=${l("readyReplicas")} />
     </div>`:b`<p class="muted">Points appear every few seconds once revisions are serving.</p>`}
-  </section>`}function jm({model:e,revisions:t,onDone:n}){let[l,i]=ie(null),{namespace:r,name:o}=e.metadata,a=hn(r,o),u=e.status?.stableRevision,f=Object.fromEntries(t.map(y=>[y.name,y.number])),d=t.filter(y=>u&&y.number<(f[u]||0)).at(-1),m=()=>i(null),p=n;return b`<section aria-labelledby="ship-title" class="panel">
+  </section>`}function jm({model:e,revisions:t,onDone:n}){let[l,i]=ie(null),{namespace:r,name:o}=e.metadata,a=hn(r,o),u=e.status?.stableRevision,f=Object.fromEntries(t.map(y=>[y.name,y.number])),d=t.filter(y=>u&&y.promoted&&y.number<(f[u]||0)).at(-1),m=()=>i(null),p=n;return b`<section aria-labelledby="ship-title" class="panel">
     <h2 id="ship-title">Ship a change</h2>
     <div class="row" role="group" aria-label="Changes">
       <button type="button" onClick=${()=>i("source")}>New version…</button>
