@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 IMMEDIATE = "  rollout: {strategy: Immediate}\n"
 # A day's window: its fastest alert looks at the last 2 minutes and 10 seconds.
 SLO = "  slo: {availability: 0.99, window: 1d, freeze: true}\n"
+UNFROZEN = "  slo: {availability: 0.99, window: 1d}\n"
 OVERRIDE = "modelplane.io/freeze-override"
 
 
@@ -50,6 +51,12 @@ def serving(platform: Platform, name: str, revision: str) -> None:
         return ready and status.get("stableRevision") == revision
 
     wait_for(check, f"{name} served by {revision}", 60)
+
+
+def served_with_slo(platform: Platform, path: Path, name: str, fail: bool) -> None:
+    """``name`` failing every request or none, with a day's SLO (no freeze), served."""
+    apply(platform, path, flaky_manifest(name, fail, IMMEDIATE + UNFROZEN))
+    serving(platform, name, f"{name}-r1")
 
 
 def events(platform: Platform, name: str) -> dict[str, str]:
@@ -128,11 +135,8 @@ def test_the_rules_record_error_ratios_and_page_for_the_failing_model_only(
     beside: Platform, tmp_path: Path
 ) -> None:
     platform = beside
-    slo = "  slo: {availability: 0.99, window: 1d}\n"
-    apply(platform, tmp_path / "ok.yaml", flaky_manifest("steady", False, IMMEDIATE + slo))
-    apply(platform, tmp_path / "bad.yaml", flaky_manifest("failing", True, IMMEDIATE + slo))
-    serving(platform, "steady", "steady-r1")
-    serving(platform, "failing", "failing-r1")
+    served_with_slo(platform, tmp_path / "ok.yaml", "steady", False)
+    served_with_slo(platform, tmp_path / "bad.yaml", "failing", True)
     rules = tmp_path / "rules.yaml"
     rules.write_text(dump_yaml(slo_rules(timedelta(days=1))))  # windows scaled to a day's
     gateway = platform.gateway.removeprefix("http://")
@@ -177,9 +181,7 @@ def test_without_prometheus_the_gateways_own_counts_measure_and_say_what_they_mi
     alone: Platform, tmp_path: Path
 ) -> None:
     platform = alone
-    slo = "  slo: {availability: 0.99, window: 1d}\n"
-    apply(platform, tmp_path / "m.yaml", flaky_manifest("counted", True, IMMEDIATE + slo))
-    serving(platform, "counted", "counted-r1")
+    served_with_slo(platform, tmp_path / "m.yaml", "counted", True)
     with steady_load(f"{platform.gateway}/v2/models/counted/infer", clients=1):
         breached = platform.wait_condition("counted", "SLOBreached", "True", "ErrorBudgetSpent")
     slo_status = platform.model("counted")["status"]["slo"]
