@@ -18,11 +18,13 @@ SCRAPE_SECONDS = 1
 
 @dataclass
 class PrometheusServer:
-    """Scrapes ``targets`` (host:port, path /metrics) every second."""
+    """Scrapes ``targets`` (host:port, path /metrics) every second, evaluating ``rules`` (rule
+    files) as often."""
 
     work_dir: Path
     targets: list[str]
     port: int = field(default_factory=free_port)
+    rules: list[Path] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         binary = shutil.which("prometheus")
@@ -33,6 +35,7 @@ class PrometheusServer:
         config = self.work_dir / "prometheus.yml"
         config.write_text(
             f"global: {{scrape_interval: {SCRAPE_SECONDS}s, evaluation_interval: 1s}}\n"
+            f"rule_files: {[str(path) for path in self.rules]}\n"
             "scrape_configs:\n"
             f"  - job_name: gateway\n    static_configs: [{{targets: {self.targets}}}]\n"
         )

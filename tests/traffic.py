@@ -41,15 +41,24 @@ def steady_load(url: str, clients: int = 3) -> Iterator[Counter[str]]:
             worker.join()
 
 
-def flaky_manifest(name: str, fail: bool, rollout: str, namespace: str = "default") -> str:
-    """A python-format Model that fails every request when ``fail``; ``rollout`` is spec
-    lines (indented two spaces) appended to it."""
+def flaky_manifest(
+    name: str,
+    fail: bool,
+    rollout: str,
+    namespace: str = "default",
+    label: int = 0,
+    annotations: dict[str, str] | None = None,
+) -> str:
+    """A python-format Model answering ``label`` that fails every request when ``fail``;
+    ``rollout`` is spec lines (indented two spaces) appended to it."""
+    noted = f", annotations: {json.dumps(annotations)}" if annotations else ""
+    labelled = f", label: '{label}'" if label else ""
     return (
         f"apiVersion: modelplane.io/v1alpha1\nkind: Model\n"
-        f"metadata: {{name: {name}, namespace: {namespace}}}\nspec:\n"
+        f"metadata: {{name: {name}, namespace: {namespace}{noted}}}\nspec:\n"
         f"  source: {{uri: '{(MODELS / 'flaky.py').as_uri()}'}}\n  format: python\n"
-        f"  task: classification\n  runtime: {{parameters: {{fail: '{str(fail).lower()}'}}}}\n"
-        + rollout
+        f"  task: classification\n"
+        f"  runtime: {{parameters: {{fail: '{str(fail).lower()}'{labelled}}}}}\n" + rollout
     )
 
 

@@ -39,8 +39,8 @@ def test_deploy_prometheus_operator_is_rendered_from_the_monitors() -> None:
 
 @pytest.fixture(scope="module")
 def monitor_crds(control_plane: ControlPlane, k8s_bin_dir: Path) -> None:
-    crds = sorted(k8s_bin_dir.parents[1].glob("prometheus-operator-*/*.yaml"))
-    assert len(crds) == 2, "Prometheus Operator CRDs missing: run scripts/k8s-testenv"
+    crds = sorted(k8s_bin_dir.parents[1].glob("monitoring-crds-*/*.yaml"))
+    assert len(crds) == 3, "Prometheus Operator CRDs missing: run scripts/k8s-testenv"
     for crd in crds:
         control_plane.kubectl("apply", "--server-side", "-f", str(crd), check=True)
     wait_until(
@@ -56,8 +56,9 @@ def test_the_monitors_are_valid_against_the_operators_crds(
         "apply", "--server-side", "--validate=strict", "-k", str(MONITORS)
     )
     assert applied.returncode == 0, applied.stderr
-    assert {m["kind"] for m in control_plane.get_json("podmonitors,servicemonitors", "-A")[
-        "items"]} == {"PodMonitor", "ServiceMonitor"}  # fmt: skip
+    assert {m["kind"] for m in control_plane.get_json(
+        "podmonitors,servicemonitors,prometheusrules", "-A")["items"]} == {
+        "PodMonitor", "ServiceMonitor", "PrometheusRule"}  # fmt: skip
 
     # The CRDs' schemas are real: a misspelt field is refused, naming it.
     broken = (MONITORS / "monitors.yaml").read_text().replace("podMetricsEndpoints", "endpointz")

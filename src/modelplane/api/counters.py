@@ -26,3 +26,16 @@ class RevisionCounts:
     first_token_buckets: tuple[int, ...] = ()
     per_token_buckets: tuple[int, ...] = ()
     measures: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class RequestCounts:
+    """A Model's requests as its clients saw them, cumulative: all of them, the failed (5xx, or
+    no answer) and a latency histogram (upper bounds in milliseconds, the last bucket +Inf), as
+    the gateway's ``modelplane_gateway_requests_total`` and request duration count them; what
+    an SLO is measured on without Prometheus."""
+
+    requests: int
+    errors: int
+    bounds_ms: tuple[float, ...]
+    buckets: tuple[int, ...]

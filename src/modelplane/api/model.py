@@ -8,6 +8,7 @@ are filled in at validation, so a stored object always reads complete.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from enum import StrEnum
 from itertools import pairwise
 from typing import Annotated, Literal, Self
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from modelplane.api.meta import ObjectMeta, Wire
+from modelplane.api.releases import parse_period
 from modelplane.api.status import ModelStatus
 
 GROUP = "modelplane.io"
@@ -361,6 +363,53 @@ class Telemetry(Wire):
         return env
 
 
+# Shorter, and the burn-rate alerts' windows (scaled from the SLO window) shrink below what
+# scraping can measure; longer, and the budget outlives what metric stores usually keep.
+SLO_WINDOW_MIN = timedelta(hours=1)
+SLO_WINDOW_MAX = timedelta(days=90)
+
+
+class SLO(Wire):
+    """A service level objective over a rolling window: what share of requests must succeed
+    (and, optionally, be fast), whose shortfall is the error budget; burn-rate alerts and the
+    release freeze are measured against it. Not part of the revision."""
+
+    availability: Annotated[float, Field(gt=0, lt=1)] = Field(
+        default=0.999,
+        description="The share of requests that must succeed (any answer but a 5xx or none); "
+        "the error budget is 1 - availability.",
+    )
+    latency_p99_ms: Annotated[float, Field(gt=0, le=3_600_000)] | None = Field(
+        default=None,
+        description="A latency objective: 99% of requests answered within this many "
+        "milliseconds (at the gateway, holds and retries included); its budget is the other 1%.",
+    )
+    window: Annotated[str, Field(pattern=r"^[1-9][0-9]*[mhdw]$")] = Field(
+        default="30d",
+        description="The rolling window the objective and its budget span: a whole number "
+        "with m, h, d or w (7d, 28d, 30d), from 1h to 90d. Burn-rate alert windows scale with "
+        "it (1h and 5m for 30d).",
+    )
+    freeze: bool = Field(
+        default=False,
+        description="Hold spec changes that would make a new revision while the error budget "
+        "is spent (a rollback to an earlier revision's spec still goes through; the "
+        "modelplane.io/freeze-override annotation lets a change through and is recorded).",
+    )
+
+    @field_validator("window")
+    @classmethod
+    def _a_period(cls, window: str) -> str:
+        period = parse_period(window)
+        if not SLO_WINDOW_MIN <= period <= SLO_WINDOW_MAX:
+            raise ValueError(f"window {window!r} must be from 1h to 90d")
+        return window
+
+    @property
+    def period(self) -> timedelta:
+        return parse_period(self.window)
+
+
 class ModelSpec(Wire):
     source: Source
     format: ModelFormat
@@ -376,6 +425,10 @@ class ModelSpec(Wire):
     generation: Generation = Field(default_factory=Generation)
     engine: Engine = Field(default_factory=Engine)
     telemetry: Telemetry = Field(default_factory=Telemetry)
+    slo: SLO | None = Field(
+        default=None,
+        description="A service level objective with its error budget; edits never make a revision.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

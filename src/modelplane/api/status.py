@@ -59,6 +59,9 @@ ROLLOUT_COMMAND_ANNOTATION = "modelplane.io/rollout-command"
 # When the change was made (RFC 3339), set by whoever applies it from a commit: the GitOps sync
 # writes the commit's time; release lead time runs from it.
 COMMIT_TIME_ANNOTATION = "modelplane.io/commit-time"
+# Lets a spec change through a release freeze (spec.slo.freeze with the budget spent); the
+# value says why, and is recorded with the event that tells of it.
+FREEZE_OVERRIDE_ANNOTATION = "modelplane.io/freeze-override"
 
 
 class RolloutPhase(StrEnum):
@@ -85,6 +88,45 @@ class RolloutStatus(Wire):
     last_command: str = ""  # the rollout-command annotation last acted on
 
 
+class BurnRate(Wire):
+    """How fast one window spent the error budget: 1 spends exactly the budget over the SLO's
+    window, 14.4 spends 2% of a 30-day budget in an hour."""
+
+    window: str
+    availability: float | None = None  # None: no requests in the window
+    latency: float | None = None  # with a latency objective
+
+
+class SLOStatus(Wire):
+    """What the objective's window measured, and how fast the budget burns."""
+
+    window: str
+    requests: int = 0
+    availability: float | None = Field(
+        default=None, description="The share of the window's requests that succeeded."
+    )
+    budget_remaining: float | None = Field(
+        default=None,
+        description="The share of the window's error budget left: 1 untouched, 0 spent, below "
+        "0 overspent.",
+    )
+    latency: float | None = Field(
+        default=None, description="The share of the window's requests within latencyP99Ms."
+    )
+    latency_budget_remaining: float | None = None
+    burn_rates: list[BurnRate] = Field(default_factory=list)
+    alerts: list[str] = Field(
+        default_factory=list,
+        description="Burn-rate alerts firing, as 'page: 14.4x over 1h and 5m'.",
+    )
+    uncovered: list[str] = Field(
+        default_factory=list,
+        description="Windows longer than the counts reach back (a platform without Prometheus "
+        "counts since it started): measured over what there is.",
+    )
+    source: str = Field(default="", description="Where the counts came from.")
+
+
 class ModelStatus(Wire):
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
@@ -92,4 +134,5 @@ class ModelStatus(Wire):
     stable_revision: str | None = None
     canary_revision: str | None = None
     rollout: RolloutStatus | None = None
+    slo: SLOStatus | None = None
     url: str | None = None

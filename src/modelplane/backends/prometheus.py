@@ -59,7 +59,7 @@ class PrometheusSource:
         await self._client.aclose()
 
     async def _query(self, model: str, span: str, now: datetime) -> dict[str, Window]:
-        selector = f'{names.LABEL_MODEL}="{_escape(model)}"'
+        selector = f'{names.LABEL_MODEL}="{escape(model)}"'
         by = names.LABEL_REVISION
 
         def increase(metric: str, extra: str = "") -> str:
@@ -121,35 +121,44 @@ class PrometheusSource:
     async def _instant(self, query: str, at: datetime) -> dict[tuple[str, str], float]:
         """An instant query's vector, as (revision, outcome or measure) -> value; "" where the
         query groups by neither."""
-        try:
-            response = await self._client.get(
-                f"{self.url}/api/v1/query", params={"query": query, "time": f"{at.timestamp():.3f}"}
-            )
-            body = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise MetricsUnavailableError(f"prometheus at {self.url}: {exc}") from exc
-        if not isinstance(body, dict) or body.get("status") != "success":
-            error = body.get("error") if isinstance(body, dict) else None
-            message = error or f"HTTP {response.status_code}"
-            raise MetricsUnavailableError(f"prometheus at {self.url} refused {query!r}: {message}")
-        try:
-            return {
-                (
-                    sample["metric"].get(names.LABEL_REVISION, ""),
-                    sample["metric"].get(names.LABEL_OUTCOME)
-                    or sample["metric"].get(names.LABEL_MEASURE, ""),
-                ): float(sample["value"][1])
-                for sample in body["data"]["result"]
-            }
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise MetricsUnavailableError(
-                f"prometheus at {self.url}: unexpected answer to {query!r}: {exc!r}"
-            ) from exc
+        by = (names.LABEL_REVISION, names.LABEL_OUTCOME, names.LABEL_MEASURE)
+        found = await instant(self._client, self.url, query, at, by)
+        return {
+            (revision, outcome or measure): v for (revision, outcome, measure), v in found.items()
+        }
+
+
+async def instant(
+    client: httpx.AsyncClient, url: str, query: str, at: datetime, by: tuple[str, ...]
+) -> dict[tuple[str, ...], float]:
+    """An instant query's vector at ``at``, each sample keyed by its values of the labels
+    ``by`` ("" where it has none); a Prometheus that cannot answer is MetricsUnavailableError."""
+    try:
+        response = await client.get(
+            f"{url}/api/v1/query", params={"query": query, "time": f"{at.timestamp():.3f}"}
+        )
+        body = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise MetricsUnavailableError(f"prometheus at {url}: {exc}") from exc
+    if not isinstance(body, dict) or body.get("status") != "success":
+        error = body.get("error") if isinstance(body, dict) else None
+        message = error or f"HTTP {response.status_code}"
+        raise MetricsUnavailableError(f"prometheus at {url} refused {query!r}: {message}")
+    try:
+        return {
+            tuple(sample["metric"].get(label, "") for label in by): float(sample["value"][1])
+            for sample in body["data"]["result"]
+        }
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise MetricsUnavailableError(
+            f"prometheus at {url}: unexpected answer to {query!r}: {exc!r}"
+        ) from exc
 
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None or math.isnan(seconds) else seconds * 1000
 
 
-def _escape(value: str) -> str:
+def escape(value: str) -> str:
+    """A label value inside a PromQL string."""
     return value.replace("\\", "\\\\").replace('"', '\\"')

@@ -13,6 +13,7 @@ import signal
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -33,11 +34,16 @@ from modelplane.backends.local.controller import Controller
 from modelplane.backends.local.metric_source import GatewayMetricSource
 from modelplane.backends.local.prometheus_beside import PrometheusBeside, Scraping
 from modelplane.backends.local.scrape_targets import TargetsFile, targets
+from modelplane.backends.local.slo_source import GatewaySLOSource
 from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
 from modelplane.backends.prometheus import PrometheusSource
+from modelplane.backends.prometheus_slo import PrometheusSLOSource
 from modelplane.backends.release_metrics import ReleaseCollector
+from modelplane.backends.slo_metrics import SLOCollector
+from modelplane.backends.slo_readings import SLOReadings
 from modelplane.control.analysis import MetricSource
+from modelplane.control.slo import SLOSource
 from modelplane.errors import AlreadyExistsError
 from modelplane.gateway.proxy import Gateway, GatewayOptions
 from modelplane.gateway.routing import RoutingTable
@@ -130,6 +136,7 @@ class Platform:
         gateway_metrics = GatewayMetrics()
         # Release figures are scraped with the gateway's: one target for the whole platform.
         gateway_metrics.registry.register(ReleaseCollector(self.store.release_history))
+        gateway_metrics.registry.register(SLOCollector(self._objectives))
         self.gateway = gateway = Gateway(
             table, gateway_metrics, settings.gateway, authenticator=authenticator
         )
@@ -140,9 +147,12 @@ class Platform:
         prometheus = beside.url if beside is not None else settings.prometheus
         self.scraped = PrometheusSource(prometheus) if prometheus else None
         metrics: MetricSource = self.scraped or GatewayMetricSource(gateway.reading)
+        self.slo_counts = PrometheusSLOSource(prometheus) if prometheus else None
+        counted: SLOSource = self.slo_counts or GatewaySLOSource(gateway.served, datetime.now(UTC))
         self.controller = controller = Controller(
             self.store, self.supervisor, table, gateway, metrics, state_dir,
             f"http://{settings.gateway_address}", replica_limit=gateway.quotas.max_replicas,
+            slo=SLOReadings(counted, ""),
         )  # fmt: skip
         # Demand, replica changes and writes all wake the controller at once.
         gateway.on_demand = controller.demand
@@ -165,6 +175,10 @@ class Platform:
         self.servers = self._servers(control)
         self._tasks: list[asyncio.Task[None]] = []
         self._background: list[asyncio.Task[None]] = []
+
+    def _objectives(self) -> list[tuple[str, float]]:
+        models, _ = self.store.list_models()
+        return [(m.key, m.spec.slo.availability) for m in models if m.spec.slo is not None]
 
     def _servers(self, control: ASGIApp) -> list[_Server]:
         settings = self.settings
@@ -265,7 +279,7 @@ class Platform:
         await self.supervisor.close()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.gateway.close()
-        for client in (self.scraped, self.series):
+        for client in (self.scraped, self.series, self.slo_counts):
             if client is not None:
                 await client.close()
         if self.beside is not None:

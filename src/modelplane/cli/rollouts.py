@@ -128,7 +128,8 @@ def undo(
                 f"{name} has no revision {to_revision!r}", hint="see: modelplane rollout history"
             )
         target = named[0]
-    model.spec = ModelSpec.model_validate(target["spec"])
+    # The objective is the service's, not the revision's: an undo keeps today's.
+    model.spec = ModelSpec.model_validate(target["spec"]).model_copy(update={"slo": model.spec.slo})
     model.metadata.resource_version = None
     # An undo is a change of its own, made now: the last commit's time is not its start.
     model.metadata.annotations.pop(COMMIT_TIME_ANNOTATION, None)

@@ -14,7 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from modelplane.api import COMMIT_TIME_ANNOTATION, EvaluationResult, Model, RolloutPhase, Source
+from modelplane.api import (
+    COMMIT_TIME_ANNOTATION,
+    EvaluationResult,
+    Model,
+    RolloutPhase,
+    SLOStatus,
+    Source,
+)
 from modelplane.api.releases import Mark, Milestone
 from modelplane.control.analysis import Window
 from modelplane.control.autoscaling import Demand, replicas_for
@@ -25,6 +32,15 @@ from modelplane.control.releases import milestones
 from modelplane.control.reporting import Reported, events
 from modelplane.control.revisions import RevisionRef, select_revision
 from modelplane.control.rollout import ARTIFACT_UNAVAILABLE, Event, pending_command
+from modelplane.control.slo import (
+    RELEASE_FROZEN,
+    SLOReading,
+    breach_events,
+    freeze,
+    measure,
+    overridden,
+    slo_conditions,
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,9 @@ class Observed:
     # The evaluation gate's verdict on a revision (named), once the backend's replay is done.
     evaluated: str = ""
     evaluation: EvaluationResult | None = None
+    # Requests counted per window of the Model's SLO; None: not read this pass (what status
+    # said stands).
+    slo: SLOReading | None = None
 
 
 @dataclass(frozen=True)
@@ -70,14 +89,42 @@ class ModelPlan:
     marks: tuple[Mark, ...] = ()
 
 
+@dataclass(frozen=True)
+class _Held:
+    """Why the new spec makes no revision yet: the Model is Stalled for ``reason``."""
+
+    reason: str = ""
+    message: str = ""
+
+
 def plan(model: Model, observed: Observed, now: datetime) -> ModelPlan:
     pinned = observed.source.uri if observed.source is not None else ""
     revision, new = select_revision(model, observed.revisions, pinned)
+    slo = _slo_status(model, observed.slo)
+    stored = max(observed.revisions, key=lambda r: r.number, default=None)
     if new and observed.unresolved:
         # The new spec's artifact cannot be pinned: the newest stored revision keeps serving.
-        stored = max(observed.revisions, key=lambda r: r.number, default=None)
-        return _plan(model, observed, now, stored or revision, False, observed.unresolved)
-    return _plan(model, observed, now, revision, new, "")
+        why = "the new spec's artifact cannot be resolved, no revision was made: "
+        held = _Held(ARTIFACT_UNAVAILABLE, why + observed.unresolved)
+        return _plan(model, observed, now, stored or revision, False, held, slo)
+    frozen = freeze(model, observed.revisions, revision, slo) if new else None
+    if frozen is not None and frozen.held and stored is not None:
+        return _plan(model, observed, now, stored, False, _Held(RELEASE_FROZEN, frozen.held), slo)
+    decided = _plan(model, observed, now, revision, new, _Held(), slo)
+    if frozen is not None and frozen.override and model.spec.slo is not None:
+        told = overridden(revision.name, model.spec.slo.window, frozen.override)
+        decided = replace(decided, events=(*decided.events, told))
+    return decided
+
+
+def _slo_status(model: Model, reading: SLOReading | None) -> SLOStatus | None:
+    """The objective's status this pass: measured afresh, else as status last said."""
+    slo = model.spec.slo
+    if slo is None:
+        return None
+    if reading is None or reading.unavailable:
+        return model.status.slo
+    return measure(slo, reading)
 
 
 def _plan(
@@ -86,7 +133,8 @@ def _plan(
     now: datetime,
     revision: RevisionRef,
     new: bool,
-    unresolved: str,
+    held: _Held,
+    slo: SLOStatus | None,
 ) -> ModelPlan:
     current = sum(1 for r in observed.replicas if r.revision == revision.name)
     wanted = replicas_for(model.spec.scaling, observed.demand, current, now)
@@ -99,15 +147,20 @@ def _plan(
         else (Window(), Window())
     )
     command, annotation = pending_command(model)
-    if unresolved and not observed.revisions:
+    if held.reason and not observed.revisions:
         desired = wanted = 0  # nothing recorded, nothing to start
     verdict = observed.evaluation if observed.evaluated == revision.name else None
     found = reconcile(
         model, revision, list(observed.replicas), desired, now, observed.url, measured, command,
         verdict,
     )  # fmt: skip
-    if unresolved:
-        found = _unavailable(found, model, unresolved, bool(observed.revisions), now)
+    if held.reason:
+        found = _held(found, model, held, bool(observed.revisions), now)
+    unavailable = observed.slo.unavailable if observed.slo is not None else ""
+    found.status.conditions = slo_conditions(
+        model.spec.slo, found.status.conditions, slo, unavailable, meta.generation, now
+    )
+    found.status.slo = slo
     if command is not None and found.status.rollout is not None:
         found.status.rollout.last_command = annotation  # acted on once
     told: list[Event] = []
@@ -117,6 +170,7 @@ def _plan(
     if capped is not None:
         told.append(capped)
     rest, reported = events(found, desired, before)
+    rest += breach_events(model.status.conditions, found.status.conditions)
     held_back = desired < wanted
     marks = milestones(model.status, found.status, now)
     if new and (committed := _commit_time(model)) is not None:
@@ -139,11 +193,10 @@ def _commit_time(model: Model) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-def _unavailable(found: Plan, model: Model, why: str, serving: bool, now: datetime) -> Plan:
-    """Stalled (and, with nothing recorded yet, not Ready and nothing to run) because the
-    artifact the spec names cannot be resolved."""
+def _held(found: Plan, model: Model, held: _Held, serving: bool, now: datetime) -> Plan:
+    """Stalled (and, with nothing recorded yet, not Ready and nothing to run) because the new
+    spec makes no revision: its artifact cannot be resolved, or releases are frozen."""
     status, generation = found.status, model.metadata.generation
-    message = f"the new spec's artifact cannot be resolved, no revision was made: {why}"
     said = [STALLED] if serving else [STALLED, READY]
     # Over what the Model said before, not over what this pass first made of it: a condition
     # that stays put keeps its transition time, and a pass that changes nothing writes nothing.
@@ -151,7 +204,7 @@ def _unavailable(found: Plan, model: Model, why: str, serving: bool, now: dateti
     conditions = [before.get(c.type, c) if c.type in said else c for c in status.conditions]
     for type_ in said:
         conditions = set_condition(
-            conditions, type_, type_ == STALLED, ARTIFACT_UNAVAILABLE, message, generation, now
+            conditions, type_, type_ == STALLED, held.reason, held.message, generation, now
         )
     status.conditions = conditions
     if serving:

@@ -25,7 +25,7 @@ from modelplane.gateway.activator import Activator
 from modelplane.gateway.attempts import REVISION_HEADER, Answer, Attempts
 from modelplane.gateway.requests import ProxyRequest
 from modelplane.gateway.routing import Endpoint, RoutingTable
-from modelplane.gateway.stats import RevisionStats
+from modelplane.gateway.stats import RevisionStats, ServedStats
 from modelplane.gateway.usage import GenerationClock, completion_tokens
 from modelplane.telemetry import access, names, tracing
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
@@ -78,6 +78,7 @@ class Forwarding:
         self.budget = RetryBudget(retry_ratio)
         self.traced = traced
         self.last_request: dict[str, float] = {}  # time.monotonic() of each model's latest
+        self.served: dict[str, ServedStats] = {}  # by model, as its clients saw it
 
     async def whole(self, request: ProxyRequest) -> tuple[Answer, str]:
         """The answer to ``request`` and the revision that gave it."""
@@ -162,6 +163,7 @@ class Forwarding:
         elapsed = time.perf_counter() - request.started
         self.metrics.requests.labels(model, revision, outcome).inc()
         self.metrics.duration.labels(model, revision).observe(elapsed)
+        self.served.setdefault(model, ServedStats()).record(elapsed, failed=status >= 500)
         if revision != "-":
             self.stats(model, revision).record(elapsed, failed=status >= 500)
             access.note(scope, model, revision)

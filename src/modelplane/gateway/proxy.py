@@ -19,7 +19,7 @@ import orjson
 from opentelemetry import trace
 from starlette.types import Receive, Scope, Send
 
-from modelplane.api.counters import RevisionCounts
+from modelplane.api.counters import RequestCounts, RevisionCounts
 from modelplane.api.load import LoadReport, ModelLoad
 from modelplane.errors import (
     InvalidRequestError,
@@ -39,7 +39,7 @@ from modelplane.gateway.prefix import prompt_prefix
 from modelplane.gateway.quotas import Quotas
 from modelplane.gateway.requests import ProxyRequest, proxy_request
 from modelplane.gateway.routing import RoutingTable
-from modelplane.gateway.stats import RevisionStats
+from modelplane.gateway.stats import RevisionStats, ServedStats
 from modelplane.gateway.upstream import UpstreamPool
 from modelplane.gateway.usage import GenerationClock, reservation
 from modelplane.security.authn import Authenticator
@@ -111,6 +111,10 @@ class Gateway:
     def reading(self, key: str, revision: str) -> RevisionCounts:
         """Cumulative counters of one revision, for the rollout analysis."""
         return self._revision_stats(key, revision).reading()
+
+    def served(self, key: str) -> RequestCounts:
+        """Cumulative counts of one Model's requests as its clients saw them, for its SLO."""
+        return self.forwarding.served.setdefault(key, ServedStats()).reading()
 
     def _revision_stats(self, key: str, revision: str) -> RevisionStats:
         stats = self._stats.get((key, revision))

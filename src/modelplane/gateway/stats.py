@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 
-from modelplane.api.counters import RevisionCounts
+from modelplane.api.counters import RequestCounts, RevisionCounts
 from modelplane.telemetry import names
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
 
@@ -72,3 +72,24 @@ class RevisionStats:
 
 def _bucket(seconds: float) -> int:
     return bisect.bisect_left(LATENCY_BOUNDS_MS, seconds * 1000)
+
+
+# The buckets of the gateway's request duration histogram, which an SLO's latency reads.
+SERVED_BOUNDS_MS = tuple(bound * 1000 for bound in names.LATENCY_BUCKETS)
+
+
+class ServedStats:
+    """One Model's requests as clients saw them (the one answer each got), for its SLO."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.errors = 0
+        self.buckets = [0] * (len(SERVED_BOUNDS_MS) + 1)
+
+    def record(self, seconds: float, failed: bool) -> None:
+        self.requests += 1
+        self.errors += failed
+        self.buckets[bisect.bisect_left(SERVED_BOUNDS_MS, seconds * 1000)] += 1
+
+    def reading(self) -> RequestCounts:
+        return RequestCounts(self.requests, self.errors, SERVED_BOUNDS_MS, tuple(self.buckets))

@@ -136,6 +136,9 @@ ANALYSIS_LATENCY_BUCKETS = (
     0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0,
 )  # fmt: skip
 
+# Each Model's availability objective (spec.slo), which the burn-rate alerting rules join on.
+SLO_OBJECTIVE = "modelplane_slo_objective_ratio"
+
 OPERATOR_WRITES = "modelplane_operator_api_writes"
 OPERATOR_RECONCILES = "modelplane_operator_reconciles"
 OPERATOR_RECONCILE_DURATION = "modelplane_operator_reconcile_duration_seconds"

@@ -1,6 +1,7 @@
 """Scrape configuration for clusters that run the Prometheus Operator: a PodMonitor for model pods
-and a ServiceMonitor for the operator and the gateway (``deploy/prometheus-operator``, rendered
-from here by ``scripts/render-deploy``).
+and a ServiceMonitor for the operator and the gateway, and a PrometheusRule with the SLO rules
+of ``backends.slo_rules`` (``deploy/prometheus-operator``, rendered from here by
+``scripts/render-deploy``).
 
 Series get the labels the embedded platform's scrape targets give them (``job``,
 ``namespace``, ``modelplane_model``, ``revision``, ``replica``), so the dashboards in
@@ -16,6 +17,7 @@ from modelplane.backends.kubernetes.children import (
     MANAGER,
 )
 from modelplane.backends.kubernetes.install import GATEWAY, NAME, Manifest, labels
+from modelplane.backends.slo_rules import RULES_NAME, dump_yaml, slo_rules
 
 API_VERSION = "monitoring.coreos.com/v1"
 RUNTIME_JOB = "modelplane-runtime"
@@ -94,17 +96,38 @@ def monitors(namespace: str) -> list[Manifest]:
     ]
 
 
+def prometheus_rule(namespace: str) -> Manifest:
+    """Every Model's SLO recording rules and burn-rate alerts."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "PrometheusRule",
+        "metadata": {"name": RULES_NAME, "namespace": namespace, "labels": labels(RULES_NAME)},
+        "spec": slo_rules(),
+    }
+
+
 def monitoring_files(namespace: str) -> dict[str, str]:
-    """The files of ``deploy/prometheus-operator``: the monitors and their kustomization."""
+    """The files of ``deploy/prometheus-operator``: the monitors, the SLO rules and their
+    kustomization."""
     import yaml
 
     header = "# Rendered by scripts/render-deploy from modelplane.backends.kubernetes.monitoring.\n"
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "resources": ["monitors.yaml"],
+        "resources": ["monitors.yaml", "slo-rules.yaml"],
     }
     return {
         "monitors.yaml": header + yaml.safe_dump_all(monitors(namespace), sort_keys=False),
+        "slo-rules.yaml": header + dump_yaml(prometheus_rule(namespace)),
         "kustomization.yaml": header + yaml.safe_dump(kustomization, sort_keys=False),
     }
+
+
+def rules_file() -> str:
+    """``deploy/prometheus/slo-rules.yaml``: the same rules for a Prometheus's ``rule_files``."""
+    header = (
+        "# Rendered by scripts/render-deploy from modelplane.backends.slo_rules: every Model's\n"
+        "# SLO error ratios and burn-rate alerts, for a Prometheus that scrapes the gateways.\n"
+    )
+    return header + dump_yaml(slo_rules())

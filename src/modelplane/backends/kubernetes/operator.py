@@ -63,12 +63,15 @@ from modelplane.backends.kubernetes.workqueue import WorkQueue
 from modelplane.backends.kubernetes.writing import ClusterWrites
 from modelplane.backends.pinning import SourcePins, resolver
 from modelplane.backends.release_metrics import ReleaseCollector
+from modelplane.backends.slo_metrics import SLOCollector, has_slo, objectives
+from modelplane.backends.slo_readings import SLOReadings
 from modelplane.control.analysis import MetricSource
 from modelplane.control.conditions import refused
 from modelplane.control.planning import ModelPlan, Observed, evaluation_due, plan
 from modelplane.control.reconcile import Plan
 from modelplane.control.reporting import Reported, reported_from
 from modelplane.control.revisions import RevisionRef
+from modelplane.control.slo import SLOSource
 from modelplane.errors import CacheBehindError, KubernetesError, ModelplaneError, SpecError
 from modelplane.telemetry.operator_metrics import OperatorMetrics
 
@@ -91,6 +94,7 @@ RETRY_SECONDS = 2.0
 BUILT_CACHE = 20_000
 RESYNC_SECONDS = 300.0
 PERMANENT_RETRY_SECONDS = 30.0
+NO_PROMETHEUS = "no Prometheus to count requests: start the operator with --prometheus URL"
 
 
 class Operator:
@@ -103,6 +107,7 @@ class Operator:
         telemetry: OperatorMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         load: LoadBoard | None = None,
+        slo: SLOSource | None = None,
     ) -> None:
         self.settings, self.metrics = settings, metrics
         self.gateway_api, self.clock = gateway_api, clock
@@ -111,6 +116,8 @@ class Operator:
         self.telemetry.registry.register(
             ReleaseCollector(lambda: history_of(self.caches.every("ControllerRevision")))
         )
+        self.telemetry.registry.register(SLOCollector(lambda: objectives(self.caches.models)))
+        self.slo = SLOReadings(slo, NO_PROMETHEUS)
         self.queue = WorkQueue()
         self.caches = WatchCaches([*RESOURCES, "Pod"])
         self.load = load or LoadBoard()
@@ -148,6 +155,7 @@ class Operator:
         self.gates.forget(key)
         self._reported.pop(key, None)
         self.demand.forget(key)
+        self.slo.forget(key)
         if self.metrics is not None:
             self.metrics.forget(key)
 
@@ -184,12 +192,15 @@ class Operator:
 
     async def tick(self) -> None:
         """Queue the Models whose next decision time alone makes due (a rollout step ending,
-        its analysis); everything else changes only when the cluster does."""
+        its analysis, an SLO to measure again); everything else changes only when the cluster
+        does."""
         while True:
             await asyncio.sleep(TICK_SECONDS)
             for key, body in list(self.caches.models.items()):
                 rollout = (body.get("status") or {}).get("rollout") or {}
-                if rollout.get("phase") == RolloutPhase.PROGRESSING.value:
+                if rollout.get("phase") == RolloutPhase.PROGRESSING.value or (
+                    self.slo.source is not None and has_slo(body) and self.slo.due(key)
+                ):
                     self.queue.add(key)
 
     async def scale(self) -> None:
@@ -265,6 +276,7 @@ class Operator:
             unresolved=unresolved,
             evaluated=evaluated,
             evaluation=verdict,
+            slo=await self.slo.observe(model, now),
         )
         decided = plan(model, observed, now)
         self.replica_quotas.claim(model.metadata.namespace, key, decided.wanted)

@@ -38,6 +38,7 @@ from modelplane.backends.kubernetes.following import follow
 from modelplane.backends.kubernetes.load import LOAD_PATH, LoadBoard
 from modelplane.backends.kubernetes.operator import Operator
 from modelplane.backends.prometheus import PrometheusSource
+from modelplane.backends.prometheus_slo import PrometheusSLOSource
 from modelplane.processes import cancel_all
 from modelplane.telemetry.operator_metrics import OperatorMetrics
 
@@ -73,9 +74,12 @@ async def run(options: OperatorOptions, stop: asyncio.Event | None = None) -> No
     async with connected(MANAGER) as client:
         gateway_api = await _has_gateway_api(client)
         metrics = PrometheusSource(options.prometheus) if options.prometheus else None
+        counted = PrometheusSLOSource(options.prometheus) if options.prometheus else None
         telemetry = OperatorMetrics()
         board = LoadBoard()
-        operator = Operator(client, options.cluster, metrics, gateway_api, telemetry, load=board)
+        operator = Operator(
+            client, options.cluster, metrics, gateway_api, telemetry, load=board, slo=counted
+        )
         served = (
             await _serve(options.metrics_port, telemetry, board)
             if options.metrics_port is not None

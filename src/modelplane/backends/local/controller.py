@@ -46,6 +46,7 @@ from modelplane.backends.evaluation_gates import EvaluationGates
 from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
 from modelplane.backends.pinning import SourcePins, embedded_credentials, resolve_embedded
+from modelplane.backends.slo_readings import SLOReadings
 from modelplane.control.analysis import MetricSource
 from modelplane.control.autoscaling import Demand, DemandMemory
 from modelplane.control.planning import ModelPlan, Observed, evaluation_due, plan
@@ -96,6 +97,8 @@ class Controller:
     replica_limit: Callable[[str], int | None] = lambda namespace: None
     # New revisions' moving references (a tag, an alias, a branch), resolved once.
     pins: SourcePins = field(default_factory=lambda: SourcePins(resolve_embedded))
+    # Each SLO's requests per window: from Prometheus, else from the gateway's own counts.
+    slo: SLOReadings = field(default_factory=lambda: SLOReadings(None, "no request counts"))
     _memory: dict[str, _ModelMemory] = field(default_factory=dict)
     # (model key, revision name) -> its manifest file and the environment its replicas start with
     _served: dict[tuple[str, str], tuple[Path, dict[str, str]]] = field(default_factory=dict)
@@ -213,6 +216,7 @@ class Controller:
             unresolved=unresolved,
             evaluated=evaluated,
             evaluation=verdict,
+            slo=await self.slo.observe(model, now),
         )
         decided = plan(model, observed, now)
         if decided.new_revision:
@@ -366,6 +370,7 @@ class Controller:
         self._active.discard(key)
         self.pins.forget(key)
         self.metrics.forget(key)
+        self.slo.forget(key)
         self.routes.remove(key)
         owned = [v.id for v in self.supervisor.views(key)]
         await asyncio.gather(*(self.supervisor.stop(rid) for rid in owned))
