@@ -224,29 +224,36 @@ RELEASE_FIGURES: Schema = {
         "timeToRestoreSeconds": SECONDS | {"description": "Median, bad traffic to none."},
     },
 }
-RELEASE_REPORT: Schema = {
-    "type": "object",
-    "required": ["kind", "since", "until", "summary", "teams", "items"],
-    "properties": {
-        "kind": {"const": "ReleaseReport"},
-        "since": {"type": "string"},
-        "until": {"type": "string"},
-        "summary": RELEASE_FIGURES,
-        "teams": {"type": "array", "items": {"type": "object", "properties": {
-            "namespace": {"type": "string"},
-            "summary": RELEASE_FIGURES,
-            "trend": {"type": "array", "items": RELEASE_FIGURES},
-            "models": {"type": "array", "items": {"type": "object"}},
-        }}},
-        "items": {"type": "array", "items": {"type": "object", "properties": {
-            "namespace": {"type": "string"},
-            "model": {"type": "string"},
-            "revision": {"type": "string"},
-            "outcome": {"enum": ["Promoted", "Undone", "RolledBack", "Aborted", "Superseded",
-                                 "InProgress"]},
-        }}},
-    },
-}  # fmt: skip
+
+
+def _team_report(kind: str, figures: Schema, model: Schema, more: dict[str, Schema]) -> Schema:
+    """A report by team (namespace): the sum, and each team's with its trend and Models."""
+    team = {"namespace": {"type": "string"}, "summary": figures,
+            "trend": {"type": "array", "items": figures},
+            "models": {"type": "array", "items": model}}  # fmt: skip
+    return {
+        "type": "object",
+        "required": ["kind", "since", "until", "summary", "teams", *more],
+        "properties": {
+            "kind": {"const": kind},
+            "since": {"type": "string"},
+            "until": {"type": "string"},
+            "summary": figures,
+            "teams": {"type": "array", "items": {"type": "object", "properties": team}},
+            **more,
+        },
+    }
+
+
+RELEASE_REPORT = _team_report("ReleaseReport", RELEASE_FIGURES, {"type": "object"}, {
+    "items": {"type": "array", "items": {"type": "object", "properties": {
+        "namespace": {"type": "string"},
+        "model": {"type": "string"},
+        "revision": {"type": "string"},
+        "outcome": {"enum": ["Promoted", "Undone", "RolledBack", "Aborted", "Superseded",
+                             "InProgress"]},
+    }}},
+})  # fmt: skip
 BAD_PERIOD = {400: "a period that is not a whole number and a unit (s, m, h, d, w)"}
 USAGE_QUERY = [
     _query("since", PERIOD, "The period to report: 30d (default), 12h, 2w; from its first hour."),
@@ -285,26 +292,9 @@ NAMED_USAGE: Schema = {
     "required": ["name", "summary"],
     "properties": {"name": {"type": "string"}, "summary": USAGE_FIGURES},
 }
-USAGE_REPORT: Schema = {
-    "type": "object",
-    "required": ["kind", "since", "until", "stepSeconds", "summary", "teams"],
-    "properties": {
-        "kind": {"const": "UsageReport"},
-        "since": {"type": "string"},
-        "until": {"type": "string"},
-        "stepSeconds": {"type": "integer"},
-        "summary": USAGE_FIGURES,
-        "teams": {"type": "array", "items": {"type": "object", "properties": {
-            "namespace": {"type": "string"},
-            "summary": USAGE_FIGURES,
-            "trend": {"type": "array", "items": USAGE_FIGURES},
-            "models": {"type": "array", "items": NAMED_USAGE | {"properties": {
-                **NAMED_USAGE["properties"],
-                "revisions": {"type": "array", "items": NAMED_USAGE},
-            }}},
-        }}},
-    },
-}  # fmt: skip
+USAGE_REPORT = _team_report("UsageReport", USAGE_FIGURES, NAMED_USAGE | {"properties": {
+    **NAMED_USAGE["properties"], "revisions": {"type": "array", "items": NAMED_USAGE},
+}}, {"stepSeconds": {"type": "integer"}})  # fmt: skip
 QUOTA = ref("Quota")
 SYNCING: Schema = {
     "type": "object",
