@@ -186,7 +186,7 @@ def test_the_description_covers_exactly_the_routes_served(tmp_path: Path) -> Non
             Quotas(),
             keys,
             partial(write_backup, tmp_path),
-            UsageRecorder(usage).rows,
+            UsageRecorder(usage),
         )
     )
     served = {

@@ -16,7 +16,7 @@ from modelplane.apiserver.openapi import openapi_route
 from modelplane.apiserver.prometheus_series import PrometheusSeries
 from modelplane.apiserver.quotas import SqliteQuotaStore, quota_routes
 from modelplane.apiserver.releases import release_routes
-from modelplane.apiserver.usage import UsageRows, usage_routes
+from modelplane.apiserver.usage import UsageRecord, usage_routes
 from modelplane.gitops.sources import GitSources
 
 
@@ -28,14 +28,14 @@ def control_routes(
     enforced: QuotaBoard,
     keys: SqliteKeyStore | None,
     backup: BackupWriter,
-    usage: UsageRows,
+    usage: UsageRecord,
     prometheus: PrometheusSeries | None = None,
 ) -> list[BaseRoute]:
     """The description, metrics, releases, usage, git sources, quotas, backups and (with auth)
     API keys."""
     return [
         openapi_route(auth=keys is not None),
-        backup_route(backup),
+        backup_route(backup, before=usage.flush),
         *metrics_routes(history, store, prometheus),
         *release_routes(store),
         *usage_routes(usage),

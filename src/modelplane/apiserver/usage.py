@@ -11,9 +11,9 @@ starts at the beginning of the hour it falls in) and ``step`` (the trend's bucke
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.requests import Request
@@ -28,8 +28,18 @@ from modelplane.security.roles import Action
 USAGE_PREFIX = "/apis/usage.modelplane.io/v1alpha1"
 DEFAULT_PERIOD = timedelta(days=30)
 MAX_BUCKETS = 400
-# The kept hours of a namespace (None: of every one) from an hour on.
-UsageRows = Callable[[str | None, int], Iterable[tuple[Key, Usage]]]
+
+
+class UsageRecord(Protocol):
+    """The platform's usage record, as the control API reads it."""
+
+    def rows(self, namespace: str | None, since_hour: int) -> Iterable[tuple[Key, Usage]]:
+        """The kept hours of ``namespace`` (None: of every one) from ``since_hour`` on."""
+        ...
+
+    def flush(self) -> None:
+        """Write what accrued in memory (before a backup)."""
+        ...
 
 
 def usage_wire(used: Usage) -> dict[str, Any]:
@@ -106,7 +116,7 @@ def _iso(moment: int) -> str:
     return datetime.fromtimestamp(moment, UTC).isoformat()
 
 
-def usage_routes(kept: UsageRows) -> list[Route]:
+def usage_routes(kept: UsageRecord) -> list[Route]:
     """The usage API over ``kept``; access control has checked a namespace's read role, a list
     across namespaces shows those the caller may read."""
 
@@ -122,7 +132,7 @@ def usage_routes(kept: UsageRows) -> list[Route]:
         except ValueError as exc:
             return status_response(400, "BadRequest", str(exc))
         now = datetime.now(UTC)
-        found = kept(namespace, hour_of((now - since).timestamp()))
+        found = kept.rows(namespace, hour_of((now - since).timestamp()))
         readable = [row for row in found if principal.may(Action.READ, row[0][0])]
         body = usage_report(readable, now, since, step)
         return Response(orjson.dumps(body), media_type="application/json")

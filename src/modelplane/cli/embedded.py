@@ -162,7 +162,7 @@ class Platform:
         span = history.interval * KEPT_POINTS
         self.series = PrometheusSeries(prometheus, history.interval, span) if prometheus else None
         routes = control_routes(self.store, history, self.sources, self.quotas, gateway.quotas,
-                                self.keys, partial(write_backup, state_dir), usage.rows,
+                                self.keys, partial(write_backup, state_dir), usage,
                                 self.series)  # fmt: skip
         control: ASGIApp = ControlApi(self.store, state_dir / "logs").app(
             [*routes, *portal_routes(settings.gateway_port)]
