@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from modelplane.api.model import Resources
-from modelplane.apiserver.usage import usage_report
+from modelplane.apiserver.usage import period, usage_report
 from modelplane.backends.local.supervisor import Replica
 from modelplane.backends.local.usage import UsageRecorder, UsageStore
-from modelplane.backends.local.usage_rollup import HOUR, Requested, Rollup, Usage
+from modelplane.backends.local.usage_rollup import HOUR, Requested, Rollup, Usage, hour_of
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC).timestamp()  # an hour's first second
 SMALL = Requested(cpu=0.5, memory_gib=0.25, accelerators=0)
@@ -150,6 +150,25 @@ def test_the_report_starts_at_the_period_s_hour_and_buckets_each_team_s_trend() 
     assert (team_b["summary"]["promptTokens"], team_b["summary"]["completionTokens"]) == (10, 20)
     # At most 400 buckets: a year by the hour is widened.
     assert usage_report(rows, now, timedelta(days=365), timedelta(hours=1))["stepSeconds"] > HOUR
+
+
+def test_rows_summed_by_the_step_give_the_report_the_hours_give(tmp_path: Path) -> None:
+    now = datetime.fromtimestamp(T0 + 3 * 86_400 + 600, UTC)
+    hourly = {("team-a", "iris", "iris-r1", int(T0) + h * HOUR): _used(60 + h, requests=h % 4)
+              for h in range(-5, 3 * 24 + 1)}  # fmt: skip
+    clock = Clock(now.timestamp())
+    recorder = UsageRecorder(UsageStore(tmp_path / "state.db"), clock)
+    recorder.store.add(hourly)
+    recorder.answered("team-a/iris", "iris-r1", 500, 0, 0)  # not flushed yet: in the last step
+    hourly[("team-a", "iris", "iris-r1", hour_of(clock.now))].answered(500, 0, 0)
+    since = timedelta(days=3)
+    start, step = period(now, since)
+
+    summed = recorder.rows("team-a", start, step)
+
+    assert len(summed) == 4  # three days, and the hour now is in
+    assert usage_report(summed, now, since) == usage_report(hourly.items(), now, since)
+    recorder.store.close()
 
 
 def _replica(model: str, revision: str, requested: Requested) -> Replica:

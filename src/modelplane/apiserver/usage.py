@@ -33,8 +33,11 @@ MAX_BUCKETS = 400
 class UsageRecord(Protocol):
     """The platform's usage record, as the control API reads it."""
 
-    def rows(self, namespace: str | None, since_hour: int) -> Iterable[tuple[Key, Usage]]:
-        """The kept hours of ``namespace`` (None: of every one) from ``since_hour`` on."""
+    def rows(
+        self, namespace: str | None, since_hour: int, step: int
+    ) -> Iterable[tuple[Key, Usage]]:
+        """The kept hours of ``namespace`` (None: of every one) from ``since_hour`` on, summed
+        by ``step`` seconds (whole hours), each keyed by the first second of its step."""
         ...
 
     def flush(self) -> None:
@@ -70,18 +73,24 @@ def _grouped(rows: Iterable[tuple[Key, Usage]], part: int) -> dict[Any, list[tup
     return dict(sorted(groups.items()))
 
 
+def period(now: datetime, since: timedelta, step: timedelta | None = None) -> tuple[int, int]:
+    """The report's first second (the first of the hour ``since`` before ``now`` falls in)
+    and its step in seconds: whole hours, at most MAX_BUCKETS of them."""
+    start = hour_of((now - since).timestamp())
+    step = step or (timedelta(days=1) if since <= timedelta(days=31) else timedelta(weeks=1))
+    least = -(-(int(now.timestamp()) - start) // MAX_BUCKETS)
+    return start, -(-max(int(step.total_seconds()), least) // HOUR) * HOUR
+
+
 def usage_report(
     rows: Iterable[tuple[Key, Usage]],
     now: datetime,
     since: timedelta = DEFAULT_PERIOD,
     step: timedelta | None = None,
 ) -> dict[str, Any]:
-    """Usage in the period up to ``now``: the sum, each team's with its trend per ``step``,
-    each Model's and each revision's."""
-    start = hour_of((now - since).timestamp())
-    step = step or (timedelta(days=1) if since <= timedelta(days=31) else timedelta(weeks=1))
-    span = int(now.timestamp()) - start
-    step_seconds = max(int(step.total_seconds()), HOUR, -(-span // MAX_BUCKETS))
+    """Usage in the period up to ``now`` (``rows`` by the hour, or summed by ``period``'s
+    step): the sum, each team's with its trend per step, each Model's and each revision's."""
+    start, step_seconds = period(now, since, step)
     shown = [row for row in rows if row[0][3] >= start]
     buckets = range(start, int(now.timestamp()) + 1, step_seconds)
     teams = []
@@ -132,7 +141,8 @@ def usage_routes(kept: UsageRecord) -> list[Route]:
         except ValueError as exc:
             return status_response(400, "BadRequest", str(exc))
         now = datetime.now(UTC)
-        found = kept.rows(namespace, hour_of((now - since).timestamp()))
+        start, step_seconds = period(now, since, step)
+        found = kept.rows(namespace, start, step_seconds)  # summed by step, not by the hour
         readable = [row for row in found if principal.may(Action.READ, row[0][0])]
         body = usage_report(readable, now, since, step)
         return Response(orjson.dumps(body), media_type="application/json")

@@ -107,8 +107,7 @@ _USAGE = _statements(
     prompt_tokens INTEGER NOT NULL DEFAULT 0,
     completion_tokens INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (namespace, model, revision, hour)
-)""",
-    "CREATE INDEX IF NOT EXISTS usage_by_hour ON usage (hour)",
+) WITHOUT ROWID""",  # rows kept in key order: a report scans them without lookups
 )
 
 # In order; the N-th brings a file from version N-1 to N. Append only: never edit one that has

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from modelplane.backends.local.schema import open_state
 from modelplane.backends.local.supervisor import Replica
-from modelplane.backends.local.usage_rollup import COLUMNS, Key, Rollup, Usage
+from modelplane.backends.local.usage_rollup import COLUMNS, HOUR, Key, Rollup, Usage
 from modelplane.control.reconcile import Phase
 
 log = logging.getLogger(__name__)
@@ -57,14 +57,18 @@ class UsageStore:
             raise
         self._db.execute("COMMIT")
 
-    def rows(self, namespace: str | None, since_hour: int) -> list[tuple[Key, Usage]]:
-        """The hours from ``since_hour`` on, of ``namespace`` (or every one)."""
-        query = f"SELECT namespace, model, revision, hour, {', '.join(COLUMNS)} FROM usage "  # noqa: S608
-        if namespace is None:
-            found = self._db.execute(query + "WHERE hour >= ?", (since_hour,))
-        else:
-            where = "WHERE namespace = ? AND hour >= ?"
-            found = self._db.execute(query + where, (namespace, since_hour))
+    def rows(
+        self, namespace: str | None, since_hour: int, step: int = HOUR
+    ) -> list[tuple[Key, Usage]]:
+        """The hours from ``since_hour`` on, of ``namespace`` (or every one), summed by
+        ``step`` (seconds, whole hours): each row keyed by its step's first second."""
+        where = "hour >= ?" + ("" if namespace is None else " AND namespace = ?")
+        found = self._db.execute(
+            f"SELECT namespace, model, revision, ? + (hour - ?) / ? * ? AS bucket, {_SUMS} "  # noqa: S608
+            f"FROM usage WHERE {where} GROUP BY namespace, model, revision, bucket",
+            (since_hour, since_hour, step, step, since_hour,
+             *(() if namespace is None else (namespace,))),
+        )  # fmt: skip
         return [((r[0], r[1], r[2], r[3]), Usage(*r[4:])) for r in found.fetchall()]
 
     def totals(self) -> dict[Revision, Usage]:
@@ -123,12 +127,16 @@ class UsageRecorder:
             except Exception:
                 log.exception("recording usage failed; trying again in %.0f s", self.interval)
 
-    def rows(self, namespace: str | None, since_hour: int) -> list[tuple[Key, Usage]]:
-        """Kept hours from ``since_hour`` on, with what accrued since the last flush."""
-        merged = dict(self.store.rows(namespace, since_hour))
-        for key, used in self._rollup.pending(self.clock()).items():
-            if key[3] >= since_hour and namespace in (None, key[0]):
-                merged.setdefault(key, Usage()).add(used)
+    def rows(
+        self, namespace: str | None, since_hour: int, step: int = HOUR
+    ) -> list[tuple[Key, Usage]]:
+        """Kept hours from ``since_hour`` on, with what accrued since the last flush, summed
+        by ``step`` as ``UsageStore.rows`` does."""
+        merged = dict(self.store.rows(namespace, since_hour, step))
+        for (ns, model, revision, hour), used in self._rollup.pending(self.clock()).items():
+            if hour >= since_hour and namespace in (None, ns):
+                bucket = since_hour + (hour - since_hour) // step * step
+                merged.setdefault((ns, model, revision, bucket), Usage()).add(used)
         return list(merged.items())
 
     def totals(self) -> dict[Revision, Usage]:

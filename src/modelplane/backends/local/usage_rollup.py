@@ -79,8 +79,16 @@ class Usage:
         self.completion_tokens += completion
 
     def add(self, other: Usage) -> None:
-        for name in COLUMNS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        # Spelled out, not looped over the fields: reports add up thousands of these.
+        self.replica_seconds += other.replica_seconds
+        self.cpu_core_seconds += other.cpu_core_seconds
+        self.memory_gib_seconds += other.memory_gib_seconds
+        self.accelerator_seconds += other.accelerator_seconds
+        self.requests += other.requests
+        self.client_errors += other.client_errors
+        self.server_errors += other.server_errors
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
 
 
 COLUMNS = tuple(f.name for f in fields(Usage))
