@@ -23,6 +23,8 @@ from modelplane.backends.local.backup import MANIFEST, unpack, write_backup
 from modelplane.backends.local.restoring import restore
 from modelplane.backends.local.schema import SCHEMA_VERSION
 from modelplane.backends.local.store import SqliteStore
+from modelplane.backends.local.usage import UsageStore
+from modelplane.backends.local.usage_rollup import Requested, Usage
 from modelplane.errors import StateError
 from modelplane.security.roles import Role
 from tests.models import onnx_model
@@ -31,7 +33,8 @@ SOURCES = [{"name": "team", "url": "/srv/models.git", "branch": "main", "path": 
 
 
 def _state(state_dir: Path) -> None:
-    """A state directory as a platform leaves it: the database, git sources, the admin key."""
+    """A state directory as a platform leaves it: the database (two hours of a Model's usage
+    among it), git sources, the admin key."""
     state_dir.mkdir(parents=True)
     db = state_dir / "state.db"
     store, keys, quotas = SqliteStore(db), SqliteKeyStore(db), SqliteQuotaStore(db)
@@ -40,7 +43,11 @@ def _state(state_dir: Path) -> None:
         store.add_revision("team", name, f"{name}-digest", {"format": "onnx"})
     keys.create("deployer", {"team": Role.DEPLOYER})
     quotas.put("team", QuotaSpec(requests_per_second=5))
-    for opened in (store, keys, quotas):
+    used = Usage()
+    used.held(3600.0, Requested(cpu=2))
+    usage = UsageStore(db)
+    usage.add({("team", "iris", "iris-r1", hour): used for hour in (0, 3600)})
+    for opened in (store, keys, quotas, usage):
         opened.close()
     (state_dir / "gitops").mkdir()
     (state_dir / "gitops" / "sources.json").write_text(json.dumps(SOURCES))
@@ -57,7 +64,7 @@ def _backup(state_dir: Path, archive: Path) -> Path:
 
 def _rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
     with sqlite3.connect(db) as opened:
-        tables = ("models", "changes", "revisions", "events", "api_keys", "quotas")
+        tables = ("models", "changes", "revisions", "events", "api_keys", "quotas", "usage")
         read = "SELECT * FROM {} ORDER BY 1"  # the tables named above
         found = {t: opened.execute(read.format(t)).fetchall() for t in tables}
     opened.close()
@@ -72,7 +79,7 @@ def test_a_backup_restored_into_a_fresh_directory_holds_everything(tmp_path: Pat
 
     checked = unpack(archive, fresh / ".staging")
     assert checked.counts == {"Models": 2, "revisions": 2, "API keys": 1, "quotas": 1,
-                              "git sources": 1}  # fmt: skip
+                              "usage hours": 2, "git sources": 1}  # fmt: skip
     assert checked.schema_version == SCHEMA_VERSION
     assert restore(checked, fresh) is None  # nothing was there to move aside
 

@@ -64,15 +64,17 @@ def test_a_database_from_before_versions_is_adopted_as_it_is(tmp_path: Path) -> 
     _set_version(path, 0)  # what the stores left before versions were kept: version 1's tables
     db = sqlite3.connect(path)
     db.execute("DROP TABLE milestones")  # of version 2
+    db.execute("DROP TABLE usage")  # of version 3
     db.close()
     ddl, rows = _contents(path)
 
     store, keys, quotas = SqliteStore(path), SqliteKeyStore(path), SqliteQuotaStore(path)
 
-    assert _version(path) == SCHEMA_VERSION == 2
+    assert _version(path) == SCHEMA_VERSION == 3
     ddl_after, rows_after = _contents(path)
-    assert [d for d in ddl_after if "milestones" not in d[1]] == ddl
-    assert rows_after == {**rows, "milestones": []}
+    later = ("milestones", "usage")  # the tables of versions 2 and 3, with their indexes
+    assert [d for d in ddl_after if not any(t in d[1] for t in later)] == ddl
+    assert rows_after == {**rows, "milestones": [], "usage": []}
     model = store.get("default", "iris")
     assert (model.metadata.generation, model.spec.scaling.max_replicas) == (2, 2)
     assert [r.name for r in store.revisions("default", "iris")] == ["iris-r1"]

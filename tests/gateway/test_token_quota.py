@@ -13,6 +13,7 @@ from modelplane.gateway.usage import (
     UNSTATED_MAX_TOKENS,
     StreamTokens,
     TokenMeter,
+    answer_tokens,
     reply_tokens,
     reservation,
 )
@@ -100,6 +101,10 @@ def test_whole_replies_say_what_they_used() -> None:
     assert reply_tokens(orjson.dumps({"usage": {"prompt_tokens": 3}})) == 3  # embeddings
     assert reply_tokens(b"not json") == 0
     assert reply_tokens(orjson.dumps({"error": {"message": "no"}})) == 0
+    # The usage record takes the two kinds apart.
+    assert answer_tokens(orjson.dumps({"choices": [], "usage": usage})) == (7, 5)
+    assert answer_tokens(orjson.dumps({"usage": {"prompt_tokens": 3}})) == (3, 0)
+    assert answer_tokens(b"not json") == (0, 0)
 
 
 def stream(*events: bytes) -> bytes:
@@ -118,6 +123,7 @@ def test_a_stream_is_read_however_it_is_cut() -> None:
         for start in range(0, len(body), size):
             used.feed(body[start : start + size])
         assert used.total == 11
+        assert used.used() == (9, 2)
 
 
 def test_a_stream_without_the_comment_counts_its_usage_event_or_its_events() -> None:
@@ -128,6 +134,7 @@ def test_a_stream_without_the_comment_counts_its_usage_event_or_its_events() -> 
     bare = StreamTokens()
     bare.feed(stream(*[b'data: {"choices":[{"delta":{"content":"x"}}]}'] * 5, b"data: [DONE]"))
     assert bare.total == 5
+    assert bare.used() == (0, 5)  # what it cost at least: a token an event
 
 
 def test_a_meter_reads_the_answer_sent_and_holds_a_cut_stream_to_its_reservation() -> None:

@@ -8,6 +8,7 @@ left it before schema versions were kept is adopted whole; one of a newer schema
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 import subprocess
 import threading
@@ -41,6 +42,7 @@ class Source:
     revisions: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     applied_before: set[str] = field(default_factory=set)  # load Models applied before it began
     listed: dict[str, Any] = field(default_factory=dict)  # quotas, git sources, keys
+    steady_requests: int = 0  # team/steady's in its usage, before the load began
 
 
 def _bearer(key: str) -> dict[str, str]:
@@ -157,6 +159,7 @@ def source(tmp_path_factory: pytest.TempPathFactory, iris_dir: Path) -> Iterator
         uri = (iris_dir / "model.onnx").as_uri()
         deployer = _setup(platform, admin, uri, root)
         backed_up = Source(platform, admin, deployer, root / "backup.tar.gz")
+        backed_up.steady_requests = _steady_requests(platform, admin)
         with Load(platform, admin, uri) as load:
             backed_up.applied_before = set(load.applied)
             before = (load.writes, load.served)
@@ -176,6 +179,13 @@ def source(tmp_path_factory: pytest.TempPathFactory, iris_dir: Path) -> Iterator
         yield backed_up
     finally:
         platform.stop()
+
+
+def _steady_requests(platform: Platform, key: str) -> int:
+    """team/steady's requests as its team's usage tells them."""
+    found = _get(platform, key, "/apis/usage.modelplane.io/v1alpha1/namespaces/team/usage")
+    (steady,) = [m for m in found["teams"][0]["models"] if m["name"] == "steady"]
+    return int(steady["summary"]["requests"])
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -224,7 +234,7 @@ def test_a_restored_platform_serves_everything_it_held(
     state_dir = tmp_path / "restored"
     restored = _run("restore", str(source.backup), "--state-dir", str(state_dir))
     assert restored.returncode == 0, restored.stderr
-    assert "1 quota, 1 git source (taken " in restored.stdout
+    assert re.search(r"1 quota, \d+ usage hours?, 1 git source \(taken ", restored.stdout)
     platform = Platform(state_dir, tmp_path / "up.log", options=("--auth",))
     try:
         _check_restored(platform, source)
@@ -235,6 +245,8 @@ def test_a_restored_platform_serves_everything_it_held(
 def _check_restored(platform: Platform, source: Source) -> None:
     admin = (platform.state_dir / "admin.key").read_text().strip()
     assert admin == source.admin
+    # Usage up to the backup (before any request here): what was in memory was written first.
+    assert _steady_requests(platform, admin) >= source.steady_requests > 0
     listed = {f"{m['metadata']['namespace']}/{m['metadata']['name']}"
               for m in _get(platform, admin, f"{API}/models")["items"]}  # fmt: skip
     loaded = {w for w in listed if w.startswith("team/load-")}

@@ -22,6 +22,7 @@ from modelplane.apiserver.routes import control_routes
 from modelplane.apiserver.server import ControlApi
 from modelplane.backends.local.backup import write_backup
 from modelplane.backends.local.store import SqliteStore
+from modelplane.backends.local.usage import UsageRecorder, UsageStore
 from modelplane.gateway.quotas import Quotas
 from modelplane.gitops.sources import GitSources
 from tests.platform.conftest import API, METRICS, Platform, manifest, wait_for
@@ -173,11 +174,19 @@ def test_the_description_covers_exactly_the_routes_served(tmp_path: Path) -> Non
     store = SqliteStore(tmp_path / "state.db")
     keys = SqliteKeyStore(tmp_path / "state.db")
     quotas = SqliteQuotaStore(tmp_path / "state.db")
+    usage = UsageStore(tmp_path / "state.db")
     sources = GitSources(tmp_path, "http://127.0.0.1:1", store.record_event, {})
     history = MetricHistory(lambda *_: (0, 0, (1.0,), (0, 0), 0, 0.0), lambda *_: 0)
     app = ControlApi(store, tmp_path).app(
         control_routes(
-            store, history, sources, quotas, Quotas(), keys, partial(write_backup, tmp_path)
+            store,
+            history,
+            sources,
+            quotas,
+            Quotas(),
+            keys,
+            partial(write_backup, tmp_path),
+            UsageRecorder(usage),
         )
     )
     served = {
@@ -192,6 +201,7 @@ def test_the_description_covers_exactly_the_routes_served(tmp_path: Path) -> Non
         for method in ops
     }
     assert served == described
+    usage.close()
     store.close()
     keys.close()
     quotas.close()

@@ -4,10 +4,11 @@ Every request but ``/healthz``, ``/openapi.json``, the portal's page and assets 
 host's push webhook (``POST /gitops/{name}/webhook``, which checks the source's own secret
 instead: ``gitops_webhook.py``) is authenticated (``Authorization: Bearer <API key>``) and
 checked against the role its path and method need: reading a namespace's Models, their
-status, events, revisions, logs, metrics, releases and quota needs ``viewer`` there; writing
-them ``deployer``; writing status, git sources, quotas and API keys, and taking a backup,
-``admin`` on every namespace.
-Listing or watching Models across namespaces shows only the namespaces the caller may read. A
+status, events, revisions, logs, metrics, releases, usage and quota needs ``viewer`` there;
+writing them ``deployer``; writing status, git sources, quotas and API keys, and taking a
+backup, ``admin`` on every namespace.
+Listing or watching Models across namespaces (and the release and usage reports of every
+namespace) shows only the namespaces the caller may read. A
 refusal is a Kubernetes-style Status: 401 with ``WWW-Authenticate: Bearer`` for a missing or bad
 credential, 403 naming the role needed.
 """
@@ -24,6 +25,7 @@ from modelplane.apiserver.http import status_response
 from modelplane.apiserver.metric_history import METRICS_PREFIX
 from modelplane.apiserver.releases import RELEASES_PREFIX
 from modelplane.apiserver.server import PREFIX
+from modelplane.apiserver.usage import USAGE_PREFIX
 from modelplane.errors import AuthError, UnauthenticatedError
 from modelplane.security.authn import Authenticator, require
 from modelplane.security.roles import ALL_NAMESPACES, Action
@@ -40,14 +42,14 @@ def needed(method: str, path: str) -> tuple[Action, str | None]:
     """The action a request is and the namespace it needs it in; None: decided by the handler
     (lists across namespaces, filtered to what the caller may read)."""
     reading = method in READING
-    for group in (PREFIX, METRICS_PREFIX, RELEASES_PREFIX):
+    for group in (PREFIX, METRICS_PREFIX, RELEASES_PREFIX, USAGE_PREFIX):
         namespaced = f"{group}/namespaces/"
         if path.startswith(namespaced):
             namespace = path[len(namespaced) :].split("/", 1)[0]
             if reading:
                 return Action.READ, namespace
             return (Action.ADMINISTER if path.endswith("/status") else Action.WRITE), namespace
-        if path in (f"{group}/models", f"{group}/releases") and reading:
+        if path in (f"{group}/models", f"{group}/releases", f"{group}/usage") and reading:
             return Action.READ, None
     if path.startswith("/quotas/") and reading:
         return Action.READ, path.removeprefix("/quotas/").split("/", 1)[0]

@@ -19,8 +19,11 @@ BackupWriter = Callable[[BinaryIO], object]
 CHUNK = 1 << 20
 
 
-def backup_route(write: BackupWriter) -> Route:
+def backup_route(write: BackupWriter, before: Callable[[], None] = lambda: None) -> Route:
+    """``before``: called on the loop first, to write what is kept in memory (usage)."""
+
     async def backup(_: Request) -> Response:
+        before()
         spooled = tempfile.TemporaryFile()  # noqa: SIM115 (closed once streamed)
         try:
             await asyncio.to_thread(write, spooled)  # off the loop: the copy reads the database

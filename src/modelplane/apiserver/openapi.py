@@ -34,6 +34,7 @@ from modelplane.apiserver.keys import KeyRequest
 from modelplane.apiserver.metric_history import METRICS_PREFIX
 from modelplane.apiserver.releases import RELEASES_PREFIX
 from modelplane.apiserver.server import MERGE_PATCH, PREFIX
+from modelplane.apiserver.usage import USAGE_PREFIX
 from modelplane.gitops.sync import GitSourceSpec
 from modelplane.gitops.webhooks import EVENTS, GITLAB_HEADER, SIGNATURES
 
@@ -223,30 +224,77 @@ RELEASE_FIGURES: Schema = {
         "timeToRestoreSeconds": SECONDS | {"description": "Median, bad traffic to none."},
     },
 }
-RELEASE_REPORT: Schema = {
-    "type": "object",
-    "required": ["kind", "since", "until", "summary", "teams", "items"],
-    "properties": {
-        "kind": {"const": "ReleaseReport"},
-        "since": {"type": "string"},
-        "until": {"type": "string"},
-        "summary": RELEASE_FIGURES,
-        "teams": {"type": "array", "items": {"type": "object", "properties": {
-            "namespace": {"type": "string"},
-            "summary": RELEASE_FIGURES,
-            "trend": {"type": "array", "items": RELEASE_FIGURES},
-            "models": {"type": "array", "items": {"type": "object"}},
-        }}},
-        "items": {"type": "array", "items": {"type": "object", "properties": {
-            "namespace": {"type": "string"},
-            "model": {"type": "string"},
-            "revision": {"type": "string"},
-            "outcome": {"enum": ["Promoted", "Undone", "RolledBack", "Aborted", "Superseded",
-                                 "InProgress"]},
-        }}},
-    },
-}  # fmt: skip
+
+
+def _team_report(kind: str, figures: Schema, model: Schema, more: dict[str, Schema]) -> Schema:
+    """A report by team (namespace): the sum, and each team's with its trend and Models."""
+    team = {"namespace": {"type": "string"}, "summary": figures,
+            "trend": {"type": "array", "items": figures},
+            "models": {"type": "array", "items": model}}  # fmt: skip
+    return {
+        "type": "object",
+        "required": ["kind", "since", "until", "summary", "teams", *more],
+        "properties": {
+            "kind": {"const": kind},
+            "since": {"type": "string"},
+            "until": {"type": "string"},
+            "summary": figures,
+            "teams": {"type": "array", "items": {"type": "object", "properties": team}},
+            **more,
+        },
+    }
+
+
+RELEASE_REPORT = _team_report("ReleaseReport", RELEASE_FIGURES, {"type": "object"}, {
+    "items": {"type": "array", "items": {"type": "object", "properties": {
+        "namespace": {"type": "string"},
+        "model": {"type": "string"},
+        "revision": {"type": "string"},
+        "outcome": {"enum": ["Promoted", "Undone", "RolledBack", "Aborted", "Superseded",
+                             "InProgress"]},
+    }}},
+})  # fmt: skip
 BAD_PERIOD = {400: "a period that is not a whole number and a unit (s, m, h, d, w)"}
+USAGE_QUERY = [
+    _query("since", PERIOD, "The period to report: 30d (default), 12h, 2w; from its first hour."),
+    _query("step", PERIOD, "The trend's bucket (default 1d, or 1w past 31 days; at least 1h)."),
+]
+USAGE_FIGURES: Schema = {
+    "type": "object",
+    "required": [
+        "replicaSeconds",
+        "cpuCoreSeconds",
+        "memoryGiBSeconds",
+        "acceleratorSeconds",
+        "requests",
+        "clientErrors",
+        "serverErrors",
+        "promptTokens",
+        "completionTokens",
+    ],
+    "properties": {
+        "replicaSeconds": {"type": "number", "description": "Replicas starting or ready."},
+        "cpuCoreSeconds": {"type": "number", "description": "Replica-seconds times CPU cores."},
+        "memoryGiBSeconds": {"type": "number", "description": "Replica-seconds times GiB."},
+        "acceleratorSeconds": {
+            "type": "number",
+            "description": "Replica-seconds times accelerators.",
+        },
+        "requests": {"type": "integer", "description": "Answered by a replica, or failed there."},
+        "clientErrors": {"type": "integer", "description": "Of them, 4xx."},
+        "serverErrors": {"type": "integer", "description": "Of them, 5xx."},
+        "promptTokens": {"type": "integer"},
+        "completionTokens": {"type": "integer"},
+    },
+}
+NAMED_USAGE: Schema = {
+    "type": "object",
+    "required": ["name", "summary"],
+    "properties": {"name": {"type": "string"}, "summary": USAGE_FIGURES},
+}
+USAGE_REPORT = _team_report("UsageReport", USAGE_FIGURES, NAMED_USAGE | {"properties": {
+    **NAMED_USAGE["properties"], "revisions": {"type": "array", "items": NAMED_USAGE},
+}}, {"stepSeconds": {"type": "integer"}})  # fmt: skip
 QUOTA = ref("Quota")
 SYNCING: Schema = {
     "type": "object",
@@ -314,6 +362,12 @@ OPERATIONS = [
               RELEASE_REPORT, query=RELEASE_QUERY, failures=BAD_PERIOD),
     Operation("GET", RELEASES_PREFIX + "/namespaces/{namespace}/releases",
               "One team's releases and DORA figures.", RELEASE_REPORT, query=RELEASE_QUERY,
+              failures=BAD_PERIOD),
+    Operation("GET", USAGE_PREFIX + "/usage",
+              "What the Models of every namespace you may read used, per team, Model and "
+              "revision.", USAGE_REPORT, query=USAGE_QUERY, failures=BAD_PERIOD),
+    Operation("GET", USAGE_PREFIX + "/namespaces/{namespace}/usage",
+              "What one team's Models used.", USAGE_REPORT, query=USAGE_QUERY,
               failures=BAD_PERIOD),
     Operation("GET", "/quotas", "Every namespace's quota.", _list_of("QuotaList", QUOTA)),
     Operation("GET", "/quotas/{namespace}", "One namespace's quota.", QUOTA),

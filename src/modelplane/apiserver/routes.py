@@ -16,6 +16,7 @@ from modelplane.apiserver.openapi import openapi_route
 from modelplane.apiserver.prometheus_series import PrometheusSeries
 from modelplane.apiserver.quotas import SqliteQuotaStore, quota_routes
 from modelplane.apiserver.releases import release_routes
+from modelplane.apiserver.usage import UsageRecord, usage_routes
 from modelplane.gitops.sources import GitSources
 
 
@@ -27,15 +28,17 @@ def control_routes(
     enforced: QuotaBoard,
     keys: SqliteKeyStore | None,
     backup: BackupWriter,
+    usage: UsageRecord,
     prometheus: PrometheusSeries | None = None,
 ) -> list[BaseRoute]:
-    """The description, metrics, releases, git sources, quotas, backups and (with auth) API
-    keys."""
+    """The description, metrics, releases, usage, git sources, quotas, backups and (with auth)
+    API keys."""
     return [
         openapi_route(auth=keys is not None),
-        backup_route(backup),
+        backup_route(backup, before=usage.flush),
         *metrics_routes(history, store, prometheus),
         *release_routes(store),
+        *usage_routes(usage),
         *gitops_routes(sources, auth=keys is not None),
         *quota_routes(quotas, enforced),
         *(key_routes(keys) if keys is not None else []),

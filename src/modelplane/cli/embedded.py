@@ -37,6 +37,8 @@ from modelplane.backends.local.scrape_targets import TargetsFile, targets
 from modelplane.backends.local.slo_source import GatewaySLOSource
 from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
+from modelplane.backends.local.usage import UsageRecorder, UsageStore
+from modelplane.backends.local.usage_metrics import UsageCollector
 from modelplane.backends.prometheus import PrometheusSource
 from modelplane.backends.prometheus_slo import PrometheusSLOSource
 from modelplane.backends.release_metrics import ReleaseCollector
@@ -137,12 +139,17 @@ class Platform:
         # Release figures are scraped with the gateway's: one target for the whole platform.
         gateway_metrics.registry.register(ReleaseCollector(self.store.release_history))
         gateway_metrics.registry.register(SLOCollector(self._objectives))
+        # Each team's usage: replicas' phases and finished requests, flushed every interval.
+        self.usage = usage = UsageRecorder(UsageStore(state_dir / DATABASE))
+        gateway_metrics.registry.register(UsageCollector(usage.totals))
         self.gateway = gateway = Gateway(
             table, gateway_metrics, settings.gateway, authenticator=authenticator
         )
+        gateway.on_answered = usage.answered
         self.supervisor = Supervisor(
             state_dir, base_dir=Path.cwd(), log_format=settings.log_format,
             access_log=settings.access_log, serve_options=settings.serve_options,
+            on_phase=usage.replica,
         )  # fmt: skip
         prometheus = beside.url if beside is not None else settings.prometheus
         self.scraped = PrometheusSource(prometheus) if prometheus else None
@@ -165,7 +172,7 @@ class Platform:
         span = history.interval * KEPT_POINTS
         self.series = PrometheusSeries(prometheus, history.interval, span) if prometheus else None
         routes = control_routes(self.store, history, self.sources, self.quotas, gateway.quotas,
-                                self.keys, partial(write_backup, state_dir),
+                                self.keys, partial(write_backup, state_dir), usage,
                                 self.series)  # fmt: skip
         control: ASGIApp = ControlApi(self.store, state_dir / "logs").app(
             [*routes, *portal_routes(settings.gateway_port)]
@@ -219,6 +226,7 @@ class Platform:
         self._background = [
             loop.create_task(self.controller.run()),
             loop.create_task(self.history.run(self.store)),
+            loop.create_task(self.usage.run()),
         ]
         self.sources.start()
         if self.settings.scraping.enabled:
@@ -279,15 +287,24 @@ class Platform:
         await self.supervisor.close()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.gateway.close()
+        self._record_usage()
         for client in (self.scraped, self.series, self.slo_counts):
             if client is not None:
                 await client.close()
         if self.beside is not None:
             await self.beside.stop()
         self.store.close()
+        self.usage.store.close()
         self.quotas.close()
         if self.keys is not None:
             self.keys.close()
+
+    def _record_usage(self) -> None:
+        """The last interval's usage, with every replica stopped and every request answered."""
+        try:
+            self.usage.flush()
+        except Exception:
+            log.exception("the last interval's usage could not be recorded")
 
 
 def _apply_examples(store: SqliteStore) -> None:

@@ -31,6 +31,7 @@ from modelplane.cli import (
     scaffold,
     serving,
     top,
+    usage,
 )
 from modelplane.cli.errors import EXIT_USAGE, report
 from modelplane.errors import ModelplaneError
@@ -70,6 +71,7 @@ def build_app() -> typer.Typer:
     app.command()(chatting.chat)
     app.command()(top.top)
     app.command()(releases.releases)
+    app.command()(usage.usage)
     app.command()(evaluating.evaluate)
     app.command()(backups.backup)
     app.command()(backups.restore)

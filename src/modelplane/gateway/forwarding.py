@@ -5,8 +5,8 @@ within the retry budget; a canary that fails is counted against the canary and t
 answered by the stable revision, without spending the budget (the canary's weight bounds it).
 
 Every finished request is accounted once here: the gateway's metrics, the revision's analysis
-counters (with the time to the first token and per output token of generated text), its span
-and its access line.
+counters (with the time to the first token and per output token of generated text), its span,
+its access line and, with its tokens, the platform's usage record.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from modelplane.gateway.attempts import REVISION_HEADER, Answer, Attempts
 from modelplane.gateway.requests import ProxyRequest
 from modelplane.gateway.routing import Endpoint, RoutingTable
 from modelplane.gateway.stats import RevisionStats, ServedStats
-from modelplane.gateway.usage import GenerationClock, completion_tokens
+from modelplane.gateway.usage import NO_TOKENS, Answered, GenerationClock
 from modelplane.telemetry import access, names, tracing
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
 
@@ -72,8 +72,10 @@ class Forwarding:
         max_attempts: int,
         retry_ratio: float,
         traced: bool,
+        answered: Answered,
     ) -> None:
         self.table, self.activator, self.attempts = table, activator, attempts
+        self.answered = answered
         self.metrics, self.stats, self.max_attempts = metrics, stats, max_attempts
         self.budget = RetryBudget(retry_ratio)
         self.traced = traced
@@ -150,9 +152,16 @@ class Forwarding:
         route = self.table.lookup(target.key)
         return target.version is None and route is not None and route.canary == revision
 
-    def account(self, scope: Scope, request: ProxyRequest, revision: str, status: int) -> None:
-        """A finished request in the metrics, the revision's analysis counters, its span and
-        its access line."""
+    def account(
+        self,
+        scope: Scope,
+        request: ProxyRequest,
+        revision: str,
+        status: int,
+        tokens: tuple[int, int] = NO_TOKENS,
+    ) -> None:
+        """A finished request in the metrics, the revision's analysis counters, its span, its
+        access line and the usage record (with the prompt and completion ``tokens`` it used)."""
         model = request.target.key
         if self.traced:
             span = trace.get_current_span()
@@ -167,10 +176,12 @@ class Forwarding:
         if revision != "-":
             self.stats(model, revision).record(elapsed, failed=status >= 500)
             access.note(scope, model, revision)
+            self.answered(model, revision, status, *tokens)
 
-    def generated_whole(self, request: ProxyRequest, revision: str, content: bytes) -> None:
-        """A whole generated answer's time per output token, for the analysis."""
-        if paths.generates(request.target) and (made := completion_tokens(content)):
+    def generated_whole(self, request: ProxyRequest, revision: str, made: int) -> None:
+        """A whole generated answer's time per output token (``made`` of them), for the
+        analysis."""
+        if made and paths.generates(request.target):
             per_token = (time.perf_counter() - request.started) / made
             self.stats(request.target.key, revision).generated(None, per_token)
 

@@ -41,7 +41,13 @@ from modelplane.gateway.requests import ProxyRequest, proxy_request
 from modelplane.gateway.routing import RoutingTable
 from modelplane.gateway.stats import RevisionStats, ServedStats
 from modelplane.gateway.upstream import UpstreamPool
-from modelplane.gateway.usage import GenerationClock, reservation
+from modelplane.gateway.usage import (
+    NO_TOKENS,
+    Answered,
+    GenerationClock,
+    answer_tokens,
+    reservation,
+)
 from modelplane.security.authn import Authenticator
 from modelplane.security.roles import Principal
 from modelplane.telemetry import access, names, tracing
@@ -81,6 +87,8 @@ class Gateway:
         self._tracer = tracer or tracing.tracer()  # None: tracing off, no span work at all
         self.options = options = options or GatewayOptions()
         self.on_demand = on_demand
+        # Told of every request a revision answered (or failed), with its tokens: the usage record.
+        self.on_answered: Answered = lambda key, revision, status, prompt, completion: None
         self.is_ready: Callable[[], bool] = lambda: True  # routes known: worth sending to
         self._rng = rng or random.Random()  # noqa: S311 - load balancing, not secrets
         self._upstream = UpstreamPool(options.request_timeout)
@@ -95,6 +103,7 @@ class Gateway:
         self.forwarding = Forwarding(
             table, self._activator, attempts, metrics, self._revision_stats,
             options.max_attempts, options.retry_ratio, traced=self._tracer is not None,
+            answered=lambda *finished: self.on_answered(*finished),
         )  # fmt: skip
         self.last_request = self.forwarding.last_request
         self._mirroring = Mirroring(
@@ -243,9 +252,10 @@ class Gateway:
             if isinstance(exc, ReplicaFailedError):
                 revision = exc.revision
             status, content, headers = replies.refusal(exc, request.openai)
-        self.forwarding.account(scope, request, revision, status)
+        tokens = answer_tokens(content) if status == 200 and request.openai else NO_TOKENS
+        self.forwarding.account(scope, request, revision, status, tokens)
         if status == 200 and request.target.action in ("infer", paths.OPENAI):
-            self.forwarding.generated_whole(request, revision, content)
+            self.forwarding.generated_whole(request, revision, tokens[1])
             self._mirroring.offer(request.target, revision, scope["method"], request.body, content)
         await replies.reply(send, status, content, headers=headers)
 
@@ -262,7 +272,7 @@ class Gateway:
             status, content, headers = replies.refusal(refused, request.openai)
             await replies.reply(send, status, content, headers=headers)
         finally:
-            self.forwarding.account(scope, request, revision, status)
+            self.forwarding.account(scope, request, revision, status, clock.used())
             if status == 200:
                 self.forwarding.generated_stream(request, revision, clock)
 

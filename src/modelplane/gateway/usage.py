@@ -1,6 +1,6 @@
 """How many model tokens an OpenAI API request may use, and how many its answer says it used
-(read from the answer as it passes to the client), for the tokens-per-minute quota; and how fast
-a generated answer came, for the rollout analysis.
+(read from the answer as it passes to the client), for the tokens-per-minute quota and the
+platform's usage record; and how fast a generated answer came, for the rollout analysis.
 
 A whole reply carries a ``usage`` object. A stream from modelplane's runtime ends with a
 ``: usage {...}`` line, an SSE comment, which clients ignore; engines that do not send it may send
@@ -11,6 +11,7 @@ counts as one token, the least it can have cost.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -20,6 +21,10 @@ USAGE_COMMENT = b": usage "
 _USAGE_FIELDS = (b'"usage":{', b'"usage": {')
 BYTES_PER_TOKEN = 4  # a prompt's size in tokens, from above, without the model's tokenizer
 UNSTATED_MAX_TOKENS = 256  # reserved for an answer whose request names no max_tokens
+NO_TOKENS = (0, 0)
+# A finished request, as the platform's usage record takes it: the model's key, the revision
+# that answered (or failed), the status, and the prompt and completion tokens the answer used.
+Answered = Callable[[str, str, int, int, int], None]
 
 
 def reservation(path: str, body: bytes, document: dict[str, Any]) -> int:
@@ -41,18 +46,18 @@ def reply_tokens(body: bytes) -> int:
     return _total(document.get("usage")) if isinstance(document, dict) else 0
 
 
-def completion_tokens(body: bytes) -> int | None:
-    """Output tokens a whole reply says it made, if it says."""
+def answer_tokens(body: bytes) -> tuple[int, int]:
+    """Prompt and completion tokens a whole reply says it used (0 for what it does not say)."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return None
+        return NO_TOKENS
     usage = document.get("usage") if isinstance(document, dict) else None
-    return _completion(usage)
+    return _count(usage, "prompt_tokens") or 0, _count(usage, "completion_tokens") or 0
 
 
-def _completion(usage: Any) -> int | None:
-    found = usage.get("completion_tokens") if isinstance(usage, dict) else None
+def _count(usage: Any, name: str) -> int | None:
+    found = usage.get(name) if isinstance(usage, dict) else None
     return found if isinstance(found, int) else None
 
 
@@ -72,6 +77,7 @@ class StreamTokens:
     def __init__(self) -> None:
         self._partial = b""  # a line not yet ended
         self._reported: int | None = None
+        self.prompt: int | None = None  # input tokens, as the stream says
         self.completion: int | None = None  # output tokens, as the stream says
         self._events = 0
 
@@ -90,7 +96,8 @@ class StreamTokens:
 
     def _said(self, usage: Any) -> None:
         self._reported = _total(usage)
-        self.completion = _completion(usage)
+        self.prompt = _count(usage, "prompt_tokens")
+        self.completion = _count(usage, "completion_tokens")
 
     @property
     def reported(self) -> int | None:
@@ -100,6 +107,12 @@ class StreamTokens:
     @property
     def total(self) -> int:
         return self._reported if self._reported is not None else self._events
+
+    def used(self) -> tuple[int, int]:
+        """Prompt and completion tokens: as said, else none read and one per data event."""
+        if self.completion is None:
+            return self.prompt or 0, self._events
+        return self.prompt or 0, self.completion
 
 
 class TokenMeter:
@@ -150,6 +163,10 @@ class GenerationClock:
             await send(message)
 
         return sending
+
+    def used(self) -> tuple[int, int]:
+        """The prompt and completion tokens of the stream watched."""
+        return self._tokens.used()
 
     def timings(self) -> tuple[float | None, float | None]:
         """Seconds to the first token, and per output token after it (None: not known)."""

@@ -4,8 +4,9 @@ before it replaces anything (``restoring.py`` puts a checked one in place).
 A backup is one gzipped tar of what the platform keeps and cannot make again:
 
 - ``state.db``: the Models with their status (so each rollout's position), the change log,
-  revisions, events, API keys (hashes only) and quotas, copied with SQLite's online backup API
-  in one read transaction: writers go on meanwhile (WAL), and the copy is of one moment;
+  revisions, events, API keys (hashes only), quotas and each team's usage, copied with
+  SQLite's online backup API in one read transaction: writers go on meanwhile (WAL), and the
+  copy is of one moment;
 - ``gitops/*.json``: the git sources (with their webhook secrets) and what each last applied;
 - ``admin.key``: the first admin key, when the platform made one;
 - ``modelplane-backup.json``: when it was taken, the archive format, the database's schema
@@ -50,7 +51,7 @@ DATABASE = "state.db"
 MANIFEST = "modelplane-backup.json"
 FORMAT = 1  # of the archive: what is in it and where
 _KEPT = re.compile(r"state\.db|admin\.key|gitops/[A-Za-z0-9_-][A-Za-z0-9._-]*\.json")
-_TABLES = ("models", "changes", "revisions", "events", "api_keys", "quotas")
+_TABLES = ("models", "changes", "revisions", "events", "api_keys", "quotas", "usage")
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,7 @@ def _counts(into: Path, archive: Path) -> dict[str, int]:
         counts = {
             what: int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
             for what, table in (("revisions", "revisions"), ("API keys", "api_keys"),
-                                ("quotas", "quotas"))
+                                ("quotas", "quotas"), ("usage hours", "usage"))
         }  # fmt: skip
     for namespace, name, body in bodies:
         try:

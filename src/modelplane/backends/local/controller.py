@@ -45,6 +45,7 @@ from modelplane.backends.analysis_windows import rollout_windows
 from modelplane.backends.evaluation_gates import EvaluationGates
 from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
+from modelplane.backends.local.usage_rollup import Requested
 from modelplane.backends.pinning import SourcePins, embedded_credentials, resolve_embedded
 from modelplane.backends.slo_readings import SLOReadings
 from modelplane.control.analysis import MetricSource
@@ -100,8 +101,11 @@ class Controller:
     # Each SLO's requests per window: from Prometheus, else from the gateway's own counts.
     slo: SLOReadings = field(default_factory=lambda: SLOReadings(None, "no request counts"))
     _memory: dict[str, _ModelMemory] = field(default_factory=dict)
-    # (model key, revision name) -> its manifest file and the environment its replicas start with
-    _served: dict[tuple[str, str], tuple[Path, dict[str, str]]] = field(default_factory=dict)
+    # (model key, revision name) -> its manifest file, the environment its replicas start with
+    # and what each of them requests
+    _served: dict[tuple[str, str], tuple[Path, dict[str, str], Requested]] = field(
+        default_factory=dict
+    )
     _draining: set[asyncio.Task[None]] = field(default_factory=set)
     # What the next pass takes besides the store's changes: Models still moving, Models with
     # demand, whether replicas changed state; and where the change log was read up to.
@@ -299,7 +303,9 @@ class Controller:
         text = dump_yaml(served, include_status=False)
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
-        self._served[(key, revision.name)] = (path, spec.telemetry.env)
+        self._served[(key, revision.name)] = (
+            path, spec.telemetry.env, Requested.of(spec.resources),
+        )  # fmt: skip
 
     def _demand(
         self, model: Model, memory: _ModelMemory, revision: str | None, now: datetime

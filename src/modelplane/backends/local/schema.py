@@ -2,9 +2,9 @@
 version, and the migrations that bring an older file up to date.
 
 Every store that keeps rows in the file opens it through ``open_state``: the Models, their
-change log, revisions and events (``store.py``), and the control API's API keys and quotas
-(``apiserver/key_store.py``, ``apiserver/quotas.py``). So the file is migrated once, in one
-transaction, before anything reads it.
+change log, revisions and events (``store.py``), each team's usage (``usage.py``), and the
+control API's API keys and quotas (``apiserver/key_store.py``, ``apiserver/quotas.py``). So the
+file is migrated once, in one transaction, before anything reads it.
 
 The version is SQLite's ``user_version``: N means the first N migrations have run. 0 is a file
 from before versions were kept, whose tables are exactly those of version 1, so the first
@@ -89,9 +89,30 @@ _RELEASE_MILESTONES = _statements(
 )"""
 )
 
+# Version 3: each team's usage, per namespace, Model, revision and hour (``usage.py``); the hour
+# is its first second since the epoch.
+_USAGE = _statements(
+    """CREATE TABLE IF NOT EXISTS usage (
+    namespace TEXT NOT NULL,
+    model TEXT NOT NULL,
+    revision TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    replica_seconds REAL NOT NULL DEFAULT 0,
+    cpu_core_seconds REAL NOT NULL DEFAULT 0,
+    memory_gib_seconds REAL NOT NULL DEFAULT 0,
+    accelerator_seconds REAL NOT NULL DEFAULT 0,
+    requests INTEGER NOT NULL DEFAULT 0,
+    client_errors INTEGER NOT NULL DEFAULT 0,
+    server_errors INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (namespace, model, revision, hour)
+) WITHOUT ROWID""",  # rows kept in key order: a report scans them without lookups
+)
+
 # In order; the N-th brings a file from version N-1 to N. Append only: never edit one that has
 # shipped, since files out there are at its version already.
-MIGRATIONS: tuple[Migration, ...] = (_TABLES_OF_VERSION_1, _RELEASE_MILESTONES)
+MIGRATIONS: tuple[Migration, ...] = (_TABLES_OF_VERSION_1, _RELEASE_MILESTONES, _USAGE)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -29,6 +29,7 @@ import httpx
 
 from modelplane.api.exits import PERMANENT, REASONS
 from modelplane.backends.local.replica_logs import replica_log
+from modelplane.backends.local.usage_rollup import Requested
 from modelplane.control.reconcile import Phase, ReplicaView
 from modelplane.processes import die_with_parent, free_port
 from modelplane.telemetry import access
@@ -49,6 +50,7 @@ class Replica:
     manifest: Path
     log: Path
     env: dict[str, str] = field(default_factory=dict)  # over the platform's own environment
+    requested: Requested = field(default_factory=Requested)  # spec.resources, for usage
     port: int = 0
     phase: Phase = Phase.STARTING
     restarts: int = 0
@@ -98,6 +100,8 @@ class Supervisor:
     # Whether the replicas write access lines (to their logs), and what fraction of them.
     access_log: access.AccessLogSettings = field(default_factory=access.AccessLogSettings)
     serve_options: tuple[str, ...] = ()  # more `modelplane serve` options (the artifact cache)
+    # Told of every phase a replica enters, STOPPING last: the platform's usage record.
+    on_phase: Callable[[Replica], None] = lambda replica: None
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -132,14 +136,21 @@ class Supervisor:
         return [r for r in self.replicas.values() if r.phase is Phase.READY]
 
     def start(
-        self, model: str, revision: str, manifest: Path, env: dict[str, str] | None = None
+        self,
+        model: str,
+        revision: str,
+        manifest: Path,
+        env: dict[str, str] | None = None,
+        requested: Requested | None = None,
     ) -> Replica:
         """A replica of ``model``'s (a key) ``revision``, served from ``manifest``."""
         replica_id = f"{revision}-{next(self._ids)}"
         namespace = model.split("/", 1)[0]
         log_file = replica_log(self.state_dir / "logs", namespace, replica_id)
-        replica = Replica(replica_id, model, revision, manifest, log_file, env=dict(env or {}))
+        replica = Replica(replica_id, model, revision, manifest, log_file, env=dict(env or {}),
+                          requested=requested or Requested())  # fmt: skip
         self.replicas[replica_id] = replica
+        self.on_phase(replica)
         replica.task = asyncio.get_running_loop().create_task(
             self._keep_running(replica), name=f"replica {replica_id}"
         )
@@ -149,7 +160,7 @@ class Supervisor:
         replica = self.replicas.get(replica_id)
         if replica is None:
             return
-        replica.phase = Phase.STOPPING
+        self._enter(replica, Phase.STOPPING)
         self.on_change()
         if replica.task is not None:
             replica.task.cancel()
@@ -168,7 +179,7 @@ class Supervisor:
         while True:
             started = time.monotonic()
             code = await self._run_once(replica)
-            replica.phase = Phase.FAILED
+            self._enter(replica, Phase.FAILED)
             replica.reason = last_words(replica.log) or f"exited with code {code}"
             replica.failure, replica.permanent = REASONS.get(code, ""), code in PERMANENT
             if replica.permanent:
@@ -186,7 +197,7 @@ class Supervisor:
 
     async def _run_once(self, replica: Replica) -> int:
         replica.port = free_port()
-        replica.phase = Phase.STARTING
+        self._enter(replica, Phase.STARTING)
         with replica.log.open("ab") as handle:
             replica.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "modelplane", "serve", "-f", str(replica.manifest),
@@ -209,7 +220,7 @@ class Supervisor:
             try:
                 reply = await self._client.get(f"{replica.endpoint}/v2/health/ready")
                 if reply.status_code == 200:
-                    replica.phase = Phase.READY
+                    self._enter(replica, Phase.READY)
                     replica.reason = ""
                     replica.failure = ""
                     self.on_change()
@@ -217,6 +228,10 @@ class Supervisor:
             except httpx.TransportError:
                 pass
             await asyncio.wait({exited}, timeout=READY_POLL_SECONDS)
+
+    def _enter(self, replica: Replica, phase: Phase) -> None:
+        replica.phase = phase
+        self.on_phase(replica)
 
     async def _terminate(self, replica: Replica) -> None:
         process = replica.process
