@@ -39,7 +39,9 @@ them to exit codes. Library exceptions are wrapped at the boundary with ``raise 
     │                              directory in use
     └── KubernetesError            the Kubernetes API refused a request (temporary or not, by
         │                          its status: 409, 429 and 5xx pass)
-        └── CacheBehindError       the operator's cache is behind the cluster (temporary)
+        ├── CacheBehindError       the operator's cache is behind the cluster (temporary)
+        ├── NotLeadingError        a write without a fresh lease, refused before it is sent
+        └── LeadershipLostError    the operator's lease is gone: it stops and exits
 
 Errors are *permanent* unless they say otherwise: ``retry_after`` is the seconds after which the
 same call may succeed (None: it will not, as kopf's ``PermanentError`` against its
@@ -246,6 +248,19 @@ class KubernetesError(ModelplaneError):
         super().__init__(message)
         self.code = code
         self.retry_after = retry_after
+
+
+class NotLeadingError(KubernetesError):
+    """A write was asked for while this process does not hold a fresh lease: refused before it
+    reached the server. The process is on its way out; a restart follows as a contender."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 0, retry_after=2.0)
+
+
+class LeadershipLostError(KubernetesError):
+    """The lease went to another process, or could not be renewed in time: this process stops
+    reconciling and exits, so that Kubernetes restarts it as a contender."""
 
 
 class CacheBehindError(KubernetesError):

@@ -68,6 +68,12 @@ class RunningOperator:
         """Those writes by ``"<verb> <kind>"``; None while metrics are not served yet."""
         return self._counter("modelplane_operator_api_writes", ("verb", "kind"))
 
+    def leading(self) -> bool | None:
+        """Whether this process holds the operator's Lease (``--leader-elect``); None while
+        metrics are not served yet."""
+        found = self._counter("modelplane_operator_leader", ("identity",), suffix="")
+        return None if found is None else any(found.values())
+
     def reconciles(self) -> float | None:
         """Reconcile passes this operator process made so far."""
         found = self._counter("modelplane_operator_reconciles", ())
@@ -84,7 +90,9 @@ class RunningOperator:
             and (sample.labels["namespace"], sample.labels["model"]) == (namespace, name)
         }
 
-    def _counter(self, name: str, by: tuple[str, ...]) -> Counter[str] | None:
+    def _counter(
+        self, name: str, by: tuple[str, ...], suffix: str = "_total"
+    ) -> Counter[str] | None:
         if self.process.poll() is not None:
             raise AssertionError(f"the operator exited:\n{self.log.read_text()}")
         try:
@@ -95,7 +103,7 @@ class RunningOperator:
         for family in text_string_to_metric_families(text):
             if family.name == name:
                 for sample in family.samples:
-                    if sample.name.endswith("_total"):
+                    if sample.name == name + suffix:
                         found[" ".join(sample.labels[k] for k in by)] += int(sample.value)
         return found
 
@@ -110,8 +118,9 @@ class RunningOperator:
         self._out.close()
 
 
-def apply(plane: ControlPlane, name: str, extra: str = "") -> None:
+def apply(plane: ControlPlane, name: str, extra: str = "", namespace: str = "default") -> None:
     document = MODEL.format(name=name, extra=LONG_STEP + extra)
+    document = document.replace("namespace: default", f"namespace: {namespace}")
     plane.kubectl("apply", "-f", "-", input=document, check=True)
 
 

@@ -15,6 +15,7 @@ import yaml
 from modelplane.api import crd
 from modelplane.backends.kubernetes.install import (
     GATEWAY_RULES,
+    LEASE_RULES,
     RULES,
     InstallOptions,
     manifests,
@@ -84,6 +85,13 @@ def test_the_chart_renders_what_install_makes(helm: Any) -> None:
     operator, gateway = "modelplane-operator", "modelplane-gateway"
     assert chart["ClusterRole", operator]["rules"] == RULES
     assert chart["ClusterRole", gateway]["rules"] == GATEWAY_RULES
+    assert chart["Role", operator]["rules"] == LEASE_RULES
+    assert chart["PodDisruptionBudget", operator]["spec"]["minAvailable"] == 1
+    for field in ("replicas", "strategy"):
+        assert (
+            chart["Deployment", operator]["spec"][field]
+            == install["Deployment", operator]["spec"][field]
+        )
     for component in (operator, gateway):
         ours = install["Deployment", component]["spec"]["template"]["spec"]
         theirs = chart["Deployment", component]["spec"]["template"]["spec"]
@@ -92,6 +100,7 @@ def test_the_chart_renders_what_install_makes(helm: Any) -> None:
         assert mine["securityContext"] == given["securityContext"]
         assert mine["args"][0] == given["args"][0]
     args = chart["Deployment", operator]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--leader-elect" in args
     assert args[args.index("--prometheus") + 1] == "http://prometheus:9090"
     assert (
         args[args.index("--gateway-url") + 1]

@@ -57,7 +57,8 @@ def test_kustomize_and_install_give_the_same_objects(control_plane: ControlPlane
     from_kustomize = list(yaml.safe_load_all(built.stdout))
     from_install = list(yaml.safe_load_all(rendered.stdout))
     assert identities(from_kustomize) == identities(from_install)
-    assert len(identities(from_install)) == 12  # CRD, namespace, operator and gateway each 5
+    # CRD, namespace, gateway 5, operator 8 (its lease Role and binding, its disruption budget)
+    assert len(identities(from_install)) == 15
 
 
 def test_the_gateway_mounts_its_key_secret_and_checks_credentials() -> None:
@@ -109,6 +110,17 @@ def test_rbac_is_least_privilege() -> None:
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[field], rule
         assert "secrets" not in rule["resources"]
+    # Leases only in the operator's own namespace, by a Role: no Lease elsewhere is its to take.
+    assert "leases" not in {
+        resource for role in roles for rule in role["rules"] for resource in rule["resources"]
+    }
+    found = yaml.safe_load_all((ROOT / "deploy" / "kustomize" / "rbac.yaml").read_text())
+    (role,) = [d for d in found if d["kind"] == "Role"]
+    assert role["metadata"]["namespace"] == "modelplane-system"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+         "verbs": ["get", "create", "update"]},
+    ]  # fmt: skip
 
 
 def test_a_dry_run_checks_and_changes_nothing(control_plane: ControlPlane, crd: str) -> None:
@@ -116,7 +128,7 @@ def test_a_dry_run_checks_and_changes_nothing(control_plane: ControlPlane, crd: 
     assert checked.returncode == 0, checked.stderr
     # The server refuses to check objects in a namespace that does not exist: said, not hidden.
     assert checked.stdout.count("checked (dry run)") == 6  # the cluster-scoped ones
-    assert checked.stdout.count("not checked: namespace mp-dry does not exist yet") == 6
+    assert checked.stdout.count("not checked: namespace mp-dry does not exist yet") == 9
     assert control_plane.kubectl("get", "namespace", "mp-dry").returncode != 0
 
 
@@ -125,7 +137,7 @@ def test_a_dry_run_over_an_install_checks_every_object(
 ) -> None:
     checked = run_as_admin(control_plane, "install", "--dry-run", "--namespace", installed)
     assert checked.returncode == 0, checked.stderr
-    assert checked.stdout.count("checked (dry run)") == 12
+    assert checked.stdout.count("checked (dry run)") == 15
 
 
 def test_a_refused_install_says_which_object_and_why(control_plane: ControlPlane) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -51,13 +52,28 @@ def operator(
     metrics_port: Annotated[
         int, typer.Option(help="Port of the operator's Prometheus /metrics; 0: none.")
     ] = 8080,
+    leader_elect: Annotated[
+        bool,
+        typer.Option(
+            help="Contend for the Lease modelplane-operator and reconcile only while holding "
+            "it, so that several replicas can run (modelplane install turns it on)."
+        ),
+    ] = False,
+    leader_election_namespace: Annotated[
+        str | None,
+        typer.Option(help="Namespace of the Lease; default: the pod's, else modelplane-system."),
+    ] = None,
+    leader_election_identity: Annotated[
+        str | None,
+        typer.Option(help="Who holds the Lease while this process leads; default: HOSTNAME-PID."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     log_format: LogFormat = "json",
 ) -> None:
     """Run the operator: reconcile Model resources into Deployments, Services and routes."""
     try:
         from modelplane.backends.kubernetes.children import ClusterSettings
-        from modelplane.backends.kubernetes.running import OperatorOptions, run
+        from modelplane.backends.kubernetes.running import Election, OperatorOptions, run
     except ImportError as exc:
         raise MissingExtraError("the operator", "kubernetes") from exc
     defaults = ClusterSettings()
@@ -84,6 +100,14 @@ def operator(
         liveness=liveness or None,
         metrics_port=metrics_port or None,
     )
+    if leader_elect:  # the defaults (the pod's namespace, HOSTNAME-PID) for what is not given
+        election = Election()
+        election = replace(
+            election,
+            namespace=leader_election_namespace or election.namespace,
+            identity=leader_election_identity or election.identity,
+        )
+        options = replace(options, election=election)
     with observed("modelplane-operator", log_level, log_format):
         quiet = max(logging.WARNING, logging.getLogger().level)
         for chatty in ("kopf", "httpx2"):  # a line per watch event, a line per request

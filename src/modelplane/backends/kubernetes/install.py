@@ -44,6 +44,15 @@ RULES: list[Manifest] = [
         "verbs": ["get"],
     },
 ]
+# In its own namespace only: the Lease the operator replicas contend for (leadership.py).
+LEASE_RULES: list[Manifest] = [
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "create", "update"],
+    },
+]
+OPERATOR_REPLICAS = 2  # one leads, one waits to take over (leader election on a Lease)
 # The gateway reads where traffic goes (Model status), to whom (EndpointSlices), and each
 # namespace's quotas (Namespace annotations).
 GATEWAY_RULES: list[Manifest] = [
@@ -119,9 +128,11 @@ def manifests(options: InstallOptions) -> list[Manifest]:
             },
         },
         *_identity(NAME, namespace, RULES),
+        *_namespaced_role(NAME, namespace, LEASE_RULES),
         *_identity(GATEWAY, namespace, GATEWAY_RULES),
         _operator(options),
         _service(NAME, namespace, "http", OPERATOR_PORTS["http"]),
+        _disruption_budget(NAME, namespace),
         _gateway(options),
         _service(GATEWAY, namespace, "http", 80),
         *(node_cache_manifests(options.image, labels(NODE_CACHE)) if options.node_cache else ()),
@@ -156,6 +167,32 @@ def _identity(name: str, namespace: str, rules: list[Manifest]) -> list[Manifest
     ]
 
 
+def _namespaced_role(name: str, namespace: str, rules: list[Manifest]) -> list[Manifest]:
+    """A Role and its binding to the ServiceAccount ``name``: rights in ``namespace`` alone."""
+    rbac = "rbac.authorization.k8s.io"
+    return [
+        {"apiVersion": f"{rbac}/v1", "kind": "Role", "metadata": _meta(name, namespace),
+         "rules": rules},
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(name, namespace),
+            "roleRef": {"apiGroup": rbac, "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+        },
+    ]  # fmt: skip
+
+
+def _disruption_budget(name: str, namespace: str) -> Manifest:
+    """A drain takes one replica at a time: the other keeps (or takes over) the lease."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(name, namespace),
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": name}}},
+    }
+
+
 def _service(name: str, namespace: str, port_name: str, port: int) -> Manifest:
     return {
         "apiVersion": "v1",
@@ -169,15 +206,19 @@ def _service(name: str, namespace: str, port_name: str, port: int) -> Manifest:
 
 
 def _operator(options: InstallOptions) -> Manifest:
-    args = ["operator", "--log-level", "info", "--image", options.image]
+    args = ["operator", "--leader-elect", "--log-level", "info", "--image", options.image]
     if options.prometheus:
         args += ["--prometheus", options.prometheus]
     args += ["--gateway-url", f"http://{GATEWAY}.{options.namespace}.svc"]
     if options.node_cache:
         args += ["--node-cache-url", NODE_CACHE_URL]
-    probe = {"httpGet": {"path": "/healthz", "port": "healthz"}, "periodSeconds": 10}
-    # One operator at a time: the old one stops before the new one starts.
-    return _deployment(NAME, options, args, OPERATOR_PORTS, (probe, probe), 1, "Recreate")
+    # Answered by the replica that waits for the lease too: waiting is healthy, and a rollout
+    # that waited for the new pod to lead would never finish while the old one holds it.
+    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
+    # One replica replaced at a time, never a third beside them: the other one leads meanwhile.
+    strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}
+    ports = OPERATOR_PORTS
+    return _deployment(NAME, options, args, ports, (probe, probe), OPERATOR_REPLICAS, strategy)
 
 
 def _gateway(options: InstallOptions) -> Manifest:
@@ -187,7 +228,8 @@ def _gateway(options: InstallOptions) -> Manifest:
     live = {"httpGet": {"path": "/v2/health/live", "port": "http"}, "periodSeconds": 10}
     ready = {"httpGet": {"path": "/v2/health/ready", "port": "http"}, "periodSeconds": 2}
     ports = {"http": GATEWAY_PORT}
-    found = _deployment(GATEWAY, options, args, ports, (live, ready), 2, "RollingUpdate")
+    strategy = {"type": "RollingUpdate"}
+    found = _deployment(GATEWAY, options, args, ports, (live, ready), 2, strategy)
     if auth.api_keys_secret:
         _mount_api_keys(found["spec"]["template"]["spec"], auth.api_keys_secret)
     return found
@@ -217,7 +259,7 @@ def _deployment(
     ports: dict[str, int],
     probes: tuple[Manifest, Manifest],  # liveness, readiness
     replicas: int,
-    strategy: str,
+    strategy: Manifest,
 ) -> Manifest:
     liveness, readiness = probes
     return {
@@ -226,7 +268,7 @@ def _deployment(
         "metadata": _meta(name, options.namespace),
         "spec": {
             "replicas": replicas,
-            "strategy": {"type": strategy},
+            "strategy": strategy,
             "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
             "template": {
                 "metadata": {"labels": labels(name)},
@@ -325,7 +367,7 @@ _HEADER = "# Rendered by scripts/render-deploy from modelplane.backends.kubernet
 KUSTOMIZE_FILES = {
     "crd.yaml": ("CustomResourceDefinition",),
     "namespace.yaml": ("Namespace",),
-    "rbac.yaml": ("ServiceAccount", "ClusterRole", "ClusterRoleBinding"),
+    "rbac.yaml": ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"),
     "operator.yaml": (NAME,),
     "gateway.yaml": (GATEWAY,),
 }
@@ -352,8 +394,9 @@ def kustomize_base(options: InstallOptions) -> dict[str, str]:
 
 
 def _in_file(manifest: Manifest, wanted: tuple[str, ...]) -> bool:
-    """Workloads (Deployment, Service) go by the component they run; all else by kind."""
-    if manifest["kind"] in ("Deployment", "Service"):
+    """Workloads (Deployment, Service, PodDisruptionBudget) go by the component they run; all
+    else by kind."""
+    if manifest["kind"] in ("Deployment", "Service", "PodDisruptionBudget"):
         return manifest["metadata"]["name"] in wanted
     return manifest["kind"] in wanted
 

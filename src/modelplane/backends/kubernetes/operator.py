@@ -60,7 +60,7 @@ from modelplane.backends.kubernetes.observed import (
 from modelplane.backends.kubernetes.release_history import history_of, new_annotations
 from modelplane.backends.kubernetes.replica_quotas import ReplicaQuotas
 from modelplane.backends.kubernetes.workqueue import WorkQueue
-from modelplane.backends.kubernetes.writing import ClusterWrites
+from modelplane.backends.kubernetes.writing import ClusterWrites, Leading
 from modelplane.backends.pinning import SourcePins, resolver
 from modelplane.backends.release_metrics import ReleaseCollector
 from modelplane.backends.slo_metrics import SLOCollector, has_slo, objectives
@@ -108,11 +108,12 @@ class Operator:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         load: LoadBoard | None = None,
         slo: SLOSource | None = None,
+        leading: Leading | None = None,  # with leader election: writes only while it holds
     ) -> None:
         self.settings, self.metrics = settings, metrics
         self.gateway_api, self.clock = gateway_api, clock
         self.telemetry = telemetry or OperatorMetrics()
-        self.writes = ClusterWrites(client, self.telemetry)
+        self.writes = ClusterWrites(client, self.telemetry, leading)
         self.telemetry.registry.register(
             ReleaseCollector(lambda: history_of(self.caches.every("ControllerRevision")))
         )

@@ -35,6 +35,12 @@ from modelplane.backends.kubernetes.children import (
 )
 from modelplane.backends.kubernetes.connecting import connected
 from modelplane.backends.kubernetes.following import follow
+from modelplane.backends.kubernetes.leadership import (
+    Leadership,
+    LeaseTiming,
+    default_identity,
+    default_namespace,
+)
 from modelplane.backends.kubernetes.load import LOAD_PATH, LoadBoard
 from modelplane.backends.kubernetes.operator import Operator
 from modelplane.backends.prometheus import PrometheusSource
@@ -60,6 +66,15 @@ NAMESPACES_WAIT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
+class Election:
+    """Which Lease the operator replicas contend for, and as whom."""
+
+    namespace: str = field(default_factory=default_namespace)
+    identity: str = field(default_factory=default_identity)
+    timing: LeaseTiming = field(default_factory=LeaseTiming)
+
+
+@dataclass(frozen=True)
 class OperatorOptions:
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     namespaces: tuple[str, ...] = ()  # none: the whole cluster
@@ -68,45 +83,76 @@ class OperatorOptions:
     liveness: str | None = "http://0.0.0.0:8081/healthz"
     # The operator's /metrics, and where gateways send their load; None: not served.
     metrics_port: int | None = 8080
+    election: Election | None = None  # None: no leader election, this process always writes
 
 
 async def run(options: OperatorOptions, stop: asyncio.Event | None = None) -> None:
     async with connected(MANAGER) as client:
-        gateway_api = await _has_gateway_api(client)
-        metrics = PrometheusSource(options.prometheus) if options.prometheus else None
-        counted = PrometheusSLOSource(options.prometheus) if options.prometheus else None
-        telemetry = OperatorMetrics()
-        board = LoadBoard()
-        operator = Operator(
-            client, options.cluster, metrics, gateway_api, telemetry, load=board, slo=counted
-        )
+        telemetry, board = OperatorMetrics(), LoadBoard()
+        # Served while a replica waits for the lease too: it is alive, and says so.
         served = (
             await _serve(options.metrics_port, telemetry, board)
             if options.metrics_port is not None
             else None
         )
-        registry = _registry(operator, gateway_api)
-        settings = kopf.OperatorSettings()
-        settings.posting.enabled = False  # events are the reconciler's to write
-        settings.watching.server_timeout = 300
-        settings.scanning.disabled = True  # no watching of CRDs and namespaces: RBAC keeps it out
-        settings.persistence.diffbase_storage = _NoDiffBase()
+        try:
+            leadership = None
+            if options.election is not None:
+                election = options.election
+                leadership = Leadership(
+                    client, election.namespace, election.identity, telemetry.registry,
+                    election.timing,
+                )  # fmt: skip
+                await leadership.acquire()
+            await _operate(client, options, telemetry, board, leadership, stop)
+        finally:
+            if served is not None:
+                server, serving = served
+                server.should_exit = True
+                await serving
+
+
+async def _operate(
+    client: AsyncClient,
+    options: OperatorOptions,
+    telemetry: OperatorMetrics,
+    board: LoadBoard,
+    leadership: Leadership | None,
+    stop: asyncio.Event | None,
+) -> None:
+    """Watch and reconcile until stopped, or until the lease is lost (then raise)."""
+    gateway_api = await _has_gateway_api(client)
+    metrics = PrometheusSource(options.prometheus) if options.prometheus else None
+    counted = PrometheusSLOSource(options.prometheus) if options.prometheus else None
+    operator = Operator(
+        client, options.cluster, metrics, gateway_api, telemetry, load=board, slo=counted,
+        leading=leadership,
+    )  # fmt: skip
+    registry = _registry(operator, gateway_api)
+    settings = kopf.OperatorSettings()
+    settings.posting.enabled = False  # events are the reconciler's to write
+    settings.watching.server_timeout = 300
+    settings.scanning.disabled = True  # no watching of CRDs and namespaces: RBAC keeps it out
+    settings.persistence.diffbase_storage = _NoDiffBase()
+    stop = stop or asyncio.Event()
+    keeping = asyncio.create_task(_keep(leadership, stop))
+    loop_tasks = [keeping]
+    try:
         await operator.sync(options.namespaces)
         # Tenants' replica quotas are on their Namespaces: known before the first pass.
         listed = asyncio.Event()
-        quotas = asyncio.create_task(
+        loop_tasks.append(asyncio.create_task(
             follow(client, Namespace, None, None, operator.replica_quotas.replace_namespaces,
                    operator.replica_quotas.observe_namespace, listed)
-        )  # fmt: skip
+        ))  # fmt: skip
         with contextlib.suppress(TimeoutError):  # not listable (RBAC): the follow says why
             await asyncio.wait_for(listed.wait(), NAMESPACES_WAIT_SECONDS)
-        loop_tasks = [quotas]
         loop_tasks += [asyncio.create_task(operator.work()) for _ in range(options.workers)]
         loop_tasks.append(asyncio.create_task(operator.tick()))
         loop_tasks.append(asyncio.create_task(operator.scale()))
         loop_tasks.append(asyncio.create_task(operator.resync(options.namespaces)))
         log.info("operator started: gateway API %s", "found" if gateway_api else "not installed")
-        try:
+        if not stop.is_set():
             await kopf.operator(
                 registry=registry,
                 settings=settings,
@@ -116,14 +162,26 @@ async def run(options: OperatorOptions, stop: asyncio.Event | None = None) -> No
                 liveness_endpoint=options.liveness,
                 stop_flag=stop,
             )
-        finally:
-            await cancel_all(loop_tasks)
-            if metrics is not None:
-                await metrics.close()
-            if served is not None:
-                server, serving = served
-                server.should_exit = True
-                await serving
+    finally:
+        lost = keeping.done() and leadership is not None
+        await cancel_all(loop_tasks)
+        if metrics is not None:
+            await metrics.close()
+    if leadership is not None:
+        if lost:
+            raise leadership.lost(operator.writes.made)
+        await leadership.release()
+
+
+async def _keep(leadership: Leadership | None, stop: asyncio.Event) -> None:
+    """Hold the lease while the operator runs; stop the operator the moment it is lost."""
+    if leadership is None:
+        await asyncio.Event().wait()  # nothing to keep: wait to be cancelled
+        return
+    try:
+        await leadership.keep()
+    finally:
+        stop.set()
 
 
 class _Server(uvicorn.Server):
@@ -137,7 +195,8 @@ class _Server(uvicorn.Server):
 async def _serve(
     port: int, telemetry: OperatorMetrics, board: LoadBoard
 ) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    """The operator's HTTP port: its Prometheus ``/metrics``, and the gateways' load reports."""
+    """The operator's HTTP port: its Prometheus ``/metrics``, ``/healthz`` (for the probes, on
+    the replica waiting for the lease too), and the gateways' load reports."""
 
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(telemetry.registry), media_type=CONTENT_TYPE_LATEST)
@@ -145,6 +204,7 @@ async def _serve(
     app = Starlette(
         routes=[
             Route("/metrics", metrics),
+            Route("/healthz", lambda _: Response("ok")),  # the loop answers: alive, leading or not
             Route(LOAD_PATH, board.receive, methods=["POST"]),
         ]
     )

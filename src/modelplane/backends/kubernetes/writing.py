@@ -6,6 +6,9 @@ reconciler decides by an error's permanence, never by a status code.
 409 (a conflict, or an object made by a pass that crashed before its watch event), 429 and 5xx
 pass: they come back with ``retry_after``. Any other refusal is permanent for the same request:
 the Model asks for something the server will not take.
+
+With leader election on, every write first asks the ``Leading`` guard (an in-memory timestamp,
+no call), so a process whose lease went stale writes nothing more.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from lightkube import ApiError, AsyncClient
@@ -57,12 +60,21 @@ async def translated(doing: str) -> AsyncIterator[None]:
         raise KubernetesError(f"{doing}: {exc!r}", 0, RETRY_SECONDS) from exc
 
 
+class Leading(Protocol):
+    def check(self) -> None:
+        """Raise (a retryable ``KubernetesError``) unless this process may write now."""
+
+
 class ClusterWrites:
-    def __init__(self, client: AsyncClient, telemetry: OperatorMetrics) -> None:
-        self.client, self.telemetry = client, telemetry
+    def __init__(
+        self, client: AsyncClient, telemetry: OperatorMetrics, leading: Leading | None = None
+    ) -> None:
+        self.client, self.telemetry, self.leading = client, telemetry, leading
+        self.made = 0  # writes that reached the server, for a deposed leader's last word
 
     async def apply(self, resource: Any, manifest: Body, namespace: str) -> Body:
         kind, name = manifest["kind"], manifest["metadata"]["name"]
+        self._may_write()
         async with translated(f"applying {kind} {namespace}/{name}"):
             applied = await self.client.patch(
                 resource, name, manifest, namespace=namespace,
@@ -78,6 +90,7 @@ class ClusterWrites:
             "metadata": {"name": meta.name, "namespace": meta.namespace},
             "status": status,
         }
+        self._may_write()
         async with translated(f"writing the status of {meta.namespace}/{meta.name}"):
             applied = await self.client.patch(
                 resource, meta.name, patch, namespace=meta.namespace,
@@ -91,6 +104,7 @@ class ClusterWrites:
     ) -> Body:
         """Add ``annotations`` (a merge patch: the object's other fields are not claimed)."""
         patch = {"metadata": {"annotations": annotations}}
+        self._may_write()
         async with translated(f"annotating {kind} {namespace}/{name}"):
             patched = await self.client.patch(
                 resource, name, patch, namespace=namespace, patch_type=PatchType.MERGE
@@ -100,6 +114,7 @@ class ClusterWrites:
 
     async def create(self, manifest: Body) -> Body:
         kind, name = manifest["kind"], manifest["metadata"].get("name", "")
+        self._may_write()
         async with translated(f"creating {kind} {name}"):
             created = await self.client.create(from_dict(manifest))
         self._wrote("create", kind)
@@ -108,6 +123,7 @@ class ClusterWrites:
     async def delete(self, resource: Any, kind: str, name: str, namespace: str) -> None:
         """Delete; one that is gone already is as good."""
         try:
+            self._may_write()
             async with translated(f"deleting {kind} {namespace}/{name}"):
                 await self.client.delete(resource, name, namespace=namespace)
         except NotFoundError:
@@ -157,5 +173,10 @@ class ClusterWrites:
         except (KubernetesError, NotFoundError) as exc:
             log.warning("event %s for %s not recorded: %s", event.reason, model.key, exc)
 
+    def _may_write(self) -> None:
+        if self.leading is not None:
+            self.leading.check()
+
     def _wrote(self, verb: str, kind: str) -> None:
+        self.made += 1
         self.telemetry.writes.labels(verb, kind).inc()
