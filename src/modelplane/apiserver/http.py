@@ -6,12 +6,13 @@ parameters every route reads the same way (numbers, label selectors, ``watch``, 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from modelplane.api import Model, revision_digest, to_wire
 from modelplane.api.meta import DNS_LABEL
@@ -149,3 +150,22 @@ def model_response(model: Model, code: int = 200, dry_run: bool = False) -> Resp
 
 def event_line(kind: str, model: Model) -> bytes:
     return orjson.dumps({"type": kind, "object": to_wire(model)}) + b"\n"
+
+
+def per_namespace_routes(
+    prefix: str, resource: str, answer: Callable[[Request, str | None], Awaitable[Response]]
+) -> list[Route]:
+    """``{prefix}/{resource}`` over every namespace (``answer`` gets None) and
+    ``{prefix}/namespaces/{namespace}/{resource}`` over one, as Kubernetes lays out a
+    namespaced resource."""
+
+    async def every(request: Request) -> Response:
+        return await answer(request, None)
+
+    async def one(request: Request) -> Response:
+        return await answer(request, request.path_params["namespace"])
+
+    return [
+        Route(f"{prefix}/{resource}", every),
+        Route(f"{prefix}/namespaces/{{namespace}}/{resource}", one),
+    ]

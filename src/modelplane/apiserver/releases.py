@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from modelplane.api.releases import RevisionHistory, parse_period
 from modelplane.api.store import Store
-from modelplane.apiserver.http import principal_of, status_response
+from modelplane.apiserver.http import per_namespace_routes, principal_of, status_response
 from modelplane.control.releases import (
     DEFAULT_UNDO_WINDOW,
     Figures,
@@ -139,13 +139,4 @@ def release_routes(store: Store) -> list[Route]:
         body = release_report(history, datetime.now(UTC), since, undo_window, step)
         return Response(orjson.dumps(body), media_type="application/json")
 
-    async def every(request: Request) -> Response:
-        return await answer(request, None)
-
-    async def one(request: Request) -> Response:
-        return await answer(request, request.path_params["namespace"])
-
-    return [
-        Route(RELEASES_PREFIX + "/releases", every),
-        Route(RELEASES_PREFIX + "/namespaces/{namespace}/releases", one),
-    ]
+    return per_namespace_routes(RELEASES_PREFIX, "releases", answer)

@@ -21,7 +21,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from modelplane.api.releases import parse_period
-from modelplane.apiserver.http import namespace_name, principal_of, status_response
+from modelplane.apiserver.http import (
+    namespace_name,
+    per_namespace_routes,
+    principal_of,
+    status_response,
+)
 from modelplane.backends.local.usage_rollup import HOUR, Key, Usage, hour_of
 from modelplane.security.roles import Action
 
@@ -147,13 +152,4 @@ def usage_routes(kept: UsageRecord) -> list[Route]:
         body = usage_report(readable, now, since, step)
         return Response(orjson.dumps(body), media_type="application/json")
 
-    async def every(request: Request) -> Response:
-        return await answer(request, None)
-
-    async def one(request: Request) -> Response:
-        return await answer(request, request.path_params["namespace"])
-
-    return [
-        Route(USAGE_PREFIX + "/usage", every),
-        Route(USAGE_PREFIX + "/namespaces/{namespace}/usage", one),
-    ]
+    return per_namespace_routes(USAGE_PREFIX, "usage", answer)
