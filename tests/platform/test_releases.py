@@ -4,6 +4,7 @@ changes none of them."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -95,6 +96,9 @@ def test_a_teams_releases_give_its_dora_figures(platform: Platform, tmp_path: Pa
                      commit_time=hour_ago)  # fmt: skip
         platform.cli("apply", "-f", str(good))
         settled(platform, "scorer-r2", "Promoted")
+        # Undone well after its promotion (revision times are kept to the second), so that a
+        # 1 s undo window below certainly leaves r2 standing.
+        time.sleep(2.5)
         assert platform.cli("rollout", "undo", "scorer", "-n", TEAM).returncode == 0
         settled(platform, "scorer-r3", "Promoted")
         # r4 fails every request: the analysis rolls it back.
