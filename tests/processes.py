@@ -18,6 +18,8 @@ import httpx
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelplane.processes import stop_process as stop
+
 STARTUP_SECONDS = 60
 
 
@@ -29,13 +31,7 @@ def free_port() -> int:
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
     """SIGTERM, and SIGKILL if it has not exited within ``timeout``."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop(process, timeout)
 
 
 def modelplane(*args: str) -> list[str]:

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 from collections.abc import Iterable
+from typing import Any
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -23,8 +24,11 @@ def die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def stop_process(process: subprocess.Popen[str], grace: float = 30.0) -> None:
-    """SIGTERM, and SIGKILL if it is still there after ``grace`` seconds."""
+def stop_process(process: subprocess.Popen[Any], grace: float = 30.0) -> None:
+    """SIGTERM, and SIGKILL if it is still there after ``grace`` seconds (one gone already is
+    left as it is)."""
+    if process.poll() is not None:
+        return
     process.terminate()
     try:
         process.wait(timeout=grace)
