@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,9 +21,14 @@ BODY = {"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 4], "data": RO
 
 @contextmanager
 def steady_load(url: str, clients: int = 3) -> Iterator[Counter[str]]:
-    """``clients`` sending ``BODY`` to ``url`` back to back: outcomes by status and revision."""
+    """``clients`` sending ``BODY`` to ``url`` back to back: outcomes by status and revision.
+
+    The load starts once a revision answers ``url`` (successfully or not): a Model's Ready
+    condition can come before a gateway watching the cluster has its route, and the tests
+    measure a served model, not that lag."""
     outcomes: Counter[str] = Counter()
     stop = threading.Event()
+    _wait_until_served(url)
 
     def run() -> None:
         with httpx.Client(timeout=30) as client:
@@ -39,6 +45,17 @@ def steady_load(url: str, clients: int = 3) -> Iterator[Counter[str]]:
         stop.set()
         for worker in workers:
             worker.join()
+
+
+def _wait_until_served(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    reply = None
+    while time.monotonic() < deadline:
+        reply = httpx.post(url, json=BODY, timeout=30)
+        if "x-modelplane-revision" in reply.headers:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no revision answered {url} within {timeout} s: {reply and reply.text}")
 
 
 def flaky_manifest(

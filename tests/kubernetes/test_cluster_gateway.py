@@ -325,7 +325,7 @@ def test_a_canary_failing_its_evaluation_gate_never_takes_traffic_on_the_cluster
     verdict = _status(control_plane, "gated")["rollout"]["evaluation"]
     assert (verdict["passed"], verdict["examples"]) == (False, 3), verdict
     assert verdict["value"] == pytest.approx(1 / 3), verdict
-    assert {k.split()[1] for k in outcomes} == {"gated-r1"}
+    assert {k.split()[1] for k in outcomes} == {"gated-r1"}, outcomes
 
 
 def test_the_cluster_gateway_checks_api_keys_from_a_file(
