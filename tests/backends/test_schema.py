@@ -65,16 +65,17 @@ def test_a_database_from_before_versions_is_adopted_as_it_is(tmp_path: Path) -> 
     db = sqlite3.connect(path)
     db.execute("DROP TABLE milestones")  # of version 2
     db.execute("DROP TABLE usage")  # of version 3
+    db.execute("DROP TABLE incidents")  # of version 4
     db.close()
     ddl, rows = _contents(path)
 
     store, keys, quotas = SqliteStore(path), SqliteKeyStore(path), SqliteQuotaStore(path)
 
-    assert _version(path) == SCHEMA_VERSION == 3
+    assert _version(path) == SCHEMA_VERSION == 4
     ddl_after, rows_after = _contents(path)
-    later = ("milestones", "usage")  # the tables of versions 2 and 3, with their indexes
+    later = ("milestones", "usage", "incidents")  # the tables of versions 2 to 4, with indexes
     assert [d for d in ddl_after if not any(t in d[1] for t in later)] == ddl
-    assert rows_after == {**rows, "milestones": [], "usage": []}
+    assert rows_after == {**rows, "milestones": [], "usage": [], "incidents": []}
     model = store.get("default", "iris")
     assert (model.metadata.generation, model.spec.scaling.max_replicas) == (2, 2)
     assert [r.name for r in store.revisions("default", "iris")] == ["iris-r1"]

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from modelplane.api import Model
+from modelplane.api.releases import Incident
 from modelplane.backends.local.store import SqliteStore
 from modelplane.errors import AlreadyExistsError, ConflictError, GoneError, NotFoundError
 from tests.models import onnx_model
+
+T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
 
 def make(name: str = "iris", namespace: str = "default", max_replicas: int = 4) -> Model:
@@ -159,3 +163,33 @@ for n in range(1, 100000):
     assert reopened.changes_since(0)[-1].resource_version == int(
         model.metadata.resource_version or 0
     )
+
+
+def test_slo_breaches_are_kept_one_open_at_a_time_on_their_revision(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = SqliteStore(path)
+    store.create(make())
+    for digest in ("a", "b"):
+        store.add_revision("default", "iris", digest, {})
+
+    def breach(revision: str, minute: int, restored: int | None = None) -> Incident:
+        ended = T0 + timedelta(minutes=restored) if restored is not None else None
+        start = T0 + timedelta(minutes=minute)
+        return Incident("default", "iris", revision, start, ended, "ErrorBudgetSpent")
+
+    store.record_incidents("default", "iris", [breach("iris-r1", 0)])
+    # A pass repeated after a crash starts it again, later: the open one stands.
+    store.record_incidents("default", "iris", [breach("iris-r1", 1)])
+    store.record_incidents("default", "iris", [breach("", 0, restored=30)])
+    store.record_incidents("default", "iris", [breach("", 1, restored=31)])  # closed already
+    store.record_incidents("default", "iris", [breach("iris-r2", 60)])
+
+    reopened = SqliteStore(path)  # what a restart reads
+    history = {r.name: r.incidents for r in reopened.release_history("default")}
+    assert history == {"iris-r1": (breach("iris-r1", 0, restored=30),),
+                       "iris-r2": (breach("iris-r2", 60),)}  # fmt: skip
+    reopened.delete("default", "iris")
+    assert reopened.release_history() == []
+    store.create(make())  # the same name again starts with no incidents of the old one
+    store.add_revision("default", "iris", "a", {})
+    assert [r.incidents for r in store.release_history()] == [()]

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from modelplane.api import SLO, Condition, Model
+from modelplane.api.releases import Incident, Milestone
 from modelplane.control.planning import ModelPlan, Observed, plan
 from modelplane.control.slo import Counts, SLOReading, windows_for
 from tests.control.test_planning import ready, reasons, revision_of
@@ -163,3 +164,36 @@ def test_the_override_annotation_lets_a_change_through_and_is_told_with_its_reas
         "iris-r2 released while the error budget over 1d is spent: fixes the outage, INC-42"
     )
     assert condition(decided, "Stalled").reason != "ReleaseFrozen"
+    # ... and kept in the release history, on the revision it let through.
+    kept = [m for m in decided.marks if m.milestone is Milestone.FREEZE_OVERRIDDEN]
+    assert [(m.revision, m.reason) for m in kept] == [("iris-r2", "fixes the outage, INC-42")]
+
+
+def test_a_breach_opens_an_incident_on_the_stable_revision_and_recovery_closes_it() -> None:
+    model = with_slo()
+    model.status.stable_revision = "iris-r1"
+    stored = (revision_of(model),)
+    observed = Observed(revisions=stored, replicas=(ready("iris-r1"),), slo=counted(model, FAILING))
+    first = plan(model, observed, NOW)
+    breached = condition(first, "SLOBreached")
+    assert first.incidents == (
+        Incident("default", "iris", "iris-r1", breached.last_transition_time, None,
+                 "ErrorBudgetSpent"),
+    )  # fmt: skip
+    # A pass repeated (its status unwritten) starts one again; the store keeps the open one.
+    repeated = plan(model, observed, NOW + timedelta(minutes=1)).incidents
+    assert [(i.started, i.restored) for i in repeated] == [(NOW + timedelta(minutes=1), None)]
+    model.status = first.plan.status
+    observed = replace(observed, reported=first.reported)
+    assert plan(model, observed, NOW + timedelta(minutes=5)).incidents == ()
+    later = NOW + timedelta(minutes=10)
+    recovered = plan(model, replace(observed, slo=counted(model, 0.0)), later)
+    assert recovered.incidents == (
+        Incident("default", "iris", "", breached.last_transition_time, later, "ErrorBudgetSpent"),
+    )
+    # The objective dropped while breached: the incident ends with it.
+    model.spec.slo = None
+    dropped = plan(model, replace(observed, slo=None), later)
+    assert [(i.started, i.restored) for i in dropped.incidents] == [
+        (breached.last_transition_time, later)
+    ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from modelplane.api import COMMIT_TIME_ANNOTATION, RevisionStatus
-from modelplane.api.releases import Mark, Milestone, RevisionHistory
+from modelplane.api.releases import Incident, Mark, Milestone, RevisionHistory
 from modelplane.control.planning import Observed, plan
 from modelplane.control.reconcile import Phase, ReplicaView
 from modelplane.control.releases import Outcome, figures, releases
@@ -194,3 +194,22 @@ def test_figures_count_the_releases_finished_in_the_period_and_per_day() -> None
     assert week.time_to_restore_median is None
     empty = figures(found, minutes(20 * day), minutes(21 * day))
     assert (empty.releases, empty.change_failure_rate, empty.lead_time_median) == (0, None, None)
+
+
+def test_time_to_restore_counts_slo_breaches_restored_in_the_period() -> None:
+    def breach(start: float, end: float | None) -> Incident:
+        ended = minutes(end) if end is not None else None
+        return Incident("team-a", "iris", "iris-r1", minutes(start), ended, "ErrorBudgetSpent")
+
+    history = [
+        revision(1, "a", 0, promoted=5),
+        revision(2, "b", 60, traffic=61, rolled_back=(71, "AnalysisFailed")),
+    ]
+    # Restored after 20 minutes, after 40, and one still open: not restored, not counted.
+    breaches = [breach(100, 120), breach(200, 240), breach(300, None)]
+    hour = figures(releases(history), T0, minutes(400), breaches)
+    assert hour.incidents == 2
+    assert hour.time_to_restore_median == timedelta(minutes=20)  # of 10, 20 and 40
+    assert hour.change_failure_rate == 0.5  # breaches are no releases: the rate stands
+    before = figures(releases(history), T0, minutes(110), breaches)
+    assert (before.incidents, before.time_to_restore_median) == (0, timedelta(minutes=10))

@@ -8,6 +8,7 @@ frozen"}`` the same wherever it runs, and the operator reads nothing else of it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,3 +111,14 @@ def test_a_spent_budget_breaches_and_holds_a_release_until_overridden(
                     for e in events(control_plane, "frozen")),
         "the override told", 30,
     )  # fmt: skip
+
+    # The release history keeps both on the ControllerRevisions, where `modelplane releases
+    # --cluster` reads them: the breach (open: a day's budget stays spent) on the revision that
+    # was stable when it began, the override's reason on the revision it let out.
+    def kept(name: str) -> dict[str, str]:
+        found = control_plane.get_json("controllerrevision", name)["metadata"]
+        return {k: v for k, v in (found.get("annotations") or {}).items() if "releases." in k}
+
+    breach = json.loads(kept("frozen-r1")["releases.modelplane.io/incidents"])
+    assert [(b["restored"], b["reason"]) for b in breach] == [(None, "ErrorBudgetSpent")]
+    assert kept("frozen-r2")["releases.modelplane.io/freezeOverrideReason"] == "INC-9: the fix"

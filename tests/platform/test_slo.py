@@ -16,6 +16,7 @@ import httpx
 import pytest
 import yaml
 
+from modelplane.apiserver.releases import RELEASES_PREFIX as RELEASES
 from modelplane.backends.kubernetes.monitoring import monitoring_files, rules_file
 from modelplane.backends.slo_rules import ALERT, BUDGET, dump_yaml, error_ratio, slo_rules
 from tests.platform.conftest import API, Platform, running_in, wait_for
@@ -124,6 +125,21 @@ def test_a_model_failing_fast_breaches_and_freezes_but_undo_and_an_override_rele
     assert told["FreezeOverridden"] == (
         f"frozen-r4 released while the error budget over 1d is spent: {reason}"
     )
+
+    # The release history keeps both: the override on its release, and the breach (still
+    # open: a day's budget stays spent) on the revision that was stable when it began.
+    shown = platform.cli("releases", "-o", "wide")
+    assert shown.returncode == 0, shown.stderr
+    rows = {line.split()[1]: line for line in shown.stdout.splitlines() if "frozen-r" in line}
+    assert f"released through a freeze: {reason}" in rows["frozen-r4"]
+    report = httpx.get(f"{platform.api}{RELEASES}/namespaces/default/releases", timeout=10).json()
+    assert {r["revision"]: r.get("freezeOverride") for r in report["items"]}["frozen-r4"] == reason
+    breaches = [
+        (i["model"], i["revision"], i["restored"], i["reason"]) for i in report["incidents"]
+    ]
+    assert breaches == [("frozen", "frozen-r2", None, "ErrorBudgetSpent")]
+    breached = shown.stdout.split("SLO BREACHED ON")[-1].split()
+    assert breached[breached.index("frozen-r2") + 2 :][:2] == ["-", "-"]  # not restored yet
 
 
 def query(prometheus: PrometheusServer, promql: str) -> dict[str, float]:

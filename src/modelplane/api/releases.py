@@ -1,5 +1,6 @@
-"""What each revision records of its own fate (release milestones), as a store keeps them and
-``control.releases`` reads them: the raw history that release figures are computed from."""
+"""What each revision records of its own fate (release milestones) and the SLO breaches that
+began while it served (incidents), as a store keeps them and ``control.releases`` reads them: the
+raw history that release figures are computed from."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ class Milestone(StrEnum):
     TRAFFIC = "traffic"  # first took a share of the traffic
     PROMOTED = "promoted"  # became the stable revision: all traffic
     ROLLED_BACK = "rolledBack"  # all traffic back to the stable one; reason says why
+    # Released while the Model's error budget was spent; reason is the override's.
+    FREEZE_OVERRIDDEN = "freezeOverridden"
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,20 @@ class Mark:
 
 
 @dataclass(frozen=True)
+class Incident:
+    """A breach of a Model's SLO: from its ``SLOBreached`` condition turning True (``started``,
+    while ``revision`` was the stable one) to its turning False again (``restored``; None
+    while it lasts). A Model has at most one open incident; each breach is its own."""
+
+    namespace: str
+    model: str
+    revision: str
+    started: datetime
+    restored: datetime | None = None
+    reason: str = ""  # what the condition said at the start: ErrorBudgetSpent, …Burning
+
+
+@dataclass(frozen=True)
 class RevisionHistory:
     """One revision as the store keeps it: identity, birth and milestones."""
 
@@ -36,6 +53,7 @@ class RevisionHistory:
     digest: str
     created: datetime
     marks: tuple[Mark, ...] = ()
+    incidents: tuple[Incident, ...] = ()  # those that began while it was stable
 
     def at(self, milestone: Milestone) -> Mark | None:
         return next((m for m in self.marks if m.milestone is milestone), None)

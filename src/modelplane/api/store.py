@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from modelplane.api.model import Model
-from modelplane.api.releases import Mark, RevisionHistory
+from modelplane.api.releases import Incident, Mark, RevisionHistory
 
 ChangeType = Literal["ADDED", "MODIFIED", "DELETED"]
 EventType = Literal["Normal", "Warning"]
@@ -85,8 +85,14 @@ class Store(Protocol):
         """Record release milestones; one already recorded for a revision is kept."""
         ...
 
+    def record_incidents(self, namespace: str, model: str, incidents: Sequence[Incident]) -> None:
+        """Record SLO breaches: one beginning opens an incident unless one is open already; one
+        ending closes the open one (if any)."""
+        ...
+
     def release_history(self, namespace: str | None = None) -> list[RevisionHistory]:
-        """Every revision (of ``namespace``, or all) with its milestones."""
+        """Every revision (of ``namespace``, or all) with its milestones and incidents; safe to
+        call from a thread (a report reads it there, off the event loop)."""
         ...
 
     def record_event(

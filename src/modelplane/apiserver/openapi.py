@@ -221,7 +221,9 @@ RELEASE_FIGURES: Schema = {
         "deploymentsPerDay": {"type": "number"},
         "leadTimeSeconds": SECONDS | {"description": "Median, commit (or apply) to promotion."},
         "changeFailureRate": SECONDS | {"description": "Failed over finished; null: none."},
-        "timeToRestoreSeconds": SECONDS | {"description": "Median, bad traffic to none."},
+        "timeToRestoreSeconds": SECONDS
+        | {"description": "Median, bad traffic to none and SLO breach to recovery."},
+        "incidents": {"type": "integer", "description": "SLO breaches restored."},
     },
 }
 
@@ -252,6 +254,17 @@ RELEASE_REPORT = _team_report("ReleaseReport", RELEASE_FIGURES, {"type": "object
         "revision": {"type": "string"},
         "outcome": {"enum": ["Promoted", "Undone", "RolledBack", "Aborted", "Superseded",
                              "InProgress"]},
+        "freezeOverride": {"type": "string",
+                           "description": "Released through a freeze, for this reason."},
+    }}},
+    "incidents": {"type": "array", "items": {"type": "object", "properties": {
+        "namespace": {"type": "string"},
+        "model": {"type": "string"},
+        "revision": {"type": "string", "description": "Stable when the breach began."},
+        "started": {"type": "string"},
+        "restored": {"type": ["string", "null"], "description": "Null while it lasts."},
+        "reason": {"type": "string"},
+        "timeToRestoreSeconds": SECONDS,
     }}},
 })  # fmt: skip
 BAD_PERIOD = {400: "a period that is not a whole number and a unit (s, m, h, d, w)"}

@@ -11,6 +11,7 @@ default: a release brought back within it counts as failed), ``step`` (the trend
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelplane.api.releases import RevisionHistory, parse_period
+from modelplane.api.releases import Incident, RevisionHistory, parse_period
 from modelplane.api.store import Store
 from modelplane.apiserver.http import per_namespace_routes, principal_of, status_response
 from modelplane.control.releases import (
@@ -28,6 +29,7 @@ from modelplane.control.releases import (
     Figures,
     Release,
     figures,
+    incidents_of,
     releases,
     trend,
 )
@@ -51,6 +53,7 @@ def figures_wire(found: Figures) -> dict[str, Any]:
         "leadTimeSeconds": _seconds(found.lead_time_median),
         "changeFailureRate": found.change_failure_rate,
         "timeToRestoreSeconds": _seconds(found.time_to_restore_median),
+        "incidents": found.incidents,
     }
 
 
@@ -68,7 +71,22 @@ def release_wire(release: Release) -> dict[str, Any]:
     }
     if release.undone_by is not None:
         wire["undoneBy"] = release.undone_by
+    if release.freeze_override:
+        wire["freezeOverride"] = release.freeze_override
     return wire
+
+
+def incident_wire(incident: Incident) -> dict[str, Any]:
+    restored = incident.restored
+    return {
+        "namespace": incident.namespace,
+        "model": incident.model,
+        "revision": incident.revision,
+        "started": incident.started.isoformat(),
+        "restored": restored.isoformat() if restored is not None else None,
+        "reason": incident.reason,
+        "timeToRestoreSeconds": _seconds(restored - incident.started if restored else None),
+    }
 
 
 def release_report(
@@ -83,30 +101,38 @@ def release_report(
     step = step or (timedelta(days=1) if since <= timedelta(days=31) else timedelta(weeks=1))
     step = max(step, since / MAX_BUCKETS)  # the report says the step it used
     start = now - since
-    found = releases(history, undo_window)
+    history = list(history)
+    found, breaches = releases(history, undo_window), incidents_of(history)
     teams: dict[str, list[Release]] = {}
     for release in found:
         teams.setdefault(release.namespace, []).append(release)
     wire_teams = []
     for namespace, theirs in sorted(teams.items()):
+        hit = [i for i in breaches if i.namespace == namespace]
         models: dict[str, list[Release]] = {}
         for release in theirs:
             models.setdefault(release.model, []).append(release)
         wire_teams.append(
             {
                 "namespace": namespace,
-                "summary": figures_wire(figures(theirs, start, now)),
+                "summary": figures_wire(figures(theirs, start, now, hit)),
                 "trend": [
                     {"start": begins.isoformat(), **figures_wire(f)}
-                    for begins, f in trend(theirs, start, now, step)
+                    for begins, f in trend(theirs, start, now, step, hit)
                 ],
                 "models": [
-                    {"name": name, "summary": figures_wire(figures(ms, start, now))}
+                    {
+                        "name": name,
+                        "summary": figures_wire(
+                            figures(ms, start, now, [i for i in hit if i.model == name])
+                        ),
+                    }
                     for name, ms in sorted(models.items())
                 ],
             }
         )
     shown = [r for r in found if r.started >= start or (r.finished or now) >= start]
+    lasted = [i for i in breaches if (i.restored or now) >= start]
     return {
         "apiVersion": "releases.modelplane.io/v1alpha1",
         "kind": "ReleaseReport",
@@ -114,9 +140,10 @@ def release_report(
         "until": now.isoformat(),
         "undoWindowSeconds": undo_window.total_seconds(),
         "stepSeconds": step.total_seconds(),
-        "summary": figures_wire(figures(found, start, now)),
+        "summary": figures_wire(figures(found, start, now, breaches)),
         "teams": wire_teams,
         "items": [release_wire(r) for r in shown],
+        "incidents": [incident_wire(i) for i in sorted(lasted, key=lambda i: i.started)],
     }
 
 
@@ -133,9 +160,8 @@ def release_routes(store: Store) -> list[Route]:
             step = parse_period(query["step"]) if "step" in query else None
         except ValueError as exc:
             return status_response(400, "BadRequest", str(exc))
-        history = [
-            r for r in store.release_history(namespace) if principal.may(Action.READ, r.namespace)
-        ]
+        kept = await asyncio.to_thread(store.release_history, namespace)  # off the loop
+        history = [r for r in kept if principal.may(Action.READ, r.namespace)]
         body = release_report(history, datetime.now(UTC), since, undo_window, step)
         return Response(orjson.dumps(body), media_type="application/json")
 

@@ -237,9 +237,10 @@ class ControlApi:
             self.store.get(namespace, name)
         except ResourceError as exc:
             return error_response(exc)
+        history = await asyncio.to_thread(self.store.release_history, namespace)
         promoted = {
             h.name: mark.at
-            for h in self.store.release_history(namespace)
+            for h in history
             if h.model == name and (mark := h.at(Milestone.PROMOTED)) is not None
         }
         items = [

@@ -38,11 +38,12 @@ MAX_BUCKETS = 400
 class UsageRecord(Protocol):
     """The platform's usage record, as the control API reads it."""
 
-    def rows(
+    async def read(
         self, namespace: str | None, since_hour: int, step: int
     ) -> Iterable[tuple[Key, Usage]]:
         """The kept hours of ``namespace`` (None: of every one) from ``since_hour`` on, summed
-        by ``step`` seconds (whole hours), each keyed by the first second of its step."""
+        by ``step`` seconds (whole hours), each keyed by the first second of its step; read
+        without holding up the event loop."""
         ...
 
     def flush(self) -> None:
@@ -147,7 +148,7 @@ def usage_routes(kept: UsageRecord) -> list[Route]:
             return status_response(400, "BadRequest", str(exc))
         now = datetime.now(UTC)
         start, step_seconds = period(now, since, step)
-        found = kept.rows(namespace, start, step_seconds)  # summed by step, not by the hour
+        found = await kept.read(namespace, start, step_seconds)  # summed by step, not by hour
         readable = [row for row in found if principal.may(Action.READ, row[0][0])]
         body = usage_report(readable, now, since, step)
         return Response(orjson.dumps(body), media_type="application/json")

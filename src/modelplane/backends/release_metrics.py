@@ -6,7 +6,9 @@ backend already keeps (nothing is counted on the request path, and a restart los
   window; counted under ``promoted`` too). Change-failure rate is therefore
   ``(rolled_back + aborted + undone) / (promoted + rolled_back + aborted)``.
 - ``modelplane_release_lead_time_seconds{namespace, model}``: commit (or apply) to promotion.
-- ``modelplane_release_time_to_restore_seconds{namespace, model}``: a failed release's traffic.
+- ``modelplane_release_time_to_restore_seconds{namespace, model}``: how long a failed release
+  served traffic, and how long each SLO breach lasted (from ``SLOBreached`` turning True to its
+  turning False).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 from modelplane.api.releases import RevisionHistory
-from modelplane.control.releases import DEFAULT_UNDO_WINDOW, Outcome, releases
+from modelplane.control.releases import DEFAULT_UNDO_WINDOW, Outcome, incidents_of, releases
 
 # From minutes (a hotfix) to a week (a quarterly model refresh).
 BUCKETS = (60.0, 300.0, 900.0, 1800.0, 3600.0, 10_800.0, 21_600.0, 43_200.0, 86_400.0,
@@ -44,7 +46,8 @@ class ReleaseCollector(Collector):
         return []  # computed at scrape: registering must not read the history
 
     def collect(self) -> Iterator[Metric]:
-        found = releases(self.history(), self.undo_window)
+        history = list(self.history())
+        found = releases(history, self.undo_window)
         counts = CounterMetricFamily(
             "modelplane_releases", "Releases finished, by outcome.", labels=[*LABELS, "outcome"]
         )
@@ -59,6 +62,10 @@ class ReleaseCollector(Collector):
                 leads.setdefault(key, []).append(release.lead_time.total_seconds())
             if release.time_to_restore is not None:
                 restores.setdefault(key, []).append(release.time_to_restore.total_seconds())
+        for incident in incidents_of(history):
+            if incident.restored is not None:
+                restored = (incident.restored - incident.started).total_seconds()
+                restores.setdefault((incident.namespace, incident.model), []).append(restored)
         for labels, count in sorted(counted.items()):
             counts.add_metric(list(labels), count)
         yield counts
@@ -69,7 +76,8 @@ class ReleaseCollector(Collector):
         )
         yield _histogram(
             "modelplane_release_time_to_restore_seconds",
-            "How long a failed release served traffic before it was rolled back or undone.",
+            "How long a failed release served traffic before it was rolled back or undone, and "
+            "how long each SLO breach lasted.",
             restores,
         )
 

@@ -103,8 +103,23 @@ def releases(
              "REASON"),
             [[r["namespace"], r["revision"], r["outcome"], r["started"][:19],
               (r["finished"] or "-")[:19], duration(r["leadTimeSeconds"]),
-              duration(r["timeToRestoreSeconds"]), r["reason"]] for r in report["items"]],
+              duration(r["timeToRestoreSeconds"]), _why(r)] for r in report["items"]],
         ))  # fmt: skip
+        if report["incidents"]:
+            typer.echo()
+            typer.echo(table(
+                ("NAMESPACE", "MODEL", "SLO BREACHED ON", "STARTED", "RESTORED", "RESTORED IN",
+                 "REASON"),
+                [[i["namespace"], i["model"], i["revision"], i["started"][:19],
+                  (i["restored"] or "-")[:19], duration(i["timeToRestoreSeconds"]), i["reason"]]
+                 for i in report["incidents"]],
+            ))  # fmt: skip
+
+
+def _why(release: dict[str, Any]) -> str:
+    override = release.get("freezeOverride")
+    through = f"released through a freeze: {override}" if override else ""
+    return "; ".join(part for part in (release["reason"], through) if part)
 
 
 async def _from_cluster(

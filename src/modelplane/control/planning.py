@@ -22,13 +22,13 @@ from modelplane.api import (
     SLOStatus,
     Source,
 )
-from modelplane.api.releases import Mark, Milestone
+from modelplane.api.releases import Incident, Mark, Milestone
 from modelplane.control.analysis import Window
 from modelplane.control.autoscaling import Demand, replicas_for
 from modelplane.control.conditions import READY, STALLED, set_condition
 from modelplane.control.quotas import ReplicaCap, within_cap
 from modelplane.control.reconcile import Plan, ReplicaView, reconcile
-from modelplane.control.releases import milestones
+from modelplane.control.releases import incidents, milestones
 from modelplane.control.reporting import Reported, events
 from modelplane.control.revisions import RevisionRef, select_revision
 from modelplane.control.rollout import ARTIFACT_UNAVAILABLE, Event, pending_command
@@ -87,6 +87,8 @@ class ModelPlan:
     source: Source  # what a new revision records as its source: immutable references only
     # Release milestones this pass saw happen, recorded before the status that shows them.
     marks: tuple[Mark, ...] = ()
+    # An SLO breach this pass saw begin or end, recorded likewise.
+    incidents: tuple[Incident, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,8 @@ def plan(model: Model, observed: Observed, now: datetime) -> ModelPlan:
     decided = _plan(model, observed, now, revision, new, _Held(), slo)
     if frozen is not None and frozen.override and model.spec.slo is not None:
         told = overridden(revision.name, model.spec.slo.window, frozen.override)
-        decided = replace(decided, events=(*decided.events, told))
+        kept = Mark(revision.name, Milestone.FREEZE_OVERRIDDEN, now, frozen.override)
+        decided = replace(decided, events=(*decided.events, told), marks=(*decided.marks, kept))
     return decided
 
 
@@ -175,10 +178,11 @@ def _plan(
     marks = milestones(model.status, found.status, now)
     if new and (committed := _commit_time(model)) is not None:
         marks.insert(0, Mark(revision.name, Milestone.COMMITTED, committed))
+    breaches = incidents(meta.namespace, meta.name, model.status, found.status, revision.name, now)
     return ModelPlan(
         revision, new, wanted, desired, found, (*told, *rest),
         replace(reported, held_back=held_back), observed.source or model.spec.source,
-        tuple(marks),
+        tuple(marks), tuple(breaches),
     )  # fmt: skip
 
 

@@ -17,19 +17,23 @@ passed in, so the same history gives the same figures on either backend:
 
 Deployment frequency counts releases that reached 100%; lead time runs from the commit (else the
 revision's creation) to promotion; change-failure rate is failed over finished releases; time to
-restore runs from the moment a bad revision took traffic to the moment all traffic left it.
+restore runs from the moment a bad revision took traffic to the moment all traffic left it, and
+from the start of each SLO breach (an incident) to the moment its ``SLOBreached`` condition
+cleared: a Model can fail its users without any release failing, and restoring it counts.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from modelplane.api import ModelStatus, RolloutPhase
-from modelplane.api.releases import Mark, Milestone, RevisionHistory
+from modelplane.api import ConditionStatus, ModelStatus, RolloutPhase
+from modelplane.api.releases import Incident, Mark, Milestone, RevisionHistory
+from modelplane.control.conditions import condition
+from modelplane.control.slo import SLO_BREACHED
 
 DEFAULT_UNDO_WINDOW = timedelta(days=1)
 
@@ -57,6 +61,32 @@ def milestones(before: ModelStatus, after: ModelStatus, now: datetime) -> list[M
     return found
 
 
+def incidents(
+    namespace: str, model: str, before: ModelStatus, after: ModelStatus, serving: str, now: datetime
+) -> list[Incident]:
+    """The SLO breach a pass turning ``before`` into ``after`` begins (an open incident, on the
+    stable revision, else ``serving``) or ends (``restored`` set: the store closes the Model's
+    open incident, whichever it is). Times are the condition's own transitions, so a pass
+    repeated after a crash records the same ones again; the store keeps one open at a time."""
+    was, is_ = condition(before.conditions, SLO_BREACHED), condition(after.conditions, SLO_BREACHED)
+    had = was is not None and was.status is ConditionStatus.TRUE
+    has = is_ is not None and is_.status is ConditionStatus.TRUE
+    if has and not had:
+        assert is_ is not None
+        revision = after.stable_revision or serving
+        return [Incident(namespace, model, revision, is_.last_transition_time, None, is_.reason)]
+    if had and not has:
+        assert was is not None
+        # The objective dropped while breached: the incident ends now, nothing measures it.
+        restored = is_.last_transition_time if is_ is not None else now
+        return [Incident(namespace, model, "", was.last_transition_time, restored, was.reason)]
+    return []
+
+
+def incidents_of(history: Iterable[RevisionHistory]) -> list[Incident]:
+    return [incident for revision in history for incident in revision.incidents]
+
+
 class Outcome(StrEnum):
     PROMOTED = "Promoted"
     UNDONE = "Undone"
@@ -82,6 +112,7 @@ class Release:
     undone_by: str | None = None
     lead_time: timedelta | None = None  # to promotion
     time_to_restore: timedelta | None = None  # for a failure that reached traffic
+    freeze_override: str = ""  # released through a freeze, for this reason
 
     @property
     def failed(self) -> bool:
@@ -117,6 +148,18 @@ def _model_releases(ordered: list[RevisionHistory], undo_window: timedelta) -> l
 
 
 def _release(
+    revision: RevisionHistory,
+    newer: RevisionHistory | None,
+    promoted: list[tuple[RevisionHistory, Mark]],
+    places: dict[str, int],
+    undo_window: timedelta,
+) -> Release:
+    found = _fate(revision, newer, promoted, places, undo_window)
+    override = revision.at(Milestone.FREEZE_OVERRIDDEN)
+    return replace(found, freeze_override=override.reason) if override is not None else found
+
+
+def _fate(
     revision: RevisionHistory,
     newer: RevisionHistory | None,
     promoted: list[tuple[RevisionHistory, Mark]],
@@ -192,17 +235,28 @@ class Figures:
     change_failure_rate: float | None
     time_to_restore_median: timedelta | None
     failed: int
+    incidents: int = 0  # SLO breaches restored in the period
 
 
-def figures(found: Sequence[Release], since: datetime, now: datetime) -> Figures:
-    """Over releases finished in [since, now)."""
+def figures(
+    found: Sequence[Release],
+    since: datetime,
+    now: datetime,
+    breaches: Sequence[Incident] = (),
+) -> Figures:
+    """Over releases finished and SLO breaches restored in [since, now)."""
     period = [r for r in found if r.finished is not None and since <= r.finished < now]
+    restored = [
+        i.restored - i.started
+        for i in breaches
+        if i.restored is not None and since <= i.restored < now
+    ]
     finished = [r for r in period if r.finished_release]
     deployed = [r for r in period if r.outcome in REACHED_ALL_TRAFFIC]
     failed = [r for r in finished if r.failed]
     days = max((now - since).total_seconds() / 86_400, 1e-9)
     leads = [r.lead_time for r in deployed if r.lead_time is not None]
-    restores = [r.time_to_restore for r in failed if r.time_to_restore is not None]
+    restores = [r.time_to_restore for r in failed if r.time_to_restore is not None] + restored
     return Figures(
         releases=len(finished),
         deployments=len(deployed),
@@ -211,6 +265,7 @@ def figures(found: Sequence[Release], since: datetime, now: datetime) -> Figures
         change_failure_rate=len(failed) / len(finished) if finished else None,
         time_to_restore_median=_median(restores),
         failed=len(failed),
+        incidents=len(restored),
     )
 
 
@@ -221,13 +276,17 @@ def _median(values: list[timedelta]) -> timedelta | None:
 
 
 def trend(
-    found: Sequence[Release], since: datetime, now: datetime, step: timedelta
+    found: Sequence[Release],
+    since: datetime,
+    now: datetime,
+    step: timedelta,
+    breaches: Sequence[Incident] = (),
 ) -> list[tuple[datetime, Figures]]:
     """The figures per ``step`` from ``since`` to ``now``, oldest first (the last may be short)."""
     buckets = []
     start = since
     while start < now:
         end = min(start + step, now)
-        buckets.append((start, figures(found, start, end)))
+        buckets.append((start, figures(found, start, end, breaches)))
         start = end
     return buckets

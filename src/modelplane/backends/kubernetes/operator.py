@@ -33,7 +33,7 @@ from modelplane.api import (
     Source,
 )
 from modelplane.api.manifests import status_wire
-from modelplane.api.releases import Mark
+from modelplane.api.releases import Incident, Mark
 from modelplane.backends.analysis_windows import rollout_windows
 from modelplane.backends.evaluation_gates import EvaluationGates
 from modelplane.backends.kubernetes import children
@@ -57,7 +57,11 @@ from modelplane.backends.kubernetes.observed import (
     stored_revision,
     without_managed_fields,
 )
-from modelplane.backends.kubernetes.release_history import history_of, new_annotations
+from modelplane.backends.kubernetes.release_history import (
+    history_of,
+    incident_annotations,
+    new_annotations,
+)
 from modelplane.backends.kubernetes.replica_quotas import ReplicaQuotas
 from modelplane.backends.kubernetes.workqueue import WorkQueue
 from modelplane.backends.kubernetes.writing import ClusterWrites, Leading
@@ -289,6 +293,7 @@ class Operator:
             )
         await self._apply_children(model, decided.plan, specs, decided.revision.name)
         await self._record_marks(model, decided.marks)
+        await self._record_incidents(model, decided.incidents)
         await self._report(model, decided)
         retry_in = self.pins.retry_in(model)
         if retry_in is not None:  # the store could not say what the tag or alias names: ask again
@@ -372,14 +377,26 @@ class Operator:
     async def _record_marks(self, model: Model, marks: Sequence[Mark]) -> None:
         """Release milestones onto their revisions, before the status that shows them."""
         revisions = self.caches.owned("ControllerRevision", model.key)
-        for name in dict.fromkeys(m.revision for m in marks):
-            live = revisions.get(name)
-            added = new_annotations([m for m in marks if m.revision == name], live) if live else {}
-            if added:
-                patched = await self.writes.annotate(
-                    ControllerRevision, "ControllerRevision", name, model.metadata.namespace, added
-                )
-                self.caches.kept("ControllerRevision", model.key, patched)
+        await self._annotate_revisions(model, {
+            name: new_annotations([m for m in marks if m.revision == name], live)
+            for name in dict.fromkeys(m.revision for m in marks)
+            if (live := revisions.get(name)) is not None
+        })  # fmt: skip
+
+    async def _record_incidents(self, model: Model, incidents: Sequence[Incident]) -> None:
+        """An SLO breach beginning or ending, onto the revisions, before the status says so."""
+        if incidents:
+            revisions = self.caches.owned("ControllerRevision", model.key)
+            await self._annotate_revisions(model, incident_annotations(incidents, revisions))
+
+    async def _annotate_revisions(self, model: Model, changes: dict[str, dict[str, str]]) -> None:
+        for name, added in changes.items():
+            if not added:
+                continue
+            patched = await self.writes.annotate(
+                ControllerRevision, "ControllerRevision", name, model.metadata.namespace, added
+            )
+            self.caches.kept("ControllerRevision", model.key, patched)
 
     async def _report(self, model: Model, decided: ModelPlan) -> None:
         # Status first: a crash between the two then loses an event, never repeats a decision.

@@ -244,6 +244,7 @@ class Controller:
             draining.add_done_callback(self._draining.discard)
         meta = model.metadata
         self.store.record_marks(meta.namespace, meta.name, decided.marks)
+        self.store.record_incidents(meta.namespace, meta.name, decided.incidents)
         for event in decided.events:
             self.store.record_event(
                 meta.namespace, meta.name, event.type, event.reason, event.message

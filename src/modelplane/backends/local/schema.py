@@ -15,7 +15,8 @@ code knows is refused, never opened: its tables may mean what this code cannot t
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from modelplane.errors import StateError
@@ -110,9 +111,28 @@ _USAGE = _statements(
 ) WITHOUT ROWID""",  # rows kept in key order: a report scans them without lookups
 )
 
+# Version 4: SLO breaches (``api.releases.Incident``), each its own row; at most one open (no
+# restored time) per Model, which the store keeps.
+_INCIDENTS = _statements(
+    """CREATE TABLE IF NOT EXISTS incidents (
+    namespace TEXT NOT NULL,
+    model TEXT NOT NULL,
+    started TEXT NOT NULL,
+    revision TEXT NOT NULL,
+    restored TEXT,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (namespace, model, started)
+)"""
+)
+
 # In order; the N-th brings a file from version N-1 to N. Append only: never edit one that has
 # shipped, since files out there are at its version already.
-MIGRATIONS: tuple[Migration, ...] = (_TABLES_OF_VERSION_1, _RELEASE_MILESTONES, _USAGE)
+MIGRATIONS: tuple[Migration, ...] = (
+    _TABLES_OF_VERSION_1,
+    _RELEASE_MILESTONES,
+    _USAGE,
+    _INCIDENTS,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -131,6 +151,20 @@ def open_state(path: Path | str) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+@contextmanager
+def read_only(path: Path | str) -> Iterator[sqlite3.Connection]:
+    """A connection of its own that only reads ``path``, in one transaction (every read sees
+    the same moment), for one report: usable from any thread, so a long read runs beside the
+    event loop's connection instead of on it (WAL lets readers and the writer go on together)."""
+    uri = f"{Path(path).absolute().as_uri()}?mode=ro"
+    db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("BEGIN")
+        yield db
+    finally:
+        db.close()  # ends the read transaction
 
 
 def version_of(db: sqlite3.Connection) -> int:

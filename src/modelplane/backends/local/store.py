@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from modelplane.api import Model, revision_name, to_wire
-from modelplane.api.releases import Mark, Milestone, RevisionHistory
+from modelplane.api.releases import Incident, Mark, Milestone, RevisionHistory
 from modelplane.api.store import Change, ChangeType, Event, EventType, Revision
-from modelplane.backends.local.schema import open_state
+from modelplane.backends.local.schema import open_state, read_only
 from modelplane.errors import AlreadyExistsError, ConflictError, GoneError, NotFoundError
 
 RETAINED_CHANGES = 10_000
@@ -32,10 +32,13 @@ def _now() -> datetime:
 
 
 class SqliteStore:
-    """Synchronous and fast (sub-millisecond writes); callers on an event loop call it directly."""
+    """Synchronous and fast (sub-millisecond writes); callers on an event loop call it directly,
+    except for ``release_history``, a report that reads everything: it has a connection of its
+    own and is called from a thread."""
 
     def __init__(self, path: Path | str) -> None:
         self._db = open_state(path)  # StateError if it is of a newer schema
+        self._path = path
         self._listeners: list[Callable[[], None]] = []
 
     def close(self) -> None:
@@ -151,9 +154,11 @@ class SqliteStore:
                 return current
             db.execute("DELETE FROM models WHERE namespace = ? AND name = ?", (namespace, name))
             db.execute("DELETE FROM revisions WHERE namespace = ? AND model = ?", (namespace, name))
-            db.execute(
-                "DELETE FROM milestones WHERE namespace = ? AND model = ?", (namespace, name)
-            )
+            for forget in (
+                "DELETE FROM milestones WHERE namespace = ? AND model = ?",
+                "DELETE FROM incidents WHERE namespace = ? AND model = ?",
+            ):
+                db.execute(forget, (namespace, name))
             version = self._next_version(db)
             current.metadata.resource_version = str(version)
             self._log(db, version, "DELETED", current)
@@ -254,9 +259,30 @@ class SqliteStore:
                 ],
             )
 
+    def record_incidents(self, namespace: str, model: str, incidents: Sequence[Incident]) -> None:
+        if not incidents:
+            return
+        with self._transaction() as db:
+            for incident in incidents:
+                if incident.restored is not None:
+                    db.execute(
+                        "UPDATE incidents SET restored = ? "
+                        "WHERE namespace = ? AND model = ? AND restored IS NULL",
+                        (incident.restored.isoformat(), namespace, model),
+                    )
+                    continue
+                db.execute(
+                    "INSERT OR IGNORE INTO incidents "
+                    "(namespace, model, started, revision, restored, reason) "
+                    "SELECT ?, ?, ?, ?, NULL, ? WHERE NOT EXISTS (SELECT 1 FROM incidents "
+                    "WHERE namespace = ? AND model = ? AND restored IS NULL)",
+                    (namespace, model, incident.started.isoformat(), incident.revision,
+                     incident.reason, namespace, model),
+                )  # fmt: skip
+
     def release_history(self, namespace: str | None = None) -> list[RevisionHistory]:
         args = (namespace, namespace)
-        with self._transaction(write=False) as db:
+        with read_only(self._path) as db:
             revisions = db.execute(
                 "SELECT namespace, model, number, digest, created FROM revisions "
                 "WHERE ? IS NULL OR namespace = ?",
@@ -267,16 +293,27 @@ class SqliteStore:
                 "WHERE ? IS NULL OR namespace = ?",
                 args,
             ).fetchall()
+            breaches = db.execute(
+                "SELECT namespace, model, revision, started, restored, reason FROM incidents "
+                "WHERE ? IS NULL OR namespace = ? ORDER BY started",
+                args,
+            ).fetchall()
         marks: dict[tuple[str, str, str], list[Mark]] = {}
         for ns, model, revision, milestone, at, reason in rows:
             mark = Mark(revision, Milestone(milestone), datetime.fromisoformat(at), reason)
             marks.setdefault((ns, model, revision), []).append(mark)
+        held: dict[tuple[str, str, str], list[Incident]] = {}
+        for ns, model, revision, started, restored, reason in breaches:
+            ended = datetime.fromisoformat(restored) if restored is not None else None
+            incident = Incident(ns, model, revision, datetime.fromisoformat(started), ended, reason)
+            held.setdefault((ns, model, revision), []).append(incident)
         found = []
         for ns, model, number, digest, created in revisions:
             name = revision_name(model, int(number))
             owned = tuple(marks.get((ns, model, name), ()))
             born = datetime.fromisoformat(created)
-            found.append(RevisionHistory(ns, model, name, int(number), digest, born, owned))
+            during = tuple(held.get((ns, model, name), ()))
+            found.append(RevisionHistory(ns, model, name, int(number), digest, born, owned, during))
         return found
 
     # -- Events ------------------------------------------------------------------------------

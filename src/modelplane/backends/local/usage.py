@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from modelplane.backends.local.schema import open_state
+from modelplane.backends.local.schema import open_state, read_only
 from modelplane.backends.local.supervisor import Replica
 from modelplane.backends.local.usage_rollup import COLUMNS, HOUR, Key, Rollup, Usage
 from modelplane.control.reconcile import Phase
@@ -42,6 +42,7 @@ class UsageStore:
 
     def __init__(self, path: Path | str) -> None:
         self._db = open_state(path)
+        self._path = path
 
     def close(self) -> None:
         self._db.close()
@@ -63,13 +64,14 @@ class UsageStore:
         """The hours from ``since_hour`` on, of ``namespace`` (or every one), summed by
         ``step`` (seconds, whole hours): each row keyed by its step's first second."""
         where = "hour >= ?" + ("" if namespace is None else " AND namespace = ?")
-        found = self._db.execute(
-            f"SELECT namespace, model, revision, ? + (hour - ?) / ? * ? AS bucket, {_SUMS} "  # noqa: S608
-            f"FROM usage WHERE {where} GROUP BY namespace, model, revision, bucket",
-            (since_hour, since_hour, step, step, since_hour,
-             *(() if namespace is None else (namespace,))),
-        )  # fmt: skip
-        return [((r[0], r[1], r[2], r[3]), Usage(*r[4:])) for r in found.fetchall()]
+        with read_only(self._path) as db:  # a report: callable from a thread
+            found = db.execute(
+                f"SELECT namespace, model, revision, ? + (hour - ?) / ? * ? AS bucket, {_SUMS} "  # noqa: S608
+                f"FROM usage WHERE {where} GROUP BY namespace, model, revision, bucket",
+                (since_hour, since_hour, step, step, since_hour,
+                 *(() if namespace is None else (namespace,))),
+            ).fetchall()  # fmt: skip
+        return [((r[0], r[1], r[2], r[3]), Usage(*r[4:])) for r in found]
 
     def totals(self) -> dict[Revision, Usage]:
         """Everything kept, per namespace, Model and revision."""
@@ -132,7 +134,21 @@ class UsageRecorder:
     ) -> list[tuple[Key, Usage]]:
         """Kept hours from ``since_hour`` on, with what accrued since the last flush, summed
         by ``step`` as ``UsageStore.rows`` does."""
-        merged = dict(self.store.rows(namespace, since_hour, step))
+        return self._with_pending(self.store.rows(namespace, since_hour, step), namespace,
+                                  since_hour, step)  # fmt: skip
+
+    async def read(
+        self, namespace: str | None, since_hour: int, step: int = HOUR
+    ) -> list[tuple[Key, Usage]]:
+        """``rows``, with the table read in a thread (the loop keeps serving meanwhile) and
+        what is pending in memory added on the loop that owns it."""
+        kept = await asyncio.to_thread(self.store.rows, namespace, since_hour, step)
+        return self._with_pending(kept, namespace, since_hour, step)
+
+    def _with_pending(
+        self, kept: list[tuple[Key, Usage]], namespace: str | None, since_hour: int, step: int
+    ) -> list[tuple[Key, Usage]]:
+        merged = dict(kept)
         for (ns, model, revision, hour), used in self._rollup.pending(self.clock()).items():
             if hour >= since_hour and namespace in (None, ns):
                 bucket = since_hour + (hour - since_hour) // step * step
