@@ -4,6 +4,7 @@
 export const MODELS = "/apis/modelplane.io/v1alpha1";
 export const METRICS = "/apis/metrics.modelplane.io/v1alpha1";
 export const RELEASES = "/apis/releases.modelplane.io/v1alpha1";
+export const USAGE = "/apis/usage.modelplane.io/v1alpha1";
 const KEY = "modelplane.apiKey";
 
 export class ApiError extends Error {
@@ -69,6 +70,7 @@ export async function preview(method, path, body, type) {
 }
 
 export const ROLLOUT_COMMAND = "modelplane.io/rollout-command";
+export const FREEZE_OVERRIDE = "modelplane.io/freeze-override";
 
 export function rolloutCommand(namespace, name, verb) {
   const value = `${verb}:${new Date().toISOString()}`;

@@ -2,6 +2,7 @@
 // period as bars, side by side.
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
+import { duration } from "./format.js";
 import { html } from "./html.js";
 
 const clock = (seconds) => new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
@@ -18,8 +19,9 @@ const drawn = (s, i) => {
 };
 
 // series: [{label, points: [[time, value|null]...], dash?, colour?, bars?}]; `dates`: ticks
-// name days, not times of day; `span`: the times the x axis covers, when not the points'.
-export function Chart({ title, unit, series, height = 180, dates = false, span = null, empty = "no requests yet", about = "per revision" }) {
+// name days, not times of day; `span`: the times the x axis covers, when not the points';
+// `top`: the least top of the y axis under bars (1 for counts, less for fractions of hours).
+export function Chart({ title, unit, series, height = 180, dates = false, span = null, empty = "no requests yet", about = "per revision", top = 1 }) {
   const box = useRef(null);
   const plot = useRef(null);
   const covered = useRef(span);
@@ -39,7 +41,7 @@ export function Chart({ title, unit, series, height = 180, dates = false, span =
       legend: { live: false },
       scales: {
         x: span ? { time: true, range: (_, min, max) => covered.current || [min, max] } : { time: true },
-        ...(counts ? { y: { range: (_, __, max) => [0, Math.max(1, max)] } } : {}),
+        ...(counts ? { y: { range: (_, __, max) => [0, Math.max(top, max)] } } : {}),
       },
       axes: [{ values: (_, ticks) => ticks.map(dates ? day : clock) }, { label: unit, size: 60 }],
       series: [{}, ...series.map(drawn)],
@@ -61,3 +63,21 @@ export function Chart({ title, unit, series, height = 180, dates = false, span =
     <div ref=${box} role="img" aria-label=${`${title} over time, ${about}`}></div>
   </figure>`;
 }
+
+const WHEN = { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" };
+const STEPS = { 3600: "hour", 86400: "day", 604800: "week" };
+const begins = (bucket) => Date.parse(bucket.start) / 1000;
+
+// A report's trend (buckets of `step` seconds, each with its `start`) on a chart's x axis: the
+// step in words, whether ticks name days, where each bucket's figures sit (its middle), the
+// span the buckets cover.
+export function stepAxis(trend, step) {
+  return {
+    per: STEPS[step] || duration(step),
+    dates: step >= 86400,
+    at: (bucket) => begins(bucket) + step / 2,
+    span: trend.length ? [begins(trend[0]), begins(trend.at(-1)) + step] : null,
+  };
+}
+
+export const stepStart = (bucket) => new Date(bucket.start).toLocaleString([], WHEN);

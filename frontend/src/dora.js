@@ -1,16 +1,17 @@
 // One team's releases in figures: the four DORA figures as tiles, their trend per step (charts,
 // and the same numbers in a table) and each Model's figures. The Releases page shows one per
 // namespace; the numbers are the release API's, written as `modelplane releases` writes them.
-import { Chart } from "./charts.js";
+import { Chart, stepAxis, stepStart } from "./charts.js";
 import { duration } from "./format.js";
 import { html } from "./html.js";
+import { Tiles } from "./parts.js";
 import { modelHash, releasesHash } from "./routes.js";
 
 const perDay = (figures) => figures.deploymentsPerDay.toFixed(2);
 const failureRate = (figures) =>
   figures.changeFailureRate === null ? "–" : `${(figures.changeFailureRate * 100).toFixed(0)}%`;
 
-function Tiles({ summary, period }) {
+function Summary({ summary, period }) {
   const tiles = [
     ["deploymentsPerDay", "Deployments per day", perDay(summary),
       `${summary.deployments} reached all traffic in ${period}`],
@@ -21,15 +22,10 @@ function Tiles({ summary, period }) {
     ["timeToRestore", "Time to restore (median)", duration(summary.timeToRestoreSeconds),
       "how long a failed release served traffic"],
   ];
-  return html`<dl class="tiles">${tiles.map(([key, label, value, note]) => html`<div class="tile" data-figure=${key}>
-    <dt>${label}</dt><dd class="value">${value}</dd><dd class="note">${note}</dd>
-  </div>`)}</dl>`;
+  return html`<${Tiles} tiles=${tiles} />`;
 }
 
-const WHEN = { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" };
-const STEPS = { 3600: "hour", 86400: "day", 604800: "week" };
 const UNITS = [[86400, "days"], [3600, "hours"], [60, "minutes"]];
-const begins = (bucket) => Date.parse(bucket.start) / 1000;
 
 // Lead times in the largest unit that keeps them readable: an hour reads better than 3600 s.
 function leadUnit(trend) {
@@ -38,10 +34,7 @@ function leadUnit(trend) {
 }
 
 function Trend({ trend, step }) {
-  const per = STEPS[step] || duration(step);
-  const dates = step >= 86400;
-  const at = (bucket) => begins(bucket) + step / 2; // a bucket's figures sit in its middle
-  const span = trend.length ? [begins(trend[0]), begins(trend.at(-1)) + step] : null;
+  const { per, dates, at, span } = stepAxis(trend, step);
   // A bucket with none is no bar (null), so a period without releases reads as empty.
   const counts = [
     { label: "deployments", points: trend.map((b) => [at(b), b.deployments || null]), bars: -1, colour: "#2563eb" },
@@ -66,7 +59,7 @@ function Trend({ trend, step }) {
           <th scope="col" class="num">Failed</th><th scope="col" class="num">Finished</th>
           <th scope="col" class="num">Lead time</th><th scope="col" class="num">Time to restore</th></tr></thead>
         <tbody>${busy.map((b) => html`<tr data-bucket=${b.start}>
-          <th scope="row">${new Date(b.start).toLocaleString([], WHEN)}</th><td class="num">${b.deployments}</td>
+          <th scope="row">${stepStart(b)}</th><td class="num">${b.deployments}</td>
           <td class="num">${b.failed}</td><td class="num">${b.releases}</td>
           <td class="num">${duration(b.leadTimeSeconds)}</td><td class="num">${duration(b.timeToRestoreSeconds)}</td>
         </tr>`)}</tbody>
@@ -96,7 +89,7 @@ export function Team({ team, step, since, period, picked, listed }) {
   const finished = team.summary.releases > 0;
   return html`<section class="panel team" data-team=${team.namespace} aria-labelledby=${`team-${team.namespace}`}>
     <h2 id=${`team-${team.namespace}`}>${team.namespace}</h2>
-    ${finished ? html`<${Tiles} summary=${team.summary} period=${period} />
+    ${finished ? html`<${Summary} summary=${team.summary} period=${period} />
       <${Trend} trend=${team.trend} step=${step} />`
     : html`<p class="empty">No release of ${team.namespace} finished in the last ${period}${listed
       ? " (those still rolling out are listed below)" : ""}: ship a change from a Model's page, or pick a longer period.</p>`}

@@ -97,6 +97,10 @@ export function number(value, digits = 3) {
 export const percent = (value) =>
   value === null || value === undefined ? "–" : `${(value * 100).toFixed(value < 0.01 && value > 0 ? 2 : 1)}%`;
 
+// A share as a percentage to `digits` significant digits: 0.9981 is 99.81%, -99 is -9900%.
+export const share = (value, digits = 5) =>
+  value === null || value === undefined ? "–" : `${number(value * 100, digits)}%`;
+
 // A span of time as the CLI writes it (`modelplane releases`): 12s, 4m10s, 1h0m, 3d2h.
 export function duration(seconds) {
   if (seconds === null || seconds === undefined) return "–";

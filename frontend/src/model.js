@@ -10,6 +10,7 @@ import { ErrorNote, Ready } from "./parts.js";
 import { PlannedChange } from "./changes.js";
 import { usePoll } from "./polling.js";
 import { Rollout } from "./rollout.js";
+import { SLOPanel } from "./slo.js";
 import { TryIt } from "./tryit.js";
 
 export function ModelPage({ namespace, name, settings }) {
@@ -39,8 +40,11 @@ export function ModelPage({ namespace, name, settings }) {
       <dt>Source</dt><dd><code>${found.spec.source?.uri}</code></dd>
       <dt>Generation</dt><dd>${found.metadata.generation} (observed ${found.status?.observedGeneration ?? "–"})</dd>
       <${GitSource} model=${found} />
+      ${found.spec.slo ? "" : html`<dt>SLO</dt><dd data-testid="no-slo">none set: <code>spec.slo</code> would measure an error
+        budget for this Model (<code>docs/slo.md</code>)</dd>`}
     </dl>
     <${Conditions} conditions=${found.status?.conditions || []} />
+    <${SLOPanel} model=${found} />
     <${Rollout} model=${found} analyses=${metrics.data?.analyses} onChange=${refresh} />
     <${Charts} series=${metrics.data?.revisions || []} source=${metrics.data?.source} warning=${metrics.data?.warning} />
     <${Ship} model=${found} revisions=${revisions.data || []} onDone=${refresh} />

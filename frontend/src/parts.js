@@ -41,3 +41,10 @@ export function DiffView({ lines, label }) {
     ([kind, text]) => html`<span class=${LINE_CLASS[kind] || ""}>${kind === "…" ? "  …" : `${kind} ${text}`}\n</span>`,
   )}</pre>`;
 }
+
+// Figures as tiles: [key, label, value, note] each; `data-figure` names the figure.
+export function Tiles({ tiles }) {
+  return html`<dl class="tiles">${tiles.map(([key, label, value, note]) => html`<div class="tile" data-figure=${key}>
+    <dt>${label}</dt><dd class="value">${value}</dd><dd class="note">${note}</dd>
+  </div>`)}</dl>`;
+}

@@ -1,13 +1,16 @@
 // The Releases page: each team's release history and its DORA figures over a period, from the
-// release API (`modelplane releases` reads the same report). The period, namespace and Model
-// are in the route, so a view has a link and the back button returns to the last one.
-import { MODELS, RELEASES, get } from "./api.js";
+// release API (`modelplane releases` reads the same report), its Models' error budgets, and
+// what they used (the usage API, as `modelplane usage`). The period, namespace and Model are in
+// the route, so a view has a link and the back button returns to the last one.
+import { MODELS, RELEASES, USAGE, get } from "./api.js";
 import { Team } from "./dora.js";
 import { duration, since as ago } from "./format.js";
 import { html } from "./html.js";
 import { ErrorNote } from "./parts.js";
 import { usePoll } from "./polling.js";
 import { modelHash, releasesHash } from "./routes.js";
+import { TeamSLOs } from "./slo.js";
+import { TeamUsage } from "./usage.js";
 
 const PERIODS = { "7d": "7 days", "30d": "30 days", "90d": "90 days" };
 
@@ -15,25 +18,30 @@ const OUTCOMES = {
   Promoted: "ok", Undone: "bad", RolledBack: "bad", Aborted: "bad", Superseded: "unknown", InProgress: "progress",
 };
 
-function reportPath(namespace, since) {
+// Usage trend steps per period: the release trend's.
+const USAGE_STEPS = { "7d": "1d", "30d": "1d", "90d": "1w" };
+
+function reportPath(api, report, namespace, query) {
   const where = namespace ? `/namespaces/${encodeURIComponent(namespace)}` : "";
-  return `${RELEASES}${where}/releases?since=${encodeURIComponent(since)}`;
+  return `${api}${where}/${report}?${new URLSearchParams(query)}`;
 }
 
-// The namespaces the caller may read: those of its Models, and any team in the report.
-async function readableNamespaces() {
-  const models = await get(`${MODELS}/models`);
-  return models.items.map((m) => m.metadata.namespace);
+// A report that refreshes itself, and never shows the last selection's while the new one loads.
+function useReport(path) {
+  const found = usePoll(async () => ({ path, data: await get(path) }), [path], 10000);
+  return { data: found.data?.path === path ? found.data.data : null, error: found.error };
 }
 
 export function ReleasesPage({ since, namespace, model }) {
-  const path = reportPath(namespace, since);
-  const report = usePoll(async () => ({ path, found: await get(path) }), [path], 10000);
-  const readable = usePoll(readableNamespaces, [], 0);
-  const data = report.data?.path === path ? report.data.found : null; // never the last selection's
+  const report = useReport(reportPath(RELEASES, "releases", namespace, { since }));
+  const step = USAGE_STEPS[since];
+  const usage = useReport(reportPath(USAGE, "usage", namespace, step ? { since, step } : { since }));
+  // Every Model the caller may read: the namespaces to pick from, and the objectives to show.
+  const readable = usePoll(async () => (await get(`${MODELS}/models`)).items, [], 10000);
+  const data = report.data;
   const teams = data?.teams || [];
-  const options = [...new Set([...(readable.data || []), ...teams.map((t) => t.namespace), namespace])]
-    .filter(Boolean).sort();
+  const options = [...new Set([...(readable.data || []).map((m) => m.metadata.namespace),
+    ...teams.map((t) => t.namespace), namespace])].filter(Boolean).sort();
   const go = (change) => { location.hash = releasesHash({ since, namespace, model, ...change }); };
   const period = PERIODS[since] || since;
   const items = (data?.items || []).filter((r) => !model || r.model === model);
@@ -54,13 +62,48 @@ export function ReleasesPage({ since, namespace, model }) {
     <p class="muted">Every change to what a Model serves is a release. A deployment reached all traffic in the
       period; a release failed when it was rolled back, aborted, or undone within the undo window
       (${duration(data?.undoWindowSeconds ?? 86400)}). How each figure is counted: <code>docs/releases.md</code>.</p>
-    <${ErrorNote} error=${report.error} />
+    <${ErrorNote} error=${report.error || usage.error || readable.error} />
     ${!data && !report.error ? html`<p aria-busy="true">Loading releases…</p>` : ""}
     ${data && !teams.length ? html`<p class="empty" data-testid="no-releases">No releases yet${namespace ? ` in ${namespace}` : ""}:
       every change to what a Model serves is one. <a href="#/apply">Apply a Model</a>, or ship a new version from its page.</p>` : ""}
     ${teams.map((team) => html`<${Team} key=${team.namespace} team=${team} step=${data.stepSeconds} since=${since}
       period=${period} picked=${model} listed=${items.some((r) => r.namespace === team.namespace)} />`)}
+    <${Budgets} models=${readable.data} releases=${data} usage=${usage.data} namespace=${namespace} model=${model} />
+    <${Usage} usage=${usage.data} namespace=${namespace} model=${model} period=${period} />
     ${data && teams.length ? html`<${ReleaseList} items=${items} period=${period} />` : ""}
+  </section>`;
+}
+
+// The teams a section shows: those of the given namespaces, narrowed to the page's one.
+const teamsOf = (namespace, ...found) =>
+  [...new Set(found.flat())].filter((ns) => !namespace || ns === namespace).sort();
+
+function Budgets({ models, releases, usage, namespace, model }) {
+  if (!models || !releases || !usage) return null;
+  const objectives = models.filter((m) => m.spec.slo && (!model || m.metadata.name === model));
+  const namespaces = teamsOf(namespace, releases.teams.map((t) => t.namespace),
+    usage.teams.map((t) => t.namespace), objectives.map((m) => m.metadata.namespace));
+  if (!namespaces.length) return null;
+  return html`<section aria-labelledby="budgets-title" class="panel">
+    <h2 id="budgets-title">SLOs and error budgets</h2>
+    <p class="muted">Each Model with an objective (<code>spec.slo</code>): the budget its window leaves, and whether it
+      is breached (spent, or burning fast enough to page). How they are measured: <code>docs/slo.md</code>.</p>
+    ${namespaces.map((ns) => html`<${TeamSLOs} key=${ns} namespace=${ns} model=${model}
+      models=${objectives.filter((m) => m.metadata.namespace === ns)} />`)}
+  </section>`;
+}
+
+function Usage({ usage, namespace, model, period }) {
+  if (!usage) return null;
+  const namespaces = teamsOf(namespace, usage.teams.map((t) => t.namespace));
+  return html`<section aria-labelledby="usage-title" class="panel">
+    <h2 id="usage-title">Usage</h2>
+    <p class="muted">What each team's Models used in the last ${period}: replica time, weighted by what each replica
+      requested, requests answered and tokens. How each figure is counted: <code>docs/releases.md</code>.</p>
+    ${namespaces.length ? namespaces.map((ns) => html`<${TeamUsage} key=${ns} namespace=${ns} model=${model}
+      team=${usage.teams.find((t) => t.namespace === ns)} step=${usage.stepSeconds} period=${period} />`)
+    : html`<p class="empty" data-testid="no-usage">No usage recorded yet${namespace ? ` for ${namespace}` : ""} in the last
+      ${period}: replica time is counted while Models' replicas run, and requests as they are answered.</p>`}
   </section>`;
 }
 

@@ -8,6 +8,7 @@ else to the test's temporary directory.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -60,3 +61,9 @@ def iris(iris_dir: Path) -> Path:
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     yield from running_in(tmp_path_factory, "portal")
+
+
+def signed_in(page: Page, key: str) -> Page:
+    """``page`` with ``key`` as the API key the portal sends (under ``modelplane up --auth``)."""
+    page.add_init_script(f"sessionStorage.setItem('modelplane.apiKey', {json.dumps(key)})")
+    return page

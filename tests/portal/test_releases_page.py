@@ -5,7 +5,6 @@ namespace and with one that reads a single team."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from modelplane.cli.releases import duration
 from tests.platform.conftest import Platform, running_in, wait_for
+from tests.portal.conftest import signed_in
 from tests.traffic import flaky_manifest, gated_manifest, write_iris_dataset
 
 RELEASES = "/apis/releases.modelplane.io/v1alpha1"
@@ -99,11 +99,6 @@ def released(guarded: Platform, admin: str, tmp_path_factory: pytest.TempPathFac
     assert undone.returncode == 0, undone.stderr
     reached(guarded, admin, MADE)
     return guarded
-
-
-def signed_in(page: Page, key: str) -> Page:
-    page.add_init_script(f"sessionStorage.setItem('modelplane.apiKey', {json.dumps(key)})")
-    return page
 
 
 def shown(seconds: float | None) -> str:
