@@ -20,7 +20,7 @@ function Summary({ summary, period }) {
     ["changeFailureRate", "Change-failure rate", failureRate(summary),
       `${summary.failed} failed of ${summary.releases} finished`],
     ["timeToRestore", "Time to restore (median)", duration(summary.timeToRestoreSeconds),
-      "how long a failed release served traffic"],
+      "how long a failed release served traffic, or an SLO breach lasted"],
   ];
   return html`<${Tiles} tiles=${tiles} />`;
 }

@@ -45,6 +45,7 @@ export function ReleasesPage({ since, namespace, model }) {
   const go = (change) => { location.hash = releasesHash({ since, namespace, model, ...change }); };
   const period = PERIODS[since] || since;
   const items = (data?.items || []).filter((r) => !model || r.model === model);
+  const breaches = (data?.incidents || []).filter((i) => !model || i.model === model);
   return html`<section aria-labelledby="releases-title">
     <div class="page-head">
       <h1 id="releases-title">Releases${model ? ` of ${namespace}/${model}` : ""}</h1>
@@ -71,6 +72,7 @@ export function ReleasesPage({ since, namespace, model }) {
     <${Budgets} models=${readable.data} releases=${data} usage=${usage.data} namespace=${namespace} model=${model} />
     <${Usage} usage=${usage.data} namespace=${namespace} model=${model} period=${period} />
     ${data && teams.length ? html`<${ReleaseList} items=${items} period=${period} />` : ""}
+    ${breaches.length ? html`<${BreachList} items=${breaches} />` : ""}
   </section>`;
 }
 
@@ -136,9 +138,31 @@ function ReleaseList({ items, period }) {
         <td title=${r.started}>${ago(r.started)}</td>
         <td title=${r.finished || ""}>${r.finished ? ago(r.finished) : "–"}</td>
         <td class="num">${duration(r.leadTimeSeconds)}</td><td class="num">${duration(r.timeToRestoreSeconds)}</td>
-        <td>${r.reason || "–"}</td>
+        <td>${[r.reason, r.freezeOverride && `released through a freeze: ${r.freezeOverride}`].filter(Boolean).join("; ") || "–"}</td>
         <td>${r.undoneBy ? html`<${UndoneBy} release=${r} />` : "–"}</td>
       </tr>`)}</tbody>
     </table>` : html`<p class="empty">No releases in the last ${period}: pick a longer period.</p>`}
+  </section>`;
+}
+
+// SLO breaches that lasted into the period: each counts in the team's time to restore.
+function BreachList({ items }) {
+  const newest = [...items].sort((a, b) => b.started.localeCompare(a.started));
+  return html`<section aria-labelledby="breach-list-title" class="panel">
+    <h2 id="breach-list-title">SLO breaches</h2>
+    <p class="muted">From a Model's <code>SLOBreached</code> turning true to its clearing; each restored one counts in
+      the team's time to restore.</p>
+    <table class="releases" data-testid="slo-breaches">
+      <thead><tr><th scope="col">Model</th><th scope="col">Stable revision</th><th scope="col">Started</th>
+        <th scope="col">Restored</th><th scope="col" class="num">Time to restore</th><th scope="col">Reason</th></tr></thead>
+      <tbody>${newest.map((i) => html`<tr key=${`${i.namespace}/${i.model}@${i.started}`}>
+        <th scope="row"><a href=${modelHash(i.namespace, i.model)}>${i.namespace}/${i.model}</a></th>
+        <td>${i.revision}</td>
+        <td title=${i.started}>${ago(i.started)}</td>
+        <td title=${i.restored || ""}>${i.restored ? ago(i.restored) : html`<span class="badge bad">ongoing</span>`}</td>
+        <td class="num">${duration(i.timeToRestoreSeconds)}</td>
+        <td>${i.reason}</td>
+      </tr>`)}</tbody>
+    </table>
   </section>`;
 }

@@ -140,6 +140,11 @@ def test_a_failing_models_page_shows_its_breach_its_spent_budget_and_the_freeze(
     apply(guarded, served, path, overridden)
     expect(freeze.locator(".badge")).to_have_text("Release freeze: overridden", timeout=LONG)
     expect(freeze.get_by_test_id("freeze-override")).to_have_text(f"Reason: {reason}")
+    # The release history keeps the override's reason on the release it let out.
+    page.goto(f"{guarded.api}/#/releases?namespace={TEAM}&model=failing")
+    expect(page.locator("tr[data-revision='failing-r2']")).to_contain_text(
+        f"released through a freeze: {reason}", timeout=LONG
+    )
 
 
 def test_the_releases_page_shows_each_teams_error_budgets_and_usage(
@@ -159,6 +164,10 @@ def test_the_releases_page_shows_each_teams_error_budgets_and_usage(
     expect(page.locator(f"section[data-slo-team='{OTHER}']")).to_contain_text(
         f"No Model of {OTHER} has an SLO"
     )
+    # The breach is an incident of the release history, still going on.
+    breach = page.get_by_test_id("slo-breaches").locator("tr", has_text=f"{TEAM}/failing")
+    expect(breach).to_contain_text("ongoing")
+    expect(breach).to_contain_text("ErrorBudgetSpent")
 
     used = page.locator(f"section[data-usage-team='{TEAM}']")
     expect(used.locator("[data-figure='requests'] .value")).to_have_text(requests)
