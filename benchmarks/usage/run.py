@@ -22,8 +22,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from modelplane.apiserver.usage import period, usage_report
 from modelplane.backends.local.usage import UsageRecorder, UsageStore
-from modelplane.backends.local.usage_metrics import UsageCollector
-from modelplane.backends.local.usage_rollup import HOUR, Key, Requested, Usage, hour_of
+from modelplane.backends.usage_metrics import UsageCollector
+from modelplane.backends.usage_rollup import HOUR, Key, Requested, Usage, hour_of
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / ".bench"

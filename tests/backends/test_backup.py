@@ -24,7 +24,7 @@ from modelplane.backends.local.restoring import restore
 from modelplane.backends.local.schema import SCHEMA_VERSION
 from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.usage import UsageStore
-from modelplane.backends.local.usage_rollup import Requested, Usage
+from modelplane.backends.usage_rollup import Requested, Usage
 from modelplane.errors import StateError
 from modelplane.security.roles import Role
 from tests.models import onnx_model

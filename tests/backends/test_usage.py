@@ -15,7 +15,8 @@ from modelplane.api.model import Resources
 from modelplane.apiserver.usage import period, usage_report
 from modelplane.backends.local.supervisor import Replica
 from modelplane.backends.local.usage import UsageRecorder, UsageStore
-from modelplane.backends.local.usage_rollup import HOUR, Requested, Rollup, Usage, hour_of
+from modelplane.backends.usage_rollup import HOUR, Requested, Rollup, Usage, hour_of
+from modelplane.backends.usage_tally import UsageTally
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC).timestamp()  # an hour's first second
 SMALL = Requested(cpu=0.5, memory_gib=0.25, accelerators=0)
@@ -190,3 +191,29 @@ def _figures(rows: list[tuple[tuple[str, str, str, int], Usage]]) -> tuple[float
     for _, used in rows:
         total.add(used)
     return total.replica_seconds, total.requests
+
+
+def test_a_tally_counts_the_replicas_it_observes_until_they_go_and_the_answers() -> None:
+    """What the operator and a cluster gateway count in memory for Prometheus to keep."""
+    clock = Clock(T0)
+    tally = UsageTally(clock)
+    tally.observe("team-a/iris", [("team-a/p1", "iris-r1", SMALL, False)])  # failed: not counted
+    clock.now += 10
+    tally.observe("team-a/iris", [("team-a/p1", "iris-r1", SMALL, True),
+                                  ("team-a/p2", "iris-r2", BIG, True)])  # fmt: skip
+    clock.now += 30
+    tally.answered("team-a/iris", "iris-r2", 200, 12, 4)
+    tally.answered("team-a/iris", "iris-r2", 422, 0, 0)
+    tally.observe("team-a/iris", [("team-a/p2", "iris-r2", BIG, True)])  # p1 gone
+    clock.now += 20
+    totals = tally.totals()
+    assert totals[("team-a", "iris", "iris-r1")].replica_seconds == 30
+    r2 = totals[("team-a", "iris", "iris-r2")]
+    assert (r2.replica_seconds, r2.cpu_core_seconds, r2.accelerator_seconds) == (50, 100, 50)
+    assert (r2.requests, r2.client_errors, r2.prompt_tokens, r2.completion_tokens) == (2, 1, 12, 4)
+    # Counters only grow: read again later, the held replica has gone on.
+    clock.now += 10
+    assert tally.totals()[("team-a", "iris", "iris-r2")].replica_seconds == 60
+    tally.observe("team-a/iris", ())  # the Model deleted: its replicas count no more
+    clock.now += 100
+    assert tally.totals()[("team-a", "iris", "iris-r2")].replica_seconds == 60

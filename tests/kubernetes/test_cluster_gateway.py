@@ -328,6 +328,51 @@ def test_a_canary_failing_its_evaluation_gate_never_takes_traffic_on_the_cluster
     assert {k.split()[1] for k in outcomes} == {"gated-r1"}, outcomes
 
 
+def test_usage_on_the_cluster_is_counted_by_the_operator_and_gateway_and_read_from_prometheus(
+    control_plane: ControlPlane,
+    pods: PodRunner,
+    operator: RunningOperator,
+    gateway: ClusterGateway,
+    tmp_path: Path,
+) -> None:
+    """The operator counts each pod's time with what it requested, the gateway each answer;
+    a Prometheus scraping both gives `modelplane usage --prometheus` the team's report."""
+    _apply(control_plane, iris("metered", "  resources: {cpu: 500m, memory: 256Mi}\n"))
+    wait_until(lambda: condition(_model(control_plane, "metered"), "Ready") == "True", "up", 60)
+    scraping = [gateway.url.removeprefix("http://"), f"127.0.0.1:{operator.metrics_port}"]
+    prometheus = PrometheusServer(tmp_path, scraping)
+    try:
+        # A series' first scrape is where Prometheus starts counting it: one request first.
+        assert gateway.infer("metered").status_code == 200
+        seen = 'modelplane_usage_requests_total{model="metered", class="ok"}'
+        wait_until(lambda: len(prometheus.query(seen)) > 0, "the first answer scraped", 30)
+        for _ in range(20):
+            assert gateway.infer("metered").status_code == 200
+        for _ in range(5):  # refused by the replica: a client error, still the Model's usage
+            bad = httpx.post(f"{gateway.url}/v2/models/{NAMESPACE}/metered/infer",
+                             json={"inputs": []}, timeout=30)  # fmt: skip
+            assert 400 <= bad.status_code < 500, bad.text
+        time.sleep(20)  # scraped many times over: extrapolation at the edges weighs little
+        shown = subprocess.run(
+            modelplane("usage", "-n", NAMESPACE, "--prometheus", prometheus.url, "-o", "json"),
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        prometheus.stop()
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    (team,) = report["teams"]
+    used = {m["name"]: m["summary"] for m in team["models"]}["metered"]
+    assert 20 <= used["requests"] - used["clientErrors"] <= 22, used  # Prometheus' estimate
+    assert 5 <= used["clientErrors"] <= 6, used
+    assert used["serverErrors"] == 0
+    # The pod's time since the first scrape, weighted by what it requested.
+    assert 20 < used["replicaSeconds"] < 60, used
+    assert used["cpuCoreSeconds"] == pytest.approx(used["replicaSeconds"] * 0.5, rel=0.02)
+    assert used["memoryGiBSeconds"] == pytest.approx(used["replicaSeconds"] * 0.25, rel=0.02)
+    assert (used["acceleratorSeconds"], used["promptTokens"]) == (0, 0)
+
+
 def test_the_cluster_gateway_checks_api_keys_from_a_file(
     control_plane: ControlPlane, gateway: ClusterGateway, tmp_path: Path
 ) -> None:

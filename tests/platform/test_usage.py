@@ -152,22 +152,33 @@ def test_usage_accrues_per_team_and_model_while_replicas_run_and_requests_flow(
     assert one["summary"]["requests"] == 9
 
     scraped = _usage_series(platform)
-    assert scraped[("modelplane_usage_tokens_total", "team-a", "chat", "prompt")] == (
-        sent.prompt_tokens)  # fmt: skip
-    assert scraped[("modelplane_usage_tokens_total", "team-a", "chat", "completion")] == (
-        sent.completion_tokens)  # fmt: skip
-    replica = ("modelplane_usage_replica_seconds_total", "team-b", "scorer", "scorer-r1")
-    accelerator = ("modelplane_usage_accelerator_seconds_total", "team-b", "scorer", "scorer-r1")
+    tokens = ("modelplane_usage_tokens_total", "team-a", "chat", "chat-r1")
+    assert scraped[(*tokens, "prompt")] == sent.prompt_tokens
+    assert scraped[(*tokens, "completion")] == sent.completion_tokens
+    answered = {k[-1]: v for k, v in scraped.items()
+                if k[:3] == ("modelplane_usage_requests_total", "team-a", "scorer")}  # fmt: skip
+    summary = models(one)["team-a/scorer"]
+    errors = {"client_error": summary["clientErrors"], "server_error": summary["serverErrors"]}
+    assert answered == {"ok": summary["requests"] - sum(errors.values()), **errors}
+    replica = ("modelplane_usage_replica_seconds_total", "team-b", "scorer", "scorer-r1", "")
+    accelerator = (
+        "modelplane_usage_accelerator_seconds_total",
+        "team-b",
+        "scorer",
+        "scorer-r1",
+        "",
+    )
     assert scraped[replica] >= later["team-b/scorer"]["replicaSeconds"]
     assert scraped[accelerator] == pytest.approx(scraped[replica], abs=0.01)
 
 
 def _usage_series(platform: Platform) -> dict[tuple[str, ...], float]:
-    """The usage series of the platform's /metrics: (name, namespace, model, revision or kind)."""
+    """The usage series of the platform's /metrics: (name, namespace, model, revision, kind or
+    class)."""
     text = httpx.get(f"{platform.gateway}/metrics").text
     return {
-        (s.name, s.labels["namespace"], s.labels["model"],
-         s.labels.get("revision", s.labels.get("kind", ""))): s.value
+        (s.name, s.labels["namespace"], s.labels["model"], s.labels["revision"],
+         s.labels.get("kind", s.labels.get("class", ""))): s.value
         for family in text_string_to_metric_families(text)
         for s in family.samples if s.name.startswith("modelplane_usage_")
     }  # fmt: skip

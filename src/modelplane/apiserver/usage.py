@@ -27,7 +27,7 @@ from modelplane.apiserver.http import (
     principal_of,
     status_response,
 )
-from modelplane.backends.local.usage_rollup import HOUR, Key, Usage, hour_of
+from modelplane.backends.usage_rollup import HOUR, Key, Usage, hour_of
 from modelplane.security.roles import Action
 
 USAGE_PREFIX = "/apis/usage.modelplane.io/v1alpha1"

@@ -19,6 +19,8 @@ from modelplane.backends.kubernetes.connecting import connected
 from modelplane.backends.kubernetes.discovery import Discovery
 from modelplane.backends.kubernetes.load import LoadReporter
 from modelplane.backends.kubernetes.tenant_quotas import TenantQuotas
+from modelplane.backends.usage_metrics import UsageCollector
+from modelplane.backends.usage_tally import UsageTally
 from modelplane.gateway.proxy import Gateway, GatewayOptions
 from modelplane.gateway.routing import RoutingTable
 from modelplane.processes import cancel_all
@@ -50,9 +52,13 @@ class ClusterGatewayOptions:
 async def run(options: ClusterGatewayOptions) -> None:
     async with connected(FIELD_MANAGER) as client:
         table = RoutingTable()
-        gateway = Gateway(
-            table, GatewayMetrics(), options.proxy, authenticator=options.authenticator
-        )
+        metrics = GatewayMetrics()
+        gateway = Gateway(table, metrics, options.proxy, authenticator=options.authenticator)
+        # Each team's requests and tokens, counted since this gateway started; Prometheus
+        # keeps the history (the operator counts the replicas' time).
+        usage = UsageTally()
+        gateway.on_answered = usage.answered
+        metrics.registry.register(UsageCollector(usage.totals))
         discovery = Discovery(client, table, options.namespaces)
         quotas = TenantQuotas(client, gateway.quotas, _peers(options.peers, client.namespace))
         gateway.is_ready = lambda: discovery.ready.is_set() and quotas.ready.is_set()

@@ -4,6 +4,7 @@ requests, tokens), and with ``--prices`` what that cost."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -15,11 +16,13 @@ from pydantic import Field, NonNegativeFloat, ValidationError
 from modelplane.api.manifests import problems_from
 from modelplane.api.meta import Wire
 from modelplane.api.releases import parse_period
-from modelplane.apiserver.usage import USAGE_PREFIX
+from modelplane.apiserver.usage import USAGE_PREFIX, period, usage_report
+from modelplane.backends.prometheus_usage import usage_rows
 from modelplane.cli.client import DEFAULT_SERVER, ControlClient
 from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.models import NamespaceOption, ServerOption
 from modelplane.cli.output import table
+from modelplane.errors import MetricsUnavailableError
 
 HOUR = 3600.0
 HEADERS = ("NAMESPACE", "MODEL", "REPLICA-HOURS", "CPU-HOURS", "GIB-HOURS", "ACCEL-HOURS",
@@ -91,6 +94,14 @@ def usage(
     output: Annotated[
         str, typer.Option("--output", "-o", help="wide (each revision) or json.")
     ] = "",
+    prometheus: Annotated[
+        str,
+        typer.Option(
+            help="Read the usage from this Prometheus (which scrapes the operator and the "
+            "gateways of a cluster) instead of the embedded control API.",
+            metavar="URL",
+        ),
+    ] = "",
     server: ServerOption = DEFAULT_SERVER,
 ) -> None:
     """What each team's Models used: replica-hours, and CPU core-, memory GiB- and
@@ -99,13 +110,16 @@ def usage(
         raise CliError(f"unknown output format {output!r}", hint="use -o wide or json",
                        exit_code=EXIT_USAGE)  # fmt: skip
     try:
-        parse_period(since)
+        period = parse_period(since)
     except ValueError as exc:
         raise CliError(str(exc), exit_code=EXIT_USAGE) from exc
     priced = read_prices(prices) if prices is not None else None
-    where = "" if all_namespaces else f"/namespaces/{namespace}"
-    query = urlencode({"since": since})
-    report = ControlClient(server).call("GET", f"{USAGE_PREFIX}{where}/usage?{query}")
+    if prometheus:
+        report = _from_prometheus(prometheus, None if all_namespaces else namespace, period)
+    else:
+        where = "" if all_namespaces else f"/namespaces/{namespace}"
+        query = urlencode({"since": since})
+        report = ControlClient(server).call("GET", f"{USAGE_PREFIX}{where}/usage?{query}")
     if priced is not None:
         _add_costs(report, priced)
     if output == "json":
@@ -116,6 +130,16 @@ def usage(
         typer.echo(f"No usage in {scope} in the last {since}.", err=True)
         return
     typer.echo(_table(report, priced, wide=output == "wide"))
+
+
+def _from_prometheus(url: str, namespace: str | None, since: timedelta) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    start, step = period(now, since)
+    try:
+        rows = usage_rows(url, namespace, start, step, now.timestamp())
+    except MetricsUnavailableError as exc:
+        raise CliError(str(exc), hint="is --prometheus the address of its web API?") from exc
+    return usage_report(rows, now, since, timedelta(seconds=step))
 
 
 def _add_costs(report: dict[str, Any], prices: Prices) -> None:

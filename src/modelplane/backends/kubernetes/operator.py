@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,10 +69,13 @@ from modelplane.backends.pinning import SourcePins, resolver
 from modelplane.backends.release_metrics import ReleaseCollector
 from modelplane.backends.slo_metrics import SLOCollector, has_slo, objectives
 from modelplane.backends.slo_readings import SLOReadings
+from modelplane.backends.usage_metrics import UsageCollector
+from modelplane.backends.usage_rollup import COUNTED, Requested
+from modelplane.backends.usage_tally import ReplicaUsage, UsageTally
 from modelplane.control.analysis import MetricSource
 from modelplane.control.conditions import refused
 from modelplane.control.planning import ModelPlan, Observed, evaluation_due, plan
-from modelplane.control.reconcile import Plan
+from modelplane.control.reconcile import Plan, ReplicaView
 from modelplane.control.reporting import Reported, reported_from
 from modelplane.control.revisions import RevisionRef
 from modelplane.control.slo import SLOSource
@@ -122,6 +125,9 @@ class Operator:
             ReleaseCollector(lambda: history_of(self.caches.every("ControllerRevision")))
         )
         self.telemetry.registry.register(SLOCollector(lambda: objectives(self.caches.models)))
+        # What the Models' pods hold, counted while leading; Prometheus keeps the history.
+        self.usage = UsageTally()
+        self.telemetry.registry.register(UsageCollector(self.usage.totals))
         self.slo = SLOReadings(slo, NO_PROMETHEUS)
         self.queue = WorkQueue()
         self.caches = WatchCaches([*RESOURCES, "Pod"])
@@ -253,6 +259,7 @@ class Operator:
     async def reconcile(self, key: str) -> None:
         body = self.caches.models.get(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
+            self.usage.observe(key, ())  # its replicas count no more
             return  # owner references collect the children
         try:
             model = model_from(body)
@@ -283,6 +290,7 @@ class Operator:
             evaluation=verdict,
             slo=await self.slo.observe(model, now),
         )
+        self.usage.observe(key, _usage_of(model, stored, observed.replicas))
         decided = plan(model, observed, now)
         self.replica_quotas.claim(model.metadata.namespace, key, decided.wanted)
         self.demand.decided(key, model.spec.scaling, decided.wanted)
@@ -432,3 +440,15 @@ class Operator:
             before = ModelStatus()
         status = refused(before, meta.generation, reason, message, self.clock())
         await self._write_status(meta, before, status)
+
+
+def _usage_of(
+    model: Model, stored: Sequence[StoredRevision], replicas: Iterable[ReplicaView]
+) -> list[ReplicaUsage]:
+    """Each pod of ``model`` for its usage: what its revision requested, and whether it counts."""
+    requested = {r.ref.name: Requested.of(r.spec.resources) for r in stored}
+    default, namespace = Requested.of(model.spec.resources), model.metadata.namespace
+    return [
+        (f"{namespace}/{v.id}", v.revision, requested.get(v.revision, default), v.phase in COUNTED)
+        for v in replicas
+    ]

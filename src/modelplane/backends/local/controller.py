@@ -45,9 +45,9 @@ from modelplane.backends.analysis_windows import rollout_windows
 from modelplane.backends.evaluation_gates import EvaluationGates
 from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
-from modelplane.backends.local.usage_rollup import Requested
 from modelplane.backends.pinning import SourcePins, embedded_credentials, resolve_embedded
 from modelplane.backends.slo_readings import SLOReadings
+from modelplane.backends.usage_rollup import Requested
 from modelplane.control.analysis import MetricSource
 from modelplane.control.autoscaling import Demand, DemandMemory
 from modelplane.control.planning import ModelPlan, Observed, evaluation_due, plan

@@ -29,7 +29,7 @@ import httpx
 
 from modelplane.api.exits import PERMANENT, REASONS
 from modelplane.backends.local.replica_logs import replica_log
-from modelplane.backends.local.usage_rollup import Requested
+from modelplane.backends.usage_rollup import Requested
 from modelplane.control.reconcile import Phase, ReplicaView
 from modelplane.processes import die_with_parent, free_port
 from modelplane.telemetry import access

@@ -19,13 +19,11 @@ from pathlib import Path
 
 from modelplane.backends.local.schema import open_state, read_only
 from modelplane.backends.local.supervisor import Replica
-from modelplane.backends.local.usage_rollup import COLUMNS, HOUR, Key, Rollup, Usage
-from modelplane.control.reconcile import Phase
+from modelplane.backends.usage_rollup import COLUMNS, COUNTED, HOUR, Key, Rollup, Usage
 
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 30.0
-COUNTED = frozenset({Phase.STARTING, Phase.READY})  # a replica's process exists, or is starting
 # Column names are this module's constants, never input.
 _ADD = (
     f"INSERT INTO usage (namespace, model, revision, hour, {', '.join(COLUMNS)}) "  # noqa: S608

@@ -1,10 +1,12 @@
-"""Usage as the embedded platform counts it, before it is written: per namespace, Model,
-revision and hour, what its replicas held (replica-seconds, and the same weighted by what each
-replica requested) and what its answers took (requests by class, prompt and completion tokens).
+"""Usage as the platform counts it, before it is kept: per namespace, Model, revision and hour,
+what its replicas held (replica-seconds, and the same weighted by what each replica requested)
+and what its answers took (requests by class, prompt and completion tokens).
 
 Pure: every time is passed in (seconds since the epoch), so a test drives it with a fake clock.
-``usage.py`` feeds it from the supervisor (a replica's phase changes) and the gateway (a request
-finished), takes what accrued every interval and adds it to the state database.
+Embedded, ``local/usage.py`` feeds it from the supervisor (a replica's phase changes) and the
+gateway (a request finished), takes what accrued every interval and adds it to the state
+database; on a cluster, ``usage_tally.py`` keeps it in memory for the ``modelplane_usage_*``
+counters that Prometheus keeps.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
 from modelplane.api.model import Resources
+from modelplane.control.reconcile import Phase
 
 HOUR = 3600
+COUNTED = frozenset({Phase.STARTING, Phase.READY})  # a replica's process exists, or is starting
 _CPU = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m?)$")
 _MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
 _BYTES = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,

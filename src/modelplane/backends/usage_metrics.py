@@ -1,13 +1,15 @@
-"""Each team's usage as Prometheus counters on the platform's ``/metrics`` (the embedded
-gateway's registry), read at scrape from the usage record: what is kept and what accrued since
-the last flush, so the counters go on across restarts.
+"""Each team's usage as Prometheus counters, read at scrape: embedded, on the gateway's
+``/metrics`` from the usage record (what is kept and what accrued since the last flush, so the
+counters go on across restarts); on a cluster, from what the operator (replicas) and each gateway
+(answers) counted since they started (``usage_tally.py``), which Prometheus keeps.
 
 - ``modelplane_usage_replica_seconds_total{namespace, model, revision}``: replicas starting or
   ready; ``modelplane_usage_cpu_core_seconds_total``, ``..._memory_gib_seconds_total`` and
   ``..._accelerator_seconds_total``: the same, weighted by what each replica requested.
-- ``modelplane_usage_tokens_total{namespace, model, kind}``: ``prompt`` and ``completion``
-  tokens of the OpenAI API answers (the gateway's requests are
-  ``modelplane_gateway_requests_total``, by the Model's key).
+- ``modelplane_usage_requests_total{namespace, model, revision, class}``: requests a replica
+  answered or failed, by ``class``: ``ok``, ``client_error`` (4xx), ``server_error`` (5xx).
+- ``modelplane_usage_tokens_total{namespace, model, revision, kind}``: ``prompt`` and
+  ``completion`` tokens of the OpenAI API answers.
 
 ``namespace`` is named as OpenCost's and kube-state-metrics' series name it, so a cost per team
 joins on it; ``model`` is the Model's name, the ``modelplane.io/model`` label of its pods.
@@ -20,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from modelplane.backends.local.usage_rollup import Usage
+from modelplane.backends.usage_rollup import Usage
 
 Totals = Mapping[tuple[str, str, str], Usage]  # per namespace, Model and revision
 HELD = (
@@ -50,16 +52,23 @@ class UsageCollector(Collector):
             for labels, used in found:
                 family.add_metric(list(labels), getattr(used, field))
             yield family
-        tokens: dict[tuple[str, str, str], int] = {}
-        for (namespace, model, _), used in found:
-            for kind, count in (("prompt", used.prompt_tokens),
-                                ("completion", used.completion_tokens)):  # fmt: skip
-                tokens[(namespace, model, kind)] = tokens.get((namespace, model, kind), 0) + count
-        family = CounterMetricFamily(
+        requests = CounterMetricFamily(
+            "modelplane_usage_requests",
+            "Requests a replica of the Model answered or failed, by class: ok, client_error "
+            "(4xx), server_error (5xx or no answer).",
+            labels=[*REVISION_LABELS, "class"],
+        )
+        tokens = CounterMetricFamily(
             "modelplane_usage_tokens",
             "Tokens of the Model's OpenAI API answers, by kind: prompt (input) or completion.",
-            labels=["namespace", "model", "kind"],
+            labels=[*REVISION_LABELS, "kind"],
         )
-        for labels, count in sorted(tokens.items()):
-            family.add_metric(list(labels), count)
-        yield family
+        for labels, used in found:
+            ok = used.requests - used.client_errors - used.server_errors
+            for kind, count in (("ok", ok), ("client_error", used.client_errors),
+                                ("server_error", used.server_errors)):  # fmt: skip
+                requests.add_metric([*labels, kind], count)
+            tokens.add_metric([*labels, "prompt"], used.prompt_tokens)
+            tokens.add_metric([*labels, "completion"], used.completion_tokens)
+        yield requests
+        yield tokens
