@@ -65,11 +65,13 @@ def flaky_manifest(
     namespace: str = "default",
     label: int = 0,
     annotations: dict[str, str] | None = None,
+    delay_ms: int = 0,
 ) -> str:
-    """A python-format Model answering ``label`` that fails every request when ``fail``;
-    ``rollout`` is spec lines (indented two spaces) appended to it."""
+    """A python-format Model answering ``label`` that fails every request when ``fail`` (and
+    takes ``delay_ms`` over each); ``rollout`` is spec lines (indented two spaces) appended."""
     noted = f", annotations: {json.dumps(annotations)}" if annotations else ""
     labelled = f", label: '{label}'" if label else ""
+    labelled += f", delayMs: '{delay_ms}'" if delay_ms else ""
     return (
         f"apiVersion: modelplane.io/v1alpha1\nkind: Model\n"
         f"metadata: {{name: {name}, namespace: {namespace}{noted}}}\nspec:\n"

@@ -18,7 +18,16 @@ import yaml
 
 from modelplane.apiserver.releases import RELEASES_PREFIX as RELEASES
 from modelplane.backends.kubernetes.monitoring import monitoring_files, rules_file
-from modelplane.backends.slo_rules import ALERT, BUDGET, dump_yaml, error_ratio, slo_rules
+from modelplane.backends.slo_rules import (
+    ALERT,
+    BUDGET,
+    LATENCY_ALERT,
+    LATENCY_BUDGET,
+    dump_yaml,
+    error_ratio,
+    slo_rules,
+    slow_ratio,
+)
 from tests.platform.conftest import API, Platform, running_in, wait_for
 from tests.processes import free_port
 from tests.prometheus import PrometheusServer
@@ -147,45 +156,57 @@ def query(prometheus: PrometheusServer, promql: str) -> dict[str, float]:
     return {s["metric"].get("model", ""): float(s["value"][1]) for s in prometheus.query(promql)}
 
 
-def test_the_rules_record_error_ratios_and_page_for_the_failing_model_only(
+def test_the_rules_record_error_and_slow_ratios_and_page_for_the_failing_models_only(
     beside: Platform, tmp_path: Path
 ) -> None:
     platform = beside
-    served_with_slo(platform, tmp_path / "ok.yaml", "steady", False)
+    quick = "  slo: {availability: 0.99, window: 1d, latencyP99Ms: 1000}\n"
+    apply(platform, tmp_path / "ok.yaml", flaky_manifest("steady", False, IMMEDIATE + quick))
     served_with_slo(platform, tmp_path / "bad.yaml", "failing", True)
+    # Every answer takes 30 ms against an objective of 10: all of them slow, none failing.
+    within = "  slo: {availability: 0.99, window: 1d, latencyP99Ms: 10}\n"
+    apply(platform, tmp_path / "slow.yaml",
+          flaky_manifest("sluggish", False, IMMEDIATE + within, delay_ms=30))  # fmt: skip
+    for name in ("steady", "sluggish"):
+        serving(platform, name, f"{name}-r1")
     rules = tmp_path / "rules.yaml"
     rules.write_text(dump_yaml(slo_rules(timedelta(days=1))))  # windows scaled to a day's
     gateway = platform.gateway.removeprefix("http://")
     prometheus = PrometheusServer(tmp_path, [gateway], rules=[rules])
-    fastest = error_ratio(timedelta(seconds=10))
-    firing = f'ALERTS{{alertname="{ALERT}", alertstate="firing"}}'
+    fastest = timedelta(seconds=10)
+    models = ("steady", "failing", "sluggish")
 
     def recorded() -> dict[str, Any]:
-        ratios, budgets = query(prometheus, fastest), query(prometheus, BUDGET)
-        return {
-            "ratios": {m: ratios.get(f"default/{m}") for m in ("steady", "failing")},
-            "budgets": {m: budgets.get(f"default/{m}") for m in ("steady", "failing")},
-        }
+        found = {}
+        for name in (error_ratio(fastest), BUDGET, slow_ratio(fastest), LATENCY_BUDGET):
+            values = query(prometheus, name)
+            found[name] = {m: values.get(f"default/{m}") for m in models}
+        return found
+
+    def paging(alert: str) -> set[str]:
+        firing = f'ALERTS{{alertname="{alert}", alertstate="firing", severity="page"}}'
+        return {a["metric"]["model"] for a in prometheus.query(firing)}
 
     try:
         with (
             steady_load(f"{platform.gateway}/v2/models/steady/infer", clients=1),
             steady_load(f"{platform.gateway}/v2/models/failing/infer", clients=1),
+            steady_load(f"{platform.gateway}/v2/models/sluggish/infer", clients=1),
         ):
+            budget = pytest.approx(0.01)
             expected = {
-                "ratios": {"steady": 0.0, "failing": 1.0},
-                "budgets": {"steady": pytest.approx(0.01), "failing": pytest.approx(0.01)},
+                error_ratio(fastest): {"steady": 0.0, "failing": 1.0, "sluggish": 0.0},
+                BUDGET: dict.fromkeys(models, budget),
+                # Only Models with a latency objective have a slow ratio.
+                slow_ratio(fastest): {"steady": 0.0, "failing": None, "sluggish": 1.0},
+                LATENCY_BUDGET: {"steady": budget, "failing": None, "sluggish": budget},
             }
-            wait_for(lambda: recorded() == expected, "the error ratios recorded", 60)
-            wait_for(
-                lambda: {s["metric"]["severity"] for s in prometheus.query(firing)} >= {"page"},
-                "the page firing",
-                60,
-            )
-            alerts = prometheus.query(firing)
+            wait_for(lambda: recorded() == expected, "the error and slow ratios recorded", 60)
+            wait_for(lambda: paging(ALERT) and paging(LATENCY_ALERT), "the pages firing", 60)
+            errors, slow = paging(ALERT), paging(LATENCY_ALERT)
     finally:
         prometheus.stop()
-    assert {a["metric"]["model"] for a in alerts} == {"default/failing"}
+    assert (errors, slow) == ({"default/failing"}, {"default/sluggish"})
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import typer
 import uvicorn
 from starlette.types import ASGIApp
 
-from modelplane.api import load_model_file
+from modelplane.api import SLO, load_model_file
 from modelplane.apiserver.access import AccessControl
 from modelplane.apiserver.key_store import SqliteKeyStore, first_admin_key
 from modelplane.apiserver.metric_history import KEPT_POINTS, MetricHistory
@@ -38,12 +38,12 @@ from modelplane.backends.local.slo_source import GatewaySLOSource
 from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
 from modelplane.backends.local.usage import UsageRecorder, UsageStore
-from modelplane.backends.local.usage_metrics import UsageCollector
 from modelplane.backends.prometheus import PrometheusSource
 from modelplane.backends.prometheus_slo import PrometheusSLOSource
 from modelplane.backends.release_metrics import ReleaseCollector
 from modelplane.backends.slo_metrics import SLOCollector
 from modelplane.backends.slo_readings import SLOReadings
+from modelplane.backends.usage_metrics import UsageCollector
 from modelplane.control.analysis import MetricSource
 from modelplane.control.slo import SLOSource
 from modelplane.errors import AlreadyExistsError
@@ -183,9 +183,9 @@ class Platform:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: list[asyncio.Task[None]] = []
 
-    def _objectives(self) -> list[tuple[str, float]]:
+    def _objectives(self) -> list[tuple[str, SLO]]:
         models, _ = self.store.list_models()
-        return [(m.key, m.spec.slo.availability) for m in models if m.spec.slo is not None]
+        return [(m.key, m.spec.slo) for m in models if m.spec.slo is not None]
 
     def _servers(self, control: ASGIApp) -> list[_Server]:
         settings = self.settings

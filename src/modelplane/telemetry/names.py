@@ -138,6 +138,9 @@ ANALYSIS_LATENCY_BUCKETS = (
 
 # Each Model's availability objective (spec.slo), which the burn-rate alerting rules join on.
 SLO_OBJECTIVE = "modelplane_slo_objective_ratio"
+# Each Model's latency objective: the share within latencyP99Ms, labelled with the gateway
+# duration histogram's bucket (``le``) the rules read it from.
+SLO_LATENCY_OBJECTIVE = "modelplane_slo_latency_objective_ratio"
 
 OPERATOR_WRITES = "modelplane_operator_api_writes"
 OPERATOR_RECONCILES = "modelplane_operator_reconciles"
