@@ -113,11 +113,10 @@ def test_a_teams_scorer_reads_its_expected_values_and_the_inputs(
                    "tiny-chat", 0.9, "team_rubric:brief")  # fmt: skip
     assert (brief.passed, brief.reason) == (False, "")
     assert brief.value == pytest.approx(2 / 3)
-    lines = [
-        {"inputs": b, "expected": x} for b, x in zip(bodies, ["", "unreadable", ""], strict=True)
-    ]
+    rubrics = ["", "unreadable", ""]
+    fussy_lines = [{"inputs": b, "expected": x} for b, x in zip(bodies, rubrics, strict=True)]
     path = tmp_path / "fussy.jsonl"
-    fussy = judged(path, lines, EvaluationMetric.SCORER, chat_runtime, "tiny-chat", 0.5,
+    fussy = judged(path, fussy_lines, EvaluationMetric.SCORER, chat_runtime, "tiny-chat", 0.5,
                    "team_rubric:fussy")  # fmt: skip
     assert (fussy.passed, fussy.reason, fussy.value) == (False, "ScorerFailed", None)
     assert fussy.message == (

@@ -184,7 +184,7 @@ def test_a_scorer_that_fails_rolls_back_with_its_own_reason_before_any_traffic(
 
 
 def test_a_gate_that_names_its_scorer_wrongly_is_refused_at_apply(platform: Platform) -> None:
-    manifest = {
+    manifest: dict[str, Any] = {
         "apiVersion": "modelplane.io/v1alpha1", "kind": "Model",
         "metadata": {"name": "misjudged", "namespace": "default"},
         "spec": {
@@ -198,7 +198,7 @@ def test_a_gate_that_names_its_scorer_wrongly_is_refused_at_apply(platform: Plat
     assert "spec.rollout.evaluation.scorer: 'team gate' is neither package.module:function" in (
         refused.text
     )
-    gate = manifest["spec"]["rollout"]["evaluation"]  # type: ignore[index]
+    gate = manifest["spec"]["rollout"]["evaluation"]
     gate.pop("scorer")
     missing = httpx.post(f"{platform.api}{API}/namespaces/default/models", json=manifest)
     assert missing.status_code == 422
