@@ -97,11 +97,14 @@ def gated_manifest(
     dataset: Path,
     extra: str = "",
     namespace: str = "default",
+    scorer: str = "",
 ) -> str:
     """A Model ``gated`` answering ``label`` for every row, behind an evaluation gate on
-    ``dataset`` (accuracy: at least 0.6, or at most 0.1 under the stable revision's)."""
+    ``dataset`` (accuracy, or the mean of ``scorer``: at least 0.6, or at most 0.1 under the
+    stable revision's)."""
     # Absolute: at least 0.6; relative: at most 0.1 under the stable revision's accuracy.
-    gate = f"{{dataset: '{dataset.as_uri()}', metric: accuracy"
+    metric = f"scorer, scorer: '{scorer}'" if scorer else "accuracy"
+    gate = f"{{dataset: '{dataset.as_uri()}', metric: {metric}"
     gate += ", threshold: 0.1, relativeToStable: true}" if relative else ", threshold: 0.6}"
     return (
         "apiVersion: modelplane.io/v1alpha1\nkind: Model\n"

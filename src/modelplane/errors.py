@@ -34,6 +34,8 @@ them to exit codes. Library exceptions are wrapped at the boundary with ``raise 
     │   └── ForbiddenError         a valid credential without the role for this (HTTP 403)
     ├── QuotaExceededError         a namespace is over its quota (temporary: retry_after)
     ├── MetricsUnavailableError    the rollout analysis cannot read its metrics (temporary)
+    ├── ScorerError                an evaluation gate's scorer cannot be imported where the gate
+    │                              runs, raised, or returned anything but a number in [0, 1]
     ├── StateError                 the embedded platform's state cannot be used: a database of a
     │                              newer schema, a backup that is broken or not one, a state
     │                              directory in use
@@ -233,6 +235,10 @@ class MetricsUnavailableError(ModelplaneError):
     """The rollout analysis could not read its metrics (Prometheus down, a bad answer)."""
 
     retry_after = 5.0
+
+
+class ScorerError(ModelplaneError):
+    """An evaluation gate's scorer cannot be used; the message names it (and the example)."""
 
 
 class StateError(ModelplaneError):

@@ -40,6 +40,17 @@ def document(**spec: Any) -> dict[str, Any]:
     }
 
 
+GATE = {"dataset": "file:///eval.jsonl", "metric": "exactMatch", "threshold": 0.8}
+
+
+def test_a_scorer_is_named_by_its_function_or_entry_point() -> None:
+    for scorer in ("modelplane.scoring:token_f1", "acme.judging:Rubric.score", "acme-rubric"):
+        gate = {**GATE, "metric": "scorer", "scorer": scorer}
+        model = parse_model(document(rollout={"evaluation": gate}))
+        assert model.spec.rollout.evaluation is not None
+        assert model.spec.rollout.evaluation.scorer == scorer
+
+
 def problems(doc: dict[str, Any]) -> list[str]:
     with pytest.raises(SpecError) as caught:
         parse_model(doc)
@@ -127,6 +138,23 @@ def test_protocols_default_from_the_task(task: str, fmt: str, protocols: list[st
         ({"resources": {"memory": "lots"}}, "spec.resources.memory: String should match"),
         ({"replicas": 3}, "spec.replicas: Extra inputs are not permitted"),
         ({"runtime": {"allowPickle": True}}, "runtime.allowPickle needs source.sha256"),
+        (
+            {"rollout": {"evaluation": {**GATE, "metric": "scorer"}}},
+            "spec.rollout.evaluation: metric scorer needs scorer: the function judging each answer",
+        ),
+        (
+            {"rollout": {"evaluation": {**GATE, "scorer": "acme.judging:rubric"}}},
+            "scorer 'acme.judging:rubric' is given with metric exactMatch: set metric: scorer",
+        ),
+        (
+            {"rollout": {"evaluation": {**GATE, "metric": "scorer", "scorer": "acme judging"}}},
+            "spec.rollout.evaluation.scorer: 'acme judging' is neither package.module:function",
+        ),
+        (
+            {"rollout": {"evaluation": {**GATE, "metric": "scorer", "scorer": "acme:"}}},
+            "'acme:' is neither package.module:function (e.g. modelplane.scoring:contains) nor "
+            "the name of an entry point in group modelplane.scorers",
+        ),
     ],
 )
 def test_invalid_specs_name_the_field_value_and_rule(spec: dict[str, Any], expected: str) -> None:

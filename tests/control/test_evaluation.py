@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from modelplane.api import Evaluation, EvaluationMetric, EvaluationResult, Model, RevisionStatus
-from modelplane.control.evaluation import Failed, Scored, judge, score
+from modelplane.control.evaluation import (
+    Failed,
+    Scored,
+    judge,
+    mean_score,
+    score,
+    scorer_failed,
+)
 from modelplane.control.planning import Observed, evaluation_due, plan
 from modelplane.control.reconcile import Phase, ReplicaView
 from modelplane.control.revisions import RevisionRef
@@ -43,11 +50,36 @@ def test_generation_matches_whole_answers_and_no_examples_is_no_score() -> None:
     assert score(M.EXACT_MATCH, []).problem == "the dataset has no examples"
 
 
-def gate(metric: M, threshold: float, relative: bool = False) -> Evaluation:
+def test_a_scorers_metric_is_the_mean_of_its_numbers_a_failed_answer_counting_zero() -> None:
+    assert mean_score([1.0, 0.5, 0.0]).value == 0.5
+    assert mean_score([1.0, Failed("HTTP 500"), 0.5, 1.0]).value == 0.625
+    assert mean_score([]).problem == "the dataset has no examples"
+    nothing = mean_score([Failed("HTTP 503"), Failed("HTTP 503")])
+    assert (nothing.value, nothing.examples, nothing.problem) == (
+        None, 2, "every example failed: HTTP 503",
+    )  # fmt: skip
+
+
+def gate(
+    metric: M, threshold: float, relative: bool = False, scorer: str | None = None
+) -> Evaluation:
     return Evaluation(
         dataset="file:///eval.jsonl", metric=metric, threshold=threshold,
-        relative_to_stable=relative,
+        relative_to_stable=relative, scorer=scorer,
     )  # fmt: skip
+
+
+def test_a_scorers_verdict_names_it_and_its_failure_has_its_own_reason() -> None:
+    scored = gate(M.SCORER, 0.8, scorer="acme.judging:rubric")
+    under = judge(scored, Scored(0.75, 4))
+    assert (under.passed, under.metric, under.reason) == (False, "scorer", "")
+    assert under.message == (
+        "scorer acme.judging:rubric 0.75 over 4 examples is under the threshold (0.8)"
+    )
+    relative = gate(M.SCORER, 0.05, relative=True, scorer="rubric")
+    assert judge(relative, Scored(0.9, 4), Scored(0.93, 4)).passed
+    broken = scorer_failed(scored, "scorer acme.judging:rubric raised on eval.jsonl line 2")
+    assert (broken.passed, broken.reason, broken.value) == (False, "ScorerFailed", None)
 
 
 def test_the_verdict_against_a_threshold_or_the_stable_revision() -> None:
@@ -136,3 +168,19 @@ def test_a_failing_verdict_rolls_back_before_any_traffic_with_the_numbers() -> N
     assert rollout.evaluation.value == 0.4
     assert "EvaluationFailed" in [e.reason for e in failed.events]
     assert [m.milestone.value for m in failed.marks] == ["rolledBack"]  # never took traffic
+
+
+def test_a_verdict_whose_scorer_failed_rolls_back_with_that_reason() -> None:
+    model, seen = gated_model()
+    model.status = plan(model, seen, NOW).plan.status
+    why = "scorer acme:rubric cannot be imported here (ModuleNotFoundError: No module named 'acme')"
+    broken = scorer_failed(gate(M.SCORER, 0.8, scorer="acme:rubric"), why)
+    judged = Observed(**{**seen.__dict__, "evaluated": "iris-r2", "evaluation": broken})
+    failed = plan(model, judged, NOW + timedelta(seconds=5))
+    assert failed.plan.traffic == {"iris-r1": 100}
+    rollout = failed.plan.status.rollout
+    assert rollout is not None
+    assert (rollout.phase.value, rollout.reason) == ("RolledBack", "ScorerFailed")
+    assert rollout.message == f"rolled back to iris-r1: {why}"
+    assert "ScorerFailed" in [e.reason for e in failed.events]
+    assert "EvaluationFailed" not in [e.reason for e in failed.events]

@@ -234,9 +234,14 @@ class EvaluationMetric(StrEnum):
     MEAN_ABSOLUTE_ERROR = "meanAbsoluteError"  # regression: lower is better
     COSINE_SIMILARITY = "cosineSimilarity"  # embeddings: mean cosine to the expected vectors
     EXACT_MATCH = "exactMatch"  # generation: share of answers equal to the expected text
+    SCORER = "scorer"  # the mean of a scorer's judgements, each in [0, 1] (generation mostly)
 
 
 LOWER_IS_BETTER = frozenset({EvaluationMetric.MEAN_ABSOLUTE_ERROR})
+SCORER_GROUP = "modelplane.scorers"  # the entry point group a package offers scorers in
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+_SCORER_FUNCTION = re.compile(rf"{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}(\.{_IDENTIFIER})*")
+_SCORER_ENTRY_POINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 class Evaluation(Wire):
@@ -250,6 +255,14 @@ class Evaluation(Wire):
         "artifact may come from."
     )
     metric: EvaluationMetric
+    scorer: str | None = Field(
+        default=None,
+        description=f"With metric scorer (and only then): the function judging each answer, "
+        f"an entry point's name in group {SCORER_GROUP} or package.module:function. It is "
+        "imported where the gate runs (the platform, the operator's image, the CI job), never "
+        "from the Model's sources; it is called with the answer, the expected value and, if it "
+        "takes a third argument, the example's inputs, and returns a number in [0, 1].",
+    )
     threshold: float = Field(
         description="The least the metric may be (the most, for meanAbsoluteError); with "
         "relativeToStable, how much worse than the stable revision's it may be."
@@ -258,6 +271,36 @@ class Evaluation(Wire):
     max_examples: Annotated[int, Field(ge=1, le=100_000)] = Field(
         default=1000, description="Lines of the dataset replayed, from its start."
     )
+
+    @field_validator("scorer")
+    @classmethod
+    def _scorer_name(cls, scorer: str | None) -> str | None:
+        if scorer is None:
+            return None
+        pattern = _SCORER_FUNCTION if ":" in scorer else _SCORER_ENTRY_POINT
+        if not pattern.fullmatch(scorer):
+            raise ValueError(
+                f"{scorer!r} is neither package.module:function (e.g. "
+                f"modelplane.scoring:contains) nor the name of an entry point in group "
+                f"{SCORER_GROUP} (letters, digits, '.', '_', '-')"
+            )
+        return scorer
+
+    @model_validator(mode="after")
+    def _scorer_with_its_metric(self) -> Self:
+        if self.metric is EvaluationMetric.SCORER and self.scorer is None:
+            raise ValueError("metric scorer needs scorer: the function judging each answer")
+        if self.metric is not EvaluationMetric.SCORER and self.scorer is not None:
+            raise ValueError(
+                f"scorer {self.scorer!r} is given with metric {self.metric.value}: "
+                "set metric: scorer to use it, or leave scorer out"
+            )
+        return self
+
+    @property
+    def judged_by(self) -> str:
+        """What the verdict names: the metric, or the scorer."""
+        return f"scorer {self.scorer}" if self.scorer else self.metric.value
 
 
 def _default_steps() -> list[RolloutStep]:

@@ -53,6 +53,12 @@ class EvaluationResult(Wire):
     stable_value: float | None = None
     examples: int = 0
     message: str = ""
+    reason: str = Field(
+        default="",
+        description="Why the gate failed when the model was not to blame: ScorerFailed when "
+        "the scorer cannot be imported where the gate runs, raises, or returns anything but a "
+        "number in [0, 1]. The rollout ends with this reason instead of EvaluationFailed.",
+    )
 
 
 ROLLOUT_COMMAND_ANNOTATION = "modelplane.io/rollout-command"
@@ -80,7 +86,7 @@ class RolloutStatus(Wire):
     reason: str = Field(
         default="",
         description="Why the rollout ended where it is, as a machine reads it: for RolledBack, "
-        "CanaryFailing, ArtifactUnavailable, EvaluationFailed, AnalysisFailed or "
+        "CanaryFailing, ArtifactUnavailable, EvaluationFailed, ScorerFailed, AnalysisFailed or "
         "RolloutAborted.",
     )
     evaluation: EvaluationResult | None = None  # the gate's verdict, once it is in

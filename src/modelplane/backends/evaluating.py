@@ -7,7 +7,8 @@ are a v2 request's ``inputs`` (a list of tensors; ``"parameters"`` beside them g
 OpenAI API body (an object): with ``messages`` a chat, with ``prompt`` a completion, with
 ``input`` embeddings. Expected: a label or a number (a list of them, one per row of a batch), a
 vector (a list of vectors), or the text a generation must produce. Generation is asked for
-deterministically (temperature 0) unless the body says otherwise.
+deterministically (temperature 0) unless the body says otherwise. With ``metric: scorer`` the
+expected value is whatever the scorer reads, and the scorer judges each example's answer whole.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from typing import Any
 import httpx
 
 from modelplane.api import Evaluation, EvaluationMetric, EvaluationResult
-from modelplane.control.evaluation import Failed, Scored, judge, score
-from modelplane.errors import SpecError
+from modelplane.backends.scorers import Scorer, load_scorer
+from modelplane.control.evaluation import Failed, Scored, judge, mean_score, score, scorer_failed
+from modelplane.errors import ScorerError, SpecError
 
 REQUEST_SECONDS = 60.0
 READY_SECONDS = 120.0
@@ -38,6 +40,8 @@ class Example:
     kind: str  # "inputs" (v2), or which of _OPENAI_KINDS the OpenAI body holds
     request: dict[str, Any]
     expected: object
+    where: str = ""  # the dataset and line, for messages
+    inputs: object = None  # the line's "inputs", as a scorer may read them
 
 
 def read_dataset(path: Path, limit: int, name: str = "") -> list[Example]:
@@ -61,33 +65,43 @@ def read_dataset(path: Path, limit: int, name: str = "") -> list[Example]:
 def _example(document: object, where: str) -> Example:
     if not isinstance(document, dict) or not {"inputs", "expected"} <= document.keys():
         raise SpecError(f'{where}: an example is an object with "inputs" and "expected"')
-    inputs = document["inputs"]
+    inputs, expected = document["inputs"], document["expected"]
     if isinstance(inputs, list):
         request = {k: v for k, v in document.items() if k in ("inputs", "parameters")}
-        return Example("inputs", request, document["expected"])
+        return Example("inputs", request, expected, where, inputs)
     kinds = [k for k in _OPENAI_KINDS if isinstance(inputs, dict) and k in inputs]
     if len(kinds) != 1:
         raise SpecError(
             f'{where}: "inputs" is a list of v2 tensors, or an OpenAI API body with one of '
             f"{', '.join(_OPENAI_KINDS)}"
         )
-    return Example(kinds[0], dict(inputs), document["expected"])
+    return Example(kinds[0], dict(inputs), expected, where, inputs)
 
 
 async def replay(
     base_url: str, model: str, examples: Sequence[Example], metric: EvaluationMetric
 ) -> list[tuple[object, object]]:
     """(prediction, expected) pairs, a batch's rows each their own pair."""
+    predicted = await predictions(base_url, model, examples, metric)
+    return [
+        pair
+        for answer, example in zip(predicted, examples, strict=True)
+        for pair in _pairs(answer, example.expected, metric)
+    ]
+
+
+async def predictions(
+    base_url: str, model: str, examples: Sequence[Example], metric: EvaluationMetric
+) -> list[object]:
+    """What the replica answered to each example (``Failed`` where it did not)."""
     gate = asyncio.Semaphore(CONCURRENCY)
     async with httpx.AsyncClient(base_url=base_url, timeout=REQUEST_SECONDS) as client:
 
-        async def one(example: Example) -> list[tuple[object, object]]:
+        async def one(example: Example) -> object:
             async with gate:
-                predicted = await _predict(client, model, example, metric)
-            return _pairs(predicted, example.expected, metric)
+                return await _predict(client, model, example, metric)
 
-        done = await asyncio.gather(*(one(e) for e in examples))
-    return [pair for pairs in done for pair in pairs]
+        return list(await asyncio.gather(*(one(e) for e in examples)))
 
 
 async def _predict(
@@ -172,18 +186,40 @@ async def evaluate(
     stable_url: str | None = None,
 ) -> EvaluationResult:
     """The gate's verdict on the replica at ``canary_url`` (and, relative to the stable one, on
-    the replica at ``stable_url`` too)."""
-    canary = await _scored(gate, examples, model, canary_url)
-    stable: Scored | None = None
-    if gate.relative_to_stable and stable_url is not None:
-        stable = await _scored(gate, examples, model, stable_url)
+    the replica at ``stable_url`` too); a scorer that cannot judge fails it with its own
+    reason, before any replay when it cannot be imported."""
+    try:
+        scorer = await asyncio.to_thread(load_scorer, gate.scorer) if gate.scorer else None
+        canary = await _scored(gate, scorer, examples, model, canary_url)
+        stable: Scored | None = None
+        if gate.relative_to_stable and stable_url is not None:
+            stable = await _scored(gate, scorer, examples, model, stable_url)
+    except ScorerError as exc:
+        return scorer_failed(gate, str(exc))
     return judge(gate, canary, stable)
 
 
-async def _scored(gate: Evaluation, examples: Sequence[Example], model: str, url: str) -> Scored:
+async def _scored(
+    gate: Evaluation, scorer: Scorer | None, examples: Sequence[Example], model: str, url: str
+) -> Scored:
     if not await _answers(url, model):
         return Scored(None, 0, f"the replica at {url} did not answer ready in {READY_SECONDS:g} s")
-    return score(gate.metric, await replay(url, model, examples, gate.metric))
+    if scorer is None:
+        return score(gate.metric, await replay(url, model, examples, gate.metric))
+    answers = await predictions(url, model, examples, gate.metric)
+    # The user's code may be slow (a judge of its own): off the event loop the backends share.
+    return mean_score(await asyncio.to_thread(_judged, scorer, examples, answers))
+
+
+def _judged(
+    scorer: Scorer, examples: Sequence[Example], answers: Sequence[object]
+) -> list[float | Failed]:
+    return [
+        answer
+        if isinstance(answer, Failed)
+        else scorer(answer, example.expected, example.inputs, example.where)
+        for answer, example in zip(answers, examples, strict=True)
+    ]
 
 
 async def _answers(url: str, model: str) -> bool:

@@ -15,17 +15,22 @@ from pathlib import Path
 from typing import IO, Annotated
 
 import httpx
+import pydantic
 import typer
 
-from modelplane.api import Evaluation, EvaluationMetric, Model, load_model_file
+from modelplane.api import Evaluation, EvaluationMetric, EvaluationResult, Model, load_model_file
 from modelplane.artifacts.credentials import credentials_env
 from modelplane.backends.evaluating import evaluate as replay_and_judge
 from modelplane.backends.evaluating import read_dataset
 from modelplane.backends.evaluation_gates import fetch_dataset
+from modelplane.backends.scorers import load_scorer
 from modelplane.cli.errors import EXIT_USAGE, CliError
+from modelplane.control.evaluation import SCORER_FAILED, scorer_failed
+from modelplane.errors import ScorerError
 from modelplane.processes import die_with_parent, free_port, stop_process
 
 READY_POLL_SECONDS = 0.2
+EXIT_SCORER_FAILED = 3  # the scorer, not the model, failed: a CI job can tell the two apart
 
 
 def evaluate(
@@ -39,6 +44,13 @@ def evaluate(
         EvaluationMetric | None, typer.Option(help="Default: the gate's metric.")
     ] = None,
     threshold: Annotated[float | None, typer.Option(help="Default: the gate's.")] = None,
+    scorer: Annotated[
+        str | None,
+        typer.Option(
+            help="package.module:function or an entry point in group modelplane.scorers, "
+            "installed here; implies --metric scorer. Default: the gate's."
+        ),
+    ] = None,
     baseline: Annotated[
         Path | None,
         typer.Option(
@@ -49,12 +61,17 @@ def evaluate(
     output: Annotated[str, typer.Option("--output", "-o", help="json: the verdict.")] = "",
 ) -> None:
     """Replay an evaluation dataset against the Model and judge it as the rollout's gate would:
-    exit 0 when it passes, 1 when it does not."""
+    exit 0 when it passes, 1 when it does not, 3 when its scorer failed."""
     model = _model(file, name)
-    gate = _gate(model, dataset, metric, threshold)
+    gate = _gate(model, dataset, metric, threshold, scorer)
     if gate.relative_to_stable and baseline is None:
         raise CliError("the gate is relative to the stable revision: give --baseline MANIFEST",
                        exit_code=EXIT_USAGE)  # fmt: skip
+    if gate.scorer:
+        try:  # before the model is served: a scorer missing here fails in seconds
+            load_scorer(gate.scorer)
+        except ScorerError as exc:
+            _report(scorer_failed(gate, str(exc)), output)
     local = Path(gate.dataset)
     path = local if local.is_file() else fetch_dataset(model, gate.dataset, _env(model))
     examples = read_dataset(path, gate.max_examples, gate.dataset)
@@ -66,10 +83,17 @@ def evaluate(
                 )
         else:
             verdict = asyncio.run(replay_and_judge(gate, examples, model.metadata.name, canary))
+    _report(verdict, output)
+
+
+def _report(verdict: EvaluationResult, output: str) -> None:
+    """Print the verdict; leave with its exit code unless it passed."""
     if output == "json":
         typer.echo(json.dumps(verdict.model_dump(mode="json", by_alias=True, exclude_none=True)))
     else:
         typer.echo(f"{'passed' if verdict.passed else 'FAILED'}: {verdict.message}")
+    if verdict.reason == SCORER_FAILED:
+        raise typer.Exit(EXIT_SCORER_FAILED)
     if not verdict.passed:
         raise typer.Exit(1)
 
@@ -87,8 +111,13 @@ def _gate(
     dataset: str | None,
     metric: EvaluationMetric | None,
     threshold: float | None,
+    scorer: str | None,
 ) -> Evaluation:
+    """The spec's gate with the options over it: --scorer means metric scorer, and another
+    --metric drops the spec's scorer."""
     given = model.spec.rollout.evaluation
+    if scorer is not None and metric is None:
+        metric = EvaluationMetric.SCORER
     fields = {"dataset": dataset, "metric": metric, "threshold": threshold}
     if given is None:
         missing = [f"--{k}" for k, v in fields.items() if v is None]
@@ -97,8 +126,15 @@ def _gate(
                 f"{model.metadata.name} has no spec.rollout.evaluation: give {', '.join(missing)}",
                 exit_code=EXIT_USAGE,
             )
-        return Evaluation.model_validate(fields)
-    return given.model_copy(update={k: v for k, v in fields.items() if v is not None})
+    base = given.model_dump(by_alias=True) if given is not None else {}
+    if metric is not None and metric is not EvaluationMetric.SCORER:
+        base.pop("scorer", None)
+    options = {k: v for k, v in {**fields, "scorer": scorer}.items() if v is not None}
+    try:
+        return Evaluation.model_validate({**base, **options})
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise CliError(f"the evaluation gate: {problems}", exit_code=EXIT_USAGE) from exc
 
 
 def _env(model: Model) -> dict[str, str]:

@@ -1,6 +1,7 @@
-"""The evaluation gate's arithmetic: each task's metric over (prediction, expected) pairs, and the
-verdict against the threshold (absolute, or relative to the stable revision). Pure: the
-backends and ``modelplane evaluate`` replay the dataset and hand the pairs in.
+"""The evaluation gate's arithmetic: each task's metric over (prediction, expected) pairs, or
+the mean of a scorer's numbers, and the verdict against the threshold (absolute, or relative to
+the stable revision). Pure: the backends and ``modelplane evaluate`` replay the dataset (and
+call the scorer) and hand the results in.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from dataclasses import dataclass
 
 from modelplane.api import Evaluation, EvaluationMetric, EvaluationResult
 from modelplane.api.model import LOWER_IS_BETTER
+
+# The reason a gate fails (and the rollout rolls back) when its scorer, not the model, failed.
+SCORER_FAILED = "ScorerFailed"
 
 
 class Failed(str):
@@ -54,6 +58,26 @@ def score(metric: EvaluationMetric, pairs: Sequence[tuple[object, object]]) -> S
     except ValueError as exc:
         return Scored(None, len(pairs), str(exc))
     return Scored(sum(similarities) / len(similarities), len(pairs))
+
+
+def mean_score(values: Sequence[float | Failed]) -> Scored:
+    """A scorer's metric: the mean of its numbers, one per example; an example the canary failed
+    to answer counts 0, as a wrong answer does."""
+    if not values:
+        return Scored(None, 0, "the dataset has no examples")
+    failed = [v for v in values if isinstance(v, Failed)]
+    if len(failed) == len(values):
+        return Scored(None, len(values), f"every example failed: {failed[0]}")
+    judged = [v for v in values if not isinstance(v, Failed)]
+    return Scored(sum(judged) / len(values), len(values))
+
+
+def scorer_failed(gate: Evaluation, why: str) -> EvaluationResult:
+    """The verdict when the scorer could not judge: failed, with its own reason."""
+    return EvaluationResult(
+        passed=False, metric=gate.metric.value, threshold=gate.threshold, message=why,
+        reason=SCORER_FAILED,
+    )  # fmt: skip
 
 
 def _number(value: object) -> float:
@@ -122,7 +146,7 @@ def judge(gate: Evaluation, canary: Scored, stable: Scored | None = None) -> Eva
     passed = canary.value <= bound if lower else canary.value >= bound
     relation = ("at most" if lower else "at least") if passed else ("over" if lower else "under")
     message = (
-        f"{metric.value} {canary.value:.4g} over {canary.examples} examples is {relation} "
+        f"{gate.judged_by} {canary.value:.4g} over {canary.examples} examples is {relation} "
         f"{against} ({bound:.4g})"
     )
     return result.model_copy(update={"passed": passed, "message": message})

@@ -34,7 +34,8 @@ from modelplane.control.analysis import Verdict, Window, analyse
 # The reason a rollout rolled back (and the Model is Stalled) when the canary's artifact cannot be
 # fetched or verified: not found, access denied, digest mismatch, store unreachable.
 ARTIFACT_UNAVAILABLE = "ArtifactUnavailable"
-# The reason a rollout rolled back when the canary failed its evaluation gate.
+# The reason a rollout rolled back when the canary failed its evaluation gate (a gate whose
+# scorer failed gives its own: ScorerFailed).
 EVALUATION_FAILED = "EvaluationFailed"
 
 
@@ -137,8 +138,9 @@ def _continue(rollout: Rollout, seen: Observed, now: datetime, event: Event | No
             evaluating = _with(state, message=f"evaluating {canary} on {gate.dataset}")
             return Decision({stable: 100, canary: 0}, stable, canary, evaluating, event)
         state = _with(state, evaluation=verdict)
-        if not verdict.passed:
-            return _roll_back(seen, state, EVALUATION_FAILED, verdict.message, None)
+        if not verdict.passed:  # the verdict's own reason when its scorer failed
+            reason = verdict.reason or EVALUATION_FAILED
+            return _roll_back(seen, state, reason, verdict.message, None)
         event = event or Event("Normal", "EvaluationPassed", f"{canary}: {verdict.message}")
     if rollout.strategy is RolloutStrategy.IMMEDIATE or not rollout.steps:
         return _promote(seen, state, f"{canary} is ready")
