@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from modelplane.api import Evaluation, EvaluationMetric, EvaluationResult
+from modelplane.backends import evaluating
 from modelplane.backends.evaluating import evaluate, read_dataset
 from tests.processes import RuntimeProcess
 
@@ -122,6 +123,18 @@ def test_a_teams_scorer_reads_its_expected_values_and_the_inputs(
     assert fussy.message == (
         f"scorer team_rubric:fussy raised on {path} line 2: ValueError: no rubric for this one"
     )
+    # One that never finishes ends the gate at the limit instead of holding the rollout.
+    (tmp_path / "stuck_rubric.py").write_text(
+        "import threading\n"
+        "def wait(answer, expected):\n"
+        "    threading.Event().wait(5)\n"
+        "    return 1.0\n"
+    )
+    monkeypatch.setattr(evaluating, "SCORER_SECONDS", 0.5)
+    stuck = judged(tmp_path / "stuck.jsonl", lines, EvaluationMetric.SCORER, chat_runtime,
+                   "tiny-chat", 0.5, "stuck_rubric:wait")  # fmt: skip
+    assert (stuck.passed, stuck.reason) == (False, "ScorerFailed")
+    assert stuck.message == "scorer stuck_rubric:wait did not judge 3 examples within 0.5 s"
 
 
 def test_embeddings_are_judged_by_cosine_similarity(

@@ -30,6 +30,7 @@ from modelplane.errors import ScorerError, SpecError
 
 REQUEST_SECONDS = 60.0
 READY_SECONDS = 120.0
+SCORER_SECONDS = 300.0  # for the whole dataset
 CONCURRENCY = 4
 _OPENAI_KINDS = ("messages", "prompt", "input")
 _CLASSIFYING = frozenset({EvaluationMetric.ACCURACY, EvaluationMetric.F1})
@@ -207,8 +208,17 @@ async def _scored(
     if scorer is None:
         return score(gate.metric, await replay(url, model, examples, gate.metric))
     answers = await predictions(url, model, examples, gate.metric)
-    # The user's code may be slow (a judge of its own): off the event loop the backends share.
-    return mean_score(await asyncio.to_thread(_judged, scorer, examples, answers))
+    # The user's code may be slow (a judge of its own): off the event loop the backends share,
+    # and bounded, so a scorer that hangs ends the gate instead of holding the rollout (its
+    # thread cannot be stopped; it is left to finish on its own).
+    judging = asyncio.to_thread(_judged, scorer, examples, answers)
+    try:
+        return mean_score(await asyncio.wait_for(judging, SCORER_SECONDS))
+    except TimeoutError:
+        raise ScorerError(
+            f"scorer {gate.scorer} did not judge {len(examples)} examples within "
+            f"{SCORER_SECONDS:g} s"
+        ) from None
 
 
 def _judged(
