@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -239,3 +240,59 @@ def _ready(platform: Platform, key: str) -> bool:
     url = f"{platform.api}/apis/modelplane.io/v1alpha1/namespaces/{namespace}/models/{name}"
     conditions = httpx.get(url).json().get("status", {}).get("conditions", [])
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+CROWDED = """\
+  generation:
+    maxTokens: 4096
+    contextLength: 4096
+    timeoutSeconds: 60
+  runtime:
+    parameters: {parallel: "2", maxWaiting: "0"}
+"""
+
+
+def test_a_full_engine_is_passed_over_for_a_replica_with_room_then_its_refusal_stands(
+    platform: Platform, llm_dir: Path
+) -> None:
+    """Two slots per replica and no waiting list: a request the balancer sends to a full
+    replica is asked again of the other; with both full, the client gets the engine's 429 and
+    Retry-After, whole and streamed."""
+    manifest = chat_variant(llm_dir, "crowded", CROWDED)
+    manifest.write_text(manifest.read_text().replace("minReplicas: 1", "minReplicas: 2"))
+    applied = platform.cli("apply", "-f", str(manifest))
+    assert applied.returncode == 0, applied.stderr
+
+    def both_ready() -> bool:
+        revisions = platform.model("crowded")["status"].get("revisions", [])
+        return bool(revisions) and revisions[0].get("readyReplicas") == 2
+
+    wait_for(both_ready, "two ready replicas", 90)
+    url = f"{platform.gateway}/v1/completions"
+    # Long enough to hold a slot throughout (this seed's story ends no sooner); one prompt, so
+    # the balancer sends each to the replica that holds it until that one is full.
+    long = {"model": "crowded", "prompt": "Tell me a story", "max_tokens": 4000, "seed": 3,
+            "stream": True}  # fmt: skip
+    short = {"model": "crowded", "prompt": "Tell me a story", "max_tokens": 8}
+    running = "modelplane_runtime_generation_requests_running"
+    held = []  # each stream's reader: one dropped would close its stream
+    with httpx.Client(timeout=60) as client, contextlib.ExitStack() as streams:
+        for _ in range(4):
+            stream = streams.enter_context(client.stream("POST", url, json=long))
+            assert stream.status_code == 200, stream.read()
+            held.append(stream.iter_lines())
+            next(held[-1])  # generating
+        generating = [runtime_metric(platform, "crowded-r1", running, pid)
+                      for pid in platform.replica_pids("crowded-r1")]  # fmt: skip
+        assert generating == [2, 2]  # the third and fourth were passed over to the other
+        for body in (short, {**short, "stream": True}):
+            full = client.post(url, json=body)
+            assert full.status_code == 429, full.text
+            assert int(full.headers["retry-after"]) >= 1
+            assert full.headers["x-modelplane-revision"] == "crowded-r1"
+            assert "every slot (2) is generating" in full.json()["error"]["message"]
+    retried = scraped(
+        platform.gateway, "modelplane_gateway_retries_total", {"model": "default/crowded"}
+    )
+    assert retried >= 4  # the third and fourth streams, then the refused pair
+    assert platform.cli("delete", "model", "crowded").returncode == 0

@@ -3,7 +3,9 @@ and the replica's record kept — attempts outstanding (for balancing and the me
 consecutive failures, which eject it for a while.
 
 The proxy's retry loops call :meth:`Attempts.whole` and :meth:`Attempts.relay`; ``None`` from
-either means the replica never answered (or answered 503) and another may be tried.
+either means the replica never answered (or answered 503) and another may be tried. A replica
+whose engine is full answers 429 (``BUSY``): a streamed one is read whole and handed back unsent,
+so that another replica may be asked first.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ RETURNED = {  # the replica's headers passed to the client
     "retry-after": "Retry-After",  # a busy engine says when to come back
 }
 REVISION_HEADER = "X-Modelplane-Revision"
+BUSY = 429  # an engine whose slots and waiting list are full: another replica may have room
 
 Answer = tuple[int, dict[str, str], bytes]  # status, headers, body
 
@@ -102,8 +105,9 @@ class Attempts:
         headers: dict[str, str],
         receive: Receive,
         send: Send,
-    ) -> int | None:
-        """A streamed answer passed on as it comes: the status sent to the client."""
+    ) -> int | Answer | None:
+        """A streamed answer passed on as it comes: the status sent to the client; a busy
+        engine's refusal, unsent."""
         gone = asyncio.ensure_future(replies.disconnected(receive))
         answering = False  # once the status line went out, there is no retrying
         try:
@@ -115,6 +119,8 @@ class Attempts:
                     if answer.status == 503:
                         return None
                     returned = {RETURNED[k]: v for k, v in answer.headers.items() if k in RETURNED}
+                    if answer.status == BUSY:  # a short refusal: read whole, sent by the caller
+                        return BUSY, returned, b"".join([c async for c in answer.chunks])
                     returned[REVISION_HEADER] = endpoint.revision
                     raw = [(k.lower().encode(), v.encode("latin-1")) for k, v in returned.items()]
                     start = {"type": "http.response.start", "status": answer.status, "headers": raw}

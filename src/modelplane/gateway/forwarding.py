@@ -3,6 +3,9 @@ replica the activator picks (holding the request while the model has none ready)
 that does not answer (or answers 503) is worth another, before any byte went to the client and
 within the retry budget; a canary that fails is counted against the canary and the request
 answered by the stable revision, without spending the budget (the canary's weight bounds it).
+A replica whose engine is full (429) is worth another too, without spending the budget (a
+refusal costs the replica next to nothing); when every replica is busy, the last refusal, with
+its ``Retry-After``, is the answer.
 
 Every finished request is accounted once here: the gateway's metrics, the revision's analysis
 counters (with the time to the first token and per output token of generated text), its span,
@@ -19,10 +22,10 @@ from typing import Generic, TypeVar
 from opentelemetry import propagate, trace
 from starlette.types import Receive, Scope, Send
 
-from modelplane.errors import ReplicaFailedError
-from modelplane.gateway import paths
+from modelplane.errors import ModelNotReadyError, ReplicaFailedError
+from modelplane.gateway import paths, replies
 from modelplane.gateway.activator import Activator
-from modelplane.gateway.attempts import REVISION_HEADER, Answer, Attempts
+from modelplane.gateway.attempts import BUSY, REVISION_HEADER, Answer, Attempts
 from modelplane.gateway.requests import ProxyRequest
 from modelplane.gateway.routing import Endpoint, RoutingTable
 from modelplane.gateway.stats import RevisionStats, ServedStats
@@ -103,14 +106,21 @@ class Forwarding:
         if self.traced:
             propagate.inject(headers)
 
-        async def attempt(endpoint: Endpoint, number: int) -> Tried[int]:
+        async def attempt(endpoint: Endpoint, number: int) -> Tried[int | Answer]:
             relayed = await self.attempts.relay(
                 endpoint, request.target, request.body, headers, receive, send
             )
+            if isinstance(relayed, tuple):  # a busy engine's refusal, not sent yet
+                return Tried(relayed, relayed[0], retry=False)
             return Tried(relayed, relayed or 502, relayed is None, committed=relayed is not None)
 
-        status, endpoint = await self._tries(request, attempt)
-        return status, endpoint.revision
+        relayed, endpoint = await self._tries(request, attempt)
+        if isinstance(relayed, tuple):  # every replica tried was busy
+            status, returned, content = relayed
+            returned[REVISION_HEADER] = endpoint.revision
+            await replies.reply(send, status, content, headers=returned)
+            return status, endpoint.revision
+        return relayed, endpoint.revision
 
     async def _tries(
         self, request: ProxyRequest, attempt: Callable[[Endpoint, int], Awaitable[Tried[T]]]
@@ -120,8 +130,14 @@ class Forwarding:
         self.budget.request()
         tried: set[str] = set()
         avoid: str | None = None
+        busy: tuple[T, Endpoint] | None = None  # the last refusal of a full engine
         for number in range(1, self.max_attempts + 1):
-            endpoint = await self.activator.choose(target, tried, avoid)
+            try:
+                endpoint = await self.activator.choose(target, tried, avoid)
+            except ModelNotReadyError:
+                if busy is None:
+                    raise
+                return busy  # no other replica to ask: the refusal stands
             tried.add(endpoint.id)
             on_trial = self._is_canary(target, endpoint.revision)  # as routed, not as answered
             started = time.perf_counter()
@@ -133,8 +149,13 @@ class Forwarding:
                 self.stats(target.key, endpoint.revision).record(elapsed, failed=True)
                 avoid = endpoint.revision
             fallback = avoid == endpoint.revision
-            again = not outcome.committed and (fallback or outcome.retry)
-            if again and number < self.max_attempts and (fallback or self.budget.try_retry()):
+            full = outcome.status == BUSY and not outcome.committed and outcome.result is not None
+            again = not outcome.committed and (fallback or full or outcome.retry)
+            free = fallback or full  # retries the budget does not pay for
+            if again and number < self.max_attempts and (free or self.budget.try_retry()):
+                if full:
+                    assert outcome.result is not None
+                    busy = outcome.result, endpoint
                 self._retried(target, number)
                 continue
             if outcome.result is None:

@@ -21,7 +21,8 @@ import httptools
 
 MAX_CONNECTIONS_PER_REPLICA = 256  # more requests wait for a connection, as with nginx's pools
 IDLE_SECONDS = 4.0  # below the runtime's (uvicorn's) 5 s keep-alive: never reuse a closing one
-_KEEP = frozenset({b"content-type", b"inference-header-content-length"})
+# The answer headers a client gets back (``attempts.RETURNED``); the others are not kept.
+_KEEP = frozenset({b"content-type", b"inference-header-content-length", b"retry-after"})
 
 
 def _request(
