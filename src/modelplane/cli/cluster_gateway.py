@@ -21,6 +21,7 @@ from modelplane.backends.kubernetes.load import LoadReporter
 from modelplane.backends.kubernetes.tenant_quotas import TenantQuotas
 from modelplane.backends.usage_metrics import UsageCollector
 from modelplane.backends.usage_tally import UsageTally
+from modelplane.connections import KEEP_ALIVE_SECONDS, DataPlaneProtocol
 from modelplane.gateway.proxy import Gateway, GatewayOptions
 from modelplane.gateway.routing import RoutingTable
 from modelplane.processes import cancel_all
@@ -70,7 +71,7 @@ async def run(options: ClusterGatewayOptions) -> None:
         server = uvicorn.Server(
             uvicorn.Config(
                 logged(gateway, options.access_log), host=options.host, port=options.port,
-                http="httptools",
+                http=DataPlaneProtocol, timeout_keep_alive=KEEP_ALIVE_SECONDS,
                 log_level=options.log_level, access_log=False, log_config=None,
                 proxy_headers=False, lifespan="on", backlog=4096,
             )

@@ -44,6 +44,7 @@ from modelplane.backends.release_metrics import ReleaseCollector
 from modelplane.backends.slo_metrics import SLOCollector
 from modelplane.backends.slo_readings import SLOReadings
 from modelplane.backends.usage_metrics import UsageCollector
+from modelplane.connections import KEEP_ALIVE_SECONDS, DataPlaneProtocol
 from modelplane.control.analysis import MetricSource
 from modelplane.control.slo import SLOSource
 from modelplane.errors import AlreadyExistsError
@@ -201,7 +202,8 @@ class Platform:
                 uvicorn.Config(
                     logged(PortalOrigin(self.gateway, settings.port), settings.access_log),
                     host=settings.host,
-                    port=settings.gateway_port, http="httptools", log_level=settings.log_level,
+                    port=settings.gateway_port, http=DataPlaneProtocol,
+                    timeout_keep_alive=KEEP_ALIVE_SECONDS, log_level=settings.log_level,
                     access_log=False, log_config=None, proxy_headers=False, lifespan="on",
                     backlog=GATEWAY_BACKLOG,
                 )

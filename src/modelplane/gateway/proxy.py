@@ -194,14 +194,14 @@ class Gateway:
         access.note(scope, target.key)
         self.admission.authorize(principal, target.key)
         async with self.admission.within_quota(target.namespace, send) as replying:
-            body = await replies.read_body(receive, self.options.max_request_bytes)
+            body = await replies.read_body(scope, receive, self.options.max_request_bytes)
             await self._traced(proxy_request(scope, target, body), scope, receive, replying)
 
     async def _openai_request(
         self, path: str, scope: Scope, receive: Receive, principal: Principal
     ) -> ProxyRequest:
         """The request, with its model found in the body."""
-        body = await replies.read_body(receive, self.options.max_request_bytes)
+        body = await replies.read_body(scope, receive, self.options.max_request_bytes)
         try:
             document = orjson.loads(body)
         except orjson.JSONDecodeError as exc:

@@ -129,7 +129,15 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def read_body(receive: Receive, limit: int) -> bytes:
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request's whole body; past ``limit`` bytes refused at once when ``Content-Length``
+    declares it (so a client that expects ``100 Continue`` is not asked for a body in vain), else
+    as soon as the bytes that arrived pass it."""
+    declared = header(scope, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(
+            f"request body of {declared} bytes exceeds the gateway's limit of {limit} bytes"
+        )
     chunks: list[bytes] = []
     size = 0
     while True:

@@ -19,8 +19,10 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from modelplane.connections import KEEP_ALIVE_SECONDS
+
 MAX_CONNECTIONS_PER_REPLICA = 256  # more requests wait for a connection, as with nginx's pools
-IDLE_SECONDS = 4.0  # below the runtime's (uvicorn's) 5 s keep-alive: never reuse a closing one
+IDLE_SECONDS = KEEP_ALIVE_SECONDS - 1.0  # below the runtime's: never reuse a closing one
 # The answer headers a client gets back (``attempts.RETURNED``); the others are not kept.
 _KEEP = frozenset({b"content-type", b"inference-header-content-length", b"retry-after"})
 

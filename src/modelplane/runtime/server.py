@@ -35,6 +35,7 @@ from modelplane.api.exits import EXIT_LOAD_FAILED, EXIT_OK, load_failure_code
 from modelplane.artifacts import Fetcher, FetchSettings, artifact_cache, default_cache_dir
 from modelplane.artifacts.credentials import credentials_env
 from modelplane.artifacts.isolated import fetch_in_child
+from modelplane.connections import KEEP_ALIVE_SECONDS, DataPlaneProtocol
 from modelplane.errors import ModelLoadError, ModelplaneError
 from modelplane.runtime import loading
 from modelplane.runtime.batching import Batcher, BatchObservers
@@ -300,7 +301,8 @@ async def _serve(runtime: Runtime) -> int:
         runtime.app(),
         host=options.host,
         port=options.port,
-        http="httptools",
+        http=DataPlaneProtocol,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         loop="none",
         log_level=options.log_level,
         access_log=False,
