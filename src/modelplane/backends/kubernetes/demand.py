@@ -1,7 +1,8 @@
 """What the operator observes of demand: the gateways' load reports (``load.LoadBoard``) as
-``control.autoscaling.Demand`` for the plan, a memory of samples per Model, and a loop that
-queues an autoscaled Model when its replica count by demand moves between passes (or at once,
-when a Model at zero gets a request)."""
+``control.autoscaling.Demand`` for the plan, with the pods' own reports (``ReplicaReports``,
+read from each ready pod's ``/metrics`` by its IP) for a Model scaled on a reported metric; a
+memory of samples per Model, and a loop that queues an autoscaled Model when its replica count
+by demand moves between passes (or at once, when a Model at zero gets a request)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from modelplane.api import Scaling
+from modelplane.api.model import REPORTED_METRICS
 from modelplane.backends.kubernetes.caches import WatchCaches
 from modelplane.backends.kubernetes.children import LABEL_REVISION
 from modelplane.backends.kubernetes.load import LoadBoard
-from modelplane.backends.kubernetes.observed import Body
-from modelplane.control.autoscaling import Demand, DemandMemory, autoscaled, replicas_for
+from modelplane.backends.kubernetes.observed import Body, ready_pod_urls
+from modelplane.backends.replica_reports import ReplicaReports
+from modelplane.control.autoscaling import Demand, DemandMemory, Reading, autoscaled, replicas_for
 
 SCALE_SECONDS = 1.0
 
@@ -30,12 +33,14 @@ class ClusterDemand:
         self.load, self.caches, self._queue, self.clock = load, caches, queue, clock
         self.load.on_demand = self._on_demand
         self._memory: dict[str, DemandMemory] = {}
+        self.reports = ReplicaReports()
         # Autoscaled Models: their scaling, and the serving revision's replicas as last wanted.
         self._scaled: dict[str, tuple[Scaling, int]] = {}
 
-    def of(self, key: str, revision: str | None, now: datetime) -> Demand:
-        """Demand for ``revision`` from the gateways' reports. While no gateway reports, it is
-        unknown, and the Deployment's replicas say what runs."""
+    def of(self, key: str, revision: str | None, now: datetime, scaling: Scaling) -> Demand:
+        """Demand for ``revision`` from the gateways' reports (and the pods' own, as
+        ``scaling`` asks). While no gateway reports, it is unknown, and the Deployment's
+        replicas say what runs."""
         if revision is None:
             return Demand(born=now)
         if not self.load.known():
@@ -49,7 +54,15 @@ class ClusterDemand:
         stored = self.caches.owned("ControllerRevision", key).get(revision)
         born = _created(stored) if stored else None
         memory = self._memory.setdefault(key, DemandMemory())
-        return memory.observe(revision, in_flight, last_request, now, born)
+        reading = self._read(key, revision, scaling)
+        return memory.observe(revision, in_flight, last_request, now, born, reading)
+
+    def _read(self, key: str, revision: str, scaling: Scaling) -> Reading | None:
+        if scaling.metric not in REPORTED_METRICS:
+            self.reports.forget(key)
+            return None
+        self.reports.track(key, ready_pod_urls(self.caches.owned("Pod", key).values(), revision))
+        return self.reports.reading(key, scaling.metric)
 
     def decided(self, key: str, scaling: Scaling, wanted: int) -> None:
         """A pass wanted ``wanted`` replicas for ``key``'s serving revision."""
@@ -60,11 +73,17 @@ class ClusterDemand:
 
     def forget(self, key: str) -> None:
         self._memory.pop(key, None)
+        self.reports.forget(key)
         self._scaled.pop(key, None)
 
     async def watch(self) -> None:
         """Sample every autoscaled Model's load once a second, and queue those whose replica
-        count that changes."""
+        count that changes; meanwhile read the pods that report for their Models."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.reports.run())
+            group.create_task(self._follow())
+
+    async def _follow(self) -> None:
         while True:
             await asyncio.sleep(SCALE_SECONDS)
             for key, (scaling, decided) in list(self._scaled.items()):
@@ -79,7 +98,7 @@ class ClusterDemand:
             if (pod["metadata"].get("labels") or {}).get(LABEL_REVISION) == latest
         )
         now = self.clock()
-        return replicas_for(scaling, self.of(key, latest, now), current, now)
+        return replicas_for(scaling, self.of(key, latest, now, scaling), current, now)
 
     def _on_demand(self, key: str) -> None:
         found = self._scaled.get(key)

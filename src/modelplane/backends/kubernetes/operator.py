@@ -276,7 +276,7 @@ class Operator:
         observed = Observed(
             revisions=refs,
             replicas=tuple(replica_view(p) for p in self.caches.owned("Pod", key).values()),
-            demand=self.demand.of(key, newest, now),
+            demand=self.demand.of(key, newest, now, model.spec.scaling),
             cap=self.replica_quotas.cap(
                 model.metadata.namespace,
                 lambda: self.caches.namespace_models(model.metadata.namespace),
