@@ -34,8 +34,9 @@ class ClusterDemand:
         self.load.on_demand = self._on_demand
         self._memory: dict[str, DemandMemory] = {}
         self.reports = ReplicaReports()
-        # Autoscaled Models: their scaling, and the serving revision's replicas as last wanted.
-        self._scaled: dict[str, tuple[Scaling, int]] = {}
+        # Autoscaled Models: their scaling, and the serving revision's replicas as last wanted
+        # with what the pods' reports then said (the ScalingActive condition follows it).
+        self._scaled: dict[str, tuple[Scaling, int, Said]] = {}
 
     def of(self, key: str, revision: str | None, now: datetime, scaling: Scaling) -> Demand:
         """Demand for ``revision`` from the gateways' reports (and the pods' own, as
@@ -64,10 +65,10 @@ class ClusterDemand:
         self.reports.track(key, ready_pod_urls(self.caches.owned("Pod", key).values(), revision))
         return self.reports.reading(key, scaling.metric)
 
-    def decided(self, key: str, scaling: Scaling, wanted: int) -> None:
-        """A pass wanted ``wanted`` replicas for ``key``'s serving revision."""
+    def decided(self, key: str, scaling: Scaling, wanted: int, demand: Demand) -> None:
+        """A pass wanted ``wanted`` replicas for ``key``'s serving revision, on ``demand``."""
         if autoscaled(scaling):
-            self._scaled[key] = (scaling, wanted)
+            self._scaled[key] = (scaling, wanted, _said(demand.reading))
         else:
             self._scaled.pop(key, None)
 
@@ -78,7 +79,7 @@ class ClusterDemand:
 
     async def watch(self) -> None:
         """Sample every autoscaled Model's load once a second, and queue those whose replica
-        count that changes; meanwhile read the pods that report for their Models."""
+        count that changes, or whose pods' reports come or go; meanwhile read those pods."""
         async with asyncio.TaskGroup() as group:
             group.create_task(self.reports.run())
             group.create_task(self._follow())
@@ -86,24 +87,34 @@ class ClusterDemand:
     async def _follow(self) -> None:
         while True:
             await asyncio.sleep(SCALE_SECONDS)
-            for key, (scaling, decided) in list(self._scaled.items()):
+            for key, (scaling, *decided) in list(self._scaled.items()):
                 latest = self.caches.newest_revision(key)
-                if latest and self._wanted(key, scaling, latest) != decided:
+                if latest and self._wanted(key, scaling, latest) != tuple(decided):
                     self._queue(key)
 
-    def _wanted(self, key: str, scaling: Scaling, latest: str) -> int:
+    def _wanted(self, key: str, scaling: Scaling, latest: str) -> tuple[int, Said]:
         current = sum(
             1
             for pod in self.caches.owned("Pod", key).values()
             if (pod["metadata"].get("labels") or {}).get(LABEL_REVISION) == latest
         )
         now = self.clock()
-        return replicas_for(scaling, self.of(key, latest, now, scaling), current, now)
+        demand = self.of(key, latest, now, scaling)
+        return replicas_for(scaling, demand, current, now), _said(demand.reading)
 
     def _on_demand(self, key: str) -> None:
         found = self._scaled.get(key)
         if found is not None and found[1] == 0:
             self._queue(key)
+
+
+# What a reading told a pass: nothing (no reported metric), or whether it had a value and
+# whether any replica was there to report.
+Said = tuple[bool, bool] | None
+
+
+def _said(reading: Reading | None) -> Said:
+    return None if reading is None else (reading.value is not None, reading.replicas > 0)
 
 
 def _created(body: Body) -> datetime | None:
