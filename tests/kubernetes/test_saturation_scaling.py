@@ -18,7 +18,7 @@ from modelplane.api.load import LoadReport, ModelLoad
 from modelplane.backends.kubernetes.children import RUNTIME_PORT
 from tests.kubernetes.controlplane import ControlPlane, wait_until
 from tests.kubernetes.operating import RunningOperator
-from tests.kubernetes.podnet import PodNetwork, PodRunner
+from tests.kubernetes.podnet import PodRunner, pods_serving
 from tests.llm.conftest import chatting, scaled_on_waiting, written_by
 
 pytestmark = pytest.mark.slow
@@ -30,12 +30,7 @@ NAMESPACE = "saturation"
 def pods(
     control_plane: ControlPlane, kwok_node: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PodRunner]:
-    control_plane.kubectl("create", "namespace", NAMESPACE, check=False)
-    network = PodNetwork()
-    runner = PodRunner(control_plane, network, NAMESPACE, tmp_path_factory.mktemp("pods"))
-    yield runner
-    runner.stop()
-    network.stop()
+    yield from pods_serving(control_plane, NAMESPACE, tmp_path_factory.mktemp("pods"))
 
 
 @pytest.fixture(scope="module")

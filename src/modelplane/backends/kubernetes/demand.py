@@ -59,7 +59,7 @@ class ClusterDemand:
         return memory.observe(revision, in_flight, last_request, now, born, reading)
 
     def _read(self, key: str, revision: str, scaling: Scaling) -> Reading | None:
-        if scaling.metric not in REPORTED_METRICS:
+        if scaling.metric not in REPORTED_METRICS or not autoscaled(scaling):
             self.reports.forget(key)
             return None
         self.reports.track(key, ready_pod_urls(self.caches.owned("Pod", key).values(), revision))

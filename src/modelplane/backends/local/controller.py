@@ -51,7 +51,7 @@ from modelplane.backends.replica_reports import ReplicaReports
 from modelplane.backends.slo_readings import SLOReadings
 from modelplane.backends.usage_rollup import Requested
 from modelplane.control.analysis import MetricSource
-from modelplane.control.autoscaling import Demand, DemandMemory, Reading
+from modelplane.control.autoscaling import Demand, DemandMemory, Reading, autoscaled
 from modelplane.control.planning import ModelPlan, Observed, evaluation_due, plan
 from modelplane.control.quotas import ReplicaCap, claims_from
 from modelplane.control.reconcile import Phase, Plan, ReplicaView
@@ -328,7 +328,7 @@ class Controller:
     def _read(self, model: Model, revision: str) -> Reading | None:
         """The reported metric ``model`` scales on, from the serving revision's replicas."""
         metric = model.spec.scaling.metric
-        if metric not in REPORTED_METRICS:
+        if metric not in REPORTED_METRICS or not autoscaled(model.spec.scaling):
             self.reports.forget(model.key)
             return None
         ready = self.supervisor.ready_endpoints(model.key, revision)
