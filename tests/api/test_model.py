@@ -384,3 +384,65 @@ def test_metadata_that_is_not_a_mapping_is_named_not_a_crash() -> None:
     doc = document()
     doc["metadata"] = [None, None]  # found by fuzzing the control API: was a server error
     assert any(p.startswith("metadata:") for p in problems(doc))
+
+
+CHAT = {"source": {"uri": "file://tiny-chat.gguf"}, "format": "llamacpp", "task": "chat"}
+
+
+@pytest.mark.parametrize(
+    ("scaling", "expected"),
+    [
+        (
+            {"metric": "kvCache", "target": 1.5},
+            "target 1.5 is out of range for metric kvCache: the share of a replica's KV cache "
+            "in use, more than 0 and at most 1",
+        ),
+        ({"metric": "kvCache", "target": 0}, "spec.scaling.target: Input should be greater than 0"),
+        (
+            {"metric": "waiting", "target": -2},
+            "spec.scaling.target: Input should be greater than 0",
+        ),
+        ({"metric": "waiting"}, "metric waiting needs target: waiting requests per replica"),
+        ({"metric": "tokensPerSecond"}, "metric tokensPerSecond needs target: generated tokens"),
+        (
+            {"metric": "inFlight", "target": 2.5},
+            "target 2.5 is out of range for metric inFlight: requests in flight per replica, a "
+            "whole number from 1 to 10000",
+        ),
+        (
+            {"target": 8, "targetInFlight": 3},
+            "target (8) and targetInFlight (3) disagree; set one of them",
+        ),
+        ({"metric": "queue", "target": 1}, "spec.scaling.metric: Input should be 'inFlight'"),
+    ],
+)
+def test_a_scaling_target_out_of_range_for_its_metric_is_refused(
+    scaling: dict[str, Any], expected: str
+) -> None:
+    found = problems(document(**CHAT, scaling=scaling))
+    assert any(expected in p for p in found), found
+
+
+def test_reported_metrics_need_an_engine_that_reports_them() -> None:
+    (found,) = problems(document(scaling={"metric": "waiting", "target": 1}))
+    assert "scaling.metric waiting is reported by the engines of generative models" in found
+    assert "not task 'classification'; use inFlight" in found
+    hf = {**CHAT, "format": "huggingface"}
+    (found,) = problems(document(**hf, scaling={"metric": "kvCache", "target": 0.5}))
+    assert "format 'huggingface' runs one sequence at a time" in found
+    assert parse_model(document(**hf, scaling={"metric": "waiting", "target": 1}))
+
+
+def test_stored_scaling_specs_read_as_before_and_target_is_in_flights_other_name() -> None:
+    """A spec written before ``metric`` and ``target`` existed reads as scaling on in-flight
+    requests with its targetInFlight; ``target`` under inFlight sets the same number, and the
+    stored form reads back unchanged."""
+    before = parse_model(document(scaling={"maxReplicas": 6, "targetInFlight": 3})).spec.scaling
+    assert (before.metric.value, before.aim, before.target) == ("inFlight", 3.0, None)
+    written = parse_model(document(scaling={"target": 8})).spec.scaling
+    assert (written.target_in_flight, written.aim) == (8, 8.0)
+    stored = written.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert parse_model(document(scaling=stored)).spec.scaling == written
+    saturation = parse_model(document(**CHAT, scaling={"metric": "kvCache", "target": 0.7}))
+    assert (saturation.spec.scaling.aim, saturation.spec.scaling.target_in_flight) == (0.7, 4)
+    assert revision_digest(saturation.spec) == revision_digest(parse_model(document(**CHAT)).spec)

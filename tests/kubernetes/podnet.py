@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,17 @@ class PodNetwork:
             ("netns", "del", name),
         ):
             subprocess.run(["ip", *args], capture_output=True, timeout=10, check=False)
+
+
+def pods_serving(plane: ControlPlane, namespace: str, work_dir: Path) -> Iterator[PodRunner]:
+    """A module fixture's pods of ``namespace`` (made if missing) serving at their IPs, in a
+    pod network of their own; stopped, with the network, after them."""
+    plane.kubectl("create", "namespace", namespace, check=False)
+    network = PodNetwork()
+    runner = PodRunner(plane, network, namespace, work_dir)
+    yield runner
+    runner.stop()
+    network.stop()
 
 
 @dataclass

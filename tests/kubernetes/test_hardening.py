@@ -112,6 +112,11 @@ def test_network_policies_select_the_pods_they_mean(
     gateway_pods = _selected(control_plane, OPERATOR_NAMESPACE, _named("modelplane-gateway"))
     assert gateways == gateway_pods
     assert gateways
+    # The operator's pods too: they read the model pods' /metrics and replay evaluation gates.
+    reader = policy["ingress"][0]["from"][1]
+    assert all(system.get(k) == v for k, v in reader["namespaceSelector"]["matchLabels"].items())
+    operator_pods = _selected(control_plane, OPERATOR_NAMESPACE, _named("modelplane-operator"))
+    assert _selected(control_plane, OPERATOR_NAMESPACE, reader["podSelector"]) == operator_pods
     for pod in pods:
         if pod["metadata"]["name"] in models:
             ports = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}

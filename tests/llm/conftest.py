@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +38,53 @@ def chat_variant(llm_dir: Path, name: str, extra: str) -> Path:
     path = llm_dir / f"{name}.yaml"
     path.write_text(text + extra)
     return path
+
+
+EXAMPLE_SCALING = "  scaling:\n    minReplicas: 1\n    maxReplicas: 2\n"
+# One slot per replica, scaled on its waiting list (one per replica), never on in-flight
+# requests while the replicas report (targetInFlight 100).
+SCALED_ON_WAITING = """\
+  scaling:
+    minReplicas: 1
+    maxReplicas: 2
+    metric: waiting
+    target: 1
+    targetInFlight: 100
+  runtime:
+    parameters: {parallel: "1", maxWaiting: "32"}
+"""
+
+
+def scaled_on_waiting(llm_dir: Path, name: str, namespace: str = "default") -> str:
+    """The chat example as a Model ``namespace/name`` that scales on its waiting requests."""
+    text = (llm_dir / "chat.yaml").read_text()
+    assert EXAMPLE_SCALING in text
+    named = f"  name: {name}\n  namespace: {namespace}\n"
+    return text.replace("  name: tiny-chat\n", named).replace(EXAMPLE_SCALING, SCALED_ON_WAITING)
+
+
+@contextlib.contextmanager
+def chatting(base_url: str, model: str, clients: int) -> Iterator[list[int]]:
+    """``clients`` threads chatting with ``model`` at ``base_url`` (``…/v1``) one answer after
+    another until the block ends; yields the tokens of each answer, as they come."""
+    client = openai_client(base_url)
+    ended, answered = threading.Event(), list[int]()
+    story = [{"role": "user", "content": "Tell me a long story about the sea."}]
+
+    def chat() -> None:
+        while not ended.is_set():
+            reply = client.chat.completions.create(model=model, messages=story, max_tokens=128)
+            answered.append(reply.usage.completion_tokens if reply.usage else 0)
+
+    threads = [threading.Thread(target=chat) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield answered
+    finally:
+        ended.set()
+        for thread in threads:
+            thread.join(timeout=60)
 
 
 @pytest.fixture(scope="session")

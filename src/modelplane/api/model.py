@@ -14,7 +14,7 @@ from itertools import pairwise
 from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from modelplane.api.meta import ObjectMeta, Wire
 from modelplane.api.releases import parse_period
@@ -180,10 +180,60 @@ class Batching(Wire):
     max_delay_ms: Annotated[float, Field(ge=0, le=1000)] = 2
 
 
+class ScalingMetric(StrEnum):
+    """What the autoscaler counts per replica; ``target`` is read in its unit."""
+
+    IN_FLIGHT = "inFlight"  # requests in flight, counted by the gateways (any model)
+    WAITING = "waiting"  # requests waiting for a slot of the engine, reported by the replicas
+    KV_CACHE = "kvCache"  # share of the KV cache in use (0 to 1), reported by the replicas
+    TOKENS_PER_SECOND = "tokensPerSecond"  # tokens generated per second, reported by the replicas
+
+
+# Metrics the replicas report (their engine's gauges), as opposed to the gateways' count.
+REPORTED_METRICS = frozenset(set(ScalingMetric) - {ScalingMetric.IN_FLIGHT})
+TARGET_MEANINGS = {
+    ScalingMetric.IN_FLIGHT: "requests in flight per replica, a whole number from 1 to 10000",
+    ScalingMetric.WAITING: "waiting requests per replica, more than 0",
+    ScalingMetric.KV_CACHE: "the share of a replica's KV cache in use, more than 0 and at most 1",
+    ScalingMetric.TOKENS_PER_SECOND: "generated tokens per second per replica, more than 0",
+}
+_TARGET_RULES: list[JsonValue] = [
+    {
+        "rule": "self.metric == 'inFlight' || has(self.target)",
+        "message": "a metric other than inFlight needs target (its unit is the metric's)",
+    },
+    {
+        "rule": "self.metric != 'kvCache' || !has(self.target) || self.target <= 1.0",
+        "message": f"target for metric kvCache is {TARGET_MEANINGS[ScalingMetric.KV_CACHE]}",
+    },
+    {
+        "rule": "self.metric != 'inFlight' || !has(self.target) || "
+        "(self.target >= 1.0 && self.target <= 10000.0 && "
+        "double(int(self.target)) == self.target)",
+        "message": f"target for metric inFlight is {TARGET_MEANINGS[ScalingMetric.IN_FLIGHT]}",
+    },
+]
+
+
 class Scaling(Wire):
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _TARGET_RULES})
+
     min_replicas: Annotated[int, Field(ge=0, le=1000)] = 1
     max_replicas: Annotated[int, Field(ge=1, le=1000)] = 4
-    target_in_flight: Annotated[int, Field(ge=1, le=10000)] = 4
+    metric: ScalingMetric = Field(
+        default=ScalingMetric.IN_FLIGHT,
+        description="What replicas are counted by: inFlight (the gateways' count of requests), "
+        "or what the replicas' engines report: waiting, kvCache, tokensPerSecond.",
+    )
+    target: Annotated[float, Field(gt=0, le=1_000_000)] | None = Field(
+        default=None,
+        description="Per replica, in the metric's unit; for inFlight, targetInFlight's value.",
+    )
+    target_in_flight: Annotated[int, Field(ge=1, le=10000)] = Field(
+        default=4,
+        description="In-flight requests per replica; with a reported metric, what is scaled on "
+        "while the replicas' reports are missing.",
+    )
     scale_to_zero_after_seconds: Annotated[int, Field(ge=0)] = 300
 
     @model_validator(mode="after")
@@ -193,7 +243,36 @@ class Scaling(Wire):
                 f"minReplicas ({self.min_replicas}) must not exceed maxReplicas "
                 f"({self.max_replicas})"
             )
+        return self._target_in_range()
+
+    def _target_in_range(self) -> Self:
+        metric, target = self.metric, self.target
+        meaning = TARGET_MEANINGS[metric]
+        if target is None:
+            if metric in REPORTED_METRICS:
+                raise ValueError(f"metric {metric.value} needs target: {meaning}")
+            return self
+        if metric is ScalingMetric.KV_CACHE and target > 1:
+            raise ValueError(f"target {target:g} is out of range for metric kvCache: {meaning}")
+        if metric is ScalingMetric.IN_FLIGHT:
+            if not target.is_integer() or target > 10000:
+                raise ValueError(
+                    f"target {target:g} is out of range for metric inFlight: {meaning}"
+                )
+            if "target_in_flight" in self.model_fields_set and self.target_in_flight != target:
+                raise ValueError(
+                    f"target ({target:g}) and targetInFlight ({self.target_in_flight}) disagree; "
+                    "set one of them"
+                )
+            self.target_in_flight = int(target)  # one value, however it was written
         return self
+
+    @property
+    def aim(self) -> float:
+        """The metric's target per replica."""
+        if self.metric is ScalingMetric.IN_FLIGHT or self.target is None:
+            return float(self.target_in_flight)
+        return self.target
 
 
 class RolloutStep(Wire):
@@ -495,12 +574,27 @@ class ModelSpec(Wire):
                 f"engine.external needs a format with a server of its own ({names}), "
                 f"not {self.format.value!r}"
             )
+        self._scaling_reported()
         if self.runtime.allow_pickle and self.source.sha256 is None:
             raise ValueError(
                 "runtime.allowPickle needs source.sha256: pickle runs code on load, "
                 "so only a pinned artifact may be trusted"
             )
         return self
+
+    def _scaling_reported(self) -> None:
+        """A reported metric needs an engine that reports it."""
+        metric = self.scaling.metric
+        if metric in REPORTED_METRICS and self.task not in GENERATIVE_TASKS:
+            raise ValueError(
+                f"scaling.metric {metric.value} is reported by the engines of generative models "
+                f"(task chat or text-generation), not task {self.task.value!r}; use inFlight"
+            )
+        if metric is ScalingMetric.KV_CACHE and self.format is ModelFormat.HUGGINGFACE:
+            raise ValueError(
+                "scaling.metric kvCache: format 'huggingface' runs one sequence at a time and "
+                "reports no KV-cache use; use waiting or inFlight"
+            )
 
 
 class Model(Wire):

@@ -227,6 +227,7 @@ class Platform:
         ]
         self._background = [
             loop.create_task(self.controller.run()),
+            loop.create_task(self.controller.reports.run()),
             loop.create_task(self.history.run(self.store)),
             loop.create_task(self.usage.run()),
         ]

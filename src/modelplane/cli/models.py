@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from modelplane.api import Model, dump_json, dump_yaml, load_model_file, load_models
+from modelplane.api import Model, ScalingMetric, dump_json, dump_yaml, load_model_file, load_models
 from modelplane.cli.client import DEFAULT_SERVER, ControlClient, credentials
 from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.output import age, models_table, replicas, table
@@ -23,6 +23,15 @@ ServerOption = Annotated[
 ]
 NamespaceOption = Annotated[str, typer.Option("--namespace", "-n", help="Namespace.")]
 RESOURCE_NAMES = ("models", "model", "mdl", "mdls")
+
+
+# How ``describe`` words each scaling metric's target.
+SCALING_UNITS = {
+    ScalingMetric.IN_FLIGHT: "in flight",
+    ScalingMetric.WAITING: "waiting (as the replicas report)",
+    ScalingMetric.KV_CACHE: "of the KV cache (as the replicas report)",
+    ScalingMetric.TOKENS_PER_SECOND: "tokens/s (as the replicas report)",
+}
 
 
 def _check_resource(resource: str) -> None:
@@ -166,7 +175,7 @@ def _describe(model: Model, events: list[dict[str, Any]]) -> str:
         f"Source:       {spec.source.uri}{pin}",
         f"Format:       {spec.format.value} ({spec.task.value}; protocols {protocols})",
         f"Scaling:      {spec.scaling.min_replicas}..{spec.scaling.max_replicas} replicas, "
-        f"target {spec.scaling.target_in_flight} in flight each",
+        f"target {spec.scaling.aim:g} {SCALING_UNITS[spec.scaling.metric]} each",
         f"Rollout:      {spec.rollout.strategy.value}",
         f"Ready:        {ready.status.value + ' (' + ready.reason + ')' if ready else 'Unknown'}",
         f"Replicas:     {replicas(model)} ready",

@@ -110,7 +110,7 @@ def operator(
         options = replace(options, election=election)
     with observed("modelplane-operator", log_level, log_format):
         quiet = max(logging.WARNING, logging.getLogger().level)
-        for chatty in ("kopf", "httpx2"):  # a line per watch event, a line per request
+        for chatty in ("kopf", "httpx", "httpx2"):  # a line per watch event, per request
             logging.getLogger(chatty).setLevel(quiet)
         asyncio.run(run(options))
 

@@ -32,6 +32,7 @@ from modelplane.control.releases import incidents, milestones
 from modelplane.control.reporting import Reported, events
 from modelplane.control.revisions import RevisionRef, select_revision
 from modelplane.control.rollout import ARTIFACT_UNAVAILABLE, Event, pending_command
+from modelplane.control.scaling_condition import scaling_conditions, scaling_events
 from modelplane.control.slo import (
     RELEASE_FROZEN,
     SLOReading,
@@ -164,6 +165,9 @@ def _plan(
         model.spec.slo, found.status.conditions, slo, unavailable, meta.generation, now
     )
     found.status.slo = slo
+    found.status.conditions = scaling_conditions(
+        model.spec.scaling, observed.demand.reading, found.status.conditions, meta.generation, now
+    )
     if command is not None and found.status.rollout is not None:
         found.status.rollout.last_command = annotation  # acted on once
     told: list[Event] = []
@@ -174,6 +178,7 @@ def _plan(
         told.append(capped)
     rest, reported = events(found, desired, before)
     rest += breach_events(model.status.conditions, found.status.conditions)
+    rest += scaling_events(model.status.conditions, found.status.conditions)
     held_back = desired < wanted
     marks = milestones(model.status, found.status, now)
     if new and (committed := _commit_time(model)) is not None:

@@ -93,13 +93,19 @@ def replica_view(body: Body) -> ReplicaView:
 
 def ready_pod_url(pods: Iterable[Body], revision: str | None) -> str | None:
     """The runtime's URL on a ready pod of ``revision`` (by its IP), if there is one."""
+    return next(iter(ready_pod_urls(pods, revision)), None)
+
+
+def ready_pod_urls(pods: Iterable[Body], revision: str | None) -> list[str]:
+    """The runtime's URL on every ready pod of ``revision``, by its IP."""
+    found = []
     for body in pods:
         view = replica_view(body)
         address = (body.get("status") or {}).get("podIP")
         if view.revision == revision and view.phase is Phase.READY and address:
             host = f"[{address}]" if ":" in address else address
-            return f"http://{host}:{RUNTIME_PORT}"
-    return None
+            found.append(f"http://{host}:{RUNTIME_PORT}")
+    return found
 
 
 def _failure(containers: list[RawContainerStatus]) -> str:

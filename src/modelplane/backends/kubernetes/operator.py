@@ -276,7 +276,7 @@ class Operator:
         observed = Observed(
             revisions=refs,
             replicas=tuple(replica_view(p) for p in self.caches.owned("Pod", key).values()),
-            demand=self.demand.of(key, newest, now),
+            demand=self.demand.of(key, newest, now, model.spec.scaling),
             cap=self.replica_quotas.cap(
                 model.metadata.namespace,
                 lambda: self.caches.namespace_models(model.metadata.namespace),
@@ -293,7 +293,7 @@ class Operator:
         self.usage.observe(key, _usage_of(model, stored, observed.replicas))
         decided = plan(model, observed, now)
         self.replica_quotas.claim(model.metadata.namespace, key, decided.wanted)
-        self.demand.decided(key, model.spec.scaling, decided.wanted)
+        self.demand.decided(key, model.spec.scaling, decided.wanted, observed.demand)
         specs = {r.ref.name: r for r in stored}
         if decided.new_revision:
             specs[decided.revision.name] = await self._record_revision(

@@ -39,6 +39,7 @@ from modelplane.api import (
     dump_yaml,
 )
 from modelplane.api.manifests import status_wire
+from modelplane.api.model import REPORTED_METRICS
 from modelplane.api.routing import RouteSink
 from modelplane.api.store import Revision
 from modelplane.backends.analysis_windows import rollout_windows
@@ -46,10 +47,11 @@ from modelplane.backends.evaluation_gates import EvaluationGates
 from modelplane.backends.local.store import SqliteStore
 from modelplane.backends.local.supervisor import Supervisor
 from modelplane.backends.pinning import SourcePins, embedded_credentials, resolve_embedded
+from modelplane.backends.replica_reports import ReplicaReports
 from modelplane.backends.slo_readings import SLOReadings
 from modelplane.backends.usage_rollup import Requested
 from modelplane.control.analysis import MetricSource
-from modelplane.control.autoscaling import Demand, DemandMemory
+from modelplane.control.autoscaling import Demand, DemandMemory, Reading, autoscaled
 from modelplane.control.planning import ModelPlan, Observed, evaluation_due, plan
 from modelplane.control.quotas import ReplicaCap, claims_from
 from modelplane.control.reconcile import Phase, Plan, ReplicaView
@@ -100,6 +102,8 @@ class Controller:
     pins: SourcePins = field(default_factory=lambda: SourcePins(resolve_embedded))
     # Each SLO's requests per window: from Prometheus, else from the gateway's own counts.
     slo: SLOReadings = field(default_factory=lambda: SLOReadings(None, "no request counts"))
+    # The replicas' own metrics, for Models scaled on one; ``reports.run`` reads them.
+    reports: ReplicaReports = field(default_factory=ReplicaReports)
     _memory: dict[str, _ModelMemory] = field(default_factory=dict)
     # (model key, revision name) -> its manifest file, the environment its replicas start with
     # and what each of them requests
@@ -317,7 +321,19 @@ class Controller:
         in_flight = self.load.in_flight(key, revision) + self.load.held(key)
         last = self.load.last_request.get(key)
         seen = now - timedelta(seconds=time.monotonic() - last) if last else None
-        return memory.demand.observe(revision, in_flight, seen, now)
+        return memory.demand.observe(
+            revision, in_flight, seen, now, reading=self._read(model, revision)
+        )
+
+    def _read(self, model: Model, revision: str) -> Reading | None:
+        """The reported metric ``model`` scales on, from the serving revision's replicas."""
+        metric = model.spec.scaling.metric
+        if metric not in REPORTED_METRICS or not autoscaled(model.spec.scaling):
+            self.reports.forget(model.key)
+            return None
+        ready = self.supervisor.ready_endpoints(model.key, revision)
+        self.reports.track(model.key, (url for _, url in ready))
+        return self.reports.reading(model.key, metric)
 
     def _replica_cap(self, model: Model) -> ReplicaCap | None:
         """The namespace's replica cap and what its Models claim, oldest first."""
@@ -378,6 +394,7 @@ class Controller:
         self.pins.forget(key)
         self.metrics.forget(key)
         self.slo.forget(key)
+        self.reports.forget(key)
         self.routes.remove(key)
         owned = [v.id for v in self.supervisor.views(key)]
         await asyncio.gather(*(self.supervisor.stop(rid) for rid in owned))
