@@ -167,6 +167,7 @@ def test_a_bad_adapter_fails_its_own_requests_only(
     for _ in range(2):  # the second is answered from what the first learned
         reply = complete(runtime, name)
         assert reply.status_code == 424, reply.text
+        assert reply.json()["error"]["code"] == "adapter_unavailable"
         message = reply.json()["error"]["message"]
         assert f"adapter {name!r} of model 'tiny-chat'" in message
         assert why in message

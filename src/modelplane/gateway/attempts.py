@@ -12,11 +12,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from opentelemetry import propagate, trace
+from pydantic import ValidationError
 from starlette.types import Receive, Send
 
+from modelplane.api.adapters import ADAPTERS_HEADER, AdapterReport
 from modelplane.gateway import paths, replies
 from modelplane.gateway.routing import Endpoint
 from modelplane.gateway.upstream import UpstreamError, UpstreamPool
@@ -33,6 +35,19 @@ RETURNED = {  # the replica's headers passed to the client
 REVISION_HEADER = "X-Modelplane-Revision"
 
 Answer = tuple[int, dict[str, str], bytes]  # status, headers, body
+
+
+def noted_adapters(endpoint: Endpoint, headers: Mapping[str, str]) -> None:
+    """Keep what the replica reports of its LoRA adapters, for balancing and status."""
+    raw = headers.get(ADAPTERS_HEADER)
+    if raw is None or raw == endpoint.adapter_report:
+        return
+    try:
+        report = AdapterReport.model_validate_json(raw)
+    except ValidationError:
+        return
+    endpoint.adapter_report = raw
+    endpoint.adapters, endpoint.failed_adapters = frozenset(report.loaded), report.failed
 
 
 class Attempts:
@@ -91,6 +106,7 @@ class Attempts:
             self._failed(endpoint)
             return None
         self._answered(endpoint, answer.status)
+        noted_adapters(endpoint, answer.headers)
         returned = {RETURNED[k]: v for k, v in answer.headers.items() if k in RETURNED}
         return answer.status, returned, answer.body
 
@@ -112,6 +128,7 @@ class Attempts:
                     endpoint.url, "POST", target.upstream(), headers, body
                 ) as answer:
                     self._answered(endpoint, answer.status)
+                    noted_adapters(endpoint, answer.headers)
                     if answer.status == 503:
                         return None
                     returned = {RETURNED[k]: v for k, v in answer.headers.items() if k in RETURNED}

@@ -10,6 +10,10 @@ replicas, and the request goes to the first replica clockwise whose outstanding 
 within ``load_factor`` times the average. A conversation (or a shared system prompt) keeps landing
 where its KV cache is warm, yet no replica takes more than its bounded share; replicas joining or
 leaving move only the prefixes next to them on the ring.
+
+A request that names a LoRA adapter goes among the replicas that hold it loaded (as they report
+on their answers) while one of them is within that bound, so an adapter is not loaded on every
+replica by turns; past the bound, among all.
 """
 
 from __future__ import annotations
@@ -56,6 +60,24 @@ def _healthy(
         # Every replica is ejected: trying one beats refusing outright.
         healthy = [e for e in endpoints if e.id not in exclude]
     return healthy
+
+
+def prefer_holding(
+    endpoints: list[Endpoint],
+    adapter: str,
+    now: float,
+    exclude: set[str] | frozenset[str] = frozenset(),
+    load_factor: float = LOAD_FACTOR,
+) -> list[Endpoint]:
+    """The replicas to choose among for a request of LoRA ``adapter``: those that reported it
+    loaded and are within the load bound, else all of them (loading it on another replica
+    beats queueing behind the ones that hold it)."""
+    healthy = _healthy(endpoints, now, exclude)
+    holding = [e for e in healthy if adapter in e.adapters]
+    if not holding:
+        return endpoints
+    bound = max(1.0, load_factor * (sum(e.outstanding for e in healthy) + 1) / len(healthy))
+    return [e for e in holding if e.outstanding + 1 <= bound] or endpoints
 
 
 def pick_endpoint(

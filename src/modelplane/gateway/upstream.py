@@ -19,9 +19,12 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from modelplane.api.adapters import ADAPTERS_HEADER
+
 MAX_CONNECTIONS_PER_REPLICA = 256  # more requests wait for a connection, as with nginx's pools
 IDLE_SECONDS = 4.0  # below the runtime's (uvicorn's) 5 s keep-alive: never reuse a closing one
-_KEEP = frozenset({b"content-type", b"inference-header-content-length"})
+# What replicas tell beside the body: its type, and what they hold of their LoRA adapters.
+_KEEP = frozenset({b"content-type", b"inference-header-content-length", ADAPTERS_HEADER.encode()})
 
 
 def _request(
