@@ -76,7 +76,7 @@ def prefer_holding(
     holding = [e for e in healthy if adapter in e.adapters]
     if not holding:
         return endpoints
-    bound = max(1.0, load_factor * (sum(e.outstanding for e in healthy) + 1) / len(healthy))
+    bound = _load_bound(healthy, load_factor)
     return [e for e in holding if e.outstanding + 1 <= bound] or endpoints
 
 
@@ -117,10 +117,7 @@ def pick_by_prefix(
         return healthy[0] if healthy else None
     by_id = {e.id: e for e in healthy}
     points, owners = _ring(tuple(sorted(by_id)))
-    # The bound counts the new request; without rounding up, a second request goes to an idle
-    # replica rather than queue behind the first (a replica runs one generation at a time).
-    total = sum(e.outstanding for e in healthy)
-    bound = max(1.0, load_factor * (total + 1) / len(healthy))
+    bound = _load_bound(healthy, load_factor)
     start = bisect.bisect(points, _hash(prefix))
     seen: set[str] = set()
     for step in range(len(points)):
@@ -133,6 +130,13 @@ def pick_by_prefix(
         if len(seen) == len(by_id):
             break
     return min(healthy, key=lambda e: e.outstanding)  # unreachable while the bound holds
+
+
+def _load_bound(healthy: list[Endpoint], load_factor: float) -> float:
+    """The most outstanding requests a replica may have with the new one: ``load_factor`` times
+    the average, counting the new request; at least one, so that a second request goes to an
+    idle replica rather than queue behind the first."""
+    return max(1.0, load_factor * (sum(e.outstanding for e in healthy) + 1) / len(healthy))
 
 
 def _hash(data: bytes) -> int:
