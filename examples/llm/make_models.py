@@ -7,6 +7,9 @@ nothing, and the Models that serve it.
                      by frequency, over a byte fallback; a ChatML chat template
   chat.yaml          a Model `tiny-chat` serving it for chat (and completions) over the OpenAI API
   embedding.yaml     a Model `tiny-embed` serving its mean-pooled hidden states as embeddings
+  tiny-chat-pirate.gguf, tiny-chat-poet.gguf
+                     two LoRA adapters of tiny-chat (seeded low-rank updates of its attention
+                     and output layers) in llama.cpp's GGUF adapter form
 
 The model writes words, not sense: it exists to exercise the whole serving path (tokenizing, chat
 templates, sampling, streaming, limits, the prompt cache) in seconds on a CPU, with no download.
@@ -137,10 +140,39 @@ def write(path: Path, seed: int = 7, size: Size = Size()) -> None:
     output[SPECIALS.index("<|im_end|>")] = weights(N_EMBD, scale=0.3)
     writer.add_tensor("output.weight", output)
 
+    _finish(writer)
+
+
+def _finish(writer: gguf.GGUFWriter) -> None:
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+
+
+def write_adapter(path: Path, seed: int, size: Size = Size(), rank: int = 4) -> None:
+    """A LoRA adapter of the model of ``size`` in llama.cpp's GGUF form: low-rank updates
+    (``lora_a``: rank by input, ``lora_b``: output by rank) of every attention projection and of
+    the output layer, seeded and large enough that the adapted model writes other words."""
+    N_EMBD, N_LAYER = size.embedding, size.layers  # noqa: N806
+    vocab = len(vocabulary(CORPUS)[0])
+    rng = np.random.default_rng(seed)
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(rank))  # scale alpha/rank: 1
+
+    def pair(name: str, outputs: int, inputs: int, scale: float) -> None:
+        a = (rng.standard_normal((rank, inputs)) * scale).astype(np.float32)
+        b = (rng.standard_normal((outputs, rank)) * scale).astype(np.float32)
+        writer.add_tensor(f"{name}.weight.lora_a", a)
+        writer.add_tensor(f"{name}.weight.lora_b", b)
+
+    for layer in range(N_LAYER):
+        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            pair(f"blk.{layer}.{name}", N_EMBD, N_EMBD, 0.1)
+    pair("output", vocab, N_EMBD, 0.5)
+    _finish(writer)
 
 
 MANIFEST = """\
@@ -169,6 +201,10 @@ CHAT_EXTRA = """\
 """
 
 
+# LoRA adapters of tiny-chat, each its own seed (spec.adapters: docs/llm.md#lora-adapters).
+ADAPTERS = {"tiny-chat-pirate.gguf": 11, "tiny-chat-poet.gguf": 12}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
@@ -181,6 +217,8 @@ def main() -> None:
     model = out / "tiny-chat.gguf"
     write(model, args.seed, Size(args.embedding, args.layers))
     digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    for adapter, seed in ADAPTERS.items():
+        write_adapter(out / adapter, seed, Size(args.embedding, args.layers))
     for file, name, task, extra in (
         ("chat.yaml", "tiny-chat", "chat", CHAT_EXTRA),
         ("embedding.yaml", "tiny-embed", "embedding", ""),
@@ -189,7 +227,8 @@ def main() -> None:
             name=name, uri=model.as_uri(), sha256=digest, task=task, extra=extra
         )
         (out / file).write_text(manifest)
-    print(f"wrote {model} ({model.stat().st_size} bytes), chat.yaml and embedding.yaml in {out}")
+    size = model.stat().st_size
+    print(f"wrote {model} ({size} bytes), its adapters, chat.yaml and embedding.yaml in {out}")
 
 
 if __name__ == "__main__":

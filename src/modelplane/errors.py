@@ -22,6 +22,8 @@ them to exit codes. Library exceptions are wrapped at the boundary with ``raise 
     │   ├── DeadlineExceededError  the work ran past its time limit
     │   ├── EngineBusyError        every slot busy and the waiting list full (429: retry_after)
     │   ├── PredictError           the model itself failed on valid input
+    │   ├── AdapterUnavailableError  a LoRA adapter cannot be fetched or loaded (its requests
+    │   │                            only; the base model serves on)
     │   ├── ReplicaFailedError     no replica answered (after retries): the gateway's 502
     │   └── ClientGoneError        the client left: nobody to answer (gateway and runtime)
     ├── ResourceError              a control-plane operation on a stored object failed
@@ -175,6 +177,11 @@ class DeadlineExceededError(InferenceError):
 
 class PredictError(InferenceError):
     """The model raised on input that passed validation."""
+
+
+class AdapterUnavailableError(InferenceError):
+    """The LoRA adapter a request names cannot be fetched, or is not an adapter of this model;
+    the message names it and says why. Its requests fail, the base model's are served."""
 
 
 class ReplicaFailedError(InferenceError):

@@ -6,7 +6,13 @@ import math
 import random
 from collections import Counter
 
-from modelplane.gateway.balancing import pick_by_prefix, pick_endpoint, pick_in_turn, pick_revision
+from modelplane.gateway.balancing import (
+    pick_by_prefix,
+    pick_endpoint,
+    pick_in_turn,
+    pick_revision,
+    prefer_holding,
+)
 from modelplane.gateway.routing import Endpoint, RevisionRoute
 
 
@@ -102,3 +108,14 @@ def test_ejected_replicas_are_skipped_by_prefix_and_round_robin() -> None:
     turns = [pick_in_turn(endpoints, now=0.0, turn=t) for t in range(6)]
     assert [e.id for e in turns if e is not None].count(owner) == 0
     assert len({e.id for e in turns if e is not None}) == 2
+
+
+def test_a_request_of_an_adapter_prefers_replicas_that_hold_it_within_the_bound() -> None:
+    holding = Endpoint("a", "http://a", "r1", adapters=frozenset({"pirate"}))
+    other = Endpoint("b", "http://b", "r1")
+    assert prefer_holding([holding, other], "pirate", 0.0) == [holding]
+    assert prefer_holding([holding, other], "poet", 0.0) == [holding, other]  # none holds it
+    holding.outstanding = 3  # over 1.25 times the average: loading it elsewhere beats waiting
+    assert prefer_holding([holding, other], "pirate", 0.0) == [holding, other]
+    holding.outstanding, holding.ejected_until = 0, 100.0  # an ejected one counts for nothing
+    assert prefer_holding([holding, other], "pirate", 0.0) == [holding, other]

@@ -16,6 +16,8 @@ class ModelLoad(Wire):
     held: Count = 0
     idle_seconds: Annotated[float, Field(ge=0)] | None = None  # None: no request yet
     in_flight: dict[str, Count] = Field(default_factory=dict)
+    # LoRA adapters its replicas could not load, and why (api/adapters.py).
+    failed_adapters: dict[str, str] = Field(default_factory=dict)
 
 
 class LoadReport(Wire):

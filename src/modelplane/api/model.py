@@ -402,7 +402,8 @@ class Rollout(Wire):
 
 
 class RuntimeOptions(Wire):
-    """How the runtime serves this model; every field here is part of the revision."""
+    """How the runtime serves this model; every field here but maxLoadedAdapters is part of the
+    revision."""
 
     allow_pickle: bool = Field(
         default=False,
@@ -412,6 +413,12 @@ class RuntimeOptions(Wire):
     python_class: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "Model"
     max_request_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
     parameters: dict[str, str] = Field(default_factory=dict)
+    max_loaded_adapters: Annotated[int, Field(ge=1, le=1024)] = Field(
+        default=4,
+        description="The most LoRA adapters (spec.adapters) a replica keeps loaded: each is "
+        "loaded on its first request and the least recently used one is dropped past this. "
+        "Like the adapters, it reaches running replicas and makes no revision.",
+    )
 
 
 class Generation(Wire):
@@ -485,6 +492,37 @@ class Telemetry(Wire):
         return env
 
 
+ADAPTER_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+# Engines that apply LoRA adapters inside the runtime (an engine's own server does not).
+ADAPTER_FORMATS = frozenset({ModelFormat.LLAMACPP})
+
+
+class Adapter(Wire):
+    """A LoRA adapter served on the Model's own replicas: clients name it as the OpenAI API's
+    ``model``. Adapters are no part of the revision: editing the list reaches running replicas
+    and starts nothing."""
+
+    name: Annotated[str, Field(pattern=ADAPTER_NAME)] = Field(
+        description="What clients write as the model (the OpenAI API's model field); unique "
+        "among the Model's adapters and other than its own name."
+    )
+    source: Source = Field(
+        description="The adapter's file (GGUF LoRA for llamacpp), from any source a Model's "
+        "artifact may come from; fetched on its first request into the replicas' cache, with "
+        "the replicas' own environment (source.credentials is not taken here)."
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _no_credentials(cls, source: Source) -> Source:
+        if source.credentials is not None:
+            raise ValueError(
+                "an adapter's source takes no credentials: replicas fetch it with their own "
+                "environment (put the adapter where they may read it)"
+            )
+        return source
+
+
 # Shorter, and the burn-rate alerts' windows (scaled from the SLO window) shrink below what
 # scraping can measure; longer, and the budget outlives what metric stores usually keep.
 SLO_WINDOW_MIN = timedelta(hours=1)
@@ -551,6 +589,12 @@ class ModelSpec(Wire):
         default=None,
         description="A service level objective with its error budget; edits never make a revision.",
     )
+    adapters: list[Adapter] = Field(
+        default_factory=list,
+        max_length=1024,
+        description="LoRA adapters of this model (llamacpp chat and text-generation models), "
+        "served by its replicas and loaded on first use; edits make no revision.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -575,6 +619,7 @@ class ModelSpec(Wire):
                 f"not {self.format.value!r}"
             )
         self._scaling_reported()
+        self._check_adapters()
         if self.runtime.allow_pickle and self.source.sha256 is None:
             raise ValueError(
                 "runtime.allowPickle needs source.sha256: pickle runs code on load, "
@@ -596,6 +641,23 @@ class ModelSpec(Wire):
                 "reports no KV-cache use; use waiting or inFlight"
             )
 
+    def _check_adapters(self) -> None:
+        if not self.adapters:
+            return
+        if self.format not in ADAPTER_FORMATS or self.engine.external:
+            served = "engine.external" if self.engine.external else f"format {self.format.value!r}"
+            raise ValueError(
+                f"adapters are served by format llamacpp inside the runtime, not by {served}"
+            )
+        if self.task not in GENERATIVE_TASKS:
+            raise ValueError(
+                f"adapters need a chat or text-generation task, not {self.task.value!r}"
+            )
+        names = [a.name for a in self.adapters]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"adapter names must be unique; repeated: {', '.join(repeated)}")
+
 
 class Model(Wire):
     """A model to serve: the ``Model`` resource of ``modelplane.io/v1alpha1``."""
@@ -605,6 +667,15 @@ class Model(Wire):
     metadata: ObjectMeta
     spec: ModelSpec
     status: ModelStatus = Field(default_factory=ModelStatus)
+
+    @model_validator(mode="after")
+    def _adapters_not_named_as_the_model(self) -> Self:
+        if any(a.name == self.metadata.name for a in self.spec.adapters):
+            raise ValueError(
+                f"spec.adapters: an adapter may not be named {self.metadata.name!r}, the "
+                f"Model's own name (clients could not tell them apart)"
+            )
+        return self
 
     @property
     def key(self) -> str:

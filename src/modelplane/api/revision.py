@@ -3,7 +3,9 @@
 A revision is what a replica serves. Its digest covers every field that changes the served
 behaviour (source, format, task, protocols, resources, batching, runtime options, generation
 limits, engine, telemetry: replicas start with it); scaling and
-rollout edits keep the digest, so they never restart a replica or start a rollout.
+rollout edits keep the digest, so they never restart a replica or start a rollout. LoRA adapters
+(``spec.adapters`` and ``runtime.maxLoadedAdapters``) are told to running replicas instead, so
+they keep it too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ LATER_SOURCE_FIELDS = ("endpoint", "credentials")
 def revision_digest(spec: ModelSpec) -> str:
     """Hex sha256 of the serving fields; defaults are filled, so spelling them out is a no-op."""
     served = spec.model_dump(mode="json", by_alias=True, include=set(SERVING_FIELDS))
+    served["runtime"].pop("maxLoadedAdapters", None)  # told to replicas as they run
     # Fields added after revisions existed count only when set, so an upgrade renames nothing.
     for name in LATER_SERVING_FIELDS:
         given = getattr(spec, name).model_dump(mode="json", by_alias=True, exclude_defaults=True)

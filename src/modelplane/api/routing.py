@@ -22,10 +22,12 @@ class RouteSink(Protocol):
         canary: str | None = None,
         *,
         openai: bool = False,
+        adapters: tuple[str, ...] = (),
     ) -> None:
         """A model's route: revision -> (weight, endpoints). ``shadow``: the revision that
         mirrored requests go to; ``canary``: the revision on trial, whose failed requests are
-        retried on the others; ``openai``: whether the model speaks the OpenAI API."""
+        retried on the others; ``openai``: whether the model speaks the OpenAI API;
+        ``adapters``: the names of its LoRA adapters, which clients use as model names."""
         ...
 
     def remove(self, key: str) -> None: ...

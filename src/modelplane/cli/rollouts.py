@@ -129,7 +129,8 @@ def undo(
             )
         target = named[0]
     # The objective is the service's, not the revision's: an undo keeps today's.
-    model.spec = ModelSpec.model_validate(target["spec"]).model_copy(update={"slo": model.spec.slo})
+    kept = {"slo": model.spec.slo, "adapters": model.spec.adapters}  # no part of a revision
+    model.spec = ModelSpec.model_validate(target["spec"]).model_copy(update=kept)
     model.metadata.resource_version = None
     # An undo is a change of its own, made now: the last commit's time is not its start.
     model.metadata.annotations.pop(COMMIT_TIME_ANNOTATION, None)

@@ -17,6 +17,7 @@ from modelplane.api import (
     Task,
     revision_digest,
 )
+from modelplane.api.adapters import ADAPTERS_FILE_ENV
 from modelplane.api.manifests import load_model_file, load_models
 from modelplane.artifacts import FetchSettings
 from modelplane.cli.caching import (
@@ -70,6 +71,14 @@ def serve(
     ] = None,
     cache_dir: CacheDirOption = None,
     cache_size: CacheSizeOption = None,
+    adapters_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar=ADAPTERS_FILE_ENV,
+            help="The LoRA adapters to serve now (JSON: adapters, maxLoaded), read again as it "
+            "changes; default: the manifest's spec.adapters.",
+        ),
+    ] = None,
     max_artifact_files: MaxFilesOption = DEFAULT_LIMITS.max_files,
     max_artifact_bytes: MaxBytesOption = "1Ti",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
@@ -86,7 +95,7 @@ def serve(
         options = RuntimeOptions(
             host=host, port=port, model_version=version, cache_dir=cache_dir,
             cache_size=size_option(cache_size, "--cache-size"), fetching=fetching,
-            artifact=artifact,
+            artifact=artifact, adapters_file=adapters_file,
             log_level=log_level, access_log=access,
         )  # fmt: skip
         runtime = Runtime(model, options)

@@ -11,6 +11,7 @@ that crashes anywhere recovers by planning again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -23,6 +24,7 @@ from modelplane.api import (
     Source,
 )
 from modelplane.api.releases import Incident, Mark, Milestone
+from modelplane.control.adapters import adapter_conditions, adapter_events
 from modelplane.control.analysis import Window
 from modelplane.control.autoscaling import Demand, replicas_for
 from modelplane.control.conditions import READY, STALLED, set_condition
@@ -74,6 +76,8 @@ class Observed:
     # Requests counted per window of the Model's SLO; None: not read this pass (what status
     # said stands).
     slo: SLOReading | None = None
+    # Why LoRA adapters of the Model failed on its replicas, by name (as its gateway saw).
+    adapter_failures: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,9 @@ def _plan(
     found.status.conditions = scaling_conditions(
         model.spec.scaling, observed.demand.reading, found.status.conditions, meta.generation, now
     )
+    found.status.conditions = adapter_conditions(
+        model.spec, found.status.conditions, observed.adapter_failures, meta.generation, now
+    )
     if command is not None and found.status.rollout is not None:
         found.status.rollout.last_command = annotation  # acted on once
     told: list[Event] = []
@@ -179,6 +186,7 @@ def _plan(
     rest, reported = events(found, desired, before)
     rest += breach_events(model.status.conditions, found.status.conditions)
     rest += scaling_events(model.status.conditions, found.status.conditions)
+    rest += adapter_events(model.status.conditions, found.status.conditions)
     held_back = desired < wanted
     marks = milestones(model.status, found.status, now)
     if new and (committed := _commit_time(model)) is not None:

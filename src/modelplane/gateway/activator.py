@@ -22,6 +22,7 @@ from modelplane.gateway.balancing import (
     pick_endpoint,
     pick_in_turn,
     pick_revision,
+    prefer_holding,
 )
 from modelplane.gateway.routing import Endpoint, RevisionRoute, RoutingTable
 from modelplane.telemetry import names
@@ -96,15 +97,17 @@ class Activator:
     def _pick(
         self, target: paths.ModelPath, revision: RevisionRoute, tried: set[str]
     ) -> Endpoint | None:
-        now, balancing = time.monotonic(), self.balancing
+        now, balancing, endpoints = time.monotonic(), self.balancing, revision.endpoints
+        if target.adapter is not None:
+            endpoints = prefer_holding(endpoints, target.adapter, now, tried)
         if target.action != paths.OPENAI or balancing is Balancing.LEAST_OUTSTANDING:
-            return pick_endpoint(revision.endpoints, now, self._rng, tried)
+            return pick_endpoint(endpoints, now, self._rng, tried)
         if balancing is Balancing.ROUND_ROBIN:
             turn = self._turns[revision.name] = self._turns.get(revision.name, -1) + 1
-            return pick_in_turn(revision.endpoints, now, turn, tried)
+            return pick_in_turn(endpoints, now, turn, tried)
         if target.prefix is None:  # nothing worth caching: by load alone
-            return pick_endpoint(revision.endpoints, now, self._rng, tried)
-        return pick_by_prefix(revision.endpoints, now, target.prefix, tried)
+            return pick_endpoint(endpoints, now, self._rng, tried)
+        return pick_by_prefix(endpoints, now, target.prefix, tried)
 
     def _hold(self, key: str) -> bool:
         if self.held.get(key, 0) >= self.max_held:

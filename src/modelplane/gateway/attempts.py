@@ -14,11 +14,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from opentelemetry import propagate, trace
+from pydantic import ValidationError
 from starlette.types import Receive, Send
 
+from modelplane.api.adapters import ADAPTERS_HEADER, AdapterReport
 from modelplane.gateway import paths, replies
 from modelplane.gateway.routing import Endpoint
 from modelplane.gateway.upstream import UpstreamError, UpstreamPool
@@ -36,6 +38,19 @@ REVISION_HEADER = "X-Modelplane-Revision"
 BUSY = 429  # an engine whose slots and waiting list are full: another replica may have room
 
 Answer = tuple[int, dict[str, str], bytes]  # status, headers, body
+
+
+def noted_adapters(endpoint: Endpoint, headers: Mapping[str, str]) -> None:
+    """Keep what the replica reports of its LoRA adapters, for balancing and status."""
+    raw = headers.get(ADAPTERS_HEADER)
+    if raw is None or raw == endpoint.adapter_report:
+        return
+    try:
+        report = AdapterReport.model_validate_json(raw)
+    except ValidationError:
+        return
+    endpoint.adapter_report = raw
+    endpoint.adapters, endpoint.failed_adapters = frozenset(report.loaded), report.failed
 
 
 class Attempts:
@@ -94,6 +109,7 @@ class Attempts:
             self._failed(endpoint)
             return None
         self._answered(endpoint, answer.status)
+        noted_adapters(endpoint, answer.headers)
         returned = {RETURNED[k]: v for k, v in answer.headers.items() if k in RETURNED}
         return answer.status, returned, answer.body
 
@@ -116,6 +132,7 @@ class Attempts:
                     endpoint.url, "POST", target.upstream(), headers, body
                 ) as answer:
                     self._answered(endpoint, answer.status)
+                    noted_adapters(endpoint, answer.headers)
                     if answer.status == 503:
                         return None
                     returned = {RETURNED[k]: v for k, v in answer.headers.items() if k in RETURNED}

@@ -10,6 +10,10 @@ replicas, and the request goes to the first replica clockwise whose outstanding 
 within ``load_factor`` times the average. A conversation (or a shared system prompt) keeps landing
 where its KV cache is warm, yet no replica takes more than its bounded share; replicas joining or
 leaving move only the prefixes next to them on the ring.
+
+A request that names a LoRA adapter goes among the replicas that hold it loaded (as they report
+on their answers) while one of them is within that bound, so an adapter is not loaded on every
+replica by turns; past the bound, among all.
 """
 
 from __future__ import annotations
@@ -58,6 +62,24 @@ def _healthy(
     return healthy
 
 
+def prefer_holding(
+    endpoints: list[Endpoint],
+    adapter: str,
+    now: float,
+    exclude: set[str] | frozenset[str] = frozenset(),
+    load_factor: float = LOAD_FACTOR,
+) -> list[Endpoint]:
+    """The replicas to choose among for a request of LoRA ``adapter``: those that reported it
+    loaded and are within the load bound, else all of them (loading it on another replica
+    beats queueing behind the ones that hold it)."""
+    healthy = _healthy(endpoints, now, exclude)
+    holding = [e for e in healthy if adapter in e.adapters]
+    if not holding:
+        return endpoints
+    bound = _load_bound(healthy, load_factor)
+    return [e for e in holding if e.outstanding + 1 <= bound] or endpoints
+
+
 def pick_endpoint(
     endpoints: list[Endpoint],
     now: float,
@@ -95,10 +117,7 @@ def pick_by_prefix(
         return healthy[0] if healthy else None
     by_id = {e.id: e for e in healthy}
     points, owners = _ring(tuple(sorted(by_id)))
-    # The bound counts the new request; without rounding up, a second request goes to an idle
-    # replica rather than queue behind the first (a replica runs one generation at a time).
-    total = sum(e.outstanding for e in healthy)
-    bound = max(1.0, load_factor * (total + 1) / len(healthy))
+    bound = _load_bound(healthy, load_factor)
     start = bisect.bisect(points, _hash(prefix))
     seen: set[str] = set()
     for step in range(len(points)):
@@ -111,6 +130,13 @@ def pick_by_prefix(
         if len(seen) == len(by_id):
             break
     return min(healthy, key=lambda e: e.outstanding)  # unreachable while the bound holds
+
+
+def _load_bound(healthy: list[Endpoint], load_factor: float) -> float:
+    """The most outstanding requests a replica may have with the new one: ``load_factor`` times
+    the average, counting the new request; at least one, so that a second request goes to an
+    idle replica rather than queue behind the first."""
+    return max(1.0, load_factor * (sum(e.outstanding for e in healthy) + 1) / len(healthy))
 
 
 def _hash(data: bytes) -> int:

@@ -56,17 +56,18 @@ class OwnRoutes:
 
     async def models(self, path: str, send: Send, principal: Principal) -> None:
         """Every OpenAI model this gateway routes that the caller may use, named as clients
-        address them."""
-        models = {
-            openai_id(route.key): {
-                "id": openai_id(route.key),
-                "object": "model",
-                "created": 0,
-                "owned_by": route.key.split("/", 1)[0],
-            }
-            for route in self.table.routes()
-            if route.openai and principal.may(Action.READ, route.key.split("/", 1)[0])
-        }
+        address them, and their LoRA adapters with their ``parent``."""
+        models: dict[str, dict[str, object]] = {}
+        for route in self.table.routes():
+            namespace = route.key.split("/", 1)[0]
+            if not route.openai or not principal.may(Action.READ, namespace):
+                continue
+            parent = openai_id(route.key)
+            models[parent] = _model_object(parent, namespace)
+            for adapter in route.adapters:
+                named = openai_id(f"{namespace}/{adapter}")
+                if self.table.adapter_parent(named) is route:  # not shadowed by a Model
+                    models[named] = {**_model_object(named, namespace), "parent": parent}
         if path == paths.MODELS:
             listing = {"object": "list", "data": [models[k] for k in sorted(models)]}
             await reply(send, 200, orjson.dumps(listing))
@@ -78,6 +79,23 @@ class OwnRoutes:
             await reply(send, 404, openai_error(message, 404, "model"))
         else:
             await reply(send, 200, orjson.dumps(found))
+
+    def not_served(self, model: str, namespace: str) -> str:
+        """Why ``model`` is refused, with the models and adapters the namespace has."""
+        names = []
+        for route in self.table.routes():
+            if route.openai and route.key.split("/", 1)[0] == namespace:
+                names.append(repr(openai_id(route.key)))
+                names += [
+                    f"{openai_id(f'{namespace}/{a}')!r} (an adapter of {openai_id(route.key)!r})"
+                    for a in route.adapters
+                ]
+        served = ", ".join(names) or "none"
+        return f"model {model!r} is not served by this gateway; served in {namespace!r}: {served}"
+
+
+def _model_object(name: str, namespace: str) -> dict[str, object]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": namespace}
 
 
 async def not_allowed(send: Send, path: str, method: str, allowed: tuple[str, ...]) -> None:

@@ -31,6 +31,7 @@ class ModelPath:
     action: str  # "", "ready", "infer" or "openai"
     path: str = ""  # an OpenAI API path, sent on as it came
     prefix: bytes | None = None  # a generative request's prompt prefix, for prefix balancing
+    adapter: str | None = None  # the LoRA adapter of the model (key, name) the request names
 
     @property
     def namespace(self) -> str:

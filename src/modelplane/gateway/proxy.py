@@ -13,7 +13,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 from opentelemetry import trace
@@ -146,8 +146,23 @@ class Gateway:
                 in_flight={
                     r.name: sum(e.outstanding for e in r.endpoints) for r in route.revisions
                 },
+                failed_adapters=self.failed_adapters(route.key),
             )
         return LoadReport(gateway=name, models=models)
+
+    def failed_adapters(self, key: str) -> dict[str, str]:
+        """Why the LoRA adapters of ``key`` that its replicas could not load failed, as they
+        last reported; adapters no longer listed are left out."""
+        route = self.table.lookup(key)
+        if route is None:
+            return {}
+        return {
+            name: why
+            for revision in route.revisions
+            for endpoint in revision.endpoints
+            for name, why in endpoint.failed_adapters.items()
+            if name in route.adapters
+        }
 
     def in_flight(self, key: str, revision: str) -> int:
         route = self.table.lookup(key)
@@ -210,10 +225,16 @@ class Gateway:
         if not isinstance(model, str) or not model:
             raise InvalidRequestError("model: a model name is required, as a string", "model")
         target = paths.openai(path, model, prompt_prefix(path, document))
+        route = self.table.lookup(target.key)
+        parent = self.table.adapter_parent(target.key) if route is None else None
+        if parent is not None:  # a LoRA adapter: its Model's replicas serve it
+            target = replace(target, key=parent.key, name=parent.name, adapter=target.name)
+            route = parent
         access.note(scope, target.key)
         self.admission.authorize(principal, target.key)
-        route = self.table.lookup(target.key)
-        if route is not None and not route.openai:  # not among the API's models, as /v1/models
+        if route is None:
+            raise ModelNotFoundError(self._own.not_served(model, target.namespace))
+        if not route.openai:  # not among the API's models, as /v1/models
             raise ModelNotFoundError(
                 f"model {model!r} does not speak the OpenAI API; "
                 f"use /v2/models/{model}/infer (Open Inference Protocol v2)"

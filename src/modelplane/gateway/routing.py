@@ -23,6 +23,10 @@ class Endpoint:
     outstanding: int = 0
     consecutive_failures: int = 0
     ejected_until: float = 0.0
+    # What the replica last reported of its LoRA adapters: those loaded, and why others failed.
+    adapters: frozenset[str] = frozenset()
+    failed_adapters: dict[str, str] = field(default_factory=dict)
+    adapter_report: str = ""  # as it came, so an unchanged report is not parsed again
 
 
 @dataclass
@@ -49,6 +53,7 @@ class ModelRoute:
     shadow: Shadow | None = None
     canary: str | None = None  # a revision on trial: its failures are retried on the others
     openai: bool = False  # the model speaks the OpenAI API
+    adapters: tuple[str, ...] = ()  # its LoRA adapters' names, served by its replicas
 
     def revision(self, name: str) -> RevisionRoute | None:
         return next((r for r in self.revisions if r.name == name), None)
@@ -62,11 +67,21 @@ def model_key(name: str) -> str:
 class RoutingTable:
     def __init__(self) -> None:
         self._routes: dict[str, ModelRoute] = {}
+        self._adapters: dict[str, str] = {}  # namespace/adapter -> the key of its Model
         self._endpoints: dict[str, Endpoint] = {}
         self._changed = asyncio.Event()
 
     def lookup(self, name: str) -> ModelRoute | None:
         return self._routes.get(model_key(name))
+
+    def adapter_parent(self, name: str) -> ModelRoute | None:
+        """The route of the Model whose LoRA adapter ``name`` (``name`` or ``namespace/name``)
+        is; a Model of that name is no adapter's (it wins, as its clients expect)."""
+        key = model_key(name)
+        if key in self._routes:
+            return None
+        parent = self._adapters.get(key)
+        return self._routes.get(parent) if parent is not None else None
 
     def routes(self) -> list[ModelRoute]:
         return list(self._routes.values())
@@ -80,23 +95,36 @@ class RoutingTable:
         canary: str | None = None,
         *,
         openai: bool = False,
+        adapters: tuple[str, ...] = (),
     ) -> None:
         """Set a model's route: revision name -> (weight, [(endpoint id, url)]), and the
         revision that shadow traffic goes to: (revision, percent, task)."""
-        route = ModelRoute(
-            key, name, shadow=Shadow(*shadow) if shadow else None, canary=canary, openai=openai
-        )
+        shadowed = Shadow(*shadow) if shadow else None
+        route = ModelRoute(key, name, shadow=shadowed, canary=canary, openai=openai,
+                           adapters=tuple(adapters))  # fmt: skip
         for revision, (weight, endpoints) in revisions.items():
             kept = [self._endpoint(eid, url, revision) for eid, url in endpoints]
             route.revisions.append(RevisionRoute(revision, weight, kept))
         self._routes[key] = route
+        self._index_adapters()
         self._forget_unused()
         self._wake()
 
     def remove(self, key: str) -> None:
         if self._routes.pop(key, None) is not None:
+            self._index_adapters()
             self._forget_unused()
             self._wake()
+
+    def _index_adapters(self) -> None:
+        """Adapter names to their Models; where two Models of a namespace name the same adapter,
+        the first by key has it."""
+        index: dict[str, str] = {}
+        for key in sorted(self._routes):
+            namespace = key.split("/", 1)[0]
+            for adapter in self._routes[key].adapters:
+                index.setdefault(f"{namespace}/{adapter}", key)
+        self._adapters = index
 
     async def wait_changed(self, seconds: float) -> None:
         """Wait until the next publish, or ``seconds``."""

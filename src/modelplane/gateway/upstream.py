@@ -19,12 +19,15 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from modelplane.api.adapters import ADAPTERS_HEADER
 from modelplane.connections import KEEP_ALIVE_SECONDS
 
 MAX_CONNECTIONS_PER_REPLICA = 256  # more requests wait for a connection, as with nginx's pools
 IDLE_SECONDS = KEEP_ALIVE_SECONDS - 1.0  # below the runtime's: never reuse a closing one
-# The answer headers a client gets back (``attempts.RETURNED``); the others are not kept.
-_KEEP = frozenset({b"content-type", b"inference-header-content-length", b"retry-after"})
+# What replicas tell beside the body that is kept: its type, when to come back after a 429
+# (``attempts.RETURNED``), and what they hold of their LoRA adapters.
+_KEEP = frozenset({b"content-type", b"inference-header-content-length", b"retry-after",
+                   ADAPTERS_HEADER.encode()})  # fmt: skip
 
 
 def _request(

@@ -8,8 +8,9 @@ scope (``scopes.py``): in flight, timed and counted by outcome for as long as th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from enum import Enum
 from typing import Any
 
@@ -24,6 +25,7 @@ from modelplane.errors import (
     PredictError,
 )
 from modelplane.runtime import spans
+from modelplane.runtime.adapters import Adapters
 from modelplane.runtime.batching import Batcher, BatchTiming
 from modelplane.runtime.datatypes import datatype_of
 from modelplane.runtime.external import EngineReply, ExternalEngine
@@ -67,6 +69,7 @@ class DataPlane:
         self._signature = Signature(platform="")
         self._served: Batcher | Generation | ExternalEngine | None = None
         self._requests = InFlight(metrics)
+        self.adapters: Adapters | None = None  # a language model's LoRA adapters, once served
 
     # -- lifecycle, driven by the server ---------------------------------------------------
 
@@ -215,16 +218,23 @@ class DataPlane:
         as many as fit)."""
         return self._generation().sampling_for(prompt, requested, asked)
 
-    async def generate(self, prompt: Prompt, sampling: Sampling) -> Completion:
-        """The whole answer; cancelling the call (its client left) stops the generation."""
+    async def generate(
+        self, prompt: Prompt, sampling: Sampling, adapter: str | None = None
+    ) -> Completion:
+        """The whole answer, of the base model or of LoRA ``adapter``; cancelling the call (its
+        client left) stops the generation."""
         with self.scope() as scope:
-            result = await self._generation().complete(prompt, sampling)
+            async with self._adapter(adapter) as key:
+                generation = self._generation()
+                result = await generation.complete(
+                    prompt, dataclasses.replace(sampling, adapter=key)
+                )
             scope.served()
         spans.describe_completion(result)
         return result
 
     async def stream(
-        self, prompt: Prompt, sampling: Sampling
+        self, prompt: Prompt, sampling: Sampling, adapter: str | None = None
     ) -> AsyncGenerator[str | Completion, None]:
         """Text pieces as they are generated, then the :class:`Completion`.
 
@@ -234,15 +244,28 @@ class DataPlane:
         the stream, after a status line that said success.
         """
         with self.scope() as scope:
-            pieces = self._generation().stream(prompt, sampling)
-            try:
-                async for piece in pieces:
-                    scope.served()
-                    if isinstance(piece, Completion):
-                        spans.describe_completion(piece)  # the request's span ends with the stream
-                    yield piece
-            finally:
-                await pieces.aclose()
+            async with self._adapter(adapter) as key:
+                asked = dataclasses.replace(sampling, adapter=key)
+                pieces = self._generation().stream(prompt, asked)
+                try:
+                    async for piece in pieces:
+                        scope.served()
+                        if isinstance(piece, Completion):
+                            spans.describe_completion(piece)  # the span ends with the stream
+                        yield piece
+                finally:
+                    await pieces.aclose()
+
+    @contextlib.asynccontextmanager
+    async def _adapter(self, name: str | None) -> AsyncIterator[str]:
+        """The engine's key of LoRA adapter ``name``, held until the answer ends; "" for none."""
+        if name is None:
+            yield ""
+            return
+        if self.adapters is None:
+            raise ModelNotFoundError(f"model {self.name!r} serves no adapters")
+        async with self.adapters.lease(name) as key:
+            yield key
 
     def _generation(self) -> Generation:
         if isinstance(self._served, Generation):

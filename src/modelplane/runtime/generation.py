@@ -37,6 +37,7 @@ class Sampling:
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    adapter: str = ""  # the engine's key of the LoRA adapter to apply; "": the base model
 
 
 class TextGenerator(Protocol):

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelplane.errors import (
+    AdapterUnavailableError,
     DeadlineExceededError,
     EngineBusyError,
     InferenceError,
@@ -35,6 +36,9 @@ _STATUSES: list[tuple[type[InferenceError], int]] = [
     (EngineBusyError, 429),
     (ModelNotReadyError, 503),
     (DeadlineExceededError, 504),
+    # The request is sound, what it depends on is not: not the base model's error (its SLO
+    # and the rollout analysis do not count it), and no replica is ejected or retried for it.
+    (AdapterUnavailableError, 424),
 ]
 
 

@@ -208,13 +208,15 @@ class Scheduler:
                 self._calls.clear()
                 admitted = self._take_admitted()
                 left = [r for r in self._running.values() if r.ticket.cancelled]
+            # Requests whose clients left end first: a call may free what only they held (a
+            # LoRA adapter dropped once its last request's lease ended).
+            for running in left:
+                running.result.finish_reason = "cancelled"
+                self._end(running)
             for run in calls:
                 run()
             for ticket in admitted:
                 self._admit(ticket)
-            for running in left:
-                running.result.finish_reason = "cancelled"
-                self._end(running)
             if self._running:
                 self._step()
         self._shut()

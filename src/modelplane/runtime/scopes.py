@@ -14,6 +14,7 @@ import time
 from types import TracebackType
 
 from modelplane.errors import (
+    AdapterUnavailableError,
     EngineBusyError,
     InferenceError,
     InvalidRequestError,
@@ -32,6 +33,7 @@ _OUTCOMES: list[tuple[type[InferenceError], str]] = [
     (ModelNotFoundError, "not_found"),
     (ModelNotReadyError, "unavailable"),
     (EngineBusyError, "busy"),
+    (AdapterUnavailableError, "adapter_unavailable"),
 ]
 
 

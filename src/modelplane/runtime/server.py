@@ -31,6 +31,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from modelplane.api import GENERATIVE_TASKS, Model, Protocol, Source
+from modelplane.api.adapters import adapter_list
 from modelplane.api.exits import EXIT_LOAD_FAILED, EXIT_OK, load_failure_code
 from modelplane.artifacts import Fetcher, FetchSettings, artifact_cache, default_cache_dir
 from modelplane.artifacts.credentials import credentials_env
@@ -38,6 +39,12 @@ from modelplane.artifacts.isolated import fetch_in_child
 from modelplane.connections import KEEP_ALIVE_SECONDS, DataPlaneProtocol
 from modelplane.errors import ModelLoadError, ModelplaneError
 from modelplane.runtime import loading
+from modelplane.runtime.adapters import (
+    AdapterCatalogue,
+    AdapterEngine,
+    Adapters,
+    reporting_adapters,
+)
 from modelplane.runtime.batching import Batcher, BatchObservers
 from modelplane.runtime.dataplane import DataPlane
 from modelplane.runtime.external import ExternalEngine, uses_external_engine
@@ -67,6 +74,7 @@ class RuntimeOptions:
     cache_size: int | None = None  # bytes the artifact cache keeps; None: unbounded
     fetching: FetchSettings = field(default_factory=FetchSettings)
     artifact: Path | None = None  # fetched and verified already (by a pod's init container)
+    adapters_file: Path | None = None  # the LoRA adapters to serve now, kept by the platform
     model_version: str = "1"
     shutdown_timeout: float = 30.0
     log_level: str = "info"
@@ -124,7 +132,12 @@ class Runtime:
             exception_handlers={HTTPException: routing_error},
         )
         infer = InferEndpoint(self.dataplane, self.model.spec.runtime.max_request_bytes, rest)
-        app = logged(infer, self.options.access_log, self.model.key, self.options.model_version)
+        app = logged(
+            reporting_adapters(infer, self.dataplane),
+            self.options.access_log,
+            self.model.key,
+            self.options.model_version,
+        )
         chosen = tracer(self.options.tracer_provider)
         return app if chosen is None else TracingMiddleware(app, chosen)
 
@@ -193,6 +206,19 @@ class Runtime:
         code = await self.engine.exited()
         self._failed(f"the engine exited with code {code}")
 
+    def _fetcher_here(self) -> Fetcher:
+        """The fetcher of this replica's cache, made on first use."""
+        if self._fetcher is None:
+            options = self.options
+            cache = artifact_cache(options.cache_dir or default_cache_dir(), options.cache_size)
+            metrics = ArtifactMetrics(self.metrics.registry)
+            self._fetcher = Fetcher(cache, options.base_dir, options.fetching, metrics)
+        return self._fetcher
+
+    def _fetch_adapter(self, source: Source) -> Path:
+        """A LoRA adapter's file, from the cache shared with the other replicas."""
+        return self._fetcher_here().fetched(source).path
+
     def _fetch(self, source: Source) -> Path:
         """The artifact, from the cache shared with the other replicas (made on first use, on
         the model's thread: it touches the disk). A source with credentials is fetched by a
@@ -201,22 +227,19 @@ class Runtime:
         if options.artifact is not None:
             return options.artifact.resolve()
         cache_dir = options.cache_dir or default_cache_dir()
-        if self._fetcher is None:
-            cache = artifact_cache(cache_dir, options.cache_size)
-            metrics = ArtifactMetrics(self.metrics.registry)
-            self._fetcher = Fetcher(cache, options.base_dir, options.fetching, metrics)
+        fetcher = self._fetcher_here()
         if source.credentials is None:
-            fetched = self._fetcher.fetched(source)
+            fetched = fetcher.fetched(source)
             self.artifact_digest = fetched.digest
             return fetched.path
         if source.sha256 is not None:
-            self._fetcher.hold(source.sha256)  # before the child fetches: nothing evicts it
+            fetcher.hold(source.sha256)  # before the child fetches: nothing evicts it
         env = credentials_env(source)
         found = fetch_in_child(
             self.model, env, cache_dir, options.base_dir, options.fetching.limits
         )
         if found.digest is not None and source.sha256 is None:
-            self._fetcher.hold(found.digest)
+            fetcher.hold(found.digest)
         assert found.path is not None  # a fetch, not a --resolve, names the path
         self.artifact_digest = found.digest
         return found.path
@@ -244,6 +267,12 @@ class Runtime:
             max_waiting,
         )
         self._scheduler.start(self._executor)
+        if isinstance(generator, AdapterEngine):
+            told = AdapterCatalogue(adapter_list(spec), self.options.adapters_file)
+            self.dataplane.adapters = Adapters(
+                self.model.metadata.name, told, self._fetch_adapter, self._scheduler.call,
+                generator,
+            )  # fmt: skip
         self.dataplane.serve(Signature(platform=spec.format.value), Generation(self._scheduler))
 
     def _serve_predictor(self, predictor: Predictor) -> None:

@@ -152,9 +152,11 @@ class Discovery:
                     self._probe(key, url)
             revisions[revision] = (weight, endpoints)
         shadow, canary = route_policy(model.spec, status)
+        adapters = tuple(a.name for a in model.spec.adapters)
         self.table.publish(
-            key, model.metadata.name, revisions, shadow, canary, openai=model.speaks_openai
-        )
+            key, model.metadata.name, revisions, shadow, canary,
+            openai=model.speaks_openai, adapters=adapters,
+        )  # fmt: skip
 
     def _probe(self, key: str, url: str) -> None:
         if (key, url) not in self._probing:

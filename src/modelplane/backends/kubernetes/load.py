@@ -115,10 +115,13 @@ class LoadReporter:
             while True:
                 self._poked.clear()
                 report = self.load(self.name)
+                # Defaults left out: an operator older than a field (failedAdapters) still
+                # takes the report while gateways are upgraded first.
+                sent = report.model_dump_json(by_alias=True, exclude_defaults=True)
                 try:
                     reply = await client.post(
                         self.url,
-                        content=report.model_dump_json(by_alias=True),
+                        content=sent,
                         headers={"content-type": "application/json"},
                     )
                     reply.raise_for_status()

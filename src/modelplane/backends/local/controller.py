@@ -38,6 +38,7 @@ from modelplane.api import (
     Source,
     dump_yaml,
 )
+from modelplane.api.adapters import ADAPTERS_FILE_ENV, adapter_list
 from modelplane.api.manifests import status_wire
 from modelplane.api.model import REPORTED_METRICS
 from modelplane.api.routing import RouteSink
@@ -75,6 +76,8 @@ class LoadSource(Protocol):
 
     def held(self, key: str) -> int: ...
 
+    def failed_adapters(self, key: str) -> dict[str, str]: ...
+
 
 @dataclass
 class _ModelMemory:
@@ -111,6 +114,7 @@ class Controller:
         default_factory=dict
     )
     _draining: set[asyncio.Task[None]] = field(default_factory=set)
+    _told: dict[str, str] = field(default_factory=dict)  # each Model's adapter list, as written
     # What the next pass takes besides the store's changes: Models still moving, Models with
     # demand, whether replicas changed state; and where the change log was read up to.
     _active: set[str] = field(default_factory=set)
@@ -124,6 +128,7 @@ class Controller:
         self._wake = asyncio.Event()
         self.gates = EvaluationGates(embedded_credentials, self.demand)
         (self.state_dir / "revisions").mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "adapters").mkdir(parents=True, exist_ok=True)
 
     def wake(self) -> None:
         self._wake.set()
@@ -225,8 +230,10 @@ class Controller:
             evaluated=evaluated,
             evaluation=verdict,
             slo=await self.slo.observe(model, now),
+            adapter_failures=self.load.failed_adapters(key),
         )
         decided = plan(model, observed, now)
+        self._tell_adapters(model)
         if decided.new_revision:
             self._record_revision(model, decided.revision, decided.source)
         self._claim(model, memory, decided.wanted)
@@ -308,9 +315,23 @@ class Controller:
         text = dump_yaml(served, include_status=False)
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
-        self._served[(key, revision.name)] = (
-            path, spec.telemetry.env, Requested.of(spec.resources),
-        )  # fmt: skip
+        env = {**spec.telemetry.env, ADAPTERS_FILE_ENV: str(self._adapters_file(key))}
+        self._served[(key, revision.name)] = (path, env, Requested.of(spec.resources))
+
+    def _adapters_file(self, key: str) -> Path:
+        return self.state_dir / "adapters" / f"{key.replace('/', '.')}.json"
+
+    def _tell_adapters(self, model: Model) -> None:
+        """Write the Model's LoRA adapters where its replicas read them as they run (before
+        the gateway routes their names): an edit reaches them without a new revision."""
+        path = self._adapters_file(model.key)
+        text = adapter_list(model.spec).model_dump_json(by_alias=True)
+        if self._told.get(model.key) == text:
+            return
+        staged = path.with_suffix(".tmp")
+        staged.write_text(text)
+        staged.replace(path)  # whole: a replica never reads half a list
+        self._told[model.key] = text
 
     def _demand(
         self, model: Model, memory: _ModelMemory, revision: str | None, now: datetime
@@ -372,9 +393,11 @@ class Controller:
             for name, weight in weights.items()
         }
         shadow, canary = route_policy(model.spec, plan.status)
+        adapters = tuple(a.name for a in model.spec.adapters)
         self.routes.publish(
-            model.key, model.metadata.name, revisions, shadow, canary, openai=model.speaks_openai
-        )
+            model.key, model.metadata.name, revisions, shadow, canary,
+            openai=model.speaks_openai, adapters=adapters,
+        )  # fmt: skip
 
     def _gate_urls(self, model: Model) -> tuple[str | None, str | None]:
         """A ready replica of the canary the evaluation gate waits on, and of the stable one."""
@@ -396,6 +419,8 @@ class Controller:
         self.slo.forget(key)
         self.reports.forget(key)
         self.routes.remove(key)
+        self._adapters_file(key).unlink(missing_ok=True)
+        self._told.pop(key, None)
         owned = [v.id for v in self.supervisor.views(key)]
         await asyncio.gather(*(self.supervisor.stop(rid) for rid in owned))
         # Its manifests are written again for a namesake, which may serve another spec.

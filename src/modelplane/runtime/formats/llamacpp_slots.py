@@ -15,14 +15,26 @@ Prompt reuse: a slot keeps its sequence's cache after its request ends. A new pr
 free slot that already holds the longest start of it and reads only the rest; a slot about to be
 overwritten first saves its sequence's state in memory (``runtime.parameters.promptCacheMiB``,
 default 64; 0 turns it off), and a later prompt that starts like a saved state restores it.
+
+LoRA adapters (``spec.adapters``): llama.cpp applies adapters to a whole context, so one step
+decodes the sequences of one adapter (or of none). The slots are grouped by adapter and the
+groups take turns, the one that waited longest first, so no group starves; within a group,
+prompts and next tokens take turns as above. With several adapters running, each stream gets a
+step in as many as there are groups, and each step decodes fewer sequences: the price of
+applying adapters per context rather than per sequence. A sequence's cache (and a saved state)
+is reused only by a prompt of the same adapter.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
+import ctypes
+import io
 import itertools
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from modelplane.errors import ModelLoadError
@@ -44,6 +56,7 @@ class _Slot:
     decoder: Any = None  # its incremental UTF-8 decoder
     busy: bool = False
     turn: int = 0  # when it was last started: prompts are read oldest first, free slots LRU
+    adapter: str = ""  # the key of the LoRA adapter its cache was made with; "": none
 
 
 class LlamaSlots:
@@ -68,7 +81,11 @@ class LlamaSlots:
         self._batch_tokens = batch_tokens
         self._slots = [_Slot(seq) for seq in range(parallel)]
         self._turns = itertools.count(1)
-        self._read_last = False  # whether the last step read prompts: the kinds take turns
+        self._read_last: dict[str, bool] = {}  # per adapter: whether its last step read prompts
+        self._adapters: dict[str, Any] = {}  # loaded LoRA adapters by key
+        self._applied = ""  # the adapter the context applies now
+        self._stepped: dict[str, int] = {}  # per adapter: the step it last had
+        self._steps = itertools.count(1)
         cache_mib = context.whole_number("promptCacheMiB", DEFAULT_PROMPT_CACHE_MIB)
         self._saved = SavedStates(cache_mib << 20) if cache_mib > 0 else None
         self._cells = int(self._llama.llama_n_ctx(self._ctx))
@@ -98,7 +115,9 @@ class LlamaSlots:
     # -- sequences -------------------------------------------------------------------------------
 
     def start(self, prompt: list[int], sampling: Sampling) -> int:
-        slot, kept = self._place(prompt)
+        if sampling.adapter and sampling.adapter not in self._adapters:
+            raise RuntimeError(f"adapter {sampling.adapter} is not loaded")
+        slot, kept = self._place(prompt, sampling.adapter)
         # At least the prompt's last token is read again: its logits give the first token.
         kept = min(kept, len(prompt) - 1)
         if not self._llama.llama_memory_seq_rm(self._memory, slot.seq, kept, -1):
@@ -106,20 +125,25 @@ class LlamaSlots:
             kept = 0
         slot.cached, slot.pending = prompt[:kept], prompt[kept:]
         slot.next_token, slot.busy, slot.turn = None, True, next(self._turns)
+        slot.adapter = sampling.adapter
         slot.sampler = self._model.sampler(sampling, _seed(sampling))
         slot.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         return slot.seq
 
-    def _place(self, prompt: list[int]) -> tuple[_Slot, int]:
+    def _place(self, prompt: list[int], adapter: str) -> tuple[_Slot, int]:
         """The free slot for ``prompt`` and how many of its tokens that slot holds already: the
-        one holding the longest start of it, else the least recently used, restoring a saved
-        state into it when one starts more like the prompt."""
+        one holding the longest start of it (made with the same adapter), else the least
+        recently used, restoring a saved state into it when one starts more like the prompt."""
         free = [slot for slot in self._slots if not slot.busy]
-        best = max(free, key=lambda slot: (shared_prefix(slot.cached, prompt), -slot.turn))
-        kept = shared_prefix(best.cached, prompt)
+
+        def holds(slot: _Slot) -> int:
+            return shared_prefix(slot.cached, prompt) if slot.adapter == adapter else 0
+
+        best = max(free, key=lambda slot: (holds(slot), -slot.turn))
+        kept = holds(best)
         if kept == 0:
             best = min(free, key=lambda slot: slot.turn)
-        found = self._saved.longest(prompt) if self._saved is not None else None
+        found = self._saved.longest(prompt, adapter) if self._saved is not None else None
         if found is not None and found.shared > kept:
             self._keep_state(best)
             if self._model.restore(self._ctx, best.seq, found.state):
@@ -134,7 +158,7 @@ class LlamaSlots:
     def _keep_state(self, slot: _Slot) -> None:
         """Save the state of the sequence ``slot`` holds before it is overwritten."""
         if self._saved is not None and slot.cached:
-            self._saved.put(slot.cached, self._model.save(self._ctx, slot.seq))
+            self._saved.put(slot.cached, self._model.save(self._ctx, slot.seq), slot.adapter)
 
     def finish(self, slot: int) -> None:
         found = self._slots[slot]
@@ -143,9 +167,10 @@ class LlamaSlots:
         found.pending, found.next_token = [], None
 
     def step(self) -> dict[int, str | None]:
-        outputs = self._fill_batch()
+        adapter, outputs = self._fill_batch()
         if self._batch.n_tokens == 0:
             return {}
+        self._apply(adapter)
         code = self._llama.llama_decode(self._ctx, self._batch)
         if code != 0:
             self._forget()
@@ -160,24 +185,71 @@ class LlamaSlots:
             made[slot.seq] = slot.decoder.decode(self._model.piece(token))
         return made
 
-    def _fill_batch(self) -> dict[_Slot, int]:
-        """Put this step's tokens in the batch: prompts or next tokens, taking turns while both
-        wait; the slots whose logits it computes, with their index in it.
+    def _fill_batch(self) -> tuple[str, dict[_Slot, int]]:
+        """Put this step's tokens in the batch: the sequences of one adapter, prompts or next
+        tokens, taking turns while both wait; the adapter, and the slots whose logits it
+        computes with their index in it.
 
         The two kinds are not mixed in one step: a step of prompts alone gives new requests
         their first token one decode step sooner, for about the same work in all.
         """
         self._batch.n_tokens = 0
-        busy = [slot for slot in self._slots if slot.busy]  # by sequence id
-        reading = [slot for slot in busy if slot.pending]
-        generating = [slot for slot in busy if slot.next_token is not None]
-        self._read_last = bool(reading) and not (generating and self._read_last)
-        outputs = self._read(reading) if self._read_last else self._next(generating)
+        busy = [s for s in self._slots if s.busy and (s.pending or s.next_token is not None)]
+        if not busy:
+            return "", {}
+        # The adapters take turns: the one whose last step is oldest goes.
+        adapter = min({s.adapter for s in busy}, key=lambda a: (self._stepped.get(a, 0), a))
+        self._stepped[adapter] = next(self._steps)
+        group = [slot for slot in busy if slot.adapter == adapter]  # by sequence id
+        reading = [slot for slot in group if slot.pending]
+        generating = [slot for slot in group if slot.next_token is not None]
+        read = bool(reading) and not (generating and self._read_last.get(adapter, False))
+        self._read_last[adapter] = read
+        outputs = self._read(reading) if read else self._next(generating)
         for index in range(self._batch.n_tokens):
             self._batch.logits[index] = False
         for index in outputs.values():
             self._batch.logits[index] = True
-        return outputs
+        return adapter, outputs
+
+    # -- LoRA adapters ---------------------------------------------------------------------------
+
+    def load_adapter(self, key: str, path: Path) -> None:
+        with contextlib.redirect_stderr(io.StringIO()):
+            made = self._llama.llama_adapter_lora_init(self._model.model, str(path).encode())
+        if not made:
+            raise ModelLoadError(
+                f"llama.cpp cannot load {path.name} as a LoRA adapter of {self._model.name} "
+                f"(not a GGUF LoRA adapter, or one made for a model of another architecture "
+                f"or shape)"
+            )
+        self._adapters[key] = made
+
+    def unload_adapter(self, key: str) -> bool:
+        if any(slot.busy and slot.adapter == key for slot in self._slots):
+            return False
+        made = self._adapters.pop(key, None)
+        if made is None:
+            return True
+        if self._applied == key:
+            self._apply("")
+        self._llama.llama_adapter_lora_free(made)
+        return True
+
+    def _apply(self, adapter: str) -> None:
+        """Make the context apply ``adapter`` ("": none) from the next decode on."""
+        if adapter == self._applied:
+            return
+        llama = self._llama
+        if adapter:
+            handles = (llama.llama_adapter_lora_p_ctypes * 1)(self._adapters[adapter])
+            scales = (ctypes.c_float * 1)(1.0)
+            code = llama.llama_set_adapters_lora(self._ctx, handles, 1, scales)
+        else:
+            code = llama.llama_set_adapters_lora(self._ctx, None, 0, None)
+        if code != 0:
+            raise RuntimeError(f"llama.cpp cannot apply adapter {adapter or '(none)'}: {code}")
+        self._applied = adapter
 
     def _next(self, generating: list[_Slot]) -> dict[_Slot, int]:
         """Each generating slot's last token, whose logits give its next one."""

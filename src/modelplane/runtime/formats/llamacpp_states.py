@@ -30,29 +30,32 @@ class Found:
 
 
 class SavedStates:
-    """States by the tokens they hold, least recently used first out once over ``capacity``
-    bytes."""
+    """States by the adapter they were made with and the tokens they hold, least recently used
+    first out once over ``capacity`` bytes. A state made with one LoRA adapter (or none) is
+    worth nothing to a prompt of another: its keys and values differ."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._states: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self._states: OrderedDict[tuple[str, tuple[int, ...]], Any] = OrderedDict()
         self._size = 0
 
-    def longest(self, prompt: Sequence[int]) -> Found | None:
+    def longest(self, prompt: Sequence[int], adapter: str = "") -> Found | None:
         """The state that holds the longest start of ``prompt``, if any holds some."""
         best: Found | None = None
-        for tokens, state in self._states.items():
-            shared = shared_prefix(tokens, prompt)
+        for (made_with, tokens), state in self._states.items():
+            shared = shared_prefix(tokens, prompt) if made_with == adapter else 0
             if shared and (best is None or shared > best.shared):
                 best = Found(tokens, state, shared)
         if best is not None:
-            self._states.move_to_end(best.tokens)
+            self._states.move_to_end((adapter, best.tokens))
         return best
 
-    def put(self, tokens: Sequence[int], state: Any) -> None:
-        key = tuple(tokens)
+    def put(self, tokens: Sequence[int], state: Any, adapter: str = "") -> None:
+        key = (adapter, tuple(tokens))
         # A state whose tokens start the new one's is worth no more than it: drop it.
-        for held in [k for k in self._states if shared_prefix(k, key) == len(k)]:
+        for held in [
+            k for k in self._states if k[0] == adapter and shared_prefix(k[1], key[1]) == len(k[1])
+        ]:
             self._size -= ctypes.sizeof(self._states.pop(held))
         size = ctypes.sizeof(state)
         if size > self.capacity:

@@ -34,6 +34,7 @@ _KINDS: dict[int, tuple[str, str | None]] = {
     429: ("rate_limit_exceeded", "engine_overloaded"),
     503: ("service_unavailable", "model_not_ready"),
     504: ("timeout", "generation_timeout"),
+    424: ("server_error", "adapter_unavailable"),
 }
 
 

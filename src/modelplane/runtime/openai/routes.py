@@ -57,23 +57,28 @@ class OpenAIRoutes:
 
     # -- models -------------------------------------------------------------------------------
 
-    def _model_object(self) -> dict[str, Any]:
-        return {
-            "id": self.dataplane.name,
+    def _model_object(self, adapter: str | None = None) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "id": adapter or self.dataplane.name,
             "object": "model",
             "created": self.created,
             "owned_by": self.owner,
         }
+        if adapter is not None:
+            found["parent"] = self.dataplane.name  # the base model the adapter applies to
+        return found
 
     async def list_models(self, request: Request) -> Response:
-        return json_response({"object": "list", "data": [self._model_object()]})
+        adapters = self.dataplane.adapters
+        served = [None, *(adapters.names() if adapters is not None else ())]
+        return json_response({"object": "list", "data": [self._model_object(a) for a in served]})
 
     async def get_model(self, request: Request) -> Response:
         try:
-            self._check_model(request.path_params["model"])
+            adapter = self._check_model(request.path_params["model"])
         except InferenceError as exc:
             return error_response(exc)
-        return json_response(self._model_object())
+        return json_response(self._model_object(adapter))
 
     # -- generation ---------------------------------------------------------------------------
 
@@ -85,7 +90,7 @@ class OpenAIRoutes:
 
     async def _generation_request(self, request: Request, *, chat: bool) -> Response:
         try:
-            body, prompt, sampling = await self._generation_call(request, chat=chat)
+            body, prompt, sampling, adapter = await self._generation_call(request, chat=chat)
         except InferenceError as exc:
             return self._refused(exc)
         except ClientGoneError:
@@ -94,8 +99,11 @@ class OpenAIRoutes:
         _describe_request(shape, sampling, self.dataplane.name)
         try:
             if body.stream:
-                return await self._streamed(request, shape, prompt, sampling, body.include_usage)
-            result = await until_gone(request.receive, self.dataplane.generate(prompt, sampling))
+                return await self._streamed(
+                    request, shape, prompt, sampling, body.include_usage, adapter
+                )
+            answer = self.dataplane.generate(prompt, sampling, adapter)
+            result = await until_gone(request.receive, answer)
         except InferenceError as exc:
             return error_response(exc)  # counted by the data plane
         except ClientGoneError:
@@ -104,8 +112,9 @@ class OpenAIRoutes:
 
     async def _generation_call(
         self, request: Request, *, chat: bool
-    ) -> tuple[GenerationRequest, Prompt, Sampling]:
-        """The request's body, its prompt in tokens and its sampling, checked against the model."""
+    ) -> tuple[GenerationRequest, Prompt, Sampling, str | None]:
+        """The request's body, its prompt in tokens, its sampling and the adapter it names,
+        checked against the model."""
         raw = await self._body(request)
         body: GenerationRequest
         if chat:
@@ -115,7 +124,7 @@ class OpenAIRoutes:
         else:
             body = schemas.parse(schemas.CompletionRequest, raw)
             given, requested = body.text(), body.max_tokens
-        self._check_model(body.model)
+        adapter = self._check_model(body.model)
         self._check_task(request.url.path)
         prompt = await until_gone(request.receive, self.dataplane.prompt(given))
         asked = Sampling(
@@ -125,12 +134,18 @@ class OpenAIRoutes:
             seed=body.seed,
             stop=body.stops(),
         )
-        return body, prompt, self.dataplane.sampling(prompt, requested, asked)
+        return body, prompt, self.dataplane.sampling(prompt, requested, asked), adapter
 
     async def _streamed(
-        self, request: Request, shape: Shape, prompt: Prompt, sampling: Sampling, usage: bool
+        self,
+        request: Request,
+        shape: Shape,
+        prompt: Prompt,
+        sampling: Sampling,
+        usage: bool,
+        adapter: str | None,
     ) -> Response:
-        pieces = self.dataplane.stream(prompt, sampling)
+        pieces = self.dataplane.stream(prompt, sampling, adapter)
         try:  # the first piece before the status line: an error until then is plain HTTP
             first = await until_gone(request.receive, anext(pieces))
         except BaseException:
@@ -144,7 +159,8 @@ class OpenAIRoutes:
     async def embeddings(self, request: Request) -> Response:
         try:
             body = schemas.parse(schemas.EmbeddingRequest, await self._body(request))
-            self._check_model(body.model)
+            if self._check_model(body.model) is not None:
+                raise InvalidRequestError("adapters generate text; /v1/embeddings takes none")
             self._check_task(request.url.path)
         except InferenceError as exc:
             return self._refused(exc)
@@ -175,14 +191,16 @@ class OpenAIRoutes:
     async def _body(self, request: Request) -> bytes:
         return await read_body(request.scope, request.receive, self.max_request_bytes)
 
-    def _check_model(self, model: str) -> None:
-        """The model field names this runtime's model: ``name``, or ``namespace/name`` as the
-        gateway's clients may write it."""
-        if model.rsplit("/", 1)[-1] != self.dataplane.name:
-            raise ModelNotFoundError(
-                f"no model {model!r} here; this runtime serves {self.dataplane.name!r}"
-            )
-        self.dataplane.check_ready(self.dataplane.name)
+    def _check_model(self, model: str) -> str | None:
+        """The model field names this runtime's model or one of its LoRA adapters: ``name``, or
+        ``namespace/name`` as the gateway's clients may write it. The adapter named, if any."""
+        adapters, base = self.dataplane.adapters, self.dataplane.name
+        if adapters is None and model.rsplit("/", 1)[-1] != base:
+            self.dataplane.check_ready(base)  # while loading: 503, adapters come with the model
+            raise ModelNotFoundError(f"no model {model!r} here; this runtime serves {base!r}")
+        adapter = adapters.resolve(model) if adapters is not None else None
+        self.dataplane.check_ready(base)
+        return adapter
 
     def _check_task(self, path: str) -> None:
         """The model's task is what the endpoint at ``path`` serves."""
