@@ -10,6 +10,12 @@ from ``scripts/k8s-testenv``, which prints their directory; each process logs to
     plane.start()
     plane.kubectl("get", "nodes", check=True)
     plane.stop()
+
+Faults of the control plane itself, for the tests that the operator and the gateway survive
+them: ``halt``/``resume`` stop a component and start it again with the same flags and data
+(``with plane.down("etcd"): ...`` both), ``compact`` drops etcd's history up to now, and
+``second_apiserver`` serves the same etcd on another port, through which changes can be made
+while the first one is down.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -202,6 +208,21 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     )
 
 
+def _stop(group: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to each, a bounded wait for them all, then SIGKILL to those still running."""
+    for process in group:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for process in group:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)  # SIGKILL is not ignorable; bounded all the same
+
+
 class ControlPlaneError(RuntimeError):
     """A component exited or did not become ready; the message carries its log's tail."""
 
@@ -231,6 +252,7 @@ class ControlPlane:
             _free_ports(5)
         )
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._flags: dict[str, tuple[str, ...]] = {}  # each component's, to start it again
         self._log_handles: list[IO[bytes]] = []
         self._env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
         # Nothing reads or writes the user's ~/.kube or ~/.kwok (kwok loads ~/.kwok/kwok.yaml).
@@ -239,6 +261,10 @@ class ControlPlane:
     @property
     def server(self) -> str:
         return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def etcd_url(self) -> str:
+        return f"http://127.0.0.1:{self.etcd_port}"
 
     def __enter__(self) -> Self:
         self.start()
@@ -323,7 +349,7 @@ class ControlPlane:
         )
         kwok_config = self._write_kubeconfig(pki / "kwok.kubeconfig", authority.ca, kwok)
 
-        etcd_url = f"http://127.0.0.1:{self.etcd_port}"
+        etcd_url = self.etcd_url
         peer_url = f"http://127.0.0.1:{self.etcd_peer_port}"
         self._spawn(
             "etcd",
@@ -338,7 +364,7 @@ class ControlPlane:
             "--unsafe-no-fsync",  # throwaway data: no fsync keeps a busy 2-core machine quick
             "--log-level=warn",
         )
-        self._wait("etcd", lambda: self._get(f"{etcd_url}/health") == 200, deadline)
+        self._wait("etcd", self._etcd_healthy, deadline)
 
         self._spawn(
             "kube-apiserver",
@@ -366,7 +392,7 @@ class ControlPlane:
             # endpoint, which validation rejects (loopback): nothing in the tests dials it.
             "--endpoint-reconciler-type=none",
         )
-        self._wait("kube-apiserver", lambda: self._get(f"{self.server}/readyz") == 200, deadline)
+        self._wait("kube-apiserver", self._apiserver_ready, deadline)
 
         self._spawn(
             "kube-controller-manager",
@@ -421,30 +447,91 @@ class ControlPlane:
         self._check_alive()
 
     def stop(self) -> None:
-        """Stop every component: its clients first, then kube-apiserver, then etcd (an API
+        """Stop every component: its clients first, then the API servers, then etcd (an API
         server whose etcd is gone retries it instead of exiting). Each group gets SIGTERM and a
         bounded wait, then SIGKILL."""
-        servers = ("kube-apiserver", "etcd")
-        groups = [
-            [p for name, p in self._processes.items() if name not in servers],
-            *([self._processes[name]] for name in servers if name in self._processes),
-        ]
-        for group in groups:
-            for process in group:
-                if process.poll() is None:
-                    process.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + STOP_GRACE_SECONDS
-            for process in group:
-                try:
-                    process.wait(timeout=max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        process.wait(timeout=5)  # SIGKILL is not ignorable; bounded all the same
+        servers = ("kube-apiserver", "kube-apiserver-2", "etcd")
+        _stop([p for name, p in self._processes.items() if name not in servers])
+        _stop([p for name, p in self._processes.items() if name.startswith("kube-apiserver")])
+        _stop([p for name, p in self._processes.items() if name == "etcd"])
         self._processes.clear()
         for handle in self._log_handles:
             handle.close()
         self._log_handles.clear()
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def halt(self, name: str, *, crash: bool = False) -> None:
+        """Stop one component (SIGTERM, then SIGKILL after a bounded wait; ``crash``: SIGKILL
+        at once, requests in flight cut off); ``resume`` starts it again."""
+        process = self._processes.pop(name)
+        if crash:
+            process.kill()
+            process.wait(timeout=10)
+        _stop([process])
+
+    def resume(self, name: str) -> None:
+        """Start a halted component again with its flags and data; for etcd and the API server,
+        return once it answers ready again."""
+        self._spawn(name, *self._flags[name])
+        ready = {"etcd": self._etcd_healthy, "kube-apiserver": self._apiserver_ready}.get(name)
+        if ready is not None:
+            self._wait(name, ready, time.monotonic() + self.startup_seconds)
+
+    @contextlib.contextmanager
+    def down(self, name: str, *, crash: bool = False) -> Iterator[None]:
+        """``name`` halted for the body of the ``with``, resumed (and ready) after it."""
+        self.halt(name, crash=crash)
+        try:
+            yield
+        finally:
+            self.resume(name)
+
+    def compact(self) -> int:
+        """Compact etcd's history up to its current revision (as the API server does every
+        five minutes), and return that revision: a watch asking for anything older is told
+        410 Gone."""
+        revision = int(self._etcd("/v3/kv/range", {"key": "AA=="})["header"]["revision"])
+        self._etcd("/v3/kv/compaction", {"revision": str(revision), "physical": True})
+        return revision
+
+    def second_apiserver(self) -> str:
+        """Start another kube-apiserver on the same etcd, with the same certificates, and
+        return its URL (``kubectl("--server", url, ...)`` talks to it). It stops with the
+        rest."""
+        port = _free_ports(1)[0]
+        flags = [
+            f"--secure-port={port}" if f.startswith("--secure-port=") else f
+            for f in self._flags["kube-apiserver"]
+        ]
+        flags = [
+            f"--cert-dir={self.work_dir / 'kube-apiserver-2'}" if f.startswith("--cert-dir=")
+            else f
+            for f in flags
+        ]  # fmt: skip
+        self._spawn("kube-apiserver-2", *flags, binary="kube-apiserver")
+        url = f"https://127.0.0.1:{port}"
+        self._wait(
+            "kube-apiserver-2",
+            lambda: self._get(f"{url}/readyz") == 200,
+            time.monotonic() + self.startup_seconds,
+        )
+        return url
+
+    def _etcd(self, path: str, body: Mapping[str, object]) -> Any:
+        """A call to etcd's JSON gateway."""
+        request = urllib.request.Request(
+            f"{self.etcd_url}{path}", data=json.dumps(body).encode(), method="POST"
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(request, timeout=10) as reply:
+            return json.loads(reply.read())
+
+    def _etcd_healthy(self) -> bool:
+        return self._get(f"{self.etcd_url}/health") == 200
+
+    def _apiserver_ready(self) -> bool:
+        return self._get(f"{self.server}/readyz") == 200
 
     def kubectl(
         self,
@@ -481,11 +568,12 @@ class ControlPlane:
     def log(self, name: str) -> Path:
         return self.logs / f"{name}.log"
 
-    def _spawn(self, name: str, *args: str) -> None:
+    def _spawn(self, name: str, *args: str, binary: str | None = None) -> None:
         handle = self.log(name).open("ab")
         self._log_handles.append(handle)
+        self._flags[name] = args
         self._processes[name] = subprocess.Popen(
-            [str(self.bin_dir / name), *args],
+            [str(self.bin_dir / (binary or name)), *args],
             stdin=subprocess.DEVNULL,
             stdout=handle,
             stderr=subprocess.STDOUT,

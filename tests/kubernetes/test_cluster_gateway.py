@@ -617,3 +617,46 @@ def test_a_hugging_face_directory_in_s3_answers_embeddings_on_the_cluster(
     vectors = [d["embedding"] for d in reply.json()["data"]]
     assert [len(v) for v in vectors] == [384, 384]
     assert sum(a * b for a, b in zip(*vectors, strict=True)) > 0.6  # related sentences are near
+
+
+API_SERVER_OUTAGE_SECONDS = 20  # under kwok's node grace period: the Nodes stay Ready
+
+
+@pytest.mark.timeout(300, func_only=True)
+def test_the_gateway_routes_on_while_the_api_server_is_down(
+    control_plane: ControlPlane, pods: PodRunner, gateway: ClusterGateway
+) -> None:
+    """The API server crashes under steady load and stays down a while: the gateway keeps
+    routing from the routes it last saw, and once the API server is back it follows changes
+    again. The outage is kept shorter than the node grace period, since kwok's node heartbeats
+    go through the same API server (a Node gone NotReady stops its pods, a fault of its own)."""
+    spec = "  rollout: {strategy: Immediate}\n  scaling: {minReplicas: 2, maxReplicas: 2}\n"
+    _apply(control_plane, iris("steady", spec))
+    wait_until(
+        lambda: sum(p.startswith("steady-r1") for p in pods.serving()) == 2, "two steady pods", 60
+    )
+    with steady_load(f"{gateway.url}/v2/models/{NAMESPACE}/steady/infer") as outcomes:
+        wait_until(lambda: sum(outcomes.values()) >= 50, "requests flowing")
+        with control_plane.down("kube-apiserver", crash=True):
+            before = sum(outcomes.values())
+            time.sleep(API_SERVER_OUTAGE_SECONDS)
+            during = sum(outcomes.values()) - before
+        wait_until(lambda: sum(outcomes.values()) >= before + during + 50, "requests after")
+    served = sum(n for outcome, n in outcomes.items() if outcome.startswith("200 "))
+    total = sum(outcomes.values())
+    print(f"{served}/{total} served ({during} while the API server was down): {outcomes}")
+    assert during > 0, "nothing was answered while the API server was down"
+    assert served / total >= 0.999, outcomes
+
+    # Back: a change made now reaches the gateway.
+    changed = time.monotonic()
+    _apply(control_plane, iris("steady", spec + "  resources: {cpu: 200m}\n"))
+
+    def new_revision_answers() -> bool:
+        reply = gateway.infer("steady")
+        return reply.status_code == 200 and reply.headers["x-modelplane-revision"] == "steady-r2"
+
+    # The operator writes the new Deployment within seconds; kube-controller-manager's informers
+    # take up to a minute after an API server restart to make its ReplicaSet and pods.
+    wait_until(new_revision_answers, "steady-r2 answering through the gateway", 150)
+    print(f"a new revision answered {time.monotonic() - changed:.1f} s after the change")

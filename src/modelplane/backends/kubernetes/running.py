@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +64,9 @@ WATCHES: list[tuple[str, str, str, str, dict[str, str] | None]] = [
 HTTPROUTE_WATCH = ("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute", MANAGED)
 HTTPROUTE_CRD = "httproutes.gateway.networking.k8s.io"
 NAMESPACES_WAIT_SECONDS = 30.0
+# Waits between kopf's attempts at a failed list or watch: short, and never given up.
+FIRST_BACKOFFS = (1.0, 1.0, 2.0, 3.0)
+MAX_BACKOFF = 5.0
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,7 @@ async def _operate(
     settings = kopf.OperatorSettings()
     settings.posting.enabled = False  # events are the reconciler's to write
     settings.watching.server_timeout = 300
+    settings.networking.error_backoffs = _Backoffs()
     settings.scanning.disabled = True  # no watching of CRDs and namespaces: RBAC keeps it out
     settings.persistence.diffbase_storage = _NoDiffBase()
     stop = stop or asyncio.Event()
@@ -219,6 +224,17 @@ async def _serve(
             raise OSError(f"the operator's port {port} could not be served")
         await asyncio.sleep(0.02)
     return server, serving
+
+
+class _Backoffs(Iterable[float]):
+    """kopf's own backoffs grow to 21 s and end after 54 s: a watch then reconnected up to 21 s
+    after the API server was back, and one whose server kept answering 5xx (its etcd down)
+    past the last attempt was never restarted. Here the waits stop growing at MAX_BACKOFF and
+    never end, so a watch outlasts any outage and resumes within seconds of its end. Iterated
+    afresh for every request."""
+
+    def __iter__(self) -> Iterator[float]:
+        return itertools.chain(FIRST_BACKOFFS, itertools.repeat(MAX_BACKOFF))
 
 
 class _NoDiffBase(kopf.DiffBaseStorage):

@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Protocol
 
-import httpx
+import httpx2
 from lightkube import ApiError, AsyncClient
 from lightkube.codecs import from_dict
 from lightkube.types import PatchType
@@ -56,7 +56,7 @@ async def translated(doing: str) -> AsyncIterator[None]:
         yield
     except ApiError as exc:
         raise kubernetes_error(exc, doing) from exc
-    except httpx.TransportError as exc:
+    except httpx2.TransportError as exc:  # lightkube's transport, not the gateway's httpx
         raise KubernetesError(f"{doing}: {exc!r}", 0, RETRY_SECONDS) from exc
 
 
