@@ -13,13 +13,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from lightkube import AsyncClient
-from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Secret
 
 from modelplane.api import Model
 from modelplane.artifacts.credentials import credentials_from_directory
+from modelplane.backends.kubernetes.writing import translated
 from modelplane.backends.pinning import Credentials
-from modelplane.errors import ArtifactAccessDeniedError
+from modelplane.errors import ArtifactAccessDeniedError, KubernetesError
 
 
 def secret_credentials(client: AsyncClient) -> Credentials:
@@ -31,9 +31,12 @@ def secret_credentials(client: AsyncClient) -> Credentials:
             return
         namespace = model.metadata.namespace
         try:
-            secret = await client.get(Secret, given.secret, namespace=namespace)
-        except ApiError as exc:
-            raise ArtifactAccessDeniedError(_unreadable(given.secret, namespace, exc)) from exc
+            async with translated(f"reading the credentials Secret {namespace}/{given.secret}"):
+                secret = await client.get(Secret, given.secret, namespace=namespace)
+        except KubernetesError as exc:
+            if exc.code not in (403, 404):
+                raise  # the server failing, or out of reach: the pass is tried again
+            raise ArtifactAccessDeniedError(_unreadable(given.secret, namespace, exc.code)) from exc
         with tempfile.TemporaryDirectory(prefix="modelplane-secret-") as scratch:
             mounted = Path(scratch) / "secret"
             mounted.mkdir(mode=0o700)
@@ -44,8 +47,7 @@ def secret_credentials(client: AsyncClient) -> Credentials:
     return credentials
 
 
-def _unreadable(name: str, namespace: str, exc: ApiError) -> str:
-    code = exc.status.code
+def _unreadable(name: str, namespace: str, code: int) -> str:
     if code == 403:
         # The operator may read no Secret unless a namespace's owner lets it read that one.
         return (
@@ -56,6 +58,4 @@ def _unreadable(name: str, namespace: str, exc: ApiError) -> str:
             f"rolebinding modelplane-credentials --role=modelplane-credentials "
             f"--serviceaccount=<operator namespace>:modelplane-operator"
         )
-    if code == 404:
-        return f"the credentials Secret {name!r} does not exist in namespace {namespace!r}"
-    return f"the credentials Secret {name!r} in namespace {namespace!r} could not be read: {code}"
+    return f"the credentials Secret {name!r} does not exist in namespace {namespace!r}"
