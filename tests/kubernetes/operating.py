@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,13 @@ class RunningOperator:
                 self.process.kill()
                 self.process.wait()
         self._out.close()
+
+
+def operating_namespace(kubeconfig: Path, namespace: str, log: Path) -> Iterator[RunningOperator]:
+    """A module fixture's operator of ``namespace`` alone, stopped after the module's tests."""
+    running = RunningOperator(kubeconfig, log, options=("--namespace", namespace))
+    yield running
+    running.stop()
 
 
 def apply(plane: ControlPlane, name: str, extra: str = "", namespace: str = "default") -> None:

@@ -6,7 +6,9 @@ a pod IP reaches no one. Here the pod CIDR is local to a network namespace the t
 (``ip netns``), routed from the host over a veth pair, and every Running pod of the namespace
 under test gets a ``modelplane serve`` process, started from the pod's own container args and
 environment, bound to the pod's IP in that network namespace. The pod's Ready condition stays
-kwok's: set at once, before the process listens, as a kubelet whose probes lag would.
+kwok's: set at once, before the process listens, as a kubelet whose probes lag would. A
+ConfigMap volume is kept current as a kubelet keeps it: each key a file, replaced whole when the
+ConfigMap changes (here within a poll, where a kubelet takes up to its sync period).
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ class PodRunner:
     work_dir: Path
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _failed: set[str] = field(default_factory=set)  # pods whose init container failed
+    # Each started pod's ConfigMap volumes: the ConfigMap's name and the directory standing in.
+    _config_volumes: dict[str, list[tuple[str, Path]]] = field(default_factory=dict)
     ips: dict[str, str] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -126,32 +130,38 @@ class PodRunner:
     def _loop(self) -> None:
         while not self._stop.wait(0.3):
             listed = self.plane.kubectl(
-                "get", "pods", "-n", self.namespace, "-o", "json", check=False
+                "get", "pods,configmaps", "-n", self.namespace, "-o", "json", check=False
             )
             if listed.returncode != 0:
                 continue
-            pods = {p["metadata"]["name"]: p for p in json.loads(listed.stdout)["items"]}
+            items = json.loads(listed.stdout)["items"]
+            pods = {p["metadata"]["name"]: p for p in items if p["kind"] == "Pod"}
+            maps = {c["metadata"]["name"]: c for c in items if c["kind"] == "ConfigMap"}
+            self._refresh(maps)
             for name, pod in pods.items():
                 ip = (pod.get("status") or {}).get("podIP")
                 running = pod["status"].get("phase") == "Running"
                 gone = pod["metadata"].get("deletionTimestamp")
                 fresh = name not in self._processes and name not in self._failed
                 if running and ip and not gone and fresh:
-                    self._start(name, pod, ip)
+                    self._start(name, pod, ip, maps)
             for name in [n for n in self._processes if n not in pods]:
                 self._end(name)
             for name, pod in pods.items():
                 if pod["metadata"].get("deletionTimestamp") and name in self._processes:
                     self._end(name)
 
-    def _start(self, name: str, pod: dict[str, Any], ip: str) -> None:
+    def _start(
+        self, name: str, pod: dict[str, Any], ip: str, maps: dict[str, dict[str, Any]]
+    ) -> None:
         """The pod's init containers one after another, as a kubelet runs them, then its
         model container; the pod's cache volume is a directory of its own here."""
         volumes = self._volumes(name, pod)
+        self._refresh(maps)
         with (self.work_dir / f"{name}.log").open("ab") as log:
             for init in pod["spec"].get("initContainers", []):
                 done = subprocess.run(
-                    modelplane(*_args(init, volumes)), env=_env(init), stdout=log,
+                    modelplane(*_args(init, volumes)), env=_env(init, volumes), stdout=log,
                     stderr=subprocess.STDOUT, timeout=120, check=False,
                 )  # fmt: skip
                 if done.returncode != 0:
@@ -163,7 +173,7 @@ class PodRunner:
             self.ips[name] = ip
             self._processes[name] = subprocess.Popen(
                 self.network.command(modelplane(*args)),
-                env=_env(container),
+                env=_env(container, volumes),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=die_with_parent,
@@ -171,7 +181,7 @@ class PodRunner:
 
     def _volumes(self, name: str, pod: dict[str, Any]) -> dict[str, Path]:
         """Each volume of the pod as a directory of its own; a Secret's filled with its keys,
-        one file each, as the kubelet mounts it."""
+        one file each, as the kubelet mounts it; a ConfigMap's is filled by ``_refresh``."""
         found: dict[str, Path] = {}
         for volume in pod["spec"].get("volumes", []):
             directory = self.work_dir / name / volume["name"]
@@ -181,10 +191,30 @@ class PodRunner:
                 body = self.plane.get_json("secret", secret["secretName"], "-n", self.namespace)
                 for key, value in (body.get("data") or {}).items():
                     (directory / key).write_bytes(base64.b64decode(value))
+            config = volume.get("configMap")
+            if config is not None:
+                self._config_volumes.setdefault(name, []).append((config["name"], directory))
             found[volume["name"]] = directory
         return found
 
+    def _refresh(self, maps: dict[str, dict[str, Any]]) -> None:
+        """Every ConfigMap volume as its ConfigMap stands: a changed key's file replaced whole
+        (a reader sees the old or the new, never half), a key gone removed."""
+        for volumes in list(self._config_volumes.values()):
+            for config, directory in volumes:
+                data = (maps.get(config) or {}).get("data") or {}
+                for key, value in data.items():
+                    path = directory / key
+                    if not path.exists() or path.read_text() != value:
+                        staged = directory / f"..{key}.tmp"
+                        staged.write_text(value)
+                        staged.replace(path)
+                for stale in {p.name for p in directory.iterdir()} - set(data):
+                    if not stale.startswith(".."):
+                        (directory / stale).unlink()
+
     def _end(self, name: str) -> None:
+        self._config_volumes.pop(name, None)
         process = self._processes.pop(name)
         process.terminate()
         try:
@@ -203,20 +233,21 @@ class PodRunner:
 def _args(container: dict[str, Any], volumes: dict[str, Path]) -> list[str]:
     """The container's args with each path under a volume it mounts moved to the directory
     standing for that volume."""
+    return [_local(arg, container, volumes) for arg in container["args"]]
+
+
+def _env(container: dict[str, Any], volumes: dict[str, Path]) -> dict[str, str]:
+    """The container's environment, paths under its volumes moved as ``_args`` moves them."""
+    given = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    return {**os.environ, **{k: _local(v, container, volumes) for k, v in given.items()}}
+
+
+def _local(value: str, container: dict[str, Any], volumes: dict[str, Path]) -> str:
     mounts = {m["mountPath"]: volumes[m["name"]] for m in container.get("volumeMounts", [])}
-
-    def local(arg: str) -> str:
-        for mount in sorted(mounts, key=len, reverse=True):
-            if arg == mount or arg.startswith(mount + "/"):
-                return str(mounts[mount]) + arg[len(mount) :]
-        return arg
-
-    return [local(arg) for arg in container["args"]]
-
-
-def _env(container: dict[str, Any]) -> dict[str, str]:
-    given = container.get("env", [])
-    return {**os.environ, **{e["name"]: e["value"] for e in given if "value" in e}}
+    for mount in sorted(mounts, key=len, reverse=True):
+        if value == mount or value.startswith(mount + "/"):
+            return str(mounts[mount]) + value[len(mount) :]
+    return value
 
 
 def _remove_stale() -> None:

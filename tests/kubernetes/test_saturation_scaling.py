@@ -17,7 +17,7 @@ import pytest
 from modelplane.api.load import LoadReport, ModelLoad
 from modelplane.backends.kubernetes.children import RUNTIME_PORT
 from tests.kubernetes.controlplane import ControlPlane, wait_until
-from tests.kubernetes.operating import RunningOperator
+from tests.kubernetes.operating import RunningOperator, operating_namespace
 from tests.kubernetes.podnet import PodRunner, pods_serving
 from tests.llm.conftest import chatting, scaled_on_waiting, written_by
 
@@ -38,9 +38,7 @@ def operator(
     operator_kubeconfig: Path, pods: PodRunner, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningOperator]:
     log = tmp_path_factory.mktemp("operator") / "op.log"
-    running = RunningOperator(operator_kubeconfig, log, options=("--namespace", NAMESPACE))
-    yield running
-    running.stop()
+    yield from operating_namespace(operator_kubeconfig, NAMESPACE, log)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,9 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -123,3 +125,20 @@ def _close_clients() -> Iterator[None]:
     for made in _CLIENTS.values():
         made.close()
     _CLIENTS.clear()
+
+
+def complete(gateway: str, model: str) -> httpx.Response:
+    """A short greedy completion of ``model`` (a Model or an adapter) through ``gateway``."""
+    body = {"model": model, "prompt": "Tell me a story", "max_tokens": 12, "temperature": 0}
+    return httpx.post(f"{gateway}/v1/completions", json=body, timeout=60)
+
+
+def completion_text(reply: httpx.Response) -> str:
+    assert reply.status_code == 200, reply.text
+    return str(reply.json()["choices"][0]["text"])
+
+
+def served_models(gateway: str) -> dict[str, Any]:
+    """The OpenAI models ``gateway`` lists, each with its parent (None but for adapters)."""
+    listed = httpx.get(f"{gateway}/v1/models", timeout=10).json()["data"]
+    return {m["id"]: m.get("parent") for m in listed}

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.llm.conftest import chat_variant
+from tests.llm.conftest import chat_variant, complete, completion_text, served_models
 from tests.platform.conftest import Platform, wait_for
 
 NAME = "lora-chat"
@@ -39,29 +38,16 @@ def platform(llm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         running.stop()
 
 
-def complete(platform: Platform, model: str) -> httpx.Response:
-    body = {"model": model, "prompt": "Tell me a story", "max_tokens": 12, "temperature": 0}
-    return httpx.post(f"{platform.gateway}/v1/completions", json=body, timeout=60)
-
-
-def text(reply: httpx.Response) -> str:
-    assert reply.status_code == 200, reply.text
-    return str(reply.json()["choices"][0]["text"])
-
-
-def served(platform: Platform) -> dict[str, Any]:
-    return {
-        m["id"]: m.get("parent") for m in httpx.get(f"{platform.gateway}/v1/models").json()["data"]
-    }
-
-
 def test_an_adapter_is_a_model_name_of_the_gateway(platform: Platform) -> None:
-    assert served(platform) == {NAME: None, "pirate": NAME}
+    assert served_models(platform.gateway) == {NAME: None, "pirate": NAME}
     assert httpx.get(f"{platform.gateway}/v1/models/pirate").json()["parent"] == NAME
-    base, pirate = text(complete(platform, NAME)), text(complete(platform, "pirate"))
+    base, pirate = (
+        completion_text(complete(platform.gateway, NAME)),
+        completion_text(complete(platform.gateway, "pirate")),
+    )
     assert base != pirate
-    assert complete(platform, "pirate").headers["x-modelplane-revision"] == f"{NAME}-r1"
-    unknown = complete(platform, "sailor")
+    assert complete(platform.gateway, "pirate").headers["x-modelplane-revision"] == f"{NAME}-r1"
+    unknown = complete(platform.gateway, "sailor")
     assert unknown.status_code == 404
     assert "'pirate' (an adapter of 'lora-chat')" in unknown.json()["error"]["message"]
     assert platform.wait_condition(NAME, "AdaptersReady", "True")["reason"] == "AdaptersListed"
@@ -78,14 +64,16 @@ def test_an_adapter_edit_reaches_the_running_replica_and_a_bad_one_is_reported(
         broken="broken-adapter.gguf",
     )  # fmt: skip
     assert platform.cli("apply", "-f", str(edited)).returncode == 0
-    wait_for(lambda: "poet" in served(platform), "poet routed", 30)
-    wait_for(lambda: complete(platform, "poet").status_code == 200, "poet served", 30)
-    assert text(complete(platform, "poet")) != text(complete(platform, "pirate"))
+    wait_for(lambda: "poet" in served_models(platform.gateway), "poet routed", 30)
+    wait_for(lambda: complete(platform.gateway, "poet").status_code == 200, "poet served", 30)
+    assert completion_text(complete(platform.gateway, "poet")) != completion_text(
+        complete(platform.gateway, "pirate")
+    )
 
-    failed = complete(platform, "broken")
+    failed = complete(platform.gateway, "broken")
     assert failed.status_code == 424
     assert "adapter 'broken' of model 'lora-chat'" in failed.json()["error"]["message"]
-    assert text(complete(platform, NAME))  # the base model serves on
+    assert completion_text(complete(platform.gateway, NAME))  # the base model serves on
     found = platform.wait_condition(NAME, "AdaptersReady", "False", "AdapterUnavailable")
     assert "adapter 'broken'" in found["message"]
 

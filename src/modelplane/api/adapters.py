@@ -16,7 +16,7 @@ from typing import Annotated
 from pydantic import Field
 
 from modelplane.api.meta import Wire
-from modelplane.api.model import Adapter, ModelSpec
+from modelplane.api.model import ADAPTER_FORMATS, GENERATIVE_TASKS, Adapter, ModelSpec
 
 ADAPTERS_FILE_ENV = "MODELPLANE_ADAPTERS_FILE"
 ADAPTERS_FILE = "adapters.json"  # its name in the mounted ConfigMap on a cluster
@@ -33,6 +33,16 @@ class AdapterList(Wire):
 
 def adapter_list(spec: ModelSpec) -> AdapterList:
     return AdapterList(adapters=spec.adapters, max_loaded=spec.runtime.max_loaded_adapters)
+
+
+def serves_adapters(spec: ModelSpec) -> bool:
+    """Whether replicas of ``spec`` apply LoRA adapters, and so follow the list as they run:
+    an empty list today may be edited later, without a new revision."""
+    return (
+        spec.format in ADAPTER_FORMATS
+        and not spec.engine.external
+        and spec.task in GENERATIVE_TASKS
+    )
 
 
 class AdapterReport(Wire):

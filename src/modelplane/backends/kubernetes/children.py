@@ -3,7 +3,9 @@ and the operator's settings, so the same inputs always give the same bytes.
 
 Per revision: a ControllerRevision holding its spec, and while it runs a Deployment of
 ``modelplane serve`` with the revision's manifest, a Service and a PodDisruptionBudget. Per
-model: an ``HTTPRoute`` with weighted backends, when Gateway API is installed. Every child
+model: an ``HTTPRoute`` with weighted backends, when Gateway API is installed, and for a model
+that serves LoRA adapters a ConfigMap with their list, mounted into its pods (the kubelet
+refreshes the file, so an edit reaches running pods without a new revision). Every child
 carries the recommended ``app.kubernetes.io/*`` labels, an owner reference to its Model
 (deleting the Model collects them) and, but for the immutable revisions, a hash of its own
 content, so a converged child is recognised without a write.
@@ -27,6 +29,12 @@ from modelplane.api import (
     dump_yaml,
     revision_name,
 )
+from modelplane.api.adapters import (
+    ADAPTERS_FILE,
+    ADAPTERS_FILE_ENV,
+    adapter_list,
+    serves_adapters,
+)
 
 Manifest = dict[str, Any]
 
@@ -42,6 +50,10 @@ CACHE_DIR = "/var/cache/modelplane"
 # What the fetch step leaves for the model: a link, in the shared volume, to the artifact.
 ARTIFACT_LINK = f"{CACHE_DIR}/artifact"
 CREDENTIALS_MOUNT = "/var/run/modelplane/credentials"  # source.credentials, for the fetch step only
+# The Model's adapter list (its ConfigMap, kept current by the kubelet), and the model
+# container's own writable cache, where it fetches an adapter on its first request.
+ADAPTERS_DIR = "/etc/modelplane/adapters"
+ADAPTERS_CACHE = "/var/cache/modelplane-adapters"
 TMP_DIR = "/tmp"  # noqa: S108 - an emptyDir of the pod's own: the root filesystem is read-only
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - in a pod: the kubelet's probes and the gateway reach it
 
@@ -177,7 +189,7 @@ def deployment(
                 "terminationGracePeriodSeconds": 30,
                 "initContainers": [_fetch_container(model, revision, spec, settings)],
                 "containers": [_model_container(model, revision, spec, settings)],
-                "volumes": _volumes(spec),
+                "volumes": _volumes(model, spec),
             },
         },
     }
@@ -193,12 +205,30 @@ RESTRICTED_CONTAINER: Manifest = {
 }
 
 
-def _volumes(spec: ModelSpec) -> list[Manifest]:
+def _volumes(model: Model, spec: ModelSpec) -> list[Manifest]:
     found: list[Manifest] = [{"name": "cache", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
     if spec.source.credentials is not None:
         secret = {"secretName": spec.source.credentials.secret, "defaultMode": 0o400}
         found.append({"name": "credentials", "secret": secret})
+    if serves_adapters(spec):
+        # Optional: a pod never waits on it; without the file, the revision's list stands.
+        listed = {"name": adapters_config_map_name(model), "optional": True}
+        found += [
+            {"name": "adapters", "configMap": listed},
+            {"name": "adapter-cache", "emptyDir": {}},
+        ]
     return found
+
+
+def adapters_config_map_name(model: Model) -> str:
+    return f"{model.metadata.name}-adapters"
+
+
+def adapters_config_map(model: Model) -> Manifest:
+    """The LoRA adapters the Model's pods serve now: its spec's list, not its revision's."""
+    manifest = _object("v1", "ConfigMap", adapters_config_map_name(model), model, None)
+    manifest["data"] = {ADAPTERS_FILE: adapter_list(model.spec).model_dump_json(by_alias=True)}
+    return hashed(manifest)
 
 
 def _fetch_container(
@@ -236,26 +266,36 @@ def _model_container(
 ) -> Manifest:
     """The runtime serving ``revision``: restricted, probed, with its manifest in its env,
     reading the artifact the fetch step left from a volume it may not write."""
+    args = [
+        *("serve", "--host", ALL_INTERFACES, "--port", str(RUNTIME_PORT)),
+        *("--model-version", revision, "--artifact", ARTIFACT_LINK),
+    ]
+    env = [
+        {"name": "MODELPLANE_MANIFEST", "value": revision_manifest(model, spec)},
+        *_telemetry_env(model, revision, spec, settings),
+    ]
+    mounts: list[Manifest] = [
+        {"name": "cache", "mountPath": CACHE_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": TMP_DIR},
+    ]
+    if serves_adapters(spec):
+        args += ["--cache-dir", ADAPTERS_CACHE]
+        env.append({"name": ADAPTERS_FILE_ENV, "value": f"{ADAPTERS_DIR}/{ADAPTERS_FILE}"})
+        mounts += [
+            {"name": "adapters", "mountPath": ADAPTERS_DIR, "readOnly": True},
+            {"name": "adapter-cache", "mountPath": ADAPTERS_CACHE},
+        ]
     return {
         "name": "model",
         "image": settings.image,
         "imagePullPolicy": settings.image_pull_policy,
-        "args": [
-            *("serve", "--host", ALL_INTERFACES, "--port", str(RUNTIME_PORT)),
-            *("--model-version", revision, "--artifact", ARTIFACT_LINK),
-        ],
-        "env": [
-            {"name": "MODELPLANE_MANIFEST", "value": revision_manifest(model, spec)},
-            *_telemetry_env(model, revision, spec, settings),
-        ],
+        "args": args,
+        "env": env,
         "ports": [{"name": "http", "containerPort": RUNTIME_PORT, "protocol": "TCP"}],
         **_probes(),
         "resources": _resources(spec, settings),
         "securityContext": RESTRICTED_CONTAINER,
-        "volumeMounts": [
-            {"name": "cache", "mountPath": CACHE_DIR, "readOnly": True},
-            {"name": "tmp", "mountPath": TMP_DIR},
-        ],
+        "volumeMounts": mounts,
     }
 
 

@@ -31,7 +31,7 @@ RULES: list[Manifest] = [
     {"apiGroups": [GROUP], "resources": ["models"], "verbs": READ},
     {"apiGroups": [GROUP], "resources": ["models/status"], "verbs": ["get", "patch", "update"]},
     {"apiGroups": ["apps"], "resources": ["deployments", "controllerrevisions"], "verbs": WRITE},
-    {"apiGroups": [""], "resources": ["services"], "verbs": WRITE},
+    {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": WRITE},
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": WRITE},
     {"apiGroups": [""], "resources": ["pods"], "verbs": READ},
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": READ},  # tenants' replica quotas

@@ -4,7 +4,8 @@ Each gateway posts a ``LoadReport`` every second, and at once when it starts hol
 for a model with no ready replica, so a cold start waits for no poll. The operator keeps the
 latest report of each gateway and sums them; a gateway silent for ``STALE_SECONDS`` no longer
 counts. With no gateway reporting at all, the operator cannot tell idle from unknown, so it
-scales nothing to zero (see ``LoadBoard.known``).
+scales nothing to zero (see ``LoadBoard.known``). The reports also carry the LoRA adapters the
+gateway saw fail on a model's pods, which make the Model's ``AdaptersReady`` condition.
 """
 
 from __future__ import annotations
@@ -43,14 +44,18 @@ class LoadBoard:
     """The operator's side: the latest report of every gateway."""
 
     on_demand: Callable[[str], None] = lambda key: None  # a model with held requests
+    on_adapters: Callable[[str], None] = lambda key: None  # a model whose adapters' failures moved
     clock: Callable[[], float] = time.monotonic
     _reports: dict[str, _Received] = field(default_factory=dict)
 
     def record(self, report: LoadReport) -> None:
+        before = self._reports.get(report.gateway)
         self._reports[report.gateway] = _Received(report, self.clock())
         for key, load in report.models.items():
             if load.held:
                 self.on_demand(key)
+        for key in _failures_moved(before.report if before else None, report):
+            self.on_adapters(key)
 
     def _fresh(self) -> list[_Received]:
         now = self.clock()
@@ -79,6 +84,16 @@ class LoadBoard:
         ]
         return min(found) if found else None
 
+    def failed_adapters(self, key: str) -> dict[str, str]:
+        """Why ``key``'s adapters failed, as any gateway saw; gateways in name order, so that
+        the same reports always give the same message."""
+        found: dict[str, str] = {}
+        for received in sorted(self._fresh(), key=lambda r: r.report.gateway):
+            load = received.report.models.get(key)
+            if load is not None:
+                found.update(load.failed_adapters)
+        return found
+
     async def receive(self, request: Request) -> Response:
         """``POST /v1/load``: a gateway's report."""
         declared = request.headers.get("content-length", "")
@@ -95,6 +110,13 @@ class LoadBoard:
         except ValidationError as exc:
             return JSONResponse({"message": f"invalid load report: {exc}"}, status_code=422)
         return Response(status_code=204)
+
+
+def _failures_moved(before: LoadReport | None, after: LoadReport) -> set[str]:
+    """The models whose failed adapters differ between a gateway's two reports."""
+    was = {key: load.failed_adapters for key, load in (before.models if before else {}).items()}
+    now = {key: load.failed_adapters for key, load in after.models.items()}
+    return {key for key in was.keys() | now.keys() if was.get(key, {}) != now.get(key, {})}
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import Any
 from lightkube import AsyncClient
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import ControllerRevision, Deployment
-from lightkube.resources.core_v1 import Pod, Service
+from lightkube.resources.core_v1 import ConfigMap, Pod, Service
 from lightkube.resources.policy_v1 import PodDisruptionBudget
 
 from modelplane.api import (
@@ -27,11 +27,13 @@ from modelplane.api import (
     KIND,
     VERSION,
     Model,
+    ModelSpec,
     ModelStatus,
     ObjectMeta,
     RolloutPhase,
     Source,
 )
+from modelplane.api.adapters import serves_adapters
 from modelplane.api.manifests import status_wire
 from modelplane.api.releases import Incident, Mark
 from modelplane.backends.analysis_windows import rollout_windows
@@ -94,6 +96,7 @@ RESOURCES: dict[str, Any] = {
     "PodDisruptionBudget": PodDisruptionBudget,
     "HTTPRoute": HTTPRoute,
     "ControllerRevision": ControllerRevision,
+    "ConfigMap": ConfigMap,  # the LoRA adapters a Model's pods serve now
 }
 PER_REVISION = ("Deployment", "Service", "PodDisruptionBudget")
 TICK_SECONDS = 2.0  # time-driven decisions (rollout steps, analysis) need a pass now and then
@@ -133,6 +136,7 @@ class Operator:
         self.caches = WatchCaches([*RESOURCES, "Pod"])
         self.load = load or LoadBoard()
         self.demand = ClusterDemand(self.load, self.caches, self.queue.add, clock)
+        self.load.on_adapters = self.queue.add  # AdaptersReady follows the gateways' reports
         self._reported: dict[str, Reported] = {}
         # Built Deployments by (Model uid, revision, replicas): revisions are immutable, and
         # rendering one (its manifest as YAML, its hash) is most of a pass's CPU.
@@ -289,6 +293,7 @@ class Operator:
             evaluated=evaluated,
             evaluation=verdict,
             slo=await self.slo.observe(model, now),
+            adapter_failures=self.load.failed_adapters(key),
         )
         self.usage.observe(key, _usage_of(model, stored, observed.replicas))
         decided = plan(model, observed, now)
@@ -342,6 +347,9 @@ class Operator:
         self, model: Model, plan: Plan, revisions: dict[str, StoredRevision], latest: str
     ) -> None:
         wanted: list[Body] = []
+        told = await self._adapters_told(model, [revisions[name].spec for name in plan.replicas])
+        if told is not None:  # before the pods that mount it: none starts on a stale list
+            wanted.append(told)
         for revision, count in plan.replicas.items():
             wanted += [
                 self._deployment(model, revisions[revision], count),
@@ -358,6 +366,16 @@ class Operator:
                 revision = live["metadata"]["labels"].get(LABEL_REVISION)
                 if revision not in plan.replicas and not live["metadata"].get("deletionTimestamp"):
                     await self._delete(model, kind, live["metadata"]["name"])
+
+    async def _adapters_told(self, model: Model, running: list[ModelSpec]) -> Body | None:
+        """The ConfigMap telling the Model's pods its adapters, while its spec or a revision
+        that runs serves them; one no longer wanted is deleted."""
+        if serves_adapters(model.spec) or any(serves_adapters(spec) for spec in running):
+            return children.adapters_config_map(model)
+        for live in self.caches.children("ConfigMap", model):
+            if not live["metadata"].get("deletionTimestamp"):
+                await self._delete(model, "ConfigMap", live["metadata"]["name"])
+        return None
 
     def _deployment(self, model: Model, revision: StoredRevision, replicas: int) -> Body:
         key = (model.metadata.uid, revision.ref.name, replicas)

@@ -60,6 +60,7 @@ WATCHES: list[tuple[str, str, str, str, dict[str, str] | None]] = [
     ("", "v1", "services", "Service", MANAGED),
     ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", MANAGED),
     ("", "v1", "pods", "Pod", MANAGED),
+    ("", "v1", "configmaps", "ConfigMap", MANAGED),
 ]
 HTTPROUTE_WATCH = ("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute", MANAGED)
 HTTPROUTE_CRD = "httproutes.gateway.networking.k8s.io"
