@@ -188,12 +188,27 @@ def test_requests_reach_the_pods_through_the_cluster_gateway(
     assert [s["metadata"]["labels"]["modelplane.io/revision"] for s in slices["items"]] == [
         "iris-r1"
     ]
-    for _ in range(40):
+
+    def ready_endpoints() -> int:
+        found = control_plane.get_json("endpointslices", "-n", NAMESPACE, "-l",
+                                       "modelplane.io/model=iris")  # fmt: skip
+        return sum(
+            1
+            for piece in found["items"]
+            for endpoint in piece.get("endpoints") or []
+            if (endpoint.get("conditions") or {}).get("ready")
+        )
+
+    # A pod's process runs before the pod is Ready; the gateway routes on the slices' ready ones.
+    wait_until(lambda: ready_endpoints() == 2, "both pods ready in the EndpointSlice", 60)
+    for sent in range(1, 201):
         reply = gateway.infer("iris")
         assert reply.status_code == 200, reply.text
         assert reply.headers["x-modelplane-revision"] == "iris-r1"
         assert reply.json()["outputs"][0]["data"] == [0]  # setosa
-    # Both pods took a share: the gateway balances over every ready endpoint.
+        # Both pods take a share: the gateway balances over every ready endpoint.
+        if sent >= 40 and all(pods.answered(pod) > 0 for pod in pods.serving()):
+            break
     assert all(pods.answered(pod) > 0 for pod in pods.serving())
 
 
