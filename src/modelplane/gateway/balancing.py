@@ -29,6 +29,7 @@ LOAD_FACTOR = 1.25  # a replica takes at most this times the average outstanding
 class Balancing(StrEnum):
     """How a gateway spreads generative requests over a revision's replicas."""
 
+    ENGINE = "engine"  # scored on the prompt blocks each engine holds and its load (scoring.py)
     PREFIX = "prefix"  # consistent hashing with bounded loads over the prompt prefix
     LEAST_OUTSTANDING = "least-outstanding"  # power of two choices
     ROUND_ROBIN = "round-robin"
@@ -48,14 +49,15 @@ def pick_revision(revisions: list[RevisionRoute], rng: random.Random) -> Revisio
     return weighted[-1]
 
 
-def _healthy(
+def healthy(
     endpoints: list[Endpoint], now: float, exclude: set[str] | frozenset[str]
 ) -> list[Endpoint]:
-    healthy = [e for e in endpoints if e.id not in exclude and e.ejected_until <= now]
-    if not healthy:
+    """The replicas not left out nor ejected; all those not left out if every one is ejected."""
+    found = [e for e in endpoints if e.id not in exclude and e.ejected_until <= now]
+    if not found:
         # Every replica is ejected: trying one beats refusing outright.
-        healthy = [e for e in endpoints if e.id not in exclude]
-    return healthy
+        found = [e for e in endpoints if e.id not in exclude]
+    return found
 
 
 def pick_endpoint(
@@ -64,10 +66,10 @@ def pick_endpoint(
     rng: random.Random,
     exclude: set[str] | frozenset[str] = frozenset(),
 ) -> Endpoint | None:
-    healthy = _healthy(endpoints, now, exclude)
-    if len(healthy) <= 1:
-        return healthy[0] if healthy else None
-    first, second = rng.sample(healthy, 2)
+    candidates = healthy(endpoints, now, exclude)
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    first, second = rng.sample(candidates, 2)
     return first if first.outstanding <= second.outstanding else second
 
 
@@ -78,8 +80,8 @@ def pick_in_turn(
     exclude: set[str] | frozenset[str] = frozenset(),
 ) -> Endpoint | None:
     """Round robin: the ``turn``-th healthy replica, whatever its load."""
-    healthy = _healthy(endpoints, now, exclude)
-    return healthy[turn % len(healthy)] if healthy else None
+    candidates = healthy(endpoints, now, exclude)
+    return candidates[turn % len(candidates)] if candidates else None
 
 
 def pick_by_prefix(
@@ -90,15 +92,15 @@ def pick_by_prefix(
     load_factor: float = LOAD_FACTOR,
 ) -> Endpoint | None:
     """The replica that owns ``prefix`` on the ring, or the next one within the load bound."""
-    healthy = _healthy(endpoints, now, exclude)
-    if len(healthy) <= 1:
-        return healthy[0] if healthy else None
-    by_id = {e.id: e for e in healthy}
+    candidates = healthy(endpoints, now, exclude)
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    by_id = {e.id: e for e in candidates}
     points, owners = _ring(tuple(sorted(by_id)))
     # The bound counts the new request; without rounding up, a second request goes to an idle
     # replica rather than queue behind the first (a replica runs one generation at a time).
-    total = sum(e.outstanding for e in healthy)
-    bound = max(1.0, load_factor * (total + 1) / len(healthy))
+    total = sum(e.outstanding for e in candidates)
+    bound = max(1.0, load_factor * (total + 1) / len(candidates))
     start = bisect.bisect(points, _hash(prefix))
     seen: set[str] = set()
     for step in range(len(points)):
@@ -110,7 +112,7 @@ def pick_by_prefix(
             return by_id[owner]
         if len(seen) == len(by_id):
             break
-    return min(healthy, key=lambda e: e.outstanding)  # unreachable while the bound holds
+    return min(candidates, key=lambda e: e.outstanding)  # unreachable while the bound holds
 
 
 def _hash(data: bytes) -> int:

@@ -19,10 +19,15 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from modelplane.api.engine_load import HEADER
+
 MAX_CONNECTIONS_PER_REPLICA = 256  # more requests wait for a connection, as with nginx's pools
 IDLE_SECONDS = 4.0  # below the runtime's (uvicorn's) 5 s keep-alive: never reuse a closing one
-# The answer headers a client gets back (``attempts.RETURNED``); the others are not kept.
-_KEEP = frozenset({b"content-type", b"inference-header-content-length", b"retry-after"})
+# The answer headers a client gets back (``attempts.RETURNED``) and the engine's load, which
+# balancing reads (``engine_polling.observe``); the others are not kept.
+_KEEP = frozenset(
+    {b"content-type", b"inference-header-content-length", b"retry-after", HEADER.encode()}
+)
 
 
 def _request(

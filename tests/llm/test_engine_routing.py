@@ -1,0 +1,149 @@
+"""Engine-aware balancing (`modelplane up --balancing engine`) with real llama.cpp replicas of the
+tiny chat model: each replica reports its engine's load, a conversation keeps landing on the
+replica that holds its prompt, and a replica that is full is passed over."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from modelplane.api.engine_load import HEADER, decode
+from tests.llm.conftest import chat_variant
+from tests.platform.conftest import Platform, wait_for
+from tests.processes import scraped
+
+MODEL = "routed"
+REVISION = f"{MODEL}-r1"
+ONE_SLOT = """\
+  generation:
+    maxTokens: 3000
+    contextLength: 4096
+    timeoutSeconds: 60
+  runtime:
+    parameters: {parallel: "1"}
+"""
+SERVED = "modelplane_runtime_request_duration_seconds_count"
+
+
+@pytest.fixture(scope="module")
+def platform(llm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """Three replicas of one slot each behind a gateway balancing on engine state."""
+    root = tmp_path_factory.mktemp("engine-routing")
+    running = Platform(root / "state", root / "up.log", options=("--balancing", "engine"))
+    try:
+        manifest = chat_variant(llm_dir, MODEL, ONE_SLOT)
+        text = manifest.read_text().replace("minReplicas: 1", "minReplicas: 3")
+        manifest.write_text(text.replace("maxReplicas: 2", "maxReplicas: 3"))
+        applied = running.cli("apply", "-f", str(manifest))
+        assert applied.returncode == 0, applied.stderr
+
+        def all_ready() -> bool:
+            revisions = running.model(MODEL)["status"].get("revisions", [])
+            return bool(revisions) and revisions[0].get("readyReplicas") == 3
+
+        wait_for(all_ready, "three ready replicas", 120)
+        yield running
+    finally:
+        running.stop()
+
+
+def _replicas(platform: Platform) -> dict[int, str]:
+    """Each replica's URL, by process id."""
+    found = {}
+    for pid in platform.replica_pids(REVISION):
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        found[pid] = f"http://127.0.0.1:{int(args[args.index(b'--port') + 1])}"
+    return found
+
+
+def _served(platform: Platform) -> dict[int, float]:
+    return {pid: scraped(url, SERVED) for pid, url in _replicas(platform).items()}
+
+
+def _opening(topic: str) -> list[dict[str, Any]]:
+    document = " ".join(
+        f"{topic} is line {i} of what this conversation is about." for i in range(30)
+    )
+    return [
+        {"role": "system", "content": "You answer briefly."},
+        {"role": "user", "content": f"Read this, then answer: {document}"},
+    ]
+
+
+def _turn(client: httpx.Client, platform: Platform, history: list[dict[str, Any]]) -> None:
+    body = {"model": MODEL, "messages": history, "max_tokens": 4, "seed": 1}
+    answer = client.post(f"{platform.gateway}/v1/chat/completions", json=body)
+    assert answer.status_code == 200, answer.text
+    assert HEADER not in answer.headers  # the load is for the gateway, not passed on
+    history += [answer.json()["choices"][0]["message"], {"role": "user", "content": "Go on"}]
+
+
+def test_replicas_report_their_engine_load(platform: Platform) -> None:
+    url = next(iter(_replicas(platform).values()))
+    polled = httpx.get(f"{url}/engine/load")
+    assert polled.status_code == 200
+    load = decode(polled.headers[HEADER])
+    assert (load.running, load.waiting, load.slots) == (0, 0, 1)
+    assert load.capacity >= 4096  # the slot's cache, and saved states beside
+    body = {"model": MODEL, "messages": _opening("rain"), "max_tokens": 2}
+    answered = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=30)
+    assert answered.status_code == 200
+    stamped = decode(answered.headers[HEADER])
+    assert stamped.slots == 1
+    assert stamped.chars_per_token != load.chars_per_token  # measured on the prompt it read
+
+
+def test_a_conversation_keeps_landing_on_the_replica_holding_it(platform: Platform) -> None:
+    with httpx.Client(timeout=30) as client:
+        before = _served(platform)
+        history = _opening("the sea")
+        for _ in range(5):
+            _turn(client, platform, history)
+        moved = sorted(_served(platform)[pid] - count for pid, count in before.items())
+        assert moved == [0, 0, 5]
+        before = _served(platform)
+        for topic in ("a mountain", "the desert", "a forest", "the city", "a river", "snow"):
+            _turn(client, platform, _opening(topic))
+        spread = [_served(platform)[pid] - count for pid, count in before.items()]
+        assert sum(1 for n in spread if n) >= 2  # new conversations go to idle replicas
+
+
+def test_a_full_replica_is_passed_over_for_one_with_room(platform: Platform) -> None:
+    """One slot per replica: the conversation's holder takes its long request, lets the next
+    wait, and is passed over for the turn after, which another replica answers."""
+    url = f"{platform.gateway}/v1/chat/completions"
+    history = _opening("the moon")
+    with httpx.Client(timeout=60) as client, contextlib.ExitStack() as streams:
+        before = _served(platform)
+        _turn(client, platform, history)
+        (holder,) = [pid for pid, count in _served(platform).items() if count > before[pid]]
+        holder_url = _replicas(platform)[holder]
+        long = {"model": MODEL, "messages": list(history), "max_tokens": 2500, "seed": 3,
+                "stream": True}  # fmt: skip
+        first = streams.enter_context(client.stream("POST", url, json=long))
+        assert first.status_code == 200
+        reading = first.iter_lines()  # kept: a reader dropped would close its stream
+        next(reading)  # generating on the holder: its one slot is taken
+        waiter = threading.Thread(target=_stream_once, args=(url, long), daemon=True)
+        waiter.start()
+        wait_for(lambda: decode(httpx.get(f"{holder_url}/engine/load").headers[HEADER]).waiting
+                 == 1, "the second request waiting on the holder", 10)  # fmt: skip
+        before = _served(platform)
+        _turn(client, platform, history)
+        after = _served(platform)
+        assert after[holder] == before[holder]  # full: not asked
+        assert sum(after.values()) == sum(before.values()) + 1
+        first.close()  # frees the slot for the waiting one, which then ends
+    waiter.join(timeout=30)
+    assert not waiter.is_alive()
+
+
+def _stream_once(url: str, body: dict[str, Any]) -> None:
+    with httpx.stream("POST", url, json=body, timeout=60) as reply:
+        next(reply.iter_lines())
