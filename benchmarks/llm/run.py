@@ -96,7 +96,7 @@ async def timed_stream(
     return first, time.perf_counter() - started, tokens, "".join(pieces)
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
@@ -105,8 +105,8 @@ def summary(ttfts: list[float]) -> dict[str, float]:
     return {
         "requests": len(ttfts),
         "ttft_mean_ms": round(statistics.mean(ttfts) * 1000, 1),
-        "ttft_p50_ms": round(_percentile(ttfts, 0.5) * 1000, 1),
-        "ttft_p90_ms": round(_percentile(ttfts, 0.9) * 1000, 1),
+        "ttft_p50_ms": round(percentile(ttfts, 0.5) * 1000, 1),
+        "ttft_p90_ms": round(percentile(ttfts, 0.9) * 1000, 1),
     }
 
 

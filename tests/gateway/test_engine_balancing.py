@@ -14,7 +14,7 @@ import pytest
 from modelplane.api.engine_load import EngineLoad
 from modelplane.gateway.balancing import pick_by_prefix
 from modelplane.gateway.engine_state import BLOCK_CHARS, EngineView
-from modelplane.gateway.prefix import prompt_blocks
+from modelplane.gateway.prefix import prompt_blocks, prompt_prefix
 from modelplane.gateway.routing import Endpoint
 from modelplane.gateway.scoring import EngineWeights, pick_by_engine
 
@@ -44,9 +44,10 @@ def _pick(
     now: float = 0.0,
     weights: EngineWeights | None = None,
     seed: int = 1,
+    prefix: bytes | None = b"a conversation's start",
 ) -> Endpoint:
     chosen = pick_by_engine(
-        endpoints, now, random.Random(seed), blocks, b"a prefix", weights or EngineWeights()
+        endpoints, now, random.Random(seed), blocks, prefix, weights or EngineWeights()
     )
     assert chosen is not None
     return chosen
@@ -136,44 +137,73 @@ def test_a_conversation_goes_where_its_blocks_are() -> None:
 
 def test_new_prompts_spread_over_idle_replicas() -> None:
     endpoints = _replicas(4)
-    picks = Counter(
-        _pick(endpoints, prompt_blocks(CHAT, _chat(f"{n} {DOCUMENT}")), seed=n).id
-        for n in range(200)
-    )
-    assert len(picks) == 4
-    assert min(picks.values()) >= 25
+    for prefix in (None, b"by the ring"):  # ties at random, or as the prefix ring orders them
+        picks = Counter(
+            _pick(
+                endpoints,
+                prompt_blocks(CHAT, _chat(f"{n} {DOCUMENT}")),
+                seed=n,
+                prefix=prefix and prefix + bytes([n]),
+            ).id
+            for n in range(200)
+        )
+        assert len(picks) == 4
+        assert min(picks.values()) >= 25
+
+
+def test_a_conversation_too_short_for_a_block_keeps_its_replica_while_loads_are_even() -> None:
+    endpoints = _replicas(4)
+    history = _chat("Tell me a story about a small robot.")
+    prefix = prompt_prefix(CHAT, history)
+    assert prompt_blocks(CHAT, history) == ()
+    chosen = {_pick(endpoints, (), seed=s, prefix=prefix).id for s in range(20)}
+    assert chosen == {pick_by_prefix(endpoints, 0.0, prefix).id}  # type: ignore[arg-type,union-attr]
+    owner = next(e for e in endpoints if e.id in chosen)
+    owner.outstanding = 1  # busier: the score decides, not the ring
+    assert _pick(endpoints, (), prefix=prefix) is not owner
 
 
 def test_a_busier_replica_loses_a_partial_hit_to_an_idle_one() -> None:
     endpoints = _replicas(2)
     blocks = prompt_blocks(CHAT, _chat(DOCUMENT))
-    endpoints[0].engine.hold(blocks[:1])  # one block of six
-    endpoints[0].engine.note(EngineLoad(2, 0, 2, 0.6, 4096, 4.0), now=0.0)
+    endpoints[0].engine.hold(blocks[:1])  # one block of eight
+    endpoints[0].engine.note(EngineLoad(1, 0, 2, 0.3, 4096, 4.0), now=0.0)
     assert _pick(endpoints, blocks).id == "r1-1"
-    endpoints[0].engine.hold(blocks)  # all of it: worth a full replica's wait
+    endpoints[0].engine.hold(blocks)  # all of it: worth sharing a busy replica
     assert _pick(endpoints, blocks).id == "r1-0"
 
 
-def test_a_replica_past_the_waiting_bound_is_passed_over_while_another_has_room() -> None:
+def test_a_full_replica_is_passed_over_while_another_has_room() -> None:
     endpoints = _replicas(2)
     blocks = prompt_blocks(CHAT, _chat(DOCUMENT))
     endpoints[0].engine.hold(blocks)
-    endpoints[0].engine.note(EngineLoad(2, 1, 2, 0.9, 4096, 4.0), now=0.0)  # one waits
-    endpoints[1].engine.note(EngineLoad(2, 0, 2, 0.9, 4096, 4.0), now=0.0)
+    endpoints[0].engine.note(EngineLoad(2, 0, 2, 0.9, 4096, 4.0), now=0.0)  # both slots
+    endpoints[1].engine.note(EngineLoad(1, 0, 2, 0.5, 4096, 4.0), now=0.0)
     assert _pick(endpoints, blocks).id == "r1-1"
-    # Only one with room is enough; with none, the best score again.
-    endpoints[1].engine.note(EngineLoad(2, 5, 2, 0.9, 4096, 4.0), now=0.0)
+    # With none that has room, the best score again (the engine's waiting list takes it).
+    endpoints[1].engine.note(EngineLoad(2, 3, 2, 0.9, 4096, 4.0), now=0.0)
     assert _pick(endpoints, blocks).id == "r1-0"
-    # A looser bound lets the holder take it.
-    endpoints[1].engine.note(EngineLoad(2, 0, 2, 0.9, 4096, 4.0), now=0.0)
-    assert _pick(endpoints, blocks, weights=EngineWeights(max_waiting=2)).id == "r1-0"
+    # A bound that lets a request wait behind the running ones lets the holder take it.
+    endpoints[1].engine.note(EngineLoad(1, 0, 2, 0.5, 4096, 4.0), now=0.0)
+    assert _pick(endpoints, blocks, weights=EngineWeights(max_waiting=1)).id == "r1-0"
 
 
-def test_requests_in_flight_count_when_the_report_is_behind() -> None:
+def test_requests_in_flight_count_exactly_and_others_as_reported() -> None:
     endpoints = _replicas(2)
     blocks = prompt_blocks(CHAT, _chat(DOCUMENT))
-    endpoints[0].engine.hold(blocks)
-    endpoints[0].outstanding = 3  # sent since its last report, which said idle
+    holder = endpoints[0]
+    holder.engine.hold(blocks)
+    holder.outstanding = 2  # sent since its last report, which said idle
+    assert _pick(endpoints, blocks).id == "r1-1"
+    # It reported both of them running; they ended since: the report does not hold it full.
+    both = EngineLoad(2, 0, 2, 0.5, 4096, 4.0)
+    holder.engine.note(both, now=0.0, outstanding=2)
+    holder.outstanding = 0
+    assert holder.engine.queued(both, 0) == 0
+    assert _pick(endpoints, blocks).id == "r1-0"
+    # Two running there that this gateway did not send: full.
+    holder.engine.note(both, now=0.0, outstanding=0)
+    assert holder.engine.queued(both, 0) == 2
     assert _pick(endpoints, blocks).id == "r1-1"
 
 
@@ -196,7 +226,7 @@ def test_replicas_that_never_report_are_placed_by_prefix_hash() -> None:
 
 def test_weights_are_read_from_the_option_and_wrong_ones_refused() -> None:
     weights = EngineWeights.parse("prefix=2, kv=0, max-waiting=3")
-    assert weights == EngineWeights(prefix=2.0, queue=0.5, kv=0.0, max_waiting=3)
+    assert weights == EngineWeights(prefix=2.0, queue=1.0, kv=0.0, max_waiting=3)
     assert EngineWeights.parse("") == EngineWeights()
     for wrong, says in (
         ("hits=1", "not one of"),

@@ -75,7 +75,7 @@ def gateway(
     hold_timeout: Annotated[
         float, typer.Option(help="Seconds a held request waits for a replica.")
     ] = 60.0,
-    balancing: BalancingOption = Balancing.PREFIX,
+    balancing: BalancingOption = Balancing.ENGINE,
     engine_weights: EngineWeightsOption = "",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
     log_format: LogFormat = "json",

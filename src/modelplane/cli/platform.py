@@ -86,7 +86,7 @@ def up(
     hold_timeout: Annotated[
         float, typer.Option(help="Seconds a held request waits for a replica.")
     ] = 60.0,
-    balancing: BalancingOption = Balancing.PREFIX,
+    balancing: BalancingOption = Balancing.ENGINE,
     engine_weights: EngineWeightsOption = "",
     prometheus: Annotated[
         str | None,

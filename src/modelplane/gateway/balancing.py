@@ -95,24 +95,29 @@ def pick_by_prefix(
     candidates = healthy(endpoints, now, exclude)
     if len(candidates) <= 1:
         return candidates[0] if candidates else None
-    by_id = {e.id: e for e in candidates}
-    points, owners = _ring(tuple(sorted(by_id)))
     # The bound counts the new request; without rounding up, a second request goes to an idle
     # replica rather than queue behind the first (a replica runs one generation at a time).
     total = sum(e.outstanding for e in candidates)
     bound = max(1.0, load_factor * (total + 1) / len(candidates))
+    for endpoint in ring_order(candidates, prefix):
+        if endpoint.outstanding + 1 <= bound:
+            return endpoint
+    return min(candidates, key=lambda e: e.outstanding)  # unreachable while the bound holds
+
+
+def ring_order(endpoints: list[Endpoint], prefix: bytes) -> list[Endpoint]:
+    """``endpoints`` in the order the ring meets them, clockwise from ``prefix``'s point."""
+    by_id = {e.id: e for e in endpoints}
+    points, owners = _ring(tuple(sorted(by_id)))
     start = bisect.bisect(points, _hash(prefix))
-    seen: set[str] = set()
+    order: dict[str, Endpoint] = {}
     for step in range(len(points)):
         owner = owners[(start + step) % len(points)]
-        if owner in seen:
-            continue
-        seen.add(owner)
-        if by_id[owner].outstanding + 1 <= bound:
-            return by_id[owner]
-        if len(seen) == len(by_id):
-            break
-    return min(candidates, key=lambda e: e.outstanding)  # unreachable while the bound holds
+        if owner not in order:
+            order[owner] = by_id[owner]
+            if len(order) == len(by_id):
+                break
+    return list(order.values())
 
 
 def _hash(data: bytes) -> int:

@@ -31,7 +31,7 @@ def observe(endpoint: Endpoint, headers: Mapping[str, str]) -> None:
     if value is None:
         return
     try:
-        endpoint.engine.note(decode(value), time.monotonic())
+        endpoint.engine.note(decode(value), time.monotonic(), endpoint.outstanding)
     except ValueError as exc:  # a replica of another version: balanced as if silent
         log.debug("replica %s: %s", endpoint.id, exc)
 

@@ -30,10 +30,19 @@ class EngineView:
     load: EngineLoad | None = None
     seen: float = -math.inf  # time.monotonic() of the last report
     held: OrderedDict[bytes, None] = field(default_factory=OrderedDict)
+    ours: int = 0  # this gateway's requests at the replica when it reported
 
-    def note(self, load: EngineLoad, now: float) -> None:
-        self.load, self.seen = load, now
+    def note(self, load: EngineLoad, now: float, outstanding: int = 0) -> None:
+        """A report, made while this gateway had ``outstanding`` requests at the replica."""
+        self.load, self.seen, self.ours = load, now, outstanding
         self._evict()
+
+    def queued(self, load: EngineLoad, outstanding: int) -> int:
+        """Requests at the replica now: this gateway's ``outstanding`` ones, which it counts
+        exactly, and the others' (other gateways', or sent straight to it) as last reported. A
+        report counts the requests that ended since as running still; this count does not."""
+        others = max(0, load.running + load.waiting - self.ours)
+        return outstanding + others
 
     def fresh(self, now: float, stale_after: float) -> EngineLoad | None:
         """The last report, unless it is older than ``stale_after`` seconds."""

@@ -70,7 +70,7 @@ class GatewayOptions:
     eject_after: int = 3  # consecutive failures
     eject_seconds: float = 10.0
     max_request_bytes: int = 64 * 1024 * 1024
-    balancing: Balancing = Balancing.PREFIX  # for generative requests with a prompt prefix
+    balancing: Balancing = Balancing.ENGINE  # for chat and completion requests
     engine_weights: EngineWeights = field(default_factory=EngineWeights)  # engine balancing's
 
 

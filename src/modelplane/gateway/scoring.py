@@ -3,8 +3,8 @@ and how busy it is, from the state its engine reports (``engine_state.py``).
 
 A replica's score is ``prefix * hit - queue * queued / slots - kv * kv_usage``: ``hit`` the share
 of the prompt's blocks it likely holds (read from its cache instead of computed), ``queued`` the
-requests it has (running and waiting as it last reported, or this gateway's requests in flight
-there if more), ``kv_usage`` the share of its KV cache in use. The weights are the gateway's
+requests it has (this gateway's in flight there, and the others' as it last reported them),
+``kv_usage`` the share of its KV cache in use. The weights are the gateway's
 options. Load is bounded: a replica whose waiting list would grow past ``max_waiting`` is passed
 over while another has room, however much of the prompt it holds.
 
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from modelplane.api.engine_load import EngineLoad
-from modelplane.gateway.balancing import healthy, pick_by_prefix, pick_endpoint
+from modelplane.gateway.balancing import healthy, pick_by_prefix, pick_endpoint, ring_order
 from modelplane.gateway.routing import Endpoint
 
 STALE_SECONDS = 2.0
@@ -30,9 +30,9 @@ STALE_SECONDS = 2.0
 @dataclass(frozen=True)
 class EngineWeights:
     prefix: float = 1.0  # per share of the prompt held
-    queue: float = 0.5  # per request queued, per slot
+    queue: float = 1.0  # per request queued, per slot
     kv: float = 0.25  # per share of the KV cache in use
-    max_waiting: int = 1  # requests a replica may be sent to wait while another has room
+    max_waiting: int = 0  # requests a replica may be sent to wait while another has room
     stale_after: float = STALE_SECONDS
 
     @classmethod
@@ -72,7 +72,7 @@ class Scored:
 def score(
     endpoint: Endpoint, load: EngineLoad, blocks: Sequence[bytes], weights: EngineWeights
 ) -> Scored:
-    queued = max(load.running + load.waiting, endpoint.outstanding)
+    queued = endpoint.engine.queued(load, endpoint.outstanding)
     hit = endpoint.engine.holding(blocks) / len(blocks) if blocks else 0.0
     value = weights.prefix * hit - weights.queue * queued / load.slots - weights.kv * load.kv_usage
     return Scored(endpoint, value, queued < load.slots + weights.max_waiting)
@@ -102,5 +102,9 @@ def pick_by_engine(
             return pick_endpoint(candidates, now, rng)
         scored.append(score(endpoint, load, blocks, weights))
     roomy = [s for s in scored if s.room] or scored
-    # Ties (nothing held, equally idle) are broken at random, so that new prompts spread.
-    return max(roomy, key=lambda s: (s.score, rng.random())).endpoint
+    # Ties (nothing held, equally idle) go as the prefix ring orders the replicas, so that a
+    # conversation too short for a block keeps its replica and new ones spread; else at random.
+    if prefix is None:
+        return max(roomy, key=lambda s: (s.score, rng.random())).endpoint
+    rank = {e.id: n for n, e in enumerate(ring_order(candidates, prefix))}
+    return max(roomy, key=lambda s: (s.score, -rank[s.endpoint.id])).endpoint

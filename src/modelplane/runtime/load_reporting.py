@@ -23,7 +23,7 @@ class LoadReporting:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path") if scope["type"] == "http" else None
-        if path == LOAD_PATH and scope["method"] in ("GET", "HEAD"):
+        if path == LOAD_PATH and scope["method"] == "GET":
             await self._answer(send)
         elif path in REPORTED:
             await self.app(scope, receive, self._stamping(send))

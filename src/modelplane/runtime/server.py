@@ -125,15 +125,15 @@ class Runtime:
             lifespan=self._lifespan,
             exception_handlers={HTTPException: routing_error},
         )
-        served: ASGIApp = InferEndpoint(
-            self.dataplane, self.model.spec.runtime.max_request_bytes, rest
-        )
         spec = self.model.spec
-        if spec.task in GENERATIVE_TASKS and not uses_external_engine(spec):
-            served = LoadReporting(served, self._engine_load)
-        app = logged(served, self.options.access_log, self.model.key, self.options.model_version)
+        infer = InferEndpoint(self.dataplane, spec.runtime.max_request_bytes, rest)
+        app = logged(infer, self.options.access_log, self.model.key, self.options.model_version)
         chosen = tracer(self.options.tracer_provider)
-        return app if chosen is None else TracingMiddleware(app, chosen)
+        app = app if chosen is None else TracingMiddleware(app, chosen)
+        if spec.task in GENERATIVE_TASKS and not uses_external_engine(spec):
+            # Outermost: the gateway's polls are neither logged nor traced, as scrapes are not.
+            app = LoadReporting(app, self._engine_load)
+        return app
 
     def _engine_load(self) -> EngineLoad | None:
         return self._generation.load() if self._generation is not None else None
