@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.llm.run import chat_model, document, make_models, percentile, timed_stream
+from benchmarks.llm.run import chat_model, conversations, document, make_models, percentile
 from benchmarks.platform.run import API, BENCH, Up, wait
 
 POLICIES = ("engine", "prefix", "least-outstanding", "round-robin")
@@ -62,6 +62,12 @@ class Measured:
     tokens: int = 0
     wall: float = 0.0
 
+    def add(self, other: Measured) -> None:
+        self.firsts += other.firsts
+        self.later += other.later
+        self.tokens += other.tokens
+        self.wall += other.wall
+
     def summary(self) -> dict[str, Any]:
         every = self.firsts + self.later
         return {
@@ -78,32 +84,13 @@ class Measured:
 
 
 async def workload(gateway: str, count: int, turns: int, parallel: int, into: Measured) -> None:
-    """``count`` conversations of ``turns`` turns, ``parallel`` at a time: every turn's time to
-    first token, and the completion tokens over the wall time."""
-    url = f"{gateway}/v1/chat/completions"
-    gate = asyncio.Semaphore(parallel)
-
-    async def one(index: int, client: httpx.AsyncClient) -> None:
-        async with gate:
-            history = [
-                {"role": "system", "content": SHARED},
-                {"role": "user", "content": f"Read this, then answer: {document(index, 300)}"},
-            ]
-            for turn in range(turns):
-                body = {"model": "chat", "messages": history, "max_tokens": ANSWER_TOKENS,
-                        "seed": index, "temperature": 1.0}  # fmt: skip
-                first, _, tokens, text = await timed_stream(client, url, body)
-                (into.firsts if turn == 0 else into.later).append(first)
-                into.tokens += tokens
-                history += [
-                    {"role": "assistant", "content": text},
-                    {"role": "user", "content": f"And what follows from it, in turn {turn + 2}?"},
-                ]
-
+    """``count`` conversations of ``turns`` turns, ``parallel`` at a time, measured ``into``."""
     started = time.perf_counter()
-    async with httpx.AsyncClient(timeout=300) as client:
-        await asyncio.gather(*(one(i, client) for i in range(count)))
+    found = await conversations(gateway, count, turns, parallel, SHARED, 300, ANSWER_TOKENS)
     into.wall += time.perf_counter() - started
+    into.firsts += found.by_turn[0]
+    into.later += [ttft for turn in found.by_turn[1:] for ttft in turn]
+    into.tokens += found.tokens
 
 
 def _ms(seconds: float) -> float:
@@ -132,11 +119,7 @@ def run(
                 alone = Measured()
                 asyncio.run(workload(up.gateway, count, turns, parallel, alone))
                 print(number, policy, json.dumps(alone.summary()), flush=True)
-                pooled = measured[policy]
-                pooled.firsts += alone.firsts
-                pooled.later += alone.later
-                pooled.tokens += alone.tokens
-                pooled.wall += alone.wall
+                measured[policy].add(alone)
             finally:
                 up.stop()
     found = {policy: m.summary() for policy, m in measured.items()}
