@@ -4,6 +4,9 @@ replica that holds its prompt, and a replica that is full is passed over."""
 
 from __future__ import annotations
 
+import asyncio
+import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,9 +15,14 @@ import httpx
 import pytest
 
 from modelplane.api.engine_load import HEADER, decode
+from modelplane.gateway.engine_polling import EnginePolling
+from modelplane.gateway.prefix import prompt_blocks
+from modelplane.gateway.routing import RoutingTable
+from modelplane.gateway.scoring import EngineWeights, pick_by_engine
+from modelplane.gateway.upstream import UpstreamPool
 from tests.llm.conftest import chat_variant
 from tests.platform.conftest import Platform, wait_for
-from tests.processes import scraped
+from tests.processes import free_port, scraped
 
 MODEL = "routed"
 REVISION = f"{MODEL}-r1"
@@ -134,3 +142,51 @@ def test_a_full_replica_is_passed_over_for_one_with_room(platform: Platform) -> 
             after = _served(platform)
         assert after[holder] == before[holder]  # full: not asked
         assert sum(after.values()) == sum(before.values()) + 1
+
+
+def test_a_replica_busy_with_requests_from_elsewhere_is_known_by_its_polled_report(
+    platform: Platform,
+) -> None:
+    """The gateway's poll of real replicas: a replica that holds the prompt but whose slot is
+    taken by a request this gateway never sent is passed over; one that cannot be reached
+    leaves no report (and is balanced as if silent)."""
+    urls = list(_replicas(platform).values())
+    table = RoutingTable()
+    gone = f"http://127.0.0.1:{free_port()}"
+    table.publish("default/routed", MODEL, {REVISION: (100, [(u, u) for u in [*urls, gone]])},
+                  openai=True)  # fmt: skip
+    route = table.lookup(MODEL)
+    assert route is not None
+    endpoints = route.revisions[0].endpoints
+    busy, *idle = endpoints[:3]
+    history = _opening("the stars")
+    blocks = prompt_blocks("/v1/chat/completions", {"messages": history})
+    busy.engine.hold(blocks)
+    long = {"model": MODEL, "messages": history, "max_tokens": 2500, "seed": 3, "stream": True}
+    with httpx.stream("POST", f"{busy.url}/v1/chat/completions", json=long, timeout=60) as reply:
+        reading = reply.iter_lines()  # kept: a reader dropped would close its stream
+        next(reading)
+        asyncio.run(_polled(table, time.monotonic()))
+        assert busy.engine.load is not None
+        assert busy.engine.load.running == 1
+        assert busy.engine.queued(busy.engine.load, busy.outstanding) == 1  # not ours, counted
+        assert all(e.engine.load is not None and e.engine.load.running == 0 for e in idle)
+        assert endpoints[3].engine.load is None  # unreachable: nothing reported
+        weights = EngineWeights()
+        rng = random.Random(1)
+        fresh = endpoints[:3]
+        chosen = pick_by_engine(fresh, time.monotonic(), rng, blocks, b"the stars", weights)
+        assert chosen in idle
+        # Stale reports (past two seconds): least outstanding, whatever the blocks say.
+        later = time.monotonic() + weights.stale_after + 1
+        idle[0].outstanding = 1
+        pair = [busy, idle[0]]
+        assert pick_by_engine(pair, later, rng, blocks, b"the stars", weights) is busy
+
+
+async def _polled(table: RoutingTable, now: float) -> None:
+    upstream = UpstreamPool(timeout=5)
+    try:
+        await EnginePolling(table, upstream).poll(now)
+    finally:
+        await upstream.close()
