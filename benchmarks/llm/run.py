@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ async def timed_stream(
     return first, time.perf_counter() - started, tokens, "".join(pieces)
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
@@ -105,8 +106,8 @@ def summary(ttfts: list[float]) -> dict[str, float]:
     return {
         "requests": len(ttfts),
         "ttft_mean_ms": round(statistics.mean(ttfts) * 1000, 1),
-        "ttft_p50_ms": round(_percentile(ttfts, 0.5) * 1000, 1),
-        "ttft_p90_ms": round(_percentile(ttfts, 0.9) * 1000, 1),
+        "ttft_p50_ms": round(percentile(ttfts, 0.5) * 1000, 1),
+        "ttft_p90_ms": round(percentile(ttfts, 0.9) * 1000, 1),
     }
 
 
@@ -183,31 +184,50 @@ def direct_and_through_gateway(
 # -- prefix: balancing policies on a multi-turn chat workload -------------------------------------
 
 
-async def conversations(gateway: str, count: int, turns: int, parallel: int) -> list[list[float]]:
-    """``count`` conversations of ``turns`` turns each, ``parallel`` at a time; the time to first
-    token of each turn, by turn."""
+@dataclass
+class Conversations:
+    """The time to first token of each turn of a run of conversations, by turn, and the
+    completion tokens they made."""
+
+    by_turn: list[list[float]]
+    tokens: int = 0
+
+
+async def conversations(
+    gateway: str,
+    count: int,
+    turns: int,
+    parallel: int,
+    system: str = SYSTEM,
+    words: int = 500,
+    max_tokens: int = 16,
+) -> Conversations:
+    """``count`` conversations of ``turns`` turns each, ``parallel`` at a time, each about a
+    document of ``words`` words after the ``system`` prompt."""
     url = f"{gateway}/v1/chat/completions"
-    by_turn: list[list[float]] = [[] for _ in range(turns)]
+    found = Conversations([[] for _ in range(turns)])
     gate = asyncio.Semaphore(parallel)
 
     async def one(index: int, client: httpx.AsyncClient) -> None:
         async with gate:
             history = [
-                {"role": "system", "content": SYSTEM},
-                {"role": "user", "content": f"Read this, then answer: {document(index)}"},
+                {"role": "system", "content": system},
+                {"role": "user", "content": f"Read this, then answer: {document(index, words)}"},
             ]
             for turn in range(turns):
-                body = {"model": "chat", "messages": history, "max_tokens": 16, "seed": index}
-                first, _, _, text = await timed_stream(client, url, body)
-                by_turn[turn].append(first)
+                body = {"model": "chat", "messages": history, "max_tokens": max_tokens,
+                        "seed": index}  # fmt: skip
+                first, _, tokens, text = await timed_stream(client, url, body)
+                found.by_turn[turn].append(first)
+                found.tokens += tokens
                 history += [
                     {"role": "assistant", "content": text},
                     {"role": "user", "content": f"And then, in turn {turn + 2}?"},
                 ]
 
-    async with httpx.AsyncClient(timeout=120) as client:
+    async with httpx.AsyncClient(timeout=300) as client:
         await asyncio.gather(*(one(i, client) for i in range(count)))
-    return by_turn
+    return found
 
 
 def prefix(work: Path, count: int, turns: int, replicas: int = 2) -> dict[str, Any]:
@@ -220,7 +240,7 @@ def prefix(work: Path, count: int, turns: int, replicas: int = 2) -> dict[str, A
             document = chat_model("chat", artifact, replicas=replicas, cache_mib=48)
             httpx.post(f"{up.api}{API}", json=document).raise_for_status()
             wait(lambda up=up: up.ready("chat"), 120)
-            by_turn = asyncio.run(conversations(up.gateway, count, turns, parallel=replicas))
+            by_turn = asyncio.run(conversations(up.gateway, count, turns, replicas)).by_turn
             later = [t for turn in by_turn[1:] for t in turn]
             found[policy] = {
                 "first_turns": summary(by_turn[0]),

@@ -24,6 +24,7 @@ from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.observing import AccessLogOption, AccessLogSampleOption, LogFormat, observed
 from modelplane.errors import MissingExtraError
 from modelplane.gateway.balancing import Balancing
+from modelplane.gateway.scoring import EngineWeights
 from modelplane.security.authn import Authenticator
 from modelplane.security.key_file import FileKeyStore
 from modelplane.telemetry.access import AccessLogSettings
@@ -32,10 +33,26 @@ BalancingOption = Annotated[
     Balancing,
     typer.Option(
         help="How chat and completion requests are spread over a revision's replicas: by "
-        "prompt prefix (consistent hashing with bounded loads, so KV caches stay warm), by "
-        "least outstanding requests, or round robin."
+        "engine state (the prompt blocks each replica's cache likely holds against its "
+        "running and waiting requests and KV cache use), by prompt prefix (consistent hashing "
+        "with bounded loads, so KV caches stay warm), by least outstanding requests, or round "
+        "robin."
     ),
 ]
+EngineWeightsOption = Annotated[
+    str,
+    typer.Option(
+        help="Weights of --balancing engine's score, e.g. 'prefix=1,queue=0.5,kv=0.25,"
+        "max-waiting=1' (any of them; the others keep these defaults)."
+    ),
+]
+
+
+def parse_engine_weights(text: str) -> EngineWeights:
+    try:
+        return EngineWeights.parse(text)
+    except ValueError as exc:
+        raise CliError(f"--engine-weights {text!r}: {exc}", exit_code=EXIT_USAGE) from exc
 
 
 def gateway(
@@ -58,7 +75,8 @@ def gateway(
     hold_timeout: Annotated[
         float, typer.Option(help="Seconds a held request waits for a replica.")
     ] = 60.0,
-    balancing: BalancingOption = Balancing.PREFIX,
+    balancing: BalancingOption = Balancing.ENGINE,
+    engine_weights: EngineWeightsOption = "",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
     log_format: LogFormat = "json",
     access_log: AccessLogOption = True,
@@ -108,7 +126,12 @@ def gateway(
         namespaces=tuple(namespace or ()),
         report_to=report_to or None,
         name=name or defaults.name,
-        proxy=GatewayOptions(max_held=max_held, hold_timeout=hold_timeout, balancing=balancing),
+        proxy=GatewayOptions(
+            max_held=max_held,
+            hold_timeout=hold_timeout,
+            balancing=balancing,
+            engine_weights=parse_engine_weights(engine_weights),
+        ),
         log_level=log_level,
         authenticator=authenticator if authenticator.enabled else None,
         peers=peers,

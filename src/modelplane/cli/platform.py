@@ -35,7 +35,7 @@ from modelplane.cli.auth_options import (
 from modelplane.cli.caching import CacheDirOption, CacheSizeOption, replica_cache_options
 from modelplane.cli.embedded import CONTROL_BACKLOG, GATEWAY_BACKLOG, Settings, run
 from modelplane.cli.errors import EXIT_USAGE, CliError
-from modelplane.cli.gateway import BalancingOption
+from modelplane.cli.gateway import BalancingOption, EngineWeightsOption, parse_engine_weights
 from modelplane.cli.gitops import secret_from
 from modelplane.cli.observing import AccessLogOption, AccessLogSampleOption, LogFormat, observed
 from modelplane.gateway.balancing import Balancing
@@ -86,7 +86,8 @@ def up(
     hold_timeout: Annotated[
         float, typer.Option(help="Seconds a held request waits for a replica.")
     ] = 60.0,
-    balancing: BalancingOption = Balancing.PREFIX,
+    balancing: BalancingOption = Balancing.ENGINE,
+    engine_weights: EngineWeightsOption = "",
     prometheus: Annotated[
         str | None,
         typer.Option(
@@ -165,7 +166,10 @@ def up(
         host=host, port=port, gateway_port=gateway_port, state_dir=state_dir.resolve(),
         examples=examples, log_level=log_level, log_format=log_format,
         access_log=AccessLogSettings(access_log, access_log_sample),
-        gateway=GatewayOptions(max_held=max_held, hold_timeout=hold_timeout, balancing=balancing),
+        gateway=GatewayOptions(
+            max_held=max_held, hold_timeout=hold_timeout, balancing=balancing,
+            engine_weights=parse_engine_weights(engine_weights),
+        ),
         prometheus=prometheus, scraping=scraping, source=source, auth=auth, oidc=oidc,
         serve_options=caching,
     )  # fmt: skip

@@ -25,6 +25,7 @@ from modelplane.gateway.balancing import (
     prefer_holding,
 )
 from modelplane.gateway.routing import Endpoint, RevisionRoute, RoutingTable
+from modelplane.gateway.scoring import EngineWeights, pick_by_engine
 from modelplane.telemetry import names
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
 
@@ -40,8 +41,10 @@ class Activator:
         rng: random.Random,
         on_demand: Callable[[str], None],
         traced: bool,
+        weights: EngineWeights,
     ) -> None:
         self.table, self.metrics, self.balancing, self._rng = table, metrics, balancing, rng
+        self.weights = weights
         self.hold_timeout, self.max_held = hold_timeout, max_held
         self.on_demand, self.traced = on_demand, traced
         self.held: dict[str, int] = {}  # requests held now, per model
@@ -105,6 +108,19 @@ class Activator:
         if balancing is Balancing.ROUND_ROBIN:
             turn = self._turns[revision.name] = self._turns.get(revision.name, -1) + 1
             return pick_in_turn(endpoints, now, turn, tried)
+        if balancing is Balancing.ENGINE:
+            chosen = pick_by_engine(
+                endpoints,
+                now,
+                self._rng,
+                target.blocks,
+                target.prefix,
+                self.weights,
+                tried,
+            )
+            if chosen is not None:
+                chosen.engine.hold(target.blocks)  # where the prompt's cache will be
+            return chosen
         if target.prefix is None:  # nothing worth caching: by load alone
             return pick_endpoint(endpoints, now, self._rng, tried)
         return pick_by_prefix(endpoints, now, target.prefix, tried)

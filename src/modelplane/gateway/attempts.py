@@ -1,6 +1,6 @@
 """One attempt at one replica: the request sent, its answer read whole or relayed as a stream,
 and the replica's record kept — attempts outstanding (for balancing and the metrics) and
-consecutive failures, which eject it for a while.
+consecutive failures, which eject it for a while — and the engine load its answer reports.
 
 The proxy's retry loops call :meth:`Attempts.whole` and :meth:`Attempts.relay`; ``None`` from
 either means the replica never answered (or answered 503) and another may be tried. A replica
@@ -22,6 +22,7 @@ from starlette.types import Receive, Send
 
 from modelplane.api.adapters import ADAPTERS_HEADER, AdapterReport
 from modelplane.gateway import paths, replies
+from modelplane.gateway.engine_polling import observe
 from modelplane.gateway.routing import Endpoint
 from modelplane.gateway.upstream import UpstreamError, UpstreamPool
 from modelplane.telemetry import names, tracing
@@ -110,6 +111,7 @@ class Attempts:
             return None
         self._answered(endpoint, answer.status)
         noted_adapters(endpoint, answer.headers)
+        observe(endpoint, answer.headers)
         returned = {RETURNED[k]: v for k, v in answer.headers.items() if k in RETURNED}
         return answer.status, returned, answer.body
 
@@ -133,6 +135,7 @@ class Attempts:
                 ) as answer:
                     self._answered(endpoint, answer.status)
                     noted_adapters(endpoint, answer.headers)
+                    observe(endpoint, answer.headers)
                     if answer.status == 503:
                         return None
                     returned = {RETURNED[k]: v for k, v in answer.headers.items() if k in RETURNED}

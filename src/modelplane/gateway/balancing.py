@@ -33,6 +33,7 @@ LOAD_FACTOR = 1.25  # a replica takes at most this times the average outstanding
 class Balancing(StrEnum):
     """How a gateway spreads generative requests over a revision's replicas."""
 
+    ENGINE = "engine"  # scored on the prompt blocks each engine holds and its load (scoring.py)
     PREFIX = "prefix"  # consistent hashing with bounded loads over the prompt prefix
     LEAST_OUTSTANDING = "least-outstanding"  # power of two choices
     ROUND_ROBIN = "round-robin"
@@ -52,14 +53,15 @@ def pick_revision(revisions: list[RevisionRoute], rng: random.Random) -> Revisio
     return weighted[-1]
 
 
-def _healthy(
+def healthy(
     endpoints: list[Endpoint], now: float, exclude: set[str] | frozenset[str]
 ) -> list[Endpoint]:
-    healthy = [e for e in endpoints if e.id not in exclude and e.ejected_until <= now]
-    if not healthy:
+    """The replicas not left out nor ejected; all those not left out if every one is ejected."""
+    found = [e for e in endpoints if e.id not in exclude and e.ejected_until <= now]
+    if not found:
         # Every replica is ejected: trying one beats refusing outright.
-        healthy = [e for e in endpoints if e.id not in exclude]
-    return healthy
+        found = [e for e in endpoints if e.id not in exclude]
+    return found
 
 
 def prefer_holding(
@@ -72,11 +74,11 @@ def prefer_holding(
     """The replicas to choose among for a request of LoRA ``adapter``: those that reported it
     loaded and are within the load bound, else all of them (loading it on another replica
     beats queueing behind the ones that hold it)."""
-    healthy = _healthy(endpoints, now, exclude)
-    holding = [e for e in healthy if adapter in e.adapters]
+    candidates = healthy(endpoints, now, exclude)
+    holding = [e for e in candidates if adapter in e.adapters]
     if not holding:
         return endpoints
-    bound = _load_bound(healthy, load_factor)
+    bound = _load_bound(candidates, load_factor)
     return [e for e in holding if e.outstanding + 1 <= bound] or endpoints
 
 
@@ -86,10 +88,10 @@ def pick_endpoint(
     rng: random.Random,
     exclude: set[str] | frozenset[str] = frozenset(),
 ) -> Endpoint | None:
-    healthy = _healthy(endpoints, now, exclude)
-    if len(healthy) <= 1:
-        return healthy[0] if healthy else None
-    first, second = rng.sample(healthy, 2)
+    candidates = healthy(endpoints, now, exclude)
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    first, second = rng.sample(candidates, 2)
     return first if first.outstanding <= second.outstanding else second
 
 
@@ -100,8 +102,8 @@ def pick_in_turn(
     exclude: set[str] | frozenset[str] = frozenset(),
 ) -> Endpoint | None:
     """Round robin: the ``turn``-th healthy replica, whatever its load."""
-    healthy = _healthy(endpoints, now, exclude)
-    return healthy[turn % len(healthy)] if healthy else None
+    candidates = healthy(endpoints, now, exclude)
+    return candidates[turn % len(candidates)] if candidates else None
 
 
 def pick_by_prefix(
@@ -112,24 +114,29 @@ def pick_by_prefix(
     load_factor: float = LOAD_FACTOR,
 ) -> Endpoint | None:
     """The replica that owns ``prefix`` on the ring, or the next one within the load bound."""
-    healthy = _healthy(endpoints, now, exclude)
-    if len(healthy) <= 1:
-        return healthy[0] if healthy else None
-    by_id = {e.id: e for e in healthy}
+    candidates = healthy(endpoints, now, exclude)
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    bound = _load_bound(candidates, load_factor)
+    for endpoint in ring_order(candidates, prefix):
+        if endpoint.outstanding + 1 <= bound:
+            return endpoint
+    return min(candidates, key=lambda e: e.outstanding)  # unreachable while the bound holds
+
+
+def ring_order(endpoints: list[Endpoint], prefix: bytes) -> list[Endpoint]:
+    """``endpoints`` in the order the ring meets them, clockwise from ``prefix``'s point."""
+    by_id = {e.id: e for e in endpoints}
     points, owners = _ring(tuple(sorted(by_id)))
-    bound = _load_bound(healthy, load_factor)
     start = bisect.bisect(points, _hash(prefix))
-    seen: set[str] = set()
+    order: dict[str, Endpoint] = {}
     for step in range(len(points)):
         owner = owners[(start + step) % len(points)]
-        if owner in seen:
-            continue
-        seen.add(owner)
-        if by_id[owner].outstanding + 1 <= bound:
-            return by_id[owner]
-        if len(seen) == len(by_id):
-            break
-    return min(healthy, key=lambda e: e.outstanding)  # unreachable while the bound holds
+        if owner not in order:
+            order[owner] = by_id[owner]
+            if len(order) == len(by_id):
+                break
+    return list(order.values())
 
 
 def _load_bound(healthy: list[Endpoint], load_factor: float) -> float:

@@ -31,6 +31,7 @@ class ModelPath:
     action: str  # "", "ready", "infer" or "openai"
     path: str = ""  # an OpenAI API path, sent on as it came
     prefix: bytes | None = None  # a generative request's prompt prefix, for prefix balancing
+    blocks: tuple[bytes, ...] = ()  # its prompt's chained block hashes, for engine balancing
     adapter: str | None = None  # the LoRA adapter of the model (key, name) the request names
 
     @property
@@ -72,10 +73,12 @@ def parse(path: str) -> ModelPath | None:
     return ModelPath(f"{namespace}/{name}", name, version, rest[0] if rest else "")
 
 
-def openai(path: str, model: str, prefix: bytes | None = None) -> ModelPath:
+def openai(
+    path: str, model: str, prefix: bytes | None = None, blocks: tuple[bytes, ...] = ()
+) -> ModelPath:
     """The target of an OpenAI API request for ``model`` (``name`` or ``namespace/name``)."""
     namespace, _, name = model.rpartition("/")
-    return ModelPath(f"{namespace or 'default'}/{name}", name, None, OPENAI, path, prefix)
+    return ModelPath(f"{namespace or 'default'}/{name}", name, None, OPENAI, path, prefix, blocks)
 
 
 def methods(path: str) -> tuple[str, ...] | None:

@@ -9,11 +9,12 @@ in the client's protocol.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import orjson
 from opentelemetry import trace
@@ -32,13 +33,15 @@ from modelplane.gateway.activator import Activator
 from modelplane.gateway.admission import Admission
 from modelplane.gateway.attempts import Attempts
 from modelplane.gateway.balancing import Balancing
+from modelplane.gateway.engine_polling import EnginePolling
 from modelplane.gateway.forwarding import Forwarding
 from modelplane.gateway.mirroring import Mirroring
 from modelplane.gateway.own_routes import OwnRoutes, not_allowed
-from modelplane.gateway.prefix import prompt_prefix
+from modelplane.gateway.prefix import prompt_blocks, prompt_prefix
 from modelplane.gateway.quotas import Quotas
 from modelplane.gateway.requests import ProxyRequest, proxy_request
 from modelplane.gateway.routing import RoutingTable
+from modelplane.gateway.scoring import EngineWeights
 from modelplane.gateway.stats import RevisionStats, ServedStats
 from modelplane.gateway.upstream import UpstreamPool
 from modelplane.gateway.usage import (
@@ -48,6 +51,7 @@ from modelplane.gateway.usage import (
     answer_tokens,
     reservation,
 )
+from modelplane.processes import cancel_all
 from modelplane.security.authn import Authenticator
 from modelplane.security.roles import Principal
 from modelplane.telemetry import access, names, tracing
@@ -66,7 +70,8 @@ class GatewayOptions:
     eject_after: int = 3  # consecutive failures
     eject_seconds: float = 10.0
     max_request_bytes: int = 64 * 1024 * 1024
-    balancing: Balancing = Balancing.PREFIX  # for generative requests with a prompt prefix
+    balancing: Balancing = Balancing.ENGINE  # for chat and completion requests
+    engine_weights: EngineWeights = field(default_factory=EngineWeights)  # engine balancing's
 
 
 class Gateway:
@@ -96,7 +101,9 @@ class Gateway:
         self._activator = Activator(
             table, metrics, options.hold_timeout, options.max_held, options.balancing, self._rng,
             lambda key: self.on_demand(key), traced=self._tracer is not None,
+            weights=options.engine_weights,
         )  # fmt: skip
+        self._polling: asyncio.Task[None] | None = None  # engine states, under engine balancing
         attempts = Attempts(
             self._upstream, metrics, self._tracer, options.eject_after, options.eject_seconds
         )
@@ -224,7 +231,8 @@ class Gateway:
         model = document.get("model") if isinstance(document, dict) else None
         if not isinstance(model, str) or not model:
             raise InvalidRequestError("model: a model name is required, as a string", "model")
-        target = paths.openai(path, model, prompt_prefix(path, document))
+        blocks = prompt_blocks(path, document) if self._engine_aware else ()
+        target = paths.openai(path, model, prompt_prefix(path, document), blocks)
         route = self.table.lookup(target.key)
         parent = self.table.adapter_parent(target.key) if route is None else None
         if parent is not None:  # a LoRA adapter: its Model's replicas serve it
@@ -301,12 +309,26 @@ class Gateway:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    @property
+    def _engine_aware(self) -> bool:
+        return self.options.balancing is Balancing.ENGINE
+
+    def start(self) -> None:
+        """Start what runs beside the requests: under engine balancing, the engine poller."""
+        if self._engine_aware and self._polling is None:
+            polling = EnginePolling(self.table, self._upstream)
+            self._polling = asyncio.get_running_loop().create_task(polling.run(), name="poll")
+
     async def close(self) -> None:
         self._mirroring.cancel()
+        if self._polling is not None:
+            await cancel_all([self._polling])
+            self._polling = None
         await self._upstream.close()

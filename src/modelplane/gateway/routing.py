@@ -11,6 +11,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 from modelplane.api.routing import EndpointList, ShadowRoute
+from modelplane.gateway.engine_state import EngineView
 
 DEFAULT_NAMESPACE = "default"
 
@@ -23,6 +24,7 @@ class Endpoint:
     outstanding: int = 0
     consecutive_failures: int = 0
     ejected_until: float = 0.0
+    engine: EngineView = field(default_factory=EngineView)  # for engine-aware balancing
     # What the replica last reported of its LoRA adapters: those loaded, and why others failed.
     adapters: frozenset[str] = frozenset()
     failed_adapters: dict[str, str] = field(default_factory=dict)

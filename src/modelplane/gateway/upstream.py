@@ -20,14 +20,16 @@ from urllib.parse import urlsplit
 import httptools
 
 from modelplane.api.adapters import ADAPTERS_HEADER
+from modelplane.api.engine_load import HEADER as ENGINE_LOAD_HEADER
 from modelplane.connections import KEEP_ALIVE_SECONDS
 
 MAX_CONNECTIONS_PER_REPLICA = 256  # more requests wait for a connection, as with nginx's pools
 IDLE_SECONDS = KEEP_ALIVE_SECONDS - 1.0  # below the runtime's: never reuse a closing one
 # What replicas tell beside the body that is kept: its type, when to come back after a 429
-# (``attempts.RETURNED``), and what they hold of their LoRA adapters.
+# (``attempts.RETURNED``), what they hold of their LoRA adapters, and their engine's load
+# (``engine_polling.observe``).
 _KEEP = frozenset({b"content-type", b"inference-header-content-length", b"retry-after",
-                   ADAPTERS_HEADER.encode()})  # fmt: skip
+                   ADAPTERS_HEADER.encode(), ENGINE_LOAD_HEADER.encode()})  # fmt: skip
 
 
 def _request(

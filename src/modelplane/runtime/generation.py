@@ -18,10 +18,13 @@ from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from modelplane.api.engine_load import EngineLoad
 from modelplane.errors import InvalidRequestError, PredictError
 
 if TYPE_CHECKING:
     from modelplane.runtime.scheduling import Scheduler
+
+CHARS_PER_TOKEN = 4.0  # English text on common tokenizers, until prompts tell otherwise
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,12 @@ class BatchGenerator(Protocol):
         """Share of the KV cache the running sequences hold (0 to 1)."""
         ...
 
+    @property
+    def cache_tokens(self) -> int:
+        """Prompt tokens the engine keeps for later prompts that start alike (its slots' cache
+        and any saved states); 0 for an engine that keeps none."""
+        ...
+
     def tokenize(self, text: str) -> list[int]: ...
 
     def chat_prompt(self, messages: list[ChatMessage]) -> str: ...
@@ -107,6 +116,7 @@ class OneAtATime:
 
     slots = 1
     kv_cache_usage = 0.0  # an engine of one sequence does not tell
+    cache_tokens = 0  # nor keeps a prompt's cache for the next request
 
     def __init__(self, generator: TextGenerator) -> None:
         self.generator = generator
@@ -215,19 +225,31 @@ class Generation:
         self.scheduler = scheduler
         self.engine = scheduler.engine
         self.limits = scheduler.limits
+        self.chars_per_token = CHARS_PER_TOKEN  # of the prompts read lately, smoothed
+
+    def load(self) -> EngineLoad:
+        return self.scheduler.load(self.chars_per_token)
 
     async def prompt(self, text: str) -> Prompt:
-        return Prompt(await self.scheduler.call(lambda: self.engine.tokenize(text)))
+        return self._measured(text, await self.scheduler.call(lambda: self.engine.tokenize(text)))
 
     async def chat_prompt(self, messages: list[ChatMessage]) -> Prompt:
-        def render() -> list[int]:
+        def render() -> tuple[str, list[int]]:
             try:
                 text = self.engine.chat_prompt(messages)
             except Exception as exc:  # a template that rejects the conversation
                 raise InvalidRequestError(f"messages: {exc}") from exc
-            return self.engine.tokenize(text)
+            return text, self.engine.tokenize(text)
 
-        return Prompt(await self.scheduler.call(render))
+        text, tokens = await self.scheduler.call(render)
+        return self._measured(text, tokens)
+
+    def _measured(self, text: str, tokens: list[int]) -> Prompt:
+        """``tokens`` as a prompt, their characters per token counted into the smoothed ratio
+        the gateway reads (it sizes prompts in characters)."""
+        if tokens and text:
+            self.chars_per_token += (len(text) / len(tokens) - self.chars_per_token) / 16
+        return Prompt(tokens)
 
     def sampling_for(self, prompt: Prompt, requested: int | None, asked: Sampling) -> Sampling:
         """``asked`` with its ``max_tokens`` checked against the model's limits and the prompt;

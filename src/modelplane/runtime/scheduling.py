@@ -10,7 +10,8 @@ step; one that reaches a stop sequence, ``max_tokens`` or its deadline ends ther
 run on the model thread (tokenizing) run between steps, so they wait for one step at most.
 
 The gauges say what the batch is doing: running requests (slots busy), waiting requests, and the
-share of the KV cache the running sequences hold.
+share of the KV cache the running sequences hold; :meth:`Scheduler.load` says the same to the
+gateway (``api/engine_load.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from modelplane.api.engine_load import EngineLoad
 from modelplane.errors import (
     DeadlineExceededError,
     EngineBusyError,
@@ -124,6 +126,7 @@ class Scheduler:
         self._closed = False
         self._running: dict[int, _Running] = {}  # by slot; the model thread's own
         self._holding = 1.0  # seconds a request holds its slot, smoothed: for Retry-After
+        self._kv_usage = 0.0  # as the model thread last measured it
         self._served: Future[None] | None = None
 
     def start(self, executor: Executor) -> None:
@@ -183,6 +186,18 @@ class Scheduler:
             self._calls.append(run)
             self._lock.notify()
         return await asyncio.wrap_future(future)
+
+    def load(self, chars_per_token: float) -> EngineLoad:
+        """What the engine is doing now, for the gateway's balancing. Plain reads without the
+        lock: a count one step old balances as well."""
+        return EngineLoad(
+            running=self._busy,
+            waiting=len(self._waiting),
+            slots=self.engine.slots,
+            kv_usage=self._kv_usage,
+            capacity=self.engine.cache_tokens,
+            chars_per_token=chars_per_token,
+        )
 
     def _check_open(self) -> None:
         if self._closed:
@@ -261,7 +276,11 @@ class Scheduler:
         for running in list(self._running.values()):
             if now > running.deadline:
                 self._end(running, self._overdue(running))
-        self.metrics.kv_cache_usage.set(self.engine.kv_cache_usage)
+        self._measure_kv()
+
+    def _measure_kv(self) -> None:
+        self._kv_usage = min(1.0, self.engine.kv_cache_usage)
+        self.metrics.kv_cache_usage.set(self._kv_usage)
 
     def _overdue(self, running: _Running) -> DeadlineExceededError:
         return DeadlineExceededError(
@@ -279,7 +298,7 @@ class Scheduler:
         running.account(self.metrics, now)
         self._holding += (now - running.started - self._holding) / 8
         self.metrics.running.set(len(self._running))
-        self.metrics.kv_cache_usage.set(self.engine.kv_cache_usage)
+        self._measure_kv()
         if running.result.finish_reason == "cancelled":
             return  # nobody reads it
         if error is not None:

@@ -32,6 +32,7 @@ from starlette.types import ASGIApp
 
 from modelplane.api import GENERATIVE_TASKS, Model, Protocol, Source
 from modelplane.api.adapters import adapter_list
+from modelplane.api.engine_load import EngineLoad
 from modelplane.api.exits import EXIT_LOAD_FAILED, EXIT_OK, load_failure_code
 from modelplane.artifacts import Fetcher, FetchSettings, artifact_cache, default_cache_dir
 from modelplane.artifacts.credentials import credentials_env
@@ -50,6 +51,7 @@ from modelplane.runtime.dataplane import DataPlane
 from modelplane.runtime.external import ExternalEngine, uses_external_engine
 from modelplane.runtime.formats.base import Predictor, Signature, whole_number
 from modelplane.runtime.generation import BatchGenerator, Generation, GenerationLimits
+from modelplane.runtime.load_reporting import LoadReporting
 from modelplane.runtime.openai.passthrough import PassthroughRoutes
 from modelplane.runtime.openai.routes import OpenAIRoutes
 from modelplane.runtime.openapi import Description
@@ -104,6 +106,7 @@ class Runtime:
         self.artifact_digest: str | None = None  # what was fetched and verified
         self._batcher: Batcher | None = None
         self._scheduler: Scheduler | None = None
+        self._generation: Generation | None = None
         spec = self.model.spec
         self.engine: ExternalEngine | None = None
         self.openai: OpenAIRoutes | None = None
@@ -131,7 +134,8 @@ class Runtime:
             lifespan=self._lifespan,
             exception_handlers={HTTPException: routing_error},
         )
-        infer = InferEndpoint(self.dataplane, self.model.spec.runtime.max_request_bytes, rest)
+        spec = self.model.spec
+        infer = InferEndpoint(self.dataplane, spec.runtime.max_request_bytes, rest)
         app = logged(
             reporting_adapters(infer, self.dataplane),
             self.options.access_log,
@@ -139,7 +143,14 @@ class Runtime:
             self.options.model_version,
         )
         chosen = tracer(self.options.tracer_provider)
-        return app if chosen is None else TracingMiddleware(app, chosen)
+        app = app if chosen is None else TracingMiddleware(app, chosen)
+        if spec.task in GENERATIVE_TASKS and not uses_external_engine(spec):
+            # Outermost: the gateway's polls are neither logged nor traced, as scrapes are not.
+            app = LoadReporting(app, self._engine_load)
+        return app
+
+    def _engine_load(self) -> EngineLoad | None:
+        return self._generation.load() if self._generation is not None else None
 
     async def _metrics(self, request: Request) -> Response:
         exposition = self.metrics.exposition()
@@ -273,7 +284,8 @@ class Runtime:
                 self.model.metadata.name, told, self._fetch_adapter, self._scheduler.call,
                 generator,
             )  # fmt: skip
-        self.dataplane.serve(Signature(platform=spec.format.value), Generation(self._scheduler))
+        self._generation = Generation(self._scheduler)
+        self.dataplane.serve(Signature(platform=spec.format.value), self._generation)
 
     def _serve_predictor(self, predictor: Predictor) -> None:
         spec = self.model.spec

@@ -98,6 +98,14 @@ class LlamaModel:
             )
         return made
 
+    @property
+    def kv_bytes_per_token(self) -> int:
+        """Bytes a token's keys and values take in the cache (f16, grouped-query heads)."""
+        llama, model = self.llama, self.model
+        heads = max(1, llama.llama_model_n_head(model))
+        width = llama.llama_model_n_embd(model) * llama.llama_model_n_head_kv(model) // heads
+        return int(2 * 2 * width * llama.llama_model_n_layer(model))
+
     # -- text ------------------------------------------------------------------------------------
 
     def tokenize(self, text: str) -> list[int]:

@@ -90,6 +90,8 @@ class LlamaSlots:
         self._saved = SavedStates(cache_mib << 20) if cache_mib > 0 else None
         self._cells = int(self._llama.llama_n_ctx(self._ctx))
         self._context_length = self._cells // parallel  # each slot's share of the cache
+        saved = (cache_mib << 20) // max(1, self._model.kv_bytes_per_token) if cache_mib > 0 else 0
+        self._cache_tokens = self._cells + saved
 
     # -- what the scheduler reads ----------------------------------------------------------------
 
@@ -100,6 +102,10 @@ class LlamaSlots:
     @property
     def context_length(self) -> int:
         return self._context_length
+
+    @property
+    def cache_tokens(self) -> int:
+        return self._cache_tokens
 
     @property
     def kv_cache_usage(self) -> float:
