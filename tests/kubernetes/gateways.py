@@ -38,13 +38,11 @@ class RunningGateway:
     log: Path
 
 
-@contextmanager
-def gateway_of(
-    plane: ControlPlane, namespace: str, log: Path, *options: str
-) -> Iterator[RunningGateway]:
-    """A gateway routing ``namespace``'s Models, ready, until the block ends."""
+def start_gateway(
+    plane: ControlPlane, namespace: str, port: int, log: Path, *options: str
+) -> RunningGateway:
+    """A gateway routing ``namespace``'s Models on ``port``, ready; the caller stops it."""
     env = {**os.environ, "KUBECONFIG": str(account_kubeconfig(plane, "modelplane-gateway"))}
-    port = free_port()
     with log.open("ab") as out:
         process = subprocess.Popen(
             modelplane(
@@ -65,6 +63,19 @@ def gateway_of(
 
     try:
         wait_until(ready, "the cluster gateway ready")
+    except BaseException:
+        stop_process(process)
+        raise
+    return found
+
+
+@contextmanager
+def gateway_of(
+    plane: ControlPlane, namespace: str, log: Path, *options: str
+) -> Iterator[RunningGateway]:
+    """A gateway routing ``namespace``'s Models, ready, until the block ends."""
+    found = start_gateway(plane, namespace, free_port(), log, *options)
+    try:
         yield found
     finally:
-        stop_process(process)
+        stop_process(found.process)

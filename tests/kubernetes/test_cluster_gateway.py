@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import time
 from collections import Counter
@@ -21,13 +20,14 @@ import pytest
 import yaml
 
 from modelplane.artifacts import Limits, digest_of
-from modelplane.backends.local.supervisor import die_with_parent
 from tests.artifacts.hubcache import minilm_directory
 from tests.artifacts.mlflow_server import MlflowServer, mlflow_venv
 from tests.artifacts.registry import Oras, Registry
 from tests.artifacts.s3server import BUCKET, S3Server
+from tests.kubernetes import gateways
 from tests.kubernetes.conftest import OPERATOR_NAMESPACE, condition
 from tests.kubernetes.controlplane import ControlPlane, wait_until
+from tests.kubernetes.gateways import account_kubeconfig
 from tests.kubernetes.operating import RunningOperator
 from tests.kubernetes.podnet import PodNetwork, PodRunner
 from tests.processes import free_port, modelplane
@@ -84,18 +84,6 @@ def pods(
     network.stop()
 
 
-def _token(plane: ControlPlane, account: str) -> Path:
-    """A kubeconfig with a token of ``account`` in the operator's namespace."""
-    token = plane.kubectl(
-        "create", "token", account, "-n", OPERATOR_NAMESPACE, "--duration=2h", check=True
-    ).stdout.strip()
-    config = {**json.loads(plane.kubeconfig.read_text())}
-    config["users"] = [{"name": "user", "user": {"token": token}}]
-    path = plane.work_dir / f"{account}.kubeconfig"
-    path.write_text(json.dumps(config))
-    return path
-
-
 @pytest.fixture(scope="module")
 def gateway_port() -> int:
     return free_port()
@@ -115,7 +103,7 @@ def prometheus(
 def operator(
     control_plane: ControlPlane, installed: str, pods: PodRunner, prometheus: PrometheusServer
 ) -> Iterator[RunningOperator]:
-    kubeconfig = _token(control_plane, "modelplane-operator")
+    kubeconfig = account_kubeconfig(control_plane, "modelplane-operator")
     log = control_plane.work_dir / "cluster-gateway-operator.log"
     options = ("--namespace", NAMESPACE, "--prometheus", prometheus.url)
     running = RunningOperator(kubeconfig, log, options=options)
@@ -125,27 +113,8 @@ def operator(
 
 def start_gateway(plane: ControlPlane, port: int, log: Path, *options: str) -> ClusterGateway:
     """``modelplane gateway`` for NAMESPACE with the gateway ServiceAccount's token, ready."""
-    env = {**os.environ, "KUBECONFIG": str(_token(plane, "modelplane-gateway"))}
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            modelplane(
-                "gateway", "--host", "127.0.0.1", "--port", str(port), "--namespace", NAMESPACE,
-                "--log-level", "info", *options,
-            ),
-            env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
-        )  # fmt: skip
-    found = ClusterGateway(f"http://127.0.0.1:{port}", process, log)
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"the gateway exited:\n{log.read_text()}")
-        try:
-            return httpx.get(f"{found.url}/v2/health/ready", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_until(ready, "the cluster gateway ready")
-    return found
+    found = gateways.start_gateway(plane, NAMESPACE, port, log, *options)
+    return ClusterGateway(found.url, found.process, found.log)
 
 
 @pytest.fixture(scope="module")
@@ -359,7 +328,9 @@ def test_usage_on_the_cluster_is_counted_by_the_operator_and_gateway_and_read_fr
     try:
         # A series' first scrape is where Prometheus starts counting it: one request first.
         assert gateway.infer("metered").status_code == 200
-        seen = 'modelplane_usage_requests_total{model="metered", class="ok"}'
+        # The operator's series of the Model are there from the start (at 0): wait for the
+        # gateway's, which counts the answer.
+        seen = 'modelplane_usage_requests_total{model="metered", class="ok"} > 0'
         wait_until(lambda: len(prometheus.query(seen)) > 0, "the first answer scraped", 30)
         for _ in range(20):
             assert gateway.infer("metered").status_code == 200
