@@ -54,12 +54,13 @@ def converged(plane: ControlPlane, name: str, revision: str) -> dict[str, Any] |
     return found
 
 
-def assert_converged(plane: ControlPlane, name: str, revision: str, since: float) -> None:
-    """Converged within CONVERGE_SECONDS of ``since``; no child and no revision made twice."""
+def assert_converged(
+    plane: ControlPlane, name: str, revision: str, since: float, bound: float = CONVERGE_SECONDS
+) -> None:
+    """Converged within ``bound`` of ``since``; no child and no revision made twice."""
     found = wait_until(
-        lambda: converged(plane, name, revision), f"{name} converged on {revision}",
-        CONVERGE_SECONDS,
-    )  # fmt: skip
+        lambda: converged(plane, name, revision), f"{name} converged on {revision}", bound
+    )
     print(f"{name}: converged on {revision} in {time.monotonic() - since:.1f} s")
     number = int(revision.rsplit("-r", 1)[1])
     settled = children(plane, name)

