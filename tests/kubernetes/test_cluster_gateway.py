@@ -326,8 +326,9 @@ def test_usage_on_the_cluster_is_counted_by_the_operator_and_gateway_and_read_fr
     scraping = [gateway.url.removeprefix("http://"), f"127.0.0.1:{operator.metrics_port}"]
     prometheus = PrometheusServer(tmp_path, scraping)
     try:
-        # A series' first scrape is where Prometheus starts counting it: one request first.
-        assert gateway.infer("metered").status_code == 200
+        # A series' first scrape is where Prometheus starts counting it: one request first
+        # (once the gateway's watch has brought it the Model's route, a moment after Ready).
+        wait_until(lambda: gateway.infer("metered").status_code == 200, "metered routed", 30)
         # The operator's series of the Model are there from the start (at 0): wait for the
         # gateway's, which counts the answer.
         seen = 'modelplane_usage_requests_total{model="metered", class="ok"} > 0'

@@ -135,8 +135,7 @@ def test_a_full_replica_is_passed_over_for_one_with_room(platform: Platform) -> 
             assert generating.status_code == 200
             reading = generating.iter_lines()  # kept: a reader dropped would close its stream
             next(reading)
-            holder_load = httpx.get(f"{_replicas(platform)[holder]}/engine/load")
-            assert decode(holder_load.headers[HEADER]).running == 1  # the long answer is there
+            assert _running(_replicas(platform)[holder]) == 1  # the long answer is there
             before = _served(platform)
             _turn(client, platform, history)
             after = _served(platform)
@@ -159,6 +158,8 @@ def test_a_replica_busy_with_requests_from_elsewhere_is_known_by_its_polled_repo
     assert route is not None
     endpoints = route.revisions[0].endpoints
     busy, *idle = endpoints[:3]
+    # A stream an earlier test closed frees its slot at the engine's next step.
+    wait_for(lambda: all(_running(u) == 0 for u in urls), "every replica idle", 30)
     history = _opening("the stars")
     blocks = prompt_blocks("/v1/chat/completions", {"messages": history})
     busy.engine.hold(blocks)
@@ -166,7 +167,14 @@ def test_a_replica_busy_with_requests_from_elsewhere_is_known_by_its_polled_repo
     with httpx.stream("POST", f"{busy.url}/v1/chat/completions", json=long, timeout=60) as reply:
         reading = reply.iter_lines()  # kept: a reader dropped would close its stream
         next(reading)
-        asyncio.run(_polled(table, time.monotonic()))
+
+        def reported() -> bool:
+            # A poll waits a second for each answer: on a loaded machine one may come later,
+            # and is asked again at the next poll, as the gateway's poller does.
+            asyncio.run(_polled(table, time.monotonic()))
+            return all(e.engine.load is not None for e in endpoints[:3])
+
+        wait_for(reported, "every reachable replica's report", 30)
         assert busy.engine.load is not None
         assert busy.engine.load.running == 1
         assert busy.engine.queued(busy.engine.load, busy.outstanding) == 1  # not ours, counted
@@ -182,6 +190,10 @@ def test_a_replica_busy_with_requests_from_elsewhere_is_known_by_its_polled_repo
         idle[0].outstanding = 1
         pair = [busy, idle[0]]
         assert pick_by_engine(pair, later, rng, blocks, b"the stars", weights) is busy
+
+
+def _running(url: str) -> int:
+    return decode(httpx.get(f"{url}/engine/load", timeout=10).headers[HEADER]).running
 
 
 async def _polled(table: RoutingTable, now: float) -> None:
