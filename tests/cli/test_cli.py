@@ -120,3 +120,13 @@ def test_up_on_a_port_in_use_says_which_and_starts_nothing(tmp_path: Path) -> No
                  "--gateway-port", str(both))  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: --port and --gateway-port are both {both}")
+
+
+def test_operator_options_that_cannot_work_are_refused_before_it_starts() -> None:
+    for picker in ("{pool}-epp", "{pool}-epp:http", "{revision}-epp:9002", ":9002", "e:70000"):
+        refused = run("operator", "--endpoint-picker", picker)
+        assert refused.returncode == 2, refused.stderr
+        assert f"--endpoint-picker {picker!r} is not NAME:PORT" in refused.stderr
+    parent = run("operator", "--route-parent", "edge")
+    assert parent.returncode == 2
+    assert "--route-parent 'edge' is not NAMESPACE/NAME" in parent.stderr

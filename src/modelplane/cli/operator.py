@@ -38,6 +38,14 @@ def operator(
         str | None,
         typer.Option(help="NAMESPACE/NAME of the Gateway that HTTPRoutes attach to."),
     ] = None,
+    endpoint_picker: Annotated[
+        str,
+        typer.Option(
+            help="The Service (NAME:PORT) of each InferencePool's endpoint picker, with the "
+            "Gateway API Inference Extension installed; {pool} and {model} stand for the pool's "
+            "name (its revision's) and its Model's."
+        ),
+    ] = "{pool}-epp:9002",
     model_env: Annotated[
         list[str] | None,
         typer.Option(
@@ -85,12 +93,15 @@ def operator(
                 f"--route-parent {route_parent!r} is not NAMESPACE/NAME", exit_code=EXIT_USAGE
             )
         parent = (found[0], found[1])
+    picker, picker_port = _endpoint_picker(endpoint_picker)
     cluster = ClusterSettings(
         image=image or defaults.image,
         gateway_url=(gateway_url or defaults.gateway_url).rstrip("/"),
         route_parent=parent,
         model_env=tuple(_pair(item) for item in model_env or ()),
         node_cache_url=node_cache_url,
+        endpoint_picker=picker,
+        endpoint_picker_port=picker_port,
     )
     options = OperatorOptions(
         cluster=cluster,
@@ -120,3 +131,18 @@ def _pair(item: str) -> tuple[str, str]:
     if not equals or not name or not name.replace("_", "").isalnum():
         raise CliError(f"--model-env {item!r} is not NAME=VALUE", exit_code=EXIT_USAGE)
     return name, value
+
+
+def _endpoint_picker(value: str) -> tuple[str, int]:
+    name, _, port = value.rpartition(":")
+    try:
+        number = int(port)
+        example = name.format(pool="pool", model="model")
+    except (ValueError, KeyError, IndexError) as exc:
+        raise CliError(
+            f"--endpoint-picker {value!r} is not NAME:PORT (NAME may hold {{pool}} and {{model}})",
+            exit_code=EXIT_USAGE,
+        ) from exc
+    if not name or not 0 < number < 65536 or not example:
+        raise CliError(f"--endpoint-picker {value!r} is not NAME:PORT", exit_code=EXIT_USAGE)
+    return name, number

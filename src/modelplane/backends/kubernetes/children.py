@@ -5,7 +5,10 @@ Per revision: a ControllerRevision holding its spec, and while it runs a Deploym
 ``modelplane serve`` with the revision's manifest, a Service and a PodDisruptionBudget. Per
 model: an ``HTTPRoute`` with weighted backends, when Gateway API is installed, and for a model
 that serves LoRA adapters a ConfigMap with their list, mounted into its pods (the kubelet
-refreshes the file, so an edit reaches running pods without a new revision). Every child
+refreshes the file, so an edit reaches running pods without a new revision). With the Gateway
+API Inference Extension installed, each running revision of a generative model is also an
+``InferencePool`` (its pods, for an endpoint picker to choose among), and the route sends the
+model's OpenAI API requests to the pools by the same weights. Every child
 carries the recommended ``app.kubernetes.io/*`` labels, an owner reference to its Model
 (deleting the Model collects them) and, but for the immutable revisions, a hash of its own
 content, so a converged child is recognised without a write.
@@ -21,6 +24,7 @@ from typing import Any
 from modelplane import __version__
 from modelplane.api import (
     API_VERSION,
+    GENERATIVE_TASKS,
     KIND,
     Model,
     ModelSpec,
@@ -71,6 +75,10 @@ class ClusterSettings:
     # Environment for every model pod, e.g. the OTEL_* variables that send its traces.
     model_env: tuple[tuple[str, str], ...] = ()
     node_cache_url: str | None = None  # the node cache agent's Service, when installed
+    # Each InferencePool's endpoint picker: a Service in the pool's namespace, named by
+    # formatting this with the pool's name (``pool``) and its Model's (``model``), and its port.
+    endpoint_picker: str = "{pool}-epp"
+    endpoint_picker_port: int = 9002
 
 
 def labels(model: Model, revision: str | None = None) -> dict[str, str]:
@@ -374,8 +382,44 @@ def disruption_budget(model: Model, revision: str) -> Manifest:
     return hashed(manifest)
 
 
-def http_route(model: Model, traffic: dict[str, int], settings: ClusterSettings) -> Manifest:
-    """One route for the model's v2 paths, split over its revisions' Services by weight."""
+POOL_API_VERSION = "inference.networking.k8s.io/v1"
+POOL_GROUP = POOL_API_VERSION.split("/")[0]
+# The header a Gateway's body-based routing sets from the request body's ``model`` field.
+MODEL_NAME_HEADER = "X-Gateway-Model-Name"
+MATCHES_PER_RULE, MATCHES_PER_ROUTE = 64, 128  # Gateway API's bounds on an HTTPRoute
+
+
+def pooled(spec: ModelSpec) -> bool:
+    """Whether a revision of ``spec`` is an InferencePool (where the extension is installed):
+    a generative model, whose replicas report the engine state an endpoint picker reads."""
+    return spec.task in GENERATIVE_TASKS
+
+
+def inference_pool(model: Model, revision: str, settings: ClusterSettings) -> Manifest:
+    """A revision's pods as a pool of the Gateway API Inference Extension: a Gateway running
+    the extension asks the pool's endpoint picker which of them takes each request."""
+    manifest = _object(POOL_API_VERSION, "InferencePool", revision, model, revision)
+    picker = settings.endpoint_picker.format(pool=revision, model=model.metadata.name)
+    manifest["spec"] = {
+        "selector": {"matchLabels": selector(model, revision)},
+        "targetPorts": [{"number": RUNTIME_PORT}],
+        "appProtocol": "http",
+        "endpointPickerRef": {
+            "kind": "Service",
+            "name": picker,
+            "port": {"number": settings.endpoint_picker_port},
+            "failureMode": "FailClose",
+        },
+    }
+    return hashed(manifest)
+
+
+def http_route(
+    model: Model, traffic: dict[str, int], settings: ClusterSettings, pools: bool = False
+) -> Manifest:
+    """One route for the model's v2 paths, split over its revisions' Services by weight; with
+    ``pools``, also one for its OpenAI API requests (named by the body's ``model``, which the
+    Gateway's body-based routing puts in a header), split over its revisions' InferencePools."""
     meta = model.metadata
     manifest = _object("gateway.networking.k8s.io/v1", "HTTPRoute", meta.name, model, None)
     backends = [
@@ -413,9 +457,38 @@ def http_route(model: Model, traffic: dict[str, int], settings: ClusterSettings)
                 "backendRefs": backends,
             }
         )
+    if pools:
+        rules += _openai_rules(model, traffic, sum(len(rule["matches"]) for rule in rules))
     spec: dict[str, Any] = {"rules": rules}
     if settings.route_parent is not None:
         namespace, name = settings.route_parent
         spec["parentRefs"] = [{"name": name, "namespace": namespace}]
     manifest["spec"] = spec
     return hashed(manifest)
+
+
+def _openai_rules(model: Model, traffic: dict[str, int], taken: int) -> list[dict[str, Any]]:
+    """The OpenAI API paths, for each name a client may give the model or its adapters, in
+    rules of at most ``MATCHES_PER_RULE`` matches; ``taken``: matches the route has already.
+    Gateway API allows a route ``MATCHES_PER_ROUTE`` in all: adapters past that are left out
+    (they stay reachable through modelplane's own gateway)."""
+    meta = model.metadata
+    names = [model.key, *(f"{meta.namespace}/{a.name}" for a in model.spec.adapters or ())]
+    if meta.namespace == "default":  # as the embedded gateway: the namespace may be left out
+        names = [form for name in names for form in (name, name.split("/", 1)[1])]
+    names = names[: MATCHES_PER_ROUTE - taken]
+    matches = [
+        {
+            "path": {"type": "PathPrefix", "value": "/v1/"},
+            "headers": [{"type": "Exact", "name": MODEL_NAME_HEADER, "value": name}],
+        }
+        for name in names
+    ]
+    pools = [
+        {"group": POOL_GROUP, "kind": "InferencePool", "name": name, "weight": weight}
+        for name, weight in sorted(traffic.items())
+    ]
+    return [
+        {"matches": matches[start : start + MATCHES_PER_RULE], "backendRefs": pools}
+        for start in range(0, len(matches), MATCHES_PER_RULE)
+    ]

@@ -37,10 +37,14 @@ RULES: list[Manifest] = [
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": READ},  # tenants' replica quotas
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"], "verbs": WRITE},
+    {"apiGroups": ["inference.networking.k8s.io"], "resources": ["inferencepools"], "verbs": WRITE},
     {
         "apiGroups": ["apiextensions.k8s.io"],
         "resources": ["customresourcedefinitions"],
-        "resourceNames": ["httproutes.gateway.networking.k8s.io"],
+        "resourceNames": [
+            "httproutes.gateway.networking.k8s.io",
+            "inferencepools.inference.networking.k8s.io",
+        ],
         "verbs": ["get"],
     },
 ]

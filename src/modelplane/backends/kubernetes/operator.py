@@ -88,6 +88,9 @@ log = logging.getLogger(__name__)
 
 ModelResource = create_namespaced_resource(GROUP, VERSION, KIND, "models")
 HTTPRoute = create_namespaced_resource("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes")
+InferencePool = create_namespaced_resource(
+    "inference.networking.k8s.io", "v1", "InferencePool", "inferencepools"
+)
 
 # Kinds the operator owns, by the ``kind`` their manifests carry.
 RESOURCES: dict[str, Any] = {
@@ -95,10 +98,11 @@ RESOURCES: dict[str, Any] = {
     "Service": Service,
     "PodDisruptionBudget": PodDisruptionBudget,
     "HTTPRoute": HTTPRoute,
+    "InferencePool": InferencePool,  # with the Gateway API Inference Extension installed
     "ControllerRevision": ControllerRevision,
     "ConfigMap": ConfigMap,  # the LoRA adapters a Model's pods serve now
 }
-PER_REVISION = ("Deployment", "Service", "PodDisruptionBudget")
+PER_REVISION = ("Deployment", "Service", "PodDisruptionBudget", "InferencePool")
 TICK_SECONDS = 2.0  # time-driven decisions (rollout steps, analysis) need a pass now and then
 RETRY_SECONDS = 2.0
 BUILT_CACHE = 20_000
@@ -119,9 +123,11 @@ class Operator:
         load: LoadBoard | None = None,
         slo: SLOSource | None = None,
         leading: Leading | None = None,  # with leader election: writes only while it holds
+        inference_pools: bool = False,  # the Gateway API Inference Extension is installed
     ) -> None:
         self.settings, self.metrics = settings, metrics
         self.gateway_api, self.clock = gateway_api, clock
+        self.inference_pools = inference_pools
         self.telemetry = telemetry or OperatorMetrics()
         self.writes = ClusterWrites(client, self.telemetry, leading)
         self.telemetry.registry.register(
@@ -182,6 +188,8 @@ class Operator:
         kinds: dict[str, Any] = {KIND: ModelResource, **RESOURCES, "Pod": Pod}
         if not self.gateway_api:
             del kinds["HTTPRoute"]
+        if not self.inference_pools:
+            del kinds["InferencePool"]
         for kind, resource in kinds.items():
             labels: dict[str, Any] | None = None if kind == KIND else {LABEL_MANAGED_BY: MANAGER}
             fresh: list[Body] = []
@@ -350,21 +358,26 @@ class Operator:
         told = await self._adapters_told(model, [revisions[name].spec for name in plan.replicas])
         if told is not None:  # before the pods that mount it: none starts on a stale list
             wanted.append(told)
+        pools = self.inference_pools and children.pooled(model.spec)
         for revision, count in plan.replicas.items():
             wanted += [
                 self._deployment(model, revisions[revision], count),
                 children.service(model, revision),
                 children.disruption_budget(model, revision),
             ]
+            if pools:
+                wanted.append(children.inference_pool(model, revision, self.settings))
         if self.gateway_api:
             traffic = {name: weight for name, weight in plan.traffic.items() if weight}
-            wanted.append(children.http_route(model, traffic or {latest: 100}, self.settings))
+            route = children.http_route(model, traffic or {latest: 100}, self.settings, pools)
+            wanted.append(route)
         for manifest in wanted:
             await self._apply(model, manifest)
         for kind in PER_REVISION:
             for live in self.caches.children(kind, model):
                 revision = live["metadata"]["labels"].get(LABEL_REVISION)
-                if revision not in plan.replicas and not live["metadata"].get("deletionTimestamp"):
+                kept = revision in plan.replicas and (pools or kind != "InferencePool")
+                if not kept and not live["metadata"].get("deletionTimestamp"):
                     await self._delete(model, kind, live["metadata"]["name"])
 
     async def _adapters_told(self, model: Model, running: list[ModelSpec]) -> Body | None:

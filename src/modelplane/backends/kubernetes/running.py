@@ -53,7 +53,8 @@ log = logging.getLogger(__name__)
 
 MANAGED = {LABEL_MANAGED_BY: MANAGER}
 # (group, version, plural, kind, label filter) of everything the reconciler reads.
-WATCHES: list[tuple[str, str, str, str, dict[str, str] | None]] = [
+Watch = tuple[str, str, str, str, dict[str, str] | None]
+WATCHES: list[Watch] = [
     (GROUP, VERSION, "models", KIND, None),
     ("apps", "v1", "controllerrevisions", "ControllerRevision", MANAGED),
     ("apps", "v1", "deployments", "Deployment", MANAGED),
@@ -62,8 +63,16 @@ WATCHES: list[tuple[str, str, str, str, dict[str, str] | None]] = [
     ("", "v1", "pods", "Pod", MANAGED),
     ("", "v1", "configmaps", "ConfigMap", MANAGED),
 ]
-HTTPROUTE_WATCH = ("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute", MANAGED)
+HTTPROUTE_WATCH: Watch = ("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute", MANAGED)
 HTTPROUTE_CRD = "httproutes.gateway.networking.k8s.io"
+POOL_WATCH: Watch = (
+    "inference.networking.k8s.io",
+    "v1",
+    "inferencepools",
+    "InferencePool",
+    MANAGED,
+)
+POOL_CRD = "inferencepools.inference.networking.k8s.io"
 NAMESPACES_WAIT_SECONDS = 30.0
 # Waits between kopf's attempts at a failed list or watch: short, and never given up.
 FIRST_BACKOFFS = (1.0, 1.0, 2.0, 3.0)
@@ -126,14 +135,16 @@ async def _operate(
     stop: asyncio.Event | None,
 ) -> None:
     """Watch and reconcile until stopped, or until the lease is lost (then raise)."""
-    gateway_api = await _has_gateway_api(client)
+    gateway_api = await _has_crd(client, HTTPROUTE_CRD)
+    pools = await _has_crd(client, POOL_CRD)
     metrics = PrometheusSource(options.prometheus) if options.prometheus else None
     counted = PrometheusSLOSource(options.prometheus) if options.prometheus else None
     operator = Operator(
         client, options.cluster, metrics, gateway_api, telemetry, load=board, slo=counted,
-        leading=leadership,
+        leading=leadership, inference_pools=pools,
     )  # fmt: skip
-    registry = _registry(operator, gateway_api)
+    registry = _registry(operator, [*WATCHES, *([HTTPROUTE_WATCH] if gateway_api else []),
+                                    *([POOL_WATCH] if pools else [])])  # fmt: skip
     settings = kopf.OperatorSettings()
     settings.posting.enabled = False  # events are the reconciler's to write
     settings.watching.server_timeout = 300
@@ -157,7 +168,10 @@ async def _operate(
         loop_tasks.append(asyncio.create_task(operator.tick()))
         loop_tasks.append(asyncio.create_task(operator.scale()))
         loop_tasks.append(asyncio.create_task(operator.resync(options.namespaces)))
-        log.info("operator started: gateway API %s", "found" if gateway_api else "not installed")
+        log.info(
+            "operator started: gateway API %s, inference extension %s",
+            *("found" if found else "not installed" for found in (gateway_api, pools)),
+        )
         if not stop.is_set():
             await kopf.operator(
                 registry=registry,
@@ -252,13 +266,10 @@ class _NoDiffBase(kopf.DiffBaseStorage):
         return None
 
 
-def _registry(operator: Operator, gateway_api: bool) -> kopf.OperatorRegistry:
+def _registry(operator: Operator, watches: list[Watch]) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     kopf.on.login(registry=registry)(_login)
-    for group, version, plural, kind, labels in [
-        *WATCHES,
-        *([HTTPROUTE_WATCH] if gateway_api else []),
-    ]:
+    for group, version, plural, kind, labels in watches:
         kopf.on.event(
             group, version, plural, labels=labels, registry=registry, id=f"observe-{plural}"
         )(_observer(operator, kind))
@@ -276,9 +287,10 @@ def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
-async def _has_gateway_api(client: AsyncClient) -> bool:
+async def _has_crd(client: AsyncClient, name: str) -> bool:
+    """Whether the CRD ``name`` is installed (and the operator may read it)."""
     try:
-        await client.get(CustomResourceDefinition, HTTPROUTE_CRD)
+        await client.get(CustomResourceDefinition, name)
     except ApiError as exc:
         if exc.status.code in (403, 404):
             return False
