@@ -119,11 +119,16 @@ class RunningOperator:
         self._out.close()
 
 
-def operating_namespace(kubeconfig: Path, namespace: str, log: Path) -> Iterator[RunningOperator]:
-    """A module fixture's operator of ``namespace`` alone, stopped after the module's tests."""
-    running = RunningOperator(kubeconfig, log, options=("--namespace", namespace))
+def operating(kubeconfig: Path, log: Path, *options: str) -> Iterator[RunningOperator]:
+    """A module fixture's operator with ``options``, stopped after the module's tests."""
+    running = RunningOperator(kubeconfig, log, options=options)
     yield running
     running.stop()
+
+
+def operating_namespace(kubeconfig: Path, namespace: str, log: Path) -> Iterator[RunningOperator]:
+    """A module fixture's operator of ``namespace`` alone."""
+    yield from operating(kubeconfig, log, "--namespace", namespace)
 
 
 def apply(plane: ControlPlane, name: str, extra: str = "", namespace: str = "default") -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.kubernetes.controlplane import ControlPlane, wait_until
-from tests.kubernetes.operating import RunningOperator, apply, model, ready
+from tests.kubernetes.operating import RunningOperator, apply, model, operating, ready
 
 pytestmark = pytest.mark.slow
 
@@ -33,13 +33,8 @@ def routing_operator(
     kwok_node: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningOperator]:
-    running = RunningOperator(
-        operator_kubeconfig,
-        tmp_path_factory.mktemp("routing") / "op.log",
-        options=("--route-parent", "gateway-system/edge"),
-    )
-    yield running
-    running.stop()
+    log = tmp_path_factory.mktemp("routing") / "op.log"
+    yield from operating(operator_kubeconfig, log, "--route-parent", "gateway-system/edge")
 
 
 def backends(route: dict[str, Any]) -> dict[str, int]:

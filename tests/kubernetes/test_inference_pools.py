@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.kubernetes.controlplane import ControlPlane, wait_until
-from tests.kubernetes.operating import RunningOperator, model, ready
+from tests.kubernetes.operating import RunningOperator, model, operating, ready
 
 pytestmark = pytest.mark.slow
 
@@ -66,13 +66,8 @@ def pool_operator(
     kwok_node: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningOperator]:
-    running = RunningOperator(
-        operator_kubeconfig,
-        tmp_path_factory.mktemp("pools") / "op.log",
-        options=("--endpoint-picker", "{model}-picker:9010"),
-    )
-    yield running
-    running.stop()
+    log = tmp_path_factory.mktemp("pools") / "op.log"
+    yield from operating(operator_kubeconfig, log, "--endpoint-picker", "{model}-picker:9010")
 
 
 def pools(plane: ControlPlane, name: str) -> dict[str, dict[str, Any]]:
