@@ -7,15 +7,19 @@ import os
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
+from prometheus_client import CollectorRegistry, Gauge, Info, generate_latest
 
 from modelplane.api import ModelSpec
+from modelplane.api.engine_load import HEADER, LOAD_PATH, EngineLoad, decode
 from modelplane.api.exits import EXIT_MISSING_EXTRA
-from modelplane.runtime.external import ExternalEngine
+from modelplane.runtime.external import LLAMACPP_CONTEXT, ExternalEngine
+from modelplane.runtime.external_load import STALE_SECONDS, ExternalLoad
 from tests.llm.conftest import chat_variant, openai_client
 from tests.processes import RuntimeProcess
 
@@ -80,6 +84,56 @@ def test_the_runtime_checks_what_it_can_before_the_engine(fronted: RuntimeProces
 def test_runtime_metrics_count_the_passed_through_requests(fronted: RuntimeProcess) -> None:
     text = httpx.get(f"{fronted.url}/metrics").text
     assert 'modelplane_runtime_requests_total{model="fronted",outcome="success"}' in text
+
+
+def test_the_engines_load_is_reported_as_the_in_process_engines_report_theirs(
+    fronted: RuntimeProcess,
+) -> None:
+    """llama.cpp's server says nothing of its load: the runtime counts what it has open there
+    (one request runs, the rest wait) and reports it for the gateway's balancing."""
+
+    def load() -> EngineLoad:
+        return decode(httpx.get(f"{fronted.url}{LOAD_PATH}", timeout=10).headers[HEADER])
+
+    idle = load()
+    assert (idle.running, idle.waiting, idle.slots) == (0, 0, 1)
+    assert idle.capacity == LLAMACPP_CONTEXT  # the server's own context: no contextLength
+    body = {"model": "fronted", "messages": HELLO, "max_tokens": 1000, "seed": 1}
+    seen: set[tuple[int, int]] = set()
+    with ThreadPoolExecutor(3) as pool:
+        url = f"{fronted.url}/v1/chat/completions"
+        sent = [pool.submit(httpx.post, url, json=body, timeout=120) for _ in range(3)]
+        while not all(future.done() for future in sent):
+            now = load()
+            seen.add((now.running, now.waiting))
+        answers = [future.result() for future in sent]
+    assert all(answer.status_code == 200 for answer in answers)
+    assert {running for running, _ in seen} <= {0, 1}  # never more than its one slot
+    assert any(waiting for _, waiting in seen)  # the others wait their turn, and are counted
+    assert decode(answers[0].headers[HEADER]).slots == 1  # stamped on the answers too
+    assert (load().running, load().waiting) == (0, 0)
+
+
+def test_an_engines_metrics_are_its_load_while_fresh() -> None:
+    """vLLM's gauges (as a registry of that shape exposes them) are the engine's load; a stale
+    read falls back to the runtime's own count."""
+    registry = CollectorRegistry()
+    labels = ["model_name"]
+    Gauge("vllm:num_requests_running", "", labels, registry=registry).labels("m").set(7)
+    Gauge("vllm:num_requests_waiting", "", labels, registry=registry).labels("m").set(3)
+    Gauge("vllm:kv_cache_usage_perc", "", labels, registry=registry).labels("m").set(0.25)
+    config = Info("vllm:cache_config", "", registry=registry)
+    config.info({"block_size": "16", "num_gpu_blocks": "4096"})
+    watched = ExternalLoad(slots=256, capacity=0)
+    watched.note(generate_latest(registry).decode(), now=100.0)
+    fresh = watched.load(now=101.0)
+    assert (fresh.running, fresh.waiting, fresh.slots) == (7, 3, 256)
+    assert (fresh.kv_usage, fresh.capacity) == (0.25, 16 * 4096)
+    watched.open = 2
+    stale = watched.load(now=100.0 + STALE_SECONDS + 1)
+    assert (stale.running, stale.waiting, stale.capacity) == (2, 0, 0)
+    watched.note("# another engine's metrics\nother_total 1\n", now=200.0)
+    assert watched.load(now=200.0).running == 2  # nothing read: the count stands
 
 
 def test_an_engine_that_dies_takes_the_replica_down(llm_dir: Path, tmp_path: Path) -> None:

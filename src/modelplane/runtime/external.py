@@ -30,6 +30,7 @@ import orjson
 from modelplane.api import ModelFormat, ModelSpec, Task
 from modelplane.errors import MissingExtraError, ModelLoadError, ModelNotReadyError, PredictError
 from modelplane.processes import die_with_parent, free_port
+from modelplane.runtime.external_load import POLL_SECONDS, ExternalLoad
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ class Preset:
     command: Callable[[Path, str, int, ModelSpec], list[str]]
     ready_path: str
     metrics_path: str | None  # Prometheus metrics the runtime passes on at its own /metrics
+    # Requests the engine runs at once, and prompt tokens its cache holds, unless it says.
+    slots: Callable[[ModelSpec], int]
+    capacity: Callable[[ModelSpec], int]
 
 
 def _llamacpp(model: Path, name: str, port: int, spec: ModelSpec) -> list[str]:
@@ -62,10 +66,29 @@ def _vllm(model: Path, name: str, port: int, spec: ModelSpec) -> list[str]:
     return command
 
 
+def _vllm_slots(spec: ModelSpec) -> int:
+    args = spec.engine.args
+    for at, arg in enumerate(args[:-1]):
+        if arg == "--max-num-seqs" and args[at + 1].isdigit():
+            return int(args[at + 1])
+    return VLLM_MAX_NUM_SEQS
+
+
+LLAMACPP_CONTEXT = 2048  # llama.cpp's server's n_ctx, unless generation.contextLength says
+VLLM_MAX_NUM_SEQS = 256  # vLLM's --max-num-seqs unless its arguments say
+
 PRESETS = {
-    ModelFormat.LLAMACPP: Preset(_llamacpp, ready_path="/v1/models", metrics_path=None),
-    ModelFormat.VLLM: Preset(_vllm, ready_path="/health", metrics_path="/metrics"),
-}
+    # llama.cpp's Python server runs one request at a time in one context.
+    ModelFormat.LLAMACPP: Preset(
+        _llamacpp, ready_path="/v1/models", metrics_path=None, slots=lambda _: 1,
+        capacity=lambda spec: spec.generation.context_length or LLAMACPP_CONTEXT,
+    ),
+    # vLLM's metrics say its capacity (vllm:cache_config_info): 0 until read.
+    ModelFormat.VLLM: Preset(
+        _vllm, ready_path="/health", metrics_path="/metrics", slots=_vllm_slots,
+        capacity=lambda _: 0,
+    ),
+}  # fmt: skip
 
 
 def uses_external_engine(spec: ModelSpec) -> bool:
@@ -95,6 +118,8 @@ class ExternalEngine:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: asyncio.subprocess.Process | None = None
         self._client: httpx.AsyncClient | None = None  # once the engine answers
+        self.load = ExternalLoad(self.preset.slots(spec), self.preset.capacity(spec))
+        self._polling: asyncio.Task[None] | None = None
 
     @property
     def command(self) -> list[str]:
@@ -138,6 +163,8 @@ class ExternalEngine:
                 await asyncio.sleep(0.2)
         timeout = httpx.Timeout(10, read=self.spec.generation.timeout_seconds)
         self._client = httpx.AsyncClient(timeout=timeout)
+        if self.preset.metrics_path is not None:
+            self._polling = asyncio.get_running_loop().create_task(self._poll_load())
 
     async def send(self, path: str, document: dict[str, Any]) -> EngineReply:
         """POST ``document`` to the engine's ``path``. Closing the reply closes its connection,
@@ -147,12 +174,23 @@ class ExternalEngine:
         sent = self._client.build_request(
             "POST", self.url + path, content=orjson.dumps(document), headers={"content-type": JSON}
         )
+        self.load.open += 1
         try:
             reply = await self._client.send(sent, stream=True)
         except httpx.TransportError as exc:
+            self.load.open -= 1
             raise PredictError(f"the engine did not answer: {exc}") from exc
         media = reply.headers.get("content-type", JSON)
-        return EngineReply(reply.status_code, media, reply.aiter_raw(), reply.aread, reply.aclose)
+        closed = False
+
+        async def close() -> None:
+            nonlocal closed
+            if not closed:
+                closed = True
+                self.load.open -= 1
+            await reply.aclose()
+
+        return EngineReply(reply.status_code, media, reply.aiter_raw(), reply.aread, close)
 
     async def exited(self) -> int:
         assert self.process is not None
@@ -160,6 +198,8 @@ class ExternalEngine:
 
     async def stop(self) -> None:
         """Stop the server (the runtime calls it after the requests in flight finished)."""
+        if self._polling is not None:
+            self._polling.cancel()
         if self._client is not None:
             await self._client.aclose()
         process = self.process
@@ -181,3 +221,11 @@ class ExternalEngine:
         except httpx.TransportError:
             return b""
         return reply.content if reply.status_code == 200 else b""
+
+    async def _poll_load(self) -> None:
+        """Read the engine's state from its metrics, for the gateway's balancing."""
+        while True:
+            exposition = await self.metrics()
+            with contextlib.suppress(ValueError):  # not an exposition: the count stands
+                self.load.note(exposition.decode(errors="replace"), time.monotonic())
+            await asyncio.sleep(POLL_SECONDS)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
@@ -144,12 +145,14 @@ class Runtime:
         )
         chosen = tracer(self.options.tracer_provider)
         app = app if chosen is None else TracingMiddleware(app, chosen)
-        if spec.task in GENERATIVE_TASKS and not uses_external_engine(spec):
+        if spec.task in GENERATIVE_TASKS:
             # Outermost: the gateway's polls are neither logged nor traced, as scrapes are not.
             app = LoadReporting(app, self._engine_load)
         return app
 
     def _engine_load(self) -> EngineLoad | None:
+        if self.engine is not None:
+            return self.engine.load.load(time.monotonic())
         return self._generation.load() if self._generation is not None else None
 
     async def _metrics(self, request: Request) -> Response:
