@@ -5,8 +5,10 @@ uvicorn parses with httptools but puts no limit on a request head (a 2 MiB heade
 served), never times out a connection that has not sent a whole request (one that opens and
 says nothing, or sends half a head or half a body, is held for ever), and keeps a connection
 open after answering an ``Expect: 100-continue`` request whose body it never asked for, though
-the client will not send it. :class:`DataPlaneProtocol` adds those bounds; the runtime's server
-and the gateway's (``cli``) pass it to uvicorn as ``http``, with :data:`KEEP_ALIVE_SECONDS`.
+the client will not send it; nor does it bound a client that stops reading an answer (a stream
+it stopped reading would hold its generation for ever). :class:`DataPlaneProtocol` adds those
+bounds; the runtime's server and the gateway's (``cli``) pass it to uvicorn as ``http``, with
+:data:`KEEP_ALIVE_SECONDS`.
 What a client sees past each bound is listed in ``docs/runtime.md`` ("HTTP/1.1 behaviour").
 """
 
@@ -23,6 +25,9 @@ HEAD_LIMIT_BYTES = 64 * 1024  # request line and headers; more is refused with 4
 HEAD_SECONDS = 10.0  # a request head must arrive whole within this, from its first byte
 BODY_IDLE_SECONDS = 10.0  # the longest pause between two parts of a request body
 KEEP_ALIVE_SECONDS = 5  # an idle connection is closed after this (the gateway's pool counts on it)
+# A client that takes nothing of an answer for this long, once the buffers are full, is cut off:
+# a stream it stopped reading would otherwise hold its generation (and the replica's slot).
+WRITE_STALL_SECONDS = 30.0
 LINGER_SECONDS = 2.0  # after a refusal, what the client still sends is read and dropped this long
 _HEAD_TOO_LARGE = f"request head exceeds {HEAD_LIMIT_BYTES} bytes (request line and headers)"
 
@@ -87,6 +92,7 @@ class DataPlaneProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # of the request being parsed, as far as its head has come
         self._reading: asyncio.TimerHandle | None = None  # the head's deadline, the body's bound
         self._dropping = False  # refused: what still comes is read and dropped until closed
+        self._stalled: asyncio.TimerHandle | None = None  # the bound on a client not reading
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -96,7 +102,28 @@ class DataPlaneProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_reading_timer()
+        self._stop_stall_timer()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._stalled is None:
+            self._stalled = self.loop.call_later(WRITE_STALL_SECONDS, self._write_stalled)
+
+    def resume_writing(self) -> None:
+        self._stop_stall_timer()
+        super().resume_writing()
+
+    def _stop_stall_timer(self) -> None:
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
+
+    def _write_stalled(self) -> None:
+        """Nothing written for the bound: drop what the client did not take and close, which
+        its app sees as a client that left (a stream's generation stops)."""
+        self._stalled = None
+        self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         if self._dropping:

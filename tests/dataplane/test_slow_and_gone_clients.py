@@ -4,15 +4,22 @@ gateway attempt, no replica request, no generation going on for a client that le
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import httpx
 import orjson
 
-from modelplane.connections import BODY_IDLE_SECONDS, HEAD_SECONDS
+from modelplane.backends.local.supervisor import die_with_parent
+from modelplane.connections import BODY_IDLE_SECONDS, HEAD_SECONDS, WRITE_STALL_SECONDS
 from tests.dataplane.conftest import INFER, IRIS_ROW, Served
 from tests.dataplane.wire import Wire, request
 from tests.platform.conftest import wait_for
+from tests.processes import free_port
 
 MAX_TOKENS = 1024  # the chat example's limit: its story runs that long unless stopped
 STORY = {"model": "tiny-chat", "prompt": "Tell me a story", "max_tokens": MAX_TOKENS, "seed": 3}
@@ -93,3 +100,39 @@ def test_a_client_that_leaves_mid_stream_stops_its_generation(served: Served) ->
     answer = httpx.post(url, json={**STORY, "max_tokens": 8}, headers=dict(served.auth), timeout=30)
     assert answer.status_code == 200, answer.text
     assert answer.json()["usage"]["completion_tokens"] == 8
+
+
+def test_a_client_that_stops_reading_a_stream_is_cut_off(tmp_path: Path) -> None:
+    """It asks for a stream and reads nothing: once the buffers between are full the server
+    can write nothing, and past the bound it drops the connection, which its app sees as a
+    client that left (the runtime and the gateway then stop the generation, as above)."""
+    port = free_port()
+    log = tmp_path / "endless.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tests.dataplane.endless", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: port_open(port), "the server listening", 30)
+        with Wire(port, timeout=WRITE_STALL_SECONDS + 30, receive_buffer=4096) as wire:
+            wire.send(request("GET", "/events"))
+            started = time.monotonic()
+            wait_for(lambda: b"client gone" in log.read_bytes(), "the stream ended",
+                     WRITE_STALL_SECONDS + 30)  # fmt: skip
+            assert time.monotonic() - started >= WRITE_STALL_SECONDS - 1
+            assert wire.closed_by_server()  # what it had not taken is dropped
+        with Wire(port) as other:  # the server serves on
+            other.send(request("GET", "/events"))
+            assert other.begun(b"data: ").status == 200
+    finally:
+        server.kill()
+        server.wait()
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True

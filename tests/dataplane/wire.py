@@ -60,8 +60,16 @@ def chunked(body: bytes, sizes: Sequence[int], trailers: Iterable[tuple[str, str
 class Wire:
     """One client connection to ``127.0.0.1:port``."""
 
-    def __init__(self, port: int, timeout: float = READ_SECONDS) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(
+        self, port: int, timeout: float = READ_SECONDS, receive_buffer: int | None = None
+    ) -> None:
+        """``receive_buffer``: the socket's, in bytes (set before connecting, so the window the
+        server sees is that small)."""
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.settimeout(timeout)
+        self.sock.connect(("127.0.0.1", port))
         self.timeout = timeout
         self.interim: list[Response] = []  # 1xx answers, in order
         self._done: list[Response] = []
