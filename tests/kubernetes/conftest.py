@@ -130,6 +130,24 @@ def crd(control_plane: ControlPlane) -> str:
     return rendered.stdout
 
 
+def apply_crd(plane: ControlPlane, definition: dict[str, Any]) -> None:
+    """Replace the Model CRD the way ``kubectl apply --server-side --force-conflicts`` does
+    (what ``--allow-unsafe-crd``, kustomize and Helm users end up doing)."""
+    plane.kubectl(
+        "apply", "--server-side", "--force-conflicts", "-f", "-",
+        input=json.dumps(definition), check=True,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def restored_crd(control_plane: ControlPlane, crd: str) -> Iterator[None]:
+    """Whatever a test does to the Model CRD, the current one is back afterwards."""
+    yield
+    control_plane.kubectl(
+        "apply", "--server-side", "--force-conflicts", "-f", "-", input=crd, check=True
+    )
+
+
 OPERATOR_NAMESPACE = "modelplane-system"
 
 
