@@ -82,9 +82,6 @@ def test_the_baseline_models_were_valid_under_the_baseline() -> None:
             _schema_at(spec, path)  # raises KeyError naming a field the baseline lacks
 
 
-# -- on the real API server ------------------------------------------------------------------
-
-
 def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
     """Every scalar (and empty container) of a document with its dotted path."""
     if isinstance(value, dict) and value:
@@ -107,6 +104,9 @@ def _schema_at(properties: dict[str, Any], path: str) -> dict[str, Any]:
         else:
             schema = schema["additionalProperties"]
     return schema
+
+
+# -- on the real API server ------------------------------------------------------------------
 
 
 def _served(plane: ControlPlane, document: dict[str, Any]) -> bool:
