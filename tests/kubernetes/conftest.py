@@ -130,6 +130,33 @@ def crd(control_plane: ControlPlane) -> str:
     return rendered.stdout
 
 
+def apply_crd(plane: ControlPlane, definition: dict[str, Any]) -> None:
+    """Replace the Model CRD the way ``kubectl apply --server-side --force-conflicts`` does
+    (what ``--allow-unsafe-crd``, kustomize and Helm users end up doing)."""
+    plane.kubectl(
+        "apply", "--server-side", "--force-conflicts", "-f", "-",
+        input=json.dumps(definition), check=True,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def restored_crd(control_plane: ControlPlane, crd: str) -> Iterator[None]:
+    """Whatever a test does to the Model CRD, the current one is back afterwards, and kubectl's
+    discovery cache knows it (a version added and removed again would otherwise stay the
+    preferred one for ``kubectl get mdl``)."""
+    yield
+    control_plane.kubectl(
+        "apply", "--server-side", "--force-conflicts", "-f", "-", input=crd, check=True
+    )
+
+    def discovered() -> bool:
+        # api-versions always asks the server afresh, and refreshes the cache.
+        found = control_plane.kubectl("api-versions", check=True).stdout.split()
+        return {v for v in found if v.startswith("modelplane.io/")} == {"modelplane.io/v1alpha1"}
+
+    wait_until(discovered, "kubectl to discover the Model CRD as it is")
+
+
 OPERATOR_NAMESPACE = "modelplane-system"
 
 

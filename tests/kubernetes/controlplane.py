@@ -495,6 +495,14 @@ class ControlPlane:
         self._etcd("/v3/kv/compaction", {"revision": str(revision), "physical": True})
         return revision
 
+    def stored(self, key: str) -> Any:
+        """The object etcd holds under ``key`` (``/registry/...``), as the API server wrote
+        it, or None: custom resources are stored as JSON in their storage version, before any
+        pruning or defaulting a read applies."""
+        encoded = base64.b64encode(key.encode()).decode()
+        found = self._etcd("/v3/kv/range", {"key": encoded}).get("kvs") or []
+        return json.loads(base64.b64decode(found[0]["value"])) if found else None
+
     def second_apiserver(self) -> str:
         """Start another kube-apiserver on the same etcd, with the same certificates, and
         return its URL (``kubectl("--server", url, ...)`` talks to it). It stops with the

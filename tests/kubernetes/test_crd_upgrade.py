@@ -5,15 +5,13 @@ and nothing is applied."""
 from __future__ import annotations
 
 import copy
-import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from modelplane.api import crd
 from modelplane.backends.kubernetes.crd_upgrade import unsafe_changes
-from tests.kubernetes.conftest import run_as_admin
+from tests.kubernetes.conftest import apply_crd, run_as_admin
 from tests.kubernetes.controlplane import ControlPlane
 from tests.kubernetes.operating import MODEL
 
@@ -56,6 +54,28 @@ def test_the_same_crd_and_a_grown_one_are_safe() -> None:
             lambda s: s["properties"]["scaling"]["properties"]["minReplicas"].update(type="string"),
             "spec.scaling.minReplicas changes type from integer to string",
         ),
+        (
+            lambda s: s["properties"]["batching"]["properties"]["maxBatchSize"].update(default=16),
+            "spec.batching.maxBatchSize changes default from 32 to 16",
+        ),
+        (
+            lambda s: s["properties"]["source"]["properties"]["sha256"].pop("nullable"),
+            "spec.source.sha256 drops nullable",
+        ),
+        (
+            lambda s: s["properties"]["scaling"]["properties"]["minReplicas"].update(
+                exclusiveMinimum=True
+            ),
+            "spec.scaling.minReplicas makes minimum 0 exclusive",
+        ),
+        (
+            lambda s: s["properties"]["telemetry"]["properties"]["env"].pop("additionalProperties"),
+            "spec.telemetry.env stops accepting map entries",
+        ),
+        (
+            lambda s: s["properties"]["source"]["properties"]["uri"].update(format="uri"),
+            "spec.source.uri changes format to 'uri'",
+        ),
     ],
 )
 def test_changes_that_break_stored_models_are_named(change: Any, complaint: str) -> None:
@@ -79,22 +99,6 @@ def test_dropping_a_stored_version_is_refused() -> None:
 # -- on the real API server ------------------------------------------------------------------
 
 
-@pytest.fixture
-def restored_crd(control_plane: ControlPlane, crd: str) -> Iterator[None]:
-    """Whatever a test does to the Model CRD, the current one is back afterwards."""
-    yield
-    control_plane.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", "-", input=crd, check=True
-    )
-
-
-def _apply_crd(plane: ControlPlane, definition: dict[str, Any]) -> None:
-    plane.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", "-",
-        input=json.dumps(definition), check=True,
-    )  # fmt: skip
-
-
 @pytest.mark.slow
 @pytest.mark.usefixtures("restored_crd")
 def test_an_older_crd_upgrades_in_place_and_its_models_stay(
@@ -102,7 +106,7 @@ def test_an_older_crd_upgrades_in_place_and_its_models_stay(
 ) -> None:
     older = crd()
     del _spec(older)["properties"]["batching"]
-    _apply_crd(control_plane, older)
+    apply_crd(control_plane, older)
     document = MODEL.format(name="from-before", extra="")
     control_plane.kubectl("apply", "-f", "-", input=document, check=True)
     refused = control_plane.kubectl(
@@ -130,7 +134,7 @@ def test_an_unsafe_crd_change_is_refused_and_nothing_is_applied(
     # The live CRD has a field the new one lacks: applying it would prune stored values.
     live = crd()
     _spec(live)["properties"]["legacyOption"] = {"type": "string"}
-    _apply_crd(control_plane, live)
+    apply_crd(control_plane, live)
     refused = run_as_admin(control_plane, "install")
     assert refused.returncode != 0
     assert "spec.legacyOption is removed: stored values would be pruned" in refused.stderr
