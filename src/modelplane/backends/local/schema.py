@@ -125,6 +125,10 @@ _INCIDENTS = _statements(
 )"""
 )
 
+# Version 5: an API key's priority in the gateway's waiting room (``api.priority``); NULL: the
+# namespace's.
+_KEY_PRIORITY = _statements("ALTER TABLE api_keys ADD COLUMN priority TEXT")
+
 # In order; the N-th brings a file from version N-1 to N. Append only: never edit one that has
 # shipped, since files out there are at its version already.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -132,6 +136,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _RELEASE_MILESTONES,
     _USAGE,
     _INCIDENTS,
+    _KEY_PRIORITY,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
