@@ -79,9 +79,12 @@ class Sent:
         self.finished: list[str] = []
         self.replies: dict[str, httpx.Response] = {}
 
-    def send(self, name: str, tenant: str, timeout: float = 60) -> None:
+    def send(self, name: str, tenant: str, timeout: float = 60, long: bool = False) -> None:
+        """``long``: as long an answer as the slot-holding stream's."""
         headers = {"X-Modelplane-Tenant": tenant}
         body = {"model": MODEL, "prompt": "Hello", "max_tokens": 4, "temperature": 0}
+        if long:
+            body = {"model": MODEL, "prompt": "Tell me a story", "max_tokens": 4000, "seed": 3}
 
         def run() -> None:
             with contextlib.suppress(httpx.TimeoutException):
@@ -176,12 +179,18 @@ def test_a_client_that_leaves_while_held_frees_its_place(platform: Platform) -> 
 
 
 def test_a_request_held_past_the_bound_gets_429(platform: Platform) -> None:
+    """Two long answers in turn keep the slot past the bound from a batch request waiting
+    behind the second."""
     sent = Sent(platform)
     with slot_taken(platform):
+        sent.send("next", "default", long=True)
+        wait_for(lambda: waiting(platform) == 1, "the next long answer waiting", 30)
         started = time.monotonic()
-        sent.send("patient", "default")
+        sent.send("patient", "batch-team")
         wait_for(lambda: "patient" in sent.finished, "the bound", 30)
         held = time.monotonic() - started
+    sent.join()
+    assert sent.status("next") == 200
     assert sent.status("patient") == 429
     assert "stayed saturated" in sent.message("patient")
     assert held >= MAX_WAIT - 0.5

@@ -7,7 +7,6 @@ added)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,19 +17,10 @@ from modelplane.backends.local.schema import MIGRATIONS, SCHEMA_VERSION, open_st
 from modelplane.errors import SpecError
 from modelplane.security.key_file import FileKeyStore, add_to_file
 from modelplane.security.roles import Role
-from tests.platform.conftest import Platform, running_in, wait_for
+from tests.platform.conftest import Platform
+from tests.platform.test_auth import admin, secured
 
-
-@pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    yield from running_in(tmp_path_factory, "priorities", options=("--auth",))
-
-
-@pytest.fixture(scope="module")
-def admin(secured: Platform) -> str:
-    key = secured.state_dir / "admin.key"
-    wait_for(lambda: "auth         API keys" in secured.log.read_text(), "the auth banner", 30)
-    return key.read_text().strip()
+__all__ = ["admin", "secured"]  # the fixtures: a platform under --auth, and its admin key
 
 
 def test_priorities_are_set_shown_checked_and_kept_across_a_restart(
