@@ -8,9 +8,10 @@ The interactive tenant (namespace ``default``) sends short streamed chats one af
 the batch tenant (namespace ``batch-team``, whose quota sets ``priority: batch``) keeps
 ``flooders`` longer chats in flight at once, each sent as the tenant with the
 ``X-Modelplane-Tenant`` header. Time to first token is measured at the interactive client. The
-runs: the interactive tenant alone; under the flood with flow control (the default); under the
-flood with flow control off (``--flow-max-waiting 0``: the flood waits in the replica's own
-waiting list, first come first served).
+runs: the interactive tenant alone; under the flood with flow control (the default); the same
+with one request allowed to wait in the replica beside its busy slots (``--engine-weights
+max-waiting=1``); under the flood with flow control off (``--flow-max-waiting 0``: the flood
+waits in the replica's own waiting list, first come first served).
 """
 
 from __future__ import annotations
@@ -94,7 +95,11 @@ def run(work: Path, requests: int, flooders: int) -> dict[str, Any]:
     subprocess.run([sys.executable, str(script), "--out", str(work)], check=True)
     artifact = work / "tiny-chat.gguf"
     found: dict[str, Any] = {}
-    runs = {"with flow control": (), "flow control off": ("--flow-max-waiting", "0")}
+    runs = {
+        "with flow control": (),
+        "with flow control, one waiting at the replica": ("--engine-weights", "max-waiting=1"),
+        "flow control off": ("--flow-max-waiting", "0"),
+    }
     for name, options in runs.items():
         up = Up(work / f"state-{len(found)}", *options)
         try:
