@@ -79,10 +79,13 @@ class Sent:
         self.finished: list[str] = []
         self.replies: dict[str, httpx.Response] = {}
 
-    def send(self, name: str, tenant: str, timeout: float = 60, long: bool = False) -> None:
-        """``long``: as long an answer as the slot-holding stream's."""
+    def send(
+        self, name: str, tenant: str, timeout: float = 60, long: bool = False, stream: bool = False
+    ) -> None:
+        """``long``: as long an answer as the slot-holding stream's; ``stream``: streamed."""
         headers = {"X-Modelplane-Tenant": tenant}
-        body = {"model": MODEL, "prompt": "Hello", "max_tokens": 4, "temperature": 0}
+        body: dict[str, Any] = {"model": MODEL, "prompt": "Hello", "max_tokens": 4,
+                                "temperature": 0, "stream": stream}  # fmt: skip
         if long:
             body = {"model": MODEL, "prompt": "Tell me a story", "max_tokens": 4000, "seed": 3}
 
@@ -115,13 +118,27 @@ def test_interactive_requests_are_served_before_batch_ones_when_the_slot_frees(
         for n in range(2):
             sent.send(f"batch-{n}", "batch-team")
         wait_for(lambda: waiting(platform, "batch") == 2, "two batch requests waiting", 30)
-        sent.send("interactive", "default")
+        sent.send("interactive", "default", stream=True)
         wait_for(lambda: waiting(platform, "interactive") == 1, "one interactive waiting", 30)
         assert sent.finished == []  # held, not refused
     sent.join()  # the slot freed: each is let through as the one before it ends
     assert {name: sent.status(name) for name in sent.replies} == dict.fromkeys(sent.replies, 200)
     assert sent.finished[0] == "interactive"
+    assert (
+        "data: [DONE]" in sent.replies["interactive"].text
+    )  # its stream, relayed once let through
     assert waiting(platform) == 0
+
+
+def test_a_tenant_that_is_no_namespace_name_is_refused(platform: Platform) -> None:
+    body = {"model": MODEL, "prompt": "Hello", "max_tokens": 4}
+    headers = {"X-Modelplane-Tenant": "Team_B"}
+    refused = httpx.post(f"{platform.gateway}/v1/completions", json=body, headers=headers)
+    assert refused.status_code == 400
+    assert (
+        "X-Modelplane-Tenant: 'Team_B' is not a namespace name"
+        in refused.json()["error"]["message"]
+    )
 
 
 def test_namespaces_share_the_room_and_take_turns(platform: Platform) -> None:

@@ -272,7 +272,7 @@ class Gateway:
             return None
         if len(named) > 63 or not _NAMESPACE.fullmatch(named):
             raise InvalidRequestError(
-                f"{TENANT_HEADER.decode()}: {named!r} is not a namespace name (lowercase letters, "
+                f"X-Modelplane-Tenant: {named!r} is not a namespace name (lowercase letters, "
                 "digits and '-', at most 63)"
             )
         self.admission.authorize(principal, f"{named}/")
