@@ -2,7 +2,7 @@
 straight at the replica, and prefix-aware balancing against round robin and least outstanding on
 a multi-turn chat workload.
 
-    python -m benchmarks.llm.run [--only engine prefix] [--conversations 12] [--turns 4]
+    python -m benchmarks.llm.run [--only engine prefix flow] [--conversations 12] [--turns 4]
 
 Everything runs on loopback against real `modelplane up` processes serving GGUF models through
 llama.cpp. The models are made by examples/llm/make_models.py: the tiny example for the engine
@@ -261,7 +261,16 @@ FIGURES: dict[str, Callable[[Path, argparse.Namespace], Any]] = {
     "engine-server": lambda work, args: engine(work, external=True),
     "huggingface": lambda work, args: huggingface(work),
     "prefix": lambda work, args: prefix(work, args.conversations, args.turns),
+    "flow": lambda work, args: flow(work),
 }
+
+
+def flow(work: Path) -> dict[str, Any]:
+    """An interactive tenant's time to first token alone and under a batch tenant's flood
+    (benchmarks/llm/flow.py)."""
+    from benchmarks.llm import flow
+
+    return flow.run(work, requests=40, flooders=8)
 
 
 def main() -> None:

@@ -26,7 +26,9 @@ def platform(
     llm_dir: Path, iris_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Platform]:
     root = tmp_path_factory.mktemp("llm-platform")
-    running = Platform(root / "state", root / "up.log")
+    # Flow control off: a saturated model's refusal reaches the client (test_flow_control.py
+    # has the waiting room).
+    running = Platform(root / "state", root / "up.log", options=("--flow-max-waiting", "0"))
     try:
         for manifest in (llm_dir / "chat.yaml", llm_dir / "embedding.yaml", iris_dir / "iris.yaml"):
             applied = running.cli("apply", "-f", str(manifest))

@@ -18,6 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from modelplane.api.manifests import problems_from
 from modelplane.api.meta import Wire
+from modelplane.api.priority import Priority
 from modelplane.errors import FieldProblem, SpecError
 
 ANNOTATION_PREFIX = "quota.modelplane.io/"
@@ -27,6 +28,7 @@ ANNOTATIONS = {
     "concurrent-requests": "concurrent_requests",
     "max-replicas": "max_replicas",
     "tokens-per-minute": "tokens_per_minute",
+    "priority": "priority",
 }
 
 
@@ -38,6 +40,8 @@ class Quota:
     concurrent_requests: int | None = None
     max_replicas: int | None = None  # across the namespace; the controllers enforce it
     tokens_per_minute: int | None = None  # prompt and completion tokens, OpenAI API requests
+    # In a gateway's waiting room, for requests whose API key sets none (None: interactive).
+    priority: Priority | None = None
 
 
 class QuotaBoard(Protocol):
@@ -58,6 +62,7 @@ class QuotaSpec(Wire):
     concurrent_requests: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     max_replicas: Annotated[int, Field(ge=0, le=100_000)] | None = None
     tokens_per_minute: Annotated[int, Field(ge=1, le=10_000_000_000)] | None = None
+    priority: Priority | None = None
 
     @field_validator("*", mode="before")
     @classmethod
@@ -72,6 +77,7 @@ class QuotaSpec(Wire):
             self.concurrent_requests,
             self.max_replicas,
             self.tokens_per_minute,
+            self.priority,
         )
 
 

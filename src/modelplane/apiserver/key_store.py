@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from modelplane.api.priority import Priority
 from modelplane.backends.local.schema import open_state
 from modelplane.errors import NotFoundError
 from modelplane.security import keys
@@ -26,6 +27,7 @@ class KeyInfo:
     grants: dict[str, Role]
     created: str
     revoked: str | None
+    priority: Priority | None = None  # None: the namespace's
 
     def wire(self) -> dict[str, Any]:
         return {
@@ -34,6 +36,7 @@ class KeyInfo:
             "grants": {ns: role.label for ns, role in self.grants.items()},
             "created": self.created,
             "revoked": self.revoked,
+            "priority": self.priority.value if self.priority is not None else None,
         }
 
 
@@ -48,15 +51,18 @@ class SqliteKeyStore:
     def close(self) -> None:
         self._db.close()
 
-    def create(self, name: str, grants: dict[str, Role]) -> tuple[KeyInfo, str]:
+    def create(
+        self, name: str, grants: dict[str, Role], priority: Priority | None = None
+    ) -> tuple[KeyInfo, str]:
         """A new key: what may be shown of it, and the key itself (shown once, never stored)."""
         issued = keys.issue()
         created = _now()
         self._db.execute(
-            "INSERT INTO api_keys (id, name, secret_hash, grants, created) VALUES (?, ?, ?, ?, ?)",
-            (issued.id, name, issued.secret_hash, _dump(grants), created),
+            "INSERT INTO api_keys (id, name, secret_hash, grants, created, priority) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (issued.id, name, issued.secret_hash, _dump(grants), created, _label(priority)),
         )
-        return KeyInfo(issued.id, name, dict(grants), created, None), issued.token
+        return KeyInfo(issued.id, name, dict(grants), created, None, priority), issued.token
 
     def revoke(self, key_id: str) -> KeyInfo:
         self._db.execute(
@@ -69,18 +75,20 @@ class SqliteKeyStore:
 
     def list(self) -> list[KeyInfo]:
         rows = self._db.execute(
-            "SELECT id, name, grants, created, revoked FROM api_keys ORDER BY created, id"
+            "SELECT id, name, grants, created, revoked, priority FROM api_keys ORDER BY created, id"
         ).fetchall()
-        return [KeyInfo(i, n, _load(g), c, r) for i, n, g, c, r in rows]
+        return [KeyInfo(i, n, _load(g), c, r, _priority(p)) for i, n, g, c, r, p in rows]
 
     def api_key(self, key_id: str) -> StoredKey | None:
         row = self._db.execute(
-            "SELECT name, secret_hash, grants, revoked FROM api_keys WHERE id = ?", (key_id,)
+            "SELECT name, secret_hash, grants, revoked, priority FROM api_keys WHERE id = ?",
+            (key_id,),
         ).fetchone()
         if row is None:
             return None
-        name, secret_hash, grants, revoked = row
-        return StoredKey(key_id, name, secret_hash, _load(grants), revoked is not None)
+        name, secret_hash, grants, revoked, priority = row
+        stored = StoredKey(key_id, name, secret_hash, _load(grants), revoked is not None)
+        return replace(stored, priority=_priority(priority))
 
 
 def _dump(grants: dict[str, Role]) -> str:
@@ -89,6 +97,14 @@ def _dump(grants: dict[str, Role]) -> str:
 
 def _load(text: str) -> dict[str, Role]:
     return {ns: Role.named(role) for ns, role in json.loads(text).items()}
+
+
+def _label(priority: Priority | None) -> str | None:
+    return priority.value if priority is not None else None
+
+
+def _priority(label: str | None) -> Priority | None:
+    return Priority.named(label) if label is not None else None
 
 
 def first_admin_key(store: SqliteKeyStore, path: Path) -> bool:

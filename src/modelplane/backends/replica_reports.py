@@ -96,8 +96,10 @@ class ReplicaReports:
         kept = {u for urls in self._named.values() for u in urls}
         self._reports = {u: r for u, r in self._reports.items() if u in kept}
 
-    def reading(self, key: str, metric: ScalingMetric) -> Reading:
-        """``metric`` summed over ``key``'s named replicas; with no fresh report, why not."""
+    def reading(self, key: str, metric: ScalingMetric, held: int = 0) -> Reading:
+        """``metric`` summed over ``key``'s named replicas; with no fresh report, why not.
+        ``held``: requests the gateways hold for the model (waiting while it is saturated, or
+        for a cold start), which wait as much as those in the replicas' waiting lists."""
         urls = self._named.get(key, ())
         if not urls:
             return Reading(missing=f"no ready replica to report {metric.value}")
@@ -107,7 +109,8 @@ class ReplicaReports:
             v for r in heard if now - r.at <= STALE_SECONDS and (v := r.value(metric)) is not None
         ]
         if fresh:
-            return Reading(sum(fresh) / len(fresh) * len(urls), "", len(urls))
+            waiting = held if metric is ScalingMetric.WAITING else 0
+            return Reading(sum(fresh) / len(fresh) * len(urls) + waiting, "", len(urls))
         return Reading(missing=_why_missing(metric, heard, len(urls), now), replicas=len(urls))
 
     async def run(self) -> None:

@@ -40,6 +40,13 @@ def create(
             "rather than to a running platform."
         ),
     ] = None,
+    priority: Annotated[
+        str | None,
+        typer.Option(
+            help="interactive or batch: how its requests wait when a model is saturated "
+            "(default: the namespace's priority)."
+        ),
+    ] = None,
     server: ServerOption = DEFAULT_SERVER,
 ) -> None:
     """Create a key; it is printed once and cannot be shown again."""
@@ -49,27 +56,34 @@ def create(
         if not sep or not namespace or not role:
             raise CliError(f"--grant {item!r}: expected NAMESPACE=ROLE", exit_code=EXIT_USAGE)
         grants[namespace] = role
+    asked: dict[str, object] = {"name": name, "grants": grants}
+    if priority is not None:
+        asked["priority"] = priority
     if to_file is not None:
-        checked_name, checked = parse_grants({"name": name, "grants": grants})
-        key_id, token = add_to_file(to_file, checked_name, checked)
+        new = parse_grants(asked)
+        key_id, token = add_to_file(to_file, new.name, new.grants, new.priority)
         typer.echo(token)
         typer.echo(f"key {key_id} for {name} added to {to_file} (shown once: keep it now)",
                    err=True)  # fmt: skip
         return
-    made = ControlClient(server).call("POST", "/auth/keys", {"name": name, "grants": grants})
+    made = ControlClient(server).call("POST", "/auth/keys", asked)
     typer.echo(made["key"])
     said = ", ".join(f"{role} in {ns}" for ns, role in made["grants"].items())
+    if made.get("priority"):
+        said += f", priority {made['priority']}"
     typer.echo(f"key {made['id']} for {name}: {said} (shown once: keep it now)", err=True)
 
 
 def list_keys(server: ServerOption = DEFAULT_SERVER) -> None:
-    """Every key: id, name, grants, and whether it is revoked (never the key itself)."""
+    """Every key: id, name, grants, priority and whether it is revoked (never the key
+    itself)."""
     items = ControlClient(server).call("GET", "/auth/keys")["items"]
-    typer.echo(f"{'ID':<14}{'NAME':<20}{'CREATED':<27}{'REVOKED':<27}GRANTS")
+    typer.echo(f"{'ID':<14}{'NAME':<20}{'CREATED':<27}{'REVOKED':<27}{'PRIORITY':<13}GRANTS")
     for item in items:
         grants = ", ".join(f"{ns}={role}" for ns, role in item["grants"].items())
+        priority = item.get("priority") or "-"
         typer.echo(f"{item['id']:<14}{item['name']:<20}{item['created']:<27}"
-                   f"{item['revoked'] or '-':<27}{grants}")  # fmt: skip
+                   f"{item['revoked'] or '-':<27}{priority:<13}{grants}")  # fmt: skip
 
 
 def revoke(

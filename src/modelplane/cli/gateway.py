@@ -24,6 +24,7 @@ from modelplane.cli.errors import EXIT_USAGE, CliError
 from modelplane.cli.observing import AccessLogOption, AccessLogSampleOption, LogFormat, observed
 from modelplane.errors import MissingExtraError
 from modelplane.gateway.balancing import Balancing
+from modelplane.gateway.flow_control import FlowOptions
 from modelplane.gateway.scoring import EngineWeights
 from modelplane.security.authn import Authenticator
 from modelplane.security.key_file import FileKeyStore
@@ -46,6 +47,29 @@ EngineWeightsOption = Annotated[
         "max-waiting=1' (any of them; the others keep these defaults)."
     ),
 ]
+
+
+FlowMaxWaitingOption = Annotated[
+    int,
+    typer.Option(
+        help="Requests of the OpenAI API that may wait in the gateway per saturated model "
+        "(fair flow control: interactive before batch, namespaces in turn); 0 refuses at once."
+    ),
+]
+FlowMaxWaitOption = Annotated[
+    float,
+    typer.Option(help="Seconds a request may wait for a saturated model before a 429."),
+]
+
+
+def flow_options(max_waiting: int, max_wait: float) -> FlowOptions:
+    if max_waiting < 0:
+        raise CliError(f"--flow-max-waiting {max_waiting}: must be 0 or more", exit_code=EXIT_USAGE)
+    if max_wait <= 0:
+        raise CliError(
+            f"--flow-max-wait {max_wait:g}: must be more than 0 seconds", exit_code=EXIT_USAGE
+        )
+    return FlowOptions(max_waiting, max_wait)
 
 
 def parse_engine_weights(text: str) -> EngineWeights:
@@ -77,6 +101,8 @@ def gateway(
     ] = 60.0,
     balancing: BalancingOption = Balancing.ENGINE,
     engine_weights: EngineWeightsOption = "",
+    flow_max_waiting: FlowMaxWaitingOption = FlowOptions.max_waiting,
+    flow_max_wait: FlowMaxWaitOption = FlowOptions.max_wait,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
     log_format: LogFormat = "json",
     access_log: AccessLogOption = True,
@@ -131,6 +157,7 @@ def gateway(
             hold_timeout=hold_timeout,
             balancing=balancing,
             engine_weights=parse_engine_weights(engine_weights),
+            flow=flow_options(flow_max_waiting, flow_max_wait),
         ),
         log_level=log_level,
         authenticator=authenticator if authenticator.enabled else None,

@@ -35,10 +35,18 @@ from modelplane.cli.auth_options import (
 from modelplane.cli.caching import CacheDirOption, CacheSizeOption, replica_cache_options
 from modelplane.cli.embedded import CONTROL_BACKLOG, GATEWAY_BACKLOG, Settings, run
 from modelplane.cli.errors import EXIT_USAGE, CliError
-from modelplane.cli.gateway import BalancingOption, EngineWeightsOption, parse_engine_weights
+from modelplane.cli.gateway import (
+    BalancingOption,
+    EngineWeightsOption,
+    FlowMaxWaitingOption,
+    FlowMaxWaitOption,
+    flow_options,
+    parse_engine_weights,
+)
 from modelplane.cli.gitops import secret_from
 from modelplane.cli.observing import AccessLogOption, AccessLogSampleOption, LogFormat, observed
 from modelplane.gateway.balancing import Balancing
+from modelplane.gateway.flow_control import FlowOptions
 from modelplane.gateway.proxy import GatewayOptions
 from modelplane.gitops.repository import absolute_if_local
 from modelplane.gitops.sync import SECRET_FIELDS, GitSourceSpec
@@ -88,6 +96,8 @@ def up(
     ] = 60.0,
     balancing: BalancingOption = Balancing.ENGINE,
     engine_weights: EngineWeightsOption = "",
+    flow_max_waiting: FlowMaxWaitingOption = FlowOptions.max_waiting,
+    flow_max_wait: FlowMaxWaitOption = FlowOptions.max_wait,
     prometheus: Annotated[
         str | None,
         typer.Option(
@@ -169,6 +179,7 @@ def up(
         gateway=GatewayOptions(
             max_held=max_held, hold_timeout=hold_timeout, balancing=balancing,
             engine_weights=parse_engine_weights(engine_weights),
+            flow=flow_options(flow_max_waiting, flow_max_wait),
         ),
         prometheus=prometheus, scraping=scraping, source=source, auth=auth, oidc=oidc,
         serve_options=caching,

@@ -14,7 +14,7 @@ from modelplane.cli.models import ServerOption
 def build() -> typer.Typer:
     app = typer.Typer(
         help="Per-namespace quotas: requests per second, tokens per minute, concurrent "
-        "requests, replicas."
+        "requests, replicas, and the priority of requests waiting for a saturated model."
     )
     app.command("set")(set_quota)
     app.command("list")(list_quotas)
@@ -25,10 +25,12 @@ def build() -> typer.Typer:
 def _said(item: dict[str, object]) -> str:
     rps, concurrent = item.get("requestsPerSecond"), item.get("concurrentRequests")
     replicas, tokens = item.get("maxReplicas"), item.get("tokensPerMinute")
+    priority = item.get("priority")
     parts = [f"{rps:g} requests/s" if isinstance(rps, float | int) else "",
              f"{tokens} tokens/min" if tokens is not None else "",
              f"{concurrent} concurrent" if concurrent is not None else "",
-             f"at most {replicas} replicas" if replicas is not None else ""]  # fmt: skip
+             f"at most {replicas} replicas" if replicas is not None else "",
+             f"priority {priority}" if priority is not None else ""]  # fmt: skip
     return ", ".join(p for p in parts if p) or "no limits"
 
 
@@ -45,14 +47,24 @@ def set_quota(
         int | None,
         typer.Option("--tpm", help="Model tokens per minute (prompt and completion; OpenAI API)."),
     ] = None,
+    priority: Annotated[
+        str | None,
+        typer.Option(
+            help="interactive (default) or batch: how the namespace's requests wait when a "
+            "model is saturated (an API key's own priority comes first)."
+        ),
+    ] = None,
     server: ServerOption = DEFAULT_SERVER,
 ) -> None:
     """Set a namespace's quota (replacing the one it had); over it, requests get 429."""
     given = (("requestsPerSecond", rps), ("concurrentRequests", concurrency),
-             ("maxReplicas", max_replicas), ("tokensPerMinute", tpm))  # fmt: skip
+             ("maxReplicas", max_replicas), ("tokensPerMinute", tpm),
+             ("priority", priority))  # fmt: skip
     body = {k: v for k, v in given if v is not None}
     if not body:
-        raise CliError("give --rps, --tpm, --concurrency or --max-replicas", exit_code=EXIT_USAGE)
+        raise CliError(
+            "give --rps, --tpm, --concurrency, --max-replicas or --priority", exit_code=EXIT_USAGE
+        )
     done = ControlClient(server).call("PUT", f"/quotas/{namespace}", body)
     typer.echo(f"quota of {namespace}: {_said(done)}")
 

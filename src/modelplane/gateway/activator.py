@@ -25,7 +25,7 @@ from modelplane.gateway.balancing import (
     prefer_holding,
 )
 from modelplane.gateway.routing import Endpoint, RevisionRoute, RoutingTable
-from modelplane.gateway.scoring import EngineWeights, pick_by_engine
+from modelplane.gateway.scoring import EngineWeights, has_room, pick_by_engine
 from modelplane.telemetry import names
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
 
@@ -81,6 +81,11 @@ class Activator:
             if holding:
                 self.held[target.key] -= 1
                 self.metrics.held.labels(target.key).set(self.held[target.key])
+
+    def has_room(self, endpoint: Endpoint) -> bool:
+        """Whether ``endpoint`` takes another request now without it waiting there, by what its
+        engine last reported."""
+        return has_room(endpoint, time.monotonic(), self.weights)
 
     def _revision(self, target: paths.ModelPath, avoid: str | None) -> RevisionRoute:
         route = self.table.lookup(target.key)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from modelplane.api.engine_load import HEADER, LOAD_PATH, decode
 from modelplane.gateway.routing import Endpoint, RoutingTable
@@ -38,9 +38,15 @@ def observe(endpoint: Endpoint, headers: Mapping[str, str]) -> None:
 
 class EnginePolling:
     def __init__(
-        self, table: RoutingTable, upstream: UpstreamPool, interval: float = POLL_SECONDS
+        self,
+        table: RoutingTable,
+        upstream: UpstreamPool,
+        interval: float = POLL_SECONDS,
+        on_polled: Callable[[], None] = lambda: None,
     ) -> None:
+        """``on_polled``: told after each round of answers (room may have freed)."""
         self.table, self.upstream, self.interval = table, upstream, interval
+        self.on_polled = on_polled
 
     async def run(self) -> None:
         """Poll until cancelled."""
@@ -60,6 +66,7 @@ class EnginePolling:
         ]
         if due:
             await asyncio.gather(*(self._ask(endpoint) for endpoint in due))
+            self.on_polled()
 
     async def _ask(self, endpoint: Endpoint) -> None:
         try:

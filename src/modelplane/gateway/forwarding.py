@@ -4,8 +4,14 @@ that does not answer (or answers 503) is worth another, before any byte went to 
 within the retry budget; a canary that fails is counted against the canary and the request
 answered by the stable revision, without spending the budget (the canary's weight bounds it).
 A replica whose engine is full (429) is worth another too, without spending the budget (a
-refusal costs the replica next to nothing); when every replica is busy, the last refusal, with
-its ``Retry-After``, is the answer.
+refusal costs the replica next to nothing).
+
+A request of the OpenAI API for a saturated model waits in the gateway (``flow_control.py``):
+saturated means the replica chosen for it has no room by its engine's fresh report (every slot
+taken, and as many waiting there as engine balancing's ``max-waiting``; the balancer prefers a
+replica with room, so the chosen one lacking it means all do), or every replica asked answered
+429. A request arriving while others wait takes its place behind them. With flow control off,
+the last refusal, with its ``Retry-After``, is the answer.
 
 Every finished request is accounted once here: the gateway's metrics, the revision's analysis
 counters (with the time to the first token and per output token of generated text), its span,
@@ -26,10 +32,12 @@ from modelplane.errors import ModelNotReadyError, ReplicaFailedError
 from modelplane.gateway import paths, replies
 from modelplane.gateway.activator import Activator
 from modelplane.gateway.attempts import BUSY, REVISION_HEADER, Answer, Attempts
+from modelplane.gateway.flow_control import FlowControl
 from modelplane.gateway.requests import ProxyRequest
 from modelplane.gateway.routing import Endpoint, RoutingTable
 from modelplane.gateway.stats import RevisionStats, ServedStats
 from modelplane.gateway.usage import NO_TOKENS, Answered, GenerationClock
+from modelplane.gateway.waiting_room import Waiter
 from modelplane.telemetry import access, names, tracing
 from modelplane.telemetry.gateway_metrics import GatewayMetrics
 
@@ -76,8 +84,9 @@ class Forwarding:
         retry_ratio: float,
         traced: bool,
         answered: Answered,
+        flow: FlowControl,
     ) -> None:
-        self.table, self.activator, self.attempts = table, activator, attempts
+        self.table, self.activator, self.attempts, self.flow = table, activator, attempts, flow
         self.answered = answered
         self.metrics, self.stats, self.max_attempts = metrics, stats, max_attempts
         self.budget = RetryBudget(retry_ratio)
@@ -85,8 +94,11 @@ class Forwarding:
         self.last_request: dict[str, float] = {}  # time.monotonic() of each model's latest
         self.served: dict[str, ServedStats] = {}  # by model, as its clients saw it
 
-    async def whole(self, request: ProxyRequest) -> tuple[Answer, str]:
-        """The answer to ``request`` and the revision that gave it."""
+    async def whole(
+        self, request: ProxyRequest, receive: Receive | None = None
+    ) -> tuple[Answer, str]:
+        """The answer to ``request`` and the revision that gave it; ``receive``: the client's
+        messages, watched for its leaving while the request waits for a saturated model."""
 
         async def attempt(endpoint: Endpoint, number: int) -> Tried[Answer]:
             answer = await self.attempts.whole(
@@ -95,7 +107,7 @@ class Forwarding:
             status = answer[0] if answer is not None else 502
             return Tried(answer, status, retry=answer is None or status == 503)
 
-        answer, endpoint = await self._tries(request, attempt)
+        answer, endpoint = await self._tries(request, attempt, receive)
         answer[1][REVISION_HEADER] = endpoint.revision
         return answer, endpoint.revision
 
@@ -114,7 +126,7 @@ class Forwarding:
                 return Tried(relayed, relayed[0], retry=False)
             return Tried(relayed, relayed or 502, relayed is None, committed=relayed is not None)
 
-        relayed, endpoint = await self._tries(request, attempt)
+        relayed, endpoint = await self._tries(request, attempt, receive)
         if isinstance(relayed, tuple):  # every replica tried was busy
             status, returned, content = relayed
             returned[REVISION_HEADER] = endpoint.revision
@@ -123,11 +135,39 @@ class Forwarding:
         return relayed, endpoint.revision
 
     async def _tries(
-        self, request: ProxyRequest, attempt: Callable[[Endpoint, int], Awaitable[Tried[T]]]
+        self,
+        request: ProxyRequest,
+        attempt: Callable[[Endpoint, int], Awaitable[Tried[T]]],
+        receive: Receive | None,
     ) -> tuple[T, Endpoint]:
         target = request.target
         self.last_request[target.key] = time.monotonic()
         self.budget.request()
+        flow = self.flow if request.openai and self.flow.enabled else None
+        if flow is None:
+            answered = await self._round(request, attempt, None)
+            assert answered is not None  # without flow control a round always answers
+            return answered
+        waiter: Waiter | None = None
+        if target.key in flow.rooms:  # others wait already: no overtaking them
+            waiter = await flow.hold(target.key, request.tenant, request.priority, receive)
+        while True:
+            answered = await self._round(request, attempt, flow, check_room=waiter is None)
+            if answered is not None:
+                return answered
+            waiter = await flow.hold(target.key, request.tenant, request.priority, receive, waiter)
+
+    async def _round(
+        self,
+        request: ProxyRequest,
+        attempt: Callable[[Endpoint, int], Awaitable[Tried[T]]],
+        flow: FlowControl | None,
+        check_room: bool = False,
+    ) -> tuple[T, Endpoint] | None:
+        """One round of attempts: the answer and who gave it; None when the model is saturated
+        and, with ``flow`` control, the request may wait for room (``check_room``: before
+        sending it, by what the chosen replica last reported)."""
+        target = request.target
         tried: set[str] = set()
         avoid: str | None = None
         busy: tuple[T, Endpoint] | None = None  # the last refusal of a full engine
@@ -137,7 +177,9 @@ class Forwarding:
             except ModelNotReadyError:
                 if busy is None:
                     raise
-                return busy  # no other replica to ask: the refusal stands
+                return None if flow is not None else busy  # no other replica to ask
+            if check_room and number == 1 and not self.activator.has_room(endpoint):
+                return None
             tried.add(endpoint.id)
             on_trial = self._is_canary(target, endpoint.revision)  # as routed, not as answered
             started = time.perf_counter()
@@ -150,6 +192,8 @@ class Forwarding:
                 avoid = endpoint.revision
             fallback = avoid == endpoint.revision
             full = outcome.status == BUSY and not outcome.committed and outcome.result is not None
+            if not full and flow is not None:
+                flow.freed(target.key)  # its slot is free for a waiting request
             again = not outcome.committed and (fallback or full or outcome.retry)
             free = fallback or full  # retries the budget does not pay for
             if again and number < self.max_attempts and (free or self.budget.try_retry()):
@@ -161,6 +205,8 @@ class Forwarding:
             if outcome.result is None:
                 message = f"replica {endpoint.id} of {target.key} failed to answer"
                 raise ReplicaFailedError(message, endpoint.revision)
+            if full and flow is not None:
+                return None
             return outcome.result, endpoint
         raise AssertionError("unreachable: the last attempt returns or raises")
 

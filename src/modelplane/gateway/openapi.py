@@ -33,6 +33,14 @@ MAY_RETRY = {"Retry-After": oa.retry_after(required=False)}
 MUST_RETRY = {"Retry-After": oa.retry_after(required=True)}
 
 
+_TOO_MANY = {
+    False: "The namespace is over its quota.",
+    True: "The namespace is over its quota, or the model is saturated and its waiting room "
+    "refused the request: full, its place given to a request of higher priority or of a tenant "
+    "holding less of the room, or held past the gateway's bound.",
+}
+
+
 def _model_failures(openai: bool) -> dict[int, Schema]:
     """What the gateway, or the replica it asked, may answer for any model request."""
     missing = "no such model, or revision"
@@ -40,7 +48,7 @@ def _model_failures(openai: bool) -> dict[int, Schema]:
         missing = "no such OpenAI model (one that speaks only v2 is not)"
     return {
         404: p.error(f"The gateway routes {missing}.", openai),
-        429: p.error("The namespace is over its quota.", openai, MUST_RETRY),
+        429: p.error(_TOO_MANY[openai], openai, MUST_RETRY),
         502: p.error("No replica answered.", openai),
         503: p.error("No ready replica in time (it may be starting), or the replica is not "
                      "ready.", openai, MAY_RETRY),

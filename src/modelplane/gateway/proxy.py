@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -22,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from modelplane.api.counters import RequestCounts, RevisionCounts
 from modelplane.api.load import LoadReport, ModelLoad
+from modelplane.api.meta import DNS_LABEL
 from modelplane.errors import (
     InvalidRequestError,
     ModelNotFoundError,
@@ -34,6 +36,7 @@ from modelplane.gateway.admission import Admission
 from modelplane.gateway.attempts import Attempts
 from modelplane.gateway.balancing import Balancing
 from modelplane.gateway.engine_polling import EnginePolling
+from modelplane.gateway.flow_control import FlowControl, FlowOptions
 from modelplane.gateway.forwarding import Forwarding
 from modelplane.gateway.mirroring import Mirroring
 from modelplane.gateway.own_routes import OwnRoutes, not_allowed
@@ -41,7 +44,7 @@ from modelplane.gateway.prefix import prompt_blocks, prompt_prefix
 from modelplane.gateway.quotas import Quotas
 from modelplane.gateway.requests import ProxyRequest, proxy_request
 from modelplane.gateway.routing import RoutingTable
-from modelplane.gateway.scoring import EngineWeights
+from modelplane.gateway.scoring import EngineWeights, has_room, room_left
 from modelplane.gateway.stats import RevisionStats, ServedStats
 from modelplane.gateway.upstream import UpstreamPool
 from modelplane.gateway.usage import (
@@ -59,6 +62,9 @@ from modelplane.telemetry.gateway_metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
 
+TENANT_HEADER = b"x-modelplane-tenant"
+_NAMESPACE = re.compile(DNS_LABEL)
+
 
 @dataclass(frozen=True)
 class GatewayOptions:
@@ -72,6 +78,7 @@ class GatewayOptions:
     max_request_bytes: int = 64 * 1024 * 1024
     balancing: Balancing = Balancing.ENGINE  # for chat and completion requests
     engine_weights: EngineWeights = field(default_factory=EngineWeights)  # engine balancing's
+    flow: FlowOptions = field(default_factory=FlowOptions)  # waiting for a saturated model
 
 
 class Gateway:
@@ -104,13 +111,14 @@ class Gateway:
             weights=options.engine_weights,
         )  # fmt: skip
         self._polling: asyncio.Task[None] | None = None  # engine states, under engine balancing
+        self.flow = FlowControl(options.flow, metrics, self._has_room)
         attempts = Attempts(
             self._upstream, metrics, self._tracer, options.eject_after, options.eject_seconds
         )
         self.forwarding = Forwarding(
             table, self._activator, attempts, metrics, self._revision_stats,
             options.max_attempts, options.retry_ratio, traced=self._tracer is not None,
-            answered=lambda *finished: self.on_answered(*finished),
+            answered=lambda *finished: self.on_answered(*finished), flow=self.flow,
         )  # fmt: skip
         self.last_request = self.forwarding.last_request
         self._mirroring = Mirroring(
@@ -139,7 +147,9 @@ class Gateway:
         return stats
 
     def held(self, key: str) -> int:
-        return self._activator.held.get(key, 0)
+        """Requests held for the model: for a cold start, or waiting while it is saturated
+        (demand the autoscaler counts as in flight)."""
+        return self._activator.held.get(key, 0) + self.flow.waiting(key)
 
     def load(self, name: str) -> LoadReport:
         """This gateway's load on every model it routes, as ``name`` reports it."""
@@ -148,7 +158,7 @@ class Gateway:
         for route in self.table.routes():
             last = self.last_request.get(route.key)
             models[route.key] = ModelLoad(
-                held=self._activator.held.get(route.key, 0),
+                held=self.held(route.key),
                 idle_seconds=max(now - last, 0.0) if last is not None else None,
                 in_flight={
                     r.name: sum(e.outstanding for e in r.endpoints) for r in route.revisions
@@ -249,7 +259,24 @@ class Gateway:
             )
         counting = self.quotas.counts_tokens(target.namespace)
         reserve = reservation(path, body, document) if counting else None
-        return proxy_request(scope, target, body, document.get("stream") is True, reserve)
+        tenant = self._tenant(scope, principal) or target.namespace
+        priority = principal.priority or self.quotas.priority(tenant)
+        streaming = document.get("stream") is True
+        return proxy_request(scope, target, body, streaming, reserve, priority, tenant)
+
+    def _tenant(self, scope: Scope, principal: Principal) -> str | None:
+        """The namespace a client says it sends for (``X-Modelplane-Tenant``), one it may read:
+        its requests wait as that namespace's, with its priority, for a model of another."""
+        named = replies.header(scope, TENANT_HEADER)
+        if named is None:
+            return None
+        if len(named) > 63 or not _NAMESPACE.fullmatch(named):
+            raise InvalidRequestError(
+                f"X-Modelplane-Tenant: {named!r} is not a namespace name (lowercase letters, "
+                "digits and '-', at most 63)"
+            )
+        self.admission.authorize(principal, f"{named}/")
+        return named
 
     async def _traced(
         self, request: ProxyRequest, scope: Scope, receive: Receive, send: Send
@@ -274,7 +301,7 @@ class Gateway:
     ) -> None:
         revision = "-"
         try:
-            (status, headers, content), revision = await self.forwarding.whole(request)
+            (status, headers, content), revision = await self.forwarding.whole(request, receive)
         except Exception as exc:  # a bug here must cost one request, never the gateway
             if not isinstance(exc, ModelplaneError):
                 log.exception("proxying to %s failed", request.target.key)
@@ -323,8 +350,31 @@ class Gateway:
     def start(self) -> None:
         """Start what runs beside the requests: under engine balancing, the engine poller."""
         if self._engine_aware and self._polling is None:
-            polling = EnginePolling(self.table, self._upstream)
+            polling = EnginePolling(self.table, self._upstream, on_polled=self._polled)
             self._polling = asyncio.get_running_loop().create_task(polling.run(), name="poll")
+
+    def _has_room(self, key: str) -> bool:
+        """Whether a replica of the model ``key`` may take a request now, by its report (or
+        for want of a fresh one)."""
+        route = self.table.lookup(key)
+        if route is None:
+            return True  # gone: the request learns so when it tries
+        now, weights = time.monotonic(), self.options.engine_weights
+        endpoints = [e for revision in route.revisions for e in revision.endpoints]
+        return not endpoints or any(has_room(e, now, weights) for e in endpoints)
+
+    def _polled(self) -> None:
+        """Replicas just reported: let as many waiting requests through as they have room."""
+        now, weights = time.monotonic(), self.options.engine_weights
+        for key in list(self.flow.rooms):
+            route = self.table.lookup(key)
+            if route is None:
+                continue
+            endpoints = [e for revision in route.revisions for e in revision.endpoints]
+            free = sum(room_left(endpoint, now, weights) for endpoint in endpoints)
+            free -= self.flow.passing(key)
+            if free > 0:
+                self.flow.release(key, free)
 
     async def close(self) -> None:
         self._mirroring.cancel()

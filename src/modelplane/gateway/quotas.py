@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from modelplane.api.priority import DEFAULT_PRIORITY, Priority
 from modelplane.api.quotas import Quota
 
 
@@ -128,6 +129,11 @@ class Quotas:
             assert per_minute is not None  # a budget exists only for a token quota
             budget.rescale(per_minute, now)
 
+    def priority(self, namespace: str) -> Priority:
+        """The priority a namespace's requests wait with (an API key's own comes first)."""
+        quota = self._given.get(namespace)
+        return quota.priority if quota is not None and quota.priority else DEFAULT_PRIORITY
+
     def max_replicas(self, namespace: str) -> int | None:
         quota = self._given.get(namespace)
         return quota.max_replicas if quota is not None else None
@@ -225,4 +231,5 @@ def _share(quota: Quota, peers: int) -> Quota:
         math.ceil(concurrent / peers) if concurrent is not None else None,
         quota.max_replicas,
         math.ceil(tokens / peers) if tokens is not None else None,
+        quota.priority,
     )

@@ -21,6 +21,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from modelplane.errors import (
     ClientGoneError,
+    EngineBusyError,
     ForbiddenError,
     InvalidRequestError,
     ModelNotFoundError,
@@ -44,6 +45,7 @@ STATUS: tuple[tuple[type[ModelplaneError], int], ...] = (
     (InvalidRequestError, 400),
     (ModelNotFoundError, 404),
     (QuotaExceededError, 429),
+    (EngineBusyError, 429),  # the waiting room of a saturated model refused it
     (ClientGoneError, 499),  # nginx's: the client closed the request
     (ReplicaFailedError, 502),
     (ModelNotReadyError, 503),

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from starlette.types import Scope
 
+from modelplane.api.priority import DEFAULT_PRIORITY, Priority
 from modelplane.gateway import paths
 
 # Client headers a replica gets: content negotiation and the trace context.
@@ -22,6 +23,8 @@ class ProxyRequest:
     body: bytes
     streaming: bool = False  # the client asked for server-sent events
     reserve: int | None = None  # tokens held from the namespace's budget until answered
+    priority: Priority = DEFAULT_PRIORITY  # while it waits for a saturated model
+    tenant: str = ""  # the namespace it waits as (its model's, unless the client names one)
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -35,9 +38,13 @@ def proxy_request(
     body: bytes,
     streaming: bool = False,
     reserve: int | None = None,
+    priority: Priority = DEFAULT_PRIORITY,
+    tenant: str = "",
 ) -> ProxyRequest:
     headers = {k.decode(): v.decode("latin-1") for k, v in scope["headers"] if k in FORWARDED}
-    return ProxyRequest(target, upstream_method(scope["method"]), headers, body, streaming, reserve)
+    method = upstream_method(scope["method"])
+    tenant = tenant or target.namespace
+    return ProxyRequest(target, method, headers, body, streaming, reserve, priority, tenant)
 
 
 def upstream_method(method: str) -> str:

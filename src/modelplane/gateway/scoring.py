@@ -78,6 +78,24 @@ def score(
     return Scored(endpoint, value, queued < load.slots + weights.max_waiting)
 
 
+def has_room(endpoint: Endpoint, now: float, weights: EngineWeights) -> bool:
+    """Whether a request sent to ``endpoint`` now would find a slot (or wait behind at most
+    ``max_waiting``), by its engine's fresh report; with none, it may have."""
+    load = endpoint.engine.fresh(now, weights.stale_after)
+    if load is None:
+        return True
+    return endpoint.engine.queued(load, endpoint.outstanding) < load.slots + weights.max_waiting
+
+
+def room_left(endpoint: Endpoint, now: float, weights: EngineWeights) -> int:
+    """How many more requests ``endpoint`` takes before it has no room, by its fresh report."""
+    load = endpoint.engine.fresh(now, weights.stale_after)
+    if load is None:
+        return 0
+    queued = endpoint.engine.queued(load, endpoint.outstanding)
+    return max(0, load.slots + weights.max_waiting - queued)
+
+
 def pick_by_engine(
     endpoints: list[Endpoint],
     now: float,

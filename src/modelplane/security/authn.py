@@ -7,6 +7,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Protocol
 
+from modelplane.api.priority import Priority
 from modelplane.errors import ForbiddenError, UnauthenticatedError
 from modelplane.security import keys
 from modelplane.security.roles import ALL_NAMESPACES, ANYONE, Action, Principal, Role
@@ -23,6 +24,7 @@ class StoredKey:
     secret_hash: str
     grants: dict[str, Role]
     revoked: bool = False
+    priority: Priority | None = None  # in a gateway's waiting room; None: the namespace's
 
 
 class KeyStore(Protocol):
@@ -73,7 +75,7 @@ class Authenticator:
             raise UnauthenticatedError("the API key is not valid")
         if stored.revoked:
             raise UnauthenticatedError(f"the API key {key_id} has been revoked")
-        return Principal(stored.name, stored.grants)
+        return Principal(stored.name, stored.grants, stored.priority)
 
 
 def require(principal: Principal, action: Action, namespace: str) -> None:

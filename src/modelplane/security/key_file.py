@@ -1,7 +1,8 @@
 """API keys in a file, for a gateway with no database of its own (on a cluster: a Secret mounted
-in its pods). The file is a JSON list of ``{"id", "name", "secretHash", "grants", "revoked"}``,
-written by ``modelplane auth keys create --to-file``; never a key itself. It is read again when it
-changes (a Secret's update reaches the pods within a minute or so), at most every few seconds."""
+in its pods). The file is a JSON list of ``{"id", "name", "secretHash", "grants", "revoked"}``
+(and ``"priority"`` where the key sets one), written by ``modelplane auth keys create
+--to-file``; never a key itself. It is read again when it changes (a Secret's update reaches
+the pods within a minute or so), at most every few seconds."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from modelplane.api.priority import Priority
 from modelplane.security import keys
 from modelplane.security.authn import StoredKey
 from modelplane.security.roles import Role
@@ -53,16 +55,25 @@ class FileKeyStore:
 
 def _stored(item: dict[str, Any]) -> StoredKey:
     grants = {ns: Role.named(role) for ns, role in item["grants"].items()}
-    return StoredKey(item["id"], item["name"], item["secretHash"], grants, bool(item["revoked"]))
+    priority = item.get("priority")
+    return StoredKey(
+        item["id"], item["name"], item["secretHash"], grants, bool(item["revoked"]),
+        Priority.named(priority) if priority is not None else None,
+    )  # fmt: skip
 
 
-def add_to_file(path: Path, name: str, grants: dict[str, Role]) -> tuple[str, str]:
+def add_to_file(
+    path: Path, name: str, grants: dict[str, Role], priority: Priority | None = None
+) -> tuple[str, str]:
     """Add a new key to ``path`` (made if missing): its id, and the key itself (shown once)."""
     items = json.loads(path.read_text()) if path.exists() else []
     issued = keys.issue()
     labels = {ns: role.label for ns, role in grants.items()}
-    items.append({"id": issued.id, "name": name, "secretHash": issued.secret_hash,
-                  "grants": labels, "revoked": False})  # fmt: skip
+    item = {"id": issued.id, "name": name, "secretHash": issued.secret_hash,
+            "grants": labels, "revoked": False}  # fmt: skip
+    if priority is not None:
+        item["priority"] = priority.value
+    items.append(item)
     _write(path, items)
     return issued.id, issued.token
 

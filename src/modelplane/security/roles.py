@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from modelplane.api.priority import Priority
+
 ALL_NAMESPACES = "*"
 
 
@@ -42,10 +44,12 @@ class Action(IntEnum):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a request comes from: a key's name and its grants (namespace -> role)."""
+    """Who a request comes from: a key's name and its grants (namespace -> role), and the
+    priority its requests wait with in a gateway (None: their namespace's)."""
 
     name: str
     grants: dict[str, Role] = field(default_factory=dict)
+    priority: Priority | None = None
 
     def role_in(self, namespace: str) -> Role | None:
         here, everywhere = self.grants.get(namespace), self.grants.get(ALL_NAMESPACES)

@@ -14,6 +14,7 @@ from prometheus_client import (
 from modelplane.telemetry import names, otlp_metrics
 
 _MODEL_REVISION = [names.LABEL_MODEL, names.LABEL_REVISION]
+_MODEL_PRIORITY = [names.LABEL_MODEL, names.LABEL_PRIORITY]
 
 
 class GatewayMetrics:
@@ -52,6 +53,26 @@ class GatewayMetrics:
             names.GATEWAY_REFUSED,
             "Requests refused before any replica: unauthenticated, forbidden, over quota.",
             [names.LABEL_NAMESPACE, names.LABEL_REASON],
+            registry=r,
+        )
+        self.flow_waiting = Gauge(
+            names.GATEWAY_FLOW_WAITING,
+            "Requests waiting in the gateway for a saturated model, by priority.",
+            _MODEL_PRIORITY,
+            registry=r,
+        )
+        self.flow_wait = Histogram(
+            names.GATEWAY_FLOW_WAIT,
+            "Time a request waited in the gateway for a saturated model's replica to have room.",
+            _MODEL_PRIORITY,
+            buckets=names.LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.flow_shed = Counter(
+            names.GATEWAY_FLOW_SHED,
+            "Requests refused by the waiting room of a saturated model: full, priority or "
+            "fair_share (shed for another), timeout (waited too long), disconnected.",
+            [*_MODEL_PRIORITY, names.LABEL_REASON],
             registry=r,
         )
 

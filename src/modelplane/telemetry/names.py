@@ -117,6 +117,11 @@ GATEWAY_IN_FLIGHT = "modelplane_gateway_in_flight_requests"
 GATEWAY_HELD = "modelplane_gateway_held_requests"
 GATEWAY_RETRIES = "modelplane_gateway_retries"
 GATEWAY_REFUSED = "modelplane_gateway_refused_requests"
+# Fair flow control: requests waiting for a saturated model, how long they waited, those shed.
+GATEWAY_FLOW_WAITING = "modelplane_gateway_flow_waiting_requests"
+GATEWAY_FLOW_WAIT = "modelplane_gateway_flow_wait_seconds"
+GATEWAY_FLOW_SHED = "modelplane_gateway_flow_shed_requests"
+LABEL_PRIORITY = "priority"
 LABEL_NAMESPACE = "model_namespace"  # not "namespace": the scrape target has that one
 LABEL_REASON = "reason"
 LABEL_REVISION = "revision"

@@ -63,7 +63,7 @@ class ClusterDemand:
             self.reports.forget(key)
             return None
         self.reports.track(key, ready_pod_urls(self.caches.owned("Pod", key).values(), revision))
-        return self.reports.reading(key, scaling.metric)
+        return self.reports.reading(key, scaling.metric, self.load.held(key))
 
     def decided(self, key: str, scaling: Scaling, wanted: int, demand: Demand) -> None:
         """A pass wanted ``wanted`` replicas for ``key``'s serving revision, on ``demand``."""

@@ -354,7 +354,7 @@ class Controller:
             return None
         ready = self.supervisor.ready_endpoints(model.key, revision)
         self.reports.track(model.key, (url for _, url in ready))
-        return self.reports.reading(model.key, metric)
+        return self.reports.reading(model.key, metric, self.load.held(model.key))
 
     def _replica_cap(self, model: Model) -> ReplicaCap | None:
         """The namespace's replica cap and what its Models claim, oldest first."""

@@ -125,6 +125,15 @@ _INCIDENTS = _statements(
 )"""
 )
 
+
+# Version 5: an API key's priority in the gateway's waiting room (``api.priority``); NULL: the
+# namespace's. Added only where missing, as version 1 adopts a file's tables as they are.
+def _key_priority(db: sqlite3.Connection) -> None:
+    columns = {row[1] for row in db.execute("PRAGMA table_info(api_keys)")}
+    if "priority" not in columns:
+        db.execute("ALTER TABLE api_keys ADD COLUMN priority TEXT")
+
+
 # In order; the N-th brings a file from version N-1 to N. Append only: never edit one that has
 # shipped, since files out there are at its version already.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -132,6 +141,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _RELEASE_MILESTONES,
     _USAGE,
     _INCIDENTS,
+    _key_priority,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
