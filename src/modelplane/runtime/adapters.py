@@ -146,7 +146,12 @@ class Adapters:
     @contextlib.asynccontextmanager
     async def lease(self, name: str) -> AsyncIterator[str]:
         """The engine's key of adapter ``name``, loaded and held for the lease's life."""
-        loaded = await self._ready(name)
+        while True:
+            loaded = await self._ready(name)
+            # A request that waited for the load resumes after it: meanwhile a trim may have
+            # dropped the adapter (it had no user yet). Held from here on, it is never freed.
+            if self._loaded.get(name) is loaded:
+                break
         self._users[loaded.key] += 1  # before anything is freed: see _trim
         if len(self._loaded) > self._max_loaded() or self._retired:
             self._spawn_trim()
