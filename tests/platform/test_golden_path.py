@@ -12,7 +12,7 @@ import pytest
 
 from tests.gitops.test_sync import _git, commit
 from tests.platform.conftest import Platform, wait_for
-from tests.platform.test_rollouts import events, rollout_phase
+from tests.platform.test_rollouts import events, wait_phase
 from tests.processes import modelplane
 from tests.traffic import steady_load
 
@@ -69,7 +69,7 @@ def test_init_push_register_merge_and_the_canary_is_promoted(
             commit(work, {"models/iris.yaml": batched}, "Batch iris by 8")
             _git(work, "push", "-q", str(remote), "main")  # the pull request, merged
             assert httpx.post(f"{platform.api}/gitops/webhook", timeout=5).status_code == 202
-            wait_for(lambda: rollout_phase(platform, "iris") == "Promoted", "promotion", 120)
+            wait_phase(platform, "iris", "Promoted", 120)
         assert [k for k in outcomes if not k.startswith("200")] == []
         assert {k.split()[1] for k in outcomes} == {"iris-r1", "iris-r2"}
         status = platform.model("iris")["status"]

@@ -14,7 +14,7 @@ from modelplane.backends.prometheus import PrometheusSource
 from modelplane.control.analysis import Window
 from modelplane.errors import MetricsUnavailableError
 from tests.platform.conftest import Platform, wait_for
-from tests.platform.test_rollouts import CANARY, events, flaky, rollout_phase, steady_load
+from tests.platform.test_rollouts import CANARY, events, flaky, steady_load, wait_phase
 from tests.processes import free_port
 from tests.prometheus import PrometheusServer
 from tests.traffic import ROW
@@ -94,7 +94,7 @@ def test_bad_canary_is_rolled_back_on_prometheus_numbers(
     platform.wait_condition("scraped-bad", "Ready", "True", "RevisionReady")
     with steady_load(platform, "scraped-bad") as outcomes:
         platform.cli("apply", "-f", str(canary_model(path, "scraped-bad", fail=True)))
-        wait_for(lambda: rollout_phase(platform, "scraped-bad") == "RolledBack", "rollback", 90)
+        wait_phase(platform, "scraped-bad", "RolledBack", 90)
     assert [k for k in outcomes if not k.startswith("200")] == []
     analysis = platform.model("scraped-bad")["status"]["rollout"]["lastAnalysis"]
     failed = {m["name"]: m for m in analysis["metrics"] if not m["passed"]}
@@ -112,7 +112,7 @@ def test_good_canary_is_promoted_on_prometheus_numbers(
     with steady_load(platform, "scraped-good") as outcomes:
         path.write_text(path.read_text() + "  batching: {maxBatchSize: 4}\n")
         platform.cli("apply", "-f", str(path))
-        wait_for(lambda: rollout_phase(platform, "scraped-good") == "Promoted", "promotion", 90)
+        wait_phase(platform, "scraped-good", "Promoted", 90)
     assert [k for k in outcomes if not k.startswith("200")] == []
     analysis = platform.model("scraped-good")["status"]["rollout"]["lastAnalysis"]
     requests = analysis["metrics"]

@@ -42,6 +42,18 @@ def rollout_phase(platform: Platform, name: str) -> str | None:
     return rollout.get("phase")
 
 
+def wait_phase(platform: Platform, name: str, phase: str, timeout: float) -> None:
+    """Until the rollout of ``name`` is in ``phase``; past ``timeout``, fail with where it is
+    and the Model's events (a rollout that went elsewhere says why there)."""
+    try:
+        wait_for(lambda: rollout_phase(platform, name) == phase, f"{name} {phase}", timeout)
+    except AssertionError as exc:
+        rollout = platform.model(name)["status"].get("rollout")
+        raise AssertionError(
+            f"{exc}; rollout: {rollout}; events: {events(platform, name)}"
+        ) from exc
+
+
 def test_good_canary_is_promoted_step_by_step(platform: Platform, tmp_path: Path) -> None:
     platform.cli("apply", "-f", str(flaky(tmp_path / "m.yaml", "canary-good", fail=False)))
     platform.wait_condition("canary-good", "Ready", "True", "RevisionReady")
@@ -50,7 +62,7 @@ def test_good_canary_is_promoted_step_by_step(platform: Platform, tmp_path: Path
         changed = flaky(tmp_path / "m.yaml", "canary-good", fail=False).read_text()
         (tmp_path / "m.yaml").write_text(changed + "  batching: {maxBatchSize: 4}\n")
         platform.cli("apply", "-f", str(tmp_path / "m.yaml"))
-        wait_for(lambda: rollout_phase(platform, "canary-good") == "Promoted", "promotion", 90)
+        wait_phase(platform, "canary-good", "Promoted", 90)
     assert [k for k in outcomes if not k.startswith("200")] == []
     assert {k.split()[1] for k in outcomes} == {"canary-good-r1", "canary-good-r2"}
     status = platform.model("canary-good")["status"]
@@ -72,7 +84,7 @@ def test_bad_canary_is_rolled_back_with_the_failing_metric(
     platform.wait_condition("canary-bad", "Ready", "True", "RevisionReady")
     with steady_load(platform, "canary-bad") as outcomes:
         platform.cli("apply", "-f", str(flaky(tmp_path / "m.yaml", "canary-bad", fail=True)))
-        wait_for(lambda: rollout_phase(platform, "canary-bad") == "RolledBack", "rollback", 90)
+        wait_phase(platform, "canary-bad", "RolledBack", 90)
         before = sum(outcomes.values())
         wait_for(lambda: sum(outcomes.values()) > before + 50, "more traffic", 30)
         after_rollback = Counter(outcomes)
@@ -99,7 +111,7 @@ def test_rollout_commands_steer_a_canary(platform: Platform, tmp_path: Path) -> 
     second = tmp_path / "m2.yaml"
     second.write_text(first.read_text() + "  batching: {maxBatchSize: 4}\n")
     platform.cli("apply", "-f", str(second))
-    wait_for(lambda: rollout_phase(platform, "steered") == "Progressing", "canary at step 1", 60)
+    wait_phase(platform, "steered", "Progressing", 60)
     wait_for(
         lambda: "steered-r2 20%" in platform.cli("rollout", "status", "steered").stdout, "20%", 30
     )
@@ -108,11 +120,11 @@ def test_rollout_commands_steer_a_canary(platform: Platform, tmp_path: Path) -> 
     assert "Traffic:   steered-r1 80%, steered-r2 20%" in shown
 
     assert platform.cli("rollout", "pause", "steered").stdout.strip().endswith("pause requested")
-    wait_for(lambda: rollout_phase(platform, "steered") == "Paused", "paused", 30)
+    wait_phase(platform, "steered", "Paused", 30)
     platform.cli("rollout", "resume", "steered")
-    wait_for(lambda: rollout_phase(platform, "steered") == "Progressing", "resumed", 30)
+    wait_phase(platform, "steered", "Progressing", 30)
     platform.cli("rollout", "promote", "steered")
-    wait_for(lambda: rollout_phase(platform, "steered") == "Promoted", "promoted", 30)
+    wait_phase(platform, "steered", "Promoted", 30)
     assert platform.model("steered")["status"]["stableRevision"] == "steered-r2"
 
     undo = platform.cli("rollout", "undo", "steered")
@@ -123,7 +135,7 @@ def test_rollout_commands_steer_a_canary(platform: Platform, tmp_path: Path) -> 
         60,
     )
     platform.cli("rollout", "abort", "steered")
-    wait_for(lambda: rollout_phase(platform, "steered") == "RolledBack", "aborted", 30)
+    wait_phase(platform, "steered", "RolledBack", 30)
     history = platform.cli("rollout", "history", "steered").stdout
     for line in (
         "steered-r1",
@@ -153,7 +165,7 @@ def test_canary_that_predicts_differently_is_rolled_back_on_shadow_traffic(
     different.write_text(first.read_text().replace("fail: 'false'", "fail: 'false', label: '2'"))
     with steady_load(platform, "shadowed") as outcomes:
         platform.cli("apply", "-f", str(different))
-        wait_for(lambda: rollout_phase(platform, "shadowed") == "RolledBack", "rollback", 90)
+        wait_phase(platform, "shadowed", "RolledBack", 90)
     assert [k for k in outcomes if not k.startswith("200")] == []  # nothing failed for clients
     stalled = platform.condition("shadowed", "Stalled")
     assert "disagreement 1 exceeds 0.05" in stalled["message"]
