@@ -22,7 +22,8 @@ from tests.kubernetes.controlplane import ControlPlane, wait_until
 from tests.kubernetes.converging import assert_recovered, settle, start_change
 from tests.kubernetes.operating import RunningOperator
 
-pytestmark = pytest.mark.slow
+# Beyond the cluster tests' 2 minutes: settling (3 min at most), the fault, recovery (4 min).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(540, func_only=True)]
 
 OUTAGE_SECONDS = 5  # shorter than the operator's lease, longer than its renewal period
 RENEW_DEADLINE = LeaseTiming().renew_deadline

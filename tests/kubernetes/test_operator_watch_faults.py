@@ -21,7 +21,8 @@ from tests.kubernetes.converging import apply, assert_converged, settle
 from tests.kubernetes.operating import RunningOperator
 from tests.kubernetes.partition import Relay
 
-pytestmark = pytest.mark.slow
+# Beyond the cluster tests' 2 minutes: settling (3 min at most), a minute's partition, recovery.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420, func_only=True)]
 
 PARTITION_SECONDS = 60
 

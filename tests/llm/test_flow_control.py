@@ -26,8 +26,10 @@ ONE_SLOT = """\
     contextLength: 4096
     timeoutSeconds: 120
   runtime:
-    parameters: {parallel: "1"}
+    parameters: {parallel: "1", maxWaiting: "0"}
 """
+# No waiting list in the replica: one the gateway sent to while its report was stale (a late
+# poll on a loaded machine) is refused and held again, so the gateway's room is the only queue.
 WAITING = "modelplane_gateway_flow_waiting_requests"
 SHED = "modelplane_gateway_flow_shed_requests_total"
 MAX_WAIT = 6.0
