@@ -640,7 +640,10 @@ def test_the_gateway_routes_on_while_the_api_server_is_down(
     _apply(control_plane, iris("steady", spec + "  resources: {cpu: 200m}\n"))
 
     def new_revision_answers() -> bool:
-        reply = gateway.infer("steady")
+        try:  # a request the gateway holds for the new revision's first pod may outlast this
+            reply = gateway.infer("steady", timeout=10)
+        except httpx.TimeoutException:
+            return False
         return reply.status_code == 200 and reply.headers["x-modelplane-revision"] == "steady-r2"
 
     # The operator writes the new Deployment within seconds; kube-controller-manager's informers

@@ -271,6 +271,17 @@ def test_a_full_engine_is_passed_over_for_a_replica_with_room_then_its_refusal_s
 
     wait_for(both_ready, "two ready replicas", 90)
     url = f"{platform.gateway}/v1/completions"
+    asked = iter(range(1000))
+
+    def both_routed() -> bool:
+        """Each replica has answered the gateway (a new prompt goes to the idler one)."""
+        hello = {"model": "crowded", "prompt": f"Hello {next(asked)}", "max_tokens": 1}
+        assert httpx.post(url, json=hello, timeout=60).status_code == 200
+        pids = platform.replica_pids("crowded-r1")
+        answered = "modelplane_runtime_prompt_tokens_total"
+        return all(runtime_metric(platform, "crowded-r1", answered, pid) > 0 for pid in pids)
+
+    wait_for(both_routed, "both replicas routed by the gateway", 60)
     # Long enough to hold a slot throughout (this seed's story ends no sooner); one prompt, so
     # the balancer sends each to the replica that holds it until that one is full.
     long = {"model": "crowded", "prompt": "Tell me a story", "max_tokens": 4000, "seed": 3,
