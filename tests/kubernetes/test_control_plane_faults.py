@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from modelplane.backends.kubernetes.leadership import LeaseTiming
 from tests.kubernetes.controlplane import ControlPlane, wait_until
 from tests.kubernetes.converging import assert_recovered, settle, start_change
 from tests.kubernetes.operating import RunningOperator
@@ -26,7 +25,6 @@ from tests.kubernetes.operating import RunningOperator
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(540, func_only=True)]
 
 OUTAGE_SECONDS = 5  # shorter than the operator's lease, longer than its renewal period
-RENEW_DEADLINE = LeaseTiming().renew_deadline
 
 
 @pytest.fixture(scope="module")
@@ -47,15 +45,9 @@ def test_the_api_server_restarted_mid_reconcile(
 ) -> None:
     settle(control_plane, "restarted")
     start_change(control_plane, operator, "restarted", 2)
-    crashed = time.monotonic()
     with control_plane.down("kube-apiserver", crash=True):
         time.sleep(OUTAGE_SECONDS)  # a loaded API server takes as long to start again
-    unavailable = time.monotonic() - crashed  # down, then starting until ready
-    if restarted_if_stepped_down(operator):
-        # Only a restart that outlasted the renew deadline may cost the lease (a loaded
-        # machine's API server can take that long to start).
-        assert unavailable > RENEW_DEADLINE - 2, f"lease lost to {unavailable:.0f} s down"
-    assert_recovered(control_plane, "restarted", "restarted-r2", time.monotonic())
+    assert_recovered(control_plane, "restarted", "restarted-r2", time.monotonic(), operator)
     wait_until(operator.leading, "the operator leading", 30)
 
 
@@ -74,16 +66,5 @@ def test_etcd_stopped_under_a_running_api_server(
             "the API server failing its readiness without etcd",
         )
         time.sleep(10)  # the fault lasts: the operator's retries meet it again and again
-    restarted_if_stepped_down(operator)
-    assert_recovered(control_plane, "etcd-down", "etcd-down-r2", time.monotonic())
+    assert_recovered(control_plane, "etcd-down", "etcd-down-r2", time.monotonic(), operator)
     wait_until(operator.leading, "the operator leading again", 30)
-
-
-def restarted_if_stepped_down(operator: RunningOperator) -> bool:
-    """Whether the operator exited: its lease could not be renewed within the deadline, so the
-    leader stepped down, as it must. Its pod's restart policy starts it again; so does this."""
-    if operator.process.poll() is None:
-        return False
-    operator.stop()
-    operator.start()
-    return True
