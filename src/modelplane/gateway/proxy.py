@@ -360,7 +360,7 @@ class Gateway:
         if route is None:
             return True  # gone: the request learns so when it tries
         now, weights = time.monotonic(), self.options.engine_weights
-        endpoints = [e for revision in route.revisions for e in revision.endpoints]
+        endpoints = route.endpoints()
         return not endpoints or any(has_room(e, now, weights) for e in endpoints)
 
     def _polled(self) -> None:
@@ -370,7 +370,7 @@ class Gateway:
             route = self.table.lookup(key)
             if route is None:
                 continue
-            endpoints = [e for revision in route.revisions for e in revision.endpoints]
+            endpoints = route.endpoints()
             free = sum(room_left(endpoint, now, weights) for endpoint in endpoints)
             free -= self.flow.passing(key)
             if free > 0:

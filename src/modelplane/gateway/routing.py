@@ -60,6 +60,10 @@ class ModelRoute:
     def revision(self, name: str) -> RevisionRoute | None:
         return next((r for r in self.revisions if r.name == name), None)
 
+    def endpoints(self) -> list[Endpoint]:
+        """Every replica of every revision the model routes to."""
+        return [e for revision in self.revisions for e in revision.endpoints]
+
 
 def model_key(name: str) -> str:
     """``name`` or ``namespace/name`` as the table's key."""
